@@ -1,0 +1,89 @@
+"""Shared JSON mechanics: a strict, exact decoder and a Decimal-preserving encoder."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from ._values import BadNumber
+from .errors import BadRequest
+
+MAX_DEPTH = 32
+_MAX_NUMBER_LENGTH = 40
+
+
+def _number(literal: str) -> Decimal | BadNumber:
+    if "e" in literal or "E" in literal or len(literal) > _MAX_NUMBER_LENGTH:
+        return BadNumber(literal)
+    return Decimal(literal)
+
+
+def _integer(literal: str) -> int | BadNumber:
+    if len(literal) > _MAX_NUMBER_LENGTH:
+        return BadNumber(literal)
+    return int(literal)
+
+
+def _constant(name: str) -> object:
+    raise BadRequest(f"{name} is not valid JSON")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result and result[key] != value:
+            raise BadRequest(f"Duplicate key {key!r} with different values")
+        result[key] = value
+    return result
+
+
+def loads(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse a JSON body: UTF-8 only, numbers kept as their exact Decimal literal.
+
+    Refuses NaN/Infinity, duplicate keys that disagree and nesting past `max_depth`.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("Body is not valid UTF-8") from exc
+    try:
+        document = json.loads(
+            text,
+            parse_float=_number,
+            parse_int=_integer,
+            parse_constant=_constant,
+            object_pairs_hook=_object,
+        )
+    except RecursionError as exc:
+        raise BadRequest("JSON nested too deeply") from exc
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    if _depth(document, max_depth) > max_depth:
+        raise BadRequest("JSON nested too deeply")
+    return document
+
+
+def _depth(value: Any, limit: int, level: int = 1) -> int:
+    if level > limit:
+        return level
+    if isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return level - 1
+    return max((_depth(child, limit, level + 1) for child in children), default=level)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(format(value, "f"))
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def dumps(document: Any) -> bytes:
+    """Encode to JSON bytes; a Decimal becomes a JSON number with its exact digits."""
+    return orjson.dumps(document, default=_default)

@@ -1,0 +1,137 @@
+"""Strict parsing and vendor-style formatting of scalar wire values (money, dates, ids)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+_AMOUNT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_INTEGER = re.compile(r"(?:0|[1-9][0-9]{0,17})")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[T ](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)"
+    r"\s?(?P<tz>Z|UTC|[+-][0-9]{2}:?[0-9]{2})?"
+)
+MAX_DIGITS = 14
+MAX_DECIMALS = 2
+CENT = Decimal("0.01")
+
+
+class BadNumber(str):
+    """A JSON number literal no amount or id may be: exponent form or absurdly long."""
+
+
+class ValueProblem(ValueError):
+    """A wire value that cannot be taken as it is; the message is for the caller."""
+
+
+def parse_amount(value: object, *, decimals: int = MAX_DECIMALS) -> Decimal:
+    """A money amount from a wire value, exact or refused: never rounded, never a float.
+
+    JSON numbers arrive as Decimal (parsed from their literal) or int; strings must
+    be plain decimal literals (no exponent, sign of plus, spaces or underscores).
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, BadNumber):
+        raise ValueProblem("is not a plain decimal number")
+    if isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueProblem("is not a number")
+        amount = value
+    elif isinstance(value, str) and _AMOUNT.fullmatch(value):
+        amount = Decimal(value)
+    else:
+        raise ValueProblem("is not a number")
+    places = _decimals(amount)
+    if places > decimals:
+        raise ValueProblem(f"must have at most {decimals} decimal places")
+    whole = max(0, amount.adjusted() + 1) if amount else 0
+    if whole + places > MAX_DIGITS:
+        raise ValueProblem(f"must have at most {MAX_DIGITS} digits")
+    return amount.quantize(CENT)
+
+
+def _decimals(amount: Decimal) -> int:
+    """Significant decimal places: `5.10` has one, `5.000` none."""
+    exponent = amount.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def parse_integer(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueProblem("is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)
+    raise ValueProblem("is not an integer")
+
+
+def parse_date(value: object) -> date:
+    """A calendar date; a datetime is accepted and its date (in UTC) taken."""
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+        raise ValueProblem("is not a valid date")
+    return parse_datetime(value).date()
+
+
+def parse_datetime(value: object) -> datetime:
+    """An instant, in UTC. A date alone is midnight UTC; no zone means UTC, as Rails did."""
+    if not isinstance(value, str):
+        raise ValueProblem("is not a date")
+    if _DATE.fullmatch(value):
+        try:
+            return datetime.combine(date.fromisoformat(value), time(), UTC)
+        except ValueError as exc:
+            raise ValueProblem("is not a valid date") from exc
+    match = _DATETIME.fullmatch(value)
+    if match is None:
+        raise ValueProblem("is not a valid datetime")
+    tz = match["tz"] or "Z"
+    tz = "+00:00" if tz in ("Z", "UTC") else tz
+    try:
+        parsed = datetime.fromisoformat(f"{match['date']}T{match['time']}{tz}")
+    except ValueError as exc:
+        raise ValueProblem("is not a valid datetime") from exc
+    return parsed.astimezone(UTC)
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in ("1", "true", 1):
+        return True
+    if value in ("0", "false", 0, ""):
+        return False
+    raise ValueProblem("is not a boolean")
+
+
+def rails_decimal(amount: Decimal) -> str:
+    """Ruby's BigDecimal/Float to_s as Rails put it in XML: `1238.0`, `12.34`."""
+    text = format(amount.normalize(), "f")
+    return text if "." in text else f"{text}.0"
+
+
+def js_number(amount: Decimal) -> Decimal:
+    """The number a JavaScript API would print: no trailing zeros, `3000`, `100.5`."""
+    normal = amount.normalize()
+    return normal.quantize(Decimal(1)) if normal == normal.to_integral_value() else normal
+
+
+def iso_z(moment: datetime, *, millis: bool = False) -> str:
+    """`2008-02-14T00:00:00Z`, or with milliseconds as JavaScript's toISOString."""
+    moment = moment.astimezone(UTC)
+    if millis:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_offset(moment: datetime) -> str:
+    """`2007-12-13T12:12:00+00:00`."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()

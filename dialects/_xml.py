@@ -1,0 +1,155 @@
+"""Shared XML mechanics: a hardened parser and Rails-style typed element documents."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
+
+from lxml import etree
+
+from .errors import BadRequest
+
+DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+_XINCLUDE = "{http://www.w3.org/2001/XInclude}"
+_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY", b"<!ELEMENT", b"<!ATTLIST")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much structure one XML document may have."""
+
+    max_depth: int = 32
+    max_elements: int = 10_000
+    max_attributes: int = 16
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
+
+
+_PARSER = _parser()
+
+
+def parse(body: bytes, limits: Limits = Limits()) -> etree._Element:
+    """Parse an untrusted XML body, refusing any DTD, entity, XInclude or excess.
+
+    Only UTF-8 (or its ASCII subset) is accepted; nothing is ever fetched.
+    """
+    head = body.lstrip()[:200]
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in body[:4]:
+        raise BadRequest("XML must be encoded in UTF-8")
+    declared = _ENCODING.match(head)
+    if declared and declared.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii", b"ascii"):
+        raise BadRequest("XML must be encoded in UTF-8")
+    if any(marker in body for marker in _FORBIDDEN):
+        raise BadRequest("XML with a DOCTYPE or entity declarations is not accepted")
+    try:
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise BadRequest(f"Malformed XML: {exc.msg}") from exc
+    if root is None or root.getroottree().docinfo.doctype:
+        raise BadRequest("XML with a DOCTYPE or entity declarations is not accepted")
+    _check_structure(root, limits)
+    return root
+
+
+def _check_structure(root: etree._Element, limits: Limits) -> None:
+    count = 0
+    for element in root.iter():
+        count += 1
+        if count > limits.max_elements:
+            raise BadRequest(f"XML has more than {limits.max_elements} elements")
+        if not isinstance(element.tag, str):
+            raise BadRequest("XML entity references are not accepted")
+        if element.tag.startswith(_XINCLUDE):
+            raise BadRequest("XInclude is not accepted")
+        if len(element.attrib) > limits.max_attributes:
+            raise BadRequest(f"XML element has more than {limits.max_attributes} attributes")
+    depth = _depth(root, limits.max_depth)
+    if depth > limits.max_depth:
+        raise BadRequest(f"XML nested deeper than {limits.max_depth} levels")
+
+
+def _depth(root: etree._Element, limit: int) -> int:
+    deepest, stack = 1, [(root, 1)]
+    while stack:
+        element, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            break
+        stack.extend((child, level + 1) for child in element)
+    return deepest
+
+
+def local(tag: str) -> str:
+    """An element name as a field key: namespace dropped, dashes made underscores."""
+    return tag.rpartition("}")[2].replace("-", "_")
+
+
+def record(element: etree._Element) -> dict[str, str | None]:
+    """The scalar children of a record element; `nil="true"` reads as None."""
+    fields: dict[str, str | None] = {}
+    for child in element:
+        if len(child):
+            raise BadRequest(f"Element <{child.tag}> must hold a value, not elements")
+        key = local(str(child.tag))
+        if key in fields:
+            raise BadRequest(f"Element <{child.tag}> appears twice")
+        nil = child.get("nil") == "true"
+        fields[key] = None if nil else (child.text or "")
+    return fields
+
+
+def records(root: etree._Element, item: str) -> list[dict[str, str | None]]:
+    """The records of a `type="array"` list whose items are named `item`."""
+    items = []
+    for child in root:
+        if local(str(child.tag)) != local(item):
+            raise BadRequest(f"Unexpected <{child.tag}> in <{root.tag}>")
+        items.append(record(child))
+    return items
+
+
+# A field as it goes on the wire: (element name, value text or None for nil, type).
+XmlField = tuple[str, str | None, str | None]
+
+
+def element(name: str, fields: Iterable[XmlField], indent: str = "") -> str:
+    inner = indent + "  "
+    lines = [f"{indent}<{name}>"]
+    for tag, value, kind in fields:
+        typed = f" type={quoteattr(kind)}" if kind else ""
+        if value is None:
+            lines.append(f'{inner}<{tag}{typed} nil="true"/>')
+        else:
+            lines.append(f"{inner}<{tag}{typed}>{escape(value)}</{tag}>")
+    lines.append(f"{indent}</{name}>")
+    return "\n".join(lines)
+
+
+def document(name: str, fields: Iterable[XmlField]) -> bytes:
+    return DECLARATION + element(name, fields).encode() + b"\n"
+
+
+def array(name: str, item: str, rows: Sequence[Iterable[XmlField]]) -> bytes:
+    body = "\n".join(element(item, fields, "  ") for fields in rows)
+    inner = f"\n{body}\n" if rows else ""
+    return DECLARATION + f'<{name} type="array">{inner}</{name}>\n'.encode()
+
+
+def errors(messages: Iterable[str]) -> bytes:
+    """Rails' validation error document."""
+    body = "".join(f"\n  <error>{escape(message)}</error>" for message in messages)
+    return DECLARATION + f"<errors>{body}\n</errors>\n".encode()

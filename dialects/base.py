@@ -1,0 +1,284 @@
+"""The dialect contract and its field-table machinery, shared by all four codecs.
+
+A dialect declares its name, formats, field table and method table; the base
+classes here turn those tables into decode/encode for payments, lists and errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, ClassVar, Literal
+
+from . import _values
+from .errors import BadRequest, GatewayError, ValidationFailed
+from .model import ZERO, Method, Payment
+
+Format = Literal["xml", "json"]
+WireId = int | str
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_TEXT = 4000
+
+
+class Kind(Enum):
+    """How a field's value is read and written."""
+
+    ID = "id"
+    INVOICE_ID = "invoice_id"
+    AMOUNT = "amount"
+    MONEY = "money"
+    DATE = "date"
+    DATETIME = "datetime"
+    TEXT = "text"
+    METHOD = "method"
+    BOOL = "bool"
+    CONST = "const"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One field of a dialect's payment document.
+
+    `attr` is the canonical Payment attribute (or a request option such as
+    `mark_invoice_paid`); `writable=False` marks what the server owns: it is read
+    from documents for translation but never taken from a request.
+    """
+
+    wire: str
+    attr: str
+    kind: Kind
+    xml_type: str | None = None
+    writable: bool = True
+    value: Callable[[Payment], object] | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded payment document: the fields it carried, and the request options."""
+
+    payment: Payment
+    provided: frozenset[str]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def writable(self) -> dict[str, Any]:
+        """The client-owned fields the document carried, ready to store."""
+        values = {name: getattr(self.payment, name) for name in self.provided}
+        if "method" in self.provided:
+            values["method_label"] = self.payment.method_label
+            values["origin"] = self.payment.origin
+        return values
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An encoded error: status, extra headers and body."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Dialect:
+    """Base of every dialect codec; subclasses declare tables and override the rest."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[Format, ...]]
+    root: ClassVar[str]
+    fields: ClassVar[tuple[Spec, ...]]
+    methods: ClassVar[Mapping[str, Method]] = {}
+    method_words: ClassVar[Mapping[Method, str]] = {}
+    method_fallback: ClassVar[str | None] = None
+    required: ClassVar[frozenset[str]] = frozenset()
+    statuses: ClassVar[Mapping[str, int]] = {}
+    max_notes: ClassVar[int] = MAX_TEXT
+
+    # --- ids: one bijection per dialect over the canonical integer ids ---------
+
+    def wire_id(self, number: int) -> WireId:
+        return number
+
+    def parse_id(self, text: object) -> int | None:
+        """A canonical id from this dialect's id form, or None if it cannot be one."""
+        try:
+            number = _values.parse_integer(text)
+        except _values.ValueProblem:
+            return None
+        return number if number > 0 else None
+
+    # --- payments -------------------------------------------------------------
+
+    def decode_payment(self, body: bytes, fmt: Format) -> Decoded:
+        return self.decode_fields(self.payment_fields(body, fmt))
+
+    def payment_fields(self, body: bytes, fmt: Format) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def decode_fields(self, raw: Mapping[str, Any]) -> Decoded:
+        values: dict[str, Any] = {}
+        options: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        index = self._index()
+        for key, value in raw.items():
+            spec = index.get(self.normalise(key))
+            if spec is None or spec.kind is Kind.CONST:
+                continue
+            try:
+                decoded = self.read(spec, value)
+            except _values.ValueProblem as exc:
+                problems[spec.attr] = str(exc)
+                continue
+            if spec.kind is Kind.METHOD and decoded is not None:
+                values["method_label"] = value
+                values["origin"] = self.name
+            target = values if spec.attr in Payment.model_fields else options
+            target[spec.attr] = decoded
+        if problems:
+            raise ValidationFailed(fields=problems)
+        provided = frozenset(
+            spec.attr for spec in self.fields if spec.writable and spec.attr in values
+        )
+        return Decoded(Payment(**values), provided, options)
+
+    def check_create(self, decoded: Decoded) -> None:
+        """Refuse a create request that lacks what this dialect requires."""
+        missing = {attr: "can't be blank" for attr in self.required if attr not in decoded.provided}
+        if missing:
+            raise ValidationFailed(fields=missing)
+
+    def encode_payment(self, payment: Payment, fmt: Format, warnings: list[str] | None = None) -> bytes:
+        raise NotImplementedError
+
+    def encode_payments(
+        self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        raise NotImplementedError
+
+    def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
+        raise NotImplementedError
+
+    # --- field reading and writing -------------------------------------------
+
+    def normalise(self, key: str) -> str:
+        return key
+
+    @classmethod
+    def shown(cls) -> tuple[Spec, ...]:
+        """The fields a payment document carries (request-only options left out)."""
+        return tuple(
+            spec for spec in cls.fields if spec.value is not None or spec.attr in Payment.model_fields
+        )
+
+    def _index(self) -> dict[str, Spec]:
+        cached: dict[str, Spec] | None = self.__class__.__dict__.get("_index_cache")
+        if cached is None:
+            cached = {self.normalise(spec.wire): spec for spec in self.fields}
+            type.__setattr__(self.__class__, "_index_cache", cached)
+        return cached
+
+    def read(self, spec: Spec, value: Any) -> Any:
+        if value is None:
+            if spec.kind in (Kind.AMOUNT, Kind.DATE, Kind.DATETIME):
+                raise _values.ValueProblem("can't be blank")
+            return ZERO if spec.kind is Kind.MONEY else None
+        kind = spec.kind
+        if kind in (Kind.ID, Kind.INVOICE_ID):
+            number = self.parse_id(value)
+            if number is None:
+                raise _values.ValueProblem("is not a valid id")
+            return number
+        if kind is Kind.AMOUNT:
+            amount = _values.parse_amount(value)
+            if amount <= 0:
+                raise _values.ValueProblem("must be greater than 0")
+            return amount
+        if kind is Kind.MONEY:
+            amount = _values.parse_amount(value)
+            if amount < 0:
+                raise _values.ValueProblem("must not be negative")
+            return amount
+        if kind is Kind.DATE:
+            return _values.parse_datetime(_values.parse_date(value).isoformat())
+        if kind is Kind.DATETIME:
+            return _values.parse_datetime(value)
+        if kind is Kind.METHOD:
+            if value not in self.methods:
+                raise _values.ValueProblem(f"must be one of {', '.join(self.methods)}")
+            return self.methods[value]
+        if kind is Kind.BOOL:
+            return _values.parse_bool(value)
+        return self.read_text(spec, value)
+
+    def read_text(self, spec: Spec, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _values.ValueProblem("must be text")
+        limit = self.max_notes if spec.attr == "notes" else MAX_TEXT
+        if len(value) > limit:
+            raise _values.ValueProblem(f"is too long (maximum is {limit} characters)")
+        if _CONTROL.search(value):
+            raise _values.ValueProblem("must not contain control characters")
+        return value
+
+    def method_word(self, payment: Payment, warnings: list[str] | None) -> str | None:
+        if payment.origin == self.name and payment.method_label is not None:
+            return payment.method_label
+        if payment.method is None:
+            return None
+        word = self.method_words.get(payment.method)
+        if word is None:
+            word = self.method_fallback
+            if warnings is not None:
+                shown = word if word is not None else "no method"
+                warnings.append(
+                    f"method {payment.method.value} has no {self.name} equivalent; sent as {shown}"
+                )
+        return word
+
+    def value(self, spec: Spec, payment: Payment, warnings: list[str] | None) -> object:
+        """The native value of one field of `payment` (before XML/JSON rendering)."""
+        if spec.value is not None:
+            return spec.value(payment)
+        if spec.kind is Kind.METHOD:
+            return self.method_word(payment, warnings)
+        raw = getattr(payment, spec.attr, None)
+        if raw is None:
+            return None
+        if spec.kind in (Kind.ID, Kind.INVOICE_ID):
+            return self.wire_id(raw)
+        if spec.kind in (Kind.AMOUNT, Kind.MONEY):
+            return self.number(raw)
+        if spec.kind is Kind.DATE:
+            return raw.date().isoformat()
+        if spec.kind is Kind.DATETIME:
+            return self.datetime(raw)
+        return raw
+
+    def number(self, amount: Decimal) -> object:
+        return _values.js_number(amount)
+
+    def datetime(self, moment: datetime) -> str:
+        return _values.iso_z(moment)
+
+    # --- errors ---------------------------------------------------------------
+
+    def status_of(self, error: GatewayError) -> int:
+        return self.statuses.get(error.kind, error.status)
+
+    def wire_name(self, attr: str) -> str:
+        for spec in self.fields:
+            if spec.attr == attr:
+                return spec.wire
+        return attr
+
+    def wire_fields(self, error: GatewayError) -> dict[str, str]:
+        return {self.wire_name(attr): message for attr, message in error.fields.items()}
+
+
+def require_mapping(document: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(document, dict):
+        raise BadRequest(f"Expected a JSON object for {what}")
+    return document

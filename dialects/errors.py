@@ -1,0 +1,115 @@
+"""The gateway's one error tree; each dialect renders it in its own shape.
+
+    GatewayError                 kind             default status
+    +-- BadRequest               bad_request      400  (malformed body, bad header)
+    +-- ValidationFailed         validation       422  (field problems, keyed by canonical field)
+    +-- NotAuthenticated         unauthenticated  401
+    +-- Forbidden                forbidden        403
+    +-- NotFound                 not_found        404
+    +-- MethodNotAllowed         method           405
+    +-- NotAcceptable            not_acceptable   406
+    +-- Conflict                 conflict         409
+    +-- PayloadTooLarge          too_large        413
+    +-- UnsupportedMediaType     media_type       415
+    +-- LedgerRefused            ledger           422  (overpayment, invoice not payable)
+    +-- TooManyRequests          rate_limited     429
+    +-- NotSupported             not_supported    501
+    +-- UpstreamError            upstream         502
+    |   +-- UpstreamUnavailable  unavailable      503
+    |   +-- UpstreamTimeout      timeout          504
+    +-- InternalError            internal         500
+
+Core code raises these knowing no dialect; field keys are canonical field names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class GatewayError(Exception):
+    kind = "internal"
+    status = 500
+    default_message = "Internal error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        fields: Mapping[str, str] | None = None,
+        retry_after: int | None = None,
+        allow: tuple[str, ...] = (),
+    ) -> None:
+        self.message = message or self.default_message
+        self.fields = dict(fields or {})
+        self.retry_after = retry_after
+        self.allow = allow
+        super().__init__(self.message)
+
+
+class BadRequest(GatewayError):
+    kind, status, default_message = "bad_request", 400, "Bad request"
+
+
+class ValidationFailed(GatewayError):
+    kind, status, default_message = "validation", 422, "Validation failed"
+
+
+class NotAuthenticated(GatewayError):
+    kind, status, default_message = "unauthenticated", 401, "Invalid login"
+
+
+class Forbidden(GatewayError):
+    kind, status, default_message = "forbidden", 403, "Forbidden"
+
+
+class NotFound(GatewayError):
+    kind, status, default_message = "not_found", 404, "Not found"
+
+
+class MethodNotAllowed(GatewayError):
+    kind, status, default_message = "method", 405, "Method not allowed"
+
+
+class NotAcceptable(GatewayError):
+    kind, status, default_message = "not_acceptable", 406, "No acceptable representation"
+
+
+class Conflict(GatewayError):
+    kind, status, default_message = "conflict", 409, "Conflict"
+
+
+class PayloadTooLarge(GatewayError):
+    kind, status, default_message = "too_large", 413, "Request body too large"
+
+
+class UnsupportedMediaType(GatewayError):
+    kind, status, default_message = "media_type", 415, "Unsupported content type"
+
+
+class LedgerRefused(GatewayError):
+    kind, status, default_message = "ledger", 422, "Payment refused"
+
+
+class TooManyRequests(GatewayError):
+    kind, status, default_message = "rate_limited", 429, "Too many requests"
+
+
+class NotSupported(GatewayError):
+    kind, status, default_message = "not_supported", 501, "Not supported by the backend"
+
+
+class UpstreamError(GatewayError):
+    kind, status, default_message = "upstream", 502, "Bad gateway"
+
+
+class UpstreamUnavailable(UpstreamError):
+    kind, status, default_message = "unavailable", 503, "Service unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    kind, status, default_message = "timeout", 504, "Gateway timeout"
+
+
+class InternalError(GatewayError):
+    pass

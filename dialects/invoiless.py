@@ -1,0 +1,65 @@
+"""Invoiless API v1: JSON, string ids, five payment methods, bare-array lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _json
+from .base import Format, Kind, Reply, Spec, WireId
+from .errors import GatewayError
+from .jsonapi import JsonDialect
+from .model import Method
+
+
+class Invoiless(JsonDialect):
+    name = "invoiless"
+    fields = (
+        Spec("id", "id", Kind.ID, writable=False),
+        Spec("invoice", "invoice_id", Kind.INVOICE_ID, writable=False),
+        Spec("amount", "amount", Kind.AMOUNT),
+        Spec("method", "method", Kind.METHOD),
+        Spec("paidAt", "paid_at", Kind.DATE),
+        Spec("notes", "notes", Kind.TEXT),
+        Spec("sendNotification", "notify_customer", Kind.BOOL),
+    )
+    required = frozenset({"method"})
+    max_notes = 500
+    methods = {
+        "Cash": Method.CASH,
+        "Cheque": Method.CHEQUE,
+        "Card": Method.CARD,
+        "BankTransfer": Method.BANK_TRANSFER,
+        "Other": Method.OTHER,
+    }
+    method_words = {
+        Method.CASH: "Cash",
+        Method.CHEQUE: "Cheque",
+        Method.CARD: "Card",
+        Method.CREDIT_CARD: "Card",
+        Method.DEBIT_CARD: "Card",
+        Method.BANK_TRANSFER: "BankTransfer",
+        Method.DIRECT_DEBIT: "BankTransfer",
+        Method.PAYPAL: "Other",
+        Method.UPI: "Other",
+        Method.DEMAND_DRAFT: "Cheque",
+        Method.CREDIT_NOTE: "Other",
+        Method.COUPON: "Other",
+        Method.OTHER: "Other",
+    }
+    # Invoiless documents 400 for a bad request body, field problems included.
+    statuses = {"validation": 400}
+
+    def wire_id(self, number: int) -> WireId:
+        return str(number)
+
+    def parse_id(self, text: object) -> int | None:
+        return super().parse_id(text) if isinstance(text, str) else None
+
+    def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
+        body: dict[str, Any] = {"code": error.kind, "message": error.message}
+        if error.fields:
+            body["fields"] = self.wire_fields(error)
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
+        if error.allow:
+            headers["Allow"] = ", ".join(error.allow)
+        return Reply(self.status_of(error), _json.dumps({"error": body}), headers)

@@ -1,0 +1,46 @@
+"""JSON-only dialects: a flat payment object, a list shape of the vendor's choosing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from . import _json
+from .base import Dialect, Format, require_mapping
+from .errors import BadRequest
+from .model import Payment
+
+
+class JsonDialect(Dialect):
+    """A JSON API whose payment is one flat object with the dialect's own keys.
+
+    `list_key` None answers a list as a bare array, else as `{list_key: [...]}`.
+    """
+
+    formats = ("json",)
+    list_key: ClassVar[str | None] = None
+
+    def payment_fields(self, body: bytes, fmt: Format) -> Mapping[str, Any]:
+        return require_mapping(_json.loads(body), "a payment")
+
+    def payment_object(self, payment: Payment, warnings: list[str] | None) -> dict[str, Any]:
+        return {spec.wire: self.value(spec, payment, warnings) for spec in self.shown()}
+
+    def encode_payment(
+        self, payment: Payment, fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        return _json.dumps(self.payment_object(payment, warnings))
+
+    def encode_payments(
+        self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        items = [self.payment_object(p, warnings) for p in payments]
+        return _json.dumps(items if self.list_key is None else {self.list_key: items})
+
+    def decode_payments(self, body: bytes, fmt: Format) -> list[Payment]:
+        document = _json.loads(body)
+        if self.list_key is not None:
+            document = require_mapping(document, "a payment list").get(self.list_key)
+        if not isinstance(document, list):
+            raise BadRequest("Expected a list of payments")
+        return [self.decode_fields(require_mapping(item, "a payment")).payment for item in document]

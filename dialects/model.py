@@ -1,0 +1,121 @@
+"""The canonical invoice and payment: the one model every dialect maps to."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+ZERO = Decimal(0)
+
+# ISO 4217 minor units where they differ from 2.
+_CURRENCY_EXPONENTS = {
+    "BHD": 3, "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3,
+    "JPY": 0, "KMF": 0, "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0,
+    "TND": 3, "UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+}
+
+
+def currency_exponent(currency: str) -> int:
+    """How many decimals an amount in `currency` may carry."""
+    return _CURRENCY_EXPONENTS.get(currency, 2)
+
+
+class Method(StrEnum):
+    """How a payment was made: the union of every dialect's methods."""
+
+    CASH = "cash"
+    CHEQUE = "cheque"
+    CARD = "card"
+    CREDIT_CARD = "credit_card"
+    DEBIT_CARD = "debit_card"
+    BANK_TRANSFER = "bank_transfer"
+    DIRECT_DEBIT = "direct_debit"
+    PAYPAL = "paypal"
+    UPI = "upi"
+    DEMAND_DRAFT = "demand_draft"
+    CREDIT_NOTE = "credit_note"
+    COUPON = "coupon"
+    OTHER = "other"
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    PARTIAL = "partial"
+    PAID = "paid"
+    OVERDUE = "overdue"
+    VOID = "void"
+
+
+class Payment(BaseModel):
+    """One payment as a document carries it; the store fills what the server owns.
+
+    `origin` names the dialect that last wrote the payment and `method_label` the
+    method word it used, so that dialect reads back exactly what it wrote.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int | None = None
+    tenant: str | None = None
+    invoice_id: int | None = None
+    amount: Decimal | None = None
+    paid_at: AwareDatetime | None = None
+    method: Method | None = None
+    method_label: str | None = None
+    origin: str | None = None
+    notes: str | None = None
+    reference: str | None = None
+    tax_withheld: Decimal = ZERO
+    fee: Decimal = ZERO
+    recorded_by: str | None = None
+    recorded_by_email: str | None = None
+    client_app: str | None = None
+    notify_customer: bool = False
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+
+    @property
+    def settled(self) -> Decimal:
+        """What this payment takes off the amount due."""
+        return (self.amount or ZERO) + self.tax_withheld + self.fee
+
+
+class Invoice(BaseModel):
+    """An invoice with its live payments; due amount and status are derived."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    tenant: str
+    number: str
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    total: Decimal
+    issued_on: date
+    due_on: date
+    draft: bool = False
+    void: bool = False
+    marked_paid: bool = False
+    created_at: AwareDatetime
+    payments: tuple[Payment, ...] = ()
+
+    @property
+    def due_amount(self) -> Decimal:
+        return self.total - sum((p.settled for p in self.payments), ZERO)
+
+    def status(self, today: date | None = None) -> InvoiceStatus:
+        today = today or datetime.now(UTC).date()
+        if self.void:
+            return InvoiceStatus.VOID
+        if self.draft:
+            return InvoiceStatus.DRAFT
+        if self.marked_paid or self.due_amount <= 0:
+            return InvoiceStatus.PAID
+        if today > self.due_on:
+            return InvoiceStatus.OVERDUE
+        if self.payments:
+            return InvoiceStatus.PARTIAL
+        return InvoiceStatus.OPEN

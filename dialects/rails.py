@@ -1,0 +1,142 @@
+"""Rails-style dialects: typed XML by default, root-wrapped JSON on request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from . import _json, _values, _xml
+from .base import Dialect, Format, Reply, Spec, require_mapping
+from .errors import BadRequest, GatewayError
+from .model import Payment
+
+
+class RailsDialect(Dialect):
+    """A Rails app's resource: `<payment>` with typed elements, `<payments type="array">`.
+
+    JSON mirrors Rails' `to_json` with `include_root_in_json`: `{"payment": {...}}`
+    and a bare array of those, keys underscored.
+    """
+
+    formats = ("xml", "json")
+    list_root: ClassVar[str]
+    realm: ClassVar[str] = "Invoice payments"
+
+    def normalise(self, key: str) -> str:
+        return _xml.local(key)
+
+    # --- decoding --------------------------------------------------------------
+
+    def payment_fields(self, body: bytes, fmt: Format) -> Mapping[str, Any]:
+        if fmt == "json":
+            return self._unwrap(_json.loads(body))
+        root = _xml.parse(body)
+        if _xml.local(str(root.tag)) != _xml.local(self.root):
+            raise BadRequest(f"Expected a <{self.root}> document, got <{root.tag}>")
+        return _xml.record(root)
+
+    def _unwrap(self, document: Any) -> Mapping[str, Any]:
+        document = require_mapping(document, self.root)
+        key = _xml.local(self.root)
+        if set(document) == {key}:
+            return require_mapping(document[key], self.root)
+        return document
+
+    def decode_payments(self, body: bytes, fmt: Format) -> list[Payment]:
+        if fmt == "json":
+            document = _json.loads(body)
+            if not isinstance(document, list):
+                raise BadRequest("Expected a JSON array of payments")
+            return [self.decode_fields(self._unwrap(item)).payment for item in document]
+        root = _xml.parse(body)
+        if _xml.local(str(root.tag)) != _xml.local(self.list_root):
+            raise BadRequest(f"Expected a <{self.list_root}> document, got <{root.tag}>")
+        return [self.decode_fields(item).payment for item in _xml.records(root, self.root)]
+
+    # --- encoding --------------------------------------------------------------
+
+    def number(self, amount: Decimal) -> object:
+        return _values.rails_decimal(amount)
+
+    def _xml_fields(self, payment: Payment, warnings: list[str] | None) -> list[_xml.XmlField]:
+        rows: list[_xml.XmlField] = []
+        for spec in self.shown():
+            value = self.value(spec, payment, warnings)
+            rows.append((spec.wire, None if value is None else _text(value), spec.xml_type))
+        return rows
+
+    def _json_fields(self, payment: Payment, warnings: list[str] | None) -> dict[str, Any]:
+        return {
+            _xml.local(spec.wire): self._json_value(spec, self.value(spec, payment, warnings))
+            for spec in self.shown()
+        }
+
+    def _json_value(self, spec: Spec, value: object) -> object:
+        if isinstance(value, str) and spec.xml_type == "float":
+            return Decimal(value)
+        return value
+
+    def encode_payment(
+        self, payment: Payment, fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        if fmt == "json":
+            return _json.dumps({_xml.local(self.root): self._json_fields(payment, warnings)})
+        return _xml.document(self.root, self._xml_fields(payment, warnings))
+
+    def encode_payments(
+        self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        if fmt == "json":
+            key = _xml.local(self.root)
+            return _json.dumps([{key: self._json_fields(p, warnings)} for p in payments])
+        rows = [self._xml_fields(p, warnings) for p in payments]
+        return _xml.array(self.list_root, self.root, rows)
+
+    # --- errors ------------------------------------------------------------------
+
+    def messages(self, error: GatewayError) -> list[str]:
+        """Rails full messages: `Amount can't be blank`."""
+        if not error.fields:
+            return [error.message]
+        return [
+            f"{_humanise(self.wire_name(attr))} {message}" for attr, message in error.fields.items()
+        ]
+
+    def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
+        status = self.status_of(error)
+        headers: dict[str, str] = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = f'Basic realm="{self.realm}"'
+        if error.retry_after is not None:
+            headers["Retry-After"] = str(error.retry_after)
+        if error.allow:
+            headers["Allow"] = ", ".join(error.allow)
+        messages = self.messages(error)
+        if status == 400:
+            headers["Hint"] = "; ".join(messages)[:500].replace("\n", " ")
+        if fmt == "json":
+            body = _json.dumps({"errors": messages})
+        else:
+            body = _xml.errors(messages)
+        return Reply(status, body, headers)
+
+    def decode_error(self, body: bytes, fmt: Format) -> list[str]:
+        """The messages of a Rails error document (for errors coming from a backend)."""
+        if fmt == "json":
+            document = _json.loads(body)
+            errors = document.get("errors") if isinstance(document, dict) else None
+            return [str(e) for e in errors] if isinstance(errors, list) else []
+        root = _xml.parse(body)
+        return [child.text or "" for child in root if _xml.local(str(child.tag)) == "error"]
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _humanise(wire: str) -> str:
+    words = _xml.local(wire).replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
