@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -60,7 +61,8 @@ def loads(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     except RecursionError as exc:
         raise BadRequest("JSON nested too deeply") from exc
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise BadRequest(f"Malformed JSON: {exc.msg} at {where}") from exc
     if _depth(document, max_depth) > max_depth:
         raise BadRequest("JSON nested too deeply")
     return document
@@ -69,6 +71,7 @@ def loads(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
 def _depth(value: Any, limit: int, level: int = 1) -> int:
     if level > limit:
         return level
+    children: Iterable[Any]
     if isinstance(value, dict):
         children = value.values()
     elif isinstance(value, list):

@@ -59,7 +59,7 @@ def parse(body: bytes, limits: Limits = Limits()) -> etree._Element:
         root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:
         raise BadRequest(f"Malformed XML: {exc.msg}") from exc
-    if root is None or root.getroottree().docinfo.doctype:
+    if root is None or root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
         raise BadRequest("XML with a DOCTYPE or entity declarations is not accepted")
     _check_structure(root, limits)
     return root

@@ -150,12 +150,17 @@ class Dialect:
         if missing:
             raise ValidationFailed(fields=missing)
 
-    def encode_payment(self, payment: Payment, fmt: Format, warnings: list[str] | None = None) -> bytes:
+    def encode_payment(
+        self, payment: Payment, fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
         raise NotImplementedError
 
     def encode_payments(
         self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
     ) -> bytes:
+        raise NotImplementedError
+
+    def decode_payments(self, body: bytes, fmt: Format) -> list[Payment]:
         raise NotImplementedError
 
     def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
@@ -170,7 +175,9 @@ class Dialect:
     def shown(cls) -> tuple[Spec, ...]:
         """The fields a payment document carries (request-only options left out)."""
         return tuple(
-            spec for spec in cls.fields if spec.value is not None or spec.attr in Payment.model_fields
+            spec
+            for spec in cls.fields
+            if spec.value is not None or spec.attr in Payment.model_fields
         )
 
     def _index(self) -> dict[str, Spec]:

@@ -37,11 +37,11 @@ class RailsDialect(Dialect):
         return _xml.record(root)
 
     def _unwrap(self, document: Any) -> Mapping[str, Any]:
-        document = require_mapping(document, self.root)
+        fields = require_mapping(document, self.root)
         key = _xml.local(self.root)
-        if set(document) == {key}:
-            return require_mapping(document[key], self.root)
-        return document
+        if set(fields) == {key}:
+            return require_mapping(fields[key], self.root)
+        return fields
 
     def decode_payments(self, body: bytes, fmt: Format) -> list[Payment]:
         if fmt == "json":

@@ -124,4 +124,3 @@ def feathers_error(
     if error is not None and error.allow:
         headers["Allow"] = ", ".join(error.allow)
     return Reply(status, _json.dumps(body), headers)
-

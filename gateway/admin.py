@@ -1,0 +1,181 @@
+"""The canonical admin API under /gateway/v1 (bearer admin token, JSON) and /healthz."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+import dialects
+from dialects import Reply, _json, _values
+from dialects.errors import GatewayError, NotFound, ValidationFailed
+from dialects.model import Invoice, Payment, currency_exponent
+
+from .http import read_body
+from .state import GATEWAY, Gateway
+from .store import NewInvoice
+
+_KINDS = ("invoice", "payment")
+
+
+def dialect_ids(number: int) -> dict[str, object]:
+    return {name: d.wire_id(number) for name, d in dialects.DIALECTS.items()}
+
+
+def payment_json(payment: Payment) -> dict[str, Any]:
+    data = payment.model_dump(mode="json", exclude={"method_label"})
+    for money in ("amount", "tax_withheld", "fee"):
+        data[money] = str(getattr(payment, money))
+    data["dialect_ids"] = dialect_ids(payment.id) if payment.id is not None else None
+    return data
+
+
+def invoice_json(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "tenant": invoice.tenant,
+        "number": invoice.number,
+        "currency": invoice.currency,
+        "total": str(invoice.total),
+        "due_amount": str(invoice.due_amount),
+        "status": invoice.status().value,
+        "issued_on": invoice.issued_on.isoformat(),
+        "due_on": invoice.due_on.isoformat(),
+        "marked_paid": invoice.marked_paid,
+        "payments": [payment_json(p) for p in invoice.payments],
+        "dialect_ids": dialect_ids(invoice.id),
+    }
+
+
+def canonical_error(error: GatewayError) -> Reply:
+    body: dict[str, Any] = {"code": error.kind, "message": error.message}
+    if error.fields:
+        body["fields"] = error.fields
+    headers = {"Allow": ", ".join(error.allow)} if error.allow else {}
+    return Reply(error.status, _json.dumps({"error": body}), headers)
+
+
+def _json_reply(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=_json.dumps(data), status=status, content_type="application/json")
+
+
+def _gateway(request: web.Request) -> Gateway:
+    gateway = request.app[GATEWAY]
+    gateway.auth.admin(request.headers.get("Authorization"))
+    return gateway
+
+
+def _new_invoice(gateway: Gateway, body: Any) -> NewInvoice:
+    if not isinstance(body, dict):
+        raise ValidationFailed("Expected a JSON object")
+    problems: dict[str, str] = {}
+
+    def field(name: str, parse: Any) -> Any:
+        if body.get(name) is None:
+            problems[name] = "can't be blank"
+            return None
+        try:
+            return parse(body[name])
+        except (_values.ValueProblem, TypeError) as exc:
+            problems[name] = str(exc) or "is invalid"
+            return None
+
+    tenant = field("tenant", _known_tenant(gateway))
+    number = field("number", _text(r"[^\x00-\x1f]{1,64}", "must be 1-64 characters"))
+    currency = field("currency", _text(r"[A-Z]{3}", "must be an ISO 4217 code"))
+    total = field("total", _values.parse_amount)
+    issued_on = field("issued_on", _values.parse_date)
+    due_on = field("due_on", _values.parse_date)
+    draft = bool(body.get("draft", False))
+    if total is not None and total <= 0:
+        problems["total"] = "must be greater than 0"
+    if total is not None and currency and total != total.quantize(_step(currency)):
+        problems["total"] = f"must have at most {currency_exponent(currency)} decimal places"
+    if issued_on and due_on and due_on < issued_on:
+        problems["due_on"] = "must not be before issued_on"
+    if problems:
+        raise ValidationFailed(fields=problems)
+    return NewInvoice(tenant, number, currency, total, issued_on, due_on, draft)
+
+
+def _step(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-currency_exponent(currency))
+
+
+def _known_tenant(gateway: Gateway) -> Any:
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or value not in gateway.config.tenants:
+            raise _values.ValueProblem("is not a configured tenant")
+        return value
+
+    return parse
+
+
+def _text(pattern: str, message: str) -> Any:
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            raise _values.ValueProblem(message)
+        return value
+
+    return parse
+
+
+async def create_invoice(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    body = _json.loads(await read_body(request, gateway.config.server.max_body_bytes))
+    invoice = await gateway.store.create_invoice(_new_invoice(gateway, body))
+    return _json_reply(invoice_json(invoice), status=201)
+
+
+def _number(text: str) -> int:
+    if not re.fullmatch(r"[1-9][0-9]{0,17}", text):
+        raise NotFound("Not found")
+    return int(text)
+
+
+async def get_invoice(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    invoice_id = _number(request.match_info["id"])
+    tenant = await gateway.store.owner("invoice", invoice_id)
+    invoice = await gateway.store.invoice(tenant, invoice_id) if tenant else None
+    if invoice is None:
+        raise NotFound("Invoice not found")
+    return _json_reply(invoice_json(invoice))
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    payment_id = _number(request.match_info["id"])
+    tenant = await gateway.store.owner("payment", payment_id)
+    payment = await gateway.store.payment(tenant, payment_id) if tenant else None
+    if payment is None:
+        raise NotFound("Payment not found")
+    return _json_reply(payment_json(payment))
+
+
+async def lookup_ids(request: web.Request) -> web.Response:
+    """The ids of one object in every dialect, from its id in one of them."""
+    gateway = _gateway(request)
+    kind = request.match_info["kind"]
+    try:
+        dialect = dialects.get(request.match_info["dialect"])
+    except dialects.UnknownDialect as exc:
+        raise NotFound(str(exc.args[0])) from exc
+    number = dialect.parse_id(request.match_info["id"])
+    if kind not in _KINDS or number is None or await gateway.store.owner(kind, number) is None:
+        raise NotFound(f"No {kind} with that id")
+    return _json_reply({"dialect_ids": dialect_ids(number)})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json_reply({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/gateway/v1/invoices", create_invoice)
+    app.router.add_get("/gateway/v1/invoices/{id}", get_invoice)
+    app.router.add_get("/gateway/v1/payments/{id}", get_payment)
+    app.router.add_get("/gateway/v1/ids/{dialect}/{kind}/{id}", lookup_ids)
+    app.router.add_get("/healthz", healthz)

@@ -1,0 +1,113 @@
+"""The application factory: routes, middlewares, and the store's lifetime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from dialects import Format, Reply, _json
+from dialects.errors import (
+    BadRequest,
+    GatewayError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
+
+from . import admin, routes
+from .auth import Authenticator
+from .config import Config
+from .http import read_body, reply
+from .ledger import Ledger
+from .limits import RateLimiter
+from .state import FORMAT, GATEWAY, Gateway
+from .store import Store, open_store
+
+log = logging.getLogger("gateway")
+
+
+def render_error(request: web.Request, error: GatewayError) -> web.Response:
+    """The one place an error becomes a response: in the dialect the path belongs to."""
+    dialect = routes.dialect_for(request.path)
+    if dialect is None:
+        rendered: Reply = admin.canonical_error(error)
+        fmt: Format = "json"
+    else:
+        fmt = request.get(FORMAT, dialect.formats[0])
+        rendered = dialect.encode_error(error, fmt)
+    return reply(rendered.body, fmt, status=rendered.status, headers=dict(rendered.headers))
+
+
+def _from_http(exc: web.HTTPException) -> GatewayError:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(allow=tuple(sorted(exc.allowed_methods)))
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("Not found")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge()
+    if exc.status < 500:
+        error = BadRequest(exc.reason)
+        error.status = exc.status
+        return error
+    return InternalError()
+
+
+@web.middleware
+async def errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as error:
+        return render_error(request, error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return render_error(request, _from_http(exc))
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return render_error(request, InternalError())
+
+
+async def authentication(request: web.Request) -> web.Response:
+    """Refrens `POST /authentication`: an app secret for an access token."""
+    gateway = request.app[GATEWAY]
+    request[FORMAT] = "json"
+    body = _json.loads(await read_body(request, gateway.config.server.max_body_bytes))
+    if not isinstance(body, dict):
+        raise BadRequest("Expected a JSON object")
+    token, who = await gateway.auth.app_secret(body)
+    data = {"accessToken": token, "name": who.name, "appId": who.app}
+    return web.Response(body=_json.dumps(data), status=201, content_type="application/json")
+
+
+def create_app(config: Config, store: Store | None = None) -> web.Application:
+    """The gateway as an aiohttp application; the store opens on start-up, closes on cleanup."""
+    app = web.Application(
+        middlewares=[errors],
+        client_max_size=config.server.max_body_bytes,
+    )
+    store = store or open_store(config.database, synchronous=config.sqlite_synchronous)
+    limits = {name: t.rate_limit for name, t in config.tenants.items() if t.rate_limit}
+    gateway = Gateway(
+        config=config,
+        auth=Authenticator(config),
+        store=store,
+        ledger=Ledger(store),
+        limits=RateLimiter(limits),
+    )
+    app[GATEWAY] = gateway
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        yield
+        await store.close()
+
+    app.cleanup_ctx.append(lifetime)
+    routes.add_routes(app)
+    admin.add_routes(app)
+    app.router.add_post("/authentication", authentication)
+    return app

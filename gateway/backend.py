@@ -1,0 +1,53 @@
+"""What a handler talks to: the embedded ledger or a proxied upstream, in canonical terms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dialects import Decoded
+from dialects.model import Invoice, Payment
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant the credential opens, and how to record them."""
+
+    tenant: str
+    dialect: str
+    name: str
+    email: str | None = None
+    app: str | None = None
+    credential: str = ""
+    scopes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A payment as the backend answered it, with any translation warnings."""
+
+    payment: Payment
+    warnings: tuple[str, ...] = ()
+
+
+class Backend(Protocol):
+    """Payment operations in canonical terms; every call is scoped to one tenant.
+
+    Unknown or foreign ids raise NotFound; rule violations raise LedgerRefused.
+    """
+
+    async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]: ...
+
+    async def get_payment(self, who: Principal, payment_id: int) -> Payment: ...
+
+    async def create_payment(
+        self, who: Principal, invoice_id: int, request: Decoded
+    ) -> Outcome: ...
+
+    async def update_payment(
+        self, who: Principal, payment_id: int, request: Decoded, *, replace: bool
+    ) -> Outcome: ...
+
+    async def delete_payment(self, who: Principal, payment_id: int) -> Payment: ...
+
+    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None: ...

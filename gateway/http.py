@@ -1,0 +1,113 @@
+"""HTTP mechanics shared by every dialect: content negotiation, bounded bodies, replies."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dialects import Dialect, Format
+from dialects.errors import NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+
+CONTENT_TYPES: dict[Format, str] = {
+    "xml": "application/xml; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+}
+SUFFIXES: dict[str, Format] = {".xml": "xml", ".json": "json"}
+
+
+def media_format(media_type: str) -> Format | None:
+    """The format a media type names: XML for application/xml, text/xml, */*+xml."""
+    base = media_type.split(";", 1)[0].strip().lower()
+    if base in ("application/xml", "text/xml") or base.endswith("+xml"):
+        return "xml"
+    if base == "application/json" or base.endswith("+json"):
+        return "json"
+    return None
+
+
+def split_suffix(value: str) -> tuple[str, Format | None]:
+    """`7.xml` -> (`7`, "xml"): the Rails format suffix on a path segment."""
+    for suffix, fmt in SUFFIXES.items():
+        if value.endswith(suffix):
+            return value[: -len(suffix)], fmt
+    return value, None
+
+
+def _ranges(accept: str) -> list[tuple[str, float]]:
+    ranges = []
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media:
+            ranges.append((media.lower(), quality))
+    return ranges
+
+
+def _quality(fmt: Format, ranges: list[tuple[str, float]]) -> float:
+    best, specificity = 0.0, -1
+    for media, quality in ranges:
+        if media == "*/*":
+            rank = 0
+        elif media.endswith("/*"):
+            rank = 1 if media_format(media[:-1] + fmt) == fmt else -1
+        else:
+            rank = 2 if media_format(media) == fmt else -1
+        if rank > specificity:
+            best, specificity = quality, rank
+    return best
+
+
+def response_format(dialect: Dialect, accept: str | None, suffix: Format | None) -> Format:
+    """The format to answer in: the path suffix, else the best `Accept`, else the default."""
+    if suffix is not None:
+        return suffix
+    if not accept or not accept.strip():
+        return dialect.formats[0]
+    ranges = _ranges(accept)
+    scored = [(_quality(fmt, ranges), -index, fmt) for index, fmt in enumerate(dialect.formats)]
+    quality, _, fmt = max(scored)
+    if quality <= 0:
+        raise NotAcceptable(f"Can only answer in {', '.join(dialect.formats)}")
+    return fmt
+
+
+def body_format(dialect: Dialect, request: web.Request, fallback: Format) -> Format:
+    """The format of the request body, from its Content-Type (absent: `fallback`)."""
+    content_type = request.headers.get("Content-Type")
+    if not content_type:
+        return fallback
+    fmt = media_format(content_type)
+    if fmt is None or fmt not in dialect.formats:
+        accepted = " or ".join(CONTENT_TYPES[f].split(";")[0] for f in dialect.formats)
+        raise UnsupportedMediaType(f"Content-Type must be {accepted}")
+    return fmt
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"Request body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def reply(
+    body: bytes, fmt: Format, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    response = web.Response(body=body, status=status, headers=headers)
+    if body:
+        response.headers["Content-Type"] = CONTENT_TYPES[fmt]
+    return response

@@ -1,0 +1,169 @@
+"""The ledger: the rules that keep an invoice's due amount and status true, over a Store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from dialects import Decoded
+from dialects.errors import LedgerRefused, NotFound, ValidationFailed
+from dialects.model import ZERO, Invoice, InvoiceStatus, Payment, currency_exponent
+
+from .backend import Outcome, Principal
+from .store import Change, Store
+
+PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIAL, InvoiceStatus.OVERDUE)
+# What PUT resets when a field is left out (the amount resets to the whole due amount).
+_RESETS: dict[str, Any] = {
+    "method": None, "method_label": None, "origin": None, "notes": None, "reference": None,
+    "tax_withheld": ZERO, "fee": ZERO, "notify_customer": False,
+}  # fmt: skip
+
+
+def today_midnight() -> datetime:
+    return datetime.combine(datetime.now(UTC).date(), time(), UTC)
+
+
+def check_amounts(invoice: Invoice, payment: Payment) -> None:
+    """Money fits the invoice's currency: positive amount, no more places than it has."""
+    places = currency_exponent(invoice.currency)
+    step = Decimal(1).scaleb(-places)
+    problems: dict[str, str] = {}
+    for name in ("amount", "tax_withheld", "fee"):
+        value: Decimal = getattr(payment, name) or ZERO
+        if value != value.quantize(step):
+            problems[name] = f"must have at most {places} decimal places for {invoice.currency}"
+    if payment.amount is None or payment.amount <= 0:
+        problems["amount"] = "must be greater than 0"
+    if problems:
+        raise ValidationFailed(fields=problems)
+
+
+def check_settles(invoice: Invoice, payment: Payment, *, replacing: Payment | None = None) -> None:
+    """Refuse a payment that would settle more than is due."""
+    due = invoice.due_amount + (replacing.settled if replacing else ZERO)
+    if payment.settled > due:
+        raise LedgerRefused(
+            f"Payment of {payment.settled} exceeds the amount due ({max(due, ZERO)})",
+            fields={"amount": f"exceeds the amount due ({max(due, ZERO)})"},
+        )
+
+
+def check_payable(invoice: Invoice) -> None:
+    status = invoice.status()
+    if status not in PAYABLE:
+        raise LedgerRefused(
+            f"Invoice is {status.value} and takes no payments",
+            fields={"invoice_id": f"is {status.value} and takes no payments"},
+        )
+
+
+def whole_due(
+    invoice: Invoice, fields: dict[str, Any], replacing: Payment | None = None
+) -> Decimal:
+    """The amount that settles the invoice, tax withheld and fee counted."""
+    due = invoice.due_amount + (replacing.settled if replacing else ZERO)
+    amount: Decimal = due - fields.get("tax_withheld", ZERO) - fields.get("fee", ZERO)
+    if amount <= 0:
+        raise LedgerRefused("Nothing is due on this invoice", fields={"amount": "nothing is due"})
+    return amount
+
+
+def record(invoice: Invoice, request: Decoded, who: Principal) -> Change:
+    """A new payment on `invoice`."""
+    check_payable(invoice)
+    fields = request.writable()
+    if fields.get("amount") is None:
+        fields["amount"] = whole_due(invoice, fields)
+    fields.setdefault("paid_at", today_midnight())
+    payment = Payment(
+        **fields,
+        tenant=invoice.tenant,
+        invoice_id=invoice.id,
+        recorded_by=who.name,
+        recorded_by_email=who.email,
+        client_app=who.app,
+    )
+    check_amounts(invoice, payment)
+    check_settles(invoice, payment)
+    marked = invoice.marked_paid or bool(request.options.get("mark_invoice_paid"))
+    return Change(marked_paid=marked, upsert=payment)
+
+
+def revise(invoice: Invoice, payment_id: int, request: Decoded, *, replace: bool) -> Change:
+    """Change a payment: PUT (`replace`) resets what it leaves out, PATCH keeps it."""
+    current = _live(invoice, payment_id)
+    fields = request.writable()
+    if replace:
+        fields = {**_RESETS, **fields}
+        fields.setdefault("paid_at", today_midnight())
+        if fields.get("amount") is None:
+            fields["amount"] = whole_due(invoice, fields, replacing=current)
+    payment = current.model_copy(update=fields)
+    check_amounts(invoice, payment)
+    check_settles(invoice, payment, replacing=current)
+    return Change(marked_paid=invoice.marked_paid, upsert=payment)
+
+
+def remove(invoice: Invoice, payment_id: int) -> Change:
+    """Delete a payment; the invoice goes back to open or overdue, as FastBill did."""
+    _live(invoice, payment_id)
+    return Change(marked_paid=False, delete=payment_id)
+
+
+def _live(invoice: Invoice, payment_id: int) -> Payment:
+    for payment in invoice.payments:
+        if payment.id == payment_id:
+            return payment
+    raise NotFound("Payment not found")
+
+
+class Ledger:
+    """The embedded system of record: a Backend over a Store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None:
+        return await self.store.invoice(tenant, invoice_id)
+
+    async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
+        invoice = await self.store.invoice(who.tenant, invoice_id)
+        if invoice is None:
+            raise NotFound("Invoice not found")
+        return list(invoice.payments)
+
+    async def get_payment(self, who: Principal, payment_id: int) -> Payment:
+        payment = await self.store.payment(who.tenant, payment_id)
+        if payment is None:
+            raise NotFound("Payment not found")
+        return payment
+
+    async def create_payment(self, who: Principal, invoice_id: int, request: Decoded) -> Outcome:
+        stored, _ = await self.store.apply(
+            who.tenant, invoice_id, lambda invoice: record(invoice, request, who)
+        )
+        assert stored is not None
+        return Outcome(stored)
+
+    async def update_payment(
+        self, who: Principal, payment_id: int, request: Decoded, *, replace: bool
+    ) -> Outcome:
+        current = await self.get_payment(who, payment_id)
+        assert current.invoice_id is not None
+        stored, _ = await self.store.apply(
+            who.tenant,
+            current.invoice_id,
+            lambda invoice: revise(invoice, payment_id, request, replace=replace),
+        )
+        assert stored is not None
+        return Outcome(stored)
+
+    async def delete_payment(self, who: Principal, payment_id: int) -> Payment:
+        current = await self.get_payment(who, payment_id)
+        assert current.invoice_id is not None
+        await self.store.apply(
+            who.tenant, current.invoice_id, lambda invoice: remove(invoice, payment_id)
+        )
+        return current

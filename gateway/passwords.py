@@ -1,0 +1,55 @@
+"""Secrets at rest: scrypt hashes, checked in constant time, with a cache of good answers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+
+PREFIX = "scrypt$"
+_N, _R, _P = 2**14, 8, 1
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def make_hash(secret: str, *, salt: bytes | None = None) -> str:
+    """`scrypt$N$r$p$salt$hash`, the form config files store secrets in."""
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"{PREFIX}{_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+
+
+def is_hash(stored: str) -> bool:
+    return stored.startswith(PREFIX)
+
+
+async def verify(stored: str, presented: str) -> bool:
+    """Whether `presented` matches `stored` (a hash, or a plain secret), in constant time.
+
+    scrypt costs tens of milliseconds by design, so it runs off the event loop.
+    """
+    if not is_hash(stored):
+        return hmac.compare_digest(stored.encode(), presented.encode())
+    return await asyncio.to_thread(_check, stored, presented)
+
+
+def _check(stored: str, presented: str) -> bool:
+    try:
+        n, r, p, salt, digest = stored[len(PREFIX) :].split("$")
+        expected = base64.b64decode(digest, validate=True)
+        actual = hashlib.scrypt(
+            presented.encode(),
+            salt=base64.b64decode(salt, validate=True),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+            maxmem=64 * 1024 * 1024,
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, expected)

@@ -1,0 +1,258 @@
+"""Each dialect's native paths, and the one set of handlers that serves them all."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from functools import partial
+
+from aiohttp import web
+
+import dialects
+from dialects import Decoded, Dialect, Format
+from dialects.errors import NotFound, ValidationFailed
+from dialects.model import Payment
+
+from .backend import Backend, Principal
+from .http import SUFFIXES, body_format, read_body, reply, response_format, split_suffix
+from .state import FORMAT, GATEWAY, Gateway
+
+
+class Op(Enum):
+    LIST = "list"
+    GET = "get"
+    CREATE = "create"
+    REPLACE = "replace"
+    PATCH = "patch"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One native endpoint: its method, path, operation, and how success is answered."""
+
+    method: str
+    path: str
+    op: Op
+    status: int = 200
+    location: str | None = None
+
+
+ROUTES: dict[str, tuple[Route, ...]] = {
+    "harvest": (
+        Route("GET", "/invoices/{invoice_id}/payments", Op.LIST),
+        Route("POST", "/invoices/{invoice_id}/payments", Op.CREATE, 201,
+              "/invoices/{invoice_id}/payments/{id}"),
+        Route("GET", "/invoices/{invoice_id}/payments/{payment_id}", Op.GET),
+        Route("GET", "/invoices/{invoice_id}/payment/{payment_id}", Op.GET),
+        Route("DELETE", "/invoices/{invoice_id}/payments/{payment_id}", Op.DELETE),
+        Route("DELETE", "/invoices/{invoice_id}/payment/{payment_id}", Op.DELETE),
+    ),
+    "fastbill": (
+        Route("GET", "/api/invoice-payments", Op.LIST),
+        Route("POST", "/api/invoice-payments", Op.CREATE, 201, "/api/invoice-payments/{id}"),
+        Route("GET", "/api/invoice-payments/{payment_id}", Op.GET),
+        Route("DELETE", "/api/invoice-payments/{payment_id}", Op.DELETE),
+    ),
+    "invoiless": (
+        Route("POST", "/v1/invoices/{invoice_id}/payments", Op.CREATE, 201, "/v1/payments/{id}"),
+        Route("GET", "/v1/invoices/{invoice_id}/payments", Op.LIST),
+        Route("GET", "/v1/payments/{payment_id}", Op.GET),
+        Route("PUT", "/v1/payments/{payment_id}", Op.REPLACE),
+        Route("PATCH", "/v1/payments/{payment_id}", Op.PATCH),
+        Route("DELETE", "/v1/payments/{payment_id}", Op.DELETE, 204),
+    ),
+    "urlkey": (
+        Route("POST", "/businesses/{business}/invoices/{invoice_id}/payments", Op.CREATE, 201),
+        Route("GET", "/businesses/{business}/invoices/{invoice_id}/payments", Op.LIST),
+    ),
+}  # fmt: skip
+
+# Which dialect answers a path, for errors raised before any route matched.
+PREFIXES: tuple[tuple[str, str], ...] = (
+    ("/invoices", "harvest"),
+    ("/api/", "fastbill"),
+    ("/v1/", "invoiless"),
+    ("/businesses/", "urlkey"),
+    ("/authentication", "urlkey"),
+)
+
+
+def dialect_for(path: str) -> Dialect | None:
+    for prefix, name in PREFIXES:
+        if path.startswith(prefix):
+            return dialects.get(name)
+    return None
+
+
+@dataclass
+class Call:
+    """One request on its way through: who, in which dialect, answered in which format."""
+
+    request: web.Request
+    gateway: Gateway
+    dialect: Dialect
+    route: Route
+    fmt: Format
+    ids: dict[str, str]
+    who: Principal | None = None
+
+    @property
+    def backend(self) -> Backend:
+        assert self.who is not None
+        return self.gateway.backend(self.who.tenant)
+
+    def id_of(self, name: str, what: str) -> int:
+        number = self.dialect.parse_id(self.ids.get(name))
+        if number is None:
+            raise NotFound(f"{what} not found")
+        return number
+
+    async def body(self) -> Decoded:
+        fmt = body_format(self.dialect, self.request, self.fmt)
+        raw = await read_body(self.request, self.gateway.config.server.max_body_bytes)
+        return self.dialect.decode_payment(raw, fmt)
+
+    def answer(self, body: bytes, *, status: int = 200, warnings: tuple[str, ...] = (),
+               headers: dict[str, str] | None = None) -> web.Response:  # fmt: skip
+        headers = dict(headers or {})
+        if warnings:
+            headers["X-Gateway-Warnings"] = "; ".join(warnings)
+        return reply(body, self.fmt, status=status, headers=headers)
+
+
+# --- operations ----------------------------------------------------------------------
+
+
+async def list_payments(call: Call) -> web.Response:
+    if "invoice_id" not in call.ids:
+        raw = call.request.query.get("invoice_id")
+        if not raw:
+            raise ValidationFailed(fields={"invoice_id": "can't be blank"})
+        call.ids["invoice_id"] = raw
+    invoice_id = call.id_of("invoice_id", "Invoice")
+    payments = await call.backend.list_payments(_who(call), invoice_id)
+    warnings: list[str] = []
+    return call.answer(
+        call.dialect.encode_payments(payments, call.fmt, warnings), warnings=tuple(warnings)
+    )
+
+
+async def get_payment(call: Call) -> web.Response:
+    payment = await call.backend.get_payment(_who(call), _payment_in_path(call))
+    _check_invoice(call, payment.invoice_id)
+    return _answer_payment(call, payment, ())
+
+
+async def create_payment(call: Call) -> web.Response:
+    request = await call.body()
+    call.dialect.check_create(request)
+    if "invoice_id" in call.ids:
+        invoice_id = call.id_of("invoice_id", "Invoice")
+    else:
+        invoice_id = request.payment.invoice_id or 0
+    outcome = await call.backend.create_payment(_who(call), invoice_id, request)
+    return _answer_payment(call, outcome.payment, outcome.warnings)
+
+
+async def replace_payment(call: Call) -> web.Response:
+    request = await call.body()
+    call.dialect.check_create(request)
+    return await _update(call, request, replace=True)
+
+
+async def patch_payment(call: Call) -> web.Response:
+    return await _update(call, await call.body(), replace=False)
+
+
+async def _update(call: Call, request: Decoded, *, replace: bool) -> web.Response:
+    payment_id = _payment_in_path(call)
+    outcome = await call.backend.update_payment(_who(call), payment_id, request, replace=replace)
+    return _answer_payment(call, outcome.payment, outcome.warnings)
+
+
+async def delete_payment(call: Call) -> web.Response:
+    payment_id = _payment_in_path(call)
+    if "invoice_id" in call.ids:
+        current = await call.backend.get_payment(_who(call), payment_id)
+        _check_invoice(call, current.invoice_id)
+    await call.backend.delete_payment(_who(call), payment_id)
+    return call.answer(b"", status=call.route.status)
+
+
+def _answer_payment(call: Call, payment: Payment, warnings: tuple[str, ...]) -> web.Response:
+    found = list(warnings)
+    body = call.dialect.encode_payment(payment, call.fmt, found)
+    headers: dict[str, str] = {}
+    if call.route.location and payment.id is not None and payment.invoice_id is not None:
+        wire = call.dialect.wire_id
+        headers["Location"] = call.route.location.format(
+            invoice_id=wire(payment.invoice_id), id=wire(payment.id)
+        )
+    return call.answer(body, status=call.route.status, warnings=tuple(found), headers=headers)
+
+
+def _who(call: Call) -> Principal:
+    assert call.who is not None
+    return call.who
+
+
+def _payment_in_path(call: Call) -> int:
+    return call.id_of("payment_id", "Payment")
+
+
+def _check_invoice(call: Call, invoice_id: int | None) -> None:
+    """On Harvest's nested paths, a payment of another invoice does not exist."""
+    if "invoice_id" in call.ids and call.id_of("invoice_id", "Invoice") != invoice_id:
+        raise NotFound("Payment not found")
+
+
+OPERATIONS: dict[Op, Callable[[Call], Awaitable[web.Response]]] = {
+    Op.LIST: list_payments,
+    Op.GET: get_payment,
+    Op.CREATE: create_payment,
+    Op.REPLACE: replace_payment,
+    Op.PATCH: patch_payment,
+    Op.DELETE: delete_payment,
+}
+
+
+# --- wiring ----------------------------------------------------------------------------
+
+
+async def authenticate(call: Call) -> Principal:
+    auth, headers = call.gateway.auth, call.request.headers
+    name = call.dialect.name
+    if name in ("harvest", "fastbill"):
+        return await auth.basic(name, headers.get("Authorization"))
+    if name == "invoiless":
+        return await auth.api_key(headers.get("api-key"), headers.get("scope-id"))
+    return auth.bearer(headers.get("Authorization"), call.request.match_info.get("business", ""))
+
+
+async def serve(dialect: Dialect, route: Route, request: web.Request) -> web.Response:
+    ids = dict(request.match_info)
+    ext = ids.pop("ext", None)
+    suffix = SUFFIXES[ext] if ext else None
+    if "xml" in dialect.formats and route.path.endswith("}"):
+        last = route.path.rsplit("{", 1)[1].rstrip("}")
+        ids[last], suffix = split_suffix(ids[last])
+    request[FORMAT] = suffix or dialect.formats[0]
+    gateway = request.app[GATEWAY]
+    fmt = response_format(dialect, request.headers.get("Accept"), suffix)
+    call = Call(request, gateway, dialect, route, fmt, ids)
+    request[FORMAT] = fmt
+    call.who = await authenticate(call)
+    gateway.limits.take(call.who)
+    return await OPERATIONS[route.op](call)
+
+
+def add_routes(app: web.Application) -> None:
+    for name, routes in ROUTES.items():
+        dialect = dialects.get(name)
+        for route in routes:
+            handler = partial(serve, dialect, route)
+            app.router.add_route(route.method, route.path, handler)
+            if "xml" in dialect.formats and not route.path.endswith("}"):
+                app.router.add_route(route.method, route.path + r"{ext:\.(?:xml|json)}", handler)

@@ -1,0 +1,33 @@
+"""The application's typed state keys and the Gateway that holds what handlers share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .auth import Authenticator
+from .backend import Backend
+from .config import Config
+from .ledger import Ledger
+from .limits import RateLimiter
+from .store import Store
+
+
+@dataclass
+class Gateway:
+    """Everything a request may need: config, auth, store, and each tenant's backend."""
+
+    config: Config
+    auth: Authenticator
+    store: Store
+    ledger: Ledger
+    limits: RateLimiter
+    upstreams: dict[str, Backend] = field(default_factory=dict)
+
+    def backend(self, tenant: str) -> Backend:
+        return self.upstreams.get(tenant, self.ledger)
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+FORMAT = "gateway.format"

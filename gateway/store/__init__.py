@@ -1,0 +1,20 @@
+"""Stores behind one interface, chosen by database URL."""
+
+from __future__ import annotations
+
+from .base import Change, NewInvoice, Rule, Store
+from .sqlite import SQLiteStore
+
+
+def open_store(url: str, *, synchronous: str = "FULL") -> Store:
+    """A store for `sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite://:memory:`."""
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        path = path.removeprefix("/") if path != ":memory:" else path
+        if not path:
+            raise ValueError("sqlite URL names no file")
+        return SQLiteStore(path, synchronous=synchronous)
+    raise ValueError(f"unsupported database URL {url!r} (use sqlite:///path/to/file.db)")
+
+
+__all__ = ["Change", "NewInvoice", "Rule", "SQLiteStore", "Store", "open_store"]

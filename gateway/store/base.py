@@ -1,0 +1,64 @@
+"""The store interface: what the ledger needs from a database, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Protocol
+
+from dialects.model import Invoice, Payment
+
+
+@dataclass(frozen=True)
+class NewInvoice:
+    tenant: str
+    number: str
+    currency: str
+    total: Decimal
+    issued_on: date
+    due_on: date
+    draft: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a ledger rule decided: a payment to insert (no id) or replace, or delete."""
+
+    marked_paid: bool
+    upsert: Payment | None = None
+    delete: int | None = None
+
+
+Rule = Callable[[Invoice], Change]
+
+
+class Store(Protocol):
+    """A transactional home for invoices and payments, scoped by tenant on every call.
+
+    `apply` loads an invoice with its live payments under a write lock, lets `rule`
+    decide, and stores the decision atomically: no two rules on one invoice interleave.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create_invoice(self, new: NewInvoice) -> Invoice: ...
+
+    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None: ...
+
+    async def payment(self, tenant: str, payment_id: int) -> Payment | None: ...
+
+    async def apply(
+        self, tenant: str, invoice_id: int, rule: Rule
+    ) -> tuple[Payment | None, Invoice]: ...
+
+    async def owner(self, kind: str, object_id: int) -> str | None:
+        """The tenant an invoice or payment belongs to (for the admin API)."""
+        ...
+
+    async def map_id(self, tenant: str, kind: str, backend_id: str) -> int: ...
+
+    async def backend_id(self, tenant: str, kind: str, local_id: int) -> str | None: ...

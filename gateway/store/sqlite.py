@@ -1,0 +1,308 @@
+"""The embedded SQLite store: one connection on one thread, every write one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dialects.errors import Conflict, NotFound
+from dialects.model import Invoice, Method, Payment
+
+from .base import NewInvoice, Rule
+from .migrations import MIGRATIONS
+
+T = TypeVar("T")
+
+_PAYMENT_COLUMNS = (
+    "id", "tenant", "invoice_id", "amount", "paid_at", "method", "method_label", "origin",
+    "notes", "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email",
+    "client_app", "notify_customer", "created_at", "updated_at",
+)  # fmt: skip
+_SELECT_PAYMENTS = f"SELECT {', '.join(_PAYMENT_COLUMNS)} FROM payments"
+_INVOICE_COLUMNS = (
+    "id", "tenant", "number", "currency", "total", "issued_on", "due_on", "draft", "void",
+    "marked_paid", "created_at",
+)  # fmt: skip
+_SELECT_INVOICE = f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices"
+
+
+class SQLiteStore:
+    """Store on one SQLite file, in WAL mode.
+
+    All statements run on a single worker thread, so the event loop never waits on
+    disk and transactions never interleave; `BEGIN IMMEDIATE` also serialises writers
+    from other processes sharing the file. With `synchronous=FULL` a commit is on disk
+    before the caller is answered.
+    """
+
+    def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._run(self._connect)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._disconnect)
+        self._executor.shutdown(wait=True)
+
+    def _connect(self) -> None:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self._synchronous}")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        self._db = db
+        self._migrate(db)
+
+    def _disconnect(self) -> None:
+        assert self._db is not None
+        self._db.close()
+        self._db = None
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+            for version, script in MIGRATIONS:
+                if version in applied:
+                    continue
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?)", (version, _now().isoformat())
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    # --- invoices and payments -----------------------------------------------------
+
+    async def create_invoice(self, new: NewInvoice) -> Invoice:
+        return await self._run(self._write, lambda db: self._insert_invoice(db, new))
+
+    def _insert_invoice(self, db: sqlite3.Connection, new: NewInvoice) -> Invoice:
+        taken = db.execute(
+            "SELECT 1 FROM invoices WHERE tenant = ? AND number = ?", (new.tenant, new.number)
+        ).fetchone()
+        if taken:
+            raise Conflict(f"Invoice number {new.number} already exists")
+        cursor = db.execute(
+            "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on, draft,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                new.tenant, new.number, new.currency, str(new.total), new.issued_on.isoformat(),
+                new.due_on.isoformat(), int(new.draft), _now().isoformat(),
+            ),
+        )  # fmt: skip
+        invoice = self._load_invoice(db, new.tenant, _rowid(cursor))
+        assert invoice is not None
+        return invoice
+
+    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None:
+        return await self._run(self._load_invoice, self._conn(), tenant, invoice_id)
+
+    async def payment(self, tenant: str, payment_id: int) -> Payment | None:
+        return await self._run(self._load_payment, tenant, payment_id)
+
+    def _load_payment(self, tenant: str, payment_id: int) -> Payment | None:
+        row = (
+            self._conn()
+            .execute(
+                f"{_SELECT_PAYMENTS} WHERE id = ? AND tenant = ? AND deleted_at IS NULL",
+                (payment_id, tenant),
+            )
+            .fetchone()
+        )
+        return _payment(row) if row else None
+
+    def _load_invoice(self, db: sqlite3.Connection, tenant: str, invoice_id: int) -> Invoice | None:
+        row = db.execute(f"{_SELECT_INVOICE} WHERE id = ? AND tenant = ?", (invoice_id, tenant))
+        found = row.fetchone()
+        if found is None:
+            return None
+        payments = db.execute(
+            f"{_SELECT_PAYMENTS} WHERE invoice_id = ? AND deleted_at IS NULL ORDER BY id",
+            (invoice_id,),
+        ).fetchall()
+        return _invoice(found, tuple(_payment(p) for p in payments))
+
+    async def apply(
+        self, tenant: str, invoice_id: int, rule: Rule
+    ) -> tuple[Payment | None, Invoice]:
+        return await self._run(self._write, lambda db: self._apply(db, tenant, invoice_id, rule))
+
+    def _apply(
+        self, db: sqlite3.Connection, tenant: str, invoice_id: int, rule: Rule
+    ) -> tuple[Payment | None, Invoice]:
+        invoice = self._load_invoice(db, tenant, invoice_id)
+        if invoice is None:
+            raise NotFound("Invoice not found")
+        change = rule(invoice)
+        now = _now().isoformat()
+        payment_id: int | None = None
+        if change.upsert is not None:
+            payment_id = self._upsert(db, change.upsert, now)
+        if change.delete is not None:
+            db.execute("UPDATE payments SET deleted_at = ? WHERE id = ?", (now, change.delete))
+        if change.marked_paid != invoice.marked_paid:
+            db.execute(
+                "UPDATE invoices SET marked_paid = ? WHERE id = ?",
+                (int(change.marked_paid), invoice_id),
+            )
+        after = self._load_invoice(db, tenant, invoice_id)
+        assert after is not None
+        stored = next((p for p in after.payments if p.id == payment_id), None)
+        return stored, after
+
+    @staticmethod
+    def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> int:
+        values = _payment_row(payment)
+        if payment.id is None:
+            values["created_at"] = values["updated_at"] = now
+            del values["id"]
+            names = ", ".join(values)
+            marks = ", ".join("?" for _ in values)
+            cursor = db.execute(
+                f"INSERT INTO payments ({names}) VALUES ({marks})", tuple(values.values())
+            )
+            return _rowid(cursor)
+        values["updated_at"] = now
+        for fixed in ("id", "tenant", "invoice_id", "created_at"):
+            del values[fixed]
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        db.execute(
+            f"UPDATE payments SET {assignments} WHERE id = ?", (*values.values(), payment.id)
+        )
+        return payment.id
+
+    async def owner(self, kind: str, object_id: int) -> str | None:
+        table = {"invoice": "invoices", "payment": "payments"}[kind]
+        return await self._run(self._owner, table, object_id)
+
+    def _owner(self, table: str, object_id: int) -> str | None:
+        extra = " AND deleted_at IS NULL" if table == "payments" else ""
+        query = f"SELECT tenant FROM {table} WHERE id = ?{extra}"
+        row = self._conn().execute(query, (object_id,)).fetchone()
+        return str(row[0]) if row else None
+
+    # --- backend id map (proxy mode) ----------------------------------------------
+
+    async def map_id(self, tenant: str, kind: str, backend_id: str) -> int:
+        return await self._run(self._write, lambda db: self._map_id(db, tenant, kind, backend_id))
+
+    @staticmethod
+    def _map_id(db: sqlite3.Connection, tenant: str, kind: str, backend_id: str) -> int:
+        db.execute(
+            "INSERT OR IGNORE INTO id_map (tenant, kind, backend_id) VALUES (?, ?, ?)",
+            (tenant, kind, backend_id),
+        )
+        row = db.execute(
+            "SELECT id FROM id_map WHERE tenant = ? AND kind = ? AND backend_id = ?",
+            (tenant, kind, backend_id),
+        ).fetchone()
+        return int(row[0])
+
+    async def backend_id(self, tenant: str, kind: str, local_id: int) -> str | None:
+        return await self._run(self._backend_id, tenant, kind, local_id)
+
+    def _backend_id(self, tenant: str, kind: str, local_id: int) -> str | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT backend_id FROM id_map WHERE id = ? AND tenant = ? AND kind = ?",
+                (local_id, tenant, kind),
+            )
+            .fetchone()
+        )
+        return str(row[0]) if row else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def _payment_row(payment: Payment) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "tenant": payment.tenant,
+        "invoice_id": payment.invoice_id,
+        "amount": str(payment.amount),
+        "paid_at": payment.paid_at.isoformat() if payment.paid_at else None,
+        "method": payment.method.value if payment.method else None,
+        "method_label": payment.method_label,
+        "origin": payment.origin,
+        "notes": payment.notes,
+        "reference": payment.reference,
+        "tax_withheld": str(payment.tax_withheld),
+        "fee": str(payment.fee),
+        "recorded_by": payment.recorded_by,
+        "recorded_by_email": payment.recorded_by_email,
+        "client_app": payment.client_app,
+        "notify_customer": int(payment.notify_customer),
+    }
+
+
+def _payment(row: tuple[Any, ...]) -> Payment:
+    data = dict(zip(_PAYMENT_COLUMNS, row, strict=True))
+    for money in ("amount", "tax_withheld", "fee"):
+        data[money] = Decimal(data[money])
+    for moment in ("paid_at", "created_at", "updated_at"):
+        data[moment] = datetime.fromisoformat(data[moment])
+    data["method"] = Method(data["method"]) if data["method"] else None
+    data["notify_customer"] = bool(data["notify_customer"])
+    return Payment.model_construct(**data)
+
+
+def _invoice(row: tuple[Any, ...], payments: tuple[Payment, ...]) -> Invoice:
+    data = dict(zip(_INVOICE_COLUMNS, row, strict=True))
+    data["total"] = Decimal(data["total"])
+    data["issued_on"] = date.fromisoformat(data["issued_on"])
+    data["due_on"] = date.fromisoformat(data["due_on"])
+    data["created_at"] = datetime.fromisoformat(data["created_at"])
+    for flag in ("draft", "void", "marked_paid"):
+        data[flag] = bool(data[flag])
+    return Invoice.model_construct(payments=payments, **data)
