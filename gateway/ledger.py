@@ -77,14 +77,14 @@ def record(invoice: Invoice, request: Decoded, who: Principal) -> Change:
     if fields.get("amount") is None:
         fields["amount"] = whole_due(invoice, fields)
     fields.setdefault("paid_at", today_midnight())
-    payment = Payment(
-        **fields,
-        tenant=invoice.tenant,
-        invoice_id=invoice.id,
-        recorded_by=who.name,
-        recorded_by_email=who.email,
-        client_app=who.app,
-    )
+    owned = {
+        "tenant": invoice.tenant,
+        "invoice_id": invoice.id,
+        "recorded_by": who.name,
+        "recorded_by_email": who.email,
+        "client_app": who.app,
+    }
+    payment = Payment(**{**fields, **owned})
     check_amounts(invoice, payment)
     check_settles(invoice, payment)
     marked = invoice.marked_paid or bool(request.options.get("mark_invoice_paid"))

@@ -30,4 +30,4 @@ class Gateway:
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
-FORMAT = "gateway.format"
+FORMAT = web.RequestKey("format", str)

@@ -1,0 +1,128 @@
+"""Test helpers: a two-tenant config, and one small HTTP client per dialect."""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import jwt
+from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.config import Config, parse
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+APP_KEY = ec.generate_private_key(ec.SECP256R1())
+APP_PUBLIC_PEM = (
+    APP_KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+
+
+def tenant_config(name: str, *, rate_limit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Plain-text credentials `<tenant>-harvest`, ... so tests need no scrypt."""
+    tenant: dict[str, Any] = {
+        "harvest": {
+            "users": [
+                {"email": f"{name}@example.com", "password": f"{name}-harvest", "name": "Owner"}
+            ]
+        },
+        "fastbill": {"users": [{"email": f"{name}@example.com", "api_key": f"{name}-fastbill"}]},
+        "invoiless": {"keys": [{"key": f"{name}-invoiless", "scopes": [f"{name}-scope"]}]},
+        "urlkey": {
+            "business": f"{name}-biz",
+            "apps": [
+                {
+                    "app_id": f"{name}-app",
+                    "secret": f"{name}-app-secret",
+                    "public_key": APP_PUBLIC_PEM,
+                }
+            ],
+        },
+    }
+    if rate_limit:
+        tenant["rate_limit"] = rate_limit
+    return tenant
+
+
+def make_config(database: str, **overrides: Any) -> Config:
+    raw: dict[str, Any] = {
+        "database": database,
+        "admin_token": "test-admin-token",
+        "token_secret": "test-token-secret",
+        "tenants": {"acme": tenant_config("acme"), "globex": tenant_config("globex")},
+    }
+    raw.update(overrides)
+    return parse(raw)
+
+
+def basic(user: str, secret: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def self_signed_token(app_id: str, *, lifetime: int = 3600, **claims: Any) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": app_id,
+        "sub": app_id,
+        "aud": "serana",
+        "auth": {"entity": "app", "strategy": "app-iss-app-token"},
+        "iat": now,
+        "exp": now + lifetime,
+        **claims,
+    }
+    return jwt.encode(payload, APP_KEY, algorithm="ES256")
+
+
+async def new_invoice(
+    client: TestClient,  # type: ignore[type-arg]
+    *,
+    tenant: str = "acme",
+    total: str = "1000.00",
+    currency: str = "EUR",
+    number: str | None = None,
+    due_on: str = "2999-12-31",
+) -> dict[str, Any]:
+    body = {
+        "tenant": tenant,
+        "number": number or f"INV-{time.monotonic_ns()}",
+        "currency": currency,
+        "total": total,
+        "issued_on": "2026-01-01",
+        "due_on": due_on,
+    }
+    response = await client.post("/gateway/v1/invoices", json=body, headers=ADMIN)
+    assert response.status == 201, await response.text()
+    result: dict[str, Any] = await response.json()
+    return result
+
+
+async def invoice_state(client: TestClient, invoice_id: int) -> dict[str, Any]:  # type: ignore[type-arg]
+    response = await client.get(f"/gateway/v1/invoices/{invoice_id}", headers=ADMIN)
+    assert response.status == 200
+    result: dict[str, Any] = await response.json()
+    return result
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a dialect client sent and got back, in canonical terms."""
+
+    status: int
+    payment_id: int | None
+    body: bytes
+    headers: dict[str, str]
+
+
+def hexid(number: int) -> str:
+    return f"{number:024x}"
+
+
+def money(value: object) -> Decimal:
+    return Decimal(str(value))
