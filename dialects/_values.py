@@ -127,10 +127,8 @@ def js_number(amount: Decimal) -> Decimal:
 
 def iso_z(moment: datetime, *, millis: bool = False) -> str:
     """`2008-02-14T00:00:00Z`, or with milliseconds as JavaScript's toISOString."""
-    moment = moment.astimezone(UTC)
-    if millis:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds" if millis else "seconds") + "Z"
 
 
 def iso_offset(moment: datetime) -> str:

@@ -134,7 +134,8 @@ def element(name: str, fields: Iterable[XmlField], indent: str = "") -> str:
         if value is None:
             lines.append(f'{inner}<{tag}{typed} nil="true"/>')
         else:
-            lines.append(f"{inner}<{tag}{typed}>{escape(value)}</{tag}>")
+            # A bare CR would come back as LF (XML end-of-line handling): write it as &#13;.
+            lines.append(f"{inner}<{tag}{typed}>{escape(value, {chr(13): '&#13;'})}</{tag}>")
     lines.append(f"{indent}</{name}>")
     return "\n".join(lines)
 

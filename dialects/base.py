@@ -21,7 +21,9 @@ from .model import ZERO, Method, Payment
 Format = Literal["xml", "json"]
 WireId = int | str
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls (tab and newlines allowed), DEL, lone surrogates and U+FFFE/U+FFFF:
+# nothing that UTF-8 or XML 1.0 cannot carry.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 MAX_TEXT = 4000
 
 
@@ -189,7 +191,7 @@ class Dialect:
 
     def read(self, spec: Spec, value: Any) -> Any:
         if value is None:
-            if spec.kind in (Kind.AMOUNT, Kind.DATE, Kind.DATETIME):
+            if spec.writable and spec.kind in (Kind.AMOUNT, Kind.DATE, Kind.DATETIME):
                 raise _values.ValueProblem("can't be blank")
             return ZERO if spec.kind is Kind.MONEY else None
         kind = spec.kind

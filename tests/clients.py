@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 from xml.sax.saxutils import escape
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
@@ -36,7 +37,9 @@ class Reply:
 class DialectClient:
     name = ""
 
-    def __init__(self, client: TestClient, tenant: str = "acme") -> None:  # type: ignore[type-arg]
+    def __init__(
+        self, client: TestClient[web.Request, web.Application], tenant: str = "acme"
+    ) -> None:
         self.client = client
         self.tenant = tenant
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import jwt
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -81,7 +82,7 @@ def self_signed_token(app_id: str, *, lifetime: int = 3600, **claims: Any) -> st
 
 
 async def new_invoice(
-    client: TestClient,  # type: ignore[type-arg]
+    client: TestClient[web.Request, web.Application],
     *,
     tenant: str = "acme",
     total: str = "1000.00",

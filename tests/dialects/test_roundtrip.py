@@ -79,20 +79,20 @@ WORD_MEANS: dict[str, dict[str, Method]] = {
 
 # --- strategies -------------------------------------------------------------------
 
-amounts = st.decimals(
-    min_value=Decimal("0.01"), max_value=Decimal("999999999999.99"), places=2
-)
+amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999999999999.99"), places=2)
 fees = st.decimals(min_value=Decimal("0.00"), max_value=Decimal("999999999999.99"), places=2)
 # Every dialect writes whole seconds at least (urlKey milliseconds: see the test below).
 moments = st.datetimes(
-    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59), timezones=st.just(UTC)
+    min_value=datetime(1, 1, 1),
+    max_value=datetime(9999, 12, 31, 23, 59, 59),
+    timezones=st.just(UTC),
 ).map(lambda moment: moment.replace(microsecond=0))
 # Text a dialect accepts: no control characters but tab and line ends, nothing UTF-8
 # or XML 1.0 cannot carry.
 texts = st.text(
     st.characters(
         codec="utf-8",
-        exclude_categories=("Cc",),
+        exclude_categories=["Cc"],
         include_characters="\t\n\r",
         exclude_characters="\ufffe\uffff",
     ),
@@ -177,7 +177,9 @@ def carries(dialect: Dialect, attr: str) -> bool:
 @pytest.mark.parametrize(("name", "fmt"), CASES, ids=CASE_IDS)
 @settings(max_examples=100, deadline=None)
 @given(data=st.data())
-def test_payment_round_trips_every_carried_field(name: str, fmt: Format, data: st.DataObject) -> None:
+def test_payment_round_trips_every_carried_field(
+    name: str, fmt: Format, data: st.DataObject
+) -> None:
     dialect = DIALECTS[name]
     payment = data.draw(payments(dialect))
     back = dialect.decode_payment(dialect.encode_payment(payment, fmt), fmt).payment
@@ -272,7 +274,8 @@ def test_translation_keeps_amount_date_notes_ids_and_maps_method(
 @pytest.mark.parametrize("name", ["invoiless", "fastbill", "urlkey"])
 def test_canonical_method_is_written_as_the_table_word(name: str, method: Method) -> None:
     dialect = DIALECTS[name]
-    payment = Payment(amount=Decimal("1.00"), paid_at=datetime(2024, 1, 1, tzinfo=UTC), method=method)
+    paid = datetime(2024, 1, 1, tzinfo=UTC)
+    payment = Payment(amount=Decimal("1.00"), paid_at=paid, method=method)
     warnings: list[str] = []
     wire = dialect.encode_payment(payment, dialect.formats[0], warnings)
     back = dialect.decode_payment(wire, dialect.formats[0]).payment
@@ -285,4 +288,3 @@ def test_canonical_method_is_written_as_the_table_word(name: str, method: Method
 @pytest.mark.parametrize("name", ["invoiless", "fastbill", "urlkey"])
 def test_dialect_reads_every_vendor_word_as_documented(name: str) -> None:
     assert dict(DIALECTS[name].methods) == WORD_MEANS[name]
-

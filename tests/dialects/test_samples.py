@@ -152,8 +152,8 @@ def with_valid_ids(body: bytes) -> bytes:
     return body
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, sec, tzinfo=UTC)
 
 
 def reencoded(name: str, body: bytes, fmt: Format) -> tuple[Payment, bytes, Payment]:
@@ -274,7 +274,7 @@ def test_fastbill_create_sample_round_trips() -> None:
     first, wire, again = reencoded("fastbill", FASTBILL_CREATE, "xml")
     assert again == first
     assert b'<invoice_id type="integer">1</invoice_id>' in wire
-    assert b"<type nil=\"true\"/>" in wire
+    assert b'<type nil="true"/>' in wire
 
 
 def test_fastbill_create_response_sample_decodes_and_round_trips() -> None:
@@ -326,16 +326,18 @@ def test_invoiless_create_sample_round_trips_as_javascript_numbers() -> None:
 # --- urlkey ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", [URLKEY_CREATED, URLKEY_LIST], ids=["created", "list"])
-def test_urlkey_samples_with_non_hex_id_are_refused_on_id(body: bytes) -> None:
+def test_urlkey_created_sample_with_non_hex_id_is_refused_on_id() -> None:
     with pytest.raises(ValidationFailed) as caught:
-        if body is URLKEY_LIST:
-            urlkey.decode_payments(body, "json")
-        else:
-            urlkey.decode_payment(body, "json")
+        urlkey.decode_payment(URLKEY_CREATED, "json")
     assert caught.value.fields == {"id": "is not a valid id"}
     reply = urlkey.encode_error(caught.value, "json")
     assert _json.loads(reply.body)["errors"] == {"_id": "is not a valid id"}
+
+
+def test_urlkey_list_sample_with_non_hex_id_is_refused_on_id() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        urlkey.decode_payments(URLKEY_LIST, "json")
+    assert caught.value.fields == {"id": "is not a valid id"}
 
 
 def test_urlkey_created_sample_decodes_every_field() -> None:
@@ -408,4 +410,5 @@ def test_urlkey_unauthorized_sample_is_what_not_authenticated_encodes_to() -> No
 def test_rails_samples_keep_every_field_through_json(name: str, body: bytes) -> None:
     dialect = DIALECTS[name]
     payment = dialect.decode_payment(body, "xml").payment
-    assert dialect.decode_payment(dialect.encode_payment(payment, "json"), "json").payment == payment
+    wire = dialect.encode_payment(payment, "json")
+    assert dialect.decode_payment(wire, "json").payment == payment
