@@ -105,7 +105,11 @@ class Payment(BaseModel):
 
 
 class Invoice(BaseModel):
-    """An invoice with its live payments; due amount and status are derived."""
+    """An invoice; due amount and status derive from its live payments.
+
+    `settled` and `payment_count` summarise every live payment; `payments` holds
+    them one by one only where they were asked for (a listing).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -120,11 +124,13 @@ class Invoice(BaseModel):
     void: bool = False
     marked_paid: bool = False
     created_at: AwareDatetime
+    settled: Decimal = ZERO
+    payment_count: int = 0
     payments: tuple[Payment, ...] = ()
 
     @property
     def due_amount(self) -> Decimal:
-        return self.total - sum((p.settled for p in self.payments), ZERO)
+        return self.total - self.settled
 
     def status(self, today: date | None = None) -> InvoiceStatus:
         today = today or datetime.now(UTC).date()
@@ -136,6 +142,6 @@ class Invoice(BaseModel):
             return InvoiceStatus.PAID
         if today > self.due_on:
             return InvoiceStatus.OVERDUE
-        if self.payments:
+        if self.payment_count:
             return InvoiceStatus.PARTIAL
         return InvoiceStatus.OPEN

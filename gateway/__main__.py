@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 import dialects
-from dialects.errors import GatewayError
+from dialects.errors import BadRequest, GatewayError
 
 from . import passwords
 from .app import create_app
@@ -90,9 +90,13 @@ def translate(args: argparse.Namespace) -> int:
         try:
             payment = source.decode_payment(body, in_fmt).payment
             output = target.encode_payment(payment, out_fmt, warnings)
-        except GatewayError:
-            payments = source.decode_payments(body, in_fmt)
-            output = target.encode_payments(payments, out_fmt, warnings)
+        except GatewayError as single:
+            try:
+                payments = source.decode_payments(body, in_fmt)
+                output = target.encode_payments(payments, out_fmt, warnings)
+            except GatewayError as many:
+                # Report the reading that got further: a field problem, not "not a list".
+                raise (many if isinstance(single, BadRequest) else single) from None
     except GatewayError as exc:
         detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
         print(f"error: {exc.message}{' (' + detail + ')' if detail else ''}", file=sys.stderr)

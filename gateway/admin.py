@@ -139,7 +139,9 @@ async def get_invoice(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     invoice_id = _number(request.match_info["id"])
     tenant = await gateway.store.owner("invoice", invoice_id)
-    invoice = await gateway.store.invoice(tenant, invoice_id) if tenant else None
+    invoice = (
+        await gateway.store.invoice(tenant, invoice_id, with_payments=True) if tenant else None
+    )
     if invoice is None:
         raise NotFound("Invoice not found")
     return _json_reply(invoice_json(invoice))

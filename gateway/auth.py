@@ -52,7 +52,10 @@ class Authenticator:
 
     def __init__(self, config: Config) -> None:
         self._admin_token = config.admin_token
-        self._token_key = (config.token_secret or os.urandom(32).hex()).encode()
+        # HS256 keys are 32 bytes (RFC 7518 3.2): derived, so a short secret is no weak key
+        # warning (an error under -W error) on every token issued or checked.
+        secret = config.token_secret or os.urandom(32).hex()
+        self._token_key = hashlib.sha256(b"urlkey-token\x00" + secret.encode()).digest()
         self._token_lifetime = config.token_lifetime_seconds
         self._basic: dict[tuple[str, str], list[_Secret]] = {}
         self._api_keys: list[_Secret] = []
@@ -204,6 +207,8 @@ class Authenticator:
             or not isinstance(auth, dict)
             or auth.get("entity") != "app"
             or auth.get("strategy") != "app-iss-app-token"
+            or not _numeric_date(claims["exp"])
+            or not _numeric_date(claims["iat"])
             or claims["exp"] - claims["iat"] > SELF_SIGNED_MAX_LIFETIME
         ):
             raise NotAuthenticated("Invalid authentication: claims not accepted")
@@ -222,6 +227,11 @@ class Authenticator:
             hashlib.sha256(presented.encode()).digest(), expected
         ):
             raise NotAuthenticated("Admin token required")
+
+
+def _numeric_date(value: object) -> bool:
+    """A JSON number, as RFC 7519 requires (PyJWT also lets numeric strings through)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _load_public_key(pem: str) -> Any:

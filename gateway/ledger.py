@@ -91,9 +91,8 @@ def record(invoice: Invoice, request: Decoded, who: Principal) -> Change:
     return Change(marked_paid=marked, upsert=payment)
 
 
-def revise(invoice: Invoice, payment_id: int, request: Decoded, *, replace: bool) -> Change:
+def revise(invoice: Invoice, current: Payment, request: Decoded, *, replace: bool) -> Change:
     """Change a payment: PUT (`replace`) resets what it leaves out, PATCH keeps it."""
-    current = _live(invoice, payment_id)
     fields = request.writable()
     if replace:
         fields = {**_RESETS, **fields}
@@ -106,17 +105,15 @@ def revise(invoice: Invoice, payment_id: int, request: Decoded, *, replace: bool
     return Change(marked_paid=invoice.marked_paid, upsert=payment)
 
 
-def remove(invoice: Invoice, payment_id: int) -> Change:
+def remove(invoice: Invoice, current: Payment) -> Change:
     """Delete a payment; the invoice goes back to open or overdue, as FastBill did."""
-    _live(invoice, payment_id)
-    return Change(marked_paid=False, delete=payment_id)
+    return Change(marked_paid=False, delete=current.id)
 
 
-def _live(invoice: Invoice, payment_id: int) -> Payment:
-    for payment in invoice.payments:
-        if payment.id == payment_id:
-            return payment
-    raise NotFound("Payment not found")
+def _target(payment: Payment | None) -> Payment:
+    if payment is None:  # the store found none: it says NotFound before asking
+        raise NotFound("Payment not found")
+    return payment
 
 
 class Ledger:
@@ -129,7 +126,7 @@ class Ledger:
         return await self.store.invoice(tenant, invoice_id)
 
     async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
-        invoice = await self.store.invoice(who.tenant, invoice_id)
+        invoice = await self.store.invoice(who.tenant, invoice_id, with_payments=True)
         if invoice is None:
             raise NotFound("Invoice not found")
         return list(invoice.payments)
@@ -142,7 +139,7 @@ class Ledger:
 
     async def create_payment(self, who: Principal, invoice_id: int, request: Decoded) -> Outcome:
         stored, _ = await self.store.apply(
-            who.tenant, invoice_id, lambda invoice: record(invoice, request, who)
+            who.tenant, invoice_id, lambda invoice, _: record(invoice, request, who)
         )
         assert stored is not None
         return Outcome(stored)
@@ -155,7 +152,8 @@ class Ledger:
         stored, _ = await self.store.apply(
             who.tenant,
             current.invoice_id,
-            lambda invoice: revise(invoice, payment_id, request, replace=replace),
+            lambda invoice, payment: revise(invoice, _target(payment), request, replace=replace),
+            payment_id=payment_id,
         )
         assert stored is not None
         return Outcome(stored)
@@ -164,6 +162,9 @@ class Ledger:
         current = await self.get_payment(who, payment_id)
         assert current.invoice_id is not None
         await self.store.apply(
-            who.tenant, current.invoice_id, lambda invoice: remove(invoice, payment_id)
+            who.tenant,
+            current.invoice_id,
+            lambda invoice, payment: remove(invoice, _target(payment)),
+            payment_id=payment_id,
         )
         return current

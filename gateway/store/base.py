@@ -31,14 +31,16 @@ class Change:
     delete: int | None = None
 
 
-Rule = Callable[[Invoice], Change]
+# A ledger rule: given the invoice (and the payment it acts on), decide a Change.
+Rule = Callable[[Invoice, Payment | None], Change]
 
 
 class Store(Protocol):
     """A transactional home for invoices and payments, scoped by tenant on every call.
 
-    `apply` loads an invoice with its live payments under a write lock, lets `rule`
-    decide, and stores the decision atomically: no two rules on one invoice interleave.
+    `apply` loads an invoice's totals (and the live payment `payment_id`, if named)
+    under a write lock, lets `rule` decide, and stores the decision atomically: no
+    two rules on one invoice interleave.
     """
 
     async def open(self) -> None: ...
@@ -47,12 +49,14 @@ class Store(Protocol):
 
     async def create_invoice(self, new: NewInvoice) -> Invoice: ...
 
-    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None: ...
+    async def invoice(
+        self, tenant: str, invoice_id: int, *, with_payments: bool = False
+    ) -> Invoice | None: ...
 
     async def payment(self, tenant: str, payment_id: int) -> Payment | None: ...
 
     async def apply(
-        self, tenant: str, invoice_id: int, rule: Rule
+        self, tenant: str, invoice_id: int, rule: Rule, *, payment_id: int | None = None
     ) -> tuple[Payment | None, Invoice]: ...
 
     async def owner(self, kind: str, object_id: int) -> str | None:

@@ -33,6 +33,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             reference TEXT,
             tax_withheld TEXT NOT NULL DEFAULT '0',
             fee TEXT NOT NULL DEFAULT '0',
+            settled_cents INTEGER NOT NULL,
             recorded_by TEXT,
             recorded_by_email TEXT,
             client_app TEXT,
@@ -41,7 +42,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             updated_at TEXT NOT NULL,
             deleted_at TEXT
         );
-        CREATE INDEX payments_live ON payments (invoice_id) WHERE deleted_at IS NULL;
+        CREATE INDEX payments_live ON payments (invoice_id, settled_cents)
+            WHERE deleted_at IS NULL;
         """,
     ),
     (

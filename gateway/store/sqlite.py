@@ -137,50 +137,76 @@ class SQLiteStore:
         assert invoice is not None
         return invoice
 
-    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None:
-        return await self._run(self._load_invoice, self._conn(), tenant, invoice_id)
+    async def invoice(
+        self, tenant: str, invoice_id: int, *, with_payments: bool = False
+    ) -> Invoice | None:
+        return await self._run(self._load_invoice, self._conn(), tenant, invoice_id, with_payments)
 
     async def payment(self, tenant: str, payment_id: int) -> Payment | None:
-        return await self._run(self._load_payment, tenant, payment_id)
+        return await self._run(self._load_payment, self._conn(), tenant, payment_id)
 
-    def _load_payment(self, tenant: str, payment_id: int) -> Payment | None:
-        row = (
-            self._conn()
-            .execute(
-                f"{_SELECT_PAYMENTS} WHERE id = ? AND tenant = ? AND deleted_at IS NULL",
-                (payment_id, tenant),
-            )
-            .fetchone()
-        )
+    @staticmethod
+    def _load_payment(
+        db: sqlite3.Connection, tenant: str, payment_id: int, invoice_id: int | None = None
+    ) -> Payment | None:
+        query = f"{_SELECT_PAYMENTS} WHERE id = ? AND tenant = ? AND deleted_at IS NULL"
+        params: tuple[object, ...] = (payment_id, tenant)
+        if invoice_id is not None:
+            query, params = f"{query} AND invoice_id = ?", (*params, invoice_id)
+        row = db.execute(query, params).fetchone()
         return _payment(row) if row else None
 
-    def _load_invoice(self, db: sqlite3.Connection, tenant: str, invoice_id: int) -> Invoice | None:
-        row = db.execute(f"{_SELECT_INVOICE} WHERE id = ? AND tenant = ?", (invoice_id, tenant))
-        found = row.fetchone()
+    @staticmethod
+    def _load_invoice(
+        db: sqlite3.Connection, tenant: str, invoice_id: int, with_payments: bool = False
+    ) -> Invoice | None:
+        found = db.execute(
+            f"{_SELECT_INVOICE} WHERE id = ? AND tenant = ?", (invoice_id, tenant)
+        ).fetchone()
         if found is None:
             return None
-        payments = db.execute(
-            f"{_SELECT_PAYMENTS} WHERE invoice_id = ? AND deleted_at IS NULL ORDER BY id",
+        cents, count = db.execute(
+            "SELECT COALESCE(SUM(settled_cents), 0), COUNT(*) FROM payments"
+            " WHERE invoice_id = ? AND deleted_at IS NULL",
             (invoice_id,),
-        ).fetchall()
-        return _invoice(found, tuple(_payment(p) for p in payments))
+        ).fetchone()
+        payments: tuple[Payment, ...] = ()
+        if with_payments:
+            rows = db.execute(
+                f"{_SELECT_PAYMENTS} WHERE invoice_id = ? AND deleted_at IS NULL ORDER BY id",
+                (invoice_id,),
+            ).fetchall()
+            payments = tuple(_payment(row) for row in rows)
+        return _invoice(found, Decimal(cents).scaleb(-2), count, payments)
 
     async def apply(
-        self, tenant: str, invoice_id: int, rule: Rule
+        self, tenant: str, invoice_id: int, rule: Rule, *, payment_id: int | None = None
     ) -> tuple[Payment | None, Invoice]:
-        return await self._run(self._write, lambda db: self._apply(db, tenant, invoice_id, rule))
+        return await self._run(
+            self._write, lambda db: self._apply(db, tenant, invoice_id, rule, payment_id)
+        )
 
     def _apply(
-        self, db: sqlite3.Connection, tenant: str, invoice_id: int, rule: Rule
+        self,
+        db: sqlite3.Connection,
+        tenant: str,
+        invoice_id: int,
+        rule: Rule,
+        payment_id: int | None,
     ) -> tuple[Payment | None, Invoice]:
         invoice = self._load_invoice(db, tenant, invoice_id)
         if invoice is None:
             raise NotFound("Invoice not found")
-        change = rule(invoice)
+        current = None
+        if payment_id is not None:
+            current = self._load_payment(db, tenant, payment_id, invoice_id)
+            if current is None:
+                raise NotFound("Payment not found")
+        change = rule(invoice, current)
         now = _now().isoformat()
-        payment_id: int | None = None
+        stored_id: int | None = None
         if change.upsert is not None:
-            payment_id = self._upsert(db, change.upsert, now)
+            stored_id = self._upsert(db, change.upsert, now)
         if change.delete is not None:
             db.execute("UPDATE payments SET deleted_at = ? WHERE id = ?", (now, change.delete))
         if change.marked_paid != invoice.marked_paid:
@@ -190,7 +216,7 @@ class SQLiteStore:
             )
         after = self._load_invoice(db, tenant, invoice_id)
         assert after is not None
-        stored = next((p for p in after.payments if p.id == payment_id), None)
+        stored = self._load_payment(db, tenant, stored_id) if stored_id is not None else None
         return stored, after
 
     @staticmethod
@@ -206,7 +232,7 @@ class SQLiteStore:
             )
             return _rowid(cursor)
         values["updated_at"] = now
-        for fixed in ("id", "tenant", "invoice_id", "created_at"):
+        for fixed in ("id", "tenant", "invoice_id"):
             del values[fixed]
         assignments = ", ".join(f"{name} = ?" for name in values)
         db.execute(
@@ -265,6 +291,13 @@ def _rowid(cursor: sqlite3.Cursor) -> int:
     return cursor.lastrowid
 
 
+def _cents(amount: Decimal) -> int:
+    cents = amount.scaleb(2)
+    if cents != cents.to_integral_value():
+        raise ValueError(f"{amount} is not a whole number of cents")
+    return int(cents)
+
+
 def _payment_row(payment: Payment) -> dict[str, Any]:
     return {
         "id": payment.id,
@@ -283,6 +316,7 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "recorded_by_email": payment.recorded_by_email,
         "client_app": payment.client_app,
         "notify_customer": int(payment.notify_customer),
+        "settled_cents": _cents(payment.settled),
     }
 
 
@@ -297,7 +331,9 @@ def _payment(row: tuple[Any, ...]) -> Payment:
     return Payment.model_construct(**data)
 
 
-def _invoice(row: tuple[Any, ...], payments: tuple[Payment, ...]) -> Invoice:
+def _invoice(
+    row: tuple[Any, ...], settled: Decimal, count: int, payments: tuple[Payment, ...]
+) -> Invoice:
     data = dict(zip(_INVOICE_COLUMNS, row, strict=True))
     data["total"] = Decimal(data["total"])
     data["issued_on"] = date.fromisoformat(data["issued_on"])
@@ -305,4 +341,4 @@ def _invoice(row: tuple[Any, ...], payments: tuple[Payment, ...]) -> Invoice:
     data["created_at"] = datetime.fromisoformat(data["created_at"])
     for flag in ("draft", "void", "marked_paid"):
         data[flag] = bool(data[flag])
-    return Invoice.model_construct(payments=payments, **data)
+    return Invoice.model_construct(settled=settled, payment_count=count, payments=payments, **data)
