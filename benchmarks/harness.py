@@ -1,0 +1,151 @@
+"""Benchmark plumbing: run a gateway process on a free port, and a bounded load loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+ADMIN = {"Authorization": "Bearer bench-admin-token"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def bench_config(tenants: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A config with plain-text demo-like credentials and no rate limit."""
+    tenant = {
+        "harvest": {
+            "users": [{"email": "bench@example.com", "password": "bench", "name": "Bench"}]
+        },
+        "fastbill": {"users": [{"email": "bench@example.com", "api_key": "bench"}]},
+        "invoiless": {"keys": [{"key": "bench-key", "scopes": ["bench"]}]},
+        "urlkey": {"business": "bench", "apps": [{"app_id": "bench-app", "secret": "bench"}]},
+    }
+    config: dict[str, Any] = {
+        "admin_token": "bench-admin-token",
+        "token_secret": "bench-token-secret",
+        "server": {"access_log": False},
+        "tenants": tenants or {"bench": tenant},
+    }
+    config.update(extra)
+    return config
+
+
+@contextmanager
+def gateway_process(config: dict[str, Any], workdir: Path | None = None) -> Iterator[str]:
+    """Start `python -m gateway` with `config` on a free port; yield its base URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = workdir or Path(tmp)
+        port = free_port()
+        path = root / f"gateway-{port}.yaml"
+        config = {
+            **config,
+            "database": config.get("database", f"sqlite:///{root}/ledger-{port}.db"),
+        }
+        path.write_text(yaml.safe_dump(config))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--config", str(path), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            asyncio.run(_wait_healthy(base, process))
+            yield base
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {process.returncode}")
+            try:
+                async with session.get(f"{base}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError("gateway did not become healthy")
+
+
+@dataclass
+class Result:
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+    def line(self, label: str) -> str:
+        return (
+            f"{label}: {self.requests} requests in {self.seconds:.2f}s = {self.rate:,.0f} req/s; "
+            f"p50 {self.percentile(50):.2f} ms, p99 {self.percentile(99):.2f} ms, "
+            f"mean {statistics.fmean(self.latencies) * 1000:.2f} ms, errors {self.errors}"
+        )
+
+
+Request = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
+
+
+async def load(
+    request: Request, *, connections: int, total: int, max_seconds: float = 60.0
+) -> Result:
+    """Send at most `total` requests over `connections` keep-alive connections."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+    deadline = time.monotonic() + max_seconds
+    connector = aiohttp.TCPConnector(limit=connections)
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            for index in counter:
+                if time.monotonic() > deadline:
+                    return
+                started = time.perf_counter()
+                status = await request(session, index)
+                latencies.append(time.perf_counter() - started)
+                if status >= 400:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        seconds = time.perf_counter() - started
+    return Result(len(latencies), errors, seconds, latencies)
