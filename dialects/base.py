@@ -66,6 +66,7 @@ class Decoded:
     payment: Payment
     provided: frozenset[str]
     options: Mapping[str, Any] = field(default_factory=dict)
+    ids: Mapping[str, str] = field(default_factory=dict)
 
     def writable(self) -> dict[str, Any]:
         """The client-owned fields the document carried, ready to store."""
@@ -114,21 +115,31 @@ class Dialect:
 
     # --- payments -------------------------------------------------------------
 
-    def decode_payment(self, body: bytes, fmt: Format) -> Decoded:
-        return self.decode_fields(self.payment_fields(body, fmt))
+    def decode_payment(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> Decoded:
+        return self.decode_fields(self.payment_fields(body, fmt), foreign_ids=foreign_ids)
 
     def payment_fields(self, body: bytes, fmt: Format) -> Mapping[str, Any]:
         raise NotImplementedError
 
-    def decode_fields(self, raw: Mapping[str, Any]) -> Decoded:
+    def decode_fields(self, raw: Mapping[str, Any], *, foreign_ids: bool = False) -> Decoded:
+        """Read a document's fields; `foreign_ids` keeps ids as the text a backend sent.
+
+        Ids are always also returned as wire text in `Decoded.ids`; with
+        `foreign_ids` they are not required to be in this gateway's own id form.
+        """
         values: dict[str, Any] = {}
         options: dict[str, Any] = {}
         problems: dict[str, str] = {}
+        ids: dict[str, str] = {}
         index = self._index()
         for key, value in raw.items():
             spec = index.get(self.normalise(key))
             if spec is None or spec.kind is Kind.CONST:
                 continue
+            if spec.kind in (Kind.ID, Kind.INVOICE_ID) and isinstance(value, str | int):
+                ids[spec.attr] = str(value)
+                if foreign_ids:
+                    continue
             try:
                 decoded = self.read(spec, value)
             except _values.ValueProblem as exc:
@@ -144,11 +155,15 @@ class Dialect:
         provided = frozenset(
             spec.attr for spec in self.fields if spec.writable and spec.attr in values
         )
-        return Decoded(Payment(**values), provided, options)
+        return Decoded(Payment(**values), provided, options, ids)
 
     def check_create(self, decoded: Decoded) -> None:
         """Refuse a create request that lacks what this dialect requires."""
-        missing = {attr: "can't be blank" for attr in self.required if attr not in decoded.provided}
+        missing = {
+            spec.attr: "can't be blank"
+            for spec in self.fields  # the field table's order, not the frozenset's (hash seed)
+            if spec.attr in self.required and spec.attr not in decoded.provided
+        }
         if missing:
             raise ValidationFailed(fields=missing)
 
@@ -163,7 +178,52 @@ class Dialect:
         raise NotImplementedError
 
     def decode_payments(self, body: bytes, fmt: Format) -> list[Payment]:
+        return [decoded.payment for decoded in self.decode_list(body, fmt)]
+
+    def decode_list(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> list[Decoded]:
         raise NotImplementedError
+
+    # --- requests this gateway sends as a client (proxy mode) ------------------
+
+    def request_rows(
+        self, fields: Mapping[str, Any], warnings: list[str] | None = None
+    ) -> list[tuple[Spec, object]]:
+        """The writable fields of a request body, native values, in table order.
+
+        `fields` holds canonical attributes and request options; absent or None
+        values are left out.
+        """
+        draft = Payment(**{k: v for k, v in fields.items() if k in Payment.model_fields})
+        rows: list[tuple[Spec, object]] = []
+        for spec in self.fields:
+            if not spec.writable or spec.kind is Kind.CONST:
+                continue
+            if spec.attr in Payment.model_fields:
+                if fields.get(spec.attr) is None:
+                    continue
+                value = self.value(spec, draft, warnings)
+            else:
+                value = fields.get(spec.attr)
+            if value is not None:
+                rows.append((spec, value))
+        return rows
+
+    def encode_request(
+        self, fields: Mapping[str, Any], fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        raise NotImplementedError
+
+    def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
+        """The message and field problems (by wire name) of this dialect's error body."""
+        raise NotImplementedError
+
+    def canonical_fields(self, wire_fields: Mapping[str, str]) -> dict[str, str]:
+        index = self._index()
+        found: dict[str, str] = {}
+        for name, problem in wire_fields.items():
+            spec = index.get(self.normalise(name))
+            found[spec.attr if spec else name] = problem
+        return found
 
     def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
         raise NotImplementedError

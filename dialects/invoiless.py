@@ -55,6 +55,15 @@ class Invoiless(JsonDialect):
     def parse_id(self, text: object) -> int | None:
         return super().parse_id(text) if isinstance(text, str) else None
 
+    def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
+        document = _json.loads(body) if body else None
+        error = document.get("error") if isinstance(document, dict) else None
+        if not isinstance(error, dict):
+            return "Request refused", {}
+        fields = error.get("fields")
+        problems = {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+        return str(error.get("message") or "Request refused"), problems
+
     def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
         body: dict[str, Any] = {"code": error.kind, "message": error.message}
         if error.fields:

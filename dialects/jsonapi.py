@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from . import _json
-from .base import Dialect, Format, require_mapping
+from .base import Decoded, Dialect, Format, require_mapping
 from .errors import BadRequest
 from .model import Payment
 
@@ -37,10 +37,20 @@ class JsonDialect(Dialect):
         items = [self.payment_object(p, warnings) for p in payments]
         return _json.dumps(items if self.list_key is None else {self.list_key: items})
 
-    def decode_payments(self, body: bytes, fmt: Format) -> list[Payment]:
+    def decode_list(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> list[Decoded]:
         document = _json.loads(body)
         if self.list_key is not None:
             document = require_mapping(document, "a payment list").get(self.list_key)
         if not isinstance(document, list):
             raise BadRequest("Expected a list of payments")
-        return [self.decode_fields(require_mapping(item, "a payment")).payment for item in document]
+        return [
+            self.decode_fields(require_mapping(item, "a payment"), foreign_ids=foreign_ids)
+            for item in document
+        ]
+
+    def encode_request(
+        self, fields: Mapping[str, Any], fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        return _json.dumps(
+            {spec.wire: value for spec, value in self.request_rows(fields, warnings)}
+        )

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from . import _json, _values, _xml
-from .base import Dialect, Format, Reply, Spec, require_mapping
+from .base import Decoded, Dialect, Format, Reply, Spec, require_mapping
 from .errors import BadRequest, GatewayError
 from .model import Payment
 
@@ -43,16 +43,28 @@ class RailsDialect(Dialect):
             return require_mapping(fields[key], self.root)
         return fields
 
-    def decode_payments(self, body: bytes, fmt: Format) -> list[Payment]:
+    def decode_list(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> list[Decoded]:
         if fmt == "json":
             document = _json.loads(body)
             if not isinstance(document, list):
                 raise BadRequest("Expected a JSON array of payments")
-            return [self.decode_fields(self._unwrap(item)).payment for item in document]
-        root = _xml.parse(body)
-        if _xml.local(str(root.tag)) != _xml.local(self.list_root):
-            raise BadRequest(f"Expected a <{self.list_root}> document, got <{root.tag}>")
-        return [self.decode_fields(item).payment for item in _xml.records(root, self.root)]
+            items = [self._unwrap(item) for item in document]
+        else:
+            root = _xml.parse(body)
+            if _xml.local(str(root.tag)) != _xml.local(self.list_root):
+                raise BadRequest(f"Expected a <{self.list_root}> document, got <{root.tag}>")
+            items = list(_xml.records(root, self.root))
+        return [self.decode_fields(item, foreign_ids=foreign_ids) for item in items]
+
+    def encode_request(
+        self, fields: Mapping[str, Any], fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        rows = self.request_rows(fields, warnings)
+        if fmt == "json":
+            values = {_xml.local(spec.wire): self._json_value(spec, value) for spec, value in rows}
+            return _json.dumps({_xml.local(self.root): values})
+        xml_rows = [(spec.wire, _text(value), spec.xml_type) for spec, value in rows]
+        return _xml.document(self.root, xml_rows)
 
     # --- encoding --------------------------------------------------------------
 
@@ -114,21 +126,32 @@ class RailsDialect(Dialect):
             headers["Allow"] = ", ".join(error.allow)
         messages = self.messages(error)
         if status == 400:
-            headers["Hint"] = "; ".join(messages)[:500].replace("\n", " ")
+            # Header values are ASCII: non-ASCII quoted from the body is escaped, not sent raw.
+            hint = "; ".join(messages).encode("ascii", "backslashreplace").decode()
+            headers["Hint"] = hint[:500].replace("\n", " ")
         if fmt == "json":
             body = _json.dumps({"errors": messages})
         else:
             body = _xml.errors(messages)
         return Reply(status, body, headers)
 
-    def decode_error(self, body: bytes, fmt: Format) -> list[str]:
-        """The messages of a Rails error document (for errors coming from a backend)."""
+    def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
+        """Rails full messages back into field problems: `Amount can't be blank`."""
         if fmt == "json":
             document = _json.loads(body)
             errors = document.get("errors") if isinstance(document, dict) else None
-            return [str(e) for e in errors] if isinstance(errors, list) else []
-        root = _xml.parse(body)
-        return [child.text or "" for child in root if _xml.local(str(child.tag)) == "error"]
+            messages = [str(e) for e in errors] if isinstance(errors, list) else []
+        else:
+            root = _xml.parse(body)
+            messages = [child.text or "" for child in root if _xml.local(str(child.tag)) == "error"]
+        fields: dict[str, str] = {}
+        for message in messages:
+            for spec in sorted(self.fields, key=lambda s: -len(s.wire)):
+                prefix = _humanise(spec.wire) + " "
+                if message.startswith(prefix):
+                    fields[spec.wire] = message[len(prefix) :]
+                    break
+        return "; ".join(messages) or "Request refused", fields
 
 
 def _text(value: object) -> str:

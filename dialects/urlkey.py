@@ -99,6 +99,14 @@ class UrlKey(JsonDialect):
     def datetime(self, moment: datetime) -> str:
         return _values.iso_z(moment, millis=True)
 
+    def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
+        document = _json.loads(body) if body else None
+        if not isinstance(document, dict):
+            return "Request refused", {}
+        errors = document.get("errors")
+        problems = {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+        return str(document.get("message") or "Request refused"), problems
+
     def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
         return feathers_error(self.status_of(error), error.message, self.wire_fields(error), error)
 

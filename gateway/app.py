@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from dialects import Format, Reply, _json
+import dialects
+from dialects import Dialect, Format, Reply, _json
 from dialects.errors import (
     BadRequest,
     GatewayError,
     InternalError,
     MethodNotAllowed,
+    NotAcceptable,
     NotFound,
     PayloadTooLarge,
 )
@@ -20,7 +22,7 @@ from dialects.errors import (
 from . import admin, routes
 from .auth import Authenticator
 from .config import Config
-from .http import read_body, reply
+from .http import body_format, read_body, reply, response_format, split_suffix
 from .ledger import Ledger
 from .limits import RateLimiter
 from .state import FORMAT, GATEWAY, Gateway
@@ -36,9 +38,20 @@ def render_error(request: web.Request, error: GatewayError) -> web.Response:
         rendered: Reply = admin.canonical_error(error)
         fmt: Format = "json"
     else:
-        fmt = request.get(FORMAT, dialect.formats[0])
+        fmt = request.get(FORMAT) or _error_format(dialect, request)
         rendered = dialect.encode_error(error, fmt)
     return reply(rendered.body, fmt, status=rendered.status, headers=dict(rendered.headers))
+
+
+def _error_format(dialect: Dialect, request: web.Request) -> Format:
+    """For an error before any route chose a format (404, 405): suffix, Accept, default."""
+    _, suffix = split_suffix(request.path)
+    try:
+        return response_format(
+            dialect, request.headers.get("Accept"), suffix if suffix in dialect.formats else None
+        )
+    except NotAcceptable:
+        return dialect.formats[0]
 
 
 def _from_http(exc: web.HTTPException) -> GatewayError:
@@ -76,6 +89,9 @@ async def authentication(request: web.Request) -> web.Response:
     """Refrens `POST /authentication`: an app secret for an access token."""
     gateway = request.app[GATEWAY]
     request[FORMAT] = "json"
+    urlkey = dialects.get("urlkey")
+    response_format(urlkey, request.headers.get("Accept"), None)  # 406, as on every path
+    body_format(urlkey, request, "json")  # 415
     body = _json.loads(await read_body(request, gateway.config.server.max_body_bytes))
     if not isinstance(body, dict):
         raise BadRequest("Expected a JSON object")

@@ -1,5 +1,4 @@
-"""One suite over the whole registry: every dialect and format round-trips canonical payments,
-and a 4x4 grid translates a payment from any dialect's document into any other."""
+"""One suite over the registry: round trips in every dialect and format, and the 4x4 grid."""
 
 from __future__ import annotations
 

@@ -1,0 +1,116 @@
+"""The gateway as a real process: a config file on disk, a free port, a bounded start."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+import yaml
+
+from ..support import tenant_config
+
+ADMIN_TOKEN = "process-admin-token"
+START_TIMEOUT = 10.0
+
+
+def write_config(directory: Path) -> Path:
+    """A config.yaml with plain-text credentials for tenant acme (as tests.support has them)."""
+    raw: dict[str, Any] = {
+        "admin_token": ADMIN_TOKEN,
+        "token_secret": "process-token-secret",
+        "server": {"access_log": False},
+        "tenants": {"acme": tenant_config("acme")},
+    }
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """One `python -m gateway` process; its output goes to a log file for diagnosis."""
+
+    def __init__(self, config: Path, database: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self._log_file: IO[bytes] = log.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "--config",
+                str(config),
+                "--port",
+                str(self.port),
+                "--database",
+                f"sqlite:///{database}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    async def ready(self, session: aiohttp.ClientSession) -> None:
+        """Wait (bounded) until /healthz answers; fail early if the process died."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"gateway exited with {self.process.returncode}:\n{self.output()}"
+                )
+            try:
+                async with session.get(
+                    f"{self.url}/healthz", timeout=aiohttp.ClientTimeout(total=1)
+                ) as response:
+                    if response.status == 200 and await response.json() == {"status": "ok"}:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError(
+            f"gateway did not answer /healthz in {START_TIMEOUT} s:\n{self.output()}"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no chance to flush anything."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log_file.close()
+
+
+@contextmanager
+def running(config: Path, database: Path, log: Path) -> Iterator[Server]:
+    server = Server(config, database, log)
+    try:
+        yield server
+    finally:
+        server.stop()
