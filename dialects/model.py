@@ -89,8 +89,8 @@ class Payment(BaseModel):
     origin: str | None = None
     notes: str | None = None
     reference: str | None = None
-    tax_withheld: Decimal = ZERO
-    fee: Decimal = ZERO
+    tax_withheld: Decimal = Decimal("0.00")
+    fee: Decimal = Decimal("0.00")
     recorded_by: str | None = None
     recorded_by_email: str | None = None
     client_app: str | None = None

@@ -9,11 +9,12 @@ from typing import Any
 from aiohttp import web
 
 import dialects
-from dialects import Reply, _json, _values
+from dialects import Dialect, Reply, _json, _values
 from dialects.errors import GatewayError, NotFound, ValidationFailed
 from dialects.model import Invoice, Payment, currency_exponent
 
 from .http import read_body
+from .proxy import ProxyBackend
 from .state import GATEWAY, Gateway
 from .store import NewInvoice
 
@@ -125,7 +126,11 @@ def _text(pattern: str, message: str) -> Any:
 async def create_invoice(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     body = _json.loads(await read_body(request, gateway.config.server.max_body_bytes))
-    invoice = await gateway.store.create_invoice(_new_invoice(gateway, body))
+    new = _new_invoice(gateway, body)
+    if new.tenant in gateway.proxies:
+        problem = "is served by its backend; invoices are created there"
+        raise ValidationFailed(fields={"tenant": problem})
+    invoice = await gateway.store.create_invoice(new)
     return _json_reply(invoice_json(invoice), status=201)
 
 
@@ -165,10 +170,34 @@ async def lookup_ids(request: web.Request) -> web.Response:
         dialect = dialects.get(request.match_info["dialect"])
     except dialects.UnknownDialect as exc:
         raise NotFound(str(exc.args[0])) from exc
+    if kind not in _KINDS:
+        raise NotFound(f"No such kind {kind!r}: use invoice or payment")
+    tenant = request.query.get("tenant")
+    proxy = gateway.proxies.get(tenant) if tenant else None
+    if proxy is not None:
+        return _json_reply(await _proxied_ids(proxy, dialect, kind, request.match_info["id"]))
     number = dialect.parse_id(request.match_info["id"])
-    if kind not in _KINDS or number is None or await gateway.store.owner(kind, number) is None:
+    owner = await gateway.store.owner(kind, number) if number is not None else None
+    if number is None or owner is None or (tenant and owner != tenant):
         raise NotFound(f"No {kind} with that id")
     return _json_reply({"dialect_ids": dialect_ids(number)})
+
+
+async def _proxied_ids(
+    proxy: ProxyBackend, dialect: Dialect, kind: str, wire_id: str
+) -> dict[str, object]:
+    """In proxy mode an id in the backend's own dialect is the backend's id."""
+    if dialect.name == proxy.dialect.name:
+        local = await proxy.local_id(kind, wire_id)
+    else:
+        number = dialect.parse_id(wire_id)
+        if number is None:
+            raise NotFound(f"No {kind} with that id")
+        local = number
+    ref = await proxy.store.backend_ref(proxy.tenant, kind, local)
+    if ref is None:
+        raise NotFound(f"No {kind} with that id")
+    return {"dialect_ids": dialect_ids(local), "backend_id": ref.backend_id}
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -25,8 +25,10 @@ from .config import Config
 from .http import body_format, read_body, reply, response_format, split_suffix
 from .ledger import Ledger
 from .limits import RateLimiter
+from .proxy import ProxyBackend
 from .state import FORMAT, GATEWAY, Gateway
 from .store import Store, open_store
+from .upstream import UpstreamClient
 
 log = logging.getLogger("gateway")
 
@@ -115,11 +117,18 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         ledger=Ledger(store),
         limits=RateLimiter(limits),
     )
+    for name, tenant in config.tenants.items():
+        if tenant.backend is not None:
+            gateway.proxies[name] = ProxyBackend(name, UpstreamClient(tenant.backend), store)
     app[GATEWAY] = gateway
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         await store.open()
+        for proxy in gateway.proxies.values():
+            await proxy.client.open()
         yield
+        for proxy in gateway.proxies.values():
+            await proxy.client.close()
         await store.close()
 
     app.cleanup_ctx.append(lifetime)

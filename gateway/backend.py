@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dialects import Decoded
-from dialects.model import Invoice, Payment
+from dialects.model import Payment
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,4 @@ class Backend(Protocol):
         self, who: Principal, payment_id: int, request: Decoded, *, replace: bool
     ) -> Outcome: ...
 
-    async def delete_payment(self, who: Principal, payment_id: int) -> Payment: ...
-
-    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None: ...
+    async def delete_payment(self, who: Principal, payment_id: int) -> None: ...

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -71,12 +78,68 @@ class RateLimit(Strict):
     burst: int = Field(gt=0)
 
 
+class Breaker(Strict):
+    """Open after `failures` failed calls in a row; try again after `reset_seconds`."""
+
+    failures: int = Field(default=5, gt=0)
+    reset_seconds: float = Field(default=30.0, gt=0)
+
+
+# What each backend dialect needs to authenticate the gateway.
+_BACKEND_CREDENTIALS = {
+    "harvest": ("user", "password"),
+    "fastbill": ("user", "password"),
+    "invoiless": ("api_key",),
+    "urlkey": ("business", "app_id"),
+}
+
+
+class Upstream(Strict):
+    """A backend the tenant's payments live in, spoken to in its own dialect."""
+
+    dialect: Literal["harvest", "fastbill", "invoiless", "urlkey"]
+    url: str = Field(description="base URL, http or https")
+    format: Literal["xml", "json"] | None = None
+    user: str | None = None
+    password: str | None = None
+    api_key: str | None = None
+    scope_id: str | None = None
+    business: str | None = None
+    app_id: str | None = None
+    app_secret: str | None = None
+    private_key: str | None = Field(default=None, description="PEM of an ES256 key")
+    connect_timeout: float = Field(default=2.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_budget: float = Field(default=0.2, ge=0, le=1)
+    breaker: Breaker = Breaker()
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    pool_size: int = Field(default=64, gt=0)
+    strict: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> Upstream:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", self.url):
+            raise ValueError(f"url {self.url!r} must be an http(s) URL with no query")
+        missing = [k for k in _BACKEND_CREDENTIALS[self.dialect] if not getattr(self, k)]
+        if self.dialect in ("harvest", "fastbill") and not self.password:
+            missing.append("password")
+        if self.dialect == "urlkey" and not (self.app_secret or self.private_key):
+            missing.append("app_secret or private_key")
+        if missing:
+            raise ValueError(f"a {self.dialect} backend needs {', '.join(dict.fromkeys(missing))}")
+        if self.format == "xml" and self.dialect in ("invoiless", "urlkey"):
+            raise ValueError(f"a {self.dialect} backend speaks JSON only")
+        return self
+
+
 class Tenant(Strict):
     harvest: HarvestAuth = HarvestAuth()
     fastbill: FastBillAuth = FastBillAuth()
     invoiless: InvoilessAuth = InvoilessAuth()
     urlkey: UrlKeyAuth | None = None
     rate_limit: RateLimit | None = None
+    backend: Upstream | None = Field(default=None, description="none: the embedded ledger")
 
 
 class Server(Strict):

@@ -122,9 +122,6 @@ class Ledger:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None:
-        return await self.store.invoice(tenant, invoice_id)
-
     async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
         invoice = await self.store.invoice(who.tenant, invoice_id, with_payments=True)
         if invoice is None:
@@ -158,7 +155,7 @@ class Ledger:
         assert stored is not None
         return Outcome(stored)
 
-    async def delete_payment(self, who: Principal, payment_id: int) -> Payment:
+    async def delete_payment(self, who: Principal, payment_id: int) -> None:
         current = await self.get_payment(who, payment_id)
         assert current.invoice_id is not None
         await self.store.apply(
@@ -167,4 +164,3 @@ class Ledger:
             lambda invoice, payment: remove(invoice, _target(payment)),
             payment_id=payment_id,
         )
-        return current

@@ -11,6 +11,7 @@ from .backend import Backend
 from .config import Config
 from .ledger import Ledger
 from .limits import RateLimiter
+from .proxy import ProxyBackend
 from .store import Store
 
 
@@ -23,10 +24,11 @@ class Gateway:
     store: Store
     ledger: Ledger
     limits: RateLimiter
-    upstreams: dict[str, Backend] = field(default_factory=dict)
+    proxies: dict[str, ProxyBackend] = field(default_factory=dict)
 
     def backend(self, tenant: str) -> Backend:
-        return self.upstreams.get(tenant, self.ledger)
+        """The tenant's system of record: its upstream in proxy mode, else the ledger."""
+        return self.proxies.get(tenant) or self.ledger
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

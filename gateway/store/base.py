@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -32,6 +32,12 @@ class Change:
 
 
 # A ledger rule: given the invoice (and the payment it acts on), decide a Change.
+@dataclass(frozen=True)
+class BackendRef:
+    backend_id: str
+    parent: str | None = None
+
+
 Rule = Callable[[Invoice, Payment | None], Change]
 
 
@@ -63,6 +69,10 @@ class Store(Protocol):
         """The tenant an invoice or payment belongs to (for the admin API)."""
         ...
 
-    async def map_id(self, tenant: str, kind: str, backend_id: str) -> int: ...
+    async def map_ids(self, tenant: str, kind: str, refs: Sequence[BackendRef]) -> list[int]:
+        """The local ids of a backend's objects, minted on first sight, stable for ever."""
+        ...
 
-    async def backend_id(self, tenant: str, kind: str, local_id: int) -> str | None: ...
+    async def backend_ref(self, tenant: str, kind: str, local_id: int) -> BackendRef | None:
+        """The backend id (and parent invoice's backend id) behind a local id."""
+        ...

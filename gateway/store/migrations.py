@@ -54,6 +54,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             tenant TEXT NOT NULL,
             kind TEXT NOT NULL,
             backend_id TEXT NOT NULL,
+            parent TEXT,
             UNIQUE (tenant, kind, backend_id)
         );
         """,

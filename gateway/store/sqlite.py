@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from dialects.errors import Conflict, NotFound
 from dialects.model import Invoice, Method, Payment
 
-from .base import NewInvoice, Rule
+from .base import BackendRef, NewInvoice, Rule
 from .migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -252,34 +252,56 @@ class SQLiteStore:
 
     # --- backend id map (proxy mode) ----------------------------------------------
 
-    async def map_id(self, tenant: str, kind: str, backend_id: str) -> int:
-        return await self._run(self._write, lambda db: self._map_id(db, tenant, kind, backend_id))
+    async def map_ids(self, tenant: str, kind: str, refs: Sequence[BackendRef]) -> list[int]:
+        known = await self._run(self._known_ids, tenant, kind, refs)
+        if all(local is not None for local in known):
+            return [local for local in known if local is not None]
+        return await self._run(self._write, lambda db: self._mint_ids(db, tenant, kind, refs))
+
+    def _known_ids(self, tenant: str, kind: str, refs: Sequence[BackendRef]) -> list[int | None]:
+        db = self._conn()
+        found = []
+        for ref in refs:
+            row = db.execute(
+                "SELECT id, parent FROM id_map WHERE tenant = ? AND kind = ? AND backend_id = ?",
+                (tenant, kind, ref.backend_id),
+            ).fetchone()
+            stale = row is not None and ref.parent is not None and row[1] != ref.parent
+            found.append(None if row is None or stale else int(row[0]))
+        return found
 
     @staticmethod
-    def _map_id(db: sqlite3.Connection, tenant: str, kind: str, backend_id: str) -> int:
-        db.execute(
-            "INSERT OR IGNORE INTO id_map (tenant, kind, backend_id) VALUES (?, ?, ?)",
-            (tenant, kind, backend_id),
-        )
-        row = db.execute(
-            "SELECT id FROM id_map WHERE tenant = ? AND kind = ? AND backend_id = ?",
-            (tenant, kind, backend_id),
-        ).fetchone()
-        return int(row[0])
+    def _mint_ids(
+        db: sqlite3.Connection, tenant: str, kind: str, refs: Sequence[BackendRef]
+    ) -> list[int]:
+        ids = []
+        for ref in refs:
+            db.execute(
+                "INSERT INTO id_map (tenant, kind, backend_id, parent) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (tenant, kind, backend_id)"
+                " DO UPDATE SET parent = COALESCE(excluded.parent, parent)",
+                (tenant, kind, ref.backend_id, ref.parent),
+            )
+            row = db.execute(
+                "SELECT id FROM id_map WHERE tenant = ? AND kind = ? AND backend_id = ?",
+                (tenant, kind, ref.backend_id),
+            ).fetchone()
+            ids.append(int(row[0]))
+        return ids
 
-    async def backend_id(self, tenant: str, kind: str, local_id: int) -> str | None:
-        return await self._run(self._backend_id, tenant, kind, local_id)
+    async def backend_ref(self, tenant: str, kind: str, local_id: int) -> BackendRef | None:
+        return await self._run(self._backend_ref, tenant, kind, local_id)
 
-    def _backend_id(self, tenant: str, kind: str, local_id: int) -> str | None:
+    def _backend_ref(self, tenant: str, kind: str, local_id: int) -> BackendRef | None:
         row = (
             self._conn()
             .execute(
-                "SELECT backend_id FROM id_map WHERE id = ? AND tenant = ? AND kind = ?",
+                "SELECT backend_id, parent FROM id_map WHERE id = ? AND tenant = ? AND kind = ?",
                 (local_id, tenant, kind),
             )
             .fetchone()
         )
-        return str(row[0]) if row else None
+        return BackendRef(str(row[0]), row[1]) if row else None
 
 
 def _now() -> datetime:

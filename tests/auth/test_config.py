@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+import dialects
 from gateway import passwords
 from gateway.config import Config, ConfigError, expand, load, parse
 
@@ -259,6 +260,16 @@ def _example_files() -> list[Path]:
     return sorted(p for p in EXAMPLES.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
-def test_every_example_config_loads() -> None:
-    loaded = {path.name: load(path, environ={}) for path in _example_files()}
-    assert all(isinstance(config, Config) for config in loaded.values())
+def test_every_example_config_loads_with_only_the_backend_url_set() -> None:
+    environ = {"BACKEND_URL": "http://127.0.0.1:9"}
+    loaded = {path.stem: load(path, environ=environ) for path in _example_files()}
+    assert sorted(loaded) == [f"proxy-to-{name}" for name in sorted(dialects.DIALECTS)]
+    for stem, config in loaded.items():
+        backend = config.tenants["demo"].backend
+        assert backend is not None and f"proxy-to-{backend.dialect}" == stem
+        assert backend.url == "http://127.0.0.1:9"
+
+
+def test_an_example_without_its_backend_url_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="BACKEND_URL"):
+        load(EXAMPLES / "proxy-to-invoiless.yaml", environ={})

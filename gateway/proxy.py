@@ -1,0 +1,307 @@
+"""Proxy mode: a Backend that translates each operation into another dialect's API.
+
+The caller's request arrives decoded (canonical); here it is re-encoded in the
+backend's dialect, sent, and the backend's answer decoded back. Ids cross through
+the store's persistent id map, so callers only ever see ids in their own form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import dialects
+from dialects import Decoded, Dialect, Format
+from dialects.errors import (
+    BadRequest,
+    Conflict,
+    GatewayError,
+    LedgerRefused,
+    NotFound,
+    NotSupported,
+    PayloadTooLarge,
+    UpstreamError,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
+from dialects.model import ZERO, Payment
+
+from .backend import Outcome, Principal
+from .http import CONTENT_TYPES, media_format
+from .ledger import today_midnight
+from .paths import ROUTES, Op, Route
+from .store import BackendRef, Store
+from .upstream import Answer, UpstreamClient
+
+# Optional canonical fields: dropped (with a warning) where the backend has no place.
+_OPTIONAL = ("notes", "reference", "notify_customer", "mark_invoice_paid")
+_MONEY = ("tax_withheld", "fee")
+
+
+def _route(dialect: str, op: Op) -> Route | None:
+    return next((r for r in ROUTES[dialect] if r.op is op), None)
+
+
+class ProxyBackend:
+    """Serves one tenant's payment operations from an upstream in any dialect."""
+
+    def __init__(self, tenant: str, client: UpstreamClient, store: Store) -> None:
+        self.tenant = tenant
+        self.client = client
+        self.store = store
+        self.dialect: Dialect = dialects.get(client.config.dialect)
+        self.fmt: Format = client.config.format or self.dialect.formats[0]
+        self.strict = client.config.strict
+
+    # --- Backend -----------------------------------------------------------------------
+
+    async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
+        invoice = await self._ref("invoice", invoice_id)
+        return await self._list(invoice_id, invoice.backend_id)
+
+    async def get_payment(self, who: Principal, payment_id: int) -> Payment:
+        ref = await self._ref("payment", payment_id)
+        invoice_id = await self._invoice_of(ref)
+        if _route(self.dialect.name, Op.GET) is None:
+            # urlKey has no get-one: the nearest honest thing is its invoice's list.
+            if ref.parent is None:
+                raise NotFound("Payment not found")
+            for payment in await self._list(invoice_id, ref.parent):
+                if payment.id == payment_id:
+                    return payment
+            raise NotFound("Payment not found")
+        answer = await self._call(Op.GET, payment=ref.backend_id, invoice=ref.parent)
+        return (await self._payments(answer, invoice_id, ref.parent, single=True))[0]
+
+    async def create_payment(self, who: Principal, invoice_id: int, request: Decoded) -> Outcome:
+        invoice = await self._ref("invoice", invoice_id)
+        fields, warnings = self._outbound(request, creating=True)
+        if "invoice_id" in self._writable():
+            fields["invoice_id"] = _as_int(invoice.backend_id)
+        body = self.dialect.encode_request(fields, self.fmt, warnings)
+        answer = await self._call(Op.CREATE, invoice=invoice.backend_id, body=body)
+        payment = (await self._payments(answer, invoice_id, invoice.backend_id, single=True))[0]
+        return Outcome(payment, tuple(warnings))
+
+    async def update_payment(
+        self, who: Principal, payment_id: int, request: Decoded, *, replace: bool
+    ) -> Outcome:
+        op = Op.REPLACE if replace else Op.PATCH
+        if _route(self.dialect.name, op) is None:
+            raise NotSupported(f"The {self.dialect.name} backend cannot change a payment")
+        ref = await self._ref("payment", payment_id)
+        invoice_id = await self._invoice_of(ref)
+        fields, warnings = self._outbound(request, creating=replace)
+        body = self.dialect.encode_request(fields, self.fmt, warnings)
+        answer = await self._call(op, payment=ref.backend_id, invoice=ref.parent, body=body)
+        payment = (await self._payments(answer, invoice_id, ref.parent, single=True))[0]
+        return Outcome(payment, tuple(warnings))
+
+    async def delete_payment(self, who: Principal, payment_id: int) -> None:
+        if _route(self.dialect.name, Op.DELETE) is None:
+            raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
+        ref = await self._ref("payment", payment_id)
+        await self._call(Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
+
+    # --- ids ---------------------------------------------------------------------------
+
+    async def _ref(self, kind: str, local_id: int) -> BackendRef:
+        ref = await self.store.backend_ref(self.tenant, kind, local_id)
+        if ref is None:
+            raise NotFound(f"{kind.capitalize()} not found")
+        return ref
+
+    async def _invoice_of(self, ref: BackendRef) -> int | None:
+        if ref.parent is None:
+            return None
+        return (await self.store.map_ids(self.tenant, "invoice", [BackendRef(ref.parent)]))[0]
+
+    async def local_id(self, kind: str, backend_id: str) -> int:
+        """The local id of a backend object, checked to exist at the backend first.
+
+        An invoice exists if its payments can be listed; a payment if the backend
+        can show it alone (else it is found through its invoice's list).
+        """
+        if kind == "invoice":
+            await self._list(None, backend_id)
+        else:
+            route = _route(self.dialect.name, Op.GET)
+            if route is None or "{invoice_id}" in route.path:
+                raise NotFound("List the payment's invoice to learn its id")
+            await self._call(Op.GET, payment=backend_id)
+        return (await self.store.map_ids(self.tenant, kind, [BackendRef(backend_id)]))[0]
+
+    # --- requests ----------------------------------------------------------------------
+
+    async def _call(
+        self, op: Op, *, invoice: str | None = None, payment: str | None = None,
+        body: bytes | None = None,
+    ) -> Answer:  # fmt: skip
+        route = _route(self.dialect.name, op)
+        assert route is not None
+        values = {
+            "invoice_id": invoice,
+            "payment_id": payment,
+            "business": self.client.config.business,
+        }
+        if "{invoice_id}" in route.path and invoice is None:
+            raise NotSupported(f"The {self.dialect.name} backend needs the payment's invoice")
+        path = route.path.format(**{k: _quote(v or "") for k, v in values.items()})
+        params = {"invoice_id": invoice or ""} if op is Op.LIST and "{" not in route.path else None
+        headers = {"Accept": CONTENT_TYPES[self.fmt].split(";")[0]}
+        if body is not None:
+            headers["Content-Type"] = CONTENT_TYPES[self.fmt]
+        idempotent = op in (Op.LIST, Op.GET, Op.REPLACE, Op.DELETE)
+        answer = await self.client.send(
+            route.method, path, body=body, headers=headers, params=params, idempotent=idempotent
+        )
+        if answer.status >= 300:
+            raise self._inbound_error(answer)
+        return answer
+
+    def _writable(self) -> set[str]:
+        return {spec.attr for spec in self.dialect.fields if spec.writable}
+
+    def _outbound(self, request: Decoded, *, creating: bool) -> tuple[dict[str, Any], list[str]]:
+        """The caller's fields as the backend can carry them, and what had to give."""
+        fields: dict[str, Any] = {**request.writable(), **request.options}
+        fields.pop("origin", None), fields.pop("method_label", None)
+        if request.payment.origin == self.dialect.name:
+            fields["origin"], fields["method_label"] = (
+                self.dialect.name,
+                request.payment.method_label,
+            )
+        writable, name = self._writable(), self.dialect.name
+        warnings: list[str] = []
+        problems: dict[str, str] = {}
+
+        def give(attr: str, note: str) -> None:
+            if self.strict:
+                problems[attr] = f"{note} (strict translation)"
+            else:
+                warnings.append(f"{attr} {note}")
+
+        for attr in _MONEY:
+            if fields.get(attr, ZERO) != ZERO and attr not in writable:
+                problems[attr] = f"has no place in the {name} backend; refused so no money is lost"
+            if attr not in writable:
+                fields.pop(attr, None)
+        for attr in _OPTIONAL:
+            if fields.get(attr) and attr not in writable:
+                give(attr, f"has no place in the {name} backend and was dropped")
+            if attr not in writable:
+                fields.pop(attr, None)
+        method = fields.get("method")
+        if "method" not in writable and method is not None:
+            give("method", f"has no place in the {name} backend and was dropped")
+            fields.pop("method")
+        elif method is not None and method not in self.dialect.method_words:
+            if fields.get("origin") != name:
+                give("method", f"{method.value} has no {name} equivalent")
+        if creating:
+            self._fill_required(fields, problems, give)
+        if problems:
+            raise ValidationFailed("The backend cannot carry this payment", fields=problems)
+        return fields, warnings
+
+    def _fill_required(
+        self, fields: dict[str, Any], problems: dict[str, str], give: Callable[[str, str], None]
+    ) -> None:
+        required = self.dialect.required - {"invoice_id"}
+        if "amount" in required and fields.get("amount") is None:
+            problems["amount"] = f"is required by the {self.dialect.name} backend"
+        if "paid_at" in required and fields.get("paid_at") is None:
+            fields["paid_at"] = today_midnight()  # the caller's own default: today
+        if "method" in required and fields.get("method") is None:
+            give("method", f"is required by the {self.dialect.name} backend; sent as other")
+            fields["method"] = dialects.model.Method.OTHER
+
+    # --- answers -----------------------------------------------------------------------
+
+    async def _payments(
+        self, answer: Answer, invoice_id: int | None, invoice_ref: str | None, *, single: bool
+    ) -> list[Payment]:
+        fmt = self._answer_format(answer)
+        try:
+            if single:
+                decoded = [self.dialect.decode_payment(answer.body, fmt, foreign_ids=True)]
+            else:
+                decoded = self.dialect.decode_list(answer.body, fmt, foreign_ids=True)
+        except GatewayError as exc:
+            raise UpstreamError(f"The backend sent an unreadable answer: {exc.message}") from exc
+        parents = [d.ids.get("invoice_id", invoice_ref) for d in decoded]
+        if invoice_id is None and parents and parents[0] is not None:
+            invoice_id = (
+                await self.store.map_ids(self.tenant, "invoice", [BackendRef(parents[0])])
+            )[0]
+        refs = []
+        for item, parent in zip(decoded, parents, strict=True):
+            if "id" not in item.ids:
+                raise UpstreamError("The backend sent a payment without an id")
+            refs.append(BackendRef(item.ids["id"], parent))
+        local_ids = await self.store.map_ids(self.tenant, "payment", refs)
+        owned = {"tenant": self.tenant, "invoice_id": invoice_id}
+        return [
+            d.payment.model_copy(update={**owned, "id": local})
+            for d, local in zip(decoded, local_ids, strict=True)
+        ]
+
+    async def _list(self, invoice_id: int | None, backend_invoice: str) -> list[Payment]:
+        answer = await self._call(Op.LIST, invoice=backend_invoice)
+        return await self._payments(answer, invoice_id, backend_invoice, single=False)
+
+    def _answer_format(self, answer: Answer) -> Format:
+        found = media_format(answer.headers.get("Content-Type", ""))
+        if found is None or found not in self.dialect.formats:
+            raise UpstreamError("The backend answered in an unexpected content type")
+        return found
+
+    def _inbound_error(self, answer: Answer) -> GatewayError:
+        """A backend's error, as the canonical error the caller's dialect will render."""
+        status = answer.status
+        retry = _retry_after(answer.headers)
+        if status in (429, 503):
+            return UpstreamUnavailable("The backend is busy", retry_after=retry or 1)
+        if status >= 500:
+            return UpstreamError(f"The backend failed ({status})")
+        if status in (401, 403):
+            return UpstreamError("The backend refused the gateway's credentials")
+        if status == 404:
+            return NotFound("Not found")
+        if status in (405, 501):
+            return NotSupported("The backend does not support this operation")
+        message, fields = self._error_details(answer)
+        if status == 409:
+            return Conflict(message, fields=fields)
+        if status == 413:
+            return PayloadTooLarge(message)
+        if status == 422:
+            return LedgerRefused(message, fields=fields)
+        if status == 400 and fields:
+            return ValidationFailed(message, fields=fields)
+        if 400 <= status < 500:
+            return BadRequest(message, fields=fields)
+        return UpstreamError(f"The backend answered {status}")
+
+    def _error_details(self, answer: Answer) -> tuple[str, dict[str, str]]:
+        try:
+            message, wire = self.dialect.error_details(answer.body, self._answer_format(answer))
+        except GatewayError:
+            return "The backend refused the request", {}
+        return message, self.dialect.canonical_fields(wire)
+
+
+def _retry_after(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("Retry-After", "")
+    return int(value) if value.isdigit() and len(value) < 7 else None
+
+
+def _as_int(backend_id: str) -> int:
+    if not backend_id.isdigit():
+        raise UpstreamError("The backend's invoice id is not an integer")
+    return int(backend_id)
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="")

@@ -1,0 +1,281 @@
+"""Talking to one backend: pooled session, timeouts, bounded retries, breaker, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+import jwt
+
+from dialects import _json
+from dialects.errors import (
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+from .config import Upstream as UpstreamConfig
+
+_BACKOFF_BASE = 0.05
+_BACKOFF_CAP = 1.0
+_RETRYABLE_STATUSES = (502, 503, 504)
+_TOKEN_MARGIN = 60
+_SELF_SIGNED_LIFETIME = 3600
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass
+class Breaker:
+    """Closed, open after `threshold` failures in a row, half-open after `reset` seconds."""
+
+    threshold: int
+    reset: float
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    opened_at: float | None = None
+    trial: bool = False
+
+    def check(self) -> None:
+        if self.opened_at is None:
+            return
+        waited = self.clock() - self.opened_at
+        if waited < self.reset or self.trial:
+            retry = max(1, int(self.reset - waited + 0.999))
+            raise UpstreamUnavailable(
+                "The backend is unavailable (circuit open)", retry_after=retry
+            )
+        self.trial = True  # half-open: this one call decides
+
+    def success(self) -> None:
+        self.failures, self.opened_at, self.trial = 0, None, False
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.trial or self.failures >= self.threshold:
+            self.opened_at, self.trial = self.clock(), False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half-open" if self.trial else "open"
+
+
+@dataclass
+class RetryBudget:
+    """Retries may add at most `ratio` to the traffic: each call earns, each retry spends."""
+
+    ratio: float
+    cap: float = 10.0
+    tokens: float = field(default=10.0)
+
+    def earn(self) -> None:
+        self.tokens = min(self.cap, self.tokens + self.ratio)
+
+    def spend(self) -> bool:
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class _Failure(Exception):
+    """One failed attempt, with the error to raise if no retry follows."""
+
+    def __init__(self, error: GatewayError, *, sent: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.sent = sent
+
+
+class UpstreamClient:
+    """One backend, one pooled ClientSession; the URL comes from the config only.
+
+    `send` retries with full-jitter backoff when the request was never sent (the
+    connection failed), or when it is idempotent and failed in transit, timed out
+    or met a 502/503/504, within a retry budget; every outcome feeds the breaker.
+    """
+
+    def __init__(self, config: UpstreamConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.base = config.url.rstrip("/")
+        self.breaker = Breaker(config.breaker.failures, config.breaker.reset_seconds, clock)
+        self.budget = RetryBudget(config.retry_budget)
+        self._session: aiohttp.ClientSession | None = None
+        self._token: tuple[str, float] | None = None
+        self._token_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        timeout = aiohttp.ClientTimeout(
+            total=self.config.timeout, sock_connect=self.config.connect_timeout
+        )
+        connector = aiohttp.TCPConnector(limit=self.config.pool_size, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            timeout=timeout, connector=connector, auto_decompress=True, raise_for_status=False
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool,
+    ) -> Answer:
+        self.breaker.check()
+        self.budget.earn()
+        attempt = 0
+        while True:
+            try:
+                answer = await self._attempt(method, path, body, headers, params)
+            except _Failure as failure:
+                if self._may_retry(attempt, idempotent or not failure.sent):
+                    attempt += 1
+                    await self._backoff(attempt)
+                    continue
+                self.breaker.failure()
+                raise failure.error from None
+            if answer.status in _RETRYABLE_STATUSES and self._may_retry(attempt, idempotent):
+                attempt += 1
+                await self._backoff(attempt)
+                continue
+            if answer.status >= 500:
+                self.breaker.failure()
+            else:
+                self.breaker.success()
+            return answer
+
+    def _may_retry(self, attempt: int, allowed: bool) -> bool:
+        return allowed and attempt < self.config.retries and self.budget.spend()
+
+    @staticmethod
+    async def _backoff(attempt: int) -> None:
+        await asyncio.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+    ) -> Answer:
+        assert self._session is not None, "upstream session not open"
+        all_headers = {**(headers or {}), **await self._auth_headers()}
+        url = self.base + path
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=all_headers, params=params, allow_redirects=False
+            ) as response:
+                data = await self._read(response)
+                if response.status == 401 and self._token is not None:
+                    self._token = None  # renew once on the next attempt
+                return Answer(response.status, dict(response.headers), data)
+        except TimeoutError as exc:
+            raise _Failure(
+                UpstreamTimeout("The backend did not answer in time"), sent=True
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            refused = UpstreamUnavailable("The backend refused the connection", retry_after=1)
+            raise _Failure(refused, sent=False) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            broken = UpstreamError("The connection to the backend failed")
+            raise _Failure(broken, sent=True) from exc
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.config.max_body_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise _Failure(UpstreamError("The backend's answer is too large"), sent=True)
+        chunks, size = [], 0
+        async for chunk in response.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > limit:
+                raise _Failure(UpstreamError("The backend's answer is too large"), sent=True)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # --- the gateway's own credentials at the backend ---------------------------------
+
+    async def _auth_headers(self) -> dict[str, str]:
+        config = self.config
+        if config.dialect in ("harvest", "fastbill"):
+            pair = f"{config.user}:{config.password}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+        if config.dialect == "invoiless":
+            headers = {"api-key": config.api_key or ""}
+            if config.scope_id:
+                headers["scope-id"] = config.scope_id
+            return headers
+        return {"Authorization": f"Bearer {await self._bearer()}"}
+
+    async def _bearer(self) -> str:
+        """A urlKey token, cached and renewed a minute before it expires."""
+        if self._token is not None and self._token[1] - _TOKEN_MARGIN > time.time():
+            return self._token[0]
+        async with self._token_lock:
+            if self._token is None or self._token[1] - _TOKEN_MARGIN <= time.time():
+                self._token = await self._new_token()
+            return self._token[0]
+
+    async def _new_token(self) -> tuple[str, float]:
+        config = self.config
+        if config.private_key:
+            now = int(time.time())
+            expires = now + _SELF_SIGNED_LIFETIME
+            claims = {
+                "iss": config.app_id,
+                "sub": config.app_id,
+                "aud": "serana",
+                "auth": {"entity": "app", "strategy": "app-iss-app-token"},
+                "iat": now,
+                "exp": expires,
+            }
+            return jwt.encode(claims, config.private_key, algorithm="ES256"), float(expires)
+        assert self._session is not None
+        body = {"strategy": "app-secret", "appId": config.app_id, "appSecret": config.app_secret}
+        try:
+            async with self._session.post(
+                self.base + "/authentication", data=_json.dumps(body),
+                headers={"Content-Type": "application/json"}, allow_redirects=False,
+            ) as response:  # fmt: skip
+                data = await self._read(response)
+                status = response.status
+        except TimeoutError as exc:
+            raise UpstreamTimeout("The backend did not answer in time") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnavailable("The backend refused the connection", retry_after=1) from exc
+        except _Failure as failure:
+            raise failure.error from None
+        return _token_from(status, data)
+
+
+def _token_from(status: int, data: bytes) -> tuple[str, float]:
+    try:
+        token = _json.loads(data).get("accessToken") if status in (200, 201) else None
+    except (GatewayError, AttributeError):
+        token = None
+    if not isinstance(token, str):
+        raise UpstreamError("The backend refused the gateway's credentials")
+    try:
+        expires = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError as exc:
+        raise UpstreamError("The backend issued an unreadable token") from exc
+    return token, float(expires) if isinstance(expires, int | float) else time.time() + 300
