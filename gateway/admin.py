@@ -194,7 +194,7 @@ async def _proxied_ids(
         if number is None:
             raise NotFound(f"No {kind} with that id")
         local = number
-    ref = await proxy.store.backend_ref(proxy.tenant, kind, local)
+    ref = await proxy.ids.ref(kind, local)
     if ref is None:
         raise NotFound(f"No {kind} with that id")
     return {"dialect_ids": dialect_ids(local), "backend_id": ref.backend_id}

@@ -29,6 +29,7 @@ from dialects.model import ZERO, Payment
 
 from .backend import Outcome, Principal
 from .http import CONTENT_TYPES, media_format
+from .idmap import IdMap
 from .ledger import today_midnight
 from .paths import ROUTES, Op, Route
 from .store import BackendRef, Store
@@ -49,7 +50,7 @@ class ProxyBackend:
     def __init__(self, tenant: str, client: UpstreamClient, store: Store) -> None:
         self.tenant = tenant
         self.client = client
-        self.store = store
+        self.ids = IdMap(store, tenant)
         self.dialect: Dialect = dialects.get(client.config.dialect)
         self.fmt: Format = client.config.format or self.dialect.formats[0]
         self.strict = client.config.strict
@@ -107,7 +108,7 @@ class ProxyBackend:
     # --- ids ---------------------------------------------------------------------------
 
     async def _ref(self, kind: str, local_id: int) -> BackendRef:
-        ref = await self.store.backend_ref(self.tenant, kind, local_id)
+        ref = await self.ids.ref(kind, local_id)
         if ref is None:
             raise NotFound(f"{kind.capitalize()} not found")
         return ref
@@ -115,7 +116,7 @@ class ProxyBackend:
     async def _invoice_of(self, ref: BackendRef) -> int | None:
         if ref.parent is None:
             return None
-        return (await self.store.map_ids(self.tenant, "invoice", [BackendRef(ref.parent)]))[0]
+        return (await self.ids.local("invoice", [BackendRef(ref.parent)]))[0]
 
     async def local_id(self, kind: str, backend_id: str) -> int:
         """The local id of a backend object, checked to exist at the backend first.
@@ -130,7 +131,7 @@ class ProxyBackend:
             if route is None or "{invoice_id}" in route.path:
                 raise NotFound("List the payment's invoice to learn its id")
             await self._call(Op.GET, payment=backend_id)
-        return (await self.store.map_ids(self.tenant, kind, [BackendRef(backend_id)]))[0]
+        return (await self.ids.local(kind, [BackendRef(backend_id)]))[0]
 
     # --- requests ----------------------------------------------------------------------
 
@@ -232,15 +233,13 @@ class ProxyBackend:
             raise UpstreamError(f"The backend sent an unreadable answer: {exc.message}") from exc
         parents = [d.ids.get("invoice_id", invoice_ref) for d in decoded]
         if invoice_id is None and parents and parents[0] is not None:
-            invoice_id = (
-                await self.store.map_ids(self.tenant, "invoice", [BackendRef(parents[0])])
-            )[0]
+            invoice_id = (await self.ids.local("invoice", [BackendRef(parents[0])]))[0]
         refs = []
         for item, parent in zip(decoded, parents, strict=True):
             if "id" not in item.ids:
                 raise UpstreamError("The backend sent a payment without an id")
             refs.append(BackendRef(item.ids["id"], parent))
-        local_ids = await self.store.map_ids(self.tenant, "payment", refs)
+        local_ids = await self.ids.local("payment", refs)
         owned = {"tenant": self.tenant, "invoice_id": invoice_id}
         return [
             d.payment.model_copy(update={**owned, "id": local})
