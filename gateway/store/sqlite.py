@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +20,7 @@ from .base import BackendRef, NewInvoice, Rule
 from .migrations import MIGRATIONS
 
 T = TypeVar("T")
+_MAX_BATCH = 64
 
 _PAYMENT_COLUMNS = (
     "id", "tenant", "invoice_id", "amount", "paid_at", "method", "method_label", "origin",
@@ -32,30 +35,59 @@ _INVOICE_COLUMNS = (
 _SELECT_INVOICE = f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices"
 
 
-class SQLiteStore:
-    """Store on one SQLite file, in WAL mode.
+@dataclass
+class _Job:
+    fn: Callable[[], Any]
+    write: bool
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
 
-    All statements run on a single worker thread, so the event loop never waits on
-    disk and transactions never interleave; `BEGIN IMMEDIATE` also serialises writers
-    from other processes sharing the file. With `synchronous=FULL` a commit is on disk
-    before the caller is answered.
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.loop.call_soon_threadsafe(_settle, self.future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller went away; the work itself stands
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class SQLiteStore:
+    """Store on one SQLite file, in WAL mode, with group commit.
+
+    Every statement runs on one worker thread, so the event loop never waits on
+    disk and transactions never interleave; `BEGIN IMMEDIATE` also serialises
+    writers from other processes sharing the file. Writes that queue up while a
+    commit is on disk are committed together: each runs in its own savepoint (a
+    refused one rolls back alone) and none is answered before the shared COMMIT,
+    which with `synchronous=FULL` means before it is on disk.
     """
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
         self._path = path
         self._synchronous = synchronous
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
 
     # --- lifecycle ---------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._run(self._connect)
+        self._thread = threading.Thread(target=self._serve, name="sqlite", daemon=True)
+        self._thread.start()
+        await self._submit(self._connect, write=False)
 
     async def close(self) -> None:
+        if self._thread is None:
+            return
         if self._db is not None:
-            await self._run(self._disconnect)
-        self._executor.shutdown(wait=True)
+            await self._submit(self._disconnect, write=False)
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
 
     def _connect(self) -> None:
         if self._path != ":memory:":
@@ -95,29 +127,88 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    # --- the worker thread ---------------------------------------------------------
+
+    async def _submit(self, fn: Callable[[], T], *, write: bool) -> T:
+        if self._thread is None:
+            raise RuntimeError("store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(fn, write, loop, future))
+        return await future
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(lambda: fn(self._conn()), write=False)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(lambda: fn(self._conn()), write=True)
+
+    def _serve(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    queued = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is None:
+                    self._jobs.put(None)  # stop after this batch
+                    break
+                batch.append(queued)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        """Reads run alone; each run of consecutive writes shares one transaction."""
+        writes: list[_Job] = []
+        for job in batch:
+            if job.write:
+                writes.append(job)
+                continue
+            self._commit_group(writes)
+            writes = []
+            try:
+                job.settle(job.fn())
+            except BaseException as exc:  # handed to the caller, never lost here
+                job.settle(error=exc)
+        self._commit_group(writes)
+
+    def _commit_group(self, writes: list[_Job]) -> None:
+        if not writes:
+            return
+        db = self._conn()
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for job in writes:
+                db.execute("SAVEPOINT job")
+                try:
+                    outcomes.append((job.fn(), None))
+                except BaseException as exc:
+                    db.execute("ROLLBACK TO job")
+                    outcomes.append((None, exc))
+                db.execute("RELEASE job")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            for job in writes:
+                job.settle(error=exc)
+            return
+        for job, (result, error) in zip(writes, outcomes, strict=True):
+            job.settle(result, error)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
 
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
-
     # --- invoices and payments -----------------------------------------------------
 
     async def create_invoice(self, new: NewInvoice) -> Invoice:
-        return await self._run(self._write, lambda db: self._insert_invoice(db, new))
+        return await self._write(lambda db: self._insert_invoice(db, new))
 
     def _insert_invoice(self, db: sqlite3.Connection, new: NewInvoice) -> Invoice:
         taken = db.execute(
@@ -140,10 +231,12 @@ class SQLiteStore:
     async def invoice(
         self, tenant: str, invoice_id: int, *, with_payments: bool = False
     ) -> Invoice | None:
-        return await self._run(self._load_invoice, self._conn(), tenant, invoice_id, with_payments)
+        return await self._read(
+            lambda db: self._load_invoice(db, tenant, invoice_id, with_payments)
+        )
 
     async def payment(self, tenant: str, payment_id: int) -> Payment | None:
-        return await self._run(self._load_payment, self._conn(), tenant, payment_id)
+        return await self._read(lambda db: self._load_payment(db, tenant, payment_id))
 
     @staticmethod
     def _load_payment(
@@ -182,9 +275,7 @@ class SQLiteStore:
     async def apply(
         self, tenant: str, invoice_id: int, rule: Rule, *, payment_id: int | None = None
     ) -> tuple[Payment | None, Invoice]:
-        return await self._run(
-            self._write, lambda db: self._apply(db, tenant, invoice_id, rule, payment_id)
-        )
+        return await self._write(lambda db: self._apply(db, tenant, invoice_id, rule, payment_id))
 
     def _apply(
         self,
@@ -242,24 +333,27 @@ class SQLiteStore:
 
     async def owner(self, kind: str, object_id: int) -> str | None:
         table = {"invoice": "invoices", "payment": "payments"}[kind]
-        return await self._run(self._owner, table, object_id)
+        return await self._read(lambda db: self._owner(db, table, object_id))
 
-    def _owner(self, table: str, object_id: int) -> str | None:
+    @staticmethod
+    def _owner(db: sqlite3.Connection, table: str, object_id: int) -> str | None:
         extra = " AND deleted_at IS NULL" if table == "payments" else ""
         query = f"SELECT tenant FROM {table} WHERE id = ?{extra}"
-        row = self._conn().execute(query, (object_id,)).fetchone()
+        row = db.execute(query, (object_id,)).fetchone()
         return str(row[0]) if row else None
 
     # --- backend id map (proxy mode) ----------------------------------------------
 
     async def map_ids(self, tenant: str, kind: str, refs: Sequence[BackendRef]) -> list[int]:
-        known = await self._run(self._known_ids, tenant, kind, refs)
+        known = await self._read(lambda db: self._known_ids(db, tenant, kind, refs))
         if all(local is not None for local in known):
             return [local for local in known if local is not None]
-        return await self._run(self._write, lambda db: self._mint_ids(db, tenant, kind, refs))
+        return await self._write(lambda db: self._mint_ids(db, tenant, kind, refs))
 
-    def _known_ids(self, tenant: str, kind: str, refs: Sequence[BackendRef]) -> list[int | None]:
-        db = self._conn()
+    @staticmethod
+    def _known_ids(
+        db: sqlite3.Connection, tenant: str, kind: str, refs: Sequence[BackendRef]
+    ) -> list[int | None]:
         found = []
         for ref in refs:
             row = db.execute(
@@ -290,17 +384,16 @@ class SQLiteStore:
         return ids
 
     async def backend_ref(self, tenant: str, kind: str, local_id: int) -> BackendRef | None:
-        return await self._run(self._backend_ref, tenant, kind, local_id)
+        return await self._read(lambda db: self._backend_ref(db, tenant, kind, local_id))
 
-    def _backend_ref(self, tenant: str, kind: str, local_id: int) -> BackendRef | None:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT backend_id, parent FROM id_map WHERE id = ? AND tenant = ? AND kind = ?",
-                (local_id, tenant, kind),
-            )
-            .fetchone()
-        )
+    @staticmethod
+    def _backend_ref(
+        db: sqlite3.Connection, tenant: str, kind: str, local_id: int
+    ) -> BackendRef | None:
+        row = db.execute(
+            "SELECT backend_id, parent FROM id_map WHERE id = ? AND tenant = ? AND kind = ?",
+            (local_id, tenant, kind),
+        ).fetchone()
         return BackendRef(str(row[0]), row[1]) if row else None
 
 
