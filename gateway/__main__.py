@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import logging
 import sys
@@ -70,8 +71,18 @@ def serve(args: argparse.Namespace) -> int:
         port=server.port,
         access_log=log if server.access_log else None,
         print=lambda message: log.info(message.strip()),
+        loop=_event_loop(),
     )
     return 0
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (Linux, macOS): a faster loop, same semantics."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def translate(args: argparse.Namespace) -> int:
