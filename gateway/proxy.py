@@ -177,11 +177,12 @@ class ProxyBackend:
         warnings: list[str] = []
         problems: dict[str, str] = {}
 
-        def give(attr: str, note: str) -> None:
+        def give(attr: str, problem: str, outcome: str) -> None:
+            # Strict: refused, so nothing was dropped or substituted; else warned.
             if self.strict:
-                problems[attr] = f"{note} (strict translation)"
+                problems[attr] = f"{problem} (strict translation)"
             else:
-                warnings.append(f"{attr} {note}")
+                warnings.append(f"{attr} {problem}{outcome}")
 
         for attr in _MONEY:
             if fields.get(attr, ZERO) != ZERO and attr not in writable:
@@ -190,24 +191,30 @@ class ProxyBackend:
                 fields.pop(attr, None)
         for attr in _OPTIONAL:
             if fields.get(attr) and attr not in writable:
-                give(attr, f"has no place in the {name} backend and was dropped")
+                give(attr, f"has no place in the {name} backend", " and was dropped")
             if attr not in writable:
                 fields.pop(attr, None)
         method = fields.get("method")
         if "method" not in writable and method is not None:
-            give("method", f"has no place in the {name} backend and was dropped")
+            give("method", f"has no place in the {name} backend", " and was dropped")
             fields.pop("method")
         elif method is not None and method not in self.dialect.method_words:
-            if fields.get("origin") != name:
-                give("method", f"{method.value} has no {name} equivalent")
+            # Not strict, the backend's codec sends its fallback and warns of it itself.
+            if fields.get("origin") != name and self.strict:
+                give("method", f"{method.value} has no {name} equivalent", "")
         if creating:
             self._fill_required(fields, problems, give)
         if problems:
-            raise ValidationFailed("The backend cannot carry this payment", fields=problems)
+            # Not a malformed request but one the system of record cannot take: 422 in
+            # every dialect (ValidationFailed is 400 for urlKey and Invoiless callers).
+            raise LedgerRefused("The backend cannot carry this payment", fields=problems)
         return fields, warnings
 
     def _fill_required(
-        self, fields: dict[str, Any], problems: dict[str, str], give: Callable[[str, str], None]
+        self,
+        fields: dict[str, Any],
+        problems: dict[str, str],
+        give: Callable[[str, str, str], None],
     ) -> None:
         required = self.dialect.required - {"invoice_id"}
         if "amount" in required and fields.get("amount") is None:
@@ -215,7 +222,7 @@ class ProxyBackend:
         if "paid_at" in required and fields.get("paid_at") is None:
             fields["paid_at"] = today_midnight()  # the caller's own default: today
         if "method" in required and fields.get("method") is None:
-            give("method", f"is required by the {self.dialect.name} backend; sent as other")
+            give("method", f"is required by the {self.dialect.name} backend", "; sent as other")
             fields["method"] = dialects.model.Method.OTHER
 
     # --- answers -----------------------------------------------------------------------

@@ -143,6 +143,7 @@ class UpstreamClient:
         self.breaker.check()
         self.budget.earn()
         attempt = 0
+        renewed = False
         while True:
             try:
                 answer = await self._attempt(method, path, body, headers, params)
@@ -153,6 +154,11 @@ class UpstreamClient:
                     continue
                 self.breaker.failure()
                 raise failure.error from None
+            if answer.status == 401 and self.config.dialect == "urlkey" and not renewed:
+                # The backend no longer takes our token (it restarted with a new signing
+                # key, say) and did nothing with the request: once more, with a new token.
+                renewed = True
+                continue
             if answer.status in _RETRYABLE_STATUSES and self._may_retry(attempt, idempotent):
                 attempt += 1
                 await self._backoff(attempt)
@@ -179,7 +185,13 @@ class UpstreamClient:
         params: Mapping[str, str] | None,
     ) -> Answer:
         assert self._session is not None, "upstream session not open"
-        all_headers = {**(headers or {}), **await self._auth_headers()}
+        try:
+            auth = await self._auth_headers()
+        except GatewayError as exc:
+            # No token, so the request itself was never sent: a failed attempt like any
+            # other (retried, then counted by the breaker), never one that escapes them.
+            raise _Failure(exc, sent=False) from exc
+        all_headers = {**(headers or {}), **auth}
         url = self.base + path
         try:
             async with self._session.request(
@@ -187,7 +199,7 @@ class UpstreamClient:
             ) as response:
                 data = await self._read(response)
                 if response.status == 401 and self._token is not None:
-                    self._token = None  # renew once on the next attempt
+                    self._token = None  # `send` renews it and tries once more
                 return Answer(response.status, dict(response.headers), data)
         except TimeoutError as exc:
             raise _Failure(
