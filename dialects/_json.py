@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,9 @@ from .errors import BadRequest
 
 MAX_DEPTH = 32
 _MAX_NUMBER_LENGTH = 40
+# The nesting `loads` allows when given no limit: MAX_DEPTH, or the gateway's configured
+# limit for the request being served (a context variable: one value per request task).
+DEPTH: ContextVar[int] = ContextVar("json_max_depth", default=MAX_DEPTH)
 
 
 def _number(literal: str) -> Decimal | BadNumber:
@@ -41,11 +45,12 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def loads(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+def loads(body: bytes, *, max_depth: int | None = None) -> Any:
     """Parse a JSON body: UTF-8 only, numbers kept as their exact Decimal literal.
 
     Refuses NaN/Infinity, duplicate keys that disagree and nesting past `max_depth`.
     """
+    max_depth = max_depth or DEPTH.get()
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

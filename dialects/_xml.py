@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
@@ -41,12 +43,19 @@ def _parser() -> etree.XMLParser:
 
 _PARSER = _parser()
 
+# The limits `parse` applies when given none: the defaults, or what the gateway's config
+# sets for the request being served. A context variable, so each request (one asyncio
+# task) sees its own server's limits, for its body and for a proxied backend's answer.
+DEFAULT_LIMITS = Limits()
+LIMITS: ContextVar[Limits] = ContextVar("xml_limits", default=DEFAULT_LIMITS)
 
-def parse(body: bytes, limits: Limits = Limits()) -> etree._Element:
+
+def parse(body: bytes, limits: Limits | None = None) -> etree._Element:
     """Parse an untrusted XML body, refusing any DTD, entity, XInclude or excess.
 
     Only UTF-8 (or its ASCII subset) is accepted; nothing is ever fetched.
     """
+    limits = limits or LIMITS.get()
     head = body.lstrip()[:200]
     if body.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in body[:4]:
         raise BadRequest("XML must be encoded in UTF-8")
@@ -55,6 +64,16 @@ def parse(body: bytes, limits: Limits = Limits()) -> etree._Element:
         raise BadRequest("XML must be encoded in UTF-8")
     if any(marker in body for marker in _FORBIDDEN):
         raise BadRequest("XML with a DOCTYPE or entity declarations is not accepted")
+    # Element count and attributes are bounded before parsing, so a megabyte of tiny
+    # elements or of attributes is refused without libxml2 first building every node
+    # (a quarter of a million elements, or some 25 MB of attribute nodes) for
+    # _check_structure to count afterwards. Each `<` opens markup and each `</` closes an
+    # element (one inside a comment counts on both sides): what is left bounds the
+    # elements from above, exactly when no comment or CDATA holds a `<`.
+    if body.count(b"<") - body.count(b"</") > limits.max_elements:
+        raise BadRequest(f"XML has more than {limits.max_elements} elements")
+    if _crowded_tag(limits.max_attributes).search(body):
+        raise BadRequest(f"XML element has more than {limits.max_attributes} attributes")
     try:
         root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -63,6 +82,17 @@ def parse(body: bytes, limits: Limits = Limits()) -> etree._Element:
         raise BadRequest("XML with a DOCTYPE or entity declarations is not accepted")
     _check_structure(root, limits)
     return root
+
+
+@cache
+def _crowded_tag(limit: int) -> re.Pattern[bytes]:
+    """A start tag with more than `limit` attributes (also one inside a comment or CDATA).
+
+    Linear: attribute values cannot hold `<`, so no attempt runs past the next tag, and
+    the quantifiers are possessive, so a failed attempt does not backtrack.
+    """
+    attribute = rb"""\s++[^\s=<>/]++\s*+=\s*+(?:"[^"<]*+"|'[^'<]*+')"""
+    return re.compile(rb"<[^\s<>/!?]++(?:%s){%d}" % (attribute, limit + 1))
 
 
 def _check_structure(root: etree._Element, limits: Limits) -> None:

@@ -275,7 +275,7 @@ class Dialect:
         if kind is Kind.DATETIME:
             return _values.parse_datetime(value)
         if kind is Kind.METHOD:
-            if value not in self.methods:
+            if not isinstance(value, str) or value not in self.methods:  # a list is unhashable
                 raise _values.ValueProblem(f"must be one of {', '.join(self.methods)}")
             return self.methods[value]
         if kind is Kind.BOOL:

@@ -8,6 +8,7 @@
     +-- NotFound                 not_found        404
     +-- MethodNotAllowed         method           405
     +-- NotAcceptable            not_acceptable   406
+    +-- RequestTimeout           request_timeout  408  (body not received in time)
     +-- Conflict                 conflict         409
     +-- PayloadTooLarge          too_large        413
     +-- UnsupportedMediaType     media_type       415
@@ -73,6 +74,10 @@ class MethodNotAllowed(GatewayError):
 
 class NotAcceptable(GatewayError):
     kind, status, default_message = "not_acceptable", 406, "No acceptable representation"
+
+
+class RequestTimeout(GatewayError):
+    kind, status, default_message = "request_timeout", 408, "Request body not received in time"
 
 
 class Conflict(GatewayError):

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 import dialects
 from dialects.errors import BadRequest, GatewayError
@@ -127,8 +128,26 @@ def hash_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+class ClientFaults(logging.Filter):
+    """aiohttp logs each request it cannot parse, or body it cannot inflate, at ERROR
+    with a traceback: any client could fill the log so. Such a request is the client's
+    fault and is answered 400; one line at INFO says enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = record.exc_info[1] if record.exc_info else None
+        if isinstance(fault, HttpProcessingError | web.RequestPayloadError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = (
+                "refused a malformed request: %s",
+                (" ".join(str(fault).split())[:200],),
+            )
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("aiohttp.server").addFilter(ClientFaults())
     args = _parser().parse_args(argv)
     if args.command == "translate":
         return translate(args)

@@ -55,6 +55,8 @@ def canonical_error(error: GatewayError) -> Reply:
     if error.fields:
         body["fields"] = error.fields
     headers = {"Allow": ", ".join(error.allow)} if error.allow else {}
+    if error.retry_after is not None:  # the failed-login limit applies here too
+        headers["Retry-After"] = str(error.retry_after)
     return Reply(error.status, _json.dumps({"error": body}), headers)
 
 
@@ -125,7 +127,8 @@ def _text(pattern: str, message: str) -> Any:
 
 async def create_invoice(request: web.Request) -> web.Response:
     gateway = _gateway(request)
-    body = _json.loads(await read_body(request, gateway.config.server.max_body_bytes))
+    server = gateway.config.server
+    body = _json.loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
     new = _new_invoice(gateway, body)
     if new.tenant in gateway.proxies:
         problem = "is served by its backend; invoices are created there"

@@ -8,15 +8,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 import dialects
-from dialects import Dialect, Format, Reply, _json
+from dialects import Dialect, Format, Reply, _json, _xml
 from dialects.errors import (
     BadRequest,
+    Forbidden,
     GatewayError,
     InternalError,
     MethodNotAllowed,
     NotAcceptable,
+    NotAuthenticated,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
 )
 
 from . import admin, routes
@@ -42,7 +45,10 @@ def render_error(request: web.Request, error: GatewayError) -> web.Response:
     else:
         fmt = request.get(FORMAT) or _error_format(dialect, request)
         rendered = dialect.encode_error(error, fmt)
-    return reply(rendered.body, fmt, status=rendered.status, headers=dict(rendered.headers))
+    response = reply(rendered.body, fmt, status=rendered.status, headers=dict(rendered.headers))
+    if isinstance(error, PayloadTooLarge | RequestTimeout):
+        response.force_close()  # the rest of the body is never read: no keep-alive after it
+    return response
 
 
 def _error_format(dialect: Dialect, request: web.Request) -> Format:
@@ -87,6 +93,33 @@ async def errors(
         return render_error(request, InternalError())
 
 
+@web.middleware
+async def guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Per request: the configured XML/JSON limits, and the failed-authentication limit.
+
+    The limits are set in context variables the parsers read, so they apply to the
+    request's body and, in proxy mode, to the backend's answers alike. Every 401 or 403
+    spends one token of the client address's bucket; while it is empty, the address's
+    requests are refused before any credential is checked (healthz excepted).
+    """
+    gateway = request.app[GATEWAY]
+    server = gateway.config.server
+    _xml.LIMITS.set(
+        _xml.Limits(server.xml_max_depth, server.xml_max_elements, server.xml_max_attributes)
+    )
+    _json.DEPTH.set(server.json_max_depth)
+    address = request.remote or ""
+    if request.path != "/healthz":
+        gateway.limits.check_address(address)
+    try:
+        return await handler(request)
+    except (NotAuthenticated, Forbidden):
+        gateway.limits.failed(address)
+        raise
+
+
 async def authentication(request: web.Request) -> web.Response:
     """Refrens `POST /authentication`: an app secret for an access token."""
     gateway = request.app[GATEWAY]
@@ -94,7 +127,8 @@ async def authentication(request: web.Request) -> web.Response:
     urlkey = dialects.get("urlkey")
     response_format(urlkey, request.headers.get("Accept"), None)  # 406, as on every path
     body_format(urlkey, request, "json")  # 415
-    body = _json.loads(await read_body(request, gateway.config.server.max_body_bytes))
+    server = gateway.config.server
+    body = _json.loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
     if not isinstance(body, dict):
         raise BadRequest("Expected a JSON object")
     token, who = await gateway.auth.app_secret(body)
@@ -104,9 +138,17 @@ async def authentication(request: web.Request) -> web.Response:
 
 def create_app(config: Config, store: Store | None = None) -> web.Application:
     """The gateway as an aiohttp application; the store opens on start-up, closes on cleanup."""
+    timeout = config.server.read_timeout_seconds
     app = web.Application(
-        middlewares=[errors],
+        middlewares=[errors, guard],
         client_max_size=config.server.max_body_bytes,
+        # aiohttp has no header read timeout of its own, but its keep-alive timer runs
+        # from the connection's opening (and from each answer) until the next request's
+        # headers are complete: as `read_timeout`, it cuts off a client that trickles its
+        # headers, or idles, within that time. Lingering (reading what is left of a body
+        # after the answer, so the client gets the answer before the close) is bounded
+        # alike. Handler arguments, so any runner (run_app, the test server) applies them.
+        handler_args={"keepalive_timeout": timeout, "lingering_time": timeout},
     )
     store = store or open_store(config.database, synchronous=config.sqlite_synchronous)
     limits = {name: t.rate_limit for name, t in config.tenants.items() if t.rate_limit}
@@ -115,7 +157,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         auth=Authenticator(config),
         store=store,
         ledger=Ledger(store),
-        limits=RateLimiter(limits),
+        limits=RateLimiter(limits, failures=config.server.auth_failures),
     )
     for name, tenant in config.tenants.items():
         if tenant.backend is not None:

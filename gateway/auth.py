@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import os
@@ -86,6 +85,13 @@ class Authenticator:
                 for app in spec.urlkey.apps:
                     public = _load_public_key(app.public_key) if app.public_key else None
                     self._apps[app.app_id] = _App(tenant, spec.urlkey.business, app, public)
+        # Checked in place of the secret of a user or app that does not exist, so a wrong
+        # email costs the same scrypt run as a wrong password: timing does not tell which
+        # users exist. Only made when some secret is hashed (else nothing costs anything).
+        stored = [s.stored for found in self._basic.values() for s in found]
+        stored += [a.config.secret for a in self._apps.values() if a.config.secret]
+        hashed = any(passwords.is_hash(secret) for secret in stored)
+        self._decoy = passwords.make_hash(os.urandom(16).hex()) if hashed else None
 
     # --- shared --------------------------------------------------------------------
 
@@ -107,6 +113,10 @@ class Authenticator:
                 return candidate.principal
         return None
 
+    async def _decoy_check(self, presented: str) -> None:
+        if self._decoy is not None:
+            await passwords.verify(self._decoy, presented)
+
     # --- per dialect -----------------------------------------------------------------
 
     async def basic(self, dialect: str, header: str | None) -> Principal:
@@ -115,12 +125,15 @@ class Authenticator:
             raise NotAuthenticated("Authentication required")
         try:
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # not base64 (binascii.Error), not ASCII, not UTF-8
             raise NotAuthenticated("Malformed Basic credentials") from exc
         user, sep, secret = decoded.partition(":")
         if not sep or not user or not secret:
             raise NotAuthenticated("Invalid login")
         candidates = self._basic.get((dialect, user), [])
+        if not candidates:
+            await self._decoy_check(secret)
+            raise NotAuthenticated("Invalid login")
         found = await self._first_match(self._digest(dialect, user, secret), candidates, secret)
         if found is None:
             raise NotAuthenticated("Invalid login")
@@ -130,6 +143,8 @@ class Authenticator:
         """Invoiless `api-key` header; a `scope-id` the key does not own is 403."""
         if not key:
             raise NotAuthenticated("Missing api-key header")
+        if not _is_text(key):
+            raise NotAuthenticated("Invalid api-key")
         found = await self._first_match(self._digest("invoiless", key), self._api_keys, key)
         if found is None:
             raise NotAuthenticated("Invalid api-key")
@@ -142,11 +157,14 @@ class Authenticator:
         if body.get("strategy") != "app-secret":
             raise BadRequest("strategy must be app-secret")
         app_id, secret = body.get("appId"), body.get("appSecret")
-        if not isinstance(app_id, str) or not isinstance(secret, str) or not secret:
+        if not isinstance(app_id, str) or not isinstance(secret, str) or not _is_text(secret):
             raise NotAuthenticated("Invalid login")
         app = self._apps.get(app_id)
         stored = app.config.secret if app is not None else None
-        if app is None or stored is None or not await passwords.verify(stored, secret):
+        if app is None or stored is None:
+            await self._decoy_check(secret)
+            raise NotAuthenticated("Invalid login")
+        if not await passwords.verify(stored, secret):
             raise NotAuthenticated("Invalid login")
         now = int(time.time())
         claims = {
@@ -171,6 +189,8 @@ class Authenticator:
         if not header or not header.startswith("Bearer "):
             raise NotAuthenticated("Invalid authentication")
         token = header[7:].strip()
+        if not _is_text(token):
+            raise NotAuthenticated("Invalid authentication")
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
         except jwt.PyJWTError as exc:
@@ -222,11 +242,26 @@ class Authenticator:
 
     def admin(self, header: str | None) -> None:
         presented = header[7:].strip() if header and header.startswith("Bearer ") else ""
+        presented = presented if _is_text(presented) else ""
         expected = hashlib.sha256(self._admin_token.encode()).digest()
         if not presented or not hmac.compare_digest(
             hashlib.sha256(presented.encode()).digest(), expected
         ):
             raise NotAuthenticated("Admin token required")
+
+
+def _is_text(value: str) -> bool:
+    """Whether a presented secret is text: non-empty and encodable as UTF-8.
+
+    aiohttp keeps header bytes that are not UTF-8 as lone surrogates (and JSON may
+    spell them, "\\ud800"); no configured secret holds one, and they cannot be encoded
+    to be compared or hashed, so such a credential is simply wrong (401, not a 500).
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return bool(value)
 
 
 def _numeric_date(value: object) -> bool:

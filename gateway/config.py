@@ -147,6 +147,18 @@ class Server(Strict):
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     access_log: bool = True
+    # Slow clients: a request's headers must arrive within this many seconds of the
+    # connection opening (or of the previous answer on a kept-alive connection, so it is
+    # also the idle timeout), and its body within as many seconds of the handler asking.
+    read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Structure an XML or JSON document may have: request bodies and backend answers.
+    xml_max_depth: int = Field(default=32, ge=2, le=256)
+    xml_max_elements: int = Field(default=10_000, gt=0)
+    xml_max_attributes: int = Field(default=16, ge=0)
+    json_max_depth: int = Field(default=32, ge=2, le=256)
+    # Failed authentications one client address may make (a token bucket); past it, its
+    # requests are refused as each dialect refuses too many requests. null: no limit.
+    auth_failures: RateLimit | None = RateLimit(per_second=1, burst=20)
 
 
 class Config(Strict):

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from dialects import Dialect, Format
-from dialects.errors import NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+from dialects.errors import (
+    BadRequest,
+    NotAcceptable,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 
 CONTENT_TYPES: dict[Format, str] = {
     "xml": "application/xml; charset=utf-8",
     "json": "application/json; charset=utf-8",
 }
 SUFFIXES: dict[str, Format] = {".xml": "xml", ".json": "json"}
+# Request content codings taken: those aiohttp inflates (boundedly) itself, and none.
+_CODINGS = ("", "identity", "gzip", "deflate")
 
 
 def media_format(media_type: str) -> Format | None:
@@ -89,18 +99,34 @@ def body_format(dialect: Dialect, request: web.Request, fallback: Format) -> For
     return fmt
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it passes `limit` bytes."""
+async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
+    """The whole body, refused with 413 as soon as it passes `limit` bytes.
+
+    aiohttp inflates gzip and deflate bodies itself, in bounded steps as they are read,
+    so `limit` counts the inflated bytes: a compression bomb stops at the limit, never
+    inflated whole. Other content codings are refused (415), a body that is not what its
+    coding or framing says is 400, and one not received within `timeout` seconds (a
+    client trickling it) is 408; the connection is then closed (see app.render_error).
+    """
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in _CODINGS:
+        raise UnsupportedMediaType("Content-Encoding must be gzip, deflate or identity")
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"Request body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"Request body exceeds {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise RequestTimeout(f"Request body not received within {timeout:g} s") from exc
+    except web.RequestPayloadError as exc:
+        raise BadRequest("Request body could not be decoded") from exc
     return b"".join(chunks)
 
 

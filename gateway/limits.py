@@ -1,4 +1,11 @@
-"""Per-credential rate limits: a token bucket for each caller, refilled continuously."""
+"""Rate limits: a token bucket per credential, and one per client address for failed logins.
+
+Both buckets refill continuously. A credential's bucket is spent by every request it
+makes. An address's bucket is spent only by failed authentications, so one client
+guessing secrets (each guess of a hashed secret costs a scrypt run) is slowed to the
+configured pace; while its bucket is empty, requests from that address are refused
+before any secret is checked.
+"""
 
 from __future__ import annotations
 
@@ -15,29 +22,53 @@ _MAX_BUCKETS = 100_000
 
 
 class RateLimiter:
-    """Refuses a credential's request once its bucket is empty, saying when to retry."""
+    """Refuses a caller once its bucket is empty, saying when to retry."""
 
     def __init__(
         self,
         limits: dict[str, RateLimit],
         clock: Callable[[], float] = time.monotonic,
+        failures: RateLimit | None = None,
     ) -> None:
         self._limits = limits
+        self._failures = failures
         self._clock = clock
-        self._buckets: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self._buckets: dict[tuple[str, ...], tuple[float, float]] = {}
 
     def take(self, who: Principal) -> None:
+        """Spend one of the credential's tokens, or refuse (429; Harvest 503)."""
         limit = self._limits.get(who.tenant)
-        if limit is None:
-            return
-        key = (who.tenant, who.dialect, who.credential)
+        if limit is not None:
+            self._spend(("credential", who.tenant, who.dialect, who.credential), limit, 1)
+
+    def check_address(self, address: str) -> None:
+        """Refuse, before any secret is checked, an address out of failed attempts."""
+        if self._failures is not None:
+            message = "Too many failed authentications; retry later"
+            self._spend(("address", address), self._failures, 0, message)
+
+    def failed(self, address: str) -> None:
+        """Count one failed authentication against the client address."""
+        if self._failures is not None:
+            try:
+                self._spend(("address", address), self._failures, 1)
+            except TooManyRequests:
+                pass  # already empty: the failure itself is answered as it was
+
+    def _spend(
+        self,
+        key: tuple[str, ...],
+        limit: RateLimit,
+        cost: int,
+        message: str = "Rate limit exceeded",
+    ) -> None:
         now = self._clock()
         tokens, stamp = self._buckets.get(key, (float(limit.burst), now))
         tokens = min(float(limit.burst), tokens + (now - stamp) * limit.per_second)
         if tokens < 1:
             self._buckets[key] = (tokens, now)
             wait = math.ceil((1 - tokens) / limit.per_second)
-            raise TooManyRequests("Rate limit exceeded", retry_after=max(1, wait))
+            raise TooManyRequests(message, retry_after=max(1, wait))
         if len(self._buckets) >= _MAX_BUCKETS and key not in self._buckets:
             self._buckets.clear()
-        self._buckets[key] = (tokens - 1, now)
+        self._buckets[key] = (tokens - cost, now)

@@ -7,9 +7,16 @@ import base64
 import hashlib
 import hmac
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 PREFIX = "scrypt$"
 _N, _R, _P = 2**14, 8, 1
+# A check takes 128 * r * N bytes (16 MiB here) and tens of milliseconds of CPU, on
+# purpose. At most this many run at once, on threads of their own, so a flood of wrong
+# secrets (from many addresses; limits.py slows any one of them) waits its turn rather
+# than taking 16 MiB for each of the default executor's up to 32 threads.
+_CONCURRENT_CHECKS = 2
+_CHECKS = ThreadPoolExecutor(max_workers=_CONCURRENT_CHECKS, thread_name_prefix="scrypt")
 
 
 def _b64(data: bytes) -> str:
@@ -34,7 +41,7 @@ async def verify(stored: str, presented: str) -> bool:
     """
     if not is_hash(stored):
         return hmac.compare_digest(stored.encode(), presented.encode())
-    return await asyncio.to_thread(_check, stored, presented)
+    return await asyncio.get_running_loop().run_in_executor(_CHECKS, _check, stored, presented)
 
 
 def _check(stored: str, presented: str) -> bool:

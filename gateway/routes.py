@@ -51,7 +51,8 @@ class Call:
 
     async def body(self) -> Decoded:
         fmt = body_format(self.dialect, self.request, self.fmt)
-        raw = await read_body(self.request, self.gateway.config.server.max_body_bytes)
+        server = self.gateway.config.server
+        raw = await read_body(self.request, server.max_body_bytes, server.read_timeout_seconds)
         return self.dialect.decode_payment(raw, fmt)
 
     def answer(self, body: bytes, *, status: int = 200, warnings: tuple[str, ...] = (),

@@ -1,0 +1,67 @@
+"""Fixtures of the security catalogue: one real gateway process for the whole session.
+
+The catalogue server has tenants acme and globex (plain secrets, as tests.support),
+`hashed` (every secret a scrypt hash, as config.yaml keeps them) and `fuzz` (what the
+fuzz test authenticates as). Its failed-authentication limit is off, since the catalogue
+fails on purpose hundreds of times from one address; test_abuse.py runs its own servers
+to prove that limit and the others. Figures are printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+
+from ..http.server import Server
+from ..support import tenant_config
+from .harness import FIGURES, gateway, hashed_tenant, memory_kb, warm_up
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    server: Server
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def pid(self) -> int:
+        return self.server.process.pid
+
+
+@pytest.fixture(scope="session")
+def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
+    tenants = {
+        "acme": tenant_config("acme"),
+        "globex": tenant_config("globex"),
+        "hashed": hashed_tenant("hashed"),
+        "fuzz": tenant_config("fuzz"),
+    }
+    directory = tmp_path_factory.mktemp("catalogue")
+    with gateway(directory, "catalogue", tenants, auth_failures=None) as server:
+        FIGURES.rss_baseline_kb = memory_kb(server.process.pid)["VmRSS"]
+        yield Catalogue(server)
+
+
+@pytest.fixture
+async def http(catalogue: Catalogue) -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session, warmed up against the catalogue server."""
+    async with aiohttp.ClientSession() as session:
+        await warm_up(session, catalogue.url)
+        yield session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = FIGURES.lines()
+    if lines:
+        terminalreporter.section("security catalogue figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,533 @@
+"""The security catalogue's harness: real gateway processes, raw HTTP, error shapes, figures.
+
+Every attack is sent over the network to `python -m gateway` running on a free port,
+and judged on what a client sees: the status, the error in the dialect's own shape,
+the time to the answer, and the ledger (through the admin API) unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+import json
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from lxml import etree
+
+from gateway import passwords
+
+from ..http.server import START_TIMEOUT, Server
+from ..support import self_signed_token, tenant_config
+
+ADMIN_TOKEN = "security-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+DIALECTS = ("harvest", "fastbill", "invoiless", "urlkey")
+# A refusal is answered within this, measured around the request after a warm-up.
+BOUND_MS = 50.0
+# Growth of the catalogue server's peak RSS over its RSS after start-up.
+MAX_RSS_GROWTH_MB = 50.0
+XML = "application/xml; charset=utf-8"
+JSON = "application/json; charset=utf-8"
+DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+NEVER = 987_654_321  # an id no test ever creates
+
+# The status of each error kind (dialects/errors.py) and where a dialect differs
+# (docs/dialects.md, "Statuses"); "admin" is the canonical admin API.
+STATUS = {
+    "bad_request": 400,
+    "validation": 422,
+    "ledger": 422,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "request_timeout": 408,
+    "too_large": 413,
+    "media_type": 415,
+    "rate_limited": 429,
+    "upstream": 502,
+}
+DIALECT_STATUS = {
+    ("validation", "invoiless"): 400,
+    ("validation", "urlkey"): 400,
+    ("rate_limited", "harvest"): 503,
+}
+
+
+def status_of(kind: str, dialect: str) -> int:
+    return DIALECT_STATUS.get((kind, dialect), STATUS[kind])
+
+
+FEATHERS = {
+    400: "BadRequest",
+    401: "NotAuthenticated",
+    403: "Forbidden",
+    404: "NotFound",
+    408: "Timeout",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Unprocessable",
+    429: "TooManyRequests",
+    502: "BadGateway",
+}
+
+
+# --- figures -------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    """What the catalogue measured, printed at the end of the run (tests/security/conftest)."""
+
+    refusals: dict[str, float] = field(default_factory=dict)
+    bounds: dict[str, float] = field(default_factory=dict)  # the bound each was held to
+    fuzz_examples: int = 0
+    fuzz_statuses: dict[int, int] = field(default_factory=dict)
+    rss_baseline_kb: int = 0
+    rss_peak_kb: int = 0
+    rss_end_kb: int = 0
+    proxy_rss_peak_kb: int = 0
+
+    def refusal(self, name: str, elapsed_ms: float, bound_ms: float = 0.0) -> None:
+        self.refusals[name] = max(elapsed_ms, self.refusals.get(name, 0.0))
+        self.bounds[name] = bound_ms or BOUND_MS
+
+    def lines(self) -> list[str]:
+        if not self.refusals and not self.fuzz_examples:
+            return []
+        lines = [f"attack cases refused: {len(self.refusals)}"]
+        plain = {k: v for k, v in self.refusals.items() if self.bounds[k] <= BOUND_MS}
+        for label, found in (("slowest refusal", self.refusals), ("slowest held to "
+                             f"{BOUND_MS:g} ms (no scrypt, no pauses)", plain)):  # fmt: skip
+            if found:
+                name, slowest = max(found.items(), key=lambda item: item[1])
+                lines.append(f"{label}: {slowest:.1f} ms ({name})")
+        lines.append(f"fuzz examples: {self.fuzz_examples} (statuses {self.fuzz_statuses})")
+        if self.rss_peak_kb:
+            growth = (self.rss_peak_kb - self.rss_baseline_kb) / 1024
+            lines.append(
+                f"catalogue server RSS: {self.rss_baseline_kb / 1024:.1f} MB after start-up, "
+                f"peak {self.rss_peak_kb / 1024:.1f} MB (+{growth:.1f} MB), "
+                f"{self.rss_end_kb / 1024:.1f} MB at the end"
+            )
+        if self.proxy_rss_peak_kb:
+            lines.append(f"proxy-mode server peak RSS: {self.proxy_rss_peak_kb / 1024:.1f} MB")
+        return lines
+
+
+FIGURES = Figures()
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of a process, in kB, from /proc."""
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = int(value.split()[0])
+    return found
+
+
+# --- credentials -----------------------------------------------------------------------
+
+
+def basic(user: str, secret: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def credentials(dialect: str, tenant: str = "acme") -> dict[str, str]:
+    """Working credentials of `tenant` (tests.support.tenant_config: plain or hashed)."""
+    if dialect == "harvest":
+        return basic(f"{tenant}@example.com", f"{tenant}-harvest")
+    if dialect == "fastbill":
+        return basic(f"{tenant}@example.com", f"{tenant}-fastbill")
+    if dialect == "invoiless":
+        return {"api-key": f"{tenant}-invoiless"}
+    return {"Authorization": f"Bearer {self_signed_token(f'{tenant}-app')}"}
+
+
+def hexid(number: int) -> str:
+    return f"{number:024x}"
+
+
+# --- server processes --------------------------------------------------------------------
+
+
+def hashed_tenant(name: str) -> dict[str, Any]:
+    """tenant_config(name) with every secret stored as a scrypt hash, as config.yaml has."""
+    tenant = tenant_config(name)
+    for user in tenant["harvest"]["users"]:
+        user["password"] = passwords.make_hash(user["password"])
+    for user in tenant["fastbill"]["users"]:
+        user["api_key"] = passwords.make_hash(user["api_key"])
+    for key in tenant["invoiless"]["keys"]:
+        key["key"] = passwords.make_hash(key["key"])
+    for app in tenant["urlkey"]["apps"]:
+        app["secret"] = passwords.make_hash(app["secret"])
+    return tenant
+
+
+def write_config(directory: Path, name: str, tenants: dict[str, Any], **server: Any) -> Path:
+    raw: dict[str, Any] = {
+        "admin_token": ADMIN_TOKEN,
+        "token_secret": "security-token-secret",
+        "server": {"access_log": False, **server},
+        "tenants": tenants,
+    }
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def start(directory: Path, name: str, config: Path) -> Server:
+    """A gateway process answering /healthz (bounded wait) when returned."""
+    server = Server(config, directory / f"{name}.db", directory / f"{name}.log")
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            server.stop()
+            raise AssertionError(f"{name} exited:\n{server.output()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return server
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.05)
+    server.stop()
+    raise AssertionError(f"{name} did not start in {START_TIMEOUT} s:\n{server.output()}")
+
+
+@contextmanager
+def gateway(directory: Path, name: str, tenants: dict[str, Any], **server: Any) -> Iterator[Server]:
+    process = start(directory, name, write_config(directory, name, tenants, **server))
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+# --- requests through aiohttp ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    elapsed_ms: float
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    url: str,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | str | None = None,
+) -> Answer:
+    """One request, fully read; elapsed is from sending to the last byte of the answer."""
+    data = body.encode() if isinstance(body, str) else body
+    with no_gc():
+        started = time.perf_counter()
+        async with session.request(
+            method, url + path, headers=headers or {}, data=data, allow_redirects=False
+        ) as response:
+            read = await response.read()
+            elapsed = (time.perf_counter() - started) * 1000
+    # multidict -> dict keeps the first of repeated headers; none are repeated here
+    return Answer(response.status, dict(response.headers), read, elapsed)
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """No garbage collection in this (the test) process while a request is timed.
+
+    Late in a run the test process holds hundreds of thousands of objects, and a full
+    collection that happens to fall inside a request would be billed to the server.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+async def warm_up(session: aiohttp.ClientSession, url: str) -> None:
+    """One request first, so the timed one finds a connection (and the server) ready."""
+    async with session.get(f"{url}/healthz") as response:
+        assert response.status == 200
+
+
+async def admin(session: aiohttp.ClientSession, url: str, method: str, path: str,
+                body: Any = None) -> Any:  # fmt: skip
+    async with session.request(method, url + path, json=body, headers=ADMIN) as response:
+        assert response.status < 300, (response.status, await response.text())
+        return await response.json()
+
+
+async def new_invoice(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    tenant: str = "acme",
+    total: str = "1000.00",
+    currency: str = "EUR",
+    draft: bool = False,
+) -> int:
+    body = {
+        "tenant": tenant,
+        "number": f"SEC-{time.monotonic_ns()}",
+        "currency": currency,
+        "total": total,
+        "issued_on": "2026-01-01",
+        "due_on": "2999-12-31",
+        "draft": draft,
+    }
+    created = await admin(session, url, "POST", "/gateway/v1/invoices", body)
+    number: int = created["id"]
+    return number
+
+
+async def ledger(session: aiohttp.ClientSession, url: str, *invoices: int) -> list[Any]:
+    """What must not change: each invoice's due amount, status and live payments."""
+    found = []
+    for number in invoices:
+        data = await admin(session, url, "GET", f"/gateway/v1/invoices/{number}")
+        found.append((data["due_amount"], data["status"], data["payments"]))
+    return found
+
+
+async def pay(session: aiohttp.ClientSession, url: str, invoice: int, amount: str,
+              tenant: str = "acme") -> int:  # fmt: skip
+    """A good Invoiless payment; its canonical id."""
+    headers = {**credentials("invoiless", tenant), "Content-Type": "application/json"}
+    body = f'{{"amount": {amount}, "method": "Cash", "paidAt": "2026-11-20"}}'
+    answer = await send(session, url, "POST", f"/v1/invoices/{invoice}/payments",
+                        headers=headers, body=body)  # fmt: skip
+    assert answer.status == 201, answer.body
+    number = int(answer.json()["id"])
+    return number
+
+
+# --- the dialects' error shapes -------------------------------------------------------
+
+
+def assert_error(
+    dialect: str,
+    answer: Answer,
+    kind: str,
+    *,
+    fmt: str | None = None,
+    message: str | None = None,
+) -> str:
+    """`answer` is the `kind` error in `dialect`'s own shape; returns its message text.
+
+    Shapes as docs/dialects.md gives them: Rails `<errors><error>` documents (or
+    `{"errors": [...]}`), Invoiless (and the admin API) `{"error": {"code", "message"
+    [, "fields"]}}`, urlKey Feathers objects. `message` must occur in the text if given.
+    """
+    status = status_of(kind, dialect)
+    assert answer.status == status, (answer.status, answer.body[:500])
+    assert b"Traceback" not in answer.body
+    fmt = fmt or ("xml" if dialect in ("harvest", "fastbill") else "json")
+    if dialect in ("harvest", "fastbill"):
+        if fmt == "xml":
+            assert answer.content_type == XML, answer.headers
+            assert answer.body.startswith(DECLARATION), answer.body[:200]
+            root = etree.fromstring(answer.body)
+            assert root.tag == "errors" and len(root) >= 1
+            assert all(child.tag == "error" and child.text for child in root)
+            text = "; ".join(child.text or "" for child in root)
+        else:
+            assert answer.content_type == JSON, answer.headers
+            document = answer.json()
+            assert set(document) == {"errors"} and document["errors"]
+            assert all(isinstance(item, str) for item in document["errors"])
+            text = "; ".join(document["errors"])
+        if status == 401:
+            assert answer.headers["WWW-Authenticate"].startswith('Basic realm="')
+        if status == 400:
+            assert answer.headers.get("Hint"), "Harvest's 400s carry a Hint"
+    elif dialect in ("invoiless", "admin"):  # the admin API has the same shape
+        assert answer.content_type == JSON, answer.headers
+        document = answer.json()
+        assert set(document) == {"error"}
+        error = document["error"]
+        assert set(error) <= {"code", "message", "fields"} and error["code"] == kind, error
+        assert isinstance(error["message"], str) and error["message"]
+        text = error["message"] + "".join(f"; {k} {v}" for k, v in error.get("fields", {}).items())
+    else:
+        assert answer.content_type == JSON, answer.headers
+        document = answer.json()
+        assert set(document) == {"name", "message", "code", "className", "data", "errors"}
+        assert document["code"] == status and document["name"] == FEATHERS[status], document
+        assert document["className"] == re.sub(r"(?<!^)(?=[A-Z])", "-", document["name"]).lower()
+        assert document["data"] == {"message": document["message"]}
+        assert isinstance(document["errors"], dict)
+        text = document["message"] + "".join(f"; {k} {v}" for k, v in document["errors"].items())
+    if kind == "rate_limited":
+        assert answer.headers["Retry-After"].isdigit()
+    if message is not None:
+        assert message in text, (message, text)
+    return text
+
+
+def assert_fast(name: str, answer: Answer, bound_ms: float = BOUND_MS) -> None:
+    """The refusal came within `bound_ms`; its time goes into the figures."""
+    FIGURES.refusal(name, answer.elapsed_ms, bound_ms)
+    assert answer.elapsed_ms < bound_ms, f"{name}: {answer.elapsed_ms:.1f} ms"
+
+
+# --- raw HTTP over a socket ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """An answer read off a socket; status 0 if the server closed without one."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    elapsed_ms: float
+    closed: bool  # the server closed the connection after (or instead of) the answer
+    parts_sent: int = 0  # how many of the parts went out before the answer or hang-up
+
+    def as_answer(self) -> Answer:
+        return Answer(self.status, self.headers, self.body, self.elapsed_ms)
+
+
+def request_head(method: str, path: str, headers: Sequence[tuple[str, str]]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def read_answer(reader: asyncio.StreamReader, timeout: float) -> tuple[int, dict[str, str], bytes, bool]:  # fmt: skip
+    """One HTTP/1.1 answer (Content-Length, chunked or to EOF) and whether EOF followed."""
+    async with asyncio.timeout(timeout):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return 0, {}, b"", True
+        except ConnectionResetError:
+            return 0, {}, b"", True
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers.setdefault(name.strip().title(), value.strip())
+        headers = {("WWW-Authenticate" if k == "Www-Authenticate" else k): v
+                   for k, v in headers.items()}  # fmt: skip
+        if "Content-Length" in headers:
+            body = await reader.readexactly(int(headers["Content-Length"]))
+        elif headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                body += await reader.readexactly(size + 2)
+                body = body[:-2]
+                if size == 0:
+                    break
+        else:
+            body = await reader.read()
+        closed = headers.get("Connection", "").lower() == "close" or lines[0].endswith("1.0")
+        return status, headers, body, closed
+
+
+async def exchange(
+    port: int,
+    parts: Sequence[bytes],
+    *,
+    pause: float = 0.0,
+    timeout: float = 5.0,
+    wait_close: bool = False,
+) -> RawAnswer:
+    """Send `parts` (`pause` seconds apart) on a new connection and read one answer.
+
+    Sending stops as soon as the server answers or hangs up. Elapsed runs from the
+    first byte sent to the answer read. `wait_close` then waits (within `timeout`) for
+    the server to close the connection.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answer = asyncio.create_task(read_answer(reader, timeout))
+    sent = 0
+    try:
+        with no_gc():
+            started = time.perf_counter()
+            for index, part in enumerate(parts):
+                if index and pause:
+                    await asyncio.wait({answer}, timeout=pause)
+                if answer.done():
+                    break
+                try:
+                    writer.write(part)
+                    await writer.drain()
+                except (ConnectionError, OSError):
+                    break
+                sent += 1
+            status, headers, body, closed = await answer
+            elapsed = (time.perf_counter() - started) * 1000
+        if wait_close and not closed:
+            try:
+                async with asyncio.timeout(timeout):
+                    closed = await reader.read(1) == b""
+            except (TimeoutError, ConnectionError):
+                closed = False
+        return RawAnswer(status, headers, body, elapsed, closed, sent)
+    finally:
+        answer.cancel()
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+
+def blocking_exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
+    """A synchronous one-shot exchange (the fuzz test): status and body, 0 if none."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass  # answered and closed before the body was all sent: read the answer
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            received += chunk
+            head, sep, body = received.partition(b"\r\n\r\n")
+            if sep:
+                match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if match and len(body) >= int(match.group(1)):
+                    break
+    head, _, body = received.partition(b"\r\n\r\n")
+    match = re.match(rb"HTTP/1\.[01] (\d{3})", head)
+    return (int(match.group(1)) if match else 0), body

@@ -1,0 +1,130 @@
+"""Hostile JSON, to every dialect that takes JSON and to POST /authentication.
+
+Deep nesting (past the limit, and deep enough to exhaust a recursive parser), huge
+numbers, duplicate keys that disagree, bytes that are not UTF-8, lone surrogates, and
+documents that are not a payment object at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+
+from .conftest import Catalogue
+from .harness import (
+    assert_error,
+    assert_fast,
+    credentials,
+    hexid,
+    ledger,
+    new_invoice,
+    send,
+)
+
+
+def endpoint(dialect: str, invoice: int) -> tuple[str, dict[str, str], str]:
+    """(path, headers, a good payment's members but its amount, as JSON text)."""
+    if dialect == "harvest":
+        fields = '"paid_at": "2026-11-20T00:00:00Z"'
+        return f"/invoices/{invoice}/payments", {"Accept": "application/json"}, fields
+    if dialect == "fastbill":
+        fields = f'"invoice_id": {invoice}'
+        return "/api/invoice-payments", {"Accept": "application/json"}, fields
+    if dialect == "invoiless":
+        fields = '"method": "Cash", "paidAt": "2026-11-20"'
+        return f"/v1/invoices/{invoice}/payments", {}, fields
+    fields = '"paymentMethod": "CASH"'
+    return f"/businesses/acme-biz/invoices/{hexid(invoice)}/payments", {}, fields
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    body: str  # FIELDS: a good payment's members but its amount; NOTES: its notes key
+    kind: str
+    message: str | None = None
+    raw: bytes | None = None  # bytes to send instead of `body`, for encodings
+
+
+DIGITS = "9" * 500_000
+ATTACKS = [
+    Attack("depth-33", '{FIELDS, "amount": 10, "NOTES": ' + "[" * 32 + "]" * 32 + "}",
+           "bad_request", "nested too deeply"),
+    Attack("depth-400k-arrays", '{FIELDS, "amount": 10, "NOTES": ' + "[" * 400_000 + "}",
+           "bad_request", "nested too deeply"),
+    Attack("depth-100k-objects", '{FIELDS, "amount": 10, "NOTES": ' + '{"a":' * 100_000 + "}",
+           "bad_request", "nested too deeply"),
+    Attack("huge-integer-amount", '{FIELDS, "amount": ' + DIGITS + "}", "validation"),
+    Attack("huge-decimal-amount", '{FIELDS, "amount": 1.' + DIGITS + "}", "validation"),
+    Attack("huge-exponent-amount", '{FIELDS, "amount": 1e999999999}', "validation"),
+    Attack("huge-number-elsewhere", '{FIELDS, "amount": 10, "NOTES": ' + DIGITS + "}",
+           "validation"),
+    Attack("duplicate-amount-disagrees", '{FIELDS, "amount": 10, "amount": 999}',
+           "bad_request", "Duplicate key"),
+    Attack("latin1-byte", "", "bad_request", "UTF-8",
+           raw=b'{"amount": 10, "notes": "caf\xe9"}'),
+    Attack("overlong-utf8", "", "bad_request", "UTF-8",
+           raw=b'{"amount": 10, "notes": "\xc0\xaf"}'),
+    Attack("utf16", "", "bad_request", raw='{"amount": 10}'.encode("utf-16")),
+    Attack("utf8-bom", "", "bad_request", raw=b'\xef\xbb\xbf{"amount": 10}'),
+    Attack("lone-surrogate", '{FIELDS, "amount": 10, "NOTES": "\\ud800"}', "validation"),
+    Attack("nul-in-text", '{FIELDS, "amount": 10, "NOTES": "a\\u0000b"}', "validation"),
+    Attack("not-an-object", '[{FIELDS, "amount": 10}]', "bad_request"),
+    Attack("bare-string", '"FIELDS"', "bad_request"),
+    Attack("trailing-garbage", '{FIELDS, "amount": 10} {}', "bad_request"),
+    Attack("empty", "", "bad_request", raw=b""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("dialect", ["harvest", "fastbill", "invoiless", "urlkey"])
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+async def test_hostile_json_is_refused(
+    catalogue: Catalogue, http: aiohttp.ClientSession, dialect: str, attack: Attack
+) -> None:
+    invoice = await new_invoice(http, catalogue.url)
+    before = await ledger(http, catalogue.url, invoice)
+    path, extra, fields = endpoint(dialect, invoice)
+    notes = "comment" if dialect == "fastbill" else "notes"
+    text = attack.body.replace("FIELDS", fields).replace("NOTES", notes)
+    body = attack.raw if attack.raw is not None else text.encode()
+    assert len(body) <= 1024 * 1024
+    headers = {**credentials(dialect), "Content-Type": "application/json", **extra}
+
+    answer = await send(http, catalogue.url, "POST", path, headers=headers, body=body)
+
+    assert_error(dialect, answer, attack.kind, fmt="json", message=attack.message)
+    assert_fast(f"json {attack.name} ({dialect})", answer)
+    assert await ledger(http, catalogue.url, invoice) == before
+
+
+AUTHENTICATION = [
+    Attack("depth-400k", '{"strategy": "app-secret", "x": ' + "[" * 400_000 + "}",
+           "bad_request", "nested too deeply"),
+    Attack("duplicate-secret-disagrees",
+           '{"strategy": "app-secret", "appId": "acme-app", "appSecret": "acme-app-secret",'
+           ' "appSecret": "guess"}', "bad_request", "Duplicate key"),
+    Attack("huge-number", '{"strategy": "app-secret", "appId": ' + DIGITS + "}",
+           "unauthenticated"),
+    Attack("latin1", "", "bad_request", "UTF-8",
+           raw=b'{"strategy": "app-secret", "appId": "acme-app", "appSecret": "\xe9"}'),
+    Attack("secret-not-a-string",
+           '{"strategy": "app-secret", "appId": "acme-app", "appSecret": ["acme-app-secret"]}',
+           "unauthenticated"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("attack", AUTHENTICATION, ids=[a.name for a in AUTHENTICATION])
+async def test_hostile_json_to_authentication_is_refused(
+    catalogue: Catalogue, http: aiohttp.ClientSession, attack: Attack
+) -> None:
+    body = attack.raw if attack.raw is not None else attack.body.encode()
+    headers = {"Content-Type": "application/json"}
+
+    answer = await send(http, catalogue.url, "POST", "/authentication", headers=headers,
+                        body=body)  # fmt: skip
+
+    assert_error("urlkey", answer, attack.kind, message=attack.message)
+    assert "accessToken" not in answer.json()
+    assert_fast(f"json /authentication {attack.name}", answer)

@@ -1,0 +1,218 @@
+"""Hostile money: every amount that is not a plain, positive, exact, payable decimal.
+
+Each is refused in every dialect's own wire form, and none is ever rounded into
+acceptance: the ledger is exactly as it was. XML dialects get the value as element
+text; JSON dialects as a JSON literal (a number where JSON can write it, else a string).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+import aiohttp
+import pytest
+
+from .conftest import Catalogue
+from .harness import (
+    Answer,
+    assert_error,
+    assert_fast,
+    credentials,
+    hexid,
+    ledger,
+    new_invoice,
+    pay,
+    send,
+)
+
+
+@dataclass(frozen=True)
+class Money:
+    name: str
+    xml: str | None  # element text for harvest and fastbill; None: no XML form
+    json: str | None  # JSON literal for invoiless and urlkey; None: no JSON form
+    json_kind: str = "validation"  # "bad_request" where the literal is not JSON at all
+    kind: str = "validation"
+    currency: str = "EUR"
+
+
+CASES = [
+    Money("nan", "NaN", "NaN", json_kind="bad_request"),
+    Money("nan-string", None, '"NaN"'),
+    Money("infinity", "Infinity", "Infinity", json_kind="bad_request"),
+    Money("minus-infinity", "-Infinity", "-Infinity", json_kind="bad_request"),
+    Money("infinity-string", None, '"Infinity"'),
+    Money("exponent", "1e3", "1e3"),
+    Money("exponent-upper", "1E3", "1E3"),
+    Money("exponent-fraction", "1.5e2", "1.5e2"),
+    Money("exponent-string", None, '"1e3"'),
+    Money("underscore", "1_000", "1_000", json_kind="bad_request"),
+    Money("underscore-string", None, '"1_000"'),
+    Money("spaces", " 5.00 ", '" 5.00 "'),
+    Money("plus-sign", "+5.00", '"+5.00"'),
+    Money("plus-sign-literal", None, "+5.00", json_kind="bad_request"),
+    Money("trailing-dot", "5.", '"5."'),
+    Money("leading-dot", ".5", '".5"'),
+    Money("leading-zeros", "005.00", '"005.00"'),
+    Money("negative", "-5.00", "-5.00"),
+    Money("zero", "0", "0"),
+    Money("zero-decimals", "0.00", "0.00"),
+    Money("negative-zero", "-0.00", "-0.00"),
+    Money("negative-zero-integer", "-0", "-0"),
+    Money("three-decimals", "5.001", "5.001"),
+    Money("three-decimals-string", None, '"5.001"'),
+    Money("float-artifact", "0.30000000000000004", "0.30000000000000004"),
+    Money("fifteen-digits", "1234567890123.45", "1234567890123.45"),
+    Money("fifteen-integer-digits", "123456789012345", "123456789012345"),
+    Money("hex", "0x10", '"0x10"'),
+    Money("decimal-comma", "10,00", '"10,00"'),
+    Money("arabic-indic-digits", "\u0661\u0660", '"\u0661\u0660"'),
+    Money("fullwidth-digits", "\uff11\uff10", '"\uff11\uff10"'),
+    Money("empty", "", '""'),
+    Money("nil", None, "null"),
+    Money("boolean", None, "true"),
+    Money("array", None, "[5]"),
+    Money("object", None, '{"value": 5}'),
+    Money("jpy-decimals", "5.5", "5.5", currency="JPY"),
+    Money("jpy-one-cent", "1.01", "1.01", currency="JPY"),
+    Money("overpay", "1000.01", "1000.01", kind="ledger"),
+    Money("overpay-huge", "99999999999.99", "99999999999.99", kind="ledger"),
+]
+
+
+def create(dialect: str, invoice: int, case: Money) -> tuple[str, dict[str, str], str]:
+    """(path, headers, body) of a create carrying the case's amount."""
+    if dialect == "harvest":
+        assert case.xml is not None
+        body = (
+            '<payment><paid-at type="datetime">2026-11-20T00:00:00Z</paid-at>'
+            f'<amount type="decimal">{escape(case.xml)}</amount></payment>'
+        )
+        return f"/invoices/{invoice}/payments", {"Content-Type": "application/xml"}, body
+    if dialect == "fastbill":
+        assert case.xml is not None
+        body = (
+            f"<invoice-payment><invoice_id>{invoice}</invoice_id>"
+            f"<amount>{escape(case.xml)}</amount></invoice-payment>"
+        )
+        return "/api/invoice-payments", {"Content-Type": "application/xml"}, body
+    assert case.json is not None
+    if dialect == "invoiless":
+        body = f'{{"amount": {case.json}, "method": "Cash", "paidAt": "2026-11-20"}}'
+        return f"/v1/invoices/{invoice}/payments", {"Content-Type": "application/json"}, body
+    body = f'{{"amount": {case.json}, "paymentMethod": "CASH"}}'
+    path = f"/businesses/acme-biz/invoices/{hexid(invoice)}/payments"
+    return path, {"Content-Type": "application/json"}, body
+
+
+PARAMS = [
+    pytest.param(dialect, case, id=f"{case.name}-{dialect}")
+    for case in CASES
+    for dialect in ("harvest", "fastbill", "invoiless", "urlkey")
+    if (case.xml if dialect in ("harvest", "fastbill") else case.json) is not None
+]
+
+
+@pytest.mark.parametrize(("dialect", "case"), PARAMS)
+async def test_hostile_amount_is_refused_never_rounded(
+    catalogue: Catalogue, http: aiohttp.ClientSession, dialect: str, case: Money
+) -> None:
+    invoice = await new_invoice(http, catalogue.url, currency=case.currency)
+    before = await ledger(http, catalogue.url, invoice)
+    path, headers, body = create(dialect, invoice, case)
+
+    answer = await send(http, catalogue.url, "POST", path,
+                        headers={**credentials(dialect), **headers}, body=body)  # fmt: skip
+
+    kind = case.kind
+    if dialect in ("invoiless", "urlkey") and case.kind == "validation":
+        kind = case.json_kind
+    text = assert_error(dialect, answer, kind)
+    if kind != "bad_request":
+        assert "mount" in text, "the refusal names the amount"
+    assert_fast(f"money {case.name} ({dialect})", answer)
+    assert await ledger(http, catalogue.url, invoice) == before
+
+
+URLKEY_EXTRAS = [
+    ("tds-negative", '"amount": 10, "tds": -1', "validation"),
+    ("tds-three-decimals", '"amount": 10, "tds": 0.001', "validation"),
+    ("tds-exponent", '"amount": 10, "tds": 1e1', "validation"),
+    ("fee-nan-string", '"amount": 10, "transactionCharge": "NaN"', "validation"),
+    ("fee-tips-it-over-the-total", '"amount": 1000, "transactionCharge": 0.01',
+     "ledger"),
+    ("tds-overpays", '"amount": 990, "tds": 10.01', "ledger"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "members", "kind"), URLKEY_EXTRAS, ids=[c[0] for c in URLKEY_EXTRAS]
+)
+async def test_urlkey_tax_and_fee_are_money_too(
+    catalogue: Catalogue, http: aiohttp.ClientSession, name: str, members: str, kind: str
+) -> None:
+    """What is settled is amount + tds + transactionCharge: each is held to the same rules."""
+    invoice = await new_invoice(http, catalogue.url)
+    before = await ledger(http, catalogue.url, invoice)
+    path = f"/businesses/acme-biz/invoices/{hexid(invoice)}/payments"
+    headers = {**credentials("urlkey"), "Content-Type": "application/json"}
+
+    answer = await send(http, catalogue.url, "POST", path, headers=headers,
+                        body=f'{{{members}, "paymentMethod": "CASH"}}')  # fmt: skip
+
+    assert_error("urlkey", answer, kind)
+    assert_fast(f"money urlkey {name}", answer)
+    assert await ledger(http, catalogue.url, invoice) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "kind"),
+    [
+        ("PATCH", '{"amount": -1}', "validation"),
+        ("PATCH", '{"amount": 1e2}', "validation"),
+        ("PATCH", '{"amount": 10.005}', "validation"),
+        ("PATCH", '{"amount": 995.01}', "ledger"),
+        ("PUT", '{"amount": 995.01, "method": "Cash"}', "ledger"),
+        ("PUT", '{"amount": "0.00", "method": "Cash"}', "validation"),
+    ],
+    ids=["patch-negative", "patch-exponent", "patch-decimals", "patch-overpay", "put-overpay",
+         "put-zero"],
+)  # fmt: skip
+async def test_changing_a_payment_is_held_to_the_same_rules(
+    catalogue: Catalogue, http: aiohttp.ClientSession, method: str, body: str, kind: str
+) -> None:
+    """A 10.00 payment on a 1000.00 invoice may become at most 1000.00, never 1000.01."""
+    invoice = await new_invoice(http, catalogue.url)
+    payment = await pay(http, catalogue.url, invoice, "10.00")
+    await pay(http, catalogue.url, invoice, "5.00")
+    before = await ledger(http, catalogue.url, invoice)
+    headers = {**credentials("invoiless"), "Content-Type": "application/json"}
+
+    answer = await send(http, catalogue.url, method, f"/v1/payments/{payment}",
+                        headers=headers, body=body)  # fmt: skip
+
+    assert_error("invoiless", answer, kind)
+    assert_fast(f"money invoiless {method} {body}", answer)
+    assert await ledger(http, catalogue.url, invoice) == before
+
+
+async def test_payments_racing_to_overpay_settle_at_most_the_total(
+    catalogue: Catalogue, http: aiohttp.ClientSession
+) -> None:
+    """Twelve concurrent payments of 100.00 in four dialects on 1000.00: exactly ten land."""
+    invoice = await new_invoice(http, catalogue.url)
+    case = Money("hundred", "100.00", "100.00")
+    calls = []
+    for index in range(12):
+        dialect = ("harvest", "fastbill", "invoiless", "urlkey")[index % 4]
+        path, headers, body = create(dialect, invoice, case)
+        calls.append(send(http, catalogue.url, "POST", path,
+                          headers={**credentials(dialect), **headers}, body=body))  # fmt: skip
+
+    answers: list[Answer] = list(await asyncio.gather(*calls))
+
+    assert sorted(a.status for a in answers) == [201] * 10 + [422] * 2
+    due, status, payments = (await ledger(http, catalogue.url, invoice))[0]
+    assert (due, status, len(payments)) == ("0.00", "paid", 10)
