@@ -135,7 +135,7 @@ class Ledger:
         return payment
 
     async def create_payment(self, who: Principal, invoice_id: int, request: Decoded) -> Outcome:
-        stored, _ = await self.store.apply(
+        stored = await self.store.apply(
             who.tenant, invoice_id, lambda invoice, _: record(invoice, request, who)
         )
         assert stored is not None
@@ -146,7 +146,7 @@ class Ledger:
     ) -> Outcome:
         current = await self.get_payment(who, payment_id)
         assert current.invoice_id is not None
-        stored, _ = await self.store.apply(
+        stored = await self.store.apply(
             who.tenant,
             current.invoice_id,
             lambda invoice, payment: revise(invoice, _target(payment), request, replace=replace),

@@ -46,7 +46,7 @@ async def test_refused_writes_in_a_group_commit_roll_back_alone(tmp_path: Path) 
         ]
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
         refused = [o for o in outcomes if isinstance(o, LedgerRefused)]
-        stored = [o[0] for o in outcomes if isinstance(o, tuple) and o[0] is not None]
+        stored = [o for o in outcomes if isinstance(o, Payment)]
         assert len(refused) == 10 and len(stored) == 10
         after = await store.invoice("acme", invoice.id, with_payments=True)
         assert after is not None

@@ -63,7 +63,9 @@ class Store(Protocol):
 
     async def apply(
         self, tenant: str, invoice_id: int, rule: Rule, *, payment_id: int | None = None
-    ) -> tuple[Payment | None, Invoice]: ...
+    ) -> Payment | None:
+        """The payment as stored after the change (None when it was deleted)."""
+        ...
 
     async def owner(self, kind: str, object_id: int) -> str | None:
         """The tenant an invoice or payment belongs to (for the admin API)."""

@@ -274,7 +274,7 @@ class SQLiteStore:
 
     async def apply(
         self, tenant: str, invoice_id: int, rule: Rule, *, payment_id: int | None = None
-    ) -> tuple[Payment | None, Invoice]:
+    ) -> Payment | None:
         return await self._write(lambda db: self._apply(db, tenant, invoice_id, rule, payment_id))
 
     def _apply(
@@ -284,7 +284,7 @@ class SQLiteStore:
         invoice_id: int,
         rule: Rule,
         payment_id: int | None,
-    ) -> tuple[Payment | None, Invoice]:
+    ) -> Payment | None:
         invoice = self._load_invoice(db, tenant, invoice_id)
         if invoice is None:
             raise NotFound("Invoice not found")
@@ -305,10 +305,7 @@ class SQLiteStore:
                 "UPDATE invoices SET marked_paid = ? WHERE id = ?",
                 (int(change.marked_paid), invoice_id),
             )
-        after = self._load_invoice(db, tenant, invoice_id)
-        assert after is not None
-        stored = self._load_payment(db, tenant, stored_id) if stored_id is not None else None
-        return stored, after
+        return self._load_payment(db, tenant, stored_id) if stored_id is not None else None
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> int:
