@@ -1,6 +1,6 @@
 """What a create costs: payments recorded per second by one gateway process.
 
-    python benchmarks/bench_create.py [--requests 4000] [--connections 16]
+    python -m benchmarks.bench_create [--requests 4000] [--connections 16]
 
 Starts the gateway (ledger mode, SQLite, synchronous=FULL) as its own process on a
 free port and drives it from this process with an aiohttp load loop: each request

@@ -1,6 +1,6 @@
 """What proxy mode adds: latency and throughput through the gateway vs the backend alone.
 
-    python benchmarks/bench_proxy.py [--requests 3000] [--connections 16]
+    python -m benchmarks.bench_proxy [--requests 3000] [--connections 16]
 
 Starts a ledger-mode gateway as the backend (Invoiless dialect) and a proxy-mode
 gateway in front of it, each its own process on a free port, then in one run
