@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,6 +91,22 @@ class Server:
         raise AssertionError(
             f"gateway did not answer /healthz in {START_TIMEOUT} s:\n{self.output()}"
         )
+
+    def wait_ready(self) -> Server:
+        """`ready` for code outside an event loop (fixtures); stops the process on failure."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise AssertionError(f"gateway exited:\n{self.output()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"gateway did not start in {START_TIMEOUT} s:\n{self.output()}")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handlers, no chance to flush anything."""

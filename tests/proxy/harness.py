@@ -9,8 +9,6 @@ process, with tenant acme's caller credentials and a `backend:` pointing there.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +23,7 @@ import dialects
 from gateway.config import Config
 
 from ..conftest import Client
-from ..http.server import START_TIMEOUT, Server
+from ..http.server import Server
 from ..support import ADMIN, make_config, tenant_config
 
 DIALECTS = ("harvest", "fastbill", "invoiless", "urlkey")
@@ -104,22 +102,8 @@ def write_backend_config(directory: Path) -> Path:
 
 def start_backend(directory: Path) -> Server:
     """A ledger-mode gateway process, answering /healthz (bounded wait) when returned."""
-    server = Server(
-        write_backend_config(directory), directory / "backend.db", directory / "backend.log"
-    )
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            server.stop()
-            raise AssertionError(f"backend exited:\n{server.output()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return server
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.05)
-    server.stop()
-    raise AssertionError(f"backend did not start in {START_TIMEOUT} s:\n{server.output()}")
+    config = write_backend_config(directory)
+    return Server(config, directory / "backend.db", directory / "backend.log").wait_ready()
 
 
 @dataclass

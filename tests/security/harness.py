@@ -14,8 +14,6 @@ import json
 import re
 import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from lxml import etree
 
 from gateway import passwords
 
-from ..http.server import START_TIMEOUT, Server
+from ..http.server import Server
 from ..support import self_signed_token, tenant_config
 
 ADMIN_TOKEN = "security-admin-token"
@@ -193,20 +191,7 @@ def write_config(directory: Path, name: str, tenants: dict[str, Any], **server: 
 
 def start(directory: Path, name: str, config: Path) -> Server:
     """A gateway process answering /healthz (bounded wait) when returned."""
-    server = Server(config, directory / f"{name}.db", directory / f"{name}.log")
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            server.stop()
-            raise AssertionError(f"{name} exited:\n{server.output()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return server
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.05)
-    server.stop()
-    raise AssertionError(f"{name} did not start in {START_TIMEOUT} s:\n{server.output()}")
+    return Server(config, directory / f"{name}.db", directory / f"{name}.log").wait_ready()
 
 
 @contextmanager
