@@ -121,10 +121,11 @@ class Authenticator:
 
     async def basic(self, dialect: str, header: str | None) -> Principal:
         """HTTP Basic `email:secret`, as Harvest and FastBill took it."""
-        if not header or not header.startswith("Basic "):
+        encoded = _credentials(header, "basic")
+        if encoded is None:
             raise NotAuthenticated("Authentication required")
         try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
         except ValueError as exc:  # not base64 (binascii.Error), not ASCII, not UTF-8
             raise NotAuthenticated("Malformed Basic credentials") from exc
         user, sep, secret = decoded.partition(":")
@@ -186,10 +187,8 @@ class Authenticator:
         header (`alg`, `kid`, `jku`, `x5u` are not consulted); the token opens only
         the business it was issued for.
         """
-        if not header or not header.startswith("Bearer "):
-            raise NotAuthenticated("Invalid authentication")
-        token = header[7:].strip()
-        if not _is_text(token):
+        token = _credentials(header, "bearer")
+        if token is None or not _is_text(token):
             raise NotAuthenticated("Invalid authentication")
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
@@ -241,13 +240,21 @@ class Authenticator:
         return Principal(app.tenant, "urlkey", name, app=app_id, credential=app_id)
 
     def admin(self, header: str | None) -> None:
-        presented = header[7:].strip() if header and header.startswith("Bearer ") else ""
+        presented = _credentials(header, "bearer") or ""
         presented = presented if _is_text(presented) else ""
         expected = hashlib.sha256(self._admin_token.encode()).digest()
         if not presented or not hmac.compare_digest(
             hashlib.sha256(presented.encode()).digest(), expected
         ):
             raise NotAuthenticated("Admin token required")
+
+
+def _credentials(header: str | None, scheme: str) -> str | None:
+    """What follows an Authorization scheme, matched case-insensitively (RFC 9110 11.1)."""
+    name, _, value = (header or "").strip().partition(" ")
+    if name.lower() != scheme or not value.strip():
+        return None
+    return value.strip()
 
 
 def _is_text(value: str) -> bool:

@@ -128,9 +128,24 @@ class Upstream(Strict):
             missing.append("app_secret or private_key")
         if missing:
             raise ValueError(f"a {self.dialect} backend needs {', '.join(dict.fromkeys(missing))}")
+        if self.private_key is not None:
+            _check_es256_private_key(self.private_key)
         if self.format == "xml" and self.dialect in ("invoiless", "urlkey"):
             raise ValueError(f"a {self.dialect} backend speaks JSON only")
         return self
+
+
+def _check_es256_private_key(pem: str) -> None:
+    """Refuse at start-up a key that could only fail on the first request."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("private_key is not a readable PEM private key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ValueError("private_key must be a P-256 (ES256) key")
 
 
 class Tenant(Strict):

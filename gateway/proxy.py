@@ -77,7 +77,7 @@ class ProxyBackend:
 
     async def create_payment(self, who: Principal, invoice_id: int, request: Decoded) -> Outcome:
         invoice = await self._ref("invoice", invoice_id)
-        fields, warnings = self._outbound(request, creating=True)
+        fields, warnings = self._outbound(who, request, creating=True)
         if "invoice_id" in self._writable():
             fields["invoice_id"] = _as_int(invoice.backend_id)
         body = self.dialect.encode_request(fields, self.fmt, warnings)
@@ -93,7 +93,7 @@ class ProxyBackend:
             raise NotSupported(f"The {self.dialect.name} backend cannot change a payment")
         ref = await self._ref("payment", payment_id)
         invoice_id = await self._invoice_of(ref)
-        fields, warnings = self._outbound(request, creating=replace)
+        fields, warnings = self._outbound(who, request, creating=replace)
         body = self.dialect.encode_request(fields, self.fmt, warnings)
         answer = await self._call(op, payment=ref.backend_id, invoice=ref.parent, body=body)
         payment = (await self._payments(answer, invoice_id, ref.parent, single=True))[0]
@@ -164,7 +164,9 @@ class ProxyBackend:
     def _writable(self) -> set[str]:
         return {spec.attr for spec in self.dialect.fields if spec.writable}
 
-    def _outbound(self, request: Decoded, *, creating: bool) -> tuple[dict[str, Any], list[str]]:
+    def _outbound(
+        self, who: Principal, request: Decoded, *, creating: bool
+    ) -> tuple[dict[str, Any], list[str]]:
         """The caller's fields as the backend can carry them, and what had to give."""
         fields: dict[str, Any] = {**request.writable(), **request.options}
         fields.pop("origin", None), fields.pop("method_label", None)
@@ -174,6 +176,7 @@ class ProxyBackend:
                 request.payment.method_label,
             )
         writable, name = self._writable(), self.dialect.name
+        caller = dialects.get(who.dialect)  # warnings name fields as the caller does
         warnings: list[str] = []
         problems: dict[str, str] = {}
 
@@ -182,7 +185,7 @@ class ProxyBackend:
             if self.strict:
                 problems[attr] = f"{problem} (strict translation)"
             else:
-                warnings.append(f"{attr} {problem}{outcome}")
+                warnings.append(f"{caller.wire_name(attr)} {problem}{outcome}")
 
         for attr in _MONEY:
             if fields.get(attr, ZERO) != ZERO and attr not in writable:

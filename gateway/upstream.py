@@ -201,6 +201,10 @@ class UpstreamClient:
                 if response.status == 401 and self._token is not None:
                     self._token = None  # `send` renews it and tries once more
                 return Answer(response.status, dict(response.headers), data)
+        except aiohttp.ConnectionTimeoutError as exc:
+            # No connection within connect_timeout: the request was never sent.
+            unreached = UpstreamTimeout("The backend could not be reached in time")
+            raise _Failure(unreached, sent=False) from exc
         except TimeoutError as exc:
             raise _Failure(
                 UpstreamTimeout("The backend did not answer in time"), sent=True

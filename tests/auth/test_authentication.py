@@ -704,3 +704,16 @@ async def test_admin_api_with_the_admin_bearer_is_served(client: Client) -> None
     )
     assert answer.status == 200
     assert answer.json()["id"] == invoice["id"]
+
+
+async def test_authorization_schemes_are_matched_case_insensitively(client: Client) -> None:
+    basic_lower = "basic " + base64.b64encode(b"acme@example.com:acme-harvest").decode()
+    invoice = await new_invoice(client)
+    async with client.get(
+        f"/invoices/{invoice['id']}/payments", headers={"Authorization": basic_lower}
+    ) as response:
+        assert response.status == 200
+    token = self_signed_token("acme-app")
+    path = f"/businesses/acme-biz/invoices/{hexid(invoice['id'])}/payments"
+    async with client.get(path, headers={"Authorization": f"BEARER {token}"}) as response:
+        assert response.status == 200

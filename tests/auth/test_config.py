@@ -273,3 +273,22 @@ def test_every_example_config_loads_with_only_the_backend_url_set() -> None:
 def test_an_example_without_its_backend_url_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="BACKEND_URL"):
         load(EXAMPLES / "proxy-to-invoiless.yaml", environ={})
+
+
+def test_a_backend_private_key_that_is_not_an_es256_key_is_refused_at_load() -> None:
+    raw = {
+        "admin_token": "t",
+        "tenants": {
+            "acme": {
+                "backend": {
+                    "dialect": "urlkey",
+                    "url": "http://127.0.0.1:9",
+                    "business": "b",
+                    "app_id": "a",
+                    "private_key": "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----",
+                }
+            }
+        },
+    }
+    with pytest.raises(ConfigError, match="private_key is not a readable PEM private key"):
+        parse(raw)

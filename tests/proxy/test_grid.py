@@ -40,12 +40,13 @@ STORED_METHOD: dict[tuple[str, str], tuple[str | None, str | None]] = {
 # Harvest has no payment method at all.
 STORED_METHOD.update({(caller, "harvest"): (None, None) for caller in DIALECTS})
 
-DROPPED = "method has no place in the harvest backend and was dropped"
+# Warnings name the field as the caller does (FastBill's `type`, urlKey's `paymentMethod`).
+DROPPED = "{} has no place in the harvest backend and was dropped"
 NO_URLKEY_WORD = "method other has no urlkey equivalent; sent as no method"
 WARNINGS: dict[tuple[str, str], str] = {
-    ("fastbill", "harvest"): DROPPED,
-    ("invoiless", "harvest"): DROPPED,
-    ("urlkey", "harvest"): DROPPED,
+    ("fastbill", "harvest"): DROPPED.format("type"),
+    ("invoiless", "harvest"): DROPPED.format("method"),
+    ("urlkey", "harvest"): DROPPED.format("paymentMethod"),
     ("harvest", "invoiless"): "method is required by the invoiless backend; sent as other",
     # UPI came back from the backend as other, which urlKey has no word for.
     ("urlkey", "fastbill"): NO_URLKEY_WORD,

@@ -7,9 +7,14 @@ import base64
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 from aiohttp import web
+
+from dialects.errors import UpstreamTimeout
+from gateway.config import Upstream
+from gateway.upstream import UpstreamClient
 
 from ..clients import CLIENTS
 from ..http.wire import pay, urlkey_path
@@ -297,3 +302,29 @@ async def test_urlkey_callers_business_in_the_path_is_the_callers_not_the_backen
 
     assert reply.status == 200, reply.body
     assert fake.calls()[-1] == "GET /businesses/backend-biz/invoices/inv-1/payments"
+
+
+class _Unreachable:
+    """A session whose every connection attempt times out before anything is sent."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def request(self, *args: object, **kwargs: object) -> object:
+        self.attempts += 1
+        raise aiohttp.ConnectionTimeoutError("connect timed out")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_post_whose_connection_timed_out_is_retried_since_it_was_never_sent() -> None:
+    upstream = Upstream(
+        dialect="invoiless", url="http://127.0.0.1:9", api_key="k", retries=2, retry_budget=1
+    )
+    client = UpstreamClient(upstream)
+    unreachable = _Unreachable()
+    client._session = unreachable  # type: ignore[assignment]
+    with pytest.raises(UpstreamTimeout):
+        await client.send("POST", "/v1/invoices/1/payments", body=b"{}", idempotent=False)
+    assert unreachable.attempts == 3
