@@ -1,4 +1,4 @@
-"""Secrets at rest: scrypt hashes, checked in constant time, with a cache of good answers."""
+"""Secrets at rest: scrypt hashes, made for config.yaml and checked in constant time."""
 
 from __future__ import annotations
 
