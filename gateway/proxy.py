@@ -136,9 +136,13 @@ class ProxyBackend:
     # --- requests ----------------------------------------------------------------------
 
     async def _call(
-        self, op: Op, *, invoice: str | None = None, payment: str | None = None,
+        self,
+        op: Op,
+        *,
+        invoice: str | None = None,
+        payment: str | None = None,
         body: bytes | None = None,
-    ) -> Answer:  # fmt: skip
+    ) -> Answer:
         route = _route(self.dialect.name, op)
         assert route is not None
         values = {

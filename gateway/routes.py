@@ -55,8 +55,14 @@ class Call:
         raw = await read_body(self.request, server.max_body_bytes, server.read_timeout_seconds)
         return self.dialect.decode_payment(raw, fmt)
 
-    def answer(self, body: bytes, *, status: int = 200, warnings: tuple[str, ...] = (),
-               headers: dict[str, str] | None = None) -> web.Response:  # fmt: skip
+    def answer(
+        self,
+        body: bytes,
+        *,
+        status: int = 200,
+        warnings: tuple[str, ...] = (),
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
         headers = dict(headers or {})
         if warnings:
             headers["X-Gateway-Warnings"] = "; ".join(warnings)
