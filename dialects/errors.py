@@ -47,6 +47,15 @@ class GatewayError(Exception):
         self.allow = allow
         super().__init__(self.message)
 
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers this error carries in every dialect."""
+        headers: dict[str, str] = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        if self.allow:
+            headers["Allow"] = ", ".join(self.allow)
+        return headers
+
 
 class BadRequest(GatewayError):
     kind, status, default_message = "bad_request", 400, "Bad request"

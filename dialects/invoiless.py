@@ -68,7 +68,4 @@ class Invoiless(JsonDialect):
         body: dict[str, Any] = {"code": error.kind, "message": error.message}
         if error.fields:
             body["fields"] = self.wire_fields(error)
-        headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
-        if error.allow:
-            headers["Allow"] = ", ".join(error.allow)
-        return Reply(self.status_of(error), _json.dumps({"error": body}), headers)
+        return Reply(self.status_of(error), _json.dumps({"error": body}), error.headers())

@@ -117,13 +117,9 @@ class RailsDialect(Dialect):
 
     def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
         status = self.status_of(error)
-        headers: dict[str, str] = {}
+        headers = error.headers()
         if status == 401:
             headers["WWW-Authenticate"] = f'Basic realm="{self.realm}"'
-        if error.retry_after is not None:
-            headers["Retry-After"] = str(error.retry_after)
-        if error.allow:
-            headers["Allow"] = ", ".join(error.allow)
         messages = self.messages(error)
         if status == 400:
             # Header values are ASCII: non-ASCII quoted from the body is escaped, not sent raw.

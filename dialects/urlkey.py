@@ -126,9 +126,4 @@ def feathers_error(
         "data": data,
         "errors": fields,
     }
-    headers: dict[str, str] = {}
-    if error is not None and error.retry_after is not None:
-        headers["Retry-After"] = str(error.retry_after)
-    if error is not None and error.allow:
-        headers["Allow"] = ", ".join(error.allow)
-    return Reply(status, _json.dumps(body), headers)
+    return Reply(status, _json.dumps(body), error.headers() if error is not None else {})

@@ -54,9 +54,7 @@ def canonical_error(error: GatewayError) -> Reply:
     body: dict[str, Any] = {"code": error.kind, "message": error.message}
     if error.fields:
         body["fields"] = error.fields
-    headers = {"Allow": ", ".join(error.allow)} if error.allow else {}
-    if error.retry_after is not None:  # the failed-login limit applies here too
-        headers["Retry-After"] = str(error.retry_after)
+    headers = error.headers()  # Retry-After: the failed-login limit applies here too
     return Reply(error.status, _json.dumps({"error": body}), headers)
 
 
