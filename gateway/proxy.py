@@ -7,7 +7,7 @@ the store's persistent id map, so callers only ever see ids in their own form.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -33,7 +33,7 @@ from .idmap import IdMap
 from .ledger import today_midnight
 from .paths import ROUTES, Op, Route
 from .store import BackendRef, Store
-from .upstream import Answer, UpstreamClient
+from .upstream import Answer, UpstreamClient, retry_after
 
 # Optional canonical fields: dropped (with a warning) where the backend has no place.
 _OPTIONAL = ("notes", "reference", "notify_customer", "mark_invoice_paid")
@@ -273,7 +273,7 @@ class ProxyBackend:
     def _inbound_error(self, answer: Answer) -> GatewayError:
         """A backend's error, as the canonical error the caller's dialect will render."""
         status = answer.status
-        retry = _retry_after(answer.headers)
+        retry = retry_after(answer.headers)
         if status in (429, 503):
             return UpstreamUnavailable("The backend is busy", retry_after=retry or 1)
         if status >= 500:
@@ -303,11 +303,6 @@ class ProxyBackend:
         except GatewayError:
             return "The backend refused the request", {}
         return message, self.dialect.canonical_fields(wire)
-
-
-def _retry_after(headers: Mapping[str, str]) -> int | None:
-    value = headers.get("Retry-After", "")
-    return int(value) if value.isdigit() and len(value) < 7 else None
 
 
 def _as_int(backend_id: str) -> int:

@@ -159,7 +159,13 @@ class UpstreamClient:
                 # key, say) and did nothing with the request: once more, with a new token.
                 renewed = True
                 continue
-            if answer.status in _RETRYABLE_STATUSES and self._may_retry(attempt, idempotent):
+            if (
+                answer.status in _RETRYABLE_STATUSES
+                and (retry_after(answer.headers) or 0) <= _BACKOFF_CAP
+                and self._may_retry(attempt, idempotent)
+            ):
+                # A backend asking for more than a moment's rest gets it: the caller is
+                # answered 503 with the backend's Retry-After instead of a retry now.
                 attempt += 1
                 await self._backoff(attempt)
                 continue
@@ -281,6 +287,12 @@ class UpstreamClient:
         except _Failure as failure:
             raise failure.error from None
         return _token_from(status, data)
+
+
+def retry_after(headers: Mapping[str, str]) -> int | None:
+    """A Retry-After header in seconds (the HTTP-date form is not used by backends here)."""
+    value = headers.get("Retry-After", "")
+    return int(value) if value.isdigit() and len(value) < 7 else None
 
 
 def _token_from(status: int, data: bytes) -> tuple[str, float]:

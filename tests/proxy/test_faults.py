@@ -149,13 +149,26 @@ async def test_get_that_keeps_meeting_503_answers_503_with_the_backends_retry_af
     make_proxy: ProxyFactory, fake: FakeBackend
 ) -> None:
     proxy, invoice = await proxied(make_proxy, fake, retries=2)
-    fake.answer = status_answer(503, **{"Retry-After": "7"})
+    fake.answer = status_answer(503, **{"Retry-After": "1"})
 
     reply = await list_as("urlkey", proxy, invoice)
 
     assert shaped("urlkey", reply) == (503, "Unavailable/unavailable: The backend is busy")
-    assert reply.headers["Retry-After"] == "7"
+    assert reply.headers["Retry-After"] == "1"
     assert fake.calls() == [LIST, LIST, LIST]
+
+
+async def test_get_told_to_wait_longer_than_a_moment_is_not_retried_now(
+    make_proxy: ProxyFactory, fake: FakeBackend
+) -> None:
+    proxy, invoice = await proxied(make_proxy, fake, retries=2)
+    fake.answer = status_answer(503, **{"Retry-After": "7"})
+
+    reply = await list_as("harvest", proxy, invoice)
+
+    assert reply.status == 503
+    assert reply.headers["Retry-After"] == "7"
+    assert fake.calls() == [LIST]
 
 
 async def test_post_meeting_500_is_not_retried_and_answers_502(
