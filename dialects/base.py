@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from . import _values
@@ -131,7 +132,7 @@ class Dialect:
         options: dict[str, Any] = {}
         problems: dict[str, str] = {}
         ids: dict[str, str] = {}
-        index = self._index()
+        index = self.index
         for key, value in raw.items():
             spec = index.get(self.normalise(key))
             if spec is None or spec.kind is Kind.CONST:
@@ -218,7 +219,7 @@ class Dialect:
         raise NotImplementedError
 
     def canonical_fields(self, wire_fields: Mapping[str, str]) -> dict[str, str]:
-        index = self._index()
+        index = self.index
         found: dict[str, str] = {}
         for name, problem in wire_fields.items():
             spec = index.get(self.normalise(name))
@@ -233,21 +234,19 @@ class Dialect:
     def normalise(self, key: str) -> str:
         return key
 
-    @classmethod
-    def shown(cls) -> tuple[Spec, ...]:
+    @cached_property
+    def shown(self) -> tuple[Spec, ...]:
         """The fields a payment document carries (request-only options left out)."""
         return tuple(
             spec
-            for spec in cls.fields
+            for spec in self.fields
             if spec.value is not None or spec.attr in Payment.model_fields
         )
 
-    def _index(self) -> dict[str, Spec]:
-        cached: dict[str, Spec] | None = self.__class__.__dict__.get("_index_cache")
-        if cached is None:
-            cached = {self.normalise(spec.wire): spec for spec in self.fields}
-            type.__setattr__(self.__class__, "_index_cache", cached)
-        return cached
+    @cached_property
+    def index(self) -> dict[str, Spec]:
+        """The field table by normalised wire name."""
+        return {self.normalise(spec.wire): spec for spec in self.fields}
 
     def read(self, spec: Spec, value: Any) -> Any:
         if value is None:

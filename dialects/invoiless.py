@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from . import _json
@@ -65,7 +66,12 @@ class Invoiless(JsonDialect):
         return str(error.get("message") or "Request refused"), problems
 
     def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
-        body: dict[str, Any] = {"code": error.kind, "message": error.message}
-        if error.fields:
-            body["fields"] = self.wire_fields(error)
-        return Reply(self.status_of(error), _json.dumps({"error": body}), error.headers())
+        return error_object(error, self.status_of(error), self.wire_fields(error))
+
+
+def error_object(error: GatewayError, status: int, fields: Mapping[str, str]) -> Reply:
+    """`{"error": {"code", "message", "fields"}}`: Invoiless errors, and the admin API's."""
+    body: dict[str, Any] = {"code": error.kind, "message": error.message}
+    if fields:
+        body["fields"] = dict(fields)
+    return Reply(status, _json.dumps({"error": body}), error.headers())

@@ -73,7 +73,7 @@ class RailsDialect(Dialect):
 
     def _xml_fields(self, payment: Payment, warnings: list[str] | None) -> list[_xml.XmlField]:
         rows: list[_xml.XmlField] = []
-        for spec in self.shown():
+        for spec in self.shown:
             value = self.value(spec, payment, warnings)
             rows.append((spec.wire, None if value is None else _text(value), spec.xml_type))
         return rows
@@ -81,7 +81,7 @@ class RailsDialect(Dialect):
     def _json_fields(self, payment: Payment, warnings: list[str] | None) -> dict[str, Any]:
         return {
             _xml.local(spec.wire): self._json_value(spec, self.value(spec, payment, warnings))
-            for spec in self.shown()
+            for spec in self.shown
         }
 
     def _json_value(self, spec: Spec, value: object) -> object:

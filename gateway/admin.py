@@ -11,6 +11,7 @@ from aiohttp import web
 import dialects
 from dialects import Dialect, Reply, _json, _values
 from dialects.errors import GatewayError, NotFound, ValidationFailed
+from dialects.invoiless import error_object
 from dialects.model import Invoice, Payment, currency_exponent
 
 from .http import read_body
@@ -51,11 +52,8 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
 
 
 def canonical_error(error: GatewayError) -> Reply:
-    body: dict[str, Any] = {"code": error.kind, "message": error.message}
-    if error.fields:
-        body["fields"] = error.fields
-    headers = error.headers()  # Retry-After: the failed-login limit applies here too
-    return Reply(error.status, _json.dumps({"error": body}), headers)
+    """The Invoiless-like error object, with canonical field names."""
+    return error_object(error, error.status, error.fields)
 
 
 def _json_reply(data: object, status: int = 200) -> web.Response:

@@ -136,7 +136,7 @@ def payments(draw: st.DrawFn, dialect: Dialect) -> Payment:
 
 def carried(dialect: Dialect) -> list[Spec]:
     """The fields a dialect's payment document carries both ways."""
-    return [spec for spec in dialect.shown() if spec.kind is not Kind.CONST]
+    return [spec for spec in dialect.shown if spec.kind is not Kind.CONST]
 
 
 def midnight(moment: datetime) -> datetime:
