@@ -244,6 +244,11 @@ class Dialect:
         )
 
     @cached_property
+    def writable(self) -> frozenset[str]:
+        """The canonical attributes (and options) a client may set in this dialect."""
+        return frozenset(spec.attr for spec in self.fields if spec.writable)
+
+    @cached_property
     def index(self) -> dict[str, Spec]:
         """The field table by normalised wire name."""
         return {self.normalise(spec.wire): spec for spec in self.fields}

@@ -78,7 +78,7 @@ class ProxyBackend:
     async def create_payment(self, who: Principal, invoice_id: int, request: Decoded) -> Outcome:
         invoice = await self._ref("invoice", invoice_id)
         fields, warnings = self._outbound(who, request, creating=True)
-        if "invoice_id" in self._writable():
+        if "invoice_id" in self.dialect.writable:
             fields["invoice_id"] = _as_int(invoice.backend_id)
         body = self.dialect.encode_request(fields, self.fmt, warnings)
         answer = await self._call(Op.CREATE, invoice=invoice.backend_id, body=body)
@@ -165,9 +165,6 @@ class ProxyBackend:
             raise self._inbound_error(answer)
         return answer
 
-    def _writable(self) -> set[str]:
-        return {spec.attr for spec in self.dialect.fields if spec.writable}
-
     def _outbound(
         self, who: Principal, request: Decoded, *, creating: bool
     ) -> tuple[dict[str, Any], list[str]]:
@@ -179,7 +176,7 @@ class ProxyBackend:
                 self.dialect.name,
                 request.payment.method_label,
             )
-        writable, name = self._writable(), self.dialect.name
+        writable, name = self.dialect.writable, self.dialect.name
         caller = dialects.get(who.dialect)  # warnings name fields as the caller does
         warnings: list[str] = []
         problems: dict[str, str] = {}
