@@ -15,7 +15,7 @@ from enum import Enum
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
-from . import _values
+from . import _json, _values
 from .errors import BadRequest, GatewayError, ValidationFailed
 from .model import ZERO, Method, Payment
 
@@ -349,6 +349,14 @@ class Dialect:
 
     def wire_fields(self, error: GatewayError) -> dict[str, str]:
         return {self.wire_name(attr): message for attr, message in error.fields.items()}
+
+
+def error_object(error: GatewayError, status: int, fields: Mapping[str, str]) -> Reply:
+    """`{"error": {"code", "message", "fields"}}`: the canonical error object."""
+    body: dict[str, Any] = {"code": error.kind, "message": error.message}
+    if fields:
+        body["fields"] = dict(fields)
+    return Reply(status, _json.dumps({"error": body}), error.headers())
 
 
 def require_mapping(document: Any, what: str) -> Mapping[str, Any]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from . import _values
+from .auth import BasicBackend, email_login
 from .base import Kind, Spec
 from .model import Method
 from .rails import RailsDialect
+from .unit import BasicAuth, Credential, DialectUnit, Op, Route, Section, Strict
 
 
 class FastBill(RailsDialect):
@@ -55,3 +58,40 @@ class FastBill(RailsDialect):
 
     def datetime(self, moment: datetime) -> str:
         return _values.iso_offset(moment)
+
+
+class FastBillUser(Strict):
+    email: str
+    api_key: str
+    name: str = ""
+
+
+class FastBillAuth(Section):
+    users: tuple[FastBillUser, ...] = ()
+
+    def credentials(self) -> tuple[Credential, ...]:
+        return tuple(email_login(u.email, u.api_key, u.name) for u in self.users)
+
+
+class FastBillBackend(BasicBackend):
+    dialect: Literal["fastbill"]
+
+
+_PAYMENTS = "/api/invoice-payments"
+
+UNIT = DialectUnit(
+    codec=FastBill(),
+    routes=(
+        Route("GET", _PAYMENTS, Op.LIST),
+        Route("POST", _PAYMENTS, Op.CREATE, 201, _PAYMENTS + "/{id}"),
+        Route("GET", _PAYMENTS + "/{payment_id}", Op.GET),
+        Route("DELETE", _PAYMENTS + "/{payment_id}", Op.DELETE),
+    ),
+    prefixes=("/api/",),
+    caller_auth=BasicAuth(),
+    section=FastBillAuth,
+    backend=FastBillBackend,
+    suffixes=True,
+    vendor=("fastbill",),
+    testing="dialects.testing.fastbill",
+)

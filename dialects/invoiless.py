@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Literal
 
 from . import _json
-from .base import Format, Kind, Reply, Spec, WireId
+from .base import Format, Kind, Reply, Spec, WireId, error_object
 from .errors import GatewayError
 from .jsonapi import JsonDialect
 from .model import Method
+from .unit import (
+    ApiKeyAuth,
+    BackendConfig,
+    ClientAuth,
+    Credential,
+    DialectUnit,
+    Op,
+    Route,
+    Section,
+    StaticHeaders,
+    Strict,
+)
 
 
 class Invoiless(JsonDialect):
@@ -69,9 +80,49 @@ class Invoiless(JsonDialect):
         return error_object(error, self.status_of(error), self.wire_fields(error))
 
 
-def error_object(error: GatewayError, status: int, fields: Mapping[str, str]) -> Reply:
-    """`{"error": {"code", "message", "fields"}}`: Invoiless errors, and the admin API's."""
-    body: dict[str, Any] = {"code": error.kind, "message": error.message}
-    if fields:
-        body["fields"] = dict(fields)
-    return Reply(status, _json.dumps({"error": body}), error.headers())
+class InvoilessKey(Strict):
+    key: str
+    name: str = "api-key"
+    scopes: tuple[str, ...] = ()
+
+
+class InvoilessAuth(Section):
+    keys: tuple[InvoilessKey, ...] = ()
+
+    def credentials(self) -> tuple[Credential, ...]:
+        return tuple(
+            Credential(key.key, key.name, label=f"key-{index}", scopes=key.scopes)
+            for index, key in enumerate(self.keys)
+        )
+
+
+class InvoilessBackend(BackendConfig):
+    dialect: Literal["invoiless"]
+    api_key: str | None = None
+    scope_id: str | None = None
+    needs = ("api_key",)
+
+    def client_auth(self) -> ClientAuth:
+        headers = {"api-key": self.api_key or ""}
+        if self.scope_id:
+            headers["scope-id"] = self.scope_id
+        return StaticHeaders(headers)
+
+
+UNIT = DialectUnit(
+    codec=Invoiless(),
+    routes=(
+        Route("POST", "/v1/invoices/{invoice_id}/payments", Op.CREATE, 201, "/v1/payments/{id}"),
+        Route("GET", "/v1/invoices/{invoice_id}/payments", Op.LIST),
+        Route("GET", "/v1/payments/{payment_id}", Op.GET),
+        Route("PUT", "/v1/payments/{payment_id}", Op.REPLACE),
+        Route("PATCH", "/v1/payments/{payment_id}", Op.PATCH),
+        Route("DELETE", "/v1/payments/{payment_id}", Op.DELETE, 204),
+    ),
+    prefixes=("/v1/",),
+    caller_auth=ApiKeyAuth("api-key", "scope-id"),
+    section=InvoilessAuth,
+    backend=InvoilessBackend,
+    vendor=("invoiless",),
+    testing="dialects.testing.invoiless",
+)

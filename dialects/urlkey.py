@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+import jwt
+from pydantic import Field, model_validator
 
 from . import _json, _values
 from .base import Format, Kind, Reply, Spec, WireId
-from .errors import GatewayError
+from .errors import BadRequest, GatewayError, NotAuthenticated, UpstreamError
 from .jsonapi import JsonDialect
 from .model import Method
+from .unit import (
+    BackendConfig,
+    BearerAuth,
+    ClientAuth,
+    Credential,
+    DialectUnit,
+    Op,
+    Route,
+    Section,
+    SelfSignedToken,
+    Strict,
+    TokenEndpoint,
+    TokenGrant,
+)
+
+# The audience of every Refrens token, and the claims of an app's own (self-signed) one.
+AUDIENCE = "serana"
+SELF_SIGNED = {"entity": "app", "strategy": "app-iss-app-token"}
 
 _HEX24 = re.compile(r"[0-9a-f]{24}")
 
@@ -127,3 +150,142 @@ def feathers_error(
         "errors": fields,
     }
     return Reply(status, _json.dumps(body), error.headers() if error is not None else {})
+
+
+# --- configuration: the business and its apps; the gateway as an app of a backend --------
+
+
+class UrlKeyApp(Strict):
+    app_id: str
+    secret: str | None = None
+    name: str = ""
+    public_key: str | None = Field(default=None, description="PEM of the app's ES256 key")
+
+
+class UrlKeyAuth(Section):
+    business: str
+    apps: tuple[UrlKeyApp, ...] = ()
+
+    def credentials(self) -> tuple[Credential, ...]:
+        return tuple(
+            Credential(
+                app.secret,
+                app.name or app.app_id,
+                label=app.app_id,
+                login=app.app_id,
+                app=app.app_id,
+                public_key=app.public_key,
+                scope=self.business,
+            )
+            for app in self.apps
+        )
+
+
+class UrlKeyBackend(BackendConfig):
+    dialect: Literal["urlkey"]
+    business: str | None = None
+    app_id: str | None = None
+    app_secret: str | None = None
+    private_key: str | None = Field(default=None, description="PEM of an ES256 key")
+    needs = ("business", "app_id", "app_secret or private_key")
+
+    @model_validator(mode="after")
+    def _readable_key(self) -> UrlKeyBackend:
+        if self.private_key is not None:
+            _check_es256_private_key(self.private_key)
+        return self
+
+    def client_auth(self) -> ClientAuth:
+        app_id = self.app_id or ""
+        if self.private_key:
+            return SelfSignedToken(self.private_key, lambda now, exp: _app_claims(app_id, now, exp))
+        body = {"strategy": "app-secret", "appId": app_id, "appSecret": self.app_secret}
+        headers = {"Content-Type": "application/json"}
+        return TokenGrant("/authentication", _json.dumps(body), headers, _token_from)
+
+    def path_values(self) -> dict[str, str]:
+        return {"business": self.business or ""}
+
+
+def _app_claims(app_id: str, now: int, expires: int) -> dict[str, Any]:
+    return {
+        "iss": app_id,
+        "sub": app_id,
+        "aud": AUDIENCE,
+        "auth": dict(SELF_SIGNED),
+        "iat": now,
+        "exp": expires,
+    }
+
+
+def _check_es256_private_key(pem: str) -> None:
+    """Refuse at start-up a key that could only fail on the first request."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("private_key is not a readable PEM private key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ValueError("private_key must be a P-256 (ES256) key")
+
+
+def _token_from(status: int, data: bytes) -> tuple[str, float | None]:
+    """The token of a backend's `POST /authentication` answer, and when it expires."""
+    try:
+        token = _json.loads(data).get("accessToken") if status in (200, 201) else None
+    except (GatewayError, AttributeError):
+        token = None
+    if not isinstance(token, str):
+        raise UpstreamError("The backend refused the gateway's credentials")
+    try:
+        expires = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError as exc:
+        raise UpstreamError("The backend issued an unreadable token") from exc
+    return token, float(expires) if isinstance(expires, int | float) else time.time() + 300
+
+
+# --- `POST /authentication`: an app secret for an access token ------------------------------
+
+
+def _read_login(body: bytes, headers: Mapping[str, str]) -> tuple[str, str]:
+    document = _json.loads(body)
+    if not isinstance(document, dict):
+        raise BadRequest("Expected a JSON object")
+    if document.get("strategy") != "app-secret":
+        raise BadRequest("strategy must be app-secret")
+    app_id, secret = document.get("appId"), document.get("appSecret")
+    if not isinstance(app_id, str) or not isinstance(secret, str):
+        raise NotAuthenticated("Invalid login")
+    return app_id, secret
+
+
+def _token_claims(credential: Credential) -> dict[str, Any]:
+    return {"business": credential.scope, "auth": {"entity": "app", "strategy": "app-secret"}}
+
+
+def _token_answer(token: str, credential: Credential, lifetime: int) -> tuple[int, str, bytes]:
+    data = {"accessToken": token, "name": credential.name, "appId": credential.app}
+    return 201, "application/json", _json.dumps(data)
+
+
+_PAYMENTS = "/businesses/{business}/invoices/{invoice_id}/payments"
+
+UNIT = DialectUnit(
+    codec=UrlKey(),
+    routes=(Route("POST", _PAYMENTS, Op.CREATE, 201), Route("GET", _PAYMENTS, Op.LIST)),
+    prefixes=("/businesses/", "/authentication"),
+    caller_auth=BearerAuth(
+        AUDIENCE,
+        scope=("path", "business"),
+        scope_claim="business",
+        claims={"auth": SELF_SIGNED},
+        forbidden="This token does not open that business",
+    ),
+    token_endpoint=TokenEndpoint("/authentication", _read_login, _token_claims, _token_answer),
+    section=UrlKeyAuth,
+    backend=UrlKeyBackend,
+    vendor=("urlkey", "refrens"),
+    testing="dialects.testing.urlkey",
+)

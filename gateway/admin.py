@@ -10,8 +10,8 @@ from aiohttp import web
 
 import dialects
 from dialects import Dialect, Reply, _json, _values
+from dialects.base import error_object
 from dialects.errors import GatewayError, NotFound, ValidationFailed
-from dialects.invoiless import error_object
 from dialects.model import Invoice, Payment, currency_exponent
 
 from .http import read_body
@@ -52,7 +52,7 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
 
 
 def canonical_error(error: GatewayError) -> Reply:
-    """The Invoiless-like error object, with canonical field names."""
+    """The canonical error object, with canonical field names."""
     return error_object(error, error.status, error.fields)
 
 

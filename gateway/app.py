@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 from aiohttp import web
 
@@ -20,7 +21,9 @@ from dialects.errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    UnsupportedMediaType,
 )
+from dialects.unit import DialectUnit
 
 from . import admin, routes
 from .auth import Authenticator
@@ -120,20 +123,23 @@ async def guard(
         raise
 
 
-async def authentication(request: web.Request) -> web.Response:
-    """Refrens `POST /authentication`: an app secret for an access token."""
+async def issue_token(unit: DialectUnit, request: web.Request) -> web.Response:
+    """A dialect's token endpoint: an app's secret for an access token."""
     gateway = request.app[GATEWAY]
+    endpoint = unit.token_endpoint
+    assert endpoint is not None
     request[FORMAT] = "json"
-    urlkey = dialects.get("urlkey")
-    response_format(urlkey, request.headers.get("Accept"), None)  # 406, as on every path
-    body_format(urlkey, request, "json")  # 415
+    response_format(unit.codec, request.headers.get("Accept"), None)  # 406, as on every path
+    if endpoint.body_format == "json":
+        body_format(unit.codec, request, "json")  # 415
+    elif request.content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("Content-Type must be application/x-www-form-urlencoded")
     server = gateway.config.server
-    body = _json.loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
-    if not isinstance(body, dict):
-        raise BadRequest("Expected a JSON object")
-    token, who = await gateway.auth.app_secret(body)
-    data = {"accessToken": token, "name": who.name, "appId": who.app}
-    return web.Response(body=_json.dumps(data), status=201, content_type="application/json")
+    body = await read_body(request, server.max_body_bytes, server.read_timeout_seconds)
+    login, secret = endpoint.read(body, request.headers)
+    token, credential = await gateway.auth.issue(unit, login, secret)
+    status, media_type, answer = endpoint.answer(token, credential, gateway.auth.token_lifetime)
+    return web.Response(body=answer, status=status, content_type=media_type)
 
 
 def create_app(config: Config, store: Store | None = None) -> web.Application:
@@ -176,5 +182,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
     app.cleanup_ctx.append(lifetime)
     routes.add_routes(app)
     admin.add_routes(app)
-    app.router.add_post("/authentication", authentication)
+    for unit in dialects.units().values():
+        if unit.token_endpoint is not None:
+            app.router.add_post(unit.token_endpoint.path, partial(issue_token, unit))
     return app

@@ -1,4 +1,9 @@
-"""Who is calling: Basic auth, api-key and urlKey bearer JWTs, resolved to a tenant."""
+"""Who is calling: the generic mechanisms each dialect's unit declares, resolved to a tenant.
+
+Basic `login:secret`, api keys in a header, and bearer JWTs (tokens this gateway
+issued at a dialect's token endpoint, or ones an app signed with its own key). The
+credentials come from the tenants' sections in the config, per dialect.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +19,15 @@ from typing import Any
 
 import jwt
 
-from dialects.errors import BadRequest, Forbidden, NotAuthenticated
+import dialects
+from dialects.errors import Forbidden, NotAuthenticated
+from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, Credential, DialectUnit
 
 from . import passwords
 from .backend import Principal
-from .config import Config, UrlKeyApp
+from .config import Config
 
 ISSUER = "invoice-payments-gateway"
-AUDIENCE = "serana"
-SELF_SIGNED_MAX_LIFETIME = 86400
 _LEEWAY = 30
 _CACHE_SIZE = 4096
 
@@ -36,8 +41,8 @@ class _Secret:
 @dataclass(frozen=True)
 class _App:
     tenant: str
-    business: str
-    config: UrlKeyApp
+    credential: Credential
+    principal: Principal
     key: Any  # the app's ES256 public key, loaded once
 
 
@@ -51,52 +56,55 @@ class Authenticator:
 
     def __init__(self, config: Config) -> None:
         self._admin_token = config.admin_token
-        # HS256 keys are 32 bytes (RFC 7518 3.2): derived, so a short secret is no weak key
-        # warning (an error under -W error) on every token issued or checked.
-        secret = config.token_secret or os.urandom(32).hex()
-        self._token_key = hashlib.sha256(b"urlkey-token\x00" + secret.encode()).digest()
+        self._token_secret = config.token_secret or os.urandom(32).hex()
         self._token_lifetime = config.token_lifetime_seconds
         self._basic: dict[tuple[str, str], list[_Secret]] = {}
-        self._api_keys: list[_Secret] = []
-        self._apps: dict[str, _App] = {}
-        self._businesses: dict[str, str] = {}
+        self._api_keys: dict[str, list[_Secret]] = {}
+        self._apps: dict[str, dict[str, _App]] = {}
+        self._scopes: dict[tuple[str, str], str] = {}
         self._known: OrderedDict[bytes, Principal] = OrderedDict()
         self._digest_key = os.urandom(32)
         for tenant, spec in config.tenants.items():
-            for user in spec.harvest.users:
-                who = Principal(
-                    tenant, "harvest", user.name or user.email, user.email, credential=user.email
-                )
-                self._basic.setdefault(("harvest", user.email), []).append(
-                    _Secret(user.password, who)
-                )
-            for fb in spec.fastbill.users:
-                who = Principal(
-                    tenant, "fastbill", fb.name or fb.email, fb.email, credential=fb.email
-                )
-                self._basic.setdefault(("fastbill", fb.email), []).append(_Secret(fb.api_key, who))
-            for index, key in enumerate(spec.invoiless.keys):
-                who = Principal(
-                    tenant, "invoiless", key.name, scopes=key.scopes, credential=f"key-{index}"
-                )
-                self._api_keys.append(_Secret(key.key, who))
-            if spec.urlkey is not None:
-                self._businesses[spec.urlkey.business] = tenant
-                for app in spec.urlkey.apps:
-                    public = _load_public_key(app.public_key) if app.public_key else None
-                    self._apps[app.app_id] = _App(tenant, spec.urlkey.business, app, public)
+            for name, section in spec.sections().items():
+                for credential in section.credentials():
+                    self._add(tenant, dialects.unit(name), credential)
         # Checked in place of the secret of a user or app that does not exist, so a wrong
-        # email costs the same scrypt run as a wrong password: timing does not tell which
+        # login costs the same scrypt run as a wrong password: timing does not tell which
         # users exist. Only made when some secret is hashed (else nothing costs anything).
         stored = [s.stored for found in self._basic.values() for s in found]
-        stored += [a.config.secret for a in self._apps.values() if a.config.secret]
+        stored += [a.credential.secret for apps in self._apps.values() for a in apps.values()
+                   if a.credential.secret]  # fmt: skip
         hashed = any(passwords.is_hash(secret) for secret in stored)
         self._decoy = passwords.make_hash(os.urandom(16).hex()) if hashed else None
+
+    def _add(self, tenant: str, unit: DialectUnit, credential: Credential) -> None:
+        who = Principal(
+            tenant, unit.name, credential.name, credential.email, app=credential.app,
+            credential=credential.label, scopes=credential.scopes,
+        )  # fmt: skip
+        scheme = unit.caller_auth
+        if isinstance(scheme, BasicAuth) and credential.secret is not None:
+            key = (unit.name, credential.login or "")
+            self._basic.setdefault(key, []).append(_Secret(credential.secret, who))
+        elif isinstance(scheme, ApiKeyAuth) and credential.secret is not None:
+            self._api_keys.setdefault(unit.name, []).append(_Secret(credential.secret, who))
+        elif isinstance(scheme, BearerAuth):
+            pem = credential.public_key
+            app = _App(tenant, credential, who, _load_public_key(pem) if pem else None)
+            self._apps.setdefault(unit.name, {})[credential.login or ""] = app
+            self._scopes[(unit.name, credential.scope or "")] = tenant
 
     # --- shared --------------------------------------------------------------------
 
     def _digest(self, *parts: str) -> bytes:
         return hmac.digest(self._digest_key, "\x00".join(parts).encode(), "sha256")
+
+    def _token_key(self, dialect: str) -> bytes:
+        # HS256 keys are 32 bytes (RFC 7518 3.2): derived, so a short secret is no weak key
+        # warning (an error under -W error) on every token issued or checked; one key per
+        # dialect, so a token one dialect issued opens nothing in another.
+        label = f"{dialect}-token\x00".encode()
+        return hashlib.sha256(label + self._token_secret.encode()).digest()
 
     async def _first_match(
         self, cache_key: bytes, candidates: list[_Secret], presented: str
@@ -117,10 +125,24 @@ class Authenticator:
         if self._decoy is not None:
             await passwords.verify(self._decoy, presented)
 
-    # --- per dialect -----------------------------------------------------------------
+    # --- per scheme -------------------------------------------------------------------
+
+    async def caller(
+        self, unit: DialectUnit, headers: Mapping[str, str], params: Mapping[str, str]
+    ) -> Principal:
+        """The caller of a request to `unit`'s routes, by the scheme the unit declares."""
+        scheme = unit.caller_auth
+        if isinstance(scheme, BasicAuth):
+            return await self.basic(unit.name, headers.get("Authorization"))
+        if isinstance(scheme, ApiKeyAuth):
+            scope = headers.get(scheme.scope_header) if scheme.scope_header else None
+            return await self.api_key(unit.name, scheme, headers.get(scheme.header), scope)
+        where, name = scheme.scope
+        scope = (params if where == "path" else headers).get(name, "")
+        return self.bearer(unit.name, scheme, headers.get("Authorization"), scope)
 
     async def basic(self, dialect: str, header: str | None) -> Principal:
-        """HTTP Basic `email:secret`, as Harvest and FastBill took it."""
+        """HTTP Basic `login:secret`."""
         encoded = _credentials(header, "basic")
         if encoded is None:
             raise NotAuthenticated("Authentication required")
@@ -140,104 +162,101 @@ class Authenticator:
             raise NotAuthenticated("Invalid login")
         return found
 
-    async def api_key(self, key: str | None, scope: str | None) -> Principal:
-        """Invoiless `api-key` header; a `scope-id` the key does not own is 403."""
+    async def api_key(
+        self, dialect: str, scheme: ApiKeyAuth, key: str | None, scope: str | None
+    ) -> Principal:
+        """A key in a header; a scope the key does not own is 403."""
         if not key:
-            raise NotAuthenticated("Missing api-key header")
+            raise NotAuthenticated(scheme.missing)
         if not _is_text(key):
-            raise NotAuthenticated("Invalid api-key")
-        found = await self._first_match(self._digest("invoiless", key), self._api_keys, key)
+            raise NotAuthenticated(scheme.invalid)
+        candidates = self._api_keys.get(dialect, [])
+        found = await self._first_match(self._digest(dialect, key), candidates, key)
         if found is None:
-            raise NotAuthenticated("Invalid api-key")
+            raise NotAuthenticated(scheme.invalid)
         if scope is not None and scope not in found.scopes:
-            raise Forbidden("This api-key has no access to that scope")
+            raise Forbidden(scheme.forbidden)
         return found
 
-    async def app_secret(self, body: Mapping[str, Any]) -> tuple[str, Principal]:
-        """Refrens `POST /authentication` with the app-secret strategy: a signed token."""
-        if body.get("strategy") != "app-secret":
-            raise BadRequest("strategy must be app-secret")
-        app_id, secret = body.get("appId"), body.get("appSecret")
-        if not isinstance(app_id, str) or not isinstance(secret, str) or not _is_text(secret):
-            raise NotAuthenticated("Invalid login")
-        app = self._apps.get(app_id)
-        stored = app.config.secret if app is not None else None
+    async def issue(self, unit: DialectUnit, login: str, secret: str) -> tuple[str, Credential]:
+        """A signed access token for an app's secret, at the unit's token endpoint."""
+        endpoint, scheme = unit.token_endpoint, unit.caller_auth
+        assert endpoint is not None and isinstance(scheme, BearerAuth)
+        if not _is_text(secret):
+            raise NotAuthenticated(endpoint.invalid)
+        app = self._apps.get(unit.name, {}).get(login)
+        stored = app.credential.secret if app is not None else None
         if app is None or stored is None:
             await self._decoy_check(secret)
-            raise NotAuthenticated("Invalid login")
+            raise NotAuthenticated(endpoint.invalid)
         if not await passwords.verify(stored, secret):
-            raise NotAuthenticated("Invalid login")
+            raise NotAuthenticated(endpoint.invalid)
         now = int(time.time())
         claims = {
             "iss": ISSUER,
-            "sub": app_id,
-            "aud": AUDIENCE,
-            "business": app.business,
-            "auth": {"entity": "app", "strategy": "app-secret"},
+            "sub": login,
+            "aud": scheme.audience,
+            **endpoint.claims(app.credential),
             "iat": now,
             "exp": now + self._token_lifetime,
         }
-        token = jwt.encode(claims, self._token_key, algorithm="HS256")
-        return token, self._app_principal(app)
+        token = jwt.encode(claims, self._token_key(unit.name), algorithm="HS256")
+        return token, app.credential
 
-    def bearer(self, header: str | None, business: str) -> Principal:
-        """A urlKey bearer JWT: our own HS256 token, or one the app signed with ES256.
+    @property
+    def token_lifetime(self) -> int:
+        return self._token_lifetime
+
+    def bearer(self, dialect: str, scheme: BearerAuth, header: str | None, scope: str) -> Principal:
+        """A bearer JWT: our own HS256 token, or one the app signed with ES256.
 
         The key and algorithm follow from the issuer we know, never from the token's
         header (`alg`, `kid`, `jku`, `x5u` are not consulted); the token opens only
-        the business it was issued for.
+        the scope it was issued for.
         """
         token = _credentials(header, "bearer")
         if token is None or not _is_text(token):
-            raise NotAuthenticated("Invalid authentication")
+            raise NotAuthenticated(scheme.invalid)
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
         except jwt.PyJWTError as exc:
-            raise NotAuthenticated("Invalid authentication") from exc
-        app = self._verify(token, issuer)
-        if self._businesses.get(business) != app.tenant or business != app.business:
-            raise Forbidden("This token does not open that business")
-        return self._app_principal(app)
+            raise NotAuthenticated(scheme.invalid) from exc
+        app = self._verify(dialect, scheme, token, issuer)
+        if self._scopes.get((dialect, scope)) != app.tenant or scope != app.credential.scope:
+            raise Forbidden(scheme.forbidden)
+        return app.principal
 
-    def _verify(self, token: str, issuer: object) -> _App:
+    def _verify(self, dialect: str, scheme: BearerAuth, token: str, issuer: object) -> _App:
         options: jwt.types.Options = {"require": ["exp", "iat", "iss", "sub", "aud"]}
+        apps = self._apps.get(dialect, {})
         try:
             if issuer == ISSUER:
                 claims = jwt.decode(
-                    token, self._token_key, algorithms=["HS256"], audience=AUDIENCE,
-                    issuer=ISSUER, options=options, leeway=_LEEWAY,
+                    token, self._token_key(dialect), algorithms=["HS256"],
+                    audience=scheme.audience, issuer=ISSUER, options=options, leeway=_LEEWAY,
                 )  # fmt: skip
-                app = self._apps.get(claims["sub"])
-                if app is None or claims.get("business") != app.business:
-                    raise NotAuthenticated("Invalid authentication")
+                app = apps.get(claims["sub"])
+                if app is None or claims.get(scheme.scope_claim) != app.credential.scope:
+                    raise NotAuthenticated(scheme.invalid)
                 return app
-            app = self._apps.get(issuer) if isinstance(issuer, str) else None
+            app = apps.get(issuer) if isinstance(issuer, str) else None
             if app is None or app.key is None or not isinstance(issuer, str):
-                raise NotAuthenticated("Invalid authentication")
+                raise NotAuthenticated(scheme.invalid)
             claims = jwt.decode(
-                token, app.key, algorithms=["ES256"], audience=AUDIENCE, issuer=issuer,
+                token, app.key, algorithms=["ES256"], audience=scheme.audience, issuer=issuer,
                 options=options, leeway=_LEEWAY,
             )  # fmt: skip
         except jwt.PyJWTError as exc:
-            raise NotAuthenticated(f"Invalid authentication: {exc}") from exc
-        auth = claims.get("auth")
+            raise NotAuthenticated(f"{scheme.invalid}: {exc}") from exc
         if (
             claims["sub"] != issuer
-            or not isinstance(auth, dict)
-            or auth.get("entity") != "app"
-            or auth.get("strategy") != "app-iss-app-token"
+            or not _carries(claims, scheme.claims)
             or not _numeric_date(claims["exp"])
             or not _numeric_date(claims["iat"])
-            or claims["exp"] - claims["iat"] > SELF_SIGNED_MAX_LIFETIME
+            or claims["exp"] - claims["iat"] > scheme.max_lifetime
         ):
-            raise NotAuthenticated("Invalid authentication: claims not accepted")
+            raise NotAuthenticated(f"{scheme.invalid}: claims not accepted")
         return app
-
-    @staticmethod
-    def _app_principal(app: _App) -> Principal:
-        name = app.config.name or app.config.app_id
-        app_id = app.config.app_id
-        return Principal(app.tenant, "urlkey", name, app=app_id, credential=app_id)
 
     def admin(self, header: str | None) -> None:
         presented = _credentials(header, "bearer") or ""
@@ -247,6 +266,18 @@ class Authenticator:
             hashlib.sha256(presented.encode()).digest(), expected
         ):
             raise NotAuthenticated("Admin token required")
+
+
+def _carries(claims: Mapping[str, Any], required: Mapping[str, Any]) -> bool:
+    """Whether `claims` hold `required`: equal values, or for a mapping, its items at least."""
+    for name, expected in required.items():
+        found = claims.get(name)
+        if isinstance(expected, Mapping):
+            if not isinstance(found, dict) or any(found.get(k) != v for k, v in expected.items()):
+                return False
+        elif found != expected:
+            return False
+    return True
 
 
 def _credentials(header: str | None, scheme: str) -> str | None:
@@ -282,5 +313,5 @@ def _load_public_key(pem: str) -> Any:
 
     key = load_pem_public_key(pem.encode())
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise ValueError("urlKey app public_key must be a P-256 (ES256) key")
+        raise ValueError("an app public_key must be a P-256 (ES256) key")
     return key

@@ -5,70 +5,22 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
+
+import dialects
+from dialects.registry import RegistryError, unknown
+from dialects.unit import BackendConfig, Section, Strict
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says where and why."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HarvestUser(Strict):
-    email: str
-    password: str = Field(description="scrypt hash (`python -m gateway hash-secret`) or plain")
-    name: str = ""
-
-
-class FastBillUser(Strict):
-    email: str
-    api_key: str
-    name: str = ""
-
-
-class InvoilessKey(Strict):
-    key: str
-    name: str = "api-key"
-    scopes: tuple[str, ...] = ()
-
-
-class UrlKeyApp(Strict):
-    app_id: str
-    secret: str | None = None
-    name: str = ""
-    public_key: str | None = Field(default=None, description="PEM of the app's ES256 key")
-
-
-class HarvestAuth(Strict):
-    users: tuple[HarvestUser, ...] = ()
-
-
-class FastBillAuth(Strict):
-    users: tuple[FastBillUser, ...] = ()
-
-
-class InvoilessAuth(Strict):
-    keys: tuple[InvoilessKey, ...] = ()
-
-
-class UrlKeyAuth(Strict):
-    business: str
-    apps: tuple[UrlKeyApp, ...] = ()
 
 
 class RateLimit(Strict):
@@ -85,29 +37,15 @@ class Breaker(Strict):
     reset_seconds: float = Field(default=30.0, gt=0)
 
 
-# What each backend dialect needs to authenticate the gateway.
-_BACKEND_CREDENTIALS = {
-    "harvest": ("user", "password"),
-    "fastbill": ("user", "password"),
-    "invoiless": ("api_key",),
-    "urlkey": ("business", "app_id"),
-}
+class Upstream(BackendConfig):
+    """A backend the tenant's payments live in, spoken to in its own dialect.
 
+    The dialect's own backend model (its credentials) is mixed in per dialect;
+    `backend:` in a tenant is the union of those, told apart by `dialect`.
+    """
 
-class Upstream(Strict):
-    """A backend the tenant's payments live in, spoken to in its own dialect."""
-
-    dialect: Literal["harvest", "fastbill", "invoiless", "urlkey"]
     url: str = Field(description="base URL, http or https")
     format: Literal["xml", "json"] | None = None
-    user: str | None = None
-    password: str | None = None
-    api_key: str | None = None
-    scope_id: str | None = None
-    business: str | None = None
-    app_id: str | None = None
-    app_secret: str | None = None
-    private_key: str | None = Field(default=None, description="PEM of an ES256 key")
     connect_timeout: float = Field(default=2.0, gt=0)
     timeout: float = Field(default=10.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
@@ -121,40 +59,31 @@ class Upstream(Strict):
     def _complete(self) -> Upstream:
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", self.url):
             raise ValueError(f"url {self.url!r} must be an http(s) URL with no query")
-        missing = [k for k in _BACKEND_CREDENTIALS[self.dialect] if not getattr(self, k)]
-        if self.dialect in ("harvest", "fastbill") and not self.password:
-            missing.append("password")
-        if self.dialect == "urlkey" and not (self.app_secret or self.private_key):
-            missing.append("app_secret or private_key")
-        if missing:
-            raise ValueError(f"a {self.dialect} backend needs {', '.join(dict.fromkeys(missing))}")
-        if self.private_key is not None:
-            _check_es256_private_key(self.private_key)
-        if self.format == "xml" and self.dialect in ("invoiless", "urlkey"):
-            raise ValueError(f"a {self.dialect} backend speaks JSON only")
+        formats = dialects.get(self.dialect).formats
+        if self.format is not None and self.format not in formats:
+            spoken = " and ".join(f.upper() for f in formats)
+            raise ValueError(f"a {self.dialect} backend speaks {spoken} only")
         return self
 
 
-def _check_es256_private_key(pem: str) -> None:
-    """Refuse at start-up a key that could only fail on the first request."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    try:
-        key = load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("private_key is not a readable PEM private key") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise ValueError("private_key must be a P-256 (ES256) key")
-
-
 class Tenant(Strict):
-    harvest: HarvestAuth = HarvestAuth()
-    fastbill: FastBillAuth = FastBillAuth()
-    invoiless: InvoilessAuth = InvoilessAuth()
-    urlkey: UrlKeyAuth | None = None
+    """A tenant: one optional section per registered dialect, its limit and its backend.
+
+    The sections are added per registered dialect (`tenant_model`); read one with
+    `section(name)`.
+    """
+
     rate_limit: RateLimit | None = None
     backend: Upstream | None = Field(default=None, description="none: the embedded ledger")
+
+    def section(self, dialect: str) -> Any:
+        """The tenant's section for `dialect`, or None if it has none."""
+        return getattr(self, dialect, None)
+
+    def sections(self) -> dict[str, Section]:
+        """Every section the tenant configures, by dialect."""
+        found = {name: self.section(name) for name in dialects.units()}
+        return {name: section for name, section in found.items() if section is not None}
 
 
 class Server(Strict):
@@ -181,7 +110,7 @@ class Config(Strict):
     database: str = "sqlite:///data/gateway.db"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     admin_token: str
-    token_secret: str | None = Field(default=None, description="signs urlKey access tokens")
+    token_secret: str | None = Field(default=None, description="signs the access tokens issued")
     token_lifetime_seconds: int = Field(default=3600, gt=0, le=86400)
     demo: bool = False
     tenants: dict[str, Tenant]
@@ -231,9 +160,48 @@ def parse(raw: Any, environ: dict[str, str] | None = None, source: str = "config
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must be a mapping")
     try:
-        return Config.model_validate(expand(raw, environ))
+        model = config_model()
+    except RegistryError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    try:
+        return model.model_validate(expand(raw, environ))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
+        problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigError(f"{source}: {problems}") from exc
+
+
+def _problem(error: Any) -> str:
+    """One validation problem; an unknown tenant section or backend dialect names the closest."""
+    where = [str(p) for p in error["loc"]]
+    text = f"{'.'.join(where)}: {error['msg']}"
+    known = dialects.units()
+    if error["type"] == "extra_forbidden" and len(where) == 3 and where[0] == "tenants":
+        text += f" ({unknown(where[2], known)})"
+    if error["type"] == "union_tag_invalid":
+        text += f" ({unknown(str(error['ctx']['tag']), known)})"
+    return text
+
+
+@cache
+def config_model() -> type[Config]:
+    """Config with a section per registered dialect and a backend union over them."""
+    units = dialects.units()
+    backends = tuple(
+        type(f"{unit.backend.__name__}Upstream", (unit.backend, Upstream), {"__module__": __name__})
+        for unit in units.values()
+    )
+    backend: Any = Annotated[Union[backends], Field(discriminator="dialect")]  # noqa: UP007
+    fields: dict[str, Any] = {name: (unit.section | None, None) for name, unit in units.items()}
+    fields["backend"] = (backend | None, Field(default=None))
+    tenant = create_model("Tenant", __base__=Tenant, **fields)
+    return create_model("Config", __base__=Config, tenants=(dict[str, tenant], ...))
+
+
+def backend_config(raw: Mapping[str, Any]) -> Upstream:
+    """A `backend:` section checked alone, as the tenant's union reads it."""
+    found = config_model().model_validate(
+        {"admin_token": "-", "tenants": {"t": {"backend": dict(raw)}}}
+    )
+    backend = found.tenants["t"].backend
+    assert backend is not None
+    return backend

@@ -106,7 +106,7 @@ def revise(invoice: Invoice, current: Payment, request: Decoded, *, replace: boo
 
 
 def remove(invoice: Invoice, current: Payment) -> Change:
-    """Delete a payment; the invoice goes back to open or overdue, as FastBill did."""
+    """Delete a payment; the invoice goes back to open or overdue."""
     return Change(marked_paid=False, delete=current.id)
 
 

@@ -36,7 +36,7 @@ class RateLimiter:
         self._buckets: dict[tuple[str, ...], tuple[float, float]] = {}
 
     def take(self, who: Principal) -> None:
-        """Spend one of the credential's tokens, or refuse (429; Harvest 503)."""
+        """Spend one of the credential's tokens, or refuse (429, or the dialect's own status)."""
         limit = self._limits.get(who.tenant)
         if limit is not None:
             self._spend(("credential", who.tenant, who.dialect, who.credential), limit, 1)

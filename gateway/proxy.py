@@ -26,22 +26,18 @@ from dialects.errors import (
     ValidationFailed,
 )
 from dialects.model import ZERO, Payment
+from dialects.unit import DialectUnit, Op
 
 from .backend import Outcome, Principal
 from .http import CONTENT_TYPES, media_format
 from .idmap import IdMap
 from .ledger import today_midnight
-from .paths import ROUTES, Op, Route
 from .store import BackendRef, Store
 from .upstream import Answer, UpstreamClient, retry_after
 
 # Optional canonical fields: dropped (with a warning) where the backend has no place.
 _OPTIONAL = ("notes", "reference", "notify_customer", "mark_invoice_paid")
 _MONEY = ("tax_withheld", "fee")
-
-
-def _route(dialect: str, op: Op) -> Route | None:
-    return next((r for r in ROUTES[dialect] if r.op is op), None)
 
 
 class ProxyBackend:
@@ -51,7 +47,8 @@ class ProxyBackend:
         self.tenant = tenant
         self.client = client
         self.ids = IdMap(store, tenant)
-        self.dialect: Dialect = dialects.get(client.config.dialect)
+        self.unit: DialectUnit = dialects.unit(client.config.dialect)
+        self.dialect: Dialect = self.unit.codec
         self.fmt: Format = client.config.format or self.dialect.formats[0]
         self.strict = client.config.strict
 
@@ -64,8 +61,8 @@ class ProxyBackend:
     async def get_payment(self, who: Principal, payment_id: int) -> Payment:
         ref = await self._ref("payment", payment_id)
         invoice_id = await self._invoice_of(ref)
-        if _route(self.dialect.name, Op.GET) is None:
-            # urlKey has no get-one: the nearest honest thing is its invoice's list.
+        if self.unit.route(Op.GET) is None:
+            # No get-one route: the nearest honest thing is its invoice's list.
             if ref.parent is None:
                 raise NotFound("Payment not found")
             for payment in await self._list(invoice_id, ref.parent):
@@ -89,7 +86,7 @@ class ProxyBackend:
         self, who: Principal, payment_id: int, request: Decoded, *, replace: bool
     ) -> Outcome:
         op = Op.REPLACE if replace else Op.PATCH
-        if _route(self.dialect.name, op) is None:
+        if self.unit.route(op) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot change a payment")
         ref = await self._ref("payment", payment_id)
         invoice_id = await self._invoice_of(ref)
@@ -100,7 +97,7 @@ class ProxyBackend:
         return Outcome(payment, tuple(warnings))
 
     async def delete_payment(self, who: Principal, payment_id: int) -> None:
-        if _route(self.dialect.name, Op.DELETE) is None:
+        if self.unit.route(Op.DELETE) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
         ref = await self._ref("payment", payment_id)
         await self._call(Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
@@ -127,7 +124,7 @@ class ProxyBackend:
         if kind == "invoice":
             await self._list(None, backend_id)
         else:
-            route = _route(self.dialect.name, Op.GET)
+            route = self.unit.route(Op.GET)
             if route is None or "{invoice_id}" in route.path:
                 raise NotFound("List the payment's invoice to learn its id")
             await self._call(Op.GET, payment=backend_id)
@@ -143,12 +140,12 @@ class ProxyBackend:
         payment: str | None = None,
         body: bytes | None = None,
     ) -> Answer:
-        route = _route(self.dialect.name, op)
+        route = self.unit.route(op)
         assert route is not None
         values = {
+            **self.client.config.path_values(),
             "invoice_id": invoice,
             "payment_id": payment,
-            "business": self.client.config.business,
         }
         if "{invoice_id}" in route.path and invoice is None:
             raise NotSupported(f"The {self.dialect.name} backend needs the payment's invoice")
@@ -210,7 +207,7 @@ class ProxyBackend:
             self._fill_required(fields, problems, give)
         if problems:
             # Not a malformed request but one the system of record cannot take: 422 in
-            # every dialect (ValidationFailed is 400 for urlKey and Invoiless callers).
+            # every dialect (ValidationFailed is 400 in some dialects).
             raise LedgerRefused("The backend cannot carry this payment", fields=problems)
         return fields, warnings
 

@@ -12,18 +12,22 @@ import dialects
 from dialects import Decoded, Dialect, Format
 from dialects.errors import NotFound, ValidationFailed
 from dialects.model import Payment
+from dialects.registry import owner_of
+from dialects.unit import DialectUnit, Op, Route
 
 from .backend import Backend, Principal
 from .http import SUFFIXES, body_format, read_body, reply, response_format, split_suffix
-from .paths import PREFIXES, ROUTES, Op, Route
 from .state import FORMAT, GATEWAY, Gateway
 
 
+def unit_for(path: str) -> DialectUnit | None:
+    """The dialect whose paths hold `path`, for errors raised before any route matched."""
+    return owner_of(dialects.units(), path)
+
+
 def dialect_for(path: str) -> Dialect | None:
-    for prefix, name in PREFIXES:
-        if path.startswith(prefix):
-            return dialects.get(name)
-    return None
+    unit = unit_for(path)
+    return unit.codec if unit is not None else None
 
 
 @dataclass
@@ -32,11 +36,15 @@ class Call:
 
     request: web.Request
     gateway: Gateway
-    dialect: Dialect
+    unit: DialectUnit
     route: Route
     fmt: Format
     ids: dict[str, str]
     who: Principal | None = None
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.unit.codec
 
     @property
     def backend(self) -> Backend:
@@ -150,7 +158,7 @@ def _payment_in_path(call: Call) -> int:
 
 
 def _check_invoice(call: Call, invoice_id: int | None) -> None:
-    """On Harvest's nested paths, a payment of another invoice does not exist."""
+    """On paths nested under an invoice, a payment of another invoice does not exist."""
     if "invoice_id" in call.ids and call.id_of("invoice_id", "Invoice") != invoice_id:
         raise NotFound("Payment not found")
 
@@ -169,26 +177,22 @@ OPERATIONS: dict[Op, Callable[[Call], Awaitable[web.Response]]] = {
 
 
 async def authenticate(call: Call) -> Principal:
-    auth, headers = call.gateway.auth, call.request.headers
-    name = call.dialect.name
-    if name in ("harvest", "fastbill"):
-        return await auth.basic(name, headers.get("Authorization"))
-    if name == "invoiless":
-        return await auth.api_key(headers.get("api-key"), headers.get("scope-id"))
-    return auth.bearer(headers.get("Authorization"), call.request.match_info.get("business", ""))
+    request = call.request
+    return await call.gateway.auth.caller(call.unit, request.headers, request.match_info)
 
 
-async def serve(dialect: Dialect, route: Route, request: web.Request) -> web.Response:
+async def serve(unit: DialectUnit, route: Route, request: web.Request) -> web.Response:
+    dialect = unit.codec
     ids = dict(request.match_info)
     ext = ids.pop("ext", None)
     suffix = SUFFIXES[ext] if ext else None
-    if "xml" in dialect.formats and route.path.endswith("}"):
+    if unit.suffixes and route.path.endswith("}"):
         last = route.path.rsplit("{", 1)[1].rstrip("}")
         ids[last], suffix = split_suffix(ids[last])
     request[FORMAT] = suffix or dialect.formats[0]
     gateway = request.app[GATEWAY]
     fmt = response_format(dialect, request.headers.get("Accept"), suffix)
-    call = Call(request, gateway, dialect, route, fmt, ids)
+    call = Call(request, gateway, unit, route, fmt, ids)
     request[FORMAT] = fmt
     call.who = await authenticate(call)
     gateway.limits.take(call.who)
@@ -196,10 +200,9 @@ async def serve(dialect: Dialect, route: Route, request: web.Request) -> web.Res
 
 
 def add_routes(app: web.Application) -> None:
-    for name, routes in ROUTES.items():
-        dialect = dialects.get(name)
-        for route in routes:
-            handler = partial(serve, dialect, route)
+    for unit in dialects.units().values():
+        for route in unit.routes:
+            handler = partial(serve, unit, route)
             app.router.add_route(route.method, route.path, handler)
-            if "xml" in dialect.formats and not route.path.endswith("}"):
+            if unit.suffixes and not route.path.endswith("}"):
                 app.router.add_route(route.method, route.path + r"{ext:\.(?:xml|json)}", handler)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -12,13 +11,13 @@ from dataclasses import dataclass, field
 import aiohttp
 import jwt
 
-from dialects import _json
 from dialects.errors import (
     GatewayError,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from dialects.unit import SelfSignedToken, StaticHeaders, TokenGrant
 
 from .config import Upstream as UpstreamConfig
 
@@ -26,7 +25,7 @@ _BACKOFF_BASE = 0.05
 _BACKOFF_CAP = 1.0
 _RETRYABLE_STATUSES = (502, 503, 504)
 _TOKEN_MARGIN = 60
-_SELF_SIGNED_LIFETIME = 3600
+_UNKNOWN_EXPIRY = 300
 
 
 @dataclass(frozen=True)
@@ -113,6 +112,7 @@ class UpstreamClient:
         self.base = config.url.rstrip("/")
         self.breaker = Breaker(config.breaker.failures, config.breaker.reset_seconds, clock)
         self.budget = RetryBudget(config.retry_budget)
+        self.auth = config.client_auth()
         self._session: aiohttp.ClientSession | None = None
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
@@ -154,7 +154,7 @@ class UpstreamClient:
                     continue
                 self.breaker.failure()
                 raise failure.error from None
-            if answer.status == 401 and self.config.dialect == "urlkey" and not renewed:
+            if answer.status == 401 and self.renews and not renewed:
                 # The backend no longer takes our token (it restarted with a new signing
                 # key, say) and did nothing with the request: once more, with a new token.
                 renewed = True
@@ -174,6 +174,11 @@ class UpstreamClient:
             else:
                 self.breaker.success()
             return answer
+
+    @property
+    def renews(self) -> bool:
+        """Whether the gateway's credential is a token it can renew."""
+        return not isinstance(self.auth, StaticHeaders)
 
     def _may_retry(self, attempt: int, allowed: bool) -> bool:
         return allowed and attempt < self.config.retries and self.budget.spend()
@@ -237,19 +242,12 @@ class UpstreamClient:
     # --- the gateway's own credentials at the backend ---------------------------------
 
     async def _auth_headers(self) -> dict[str, str]:
-        config = self.config
-        if config.dialect in ("harvest", "fastbill"):
-            pair = f"{config.user}:{config.password}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-        if config.dialect == "invoiless":
-            headers = {"api-key": config.api_key or ""}
-            if config.scope_id:
-                headers["scope-id"] = config.scope_id
-            return headers
+        if isinstance(self.auth, StaticHeaders):
+            return dict(self.auth.headers)
         return {"Authorization": f"Bearer {await self._bearer()}"}
 
     async def _bearer(self) -> str:
-        """A urlKey token, cached and renewed a minute before it expires."""
+        """A token, cached and renewed a minute before it expires."""
         if self._token is not None and self._token[1] - _TOKEN_MARGIN > time.time():
             return self._token[0]
         async with self._token_lock:
@@ -258,25 +256,17 @@ class UpstreamClient:
             return self._token[0]
 
     async def _new_token(self) -> tuple[str, float]:
-        config = self.config
-        if config.private_key:
+        auth = self.auth
+        if isinstance(auth, SelfSignedToken):
             now = int(time.time())
-            expires = now + _SELF_SIGNED_LIFETIME
-            claims = {
-                "iss": config.app_id,
-                "sub": config.app_id,
-                "aud": "serana",
-                "auth": {"entity": "app", "strategy": "app-iss-app-token"},
-                "iat": now,
-                "exp": expires,
-            }
-            return jwt.encode(claims, config.private_key, algorithm="ES256"), float(expires)
-        assert self._session is not None
-        body = {"strategy": "app-secret", "appId": config.app_id, "appSecret": config.app_secret}
+            expires = now + auth.lifetime
+            claims = auth.claims(now, expires)
+            return jwt.encode(claims, auth.private_key, algorithm="ES256"), float(expires)
+        assert isinstance(auth, TokenGrant) and self._session is not None
         try:
             async with self._session.post(
-                self.base + "/authentication", data=_json.dumps(body),
-                headers={"Content-Type": "application/json"}, allow_redirects=False,
+                self.base + auth.path, data=auth.body, headers=dict(auth.headers),
+                allow_redirects=False,
             ) as response:  # fmt: skip
                 data = await self._read(response)
                 status = response.status
@@ -286,24 +276,11 @@ class UpstreamClient:
             raise UpstreamUnavailable("The backend refused the connection", retry_after=1) from exc
         except _Failure as failure:
             raise failure.error from None
-        return _token_from(status, data)
+        token, until = auth.read(status, data)
+        return token, until if until is not None else time.time() + _UNKNOWN_EXPIRY
 
 
 def retry_after(headers: Mapping[str, str]) -> int | None:
     """A Retry-After header in seconds (the HTTP-date form is not used by backends here)."""
     value = headers.get("Retry-After", "")
     return int(value) if value.isdigit() and len(value) < 7 else None
-
-
-def _token_from(status: int, data: bytes) -> tuple[str, float]:
-    try:
-        token = _json.loads(data).get("accessToken") if status in (200, 201) else None
-    except (GatewayError, AttributeError):
-        token = None
-    if not isinstance(token, str):
-        raise UpstreamError("The backend refused the gateway's credentials")
-    try:
-        expires = jwt.decode(token, options={"verify_signature": False}).get("exp")
-    except jwt.PyJWTError as exc:
-        raise UpstreamError("The backend issued an unreadable token") from exc
-    return token, float(expires) if isinstance(expires, int | float) else time.time() + 300

@@ -632,7 +632,7 @@ async def test_shipped_config_refuses_wrong_and_hash_as_password(
     shipped = gateway_config.load(ROOT / "config.yaml", environ={})
     config = shipped.model_copy(update={"database": database})
     client = await aiohttp_client(create_app(config))
-    stored = config.tenants["demo"].harvest.users[0].password
+    stored = config.tenants["demo"].section("harvest").users[0].password
     for secret in ("wrong-password", stored, "demo-harvest-password "):
         answer = await send(
             client, "GET", "/invoices/1/payments", headers=basic("demo@example.com", secret)

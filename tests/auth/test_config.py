@@ -230,12 +230,13 @@ def test_shipped_config_yaml_loads_with_its_defaults() -> None:
     assert config.admin_token == "demo-admin-token"
     assert set(config.tenants) == {"demo"}
     demo = config.tenants["demo"]
-    assert demo.urlkey is not None and demo.urlkey.business == "demo"
+    urlkey = demo.section("urlkey")
+    assert urlkey is not None and urlkey.business == "demo"
     secrets = [
-        demo.harvest.users[0].password,
-        demo.fastbill.users[0].api_key,
-        demo.invoiless.keys[0].key,
-        demo.urlkey.apps[0].secret or "",
+        demo.section("harvest").users[0].password,
+        demo.section("fastbill").users[0].api_key,
+        demo.section("invoiless").keys[0].key,
+        urlkey.apps[0].secret or "",
     ]
     assert all(passwords.is_hash(secret) for secret in secrets)
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from dialects.errors import UpstreamTimeout
-from gateway.config import Upstream
+from gateway.config import backend_config
 from gateway.upstream import UpstreamClient
 
 from ..clients import CLIENTS
@@ -319,8 +319,14 @@ class _Unreachable:
 
 
 async def test_a_post_whose_connection_timed_out_is_retried_since_it_was_never_sent() -> None:
-    upstream = Upstream(
-        dialect="invoiless", url="http://127.0.0.1:9", api_key="k", retries=2, retry_budget=1
+    upstream = backend_config(
+        {
+            "dialect": "invoiless",
+            "url": "http://127.0.0.1:9",
+            "api_key": "k",
+            "retries": 2,
+            "retry_budget": 1,
+        }
     )
     client = UpstreamClient(upstream)
     unreachable = _Unreachable()

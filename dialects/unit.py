@@ -1,0 +1,245 @@
+"""A dialect as one unit: its codec, routes, caller auth, backend auth and config, as data.
+
+The gateway interprets these declarations with generic mechanisms (Basic with scrypt
+hashes, api keys, bearer JWTs, a token endpoint, backend clients); nothing here
+imports a web framework, so a dialect package depends on `dialects` alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from .base import Dialect
+
+# --- routes ------------------------------------------------------------------------------
+
+
+class Op(Enum):
+    LIST = "list"
+    GET = "get"
+    CREATE = "create"
+    REPLACE = "replace"
+    PATCH = "patch"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One native endpoint: its method, path, operation, and how success is answered.
+
+    Path parameters the gateway knows: `{invoice_id}`, `{payment_id}`, and any the
+    caller's auth or the backend's config fills (`BearerAuth.scope`,
+    `BackendConfig.path_values`).
+    """
+
+    method: str
+    path: str
+    op: Op
+    status: int = 200
+    location: str | None = None
+
+    @property
+    def shape(self) -> str:
+        """The path with its parameters unnamed: two routes of one shape collide."""
+        return re.sub(r"\{[^}]*\}", "{}", self.path)
+
+
+# --- how a caller authenticates ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One caller credential a tenant's section configures, and who it makes the caller.
+
+    `login` is what the caller presents beside the secret (a Basic user name, an app
+    id); `secret` is plain or a scrypt hash; `public_key` a PEM ES256 key the caller
+    signs its own tokens with; `scope` what the credential opens (a business), if any.
+    """
+
+    secret: str | None
+    name: str
+    label: str
+    login: str | None = None
+    email: str | None = None
+    app: str | None = None
+    scopes: tuple[str, ...] = ()
+    public_key: str | None = None
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    """HTTP Basic `login:secret` against the section's credentials."""
+
+
+@dataclass(frozen=True)
+class ApiKeyAuth:
+    """A secret key in a header; an optional second header names a scope the key must own."""
+
+    header: str
+    scope_header: str | None = None
+    missing: str = "Missing api-key header"
+    invalid: str = "Invalid api-key"
+    forbidden: str = "This api-key has no access to that scope"
+
+
+@dataclass(frozen=True)
+class BearerAuth:
+    """A bearer JWT: one the gateway issued (HS256), or one an app signed with its key (ES256).
+
+    `scope` is where the request names what it opens (a path parameter or a header);
+    it must equal the credential's `scope`. Self-signed tokens must carry `claims`
+    (a mapping value: those items at least) and live at most `max_lifetime` seconds.
+    """
+
+    audience: str
+    scope: tuple[Literal["path", "header"], str]
+    scope_claim: str
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    max_lifetime: int = 86400
+    invalid: str = "Invalid authentication"
+    forbidden: str = "This token does not open that scope"
+
+
+CallerAuth = BasicAuth | ApiKeyAuth | BearerAuth
+
+
+@dataclass(frozen=True)
+class TokenEndpoint:
+    """An endpoint the dialect serves that trades an app's secret for an access token.
+
+    `read` takes the request body and headers and returns (app login, secret), raising
+    the dialect's errors; `claims` are added to the token issued for a credential;
+    `answer` renders (status, media type, body) for the token and its credential.
+    """
+
+    path: str
+    read: Callable[[bytes, Mapping[str, str]], tuple[str, str]]
+    claims: Callable[[Credential], dict[str, Any]]
+    answer: Callable[[str, Credential, int], tuple[int, str, bytes]]
+    body_format: Literal["json", "form"] = "json"
+    invalid: str = "Invalid login"
+
+
+# --- how the gateway authenticates to a backend ------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaticHeaders:
+    """Credentials sent as the same headers on every call (Basic, an api key)."""
+
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A token fetched from the backend: POST `body` to `path`, read the answer with `read`.
+
+    `read(status, body)` returns the token and its expiry (epoch seconds, None: unknown)
+    or raises UpstreamError.
+    """
+
+    path: str
+    body: bytes
+    headers: Mapping[str, str]
+    read: Callable[[int, bytes], tuple[str, float | None]]
+
+
+@dataclass(frozen=True)
+class SelfSignedToken:
+    """A token the gateway signs itself with the backend config's private key (ES256)."""
+
+    private_key: str
+    claims: Callable[[int, int], dict[str, Any]]
+    lifetime: int = 3600
+
+
+ClientAuth = StaticHeaders | TokenGrant | SelfSignedToken
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Section(Strict):
+    """A tenant's section for one dialect: the credentials its callers present."""
+
+    def credentials(self) -> tuple[Credential, ...]:
+        raise NotImplementedError
+
+
+class BackendConfig(Strict):
+    """What a backend of one dialect needs to authenticate the gateway.
+
+    Subclasses set `dialect` to a Literal of their name (the union's discriminator),
+    list in `needs` the fields that must be set (`a or b` for either), and turn them
+    into a ClientAuth. The gateway adds its own fields (url, timeouts ...) to these.
+    """
+
+    dialect: str
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _needs(self) -> BackendConfig:
+        missing = [
+            need
+            for need in self.needs
+            if not any(getattr(self, name.strip()) for name in need.split(" or "))
+        ]
+        if missing:
+            raise ValueError(f"a {self.dialect} backend needs {', '.join(missing)}")
+        return self
+
+    def client_auth(self) -> ClientAuth:
+        raise NotImplementedError
+
+    def path_values(self) -> dict[str, str]:
+        """Values of the path parameters the dialect's routes need beyond the ids."""
+        return {}
+
+
+# --- the unit ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DialectUnit:
+    """Everything the gateway needs to serve a dialect, and to speak it to a backend.
+
+    `prefixes` are the paths the dialect answers errors under before any route
+    matched; `suffixes` takes Rails' `.xml` / `.json` on paths; `vendor` lists the
+    names the gateway core must never say; `testing` names the module holding the
+    dialect's test client and samples.
+    """
+
+    codec: Dialect
+    routes: tuple[Route, ...]
+    prefixes: tuple[str, ...]
+    caller_auth: CallerAuth
+    section: type[Section]
+    backend: type[BackendConfig]
+    token_endpoint: TokenEndpoint | None = None
+    suffixes: bool = False
+    vendor: tuple[str, ...] = ()
+    testing: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.codec.name
+
+    def route(self, op: Op) -> Route | None:
+        """The first route serving `op`, or None if the dialect has none."""
+        return next((r for r in self.routes if r.op is op), None)
+
+    def paths(self) -> tuple[str, ...]:
+        """Every path the dialect serves: its routes and its token endpoint."""
+        extra = (self.token_endpoint.path,) if self.token_endpoint else ()
+        return tuple(dict.fromkeys([r.path for r in self.routes] + list(extra)))
