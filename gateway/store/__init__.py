@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import BackendRef, Change, NewInvoice, Rule, Store
+from .base import BackendRef, Change, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal, Store
 from .sqlite import SQLiteStore
 
 
@@ -17,4 +17,16 @@ def open_store(url: str, *, synchronous: str = "FULL") -> Store:
     raise ValueError(f"unsupported database URL {url!r} (use sqlite:///path/to/file.db)")
 
 
-__all__ = ["BackendRef", "Change", "NewInvoice", "Rule", "SQLiteStore", "Store", "open_store"]
+__all__ = [
+    "BackendRef",
+    "Change",
+    "KeyClaim",
+    "KeyRecord",
+    "KeyState",
+    "NewInvoice",
+    "Rule",
+    "SQLiteStore",
+    "Seal",
+    "Store",
+    "open_store",
+]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Protocol
 
+from dialects import Reply
 from dialects.model import Invoice, Payment
 
 
@@ -41,6 +43,74 @@ class BackendRef:
 Rule = Callable[[Invoice, Payment | None], Change]
 
 
+class KeyState(StrEnum):
+    """Where a request holding an idempotency key stands."""
+
+    PENDING = "pending"  # reserved: its request runs while the lease lasts
+    SENT = "sent"  # proxy mode: sent to the backend, not yet answered
+    DONE = "done"  # its effect and its answer are stored, together
+    UNKNOWN = "unknown"  # proxy mode: sent, never answered; held until expiry or an operator
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """A request asking to hold an idempotency key: who, for what, until when."""
+
+    tenant: str
+    key: str
+    fingerprint: str
+    owner: str
+    now: datetime
+    lease_until: datetime
+    expires_at: datetime
+
+    def takes(self, held: KeyRecord) -> bool:
+        """Whether this claim may take a stored key: expired, or a reservation for the
+        same request whose owner's lease ran out (that owner stored no effect: effects
+        and completions commit together)."""
+        if held.expires_at <= self.now:
+            return True
+        return (
+            held.state is KeyState.PENDING
+            and held.lease_until <= self.now
+            and held.fingerprint == self.fingerprint
+        )
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """An idempotency key as stored, with the answer once its request is done."""
+
+    tenant: str
+    key: str
+    fingerprint: str
+    state: KeyState
+    owner: str
+    lease_until: datetime
+    created_at: datetime
+    expires_at: datetime
+    answer: Reply | None = None
+
+
+@dataclass
+class Seal:
+    """A held key to complete with the write it guards, in that write's transaction.
+
+    `answer` encodes the reply from the payment as stored (None once deleted) and the
+    translation warnings; `close` keeps it, so what is stored is what is sent.
+    """
+
+    tenant: str
+    key: str
+    owner: str
+    answer: Callable[[Payment | None, tuple[str, ...]], Reply]
+    sealed: Reply | None = None
+
+    def close(self, payment: Payment | None, warnings: tuple[str, ...] = ()) -> Reply:
+        self.sealed = self.answer(payment, warnings)
+        return self.sealed
+
+
 class Store(Protocol):
     """A transactional home for invoices and payments, scoped by tenant on every call.
 
@@ -62,9 +132,19 @@ class Store(Protocol):
     async def payment(self, tenant: str, payment_id: int) -> Payment | None: ...
 
     async def apply(
-        self, tenant: str, invoice_id: int, rule: Rule, *, payment_id: int | None = None
+        self,
+        tenant: str,
+        invoice_id: int,
+        rule: Rule,
+        *,
+        payment_id: int | None = None,
+        seal: Seal | None = None,
     ) -> Payment | None:
-        """The payment as stored after the change (None when it was deleted)."""
+        """The payment as stored after the change (None when it was deleted).
+
+        With a `seal`, its key is completed with its answer in the same transaction;
+        if the key is no longer held by the seal's owner, nothing is stored (Conflict).
+        """
         ...
 
     async def owner(self, kind: str, object_id: int) -> str | None:
@@ -77,4 +157,33 @@ class Store(Protocol):
 
     async def backend_ref(self, tenant: str, kind: str, local_id: int) -> BackendRef | None:
         """The backend id (and parent invoice's backend id) behind a local id."""
+        ...
+
+    # --- idempotency keys ------------------------------------------------------------
+
+    async def claim_key(self, claim: KeyClaim) -> KeyRecord | None:
+        """None when `claim.owner` now holds the key (it was free, expired, or reserved
+        for the same request by an owner whose lease ran out); else the record holding it."""
+        ...
+
+    async def set_key_state(self, tenant: str, key: str, owner: str, state: KeyState) -> bool:
+        """Move a key `owner` holds (pending or sent) to `state`; False if not held."""
+        ...
+
+    async def complete_key(self, seal: Seal) -> None:
+        """Store `seal.sealed` as the key's answer (proxy mode: the effect is elsewhere)."""
+        ...
+
+    async def release_key(self, tenant: str, key: str, owner: str) -> None:
+        """Free a key `owner` holds whose request failed before any effect."""
+        ...
+
+    async def key_record(self, tenant: str, key: str) -> KeyRecord | None: ...
+
+    async def forget_key(self, tenant: str, key: str) -> bool:
+        """Remove a key whatever its state (an operator resolving it); False if absent."""
+        ...
+
+    async def purge_keys(self, now: datetime, limit: int) -> int:
+        """Delete at most `limit` keys expired by `now`; how many were deleted."""
         ...

@@ -59,4 +59,24 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE idempotency_keys (
+            tenant TEXT NOT NULL,
+            key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            state TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            lease_until TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            status INTEGER,
+            headers TEXT,
+            body BLOB,
+            PRIMARY KEY (tenant, key)
+        );
+        CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+        """,
+    ),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import sqlite3
 import threading
@@ -13,10 +14,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dialects import Reply
 from dialects.errors import Conflict, NotFound
 from dialects.model import Invoice, Method, Payment
 
-from .base import BackendRef, NewInvoice, Rule
+from .base import BackendRef, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal
 from .migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -33,6 +35,12 @@ _INVOICE_COLUMNS = (
     "marked_paid", "created_at",
 )  # fmt: skip
 _SELECT_INVOICE = f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices"
+_KEY_COLUMNS = (
+    "tenant", "key", "fingerprint", "state", "owner", "lease_until", "created_at",
+    "expires_at", "status", "headers", "body",
+)  # fmt: skip
+_SELECT_KEY = f"SELECT {', '.join(_KEY_COLUMNS)} FROM idempotency_keys"
+_HELD = "state IN ('pending', 'sent')"
 
 
 @dataclass
@@ -273,9 +281,22 @@ class SQLiteStore:
         return _invoice(found, Decimal(cents).scaleb(-2), count, payments)
 
     async def apply(
-        self, tenant: str, invoice_id: int, rule: Rule, *, payment_id: int | None = None
+        self,
+        tenant: str,
+        invoice_id: int,
+        rule: Rule,
+        *,
+        payment_id: int | None = None,
+        seal: Seal | None = None,
     ) -> Payment | None:
-        return await self._write(lambda db: self._apply(db, tenant, invoice_id, rule, payment_id))
+        def write(db: sqlite3.Connection) -> Payment | None:
+            stored = self._apply(db, tenant, invoice_id, rule, payment_id)
+            if seal is not None:
+                seal.close(stored)
+                self._complete_key(db, seal)
+            return stored
+
+        return await self._write(write)
 
     def _apply(
         self,
@@ -393,6 +414,96 @@ class SQLiteStore:
         ).fetchone()
         return BackendRef(str(row[0]), row[1]) if row else None
 
+    # --- idempotency keys ----------------------------------------------------------
+
+    async def claim_key(self, claim: KeyClaim) -> KeyRecord | None:
+        return await self._write(lambda db: self._claim_key(db, claim))
+
+    @staticmethod
+    def _claim_key(db: sqlite3.Connection, claim: KeyClaim) -> KeyRecord | None:
+        held = SQLiteStore._load_key(db, claim.tenant, claim.key)
+        if held is not None and not claim.takes(held):
+            return held
+        db.execute(
+            "INSERT INTO idempotency_keys (tenant, key, fingerprint, state, owner, lease_until,"
+            " created_at, expires_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)"
+            " ON CONFLICT (tenant, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
+            " state = 'pending', owner = excluded.owner, lease_until = excluded.lease_until,"
+            " created_at = excluded.created_at, expires_at = excluded.expires_at,"
+            " status = NULL, headers = NULL, body = NULL",
+            (
+                claim.tenant, claim.key, claim.fingerprint, claim.owner,
+                _moment(claim.lease_until), _moment(claim.now), _moment(claim.expires_at),
+            ),
+        )  # fmt: skip
+        return None
+
+    async def set_key_state(self, tenant: str, key: str, owner: str, state: KeyState) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                f"UPDATE idempotency_keys SET state = ? WHERE tenant = ? AND key = ?"
+                f" AND owner = ? AND {_HELD}",
+                (state.value, tenant, key, owner),
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(write)
+
+    async def complete_key(self, seal: Seal) -> None:
+        await self._write(lambda db: self._complete_key(db, seal))
+
+    @staticmethod
+    def _complete_key(db: sqlite3.Connection, seal: Seal) -> None:
+        assert seal.sealed is not None
+        answer = seal.sealed
+        cursor = db.execute(
+            f"UPDATE idempotency_keys SET state = 'done', status = ?, headers = ?, body = ?"
+            f" WHERE tenant = ? AND key = ? AND owner = ? AND {_HELD}",
+            (
+                answer.status, json.dumps(dict(answer.headers)), answer.body,
+                seal.tenant, seal.key, seal.owner,
+            ),
+        )  # fmt: skip
+        if cursor.rowcount == 0:
+            raise Conflict("The request's Idempotency-Key was taken over by a retry")
+
+    async def release_key(self, tenant: str, key: str, owner: str) -> None:
+        await self._write(
+            lambda db: db.execute(
+                f"DELETE FROM idempotency_keys WHERE tenant = ? AND key = ? AND owner = ?"
+                f" AND {_HELD}",
+                (tenant, key, owner),
+            )
+        )
+
+    async def key_record(self, tenant: str, key: str) -> KeyRecord | None:
+        return await self._read(lambda db: self._load_key(db, tenant, key))
+
+    @staticmethod
+    def _load_key(db: sqlite3.Connection, tenant: str, key: str) -> KeyRecord | None:
+        row = db.execute(f"{_SELECT_KEY} WHERE tenant = ? AND key = ?", (tenant, key)).fetchone()
+        return _key_record(row) if row else None
+
+    async def forget_key(self, tenant: str, key: str) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "DELETE FROM idempotency_keys WHERE tenant = ? AND key = ?", (tenant, key)
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(write)
+
+    async def purge_keys(self, now: datetime, limit: int) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys"
+                " WHERE expires_at <= ? LIMIT ?)",
+                (_moment(now), limit),
+            )
+            return cursor.rowcount
+
+        return await self._write(write)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -454,3 +565,27 @@ def _invoice(
     for flag in ("draft", "void", "marked_paid"):
         data[flag] = bool(data[flag])
     return Invoice.model_construct(settled=settled, payment_count=count, payments=payments, **data)
+
+
+def _moment(value: datetime) -> str:
+    """A UTC time as fixed-width text, so that text order is time order."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _key_record(row: tuple[Any, ...]) -> KeyRecord:
+    data = dict(zip(_KEY_COLUMNS, row, strict=True))
+    answer = None
+    if data["status"] is not None:
+        headers = json.loads(data["headers"])
+        answer = Reply(int(data["status"]), bytes(data["body"]), dict(headers))
+    return KeyRecord(
+        tenant=data["tenant"],
+        key=data["key"],
+        fingerprint=data["fingerprint"],
+        state=KeyState(data["state"]),
+        owner=data["owner"],
+        lease_until=datetime.fromisoformat(data["lease_until"]),
+        created_at=datetime.fromisoformat(data["created_at"]),
+        expires_at=datetime.fromisoformat(data["expires_at"]),
+        answer=answer,
+    )
