@@ -13,6 +13,7 @@
     +-- PayloadTooLarge          too_large        413
     +-- UnsupportedMediaType     media_type       415
     +-- LedgerRefused            ledger           422  (overpayment, invoice not payable)
+    +-- KeyReused                key_reused       422  (Idempotency-Key sent with another request)
     +-- TooManyRequests          rate_limited     429
     +-- NotSupported             not_supported    501
     +-- UpstreamError            upstream         502
@@ -103,6 +104,11 @@ class UnsupportedMediaType(GatewayError):
 
 class LedgerRefused(GatewayError):
     kind, status, default_message = "ledger", 422, "Payment refused"
+
+
+class KeyReused(GatewayError):
+    kind, status = "key_reused", 422
+    default_message = "Idempotency-Key was already used for another request"
 
 
 class TooManyRequests(GatewayError):

@@ -217,7 +217,8 @@ class DialectUnit:
     `prefixes` are the paths the dialect answers errors under before any route
     matched; `suffixes` takes Rails' `.xml` / `.json` on paths; `vendor` lists the
     names the gateway core must never say; `testing` names the module holding the
-    dialect's test client and samples.
+    dialect's test client and samples; `idempotency_header` is the request header the
+    vendor's API takes an idempotency key in, if it has one (proxy mode sends one).
     """
 
     codec: Dialect
@@ -230,6 +231,7 @@ class DialectUnit:
     suffixes: bool = False
     vendor: tuple[str, ...] = ()
     testing: str | None = None
+    idempotency_header: str | None = None
 
     @property
     def name(self) -> str:

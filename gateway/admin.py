@@ -17,7 +17,7 @@ from dialects.model import Invoice, Payment, currency_exponent
 from .http import read_body
 from .proxy import ProxyBackend
 from .state import GATEWAY, Gateway
-from .store import NewInvoice
+from .store import KeyRecord, NewInvoice
 
 _KINDS = ("invoice", "payment")
 
@@ -199,6 +199,50 @@ async def _proxied_ids(
     return {"dialect_ids": dialect_ids(local), "backend_id": ref.backend_id}
 
 
+def key_json(record: KeyRecord) -> dict[str, Any]:
+    """A key as an operator sees it: state, lease, expiry and the stored answer."""
+    answer = None
+    if record.answer is not None:
+        try:
+            body: str = record.answer.body.decode("utf-8")
+        except UnicodeDecodeError:
+            body = record.answer.body.hex()
+        answer = {
+            "status": record.answer.status,
+            "headers": dict(record.answer.headers),
+            "body": body,
+        }
+    return {
+        "tenant": record.tenant,
+        "key": record.key,
+        "state": record.state.value,
+        "fingerprint": record.fingerprint,
+        "created_at": record.created_at.isoformat(),
+        "lease_until": record.lease_until.isoformat(),
+        "expires_at": record.expires_at.isoformat(),
+        "answer": answer,
+    }
+
+
+async def get_key(request: web.Request) -> web.Response:
+    gateway = _gateway(request)
+    tenant, key = request.match_info["tenant"], request.match_info["key"]
+    record = await gateway.store.key_record(tenant, key)
+    if record is None:
+        raise NotFound("No such Idempotency-Key")
+    return _json_reply(key_json(record))
+
+
+async def forget_key(request: web.Request) -> web.Response:
+    """Resolve a held key (an unknown outcome, say) by forgetting it: the operator has
+    checked the backend, and the client's next request with the key runs afresh."""
+    gateway = _gateway(request)
+    tenant, key = request.match_info["tenant"], request.match_info["key"]
+    if not await gateway.store.forget_key(tenant, key):
+        raise NotFound("No such Idempotency-Key")
+    return web.Response(status=204)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return _json_reply({"status": "ok"})
 
@@ -208,4 +252,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/gateway/v1/invoices/{id}", get_invoice)
     app.router.add_get("/gateway/v1/payments/{id}", get_payment)
     app.router.add_get("/gateway/v1/ids/{dialect}/{kind}/{id}", lookup_ids)
+    app.router.add_get("/gateway/v1/idempotency/{tenant}/{key:.+}", get_key)
+    app.router.add_delete("/gateway/v1/idempotency/{tenant}/{key:.+}", forget_key)
     app.router.add_get("/healthz", healthz)

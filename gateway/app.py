@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -29,6 +31,7 @@ from . import admin, routes
 from .auth import Authenticator
 from .config import Config
 from .http import body_format, read_body, reply, response_format, split_suffix
+from .idempotency import Clock, Keys, utc_now
 from .ledger import Ledger
 from .limits import RateLimiter
 from .proxy import ProxyBackend
@@ -142,8 +145,13 @@ async def issue_token(unit: DialectUnit, request: web.Request) -> web.Response:
     return web.Response(body=answer, status=status, content_type=media_type)
 
 
-def create_app(config: Config, store: Store | None = None) -> web.Application:
-    """The gateway as an aiohttp application; the store opens on start-up, closes on cleanup."""
+def create_app(
+    config: Config, store: Store | None = None, *, clock: Clock = utc_now
+) -> web.Application:
+    """The gateway as an aiohttp application; the store opens on start-up, closes on cleanup.
+
+    `clock` is the wall clock idempotency keys expire by (tests move it).
+    """
     timeout = config.server.read_timeout_seconds
     app = web.Application(
         middlewares=[errors, guard],
@@ -164,6 +172,7 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         store=store,
         ledger=Ledger(store),
         limits=RateLimiter(limits, failures=config.server.auth_failures),
+        keys=Keys(store, config.idempotency, clock),
     )
     for name, tenant in config.tenants.items():
         if tenant.backend is not None:
@@ -174,7 +183,11 @@ def create_app(config: Config, store: Store | None = None) -> web.Application:
         await store.open()
         for proxy in gateway.proxies.values():
             await proxy.client.open()
+        purging = asyncio.create_task(gateway.keys.purge_forever())
         yield
+        purging.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purging
         for proxy in gateway.proxies.values():
             await proxy.client.close()
         await store.close()

@@ -8,6 +8,8 @@ from typing import Protocol
 from dialects import Decoded
 from dialects.model import Payment
 
+from .store import Seal
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -33,7 +35,9 @@ class Outcome:
 class Backend(Protocol):
     """Payment operations in canonical terms; every call is scoped to one tenant.
 
-    Unknown or foreign ids raise NotFound; rule violations raise LedgerRefused.
+    Unknown or foreign ids raise NotFound; rule violations raise LedgerRefused. A write
+    given a `seal` (an Idempotency-Key the request holds) closes it with its answer and
+    stores it with its effect: in the same transaction where the effect is local.
     """
 
     async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]: ...
@@ -41,11 +45,19 @@ class Backend(Protocol):
     async def get_payment(self, who: Principal, payment_id: int) -> Payment: ...
 
     async def create_payment(
-        self, who: Principal, invoice_id: int, request: Decoded
+        self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
     ) -> Outcome: ...
 
     async def update_payment(
-        self, who: Principal, payment_id: int, request: Decoded, *, replace: bool
+        self,
+        who: Principal,
+        payment_id: int,
+        request: Decoded,
+        *,
+        replace: bool,
+        seal: Seal | None = None,
     ) -> Outcome: ...
 
-    async def delete_payment(self, who: Principal, payment_id: int) -> None: ...
+    async def delete_payment(
+        self, who: Principal, payment_id: int, *, seal: Seal | None = None
+    ) -> None: ...

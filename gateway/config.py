@@ -105,8 +105,22 @@ class Server(Strict):
     auth_failures: RateLimit | None = RateLimit(per_second=1, burst=20)
 
 
+class Idempotency(Strict):
+    """How long an Idempotency-Key is remembered, and how a crashed holder's is freed."""
+
+    # A key and its stored answer are kept this long after its first request.
+    ttl_seconds: float = Field(default=86_400, gt=0)
+    # A request holds its key this long; past it, a retry may take over the key of a
+    # request that stored nothing (its process died). Longer than any request takes.
+    lease_seconds: float = Field(default=30, gt=0, le=3600)
+    # Expired keys are deleted in the background, `purge_batch` at a time.
+    purge_interval_seconds: float = Field(default=60, gt=0)
+    purge_batch: int = Field(default=500, gt=0, le=100_000)
+
+
 class Config(Strict):
     server: Server = Server()
+    idempotency: Idempotency = Idempotency()
     database: str = "sqlite:///data/gateway.db"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     admin_token: str

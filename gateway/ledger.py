@@ -11,7 +11,7 @@ from dialects.errors import LedgerRefused, NotFound, ValidationFailed
 from dialects.model import ZERO, Invoice, InvoiceStatus, Payment, currency_exponent
 
 from .backend import Outcome, Principal
-from .store import Change, Store
+from .store import Change, Seal, Store
 
 PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIAL, InvoiceStatus.OVERDUE)
 # What PUT resets when a field is left out (the amount resets to the whole due amount).
@@ -134,15 +134,23 @@ class Ledger:
             raise NotFound("Payment not found")
         return payment
 
-    async def create_payment(self, who: Principal, invoice_id: int, request: Decoded) -> Outcome:
+    async def create_payment(
+        self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
+    ) -> Outcome:
         stored = await self.store.apply(
-            who.tenant, invoice_id, lambda invoice, _: record(invoice, request, who)
+            who.tenant, invoice_id, lambda invoice, _: record(invoice, request, who), seal=seal
         )
         assert stored is not None
         return Outcome(stored)
 
     async def update_payment(
-        self, who: Principal, payment_id: int, request: Decoded, *, replace: bool
+        self,
+        who: Principal,
+        payment_id: int,
+        request: Decoded,
+        *,
+        replace: bool,
+        seal: Seal | None = None,
     ) -> Outcome:
         current = await self.get_payment(who, payment_id)
         assert current.invoice_id is not None
@@ -151,11 +159,14 @@ class Ledger:
             current.invoice_id,
             lambda invoice, payment: revise(invoice, _target(payment), request, replace=replace),
             payment_id=payment_id,
+            seal=seal,
         )
         assert stored is not None
         return Outcome(stored)
 
-    async def delete_payment(self, who: Principal, payment_id: int) -> None:
+    async def delete_payment(
+        self, who: Principal, payment_id: int, *, seal: Seal | None = None
+    ) -> None:
         current = await self.get_payment(who, payment_id)
         assert current.invoice_id is not None
         await self.store.apply(
@@ -163,4 +174,5 @@ class Ledger:
             current.invoice_id,
             lambda invoice, payment: remove(invoice, _target(payment)),
             payment_id=payment_id,
+            seal=seal,
         )

@@ -7,7 +7,8 @@ the store's persistent id map, so callers only ever see ids in their own form.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +23,7 @@ from dialects.errors import (
     NotSupported,
     PayloadTooLarge,
     UpstreamError,
+    UpstreamTimeout,
     UpstreamUnavailable,
     ValidationFailed,
 )
@@ -30,10 +32,11 @@ from dialects.unit import DialectUnit, Op
 
 from .backend import Outcome, Principal
 from .http import CONTENT_TYPES, media_format
+from .idempotency import OUTCOME_UNKNOWN
 from .idmap import IdMap
 from .ledger import today_midnight
-from .store import BackendRef, Store
-from .upstream import Answer, UpstreamClient, retry_after
+from .store import BackendRef, KeyState, Seal, Store
+from .upstream import Answer, UpstreamClient, retry_after, unanswered
 
 # Optional canonical fields: dropped (with a warning) where the backend has no place.
 _OPTIONAL = ("notes", "reference", "notify_customer", "mark_invoice_paid")
@@ -46,6 +49,7 @@ class ProxyBackend:
     def __init__(self, tenant: str, client: UpstreamClient, store: Store) -> None:
         self.tenant = tenant
         self.client = client
+        self.store = store
         self.ids = IdMap(store, tenant)
         self.unit: DialectUnit = dialects.unit(client.config.dialect)
         self.dialect: Dialect = self.unit.codec
@@ -72,18 +76,27 @@ class ProxyBackend:
         answer = await self._call(Op.GET, payment=ref.backend_id, invoice=ref.parent)
         return (await self._payments(answer, invoice_id, ref.parent, single=True))[0]
 
-    async def create_payment(self, who: Principal, invoice_id: int, request: Decoded) -> Outcome:
+    async def create_payment(
+        self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
+    ) -> Outcome:
         invoice = await self._ref("invoice", invoice_id)
         fields, warnings = self._outbound(who, request, creating=True)
         if "invoice_id" in self.dialect.writable:
             fields["invoice_id"] = _as_int(invoice.backend_id)
         body = self.dialect.encode_request(fields, self.fmt, warnings)
-        answer = await self._call(Op.CREATE, invoice=invoice.backend_id, body=body)
-        payment = (await self._payments(answer, invoice_id, invoice.backend_id, single=True))[0]
+        answer = await self._write(seal, Op.CREATE, invoice=invoice.backend_id, body=body)
+        read = self._payments(answer, invoice_id, invoice.backend_id, single=True)
+        payment = (await self._settle(seal, read, tuple(warnings)))[0]
         return Outcome(payment, tuple(warnings))
 
     async def update_payment(
-        self, who: Principal, payment_id: int, request: Decoded, *, replace: bool
+        self,
+        who: Principal,
+        payment_id: int,
+        request: Decoded,
+        *,
+        replace: bool,
+        seal: Seal | None = None,
     ) -> Outcome:
         op = Op.REPLACE if replace else Op.PATCH
         if self.unit.route(op) is None:
@@ -92,15 +105,61 @@ class ProxyBackend:
         invoice_id = await self._invoice_of(ref)
         fields, warnings = self._outbound(who, request, creating=replace)
         body = self.dialect.encode_request(fields, self.fmt, warnings)
-        answer = await self._call(op, payment=ref.backend_id, invoice=ref.parent, body=body)
-        payment = (await self._payments(answer, invoice_id, ref.parent, single=True))[0]
+        answer = await self._write(seal, op, payment=ref.backend_id, invoice=ref.parent, body=body)
+        read = self._payments(answer, invoice_id, ref.parent, single=True)
+        payment = (await self._settle(seal, read, tuple(warnings)))[0]
         return Outcome(payment, tuple(warnings))
 
-    async def delete_payment(self, who: Principal, payment_id: int) -> None:
+    async def delete_payment(
+        self, who: Principal, payment_id: int, *, seal: Seal | None = None
+    ) -> None:
         if self.unit.route(Op.DELETE) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
         ref = await self._ref("payment", payment_id)
-        await self._call(Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
+        await self._write(seal, Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
+        await self._settle(seal, _nothing(), ())
+
+    # --- writes under an Idempotency-Key -----------------------------------------------
+
+    async def _write(self, seal: Seal | None, op: Op, **request: Any) -> Answer:
+        """A write sent to the backend. With a key, it is marked sent first, so no retry
+        sends it again; sent but never answered, its outcome is unknown (504, held)."""
+        if seal is None:
+            return await self._call(op, **request)
+        if not await self.store.set_key_state(seal.tenant, seal.key, seal.owner, KeyState.SENT):
+            raise Conflict("The request's Idempotency-Key was taken over by a retry")
+        try:
+            return await self._call(op, key=seal.key, **request)
+        except GatewayError as exc:
+            if not unanswered(exc):
+                raise  # never sent, or refused by the backend: the key is freed for a retry
+            raise await self._unknown(seal) from exc
+
+    async def _settle(
+        self, seal: Seal | None, read: Awaitable[list[Payment]], warnings: tuple[str, ...]
+    ) -> list[Payment]:
+        """The backend's answer read back; with a key, stored as the key's answer."""
+        if seal is None:
+            return await read
+        try:
+            payments = await read
+        except GatewayError as exc:  # the backend acted; what it did cannot be told
+            raise await self._unknown(seal) from exc
+        seal.close(payments[0] if payments else None, warnings)
+        await self.store.complete_key(seal)
+        return payments
+
+    async def _unknown(self, seal: Seal) -> GatewayError:
+        await self.store.set_key_state(seal.tenant, seal.key, seal.owner, KeyState.UNKNOWN)
+        return UpstreamTimeout(OUTCOME_UNKNOWN)
+
+    def _forwarded_key(self, key: str) -> dict[str, str]:
+        """The key for a backend that takes one: derived from tenant and key, so tenants
+        sharing one backend account never share a key there."""
+        header = self.unit.idempotency_header
+        if header is None:
+            return {}
+        return {header: hashlib.sha256(f"{self.tenant}\0{key}".encode()).hexdigest()}
 
     # --- ids ---------------------------------------------------------------------------
 
@@ -139,6 +198,7 @@ class ProxyBackend:
         invoice: str | None = None,
         payment: str | None = None,
         body: bytes | None = None,
+        key: str | None = None,
     ) -> Answer:
         route = self.unit.route(op)
         assert route is not None
@@ -154,6 +214,8 @@ class ProxyBackend:
         headers = {"Accept": CONTENT_TYPES[self.fmt].split(";")[0]}
         if body is not None:
             headers["Content-Type"] = CONTENT_TYPES[self.fmt]
+        if key is not None:
+            headers.update(self._forwarded_key(key))
         idempotent = op in (Op.LIST, Op.GET, Op.REPLACE, Op.DELETE)
         answer = await self.client.send(
             route.method, path, body=body, headers=headers, params=params, idempotent=idempotent
@@ -297,6 +359,10 @@ class ProxyBackend:
         except GatewayError:
             return "The backend refused the request", {}
         return message, self.dialect.canonical_fields(wire)
+
+
+async def _nothing() -> list[Payment]:
+    return []
 
 
 def _as_int(backend_id: str) -> int:

@@ -9,15 +9,25 @@ from functools import partial
 from aiohttp import web
 
 import dialects
-from dialects import Decoded, Dialect, Format
+from dialects import Decoded, Dialect, Format, Reply
 from dialects.errors import NotFound, ValidationFailed
 from dialects.model import Payment
 from dialects.registry import owner_of
 from dialects.unit import DialectUnit, Op, Route
 
+from . import idempotency
 from .backend import Backend, Principal
-from .http import SUFFIXES, body_format, read_body, reply, response_format, split_suffix
+from .http import (
+    CONTENT_TYPES,
+    SUFFIXES,
+    body_format,
+    read_body,
+    reply,
+    response_format,
+    split_suffix,
+)
 from .state import FORMAT, GATEWAY, Gateway
+from .store import Seal
 
 
 def unit_for(path: str) -> DialectUnit | None:
@@ -41,6 +51,8 @@ class Call:
     fmt: Format
     ids: dict[str, str]
     who: Principal | None = None
+    raw: bytes | None = None
+    seal: Seal | None = None  # the Idempotency-Key this write completes
 
     @property
     def dialect(self) -> Dialect:
@@ -57,11 +69,17 @@ class Call:
             raise NotFound(f"{what} not found")
         return number
 
+    async def raw_body(self) -> bytes:
+        if self.raw is None:
+            server = self.gateway.config.server
+            self.raw = await read_body(
+                self.request, server.max_body_bytes, server.read_timeout_seconds
+            )
+        return self.raw
+
     async def body(self) -> Decoded:
         fmt = body_format(self.dialect, self.request, self.fmt)
-        server = self.gateway.config.server
-        raw = await read_body(self.request, server.max_body_bytes, server.read_timeout_seconds)
-        return self.dialect.decode_payment(raw, fmt)
+        return self.dialect.decode_payment(await self.raw_body(), fmt)
 
     def answer(
         self,
@@ -107,7 +125,7 @@ async def create_payment(call: Call) -> web.Response:
         invoice_id = call.id_of("invoice_id", "Invoice")
     else:
         invoice_id = request.payment.invoice_id or 0
-    outcome = await call.backend.create_payment(_who(call), invoice_id, request)
+    outcome = await call.backend.create_payment(_who(call), invoice_id, request, seal=call.seal)
     return _answer_payment(call, outcome.payment, outcome.warnings)
 
 
@@ -123,7 +141,9 @@ async def patch_payment(call: Call) -> web.Response:
 
 async def _update(call: Call, request: Decoded, *, replace: bool) -> web.Response:
     payment_id = _payment_in_path(call)
-    outcome = await call.backend.update_payment(_who(call), payment_id, request, replace=replace)
+    outcome = await call.backend.update_payment(
+        _who(call), payment_id, request, replace=replace, seal=call.seal
+    )
     return _answer_payment(call, outcome.payment, outcome.warnings)
 
 
@@ -132,11 +152,21 @@ async def delete_payment(call: Call) -> web.Response:
     if "invoice_id" in call.ids:
         current = await call.backend.get_payment(_who(call), payment_id)
         _check_invoice(call, current.invoice_id)
-    await call.backend.delete_payment(_who(call), payment_id)
-    return call.answer(b"", status=call.route.status)
+    await call.backend.delete_payment(_who(call), payment_id, seal=call.seal)
+    return _respond(call, _deleted(call, None, ()))
+
+
+def _deleted(call: Call, payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
+    return Reply(call.route.status, b"", {})
 
 
 def _answer_payment(call: Call, payment: Payment, warnings: tuple[str, ...]) -> web.Response:
+    return _respond(call, _encode_payment(call, payment, warnings))
+
+
+def _encode_payment(call: Call, payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
+    """A payment's answer: status, the headers that matter, the body's exact bytes."""
+    assert payment is not None
     found = list(warnings)
     body = call.dialect.encode_payment(payment, call.fmt, found)
     headers: dict[str, str] = {}
@@ -145,7 +175,18 @@ def _answer_payment(call: Call, payment: Payment, warnings: tuple[str, ...]) -> 
         headers["Location"] = call.route.location.format(
             invoice_id=wire(payment.invoice_id), id=wire(payment.id)
         )
-    return call.answer(body, status=call.route.status, warnings=tuple(found), headers=headers)
+    if found:
+        headers["X-Gateway-Warnings"] = "; ".join(found)
+    if body:
+        headers["Content-Type"] = CONTENT_TYPES[call.fmt]
+    return Reply(call.route.status, body, headers)
+
+
+def _respond(call: Call, answer: Reply) -> web.Response:
+    """The answer sent: the one stored with an Idempotency-Key if this write had one."""
+    if call.seal is not None and call.seal.sealed is not None:
+        answer = call.seal.sealed
+    return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
 
 
 def _who(call: Call) -> Principal:
@@ -163,7 +204,8 @@ def _check_invoice(call: Call, invoice_id: int | None) -> None:
         raise NotFound("Payment not found")
 
 
-OPERATIONS: dict[Op, Callable[[Call], Awaitable[web.Response]]] = {
+Operation = Callable[[Call], Awaitable[web.Response]]
+OPERATIONS: dict[Op, Operation] = {
     Op.LIST: list_payments,
     Op.GET: get_payment,
     Op.CREATE: create_payment,
@@ -171,6 +213,29 @@ OPERATIONS: dict[Op, Callable[[Call], Awaitable[web.Response]]] = {
     Op.PATCH: patch_payment,
     Op.DELETE: delete_payment,
 }
+# The writes an Idempotency-Key guards, and how each one's answer is encoded.
+ANSWERS: dict[Op, Callable[[Call, Payment | None, tuple[str, ...]], Reply]] = {
+    Op.CREATE: _encode_payment,
+    Op.REPLACE: _encode_payment,
+    Op.PATCH: _encode_payment,
+    Op.DELETE: _deleted,
+}
+
+
+async def keyed(call: Call, key: str, operation: Operation) -> web.Response:
+    """A write under an Idempotency-Key: once, then the same answer to every retry."""
+    who, request = _who(call), call.request
+    claimed = idempotency.fingerprint(who, request.method, request.raw_path, await call.raw_body())
+    keys = call.gateway.keys
+    held = await keys.hold(who, key, claimed, partial(ANSWERS[call.route.op], call))
+    if isinstance(held, Reply):
+        return idempotency.replay(held)
+    call.seal = held
+    try:
+        return await operation(call)
+    except BaseException:
+        await keys.release(held)
+        raise
 
 
 # --- wiring ----------------------------------------------------------------------------
@@ -196,7 +261,10 @@ async def serve(unit: DialectUnit, route: Route, request: web.Request) -> web.Re
     request[FORMAT] = fmt
     call.who = await authenticate(call)
     gateway.limits.take(call.who)
-    return await OPERATIONS[route.op](call)
+    operation = OPERATIONS[route.op]
+    if route.op in ANSWERS and (key := idempotency.key_of(request.headers)) is not None:
+        return await keyed(call, key, operation)
+    return await operation(call)
 
 
 def add_routes(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 from .auth import Authenticator
 from .backend import Backend
 from .config import Config
+from .idempotency import Keys
 from .ledger import Ledger
 from .limits import RateLimiter
 from .proxy import ProxyBackend
@@ -24,6 +25,7 @@ class Gateway:
     store: Store
     ledger: Ledger
     limits: RateLimiter
+    keys: Keys
     proxies: dict[str, ProxyBackend] = field(default_factory=dict)
 
     def backend(self, tenant: str) -> Backend:

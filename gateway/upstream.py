@@ -153,7 +153,8 @@ class UpstreamClient:
                     await self._backoff(attempt)
                     continue
                 self.breaker.failure()
-                raise failure.error from None
+                # A request that was sent keeps its failure as the cause: see `unanswered`.
+                raise failure.error from (failure if failure.sent else None)
             if answer.status == 401 and self.renews and not renewed:
                 # The backend no longer takes our token (it restarted with a new signing
                 # key, say) and did nothing with the request: once more, with a new token.
@@ -278,6 +279,11 @@ class UpstreamClient:
             raise failure.error from None
         token, until = auth.read(status, data)
         return token, until if until is not None else time.time() + _UNKNOWN_EXPIRY
+
+
+def unanswered(error: BaseException) -> bool:
+    """Whether `send` failed after the request went out: the backend may have acted on it."""
+    return isinstance(error.__cause__, _Failure) and error.__cause__.sent
 
 
 def retry_after(headers: Mapping[str, str]) -> int | None:

@@ -81,19 +81,18 @@ def urlkey_path(invoice_id: int) -> str:
     return f"/businesses/acme-biz/invoices/{hexid(invoice_id)}/payments"
 
 
-async def pay(client: Client, dialect: str, invoice_id: int, amount: str, **extra: str) -> Reply:
-    """Record `amount` on an invoice in `dialect`'s own wire form; `extra` adds fields."""
+def payment_request(
+    dialect: str, invoice_id: int, amount: str, **extra: str
+) -> tuple[str, bytes, dict[str, str]]:
+    """(path, body, headers) of a POST recording `amount` in `dialect`'s own wire form."""
     if dialect == "harvest":
         fields = {"paid-at": "2026-11-20T00:00:00Z", "amount": amount, **extra}
         body = xml_body("payment", fields)
-        path = f"/invoices/{invoice_id}/payments"
-        return await call(client, dialect, "POST", path, body, {"Content-Type": "application/xml"})
+        return f"/invoices/{invoice_id}/payments", body, {"Content-Type": "application/xml"}
     if dialect == "fastbill":
         fields = {"invoice_id": str(invoice_id), "date": "2026-11-20", "amount": amount}
         body = xml_body("invoice-payment", {**fields, "type": "BANK_TRANSFER", **extra})
-        return await call(
-            client, dialect, "POST", "/api/invoice-payments", body, {"Content-Type": "text/xml"}
-        )
+        return "/api/invoice-payments", body, {"Content-Type": "text/xml"}
     data: dict[str, Any] = {"amount": Decimal(amount)}
     if dialect == "invoiless":
         data.update({"method": "BankTransfer", "paidAt": "2026-11-20"})
@@ -102,8 +101,13 @@ async def pay(client: Client, dialect: str, invoice_id: int, amount: str, **extr
         data.update({"paymentDate": "2026-11-20T00:00:00.000Z", "paymentMethod": "UPI"})
         path = urlkey_path(invoice_id)
     data.update({key: Decimal(value) for key, value in extra.items()})
-    body = json_body(data)
-    return await call(client, dialect, "POST", path, body, {"Content-Type": "application/json"})
+    return path, json_body(data), {"Content-Type": "application/json"}
+
+
+async def pay(client: Client, dialect: str, invoice_id: int, amount: str, **extra: str) -> Reply:
+    """Record `amount` on an invoice in `dialect`'s own wire form; `extra` adds fields."""
+    path, body, headers = payment_request(dialect, invoice_id, amount, **extra)
+    return await call(client, dialect, "POST", path, body, headers)
 
 
 def exact(reply: Reply) -> Any:
