@@ -1,11 +1,13 @@
 """What a create costs: payments recorded per second by one gateway process.
 
-    python -m benchmarks.bench_create [--requests 4000] [--connections 16]
+    python -m benchmarks.bench_create [--requests 4000] [--connections 16] [--keyed]
 
 Starts the gateway (ledger mode, SQLite, synchronous=FULL) as its own process on a
 free port and drives it from this process with an aiohttp load loop: each request
 records a small payment on one of 64 invoices, in the dialect named, over keep-alive
-connections. Prints throughput and latency per dialect.
+connections. Prints throughput and latency per dialect. With `--keyed`, each load is
+run twice in the same run, without and with a fresh `Idempotency-Key` per request,
+and a markdown table compares the two.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import base64
 import json
+import uuid
 
 import aiohttp
 
@@ -41,8 +44,9 @@ async def new_invoices(base: str, prefix: str, count: int) -> list[int]:
     return ids
 
 
-def creator(base: str, dialect: str, invoices: list[int]) -> Request:
-    """Payments spread round-robin over `invoices`, as a real ledger's would be."""
+def creator(base: str, dialect: str, invoices: list[int], *, keyed: bool = False) -> Request:
+    """Payments spread round-robin over `invoices`, as a real ledger's would be; `keyed`:
+    each with its own Idempotency-Key."""
     if dialect == "harvest":
         url = base + "/invoices/{}/payments"
         body = (
@@ -55,9 +59,12 @@ def creator(base: str, dialect: str, invoices: list[int]) -> Request:
         body = json.dumps({"amount": 1.25, "method": "Card", "notes": "bench"}).encode()
         headers = {"api-key": "bench-key", "Content-Type": "application/json"}
 
+    prefix = uuid.uuid4().hex
+
     async def send(session: aiohttp.ClientSession, index: int) -> int:
         target = url.format(invoices[index % len(invoices)])
-        async with session.post(target, data=body, headers=headers) as response:
+        extra = {"Idempotency-Key": f"{prefix}-{index}"} if keyed else {}
+        async with session.post(target, data=body, headers={**headers, **extra}) as response:
             await response.read()
             return response.status
 
@@ -70,7 +77,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--invoices", type=int, default=64, help="spread payments over this many")
     parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL")
+    parser.add_argument("--keyed", action="store_true", help="also with Idempotency-Key")
     args = parser.parse_args()
+    if args.keyed:
+        compare_keyed(args)
+        return
     with gateway_process(bench_config(sqlite_synchronous=args.synchronous)) as base:
         for dialect in ("harvest", "invoiless"):
             invoices = asyncio.run(new_invoices(base, dialect, args.invoices))
@@ -80,6 +91,34 @@ def main() -> None:
                 result = asyncio.run(load(send, connections=connections, total=args.requests))
                 label = f"create {dialect:9s} c={connections:<3d} sync={args.synchronous}"
                 print(result.line(label))
+
+
+def compare_keyed(args: argparse.Namespace) -> None:
+    """Unkeyed and keyed creates, alternating in one run, as a markdown table."""
+    rows = []
+    with gateway_process(bench_config(sqlite_synchronous=args.synchronous)) as base:
+        for dialect in ("harvest", "invoiless"):
+            invoices = asyncio.run(new_invoices(base, f"{dialect}-k", args.invoices))
+            asyncio.run(load(creator(base, dialect, invoices), connections=1, total=200))
+            for connections in (1, args.connections):
+                rates = {}
+                for keyed in (False, True):
+                    send = creator(base, dialect, invoices, keyed=keyed)
+                    result = asyncio.run(load(send, connections=connections, total=args.requests))
+                    assert result.errors == 0, f"{result.errors} failed creates"
+                    rates[keyed] = result
+                plain, keyed_result = rates[False], rates[True]
+                rows.append(
+                    f"| {dialect} | {connections} | {plain.rate:,.0f} | {keyed_result.rate:,.0f}"
+                    f" | {keyed_result.rate / plain.rate - 1:+.0%}"
+                    f" | {plain.percentile(99):.1f} | {keyed_result.percentile(99):.1f} |"
+                )
+    print(f"SQLite, synchronous={args.synchronous}, {args.requests} creates per cell\n")
+    print(
+        "| dialect | connections | creates/s | keyed creates/s | keyed vs not"
+        " | p99 ms | keyed p99 ms |\n|---|---|---|---|---|---|---|"
+    )
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
