@@ -1,24 +1,26 @@
-"""One small client per dialect, speaking the wire format as that vendor's users did.
+"""One small client per registered dialect, speaking its wire form through its test support.
 
-Responses are read with plain lxml / json, not with the gateway's own codecs, and
+Each dialect's requests and readings come from its own package (`dialects.testing`);
+responses are read with plain lxml / json, not with the gateway's own codecs, and
 turned into a common view ({id, amount, notes, paid_on}) to compare across dialects.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
-from xml.sax.saxutils import escape
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from lxml import etree
 
-from .support import basic, hexid, self_signed_token
+import dialects
+from dialects import testing
+from dialects.testing import Answer, Request, Support, View
 
-View = dict[str, Any]
+__all__ = ["CLIENTS", "DialectClient", "Reply", "View"]
 
 
 @dataclass
@@ -33,221 +35,84 @@ class Reply:
     def xml(self) -> etree._Element:
         return etree.fromstring(self.body)
 
+    def answer(self) -> Answer:
+        return Answer(self.status, self.headers, self.body)
+
 
 class DialectClient:
-    name = ""
+    """A tenant's client in one dialect: create, list, get, delete in its own wire form."""
 
     def __init__(
-        self, client: TestClient[web.Request, web.Application], tenant: str = "acme"
+        self,
+        support: Support,
+        client: TestClient[web.Request, web.Application],
+        tenant: str = "acme",
     ) -> None:
+        self.support = support
+        self.name = support.name
         self.client = client
         self.tenant = tenant
 
     def auth(self) -> dict[str, str]:
-        raise NotImplementedError
+        return self.support.credentials(self.tenant)
 
     async def call(
         self,
         method: str,
         path: str,
         body: bytes | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
         all_headers = {**self.auth(), **(headers or {})}
         async with self.client.request(method, path, data=body, headers=all_headers) as response:
             return Reply(response.status, await response.read(), dict(response.headers))
 
-    # Each dialect: create, list, get, delete; views are the common shape.
-    async def create(
-        self, invoice: int, amount: str, *, paid_on: str = "2026-11-20", notes: str | None = None
-    ) -> tuple[Reply, int | None]:
-        raise NotImplementedError
-
-    async def list(self, invoice: int) -> list[View]:
-        raise NotImplementedError
-
-    async def get(self, invoice: int, payment: int) -> View | None:
-        raise NotImplementedError
-
-    async def delete(self, invoice: int, payment: int) -> Reply:
-        raise NotImplementedError
-
-
-def _xml_view(element: etree._Element, names: dict[str, str]) -> View:
-    values = {child.tag: (None if child.get("nil") == "true" else child.text) for child in element}
-    return {
-        "id": int(values[names["id"]] or 0),
-        "amount": Decimal(values[names["amount"]] or "0"),
-        "notes": values[names["notes"]],
-        "paid_on": (values[names["paid_on"]] or "")[:10],
-    }
-
-
-class HarvestClient(DialectClient):
-    name = "harvest"
-    names = {"id": "id", "amount": "amount", "notes": "notes", "paid_on": "paid-at"}
-
-    def auth(self) -> dict[str, str]:
-        return basic(f"{self.tenant}@example.com", f"{self.tenant}-harvest")
+    async def send(self, request: Request) -> Reply:
+        return await self.call(request.method, request.path, request.body, request.headers)
 
     async def create(
         self, invoice: int, amount: str, *, paid_on: str = "2026-11-20", notes: str | None = None
     ) -> tuple[Reply, int | None]:
-        note = f"<notes>{escape(notes)}</notes>" if notes is not None else ""
-        body = (
-            f'<payment><paid-at type="datetime">{paid_on}T00:00:00Z</paid-at>'
-            f'<amount type="decimal">{amount}</amount>{note}</payment>'
-        )
-        reply = await self.call(
-            "POST",
-            f"/invoices/{invoice}/payments.xml",
-            body.encode(),
-            {"Content-Type": "application/xml"},
-        )
-        return reply, int(reply.xml().findtext("id") or 0) if reply.status == 201 else None
+        request = self.support.create(self.tenant, invoice, amount, paid_on=paid_on, notes=notes)
+        reply = await self.send(request)
+        created = self.support.created(reply.answer()) if reply.status == 201 else None
+        return reply, created
 
     async def list(self, invoice: int) -> list[View]:
-        reply = await self.call(
-            "GET", f"/invoices/{invoice}/payments", headers={"Accept": "application/xml"}
-        )
+        reply = await self.send(self.support.listing(self.tenant, invoice))
         assert reply.status == 200, reply.body
-        root = reply.xml()
-        assert root.tag == "payments" and root.get("type") == "array"
-        return [_xml_view(item, self.names) for item in root]
+        return self.support.views(reply.body)
 
     async def get(self, invoice: int, payment: int) -> View | None:
-        reply = await self.call("GET", f"/invoices/{invoice}/payments/{payment}.xml")
-        return _xml_view(reply.xml(), self.names) if reply.status == 200 else None
+        request = self.support.get(self.tenant, invoice, payment)
+        if request is None:  # no get-one: the payment is found in its invoice's list
+            found = [item for item in await self.list(invoice) if item["id"] == payment]
+            return found[0] if found else None
+        reply = await self.send(request)
+        return self.support.view(reply.body) if reply.status == 200 else None
 
     async def delete(self, invoice: int, payment: int) -> Reply:
-        return await self.call("DELETE", f"/invoices/{invoice}/payments/{payment}")
+        request = self.support.delete(self.tenant, invoice, payment)
+        if request is None:
+            raise NotImplementedError(f"{self.name} has no delete")
+        return await self.send(request)
 
 
-class FastBillClient(DialectClient):
-    name = "fastbill"
-    names = {"id": "id", "amount": "amount", "notes": "comment", "paid_on": "date"}
-
-    def auth(self) -> dict[str, str]:
-        return basic(f"{self.tenant}@example.com", f"{self.tenant}-fastbill")
-
-    async def create(
-        self, invoice: int, amount: str, *, paid_on: str = "2026-11-20", notes: str | None = None
-    ) -> tuple[Reply, int | None]:
-        note = f"<comment>{escape(notes)}</comment>" if notes is not None else ""
-        body = (
-            f"<invoice-payment><invoice_id>{invoice}</invoice_id><date>{paid_on}</date>"
-            f"<amount>{amount}</amount>{note}<type>BANK_TRANSFER</type></invoice-payment>"
-        )
-        reply = await self.call(
-            "POST", "/api/invoice-payments", body.encode(), {"Content-Type": "text/xml"}
-        )
-        return reply, int(reply.xml().findtext("id") or 0) if reply.status == 201 else None
-
-    async def list(self, invoice: int) -> list[View]:
-        reply = await self.call("GET", f"/api/invoice-payments.xml?invoice_id={invoice}")
-        assert reply.status == 200, reply.body
-        root = reply.xml()
-        assert root.tag == "invoice-payments" and root.get("type") == "array"
-        return [_xml_view(item, self.names) for item in root]
-
-    async def get(self, invoice: int, payment: int) -> View | None:
-        reply = await self.call("GET", f"/api/invoice-payments/{payment}")
-        return _xml_view(reply.xml(), self.names) if reply.status == 200 else None
-
-    async def delete(self, invoice: int, payment: int) -> Reply:
-        return await self.call("DELETE", f"/api/invoice-payments/{payment}")
+Factory = Callable[..., DialectClient]
 
 
-class InvoilessClient(DialectClient):
-    name = "invoiless"
+class _Clients(Mapping[str, Factory]):
+    """The registry's dialects: `CLIENTS[name](client, tenant)` makes that dialect's client."""
 
-    def auth(self) -> dict[str, str]:
-        return {"api-key": f"{self.tenant}-invoiless"}
+    def __getitem__(self, name: str) -> Factory:
+        support = testing.support(name)
+        return lambda *args, **kwargs: DialectClient(support, *args, **kwargs)
 
-    @staticmethod
-    def view(item: dict[str, Any]) -> View:
-        return {
-            "id": int(item["id"]),
-            "amount": Decimal(str(item["amount"])),
-            "notes": item["notes"],
-            "paid_on": item["paidAt"],
-        }
+    def __iter__(self) -> Iterator[str]:
+        return iter(dialects.units())
 
-    async def create(
-        self, invoice: int, amount: str, *, paid_on: str = "2026-11-20", notes: str | None = None
-    ) -> tuple[Reply, int | None]:
-        body = f'{{"amount": {amount}, "method": "BankTransfer", "paidAt": "{paid_on}"'
-        body += f", {json.dumps('notes')}: {json.dumps(notes)}}}" if notes is not None else "}"
-        reply = await self.call(
-            "POST",
-            f"/v1/invoices/{invoice}/payments",
-            body.encode(),
-            {"Content-Type": "application/json"},
-        )
-        return reply, int(reply.json()["id"]) if reply.status == 201 else None
-
-    async def list(self, invoice: int) -> list[View]:
-        reply = await self.call("GET", f"/v1/invoices/{invoice}/payments")
-        assert reply.status == 200, reply.body
-        items = reply.json()
-        assert isinstance(items, list)
-        return [self.view(item) for item in items]
-
-    async def get(self, invoice: int, payment: int) -> View | None:
-        reply = await self.call("GET", f"/v1/payments/{payment}")
-        return self.view(reply.json()) if reply.status == 200 else None
-
-    async def delete(self, invoice: int, payment: int) -> Reply:
-        return await self.call("DELETE", f"/v1/payments/{payment}")
+    def __len__(self) -> int:
+        return len(dialects.units())
 
 
-class UrlKeyClient(DialectClient):
-    name = "urlkey"
-
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self_signed_token(f'{self.tenant}-app')}"}
-
-    def base(self, invoice: int) -> str:
-        return f"/businesses/{self.tenant}-biz/invoices/{hexid(invoice)}/payments"
-
-    @staticmethod
-    def view(item: dict[str, Any]) -> View:
-        return {
-            "id": int(item["_id"], 16),
-            "amount": Decimal(str(item["amount"])),
-            "notes": item["notes"],
-            "paid_on": item["paymentDate"][:10],
-        }
-
-    async def create(
-        self, invoice: int, amount: str, *, paid_on: str = "2026-11-20", notes: str | None = None
-    ) -> tuple[Reply, int | None]:
-        payload: dict[str, Any] = {
-            "paymentDate": f"{paid_on}T00:00:00.000Z",
-            "paymentMethod": "UPI",
-        }
-        if notes is not None:
-            payload["notes"] = notes
-        body = json.dumps(payload)[:-1] + f', "amount": {amount}}}'
-        reply = await self.call(
-            "POST", self.base(invoice), body.encode(), {"Content-Type": "application/json"}
-        )
-        return reply, int(reply.json()["_id"], 16) if reply.status == 201 else None
-
-    async def list(self, invoice: int) -> list[View]:
-        reply = await self.call("GET", self.base(invoice))
-        assert reply.status == 200, reply.body
-        return [self.view(item) for item in reply.json()["payments"]]
-
-    async def get(self, invoice: int, payment: int) -> View | None:
-        # urlKey has no get-one: a payment is found in its invoice's list.
-        found = [item for item in await self.list(invoice) if item["id"] == payment]
-        return found[0] if found else None
-
-    async def delete(self, invoice: int, payment: int) -> Reply:
-        raise NotImplementedError("urlKey has no delete")
-
-
-CLIENTS: dict[str, type[DialectClient]] = {
-    c.name: c for c in (HarvestClient, FastBillClient, InvoilessClient, UrlKeyClient)
-}
+CLIENTS: Mapping[str, Factory] = _Clients()

@@ -1,4 +1,4 @@
-"""Test helpers: a two-tenant config, and one small HTTP client per dialect."""
+"""Test helpers: a two-tenant config with a section per registered dialect, and the admin API."""
 
 from __future__ import annotations
 
@@ -8,43 +8,23 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import jwt
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
+import dialects
+from dialects import testing
+from dialects.testing.urlkey import APP_KEY as APP_KEY
+from dialects.testing.urlkey import APP_PUBLIC_PEM as APP_PUBLIC_PEM
+from dialects.testing.urlkey import self_signed_token as self_signed_token
 from gateway.config import Config, parse
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
-APP_KEY = ec.generate_private_key(ec.SECP256R1())
-APP_PUBLIC_PEM = (
-    APP_KEY.public_key()
-    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    .decode()
-)
 
 
 def tenant_config(name: str, *, rate_limit: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Plain-text credentials `<tenant>-harvest`, ... so tests need no scrypt."""
+    """A section per registered dialect with plain secrets (`<tenant>-harvest` ...): no scrypt."""
     tenant: dict[str, Any] = {
-        "harvest": {
-            "users": [
-                {"email": f"{name}@example.com", "password": f"{name}-harvest", "name": "Owner"}
-            ]
-        },
-        "fastbill": {"users": [{"email": f"{name}@example.com", "api_key": f"{name}-fastbill"}]},
-        "invoiless": {"keys": [{"key": f"{name}-invoiless", "scopes": [f"{name}-scope"]}]},
-        "urlkey": {
-            "business": f"{name}-biz",
-            "apps": [
-                {
-                    "app_id": f"{name}-app",
-                    "secret": f"{name}-app-secret",
-                    "public_key": APP_PUBLIC_PEM,
-                }
-            ],
-        },
+        dialect: testing.support(dialect).section(name) for dialect in dialects.units()
     }
     if rate_limit:
         tenant["rate_limit"] = rate_limit
@@ -65,20 +45,6 @@ def make_config(database: str, **overrides: Any) -> Config:
 def basic(user: str, secret: str) -> dict[str, str]:
     token = base64.b64encode(f"{user}:{secret}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
-
-
-def self_signed_token(app_id: str, *, lifetime: int = 3600, **claims: Any) -> str:
-    now = int(time.time())
-    payload = {
-        "iss": app_id,
-        "sub": app_id,
-        "aud": "serana",
-        "auth": {"entity": "app", "strategy": "app-iss-app-token"},
-        "iat": now,
-        "exp": now + lifetime,
-        **claims,
-    }
-    return jwt.encode(payload, APP_KEY, algorithm="ES256")
 
 
 async def new_invoice(

@@ -19,14 +19,15 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 from multidict import CIMultiDictProxy
 
+import dialects
+from dialects import testing
 from dialects.model import Invoice, Payment
 from gateway.state import GATEWAY
 from gateway.store import SQLiteStore
 
 from ..conftest import Client
-from ..support import basic, hexid, self_signed_token
 
-DIALECTS = ("harvest", "fastbill", "invoiless", "urlkey")
+DIALECTS = tuple(dialects.units())
 XML = "application/xml; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -69,60 +70,30 @@ async def send(
 
 def credentials(dialect: str, tenant: str = "acme") -> dict[str, str]:
     """The working credentials of `tenant` in `dialect` (see tests/support.py)."""
-    if dialect == "harvest":
-        return basic(f"{tenant}@example.com", f"{tenant}-harvest")
-    if dialect == "fastbill":
-        return basic(f"{tenant}@example.com", f"{tenant}-fastbill")
-    if dialect == "invoiless":
-        return {"api-key": f"{tenant}-invoiless"}
-    return bearer(self_signed_token(f"{tenant}-app"))
+    return testing.support(dialect).credentials(tenant)
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def list_path(dialect: str, invoice: int, business: str = "acme-biz") -> str:
-    if dialect == "harvest":
-        return f"/invoices/{invoice}/payments"
-    if dialect == "fastbill":
-        return f"/api/invoice-payments?invoice_id={invoice}"
-    if dialect == "invoiless":
-        return f"/v1/invoices/{invoice}/payments"
-    return f"/businesses/{business}/invoices/{hexid(invoice)}/payments"
+def list_path(dialect: str, invoice: int, tenant: str = "acme") -> str:
+    return testing.support(dialect).listing(tenant, invoice).path
 
 
 def create_request(
-    dialect: str, invoice: int, amount: str = "10.00", business: str = "acme-biz"
+    dialect: str, invoice: int, amount: str = "10.00", tenant: str = "acme"
 ) -> tuple[str, str, dict[str, str]]:
     """(path, body, headers) of a valid create in `dialect`."""
-    if dialect == "harvest":
-        body = (
-            f'<payment><paid-at type="datetime">2026-11-20T00:00:00Z</paid-at>'
-            f'<amount type="decimal">{amount}</amount></payment>'
-        )
-        return list_path(dialect, invoice), body, {"Content-Type": "application/xml"}
-    if dialect == "fastbill":
-        body = (
-            f"<invoice-payment><invoice_id>{invoice}</invoice_id>"
-            f"<amount>{amount}</amount></invoice-payment>"
-        )
-        return "/api/invoice-payments", body, {"Content-Type": "application/xml"}
-    if dialect == "invoiless":
-        body = f'{{"amount": {amount}, "method": "Cash", "paidAt": "2026-11-20"}}'
-        return list_path(dialect, invoice), body, {"Content-Type": "application/json"}
-    body = f'{{"amount": {amount}, "paymentMethod": "CASH"}}'
-    return list_path(dialect, invoice, business), body, {"Content-Type": "application/json"}
+    request = testing.support(dialect).create(tenant, invoice, amount)
+    return request.path, (request.body or b"").decode(), dict(request.headers)
 
 
 def payment_path(dialect: str, invoice: int, payment: int) -> str:
-    """The get/delete path of one payment (urlKey has none)."""
-    if dialect == "harvest":
-        return f"/invoices/{invoice}/payments/{payment}"
-    if dialect == "fastbill":
-        return f"/api/invoice-payments/{payment}"
-    assert dialect == "invoiless", dialect
-    return f"/v1/payments/{payment}"
+    """The get/delete path of one payment (for dialects that have one)."""
+    request = testing.support(dialect).delete("acme", invoice, payment)
+    assert request is not None, dialect
+    return request.path
 
 
 # --- expected error shapes -------------------------------------------------------------

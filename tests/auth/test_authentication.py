@@ -288,7 +288,7 @@ async def test_urlkey_issued_token_does_not_open_another_business(client: Client
     answer = await send(
         client,
         "GET",
-        list_path("urlkey", invoice["id"], business="globex-biz"),
+        list_path("urlkey", invoice["id"], tenant="globex"),
         headers=bearer(issued["accessToken"]),
     )
     assert_feathers(answer, 403, "This token does not open that business")

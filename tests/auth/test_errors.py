@@ -901,7 +901,7 @@ async def test_rate_limit_answers_in_each_dialects_way_with_retry_after(
     answer = await send(client, "GET", list_path(other, invoice), headers=credentials(other))
     assert answer.status == 200
     globex_invoice = (await new_invoice(client, tenant="globex"))["id"]
-    globex_path = list_path(dialect, globex_invoice, business="globex-biz")
+    globex_path = list_path(dialect, globex_invoice, tenant="globex")
     for _ in range(5):
         answer = await send(client, "GET", globex_path, headers=credentials(dialect, "globex"))
         assert answer.status == 200

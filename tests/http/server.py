@@ -46,7 +46,9 @@ def free_port() -> int:
 class Server:
     """One `python -m gateway` process; its output goes to a log file for diagnosis."""
 
-    def __init__(self, config: Path, database: Path, log: Path) -> None:
+    def __init__(
+        self, config: Path, database: Path, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -66,6 +68,7 @@ class Server:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def output(self) -> str:

@@ -7,11 +7,15 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import dialects
+from dialects import testing
+from dialects.testing import decimal_json
+
 from ..clients import CLIENTS, Reply
 from ..conftest import Client
 from ..support import ADMIN, hexid
 
-DIALECTS = ("fastbill", "harvest", "invoiless", "urlkey")
+DIALECTS = tuple(dialects.units())
 _NUMBERS = itertools.count(1)
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -63,13 +67,7 @@ async def call(
 
 def json_body(fields: dict[str, Any]) -> bytes:
     """JSON text in which Decimal values are written as exact number literals."""
-    numbers = {key: value for key, value in fields.items() if isinstance(value, Decimal)}
-    plain = {key: value for key, value in fields.items() if key not in numbers}
-    text = json.dumps(plain)
-    extra = ", ".join(f"{json.dumps(key)}: {value}" for key, value in numbers.items())
-    if extra:
-        text = text[:-1] + (", " if plain else "") + extra + "}"
-    return text.encode()
+    return decimal_json(fields)
 
 
 def xml_body(root: str, fields: dict[str, str]) -> bytes:
@@ -85,27 +83,12 @@ def payment_request(
     dialect: str, invoice_id: int, amount: str, **extra: str
 ) -> tuple[str, bytes, dict[str, str]]:
     """(path, body, headers) of a POST recording `amount` in `dialect`'s own wire form."""
-    if dialect == "harvest":
-        fields = {"paid-at": "2026-11-20T00:00:00Z", "amount": amount, **extra}
-        body = xml_body("payment", fields)
-        return f"/invoices/{invoice_id}/payments", body, {"Content-Type": "application/xml"}
-    if dialect == "fastbill":
-        fields = {"invoice_id": str(invoice_id), "date": "2026-11-20", "amount": amount}
-        body = xml_body("invoice-payment", {**fields, "type": "BANK_TRANSFER", **extra})
-        return "/api/invoice-payments", body, {"Content-Type": "text/xml"}
-    data: dict[str, Any] = {"amount": Decimal(amount)}
-    if dialect == "invoiless":
-        data.update({"method": "BankTransfer", "paidAt": "2026-11-20"})
-        path = f"/v1/invoices/{invoice_id}/payments"
-    else:
-        data.update({"paymentDate": "2026-11-20T00:00:00.000Z", "paymentMethod": "UPI"})
-        path = urlkey_path(invoice_id)
-    data.update({key: Decimal(value) for key, value in extra.items()})
-    return path, json_body(data), {"Content-Type": "application/json"}
+    request = testing.support(dialect).create("acme", invoice_id, amount, extra=extra)
+    return request.path, request.body or b"", dict(request.headers)
 
 
 async def pay(client: Client, dialect: str, invoice_id: int, amount: str, **extra: str) -> Reply:
-    """Record `amount` on an invoice in `dialect`'s own wire form; `extra` adds fields."""
+    """Record `amount` on an invoice in `dialect`'s own wire form; `extra` adds wire fields."""
     path, body, headers = payment_request(dialect, invoice_id, amount, **extra)
     return await call(client, dialect, "POST", path, body, headers)
 
@@ -117,20 +100,13 @@ def exact(reply: Reply) -> Any:
 
 def payment_id(dialect: str, reply: Reply) -> int:
     """The canonical id of the payment a create reply carries."""
-    if dialect in ("harvest", "fastbill"):
-        return int(reply.xml().findtext("id") or "0")
-    if dialect == "invoiless":
-        return int(reply.json()["id"])
-    return int(reply.json()["_id"], 16)
+    return testing.support(dialect).created(reply.answer())
 
 
 async def delete(client: Client, dialect: str, invoice_id: int, payment: int) -> Reply:
-    paths = {
-        "harvest": f"/invoices/{invoice_id}/payments/{payment}",
-        "fastbill": f"/api/invoice-payments/{payment}",
-        "invoiless": f"/v1/payments/{payment}",
-    }
-    return await call(client, dialect, "DELETE", paths[dialect])
+    request = testing.support(dialect).delete("acme", invoice_id, payment)
+    assert request is not None, f"{dialect} has no delete"
+    return await CLIENTS[dialect](client).send(request)
 
 
 def error_messages(reply: Reply) -> list[str]:

@@ -20,13 +20,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import dialects
+from dialects import testing
 from gateway.config import Config
 
 from ..conftest import Client
 from ..http.server import Server
 from ..support import ADMIN, make_config, tenant_config
 
-DIALECTS = ("harvest", "fastbill", "invoiless", "urlkey")
+DIALECTS = tuple(dialects.units())
 BACKEND_ADMIN = {"Authorization": "Bearer backend-admin-token"}
 
 # The proxy's own ES256 key at the backend (app acme-signer), apart from support.APP_KEY.
@@ -42,18 +43,10 @@ SIGNER_PUBLIC_PEM = (
     .decode()
 )
 
-# Tenant acme's credentials at the backend, one set per backend dialect.
-CREDENTIALS: dict[str, dict[str, str]] = {
-    "harvest": {"user": "acme@example.com", "password": "acme-harvest"},
-    "fastbill": {"user": "acme@example.com", "password": "acme-fastbill"},
-    "invoiless": {"api_key": "acme-invoiless", "scope_id": "acme-scope"},
-    "urlkey": {"business": "acme-biz", "app_id": "acme-app", "app_secret": "acme-app-secret"},
-}
-
 
 def upstream(dialect: str, url: str, **extra: Any) -> dict[str, Any]:
     """A `backend:` section for tenant acme: the dialect, the URL, acme's credentials."""
-    return {"dialect": dialect, "url": url, **CREDENTIALS[dialect], **extra}
+    return {"dialect": dialect, "url": url, **testing.support(dialect).backend("acme"), **extra}
 
 
 def proxy_tenants(backend: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 import urllib.request
 import warnings
 import zlib
@@ -26,8 +27,11 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import HypothesisWarning
 
-from ..support import self_signed_token
-from .harness import ADMIN, basic, blocking_exchange, hexid
+import dialects
+from dialects import testing
+from dialects.unit import ApiKeyAuth, Op
+
+from .harness import ADMIN, blocking_exchange, hexid
 
 TENANT = "fuzz"  # its only invoice is a draft: no request can record or delete anything
 
@@ -36,36 +40,41 @@ TENANT = "fuzz"  # its only invoice is a draft: no request can record or delete 
 class Endpoint:
     dialect: str  # or "admin"
     method: str
-    path: str  # {inv}, {pay}, {hinv} and {biz} are filled per example
+    path: str  # {inv}, {pay}, {hinv} (the dialect's id form) and {biz} are filled per example
 
     @property
     def id(self) -> str:
         return f"{self.dialect} {self.method} {self.path}"
 
 
-ENDPOINTS = [
-    Endpoint("harvest", "GET", "/invoices/{inv}/payments"),
-    Endpoint("harvest", "POST", "/invoices/{inv}/payments"),
-    Endpoint("harvest", "GET", "/invoices/{inv}/payments/{pay}"),
-    Endpoint("harvest", "GET", "/invoices/{inv}/payment/{pay}"),
-    Endpoint("harvest", "DELETE", "/invoices/{inv}/payments/{pay}"),
-    Endpoint("fastbill", "GET", "/api/invoice-payments?invoice_id={inv}"),
-    Endpoint("fastbill", "POST", "/api/invoice-payments"),
-    Endpoint("fastbill", "GET", "/api/invoice-payments/{pay}"),
-    Endpoint("fastbill", "DELETE", "/api/invoice-payments/{pay}"),
-    Endpoint("invoiless", "POST", "/v1/invoices/{inv}/payments"),
-    Endpoint("invoiless", "GET", "/v1/invoices/{inv}/payments"),
-    Endpoint("invoiless", "GET", "/v1/payments/{pay}"),
-    Endpoint("invoiless", "PUT", "/v1/payments/{pay}"),
-    Endpoint("invoiless", "PATCH", "/v1/payments/{pay}"),
-    Endpoint("invoiless", "DELETE", "/v1/payments/{pay}"),
-    Endpoint("urlkey", "POST", "/businesses/{biz}/invoices/{hinv}/payments"),
-    Endpoint("urlkey", "GET", "/businesses/{biz}/invoices/{hinv}/payments"),
-    Endpoint("urlkey", "POST", "/authentication"),
-    Endpoint("admin", "GET", "/gateway/v1/invoices/{inv}"),
-    Endpoint("admin", "GET", "/gateway/v1/payments/{pay}"),
-    Endpoint("admin", "GET", "/gateway/v1/ids/{dialect}/invoice/{inv}"),
-]
+def _endpoint(dialect: str, method: str, path: str, query: str) -> Endpoint:
+    """A route's path with the fuzzer's fields: {hinv} the invoice in the dialect's id form."""
+    path = path.replace("{invoice_id}", "{hinv}").replace("{payment_id}", "{pay}")
+    path = re.sub(r"\{(?!hinv\}|pay\})[^}]*\}", "{biz}", path)
+    return Endpoint(dialect, method, path + query)
+
+
+def _endpoints() -> list[Endpoint]:
+    """Every route and token endpoint of every registered dialect, and the admin API's."""
+    found = []
+    for name, unit in dialects.units().items():
+        for route in unit.routes:
+            query = (
+                ""
+                if "{invoice_id}" in route.path or route.op is not Op.LIST
+                else "?invoice_id={inv}"
+            )
+            found.append(_endpoint(name, route.method, route.path, query))
+        if unit.token_endpoint is not None:
+            found.append(Endpoint(name, "POST", unit.token_endpoint.path))
+    return found + [
+        Endpoint("admin", "GET", "/gateway/v1/invoices/{inv}"),
+        Endpoint("admin", "GET", "/gateway/v1/payments/{pay}"),
+        Endpoint("admin", "GET", "/gateway/v1/ids/{dialect}/invoice/{inv}"),
+    ]
+
+
+ENDPOINTS = _endpoints()
 
 
 @dataclass
@@ -229,33 +238,40 @@ def bodies(endpoint: Endpoint, invoice: int) -> st.SearchStrategy[bytes]:
     )
 
 
-GOOD: dict[str, list[tuple[str, str]]] = {
-    "harvest": [("Authorization", basic("fuzz@example.com", "fuzz-harvest")["Authorization"])],
-    "fastbill": [("Authorization", basic("fuzz@example.com", "fuzz-fastbill")["Authorization"])],
-    "invoiless": [("api-key", "fuzz-invoiless")],
-    "admin": list(ADMIN.items()),
-}  # fmt: skip
+def good(dialect: str) -> list[tuple[str, str]]:
+    """The fuzz tenant's credentials in a dialect (a fresh token each time where signed)."""
+    if dialect == "admin":
+        return list(ADMIN.items())
+    return list(testing.support(dialect).credentials(TENANT).items())
 
 
 def own(endpoint: Endpoint) -> list[tuple[str, str]]:
-    """The fuzz tenant's credentials for the endpoint (a fresh urlKey token each time)."""
-    if endpoint.dialect == "urlkey":
-        return [("Authorization", f"Bearer {self_signed_token('fuzz-app')}")]
-    return GOOD[endpoint.dialect]
+    return good(endpoint.dialect)
 
 
 def credential(endpoint: Endpoint) -> st.SearchStrategy[list[tuple[str, str]]]:
     """Wrong credentials: none, junk, another dialect's, a scope the key does not own."""
     junk_basic = st.binary(max_size=30).map(lambda b: "Basic " + base64.b64encode(b).decode())
-    others = [v for k, v in GOOD.items() if k != endpoint.dialect]
+    others = [good(k) for k in [*dialects.units(), "admin"] if k != endpoint.dialect]
+    api_keys = [n for n, u in dialects.units().items() if isinstance(u.caller_auth, ApiKeyAuth)]
+    keyed = good(api_keys[0]) if api_keys else []
     return st.one_of(
         st.just([]),
         junk_basic.map(lambda v: [("Authorization", v)]),
         latin1_text.map(lambda v: [("Authorization", "Bearer " + v)]),
         latin1_text.map(lambda v: [("Authorization", v)]),
         latin1_text.map(lambda v: [("api-key", v), ("scope-id", v[:5])]),
-        latin1_text.map(lambda v: [*GOOD["invoiless"], ("scope-id", v)]),
+        latin1_text.map(lambda v: [*keyed, ("scope-id", v)]),
         st.sampled_from(others),
+    )
+
+
+def wire(endpoint: Endpoint, number: int) -> str:
+    """`number` in the endpoint's dialect's id form."""
+    return (
+        str(number)
+        if endpoint.dialect == "admin"
+        else testing.support(endpoint.dialect).wire_id(number)
     )
 
 
@@ -278,7 +294,7 @@ def paths(draw: st.DrawFn, endpoint: Endpoint, target: Target) -> str:
     invoice = draw(segments(target, "inv"))
     path = endpoint.path.format(
         inv=invoice, pay=draw(segments(target, "pay")), dialect=draw(xml_names),
-        hinv=draw(st.one_of(st.just(hexid(target.fuzz_invoice)), segments(target, "inv"))),
+        hinv=draw(st.one_of(st.just(wire(endpoint, target.fuzz_invoice)), segments(target, "inv"))),
         biz=draw(st.one_of(st.just("fuzz-biz"), st.sampled_from(["acme-biz", "nope"]),
                            segments(target, "inv"))),
     )  # fmt: skip
@@ -297,7 +313,7 @@ ASPECTS = ("method", "path", "credentials", "headers")
 def valid_path(endpoint: Endpoint, target: Target) -> str:
     """The endpoint's path on the fuzz tenant's own (draft) invoice."""
     return endpoint.path.format(inv=target.fuzz_invoice, pay=target.acme_payment + 1_000_000,
-                                hinv=hexid(target.fuzz_invoice), biz="fuzz-biz",
+                                hinv=wire(endpoint, target.fuzz_invoice), biz="fuzz-biz",
                                 dialect=endpoint.dialect)  # fmt: skip
 
 

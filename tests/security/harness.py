@@ -22,16 +22,17 @@ from typing import Any
 
 import aiohttp
 import yaml
-from lxml import etree
 
+import dialects
+from dialects import testing
 from gateway import passwords
 
 from ..http.server import Server
-from ..support import self_signed_token, tenant_config
+from ..support import tenant_config
 
 ADMIN_TOKEN = "security-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-DIALECTS = ("harvest", "fastbill", "invoiless", "urlkey")
+DIALECTS = tuple(dialects.units())
 # A refusal is answered within this, measured around the request after a warm-up.
 BOUND_MS = 50.0
 # Growth of the catalogue server's peak RSS over its RSS after start-up.
@@ -147,13 +148,7 @@ def basic(user: str, secret: str) -> dict[str, str]:
 
 def credentials(dialect: str, tenant: str = "acme") -> dict[str, str]:
     """Working credentials of `tenant` (tests.support.tenant_config: plain or hashed)."""
-    if dialect == "harvest":
-        return basic(f"{tenant}@example.com", f"{tenant}-harvest")
-    if dialect == "fastbill":
-        return basic(f"{tenant}@example.com", f"{tenant}-fastbill")
-    if dialect == "invoiless":
-        return {"api-key": f"{tenant}-invoiless"}
-    return {"Authorization": f"Bearer {self_signed_token(f'{tenant}-app')}"}
+    return testing.support(dialect).credentials(tenant)
 
 
 def hexid(number: int) -> str:
@@ -166,14 +161,8 @@ def hexid(number: int) -> str:
 def hashed_tenant(name: str) -> dict[str, Any]:
     """tenant_config(name) with every secret stored as a scrypt hash, as config.yaml has."""
     tenant = tenant_config(name)
-    for user in tenant["harvest"]["users"]:
-        user["password"] = passwords.make_hash(user["password"])
-    for user in tenant["fastbill"]["users"]:
-        user["api_key"] = passwords.make_hash(user["api_key"])
-    for key in tenant["invoiless"]["keys"]:
-        key["key"] = passwords.make_hash(key["key"])
-    for app in tenant["urlkey"]["apps"]:
-        app["secret"] = passwords.make_hash(app["secret"])
+    for dialect in dialects.units():
+        tenant[dialect] = testing.support(dialect).hashed(tenant[dialect], passwords.make_hash)
     return tenant
 
 
@@ -329,49 +318,19 @@ def assert_error(
 ) -> str:
     """`answer` is the `kind` error in `dialect`'s own shape; returns its message text.
 
-    Shapes as docs/dialects.md gives them: Rails `<errors><error>` documents (or
-    `{"errors": [...]}`), Invoiless (and the admin API) `{"error": {"code", "message"
-    [, "fields"]}}`, urlKey Feathers objects. `message` must occur in the text if given.
+    Shapes are each dialect's test support's (docs/dialects.md gives them); "admin" is
+    the canonical admin API's `{"error": {"code", "message"[, "fields"]}}`. `message`
+    must occur in the text if given.
     """
     status = status_of(kind, dialect)
     assert answer.status == status, (answer.status, answer.body[:500])
     assert b"Traceback" not in answer.body
-    fmt = fmt or ("xml" if dialect in ("harvest", "fastbill") else "json")
-    if dialect in ("harvest", "fastbill"):
-        if fmt == "xml":
-            assert answer.content_type == XML, answer.headers
-            assert answer.body.startswith(DECLARATION), answer.body[:200]
-            root = etree.fromstring(answer.body)
-            assert root.tag == "errors" and len(root) >= 1
-            assert all(child.tag == "error" and child.text for child in root)
-            text = "; ".join(child.text or "" for child in root)
-        else:
-            assert answer.content_type == JSON, answer.headers
-            document = answer.json()
-            assert set(document) == {"errors"} and document["errors"]
-            assert all(isinstance(item, str) for item in document["errors"])
-            text = "; ".join(document["errors"])
-        if status == 401:
-            assert answer.headers["WWW-Authenticate"].startswith('Basic realm="')
-        if status == 400:
-            assert answer.headers.get("Hint"), "Harvest's 400s carry a Hint"
-    elif dialect in ("invoiless", "admin"):  # the admin API has the same shape
-        assert answer.content_type == JSON, answer.headers
-        document = answer.json()
-        assert set(document) == {"error"}
-        error = document["error"]
-        assert set(error) <= {"code", "message", "fields"} and error["code"] == kind, error
-        assert isinstance(error["message"], str) and error["message"]
-        text = error["message"] + "".join(f"; {k} {v}" for k, v in error.get("fields", {}).items())
+    seen = testing.Answer(answer.status, answer.headers, answer.body)
+    if dialect == "admin":
+        text = testing.error_object(seen, status)
+        assert answer.json()["error"]["code"] == kind, answer.body
     else:
-        assert answer.content_type == JSON, answer.headers
-        document = answer.json()
-        assert set(document) == {"name", "message", "code", "className", "data", "errors"}
-        assert document["code"] == status and document["name"] == FEATHERS[status], document
-        assert document["className"] == re.sub(r"(?<!^)(?=[A-Z])", "-", document["name"]).lower()
-        assert document["data"] == {"message": document["message"]}
-        assert isinstance(document["errors"], dict)
-        text = document["message"] + "".join(f"; {k} {v}" for k, v in document["errors"].items())
+        text = testing.support(dialect).error(seen, status, kind, fmt)
     if kind == "rate_limited":
         assert answer.headers["Retry-After"].isdigit()
     if message is not None:

@@ -1,0 +1,138 @@
+"""A dialect shipped as its own package: installed through its entry point, served, gridded.
+
+The package is `tests/fixtures/tallybook` (its own pyproject, module, test support).
+It is installed with pip into a temporary directory, never into the environment, and
+that directory is put on the path of the processes that should see it: a gateway
+process serving it, and a pytest run of the registry-driven record/read grid and the
+proxy's caller x backend grid, which pick it up with no edit anywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ..http.server import Server
+from ..support import basic, tenant_config
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "tallybook"
+ADMIN = {"Authorization": "Bearer plug-in-admin"}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture package pip-installed into a directory of its own."""
+    work = tmp_path_factory.mktemp("tallybook")
+    source = shutil.copytree(FIXTURE, work / "source")  # the build leaves files behind
+    target = work / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(source)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert (target / "tallybook" / "__init__.py").exists()
+    assert list(target.glob("tallybook_dialect-*.dist-info/entry_points.txt"))
+    return target
+
+
+def environment(site: Path) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(site), str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def request(url: str, method: str, path: str, headers: dict[str, str],
+            body: Any = None) -> tuple[int, dict[str, str], Any]:  # fmt: skip
+    data = json.dumps(body).encode() if body is not None else None
+    sent = urllib.request.Request(url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(sent, timeout=10) as response:
+            text = response.read()
+            return response.status, dict(response.headers), json.loads(text) if text else None
+    except urllib.error.HTTPError as refused:
+        return refused.code, dict(refused.headers), json.loads(refused.read())
+
+
+@pytest.fixture(scope="module")
+def server(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp("served")
+    tenant = {**tenant_config("acme"), "tallybook": {"keys": [{"key": "acme-tally"}]}}
+    config = directory / "config.yaml"
+    raw = {"admin_token": "plug-in-admin", "server": {"access_log": False},
+           "tenants": {"acme": tenant}}  # fmt: skip
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    process = Server(config, directory / "db.sqlite", directory / "log", environment(installed))
+    try:
+        yield process.wait_ready()
+    finally:
+        process.stop()
+
+
+def test_the_installed_dialect_is_served_at_its_own_paths(server: Server) -> None:
+    invoice = {"tenant": "acme", "number": "TB-1", "currency": "EUR", "total": "100.00",
+               "issued_on": "2026-01-01", "due_on": "2999-12-31"}  # fmt: skip
+    status, _, created = request(server.url, "POST", "/gateway/v1/invoices", ADMIN, invoice)
+    assert status == 201 and created["dialect_ids"]["tallybook"] == f"tb-{created['id']}"
+    key = {"x-tally-key": "acme-tally", "Content-Type": "application/json"}
+    path = f"/tallybook/invoices/tb-{created['id']}/entries"
+
+    status, headers, entry = request(server.url, "POST", path, key,
+                                     {"sum": 30, "day": "2026-11-20", "memo": "plug-in"})  # fmt: skip
+    status_list, _, listed = request(server.url, "GET", path, key)
+
+    assert status == 201, entry
+    assert headers["Location"] == f"/tallybook/entries/{entry['entry']}"
+    assert entry == {"entry": entry["entry"], "invoice": f"tb-{created['id']}", "sum": 30,
+                     "day": "2026-11-20", "memo": "plug-in"}  # fmt: skip
+    assert status_list == 200 and listed == {"entries": [entry]}
+    harvest = {**basic("acme@example.com", "acme-harvest"), "Accept": "application/json"}
+    status, _, seen = request(server.url, "GET", f"/invoices/{created['id']}/payments", harvest)
+    assert status == 200 and [p["payment"]["notes"] for p in seen] == ["plug-in"]
+
+
+def test_the_installed_dialect_refuses_in_its_own_error_shape(server: Server) -> None:
+    status, _, refused = request(server.url, "GET", "/tallybook/entries/tb-1",
+                                 {"x-tally-key": "wrong"})  # fmt: skip
+    assert (status, refused) == (401, {"problem": "Invalid x-tally-key", "fields": {}})
+    status, _, missing = request(server.url, "GET", "/tallybook/nowhere", {})
+    assert (status, missing) == (404, {"problem": "Not found", "fields": {}})
+
+
+def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -> None:
+    """The record/read grid and the proxy's caller x backend grid, run with it installed."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "tallybook",
+         "tests/test_smoke_http.py", "tests/proxy/test_grid.py"],
+        cwd=ROOT, env=environment(installed), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    passed = re.search(r"(\d+) passed", run.stdout)
+    # With n dialects, tallybook is in 2n - 1 pairs of each grid.
+    assert passed is not None and int(passed.group(1)) == 2 * (2 * 5 - 1), run.stdout[-500:]
+
+
+def test_a_misspelt_section_stops_the_gateway_with_one_line(
+    installed: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    raw = {"admin_token": "t", "tenants": {"acme": {"tallybok": {"keys": []}}}}
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config)],
+        env=environment(installed), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert "tenants.acme.tallybok: Extra inputs are not permitted" in run.stderr
+    assert "(unknown dialect 'tallybok'; did you mean 'tallybook'?)" in run.stderr
