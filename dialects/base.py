@@ -100,11 +100,22 @@ class Dialect:
     required: ClassVar[frozenset[str]] = frozenset()
     statuses: ClassVar[Mapping[str, int]] = {}
     max_notes: ClassVar[int] = MAX_TEXT
+    # The canonical ids the id form can write are 1 .. id_limit - 1 (None: any); a
+    # decimal form reads at most 18 digits (`_values.parse_integer`).
+    id_limit: ClassVar[int | None] = 10**18
 
     # --- ids: one bijection per dialect over the canonical integer ids ---------
 
     def wire_id(self, number: int) -> WireId:
         return number
+
+    def carries(self, number: int) -> bool:
+        """Whether this id form can write `number`, another form's id, unchanged.
+
+        An integer form carries a decimal string's number, 24 hex digits or a UUID
+        carry an integer, and every form carries its own ids.
+        """
+        return number > 0 and (self.id_limit is None or number < self.id_limit)
 
     def parse_id(self, text: object) -> int | None:
         """A canonical id from this dialect's id form, or None if it cannot be one."""

@@ -110,6 +110,7 @@ class UrlKey(JsonDialect):
     # credit_note, coupon and other have no urlKey word: shown as null, with a warning.
     method_fallback = None
     statuses = {"validation": 400}
+    id_limit = 16**24  # what 24 hex digits hold
 
     def wire_id(self, number: int) -> WireId:
         return f"{number:024x}"

@@ -17,7 +17,7 @@ from dialects.model import Invoice, Payment, currency_exponent
 from .http import read_body
 from .proxy import ProxyBackend
 from .state import GATEWAY, Gateway
-from .store import KeyRecord, NewInvoice
+from .store import BackendRef, KeyRecord, NewInvoice
 
 _KINDS = ("invoice", "payment")
 
@@ -185,18 +185,17 @@ async def lookup_ids(request: web.Request) -> web.Response:
 async def _proxied_ids(
     proxy: ProxyBackend, dialect: Dialect, kind: str, wire_id: str
 ) -> dict[str, object]:
-    """In proxy mode an id in the backend's own dialect is the backend's id."""
+    """In proxy mode an id in the backend's own dialect is the backend's id; in any other
+    dialect it is the id that dialect's callers use. The object must exist at the backend."""
     if dialect.name == proxy.dialect.name:
-        local = await proxy.local_id(kind, wire_id)
+        ref: BackendRef | None = BackendRef(wire_id)
     else:
         number = dialect.parse_id(wire_id)
-        if number is None:
-            raise NotFound(f"No {kind} with that id")
-        local = number
-    ref = await proxy.ids.ref(kind, local)
+        ref = await proxy.ids.ref(kind, number) if number is not None else None
     if ref is None:
         raise NotFound(f"No {kind} with that id")
-    return {"dialect_ids": dialect_ids(local), "backend_id": ref.backend_id}
+    await proxy.check(kind, ref)
+    return {"dialect_ids": await proxy.callers_ids(kind, ref), "backend_id": ref.backend_id}
 
 
 def key_json(record: KeyRecord) -> dict[str, Any]:

@@ -1,61 +1,118 @@
-"""The proxy's id map: backend ids to caller-visible ids, persisted, cached in memory."""
+"""The proxy's ids: a backend's own ids where the caller's form carries them, else minted ones.
+
+A caller in front of a backend uses the backend's own ids with no set-up: the
+backend's id is read as a canonical number in the backend's form and written in the
+caller's (Invoiless "7", Harvest 7, urlKey 000...07 are one invoice). Where the
+caller's form cannot carry it (a real urlKey ObjectId for a Harvest caller, an id
+that is no number at all), the store mints a local id in a range of its own; the
+admin lookup (`/gateway/v1/ids/...`) tells a caller what it is.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dialects import Dialect
+
 from .store import BackendRef, Store
 
+# Minted ids live in [MINTED, 10**18), the top of what 18 decimal digits (the longest
+# integer id any form reads) hold: an id in that range is never a backend's own, so a
+# caller's id says by its size how to find the backend object behind it.
+MINTED = 9 * 10**17
+_TOP = 10**18
 _MAX_CACHED = 100_000
 
 
 class IdMap:
-    """One tenant's bijection between backend ids and local integer ids.
+    """One tenant's ids between a backend and its callers, persisted, cached in memory.
 
-    The store holds the truth (minted once, never changed but for learning a
-    payment's parent invoice); the caches save a database round trip on the hot
-    path, and since a mapping never changes they can never be stale.
+    The store holds every minted id and every payment's invoice (minted once, never
+    changed but for learning a payment's invoice); the caches save a database round
+    trip on the hot path, and since a mapping never changes they can never be stale.
     """
 
-    def __init__(self, store: Store, tenant: str) -> None:
+    def __init__(self, store: Store, tenant: str, backend: Dialect, *, parents: bool) -> None:
+        """`parents`: the backend reaches a payment only through its invoice, so the
+        store keeps every payment's invoice (else only minted ids are stored)."""
         self.store = store
         self.tenant = tenant
-        self._local: dict[tuple[str, str], int] = {}
+        self.backend = backend
+        self.parents = parents
+        self._stored: dict[tuple[str, str], int] = {}
         self._refs: dict[tuple[str, int], BackendRef] = {}
 
-    async def local(self, kind: str, refs: Sequence[BackendRef]) -> list[int]:
-        """Local ids for backend objects, minted on first sight."""
-        cached = [self._cached_local(kind, ref) for ref in refs]
-        if all(local is not None for local in cached):
-            return [local for local in cached if local is not None]
-        ids = await self.store.map_ids(self.tenant, kind, refs)
-        for ref, local in zip(refs, ids, strict=True):
-            self._remember(kind, local, ref)
-        return ids
+    def identity(self, backend_id: str, caller: Dialect) -> int | None:
+        """The backend's own number for `backend_id`, if `caller`'s id form carries it."""
+        number = self.backend.parse_id(backend_id)
+        if number is None or MINTED <= number < _TOP or not caller.carries(number):
+            return None
+        return number if str(self.backend.wire_id(number)) == backend_id else None
+
+    async def local(self, kind: str, refs: Sequence[BackendRef], caller: Dialect) -> list[int]:
+        """The ids `caller` knows backend objects by: their own, or minted on first sight."""
+        numbers = [self.identity(ref.backend_id, caller) for ref in refs]
+        # The store keeps what an identity cannot say: minted ids, and payments' invoices.
+        kept = [
+            ref
+            for ref, number in zip(refs, numbers, strict=True)
+            if number is None or (self._keeps_parent(kind) and ref.parent is not None)
+        ]
+        stored = dict(zip([r.backend_id for r in kept], await self._store(kind, kept), strict=True))
+        return [
+            number if number is not None else MINTED + stored[ref.backend_id]
+            for ref, number in zip(refs, numbers, strict=True)
+        ]
 
     async def ref(self, kind: str, local: int) -> BackendRef | None:
-        """The backend object behind a local id, or None if there is none."""
-        found = self._refs.get((kind, local))
+        """The backend object behind a caller's id, or None if there can be none."""
+        if MINTED <= local < _TOP:
+            return await self._stored_ref(kind, local - MINTED)
+        if not self.backend.carries(local):
+            return None
+        backend_id = str(self.backend.wire_id(local))
+        if not self._keeps_parent(kind):
+            return BackendRef(backend_id)
+        # A payment's invoice, if the proxy has seen it (a nested backend route needs it).
+        stored = (await self._store(kind, [BackendRef(backend_id)]))[0]
+        return await self._stored_ref(kind, stored) or BackendRef(backend_id)
+
+    def _keeps_parent(self, kind: str) -> bool:
+        return self.parents and kind == "payment"
+
+    async def _store(self, kind: str, refs: Sequence[BackendRef]) -> list[int]:
+        if not refs:
+            return []
+        cached = [self._cached(kind, ref) for ref in refs]
+        if all(found is not None for found in cached):
+            return [found for found in cached if found is not None]
+        ids = await self.store.map_ids(self.tenant, kind, refs)
+        for ref, stored in zip(refs, ids, strict=True):
+            self._remember(kind, stored, ref)
+        return ids
+
+    async def _stored_ref(self, kind: str, stored: int) -> BackendRef | None:
+        found = self._refs.get((kind, stored))
         if found is None:
-            found = await self.store.backend_ref(self.tenant, kind, local)
+            found = await self.store.backend_ref(self.tenant, kind, stored)
             if found is not None:
-                self._remember(kind, local, found)
+                self._remember(kind, stored, found)
         return found
 
-    def _cached_local(self, kind: str, ref: BackendRef) -> int | None:
-        local = self._local.get((kind, ref.backend_id))
-        if local is None:
+    def _cached(self, kind: str, ref: BackendRef) -> int | None:
+        stored = self._stored.get((kind, ref.backend_id))
+        if stored is None:
             return None
-        known = self._refs.get((kind, local))
+        known = self._refs.get((kind, stored))
         # A payment seen first without its invoice must still learn it in the store.
         if ref.parent is not None and (known is None or known.parent != ref.parent):
             return None
-        return local
+        return stored
 
-    def _remember(self, kind: str, local: int, ref: BackendRef) -> None:
+    def _remember(self, kind: str, stored: int, ref: BackendRef) -> None:
         if len(self._refs) >= _MAX_CACHED:
-            self._local.clear()
+            self._stored.clear()
             self._refs.clear()
-        self._local[(kind, ref.backend_id)] = local
+        self._stored[(kind, ref.backend_id)] = stored
         if kind == "invoice" or ref.parent is not None:
-            self._refs[(kind, local)] = ref
+            self._refs[(kind, stored)] = ref

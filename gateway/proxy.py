@@ -2,7 +2,8 @@
 
 The caller's request arrives decoded (canonical); here it is re-encoded in the
 backend's dialect, sent, and the backend's answer decoded back. Ids cross through
-the store's persistent id map, so callers only ever see ids in their own form.
+the id map (idmap.py): callers use the backend's own ids wherever their id form can
+carry them, and ids minted once and kept in the store where it cannot.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ class ProxyBackend:
         self.tenant = tenant
         self.client = client
         self.store = store
-        self.ids = IdMap(store, tenant)
         self.unit: DialectUnit = dialects.unit(client.config.dialect)
         self.dialect: Dialect = self.unit.codec
+        self.ids = IdMap(store, tenant, self.dialect, parents=self._nested())
         self.fmt: Format = client.config.format or self.dialect.formats[0]
         self.strict = client.config.strict
 
@@ -60,21 +61,22 @@ class ProxyBackend:
 
     async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
         invoice = await self._ref("invoice", invoice_id)
-        return await self._list(invoice_id, invoice.backend_id)
+        return await self._list(_caller(who), invoice_id, invoice.backend_id)
 
     async def get_payment(self, who: Principal, payment_id: int) -> Payment:
+        caller = _caller(who)
         ref = await self._ref("payment", payment_id)
-        invoice_id = await self._invoice_of(ref)
+        invoice_id = await self._invoice_of(ref, caller)
         if self.unit.route(Op.GET) is None:
             # No get-one route: the nearest honest thing is its invoice's list.
             if ref.parent is None:
                 raise NotFound("Payment not found")
-            for payment in await self._list(invoice_id, ref.parent):
+            for payment in await self._list(caller, invoice_id, ref.parent):
                 if payment.id == payment_id:
                     return payment
             raise NotFound("Payment not found")
         answer = await self._call(Op.GET, payment=ref.backend_id, invoice=ref.parent)
-        return (await self._payments(answer, invoice_id, ref.parent, single=True))[0]
+        return (await self._payments(caller, answer, invoice_id, ref.parent, single=True))[0]
 
     async def create_payment(
         self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
@@ -85,7 +87,7 @@ class ProxyBackend:
             fields["invoice_id"] = _as_int(invoice.backend_id)
         body = self.dialect.encode_request(fields, self.fmt, warnings)
         answer = await self._write(seal, Op.CREATE, invoice=invoice.backend_id, body=body)
-        read = self._payments(answer, invoice_id, invoice.backend_id, single=True)
+        read = self._payments(_caller(who), answer, invoice_id, invoice.backend_id, single=True)
         payment = (await self._settle(seal, read, tuple(warnings)))[0]
         return Outcome(payment, tuple(warnings))
 
@@ -102,11 +104,11 @@ class ProxyBackend:
         if self.unit.route(op) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot change a payment")
         ref = await self._ref("payment", payment_id)
-        invoice_id = await self._invoice_of(ref)
+        invoice_id = await self._invoice_of(ref, _caller(who))
         fields, warnings = self._outbound(who, request, creating=replace)
         body = self.dialect.encode_request(fields, self.fmt, warnings)
         answer = await self._write(seal, op, payment=ref.backend_id, invoice=ref.parent, body=body)
-        read = self._payments(answer, invoice_id, ref.parent, single=True)
+        read = self._payments(_caller(who), answer, invoice_id, ref.parent, single=True)
         payment = (await self._settle(seal, read, tuple(warnings)))[0]
         return Outcome(payment, tuple(warnings))
 
@@ -163,31 +165,50 @@ class ProxyBackend:
 
     # --- ids ---------------------------------------------------------------------------
 
+    def _nested(self) -> bool:
+        """Whether the backend reaches a payment only through its invoice."""
+        routes = [self.unit.route(op) for op in (Op.GET, Op.DELETE)]
+        return any(route is None or "{invoice_id}" in route.path for route in routes)
+
     async def _ref(self, kind: str, local_id: int) -> BackendRef:
         ref = await self.ids.ref(kind, local_id)
         if ref is None:
             raise NotFound(f"{kind.capitalize()} not found")
         return ref
 
-    async def _invoice_of(self, ref: BackendRef) -> int | None:
+    async def _invoice_of(self, ref: BackendRef, caller: Dialect) -> int | None:
         if ref.parent is None:
             return None
-        return (await self.ids.local("invoice", [BackendRef(ref.parent)]))[0]
+        return (await self.ids.local("invoice", [BackendRef(ref.parent)], caller))[0]
 
-    async def local_id(self, kind: str, backend_id: str) -> int:
-        """The local id of a backend object, checked to exist at the backend first.
+    async def check(self, kind: str, ref: BackendRef) -> None:
+        """Raise NotFound unless the backend has the object.
 
         An invoice exists if its payments can be listed; a payment if the backend
-        can show it alone (else it is found through its invoice's list).
+        can show it alone, or its invoice's list holds it.
         """
         if kind == "invoice":
-            await self._list(None, backend_id)
-        else:
-            route = self.unit.route(Op.GET)
-            if route is None or "{invoice_id}" in route.path:
-                raise NotFound("List the payment's invoice to learn its id")
-            await self._call(Op.GET, payment=backend_id)
-        return (await self.ids.local(kind, [BackendRef(backend_id)]))[0]
+            await self._call(Op.LIST, invoice=ref.backend_id)
+            return
+        route = self.unit.route(Op.GET)
+        if route is not None and ("{invoice_id}" not in route.path or ref.parent is not None):
+            await self._call(Op.GET, payment=ref.backend_id, invoice=ref.parent)
+            return
+        if ref.parent is None:
+            raise NotFound("List the payment's invoice to learn its id")
+        answer = await self._call(Op.LIST, invoice=ref.parent)
+        if all(
+            item.ids.get("id") != ref.backend_id for item in self._decoded(answer, single=False)
+        ):
+            raise NotFound("Payment not found")
+
+    async def callers_ids(self, kind: str, ref: BackendRef) -> dict[str, object]:
+        """The object's id as each dialect's callers know it."""
+        found: dict[str, object] = {}
+        for name, caller in dialects.DIALECTS.items():
+            local = (await self.ids.local(kind, [ref], caller))[0]
+            found[name] = caller.wire_id(local)
+        return found
 
     # --- requests ----------------------------------------------------------------------
 
@@ -220,6 +241,10 @@ class ProxyBackend:
         answer = await self.client.send(
             route.method, path, body=body, headers=headers, params=params, idempotent=idempotent
         )
+        if answer.status == 404:
+            raise NotFound(
+                "Invoice not found" if op in (Op.LIST, Op.CREATE) else "Payment not found"
+            )
         if answer.status >= 300:
             raise self._inbound_error(answer)
         return answer
@@ -290,35 +315,46 @@ class ProxyBackend:
 
     # --- answers -----------------------------------------------------------------------
 
-    async def _payments(
-        self, answer: Answer, invoice_id: int | None, invoice_ref: str | None, *, single: bool
-    ) -> list[Payment]:
+    def _decoded(self, answer: Answer, *, single: bool) -> list[Decoded]:
         fmt = self._answer_format(answer)
         try:
             if single:
-                decoded = [self.dialect.decode_payment(answer.body, fmt, foreign_ids=True)]
-            else:
-                decoded = self.dialect.decode_list(answer.body, fmt, foreign_ids=True)
+                return [self.dialect.decode_payment(answer.body, fmt, foreign_ids=True)]
+            return self.dialect.decode_list(answer.body, fmt, foreign_ids=True)
         except GatewayError as exc:
             raise UpstreamError(f"The backend sent an unreadable answer: {exc.message}") from exc
+
+    async def _payments(
+        self,
+        caller: Dialect,
+        answer: Answer,
+        invoice_id: int | None,
+        invoice_ref: str | None,
+        *,
+        single: bool,
+    ) -> list[Payment]:
+        """The backend's payments with the ids `caller` knows them by."""
+        decoded = self._decoded(answer, single=single)
         parents = [d.ids.get("invoice_id", invoice_ref) for d in decoded]
         if invoice_id is None and parents and parents[0] is not None:
-            invoice_id = (await self.ids.local("invoice", [BackendRef(parents[0])]))[0]
+            invoice_id = (await self.ids.local("invoice", [BackendRef(parents[0])], caller))[0]
         refs = []
         for item, parent in zip(decoded, parents, strict=True):
             if "id" not in item.ids:
                 raise UpstreamError("The backend sent a payment without an id")
             refs.append(BackendRef(item.ids["id"], parent))
-        local_ids = await self.ids.local("payment", refs)
+        local_ids = await self.ids.local("payment", refs, caller)
         owned = {"tenant": self.tenant, "invoice_id": invoice_id}
         return [
             d.payment.model_copy(update={**owned, "id": local})
             for d, local in zip(decoded, local_ids, strict=True)
         ]
 
-    async def _list(self, invoice_id: int | None, backend_invoice: str) -> list[Payment]:
+    async def _list(
+        self, caller: Dialect, invoice_id: int | None, backend_invoice: str
+    ) -> list[Payment]:
         answer = await self._call(Op.LIST, invoice=backend_invoice)
-        return await self._payments(answer, invoice_id, backend_invoice, single=False)
+        return await self._payments(caller, answer, invoice_id, backend_invoice, single=False)
 
     def _answer_format(self, answer: Answer) -> Format:
         found = media_format(answer.headers.get("Content-Type", ""))
@@ -373,3 +409,8 @@ def _as_int(backend_id: str) -> int:
 
 def _quote(value: str) -> str:
     return quote(value, safe="")
+
+
+def _caller(who: Principal) -> Dialect:
+    """The caller's dialect: the id form its ids are given and answered in."""
+    return dialects.get(who.dialect)
