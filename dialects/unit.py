@@ -142,13 +142,15 @@ class TokenGrant:
     """A token fetched from the backend: POST `body` to `path`, read the answer with `read`.
 
     `read(status, body)` returns the token and its expiry (epoch seconds, None: unknown)
-    or raises UpstreamError.
+    or raises UpstreamError. `calls` are headers sent with the token on every call (a
+    tenant header, say).
     """
 
     path: str
     body: bytes
     headers: Mapping[str, str]
     read: Callable[[int, bytes], tuple[str, float | None]]
+    calls: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

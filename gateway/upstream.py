@@ -245,7 +245,8 @@ class UpstreamClient:
     async def _auth_headers(self) -> dict[str, str]:
         if isinstance(self.auth, StaticHeaders):
             return dict(self.auth.headers)
-        return {"Authorization": f"Bearer {await self._bearer()}"}
+        extra = self.auth.calls if isinstance(self.auth, TokenGrant) else {}
+        return {**extra, "Authorization": f"Bearer {await self._bearer()}"}
 
     async def _bearer(self) -> str:
         """A token, cached and renewed a minute before it expires."""

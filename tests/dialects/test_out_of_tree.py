@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+import dialects
+
 from ..http.server import Server
 from ..support import basic, tenant_config
 
@@ -110,16 +112,20 @@ def test_the_installed_dialect_refuses_in_its_own_error_shape(server: Server) ->
 
 
 def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -> None:
-    """The record/read grid and the proxy's caller x backend grid, run with it installed."""
+    """The record/read grid, the proxy's caller x backend grid, and the error, auth and
+    isolation rules every dialect keeps, run with it installed."""
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "tallybook",
-         "tests/test_smoke_http.py", "tests/proxy/test_grid.py"],
+         "tests/test_smoke_http.py", "tests/proxy/test_grid.py", "tests/auth/test_every_dialect.py"],
         cwd=ROOT, env=environment(installed), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     passed = re.search(r"(\d+) passed", run.stdout)
-    # With n dialects, tallybook is in 2n - 1 pairs of each grid.
-    assert passed is not None and int(passed.group(1)) == 2 * (2 * 5 - 1), run.stdout[-500:]
+    # With n dialects, tallybook is in 2n - 1 pairs of each grid, and in 2n + 1 cases of
+    # the rules (its own three, and 2(n - 1) pairs with foreign credentials).
+    n = len(dialects.units()) + 1
+    expected = 2 * (2 * n - 1) + 2 * n + 1
+    assert passed is not None and int(passed.group(1)) == expected, run.stdout[-500:]
 
 
 def test_a_misspelt_section_stops_the_gateway_with_one_line(
