@@ -18,7 +18,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
 from .base import Dialect
-from .unit import BearerAuth, DialectUnit
+from .unit import BearerAuth, DialectUnit, shape
 
 GROUP = "invoice_gateway.dialects"
 
@@ -59,12 +59,13 @@ def check(units: Mapping[str, DialectUnit]) -> None:
                 raise RegistryError(
                     f"dialects {other!r} and {unit.name!r} both claim the path prefix {prefix}"
                 )
-        for route in unit.routes:
-            key = (route.method, route.shape)
+        served = [(r.method, r.path) for r in unit.routes]
+        for method, path in served + [(e.method, e.path) for e in unit.endpoints]:
+            key = (method, shape(path))
             other = routes.setdefault(key, unit.name)
             if other != unit.name:
                 raise RegistryError(
-                    f"dialects {other!r} and {unit.name!r} both claim {route.method} {route.path}"
+                    f"dialects {other!r} and {unit.name!r} both claim {method} {path}"
                 )
     for unit in units.values():
         if unit.token_endpoint is not None and not isinstance(unit.caller_auth, BearerAuth):

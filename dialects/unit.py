@@ -46,8 +46,12 @@ class Route:
 
     @property
     def shape(self) -> str:
-        """The path with its parameters unnamed: two routes of one shape collide."""
-        return re.sub(r"\{[^}]*\}", "{}", self.path)
+        return shape(self.path)
+
+
+def shape(path: str) -> str:
+    """A path with its parameters unnamed: two endpoints of one shape collide."""
+    return re.sub(r"\{[^}]*\}", "{}", path)
 
 
 # --- how a caller authenticates ------------------------------------------------------------
@@ -125,6 +129,21 @@ class TokenEndpoint:
     answer: Callable[[str, Credential, int], tuple[int, str, bytes]]
     body_format: Literal["json", "form"] = "json"
     invalid: str = "Invalid login"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An endpoint beyond the payment operations, for an authenticated caller.
+
+    `answer(tenant, credential)` renders (status, media type, body) for the tenant and
+    the credential the caller presented (a list of the caller's connections, say).
+    `scoped` False lets a bearer token in without the request naming its scope.
+    """
+
+    method: str
+    path: str
+    answer: Callable[[str, Credential], tuple[int, str, bytes]]
+    scoped: bool = True
 
 
 # --- how the gateway authenticates to a backend ------------------------------------------
@@ -216,6 +235,7 @@ class BackendConfig(Strict):
 class DialectUnit:
     """Everything the gateway needs to serve a dialect, and to speak it to a backend.
 
+    `endpoints` are further authenticated endpoints (not payment operations) it serves.
     `prefixes` are the paths the dialect answers errors under before any route
     matched; `suffixes` takes Rails' `.xml` / `.json` on paths; `vendor` lists the
     names the gateway core must never say; `testing` names the module holding the
@@ -231,6 +251,7 @@ class DialectUnit:
     backend: type[BackendConfig]
     token_endpoint: TokenEndpoint | None = None
     suffixes: bool = False
+    endpoints: tuple[Endpoint, ...] = ()
     vendor: tuple[str, ...] = ()
     testing: str | None = None
     idempotency_header: str | None = None
@@ -244,6 +265,7 @@ class DialectUnit:
         return next((r for r in self.routes if r.op is op), None)
 
     def paths(self) -> tuple[str, ...]:
-        """Every path the dialect serves: its routes and its token endpoint."""
-        extra = (self.token_endpoint.path,) if self.token_endpoint else ()
-        return tuple(dict.fromkeys([r.path for r in self.routes] + list(extra)))
+        """Every path the dialect serves: its routes, endpoints and token endpoint."""
+        extra = [self.token_endpoint.path] if self.token_endpoint else []
+        extra += [endpoint.path for endpoint in self.endpoints]
+        return tuple(dict.fromkeys([r.path for r in self.routes] + extra))

@@ -63,6 +63,7 @@ class Authenticator:
         self._apps: dict[str, dict[str, _App]] = {}
         self._scopes: dict[tuple[str, str], str] = {}
         self._known: OrderedDict[bytes, Principal] = OrderedDict()
+        self._credentials: dict[Principal, Credential] = {}
         self._digest_key = os.urandom(32)
         for tenant, spec in config.tenants.items():
             for name, section in spec.sections().items():
@@ -82,6 +83,7 @@ class Authenticator:
             tenant, unit.name, credential.name, credential.email, app=credential.app,
             credential=credential.label, scopes=credential.scopes,
         )  # fmt: skip
+        self._credentials[who] = credential
         scheme = unit.caller_auth
         if isinstance(scheme, BasicAuth) and credential.secret is not None:
             key = (unit.name, credential.login or "")
@@ -128,9 +130,16 @@ class Authenticator:
     # --- per scheme -------------------------------------------------------------------
 
     async def caller(
-        self, unit: DialectUnit, headers: Mapping[str, str], params: Mapping[str, str]
+        self,
+        unit: DialectUnit,
+        headers: Mapping[str, str],
+        params: Mapping[str, str],
+        *,
+        scoped: bool = True,
     ) -> Principal:
-        """The caller of a request to `unit`'s routes, by the scheme the unit declares."""
+        """The caller of a request to `unit`'s routes, by the scheme the unit declares.
+
+        `scoped` False: a bearer token need not be used on a scope it opens."""
         scheme = unit.caller_auth
         if isinstance(scheme, BasicAuth):
             return await self.basic(unit.name, headers.get("Authorization"))
@@ -138,8 +147,12 @@ class Authenticator:
             scope = headers.get(scheme.scope_header) if scheme.scope_header else None
             return await self.api_key(unit.name, scheme, headers.get(scheme.header), scope)
         where, name = scheme.scope
-        scope = (params if where == "path" else headers).get(name, "")
-        return self.bearer(unit.name, scheme, headers.get("Authorization"), scope)
+        named = (params if where == "path" else headers).get(name, "") if scoped else None
+        return self.bearer(unit.name, scheme, headers.get("Authorization"), named)
+
+    def credential(self, who: Principal) -> Credential:
+        """The configured credential a principal presented."""
+        return self._credentials[who]
 
     async def basic(self, dialect: str, header: str | None) -> Principal:
         """HTTP Basic `login:secret`."""
@@ -207,12 +220,14 @@ class Authenticator:
     def token_lifetime(self) -> int:
         return self._token_lifetime
 
-    def bearer(self, dialect: str, scheme: BearerAuth, header: str | None, scope: str) -> Principal:
+    def bearer(
+        self, dialect: str, scheme: BearerAuth, header: str | None, scope: str | None
+    ) -> Principal:
         """A bearer JWT: our own HS256 token, or one the app signed with ES256.
 
         The key and algorithm follow from the issuer we know, never from the token's
         header (`alg`, `kid`, `jku`, `x5u` are not consulted); the token opens only
-        the scope it was issued for.
+        the scope it was issued for (`scope` None: the request names none).
         """
         token = _credentials(header, "bearer")
         if token is None or not _is_text(token):
@@ -222,6 +237,8 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise NotAuthenticated(scheme.invalid) from exc
         app = self._verify(dialect, scheme, token, issuer)
+        if scope is None:  # an endpoint naming no scope (Endpoint.scoped False)
+            return app.principal
         if self._scopes.get((dialect, scope)) != app.tenant or scope != app.credential.scope:
             raise Forbidden(scheme.forbidden)
         return app.principal

@@ -13,7 +13,7 @@ from dialects import Decoded, Dialect, Format, Reply
 from dialects.errors import NotFound, ValidationFailed
 from dialects.model import Payment
 from dialects.registry import owner_of
-from dialects.unit import DialectUnit, Op, Route
+from dialects.unit import DialectUnit, Endpoint, Op, Route
 
 from . import idempotency
 from .backend import Backend, Principal
@@ -267,6 +267,19 @@ async def serve(unit: DialectUnit, route: Route, request: web.Request) -> web.Re
     return await operation(call)
 
 
+async def serve_endpoint(
+    unit: DialectUnit, endpoint: Endpoint, request: web.Request
+) -> web.Response:
+    """A unit's further endpoint: the caller authenticated as on its routes, then answered."""
+    request[FORMAT] = response_format(unit.codec, request.headers.get("Accept"), None)
+    gateway = request.app[GATEWAY]
+    auth = gateway.auth
+    who = await auth.caller(unit, request.headers, request.match_info, scoped=endpoint.scoped)
+    gateway.limits.take(who)
+    status, media_type, body = endpoint.answer(who.tenant, auth.credential(who))
+    return web.Response(body=body, status=status, content_type=media_type)
+
+
 def add_routes(app: web.Application) -> None:
     for unit in dialects.units().values():
         for route in unit.routes:
@@ -274,3 +287,6 @@ def add_routes(app: web.Application) -> None:
             app.router.add_route(route.method, route.path, handler)
             if unit.suffixes and not route.path.endswith("}"):
                 app.router.add_route(route.method, route.path + r"{ext:\.(?:xml|json)}", handler)
+        for endpoint in unit.endpoints:
+            handler = partial(serve_endpoint, unit, endpoint)
+            app.router.add_route(endpoint.method, endpoint.path, handler)

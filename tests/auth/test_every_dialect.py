@@ -60,9 +60,10 @@ async def test_own_credentials_record_and_read_and_no_credentials_are_401(
     assert [view["amount"] for view in support.views(listed.body)] == [10]
 
 
-@pytest.mark.parametrize(
-    ("dialect", "other"), [(d, o) for d in DIALECTS for o in DIALECTS if d != o], ids="+".join
-)
+PAIRS = [(d, o) for d in DIALECTS for o in DIALECTS if d != o]
+
+
+@pytest.mark.parametrize(("dialect", "other"), PAIRS, ids=[f"{d}+{o}" for d, o in PAIRS])
 async def test_another_dialects_credentials_open_nothing(
     client: Client, dialect: str, other: str
 ) -> None:

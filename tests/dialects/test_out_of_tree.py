@@ -111,6 +111,17 @@ def test_the_installed_dialect_refuses_in_its_own_error_shape(server: Server) ->
     assert (status, missing) == (404, {"problem": "Not found", "fields": {}})
 
 
+def test_the_installed_dialects_own_endpoint_answers_its_authenticated_callers(
+    server: Server,
+) -> None:
+    status, _, found = request(
+        server.url, "GET", "/tallybook/whoami", {"x-tally-key": "acme-tally"}
+    )
+    refused, _, problem = request(server.url, "GET", "/tallybook/whoami", {})
+    assert (status, found) == (200, {"book": "acme", "key": "tally key"})
+    assert (refused, problem) == (401, {"problem": "Missing x-tally-key", "fields": {}})
+
+
 def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -> None:
     """The record/read grid, the proxy's caller x backend grid, and the error, auth and
     isolation rules every dialect keeps, run with it installed."""
