@@ -2,10 +2,10 @@
 
 A caller in front of a backend uses the backend's own ids with no set-up: the
 backend's id is read as a canonical number in the backend's form and written in the
-caller's (Invoiless "7", Harvest 7, urlKey 000...07 are one invoice). Where the
-caller's form cannot carry it (a real urlKey ObjectId for a Harvest caller, an id
-that is no number at all), the store mints a local id in a range of its own; the
-admin lookup (`/gateway/v1/ids/...`) tells a caller what it is.
+caller's (a decimal string "7", an integer 7 and 24 hex digits 000...07 are one
+invoice). Where the caller's form cannot carry it (a 96-bit hex id for an integer
+form, an id that is no number at all), the store mints a local id in a range of its
+own; the admin lookup (`/gateway/v1/ids/...`) tells a caller what it is.
 """
 
 from __future__ import annotations
