@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 import yaml
 
+from dialects import testing
 from gateway.app import create_app
 
 from ..clients import CLIENTS, Reply
@@ -20,8 +21,6 @@ from .server import Server
 from .wire import (
     DIALECTS,
     call,
-    delete,
-    error_messages,
     make_invoice,
     payment_id,
     payment_request,
@@ -66,17 +65,10 @@ async def keyed_pay(
     return await call(client, dialect, "POST", path, body, {**headers, KEY: key})
 
 
-def assert_error(dialect: str, reply: Reply, status: int, message: str) -> None:
+def assert_error(dialect: str, reply: Reply, status: int, kind: str, message: str) -> None:
     """An error as `dialect` shapes it, carrying `message`."""
-    assert reply.status == status, reply.body
     assert REPLAYED not in reply.headers
-    if dialect in ("harvest", "fastbill"):
-        assert error_messages(reply) == [message]
-    elif dialect == "invoiless":
-        assert reply.json()["error"]["message"] == message
-    else:
-        found = reply.json()
-        assert (found["code"], found["message"]) == (status, message)
+    assert message in testing.support(dialect).error(reply.answer(), status, kind)
 
 
 def kept(reply: Reply) -> dict[str, str | None]:
@@ -105,7 +97,9 @@ async def test_the_same_key_on_another_request_is_refused_422_and_changes_nothin
     first = await keyed_pay(client, dialect, invoice, "30.00", f"reused-{dialect}")
     assert first.status == 201, first.body
     other = await keyed_pay(client, dialect, invoice, "31.00", f"reused-{dialect}")
-    assert_error(dialect, other, 422, "Idempotency-Key was already used for another request")
+    assert_error(
+        dialect, other, 422, "key_reused", "Idempotency-Key was already used for another request"
+    )
     assert await state(client, invoice) == ("70.00", "partial", 1)
 
 
@@ -124,7 +118,7 @@ async def test_an_empty_or_over_long_key_is_refused_400_and_records_nothing(
 ) -> None:
     invoice = await make_invoice(client, total="100.00")
     refused = await keyed_pay(client, dialect, invoice, "30.00", key)
-    assert_error(dialect, refused, 400, message)
+    assert_error(dialect, refused, 400, "bad_request", message)
     assert await state(client, invoice) == ("100.00", "open", 0)
 
 
@@ -156,7 +150,7 @@ async def test_twenty_parallel_requests_with_one_key_record_one_payment(
     assert sum(REPLAYED not in r.headers for r in created) == 1
     for reply in in_flight:
         message = "A request with this Idempotency-Key is still in progress; retry later"
-        assert_error(dialect, reply, 409, message)
+        assert_error(dialect, reply, 409, "conflict", message)
         assert reply.headers["Retry-After"] == "1"
     assert await state(client, invoice) == ("95.00", "partial", 1)
 
@@ -166,11 +160,9 @@ async def test_keys_are_scoped_to_the_tenant(client: Client, dialect: str) -> No
     ours = await make_invoice(client, total="100.00")
     theirs = await make_invoice(client, total="100.00", tenant="globex")
     first = await keyed_pay(client, dialect, ours, "10.00", f"shared-{dialect}")
-    path, body, headers = payment_request(dialect, theirs, "10.00")
-    if dialect == "urlkey":
-        path = path.replace("acme-biz", "globex-biz")
+    request = testing.support(dialect).create("globex", theirs, "10.00")
     other = await CLIENTS[dialect](client, tenant="globex").call(
-        "POST", path, body, {**headers, KEY: f"shared-{dialect}"}
+        "POST", request.path, request.body, {**request.headers, KEY: f"shared-{dialect}"}
     )
     assert (first.status, other.status) == (201, 201), other.body
     assert REPLAYED not in other.headers
@@ -201,23 +193,20 @@ async def test_requests_without_a_key_each_record_a_payment(client: Client, dial
     assert await state(client, invoice) == ("80.00", "partial", 2)
 
 
-@pytest.mark.parametrize("dialect", ["harvest", "fastbill", "invoiless"])
+@pytest.mark.parametrize("dialect", [d for d in DIALECTS if testing.support(d).deleted_status])
 async def test_a_retried_delete_replays_its_answer_instead_of_404(
     client: Client, dialect: str
 ) -> None:
     invoice = await make_invoice(client, total="100.00")
     created = await keyed_pay(client, dialect, invoice, "10.00", f"before-delete-{dialect}")
-    number = payment_id(dialect, created)
-    paths = {
-        "harvest": f"/invoices/{invoice}/payments/{number}",
-        "fastbill": f"/api/invoice-payments/{number}",
-        "invoiless": f"/v1/payments/{number}",
-    }
-    first = await call(client, dialect, "DELETE", paths[dialect], None, {KEY: f"del-{dialect}"})
-    again = await call(client, dialect, "DELETE", paths[dialect], None, {KEY: f"del-{dialect}"})
+    request = testing.support(dialect).delete("acme", invoice, payment_id(dialect, created))
+    assert request is not None
+    keyed = {**request.headers, KEY: f"del-{dialect}"}
+    first = await call(client, dialect, request.method, request.path, None, keyed)
+    again = await call(client, dialect, request.method, request.path, None, keyed)
     assert first.status in (200, 204), first.body
     assert (again.status, again.body, again.headers[REPLAYED]) == (first.status, first.body, "true")
-    assert (await delete(client, dialect, invoice, number)).status == 404
+    assert (await call(client, dialect, request.method, request.path)).status == 404
     assert await state(client, invoice) == ("100.00", "open", 0)
 
 
