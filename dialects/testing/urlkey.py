@@ -24,9 +24,10 @@ APP_PUBLIC_PEM = (
 )
 FEATHERS = {
     400: "BadRequest", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
-    405: "MethodNotAllowed", 406: "NotAcceptable", 408: "Timeout", 413: "PayloadTooLarge",
-    415: "UnsupportedMediaType", 422: "Unprocessable", 429: "TooManyRequests",
-    500: "GeneralError", 501: "NotImplemented", 502: "BadGateway", 503: "Unavailable",
+    405: "MethodNotAllowed", 406: "NotAcceptable", 408: "Timeout", 409: "Conflict",
+    413: "PayloadTooLarge", 415: "UnsupportedMediaType", 422: "Unprocessable",
+    429: "TooManyRequests", 500: "GeneralError", 501: "NotImplemented", 502: "BadGateway",
+    503: "Unavailable", 504: "GatewayTimeout",
 }  # fmt: skip
 
 
