@@ -64,8 +64,14 @@ DIALECT_STATUS = {
 }
 
 
+BUILT_IN = ("harvest", "fastbill", "invoiless", "urlkey")
+
+
 def status_of(kind: str, dialect: str) -> int:
-    return DIALECT_STATUS.get((kind, dialect), STATUS[kind])
+    """The table above for the built-in dialects; another states its own in its codec."""
+    if dialect in BUILT_IN or dialect == "admin":
+        return DIALECT_STATUS.get((kind, dialect), STATUS[kind])
+    return dialects.get(dialect).statuses.get(kind, STATUS[kind])
 
 
 FEATHERS = {

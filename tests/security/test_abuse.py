@@ -16,18 +16,20 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from dialects import testing
+
 from ..http.server import Server
 from ..support import tenant_config
 from .conftest import Catalogue
 from .harness import (
     BOUND_MS,
+    DIALECTS,
     assert_error,
     assert_fast,
     basic,
     credentials,
     exchange,
     gateway,
-    hexid,
     ledger,
     new_invoice,
     send,
@@ -74,35 +76,19 @@ async def observer() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def create_request(dialect: str, invoice: int, tenant: str = "acme") -> tuple[str, str, str]:
-    """(path, content type, body) of a good 10.00 create."""
-    if dialect == "harvest":
-        return (f"/invoices/{invoice}/payments", "application/xml",
-                '<payment><paid-at type="datetime">2026-11-20T00:00:00Z</paid-at>'
-                '<amount type="decimal">10.00</amount></payment>')  # fmt: skip
-    if dialect == "fastbill":
-        return ("/api/invoice-payments", "application/xml",
-                f"<invoice-payment><invoice_id>{invoice}</invoice_id><amount>10</amount>"
-                "</invoice-payment>")  # fmt: skip
-    if dialect == "invoiless":
-        return (f"/v1/invoices/{invoice}/payments", "application/json",
-                '{"amount": 10, "method": "Cash"}')  # fmt: skip
-    return (f"/businesses/{tenant}-biz/invoices/{hexid(invoice)}/payments", "application/json",
-            '{"amount": 10, "paymentMethod": "CASH"}')  # fmt: skip
+    """(path, content type, body) of a good 10.00 create, in the dialect's own wire form."""
+    request = testing.support(dialect).create(tenant, invoice, "10.00")
+    return request.path, request.headers["Content-Type"], (request.body or b"").decode()
 
 
 def list_path(dialect: str, invoice: int, tenant: str = "acme") -> str:
-    return {
-        "harvest": f"/invoices/{invoice}/payments",
-        "fastbill": f"/api/invoice-payments?invoice_id={invoice}",
-        "invoiless": f"/v1/invoices/{invoice}/payments",
-        "urlkey": f"/businesses/{tenant}-biz/invoices/{hexid(invoice)}/payments",
-    }[dialect]
+    return testing.support(dialect).listing(tenant, invoice).path
 
 
 # --- per-credential rate limits ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("dialect", ["harvest", "fastbill", "invoiless", "urlkey"])
+@pytest.mark.parametrize("dialect", DIALECTS)
 async def test_rate_limit_is_answered_as_each_vendor_did(tight: Server, dialect: str) -> None:
     """Harvest: 503 with Retry-After; the others 429 (urlKey TooManyRequests), per credential."""
     async with aiohttp.ClientSession() as http:
@@ -213,7 +199,7 @@ async def test_a_connection_that_sends_nothing_is_closed(tight: Server) -> None:
     assert_cut_off_in_time(raw.elapsed_ms)
 
 
-@pytest.mark.parametrize("dialect", ["harvest", "fastbill", "invoiless", "urlkey"])
+@pytest.mark.parametrize("dialect", DIALECTS)
 async def test_a_client_trickling_its_body_gets_408_and_is_cut_off(
     tight: Server, dialect: str
 ) -> None:
