@@ -7,7 +7,10 @@ import asyncio
 import getpass
 import logging
 import sys
+from argparse import SUPPRESS
 from collections.abc import Sequence
+from importlib.metadata import version
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -15,29 +18,38 @@ from aiohttp.http_exceptions import HttpProcessingError
 import dialects
 from dialects.errors import BadRequest, GatewayError
 
-from . import passwords
-from .app import create_app
-from .config import ConfigError, load
+from . import logs, passwords, process
+from .config import Config, ConfigError, load
 
 log = logging.getLogger("gateway")
+VERSION = version("invoice-payments-gateway")
 
-DEMO_WARNING = """
-************************************************************************
-*  DEMO CREDENTIALS: this configuration uses the published demo        *
-*  admin token and tenant secrets. Anyone can use them. Do not expose  *
-*  this gateway beyond your own machine; set demo: false and your own  *
-*  secrets (python -m gateway hash-secret) before real use.            *
-************************************************************************"""
+
+# The options of `serve`; accepted before the subcommand as well (`--port 9000 serve`).
+_SERVE_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--config", {"default": "config.yaml", "help": "configuration file"}),
+    ("--host", {"help": "address to listen on (overrides the file)"}),
+    ("--port", {"type": int, "help": "port to listen on (default 8080)"}),
+    ("--database", {"help": "database URL, e.g. sqlite:///data/gateway.db"}),
+    ("--log-format", {"choices": ("text", "json"), "default": "text", "help": "log lines as"}),
+    ("--log-level", {"choices": logs.LEVELS, "default": "info", "help": "least level logged"}),
+)
+
+
+def _serve_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """After the subcommand an option left out keeps what was given before it."""
+    for flag, spec in _SERVE_OPTIONS:
+        parser.add_argument(flag, **(spec if defaults else {**spec, "default": SUPPRESS}))
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
-    parser.add_argument("--config", default="config.yaml", help="configuration file")
-    parser.add_argument("--host", help="address to listen on (overrides the file)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
-    parser.add_argument("--database", help="database URL, e.g. sqlite:///data/gateway.db")
+    parser.add_argument("--version", action="version", version=f"invoice-gateway {VERSION}")
+    _serve_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve the gateway (the default)")
+    _serve_options(
+        commands.add_parser("serve", help="serve the gateway (the default)"), defaults=False
+    )
     translate = commands.add_parser(
         "translate", help="translate a payment document, stdin to stdout"
     )
@@ -52,29 +64,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace) -> int:
+    loop = _event_loop()
     try:
-        config = load(args.config)
-    except ConfigError as exc:
+        loop.run_until_complete(process.serve(lambda: _configured(args), args.config))
+    except (ConfigError, process.StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        loop.close()
+    return 0
+
+
+def _configured(args: argparse.Namespace) -> Config:
+    """The config file with the command line's overrides."""
+    config = load(args.config)
     server = config.server.model_copy(
         update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     )
     config = config.model_copy(update={"server": server})
     if args.database:
         config = config.model_copy(update={"database": args.database})
-    if config.demo:
-        log.warning(DEMO_WARNING)
-    app = create_app(config)
-    web.run_app(
-        app,
-        host=server.host,
-        port=server.port,
-        access_log=log if server.access_log else None,
-        print=lambda message: log.info(message.strip()),
-        loop=_event_loop(),
-    )
-    return 0
+    return config
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -146,9 +156,9 @@ class ClientFaults(logging.Filter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("aiohttp.server").addFilter(ClientFaults())
     args = _parser().parse_args(argv)
+    logs.setup(args.log_format, args.log_level)
+    logging.getLogger("aiohttp.server").addFilter(ClientFaults())
     if args.command == "translate":
         return translate(args)
     if args.command == "hash-secret":

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 import dialects
 from dialects import Dialect, Format, Reply, _json, _xml
@@ -33,13 +33,18 @@ from .config import Config
 from .http import body_format, read_body, reply, response_format, split_suffix
 from .idempotency import Clock, Keys, utc_now
 from .ledger import Ledger
-from .limits import RateLimiter
+from .limits import RateLimiter, per_tenant
+from .observe import observe
 from .proxy import ProxyBackend
-from .state import FORMAT, GATEWAY, Gateway
+from .state import FORMAT, GATEWAY, TRAFFIC, Gateway, Traffic
 from .store import Store, open_store
 from .upstream import UpstreamClient
 
 log = logging.getLogger("gateway")
+
+# aiohttp names itself and Python, with versions, in every answer's Server header (even
+# in the 400 it sends for a request it cannot parse): the gateway names itself alone.
+web_response.SERVER_SOFTWARE = "invoice-gateway"  # type: ignore[attr-defined]
 
 
 def render_error(request: web.Request, error: GatewayError) -> web.Response:
@@ -154,7 +159,7 @@ def create_app(
     """
     timeout = config.server.read_timeout_seconds
     app = web.Application(
-        middlewares=[errors, guard],
+        middlewares=[observe, errors, guard],
         client_max_size=config.server.max_body_bytes,
         # aiohttp has no header read timeout of its own, but its keep-alive timer runs
         # from the connection's opening (and from each answer) until the next request's
@@ -165,19 +170,19 @@ def create_app(
         handler_args={"keepalive_timeout": timeout, "lingering_time": timeout},
     )
     store = store or open_store(config.database, synchronous=config.sqlite_synchronous)
-    limits = {name: t.rate_limit for name, t in config.tenants.items() if t.rate_limit}
     gateway = Gateway(
         config=config,
         auth=Authenticator(config),
         store=store,
         ledger=Ledger(store),
-        limits=RateLimiter(limits, failures=config.server.auth_failures),
+        limits=RateLimiter(per_tenant(config), failures=config.server.auth_failures),
         keys=Keys(store, config.idempotency, clock),
     )
     for name, tenant in config.tenants.items():
         if tenant.backend is not None:
             gateway.proxies[name] = ProxyBackend(name, UpstreamClient(tenant.backend), store)
     app[GATEWAY] = gateway
+    app[TRAFFIC] = Traffic()
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         await store.open()

@@ -54,9 +54,12 @@ class Authenticator:
     keyed digest of what was presented, so a known client pays scrypt once.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, previous: Authenticator | None = None) -> None:
         self._admin_token = config.admin_token
         self._token_secret = config.token_secret or os.urandom(32).hex()
+        if previous is not None and config.token_secret is None and previous._random_secret:
+            self._token_secret = previous._token_secret  # a reload keeps issued tokens valid
+        self._random_secret: bool = config.token_secret is None
         self._token_lifetime = config.token_lifetime_seconds
         self._basic: dict[tuple[str, str], list[_Secret]] = {}
         self._api_keys: dict[str, list[_Secret]] = {}

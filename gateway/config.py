@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
@@ -58,7 +59,7 @@ class Upstream(BackendConfig):
     @model_validator(mode="after")
     def _complete(self) -> Upstream:
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", self.url):
-            raise ValueError(f"url {self.url!r} must be an http(s) URL with no query")
+            raise ValueError(f"url {mask_url(self.url)!r} must be an http(s) URL with no query")
         formats = dialects.get(self.dialect).formats
         if self.format is not None and self.format not in formats:
             spoken = " and ".join(f.upper() for f in formats)
@@ -103,6 +104,8 @@ class Server(Strict):
     # Failed authentications one client address may make (a token bucket); past it, its
     # requests are refused as each dialect refuses too many requests. null: no limit.
     auth_failures: RateLimit | None = RateLimit(per_second=1, burst=20)
+    # On SIGTERM: stop listening, let requests in flight finish within this many seconds.
+    drain_seconds: float = Field(default=30.0, ge=0, le=3600)
 
 
 class Idempotency(Strict):
@@ -138,6 +141,20 @@ class Config(Strict):
         return tenants
 
 
+def mask_url(url: str) -> str:
+    """A URL fit for a log line or an error: any password replaced by `***`."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.split("://", 1)[0] + "://***" if "@" in url else url
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 def expand(value: Any, environ: Mapping[str, str] | None = None) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string of a loaded YAML tree."""
     env = os.environ if environ is None else environ
@@ -166,8 +183,16 @@ def load(path: str | Path, environ: dict[str, str] | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from exc
     return parse(raw, environ, source=str(path))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, on one line (PyYAML's message quotes the line, on many)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return " ".join(str(exc).split())
 
 
 def parse(raw: Any, environ: dict[str, str] | None = None, source: str = "config") -> Config:

@@ -16,9 +16,14 @@ from collections.abc import Callable
 from dialects.errors import TooManyRequests
 
 from .backend import Principal
-from .config import RateLimit
+from .config import Config, RateLimit
 
 _MAX_BUCKETS = 100_000
+
+
+def per_tenant(config: Config) -> dict[str, RateLimit]:
+    """Each tenant's request limit, for the tenants that have one."""
+    return {name: t.rate_limit for name, t in config.tenants.items() if t.rate_limit}
 
 
 class RateLimiter:
@@ -34,6 +39,10 @@ class RateLimiter:
         self._failures = failures
         self._clock = clock
         self._buckets: dict[tuple[str, ...], tuple[float, float]] = {}
+
+    def reconfigure(self, limits: dict[str, RateLimit], failures: RateLimit | None) -> None:
+        """New limits from a reloaded config; callers keep what they have spent."""
+        self._limits, self._failures = limits, failures
 
     def take(self, who: Principal) -> None:
         """Spend one of the credential's tokens, or refuse (429, or the dialect's own status)."""

@@ -33,5 +33,16 @@ class Gateway:
         return self.proxies.get(tenant) or self.ledger
 
 
+@dataclass
+class Traffic:
+    """Requests being served, and, once a drain began, how the rest of them ended."""
+
+    in_flight: int = 0
+    draining: bool = False
+    drained: int = 0
+    cut: int = 0
+
+
 GATEWAY = web.AppKey("gateway", Gateway)
+TRAFFIC = web.AppKey("traffic", Traffic)
 FORMAT = web.RequestKey("format", str)

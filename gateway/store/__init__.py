@@ -14,7 +14,8 @@ def open_store(url: str, *, synchronous: str = "FULL") -> Store:
         if not path:
             raise ValueError("sqlite URL names no file")
         return SQLiteStore(path, synchronous=synchronous)
-    raise ValueError(f"unsupported database URL {url!r} (use sqlite:///path/to/file.db)")
+    scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+    raise ValueError(f"unsupported database URL scheme {scheme!r} (use sqlite:///path/to/file.db)")
 
 
 __all__ = [

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -43,15 +43,28 @@ def free_port() -> int:
         return port
 
 
+# Every log file a gateway process of this test run wrote (searched for secrets at the end).
+LOGS: list[Path] = []
+
+
 class Server:
-    """One `python -m gateway` process; its output goes to a log file for diagnosis."""
+    """One `python -m gateway` process; its output goes to a log file for diagnosis.
+
+    `args` come after the usual options (`serve --log-format json`, say).
+    """
 
     def __init__(
-        self, config: Path, database: Path, log: Path, env: dict[str, str] | None = None
+        self,
+        config: Path,
+        database: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        LOGS.append(log)
         self._log_file: IO[bytes] = log.open("ab")
         self.process = subprocess.Popen(
             [
@@ -64,6 +77,7 @@ class Server:
                 str(self.port),
                 "--database",
                 f"sqlite:///{database}",
+                *args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
@@ -111,6 +125,18 @@ class Server:
         self.stop()
         raise AssertionError(f"gateway did not start in {START_TIMEOUT} s:\n{self.output()}")
 
+    def wait_for(self, text: str, after: int = 0) -> str:
+        """Wait (bounded) until the output past offset `after` contains `text`."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            output = self.output()[after:]
+            if text in output:
+                return output
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"no {text!r} in the gateway's output:\n{self.output()}")
+
     def kill(self) -> None:
         """SIGKILL: no shutdown handlers, no chance to flush anything."""
         if self.process.poll() is None:
@@ -129,8 +155,8 @@ class Server:
 
 
 @contextmanager
-def running(config: Path, database: Path, log: Path) -> Iterator[Server]:
-    server = Server(config, database, log)
+def running(config: Path, database: Path, log: Path, args: Sequence[str] = ()) -> Iterator[Server]:
+    server = Server(config, database, log, args=args)
     try:
         yield server
     finally:

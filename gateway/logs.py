@@ -1,0 +1,88 @@
+"""Log lines: named events with fields, written as JSON objects or as text, one a line.
+
+`event("breaker_opened", logging.WARNING, backend="harvest")` is the one way the
+gateway logs. The request in flight (see `trace`) adds its id to every line it
+causes. Values are the caller's to choose: never pass a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Literal
+
+import orjson
+
+from . import trace
+
+LogFormat = Literal["json", "text"]
+LEVELS = ("debug", "info", "warning", "error")
+
+log = logging.getLogger("gateway")
+
+
+def event(name: str, level: int = logging.INFO, /, **fields: Any) -> None:
+    """Log the event `name` with `fields` (and the current request's id, if any)."""
+    if log.isEnabledFor(level):
+        current = trace.CURRENT.get()
+        if current is not None and "request_id" not in fields:
+            fields["request_id"] = current.request_id
+        log.log(level, name, extra={"fields": fields})
+
+
+def _stamp(record: logging.LogRecord) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{seconds}.{int(record.msecs):03d}Z"
+
+
+def _parts(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] | None = getattr(record, "fields", None)
+    if fields is not None:
+        return {"event": record.msg, **fields}
+    # A line from a library, or from code that logs plain messages.
+    parts: dict[str, Any] = {"event": "message", "message": record.getMessage()}
+    if record.name != "gateway":
+        parts["logger"] = record.name
+    return parts
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, event, then the event's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": _stamp(record), "level": record.levelname.lower(), **_parts(record)}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL event key=value ...`, for a person reading a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = _parts(record)
+        name = parts.pop("event")
+        if name == "message":
+            name = parts.pop("message")
+        fields = " ".join(f"{k}={_text(v)}" for k, v in parts.items() if v is not None)
+        line = f"{_stamp(record)} {record.levelname} {name}{' ' + fields if fields else ''}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return repr(text) if not text or any(c in text for c in ' ="\n') else text
+
+
+def setup(fmt: LogFormat = "text", level: str = "info") -> None:
+    """Send every log line to stderr in `fmt`, from `level` up."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())

@@ -1,0 +1,112 @@
+"""The gateway as a process: start-up checks, signals (HUP reloads, TERM drains), exit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .app import create_app
+from .config import Config, mask_url
+from .logs import event
+from .reload import reload
+from .state import GATEWAY, TRAFFIC
+
+DEMO_WARNING = """
+************************************************************************
+*  DEMO CREDENTIALS: this configuration uses the published demo        *
+*  admin token and tenant secrets. Anyone can use them. Do not expose  *
+*  this gateway beyond your own machine; set demo: false and your own  *
+*  secrets (python -m gateway hash-secret) before real use.            *
+************************************************************************"""
+
+
+_DRAIN_POLL = 0.05
+_CUT_GRACE = 1.0  # after the drain: how long a request still running has to be cut
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message is one line naming what and where."""
+
+
+def _reason(exc: BaseException, secret: str | None) -> str:
+    """One line saying why, with the database password (if it shows) masked."""
+    if isinstance(exc, OSError) and exc.errno:
+        text = os.strerror(exc.errno) + (f": {exc.filename}" if exc.filename else "")
+    else:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+    return text.replace(secret, "***") if secret else text
+
+
+async def _start(config: Config) -> tuple[web.AppRunner, web.TCPSite]:
+    server = config.server
+    database = mask_url(config.database)
+    try:
+        app = create_app(config)
+    except ValueError as exc:
+        raise StartupError(f"database {database}: {_reason(exc, None)}") from None
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=_CUT_GRACE)
+    try:
+        await runner.setup()
+    except Exception as exc:  # the store, whatever engine it is, cannot be opened
+        secret = urlsplit(config.database).password
+        raise StartupError(f"database {database}: {_reason(exc, secret)}") from None
+    site = web.TCPSite(runner, server.host, server.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        where = f"{server.host}:{server.port}"
+        raise StartupError(f"cannot listen on {where}: {_reason(exc, None)}") from None
+    return runner, site
+
+
+async def serve(reread: Callable[[], Config], path: str | Path) -> None:
+    """Serve until SIGTERM or SIGINT, reloading `path` on SIGHUP; then drain and stop.
+
+    `reread` reads the config file (and applies the command line's overrides to it).
+    """
+    config = reread()
+    runner, site = await _start(config)
+    gateway = runner.app[GATEWAY]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_hangup() -> None:
+        reloads.add(task := loop.create_task(reload(gateway, reread, path)))
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, stop.set)
+    event("listening", address=site.name, database=mask_url(config.database))
+    if config.demo:
+        logging.getLogger("gateway").warning(DEMO_WARNING)
+    await stop.wait()
+    await _drain(runner, site, config.server.drain_seconds)
+
+
+async def _drain(runner: web.AppRunner, site: web.TCPSite, limit: float) -> None:
+    """Stop listening, let requests in flight finish (bodies still arriving included),
+    then close every connection; requests still running after `limit` seconds are cut."""
+    traffic = runner.app[TRAFFIC]
+    traffic.draining = True
+    event("draining", in_flight=traffic.in_flight, limit_seconds=limit)
+    started = time.monotonic()
+    await site.stop()
+    while traffic.in_flight and time.monotonic() - started < limit:
+        await asyncio.sleep(_DRAIN_POLL)
+    await runner.cleanup()
+    seconds = round(time.monotonic() - started, 3)
+    if traffic.cut:
+        event("drain_incomplete", logging.WARNING, cut=traffic.cut, seconds=seconds)
+    else:
+        event("drained", finished=traffic.drained, seconds=seconds)
