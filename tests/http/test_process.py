@@ -106,8 +106,9 @@ def test_an_unsupported_database_url_is_refused_with_its_password_masked(tmp_pat
         ("admin_token: x\ntenants: {}\nserver: {port: abc}\n", "config.yaml: server.port: "),
         ("admin_token: x\ntenants: [\n", "config.yaml is not valid YAML: line 3, column 1: "),
         (
-            "admin_token: x\ntenants: {t: {backend: {dialect: invoiless, url: 'ftp://u:pw@h'}}}\n",
-            "tenants.t.backend: Value error, url 'ftp://u:***@h' must be an http(s) URL",
+            "admin_token: x\ntenants: {t: {backend: {dialect: invoiless, api_key: k,"
+            " url: 'ftp://u:pw@h'}}}\n",
+            "tenants.t.backend.invoiless: Value error, url 'ftp://u:***@h' must be an http(s) URL",
         ),
     ],
 )
