@@ -1,6 +1,6 @@
 """Log lines: named events with fields, written as JSON objects or as text, one a line.
 
-`event("breaker_opened", logging.WARNING, backend="harvest")` is the one way the
+`event("breaker_open", logging.WARNING, tenant="acme")` is the one way the
 gateway logs. The request in flight (see `trace`) adds its id to every line it
 causes. Values are the caller's to choose: never pass a secret.
 """
