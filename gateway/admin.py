@@ -1,7 +1,9 @@
-"""The canonical admin API under /gateway/v1 (bearer admin token, JSON) and /healthz."""
+"""The canonical admin API under /gateway/v1 (bearer admin token, JSON), /healthz, /readyz."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from decimal import Decimal
 from typing import Any
@@ -14,7 +16,9 @@ from dialects.base import error_object
 from dialects.errors import GatewayError, NotFound, ValidationFailed
 from dialects.model import Invoice, Payment, currency_exponent
 
+from . import metrics, trace
 from .http import read_body
+from .logs import event
 from .proxy import ProxyBackend
 from .state import GATEWAY, Gateway
 from .store import BackendRef, KeyRecord, NewInvoice
@@ -61,6 +65,7 @@ def _json_reply(data: object, status: int = 200) -> web.Response:
 
 
 def _gateway(request: web.Request) -> Gateway:
+    trace.note(dialect="admin")
     gateway = request.app[GATEWAY]
     gateway.auth.admin(request.headers.get("Authorization"))
     return gateway
@@ -243,7 +248,38 @@ async def forget_key(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers. Touches nothing else, so it stays cheap."""
     return _json_reply({"status": "ok"})
+
+
+async def scrape(request: web.Request) -> web.Response:
+    """`GET /metrics`: behind the admin token unless the config makes it public."""
+    gateway = request.app[GATEWAY]
+    if not gateway.config.metrics.public:
+        gateway.auth.admin(request.headers.get("Authorization"))
+    response = web.Response(body=metrics.exposition())
+    response.headers["Content-Type"] = metrics.CONTENT_TYPE
+    return response
+
+
+_READY_TIMEOUT = 2.0
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 once the store answers a query; each proxied backend's breaker."""
+    gateway = request.app[GATEWAY]
+    backends = {
+        tenant: {"dialect": proxy.dialect.name, "breaker": proxy.client.breaker.state}
+        for tenant, proxy in sorted(gateway.proxies.items())
+    }
+    try:
+        async with asyncio.timeout(_READY_TIMEOUT):
+            await gateway.store.owner("invoice", 1)
+    except Exception as exc:  # whatever the engine raises, the store is not answering
+        reason = f"the store did not answer: {' '.join(str(exc).split()) or type(exc).__name__}"
+        event("not_ready", logging.WARNING, reason=reason)
+        return _json_reply({"status": "unavailable", "reason": reason, "backends": backends}, 503)
+    return _json_reply({"status": "ready", "store": "ok", "backends": backends})
 
 
 def add_routes(app: web.Application) -> None:
@@ -254,3 +290,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/gateway/v1/idempotency/{tenant}/{key:.+}", get_key)
     app.router.add_delete("/gateway/v1/idempotency/{tenant}/{key:.+}", forget_key)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", scrape)

@@ -23,17 +23,19 @@ from dialects.errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    TooManyRequests,
     UnsupportedMediaType,
 )
 from dialects.unit import DialectUnit
 
-from . import admin, routes
+from . import admin, metrics, routes, trace
 from .auth import Authenticator
 from .config import Config
 from .http import body_format, read_body, reply, response_format, split_suffix
 from .idempotency import Clock, Keys, utc_now
 from .ledger import Ledger
 from .limits import RateLimiter, per_tenant
+from .logs import event
 from .observe import observe
 from .proxy import ProxyBackend
 from .state import FORMAT, GATEWAY, TRAFFIC, Gateway, Traffic
@@ -94,6 +96,15 @@ async def errors(
     try:
         return await handler(request)
     except GatewayError as error:
+        if error.status >= 500:
+            # The backend's and the store's troubles; each is logged where it is met.
+            event(
+                "failed",
+                logging.WARNING,
+                kind=error.kind,
+                status=error.status,
+                reason=error.message,
+            )
         return render_error(request, error)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -102,6 +113,9 @@ async def errors(
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return render_error(request, InternalError())
+
+
+_PROBES = ("/healthz", "/readyz")  # answered to any address, locked out or not
 
 
 @web.middleware
@@ -122,17 +136,29 @@ async def guard(
     )
     _json.DEPTH.set(server.json_max_depth)
     address = request.remote or ""
-    if request.path != "/healthz":
-        gateway.limits.check_address(address)
+    if request.path not in _PROBES:
+        try:
+            gateway.limits.check_address(address)
+        except TooManyRequests:
+            metrics.RATE_LIMITED.labels(_dialect_label(request), "address").inc()
+            raise
     try:
         return await handler(request)
     except (NotAuthenticated, Forbidden):
-        gateway.limits.failed(address)
+        metrics.AUTH_FAILURES.labels(_dialect_label(request)).inc()
+        if gateway.limits.failed(address):
+            event("auth_lockout", logging.WARNING, address=address, path=request.path)
         raise
+
+
+def _dialect_label(request: web.Request) -> str:
+    unit = routes.unit_for(request.path)
+    return unit.name if unit is not None else "admin"
 
 
 async def issue_token(unit: DialectUnit, request: web.Request) -> web.Response:
     """A dialect's token endpoint: an app's secret for an access token."""
+    trace.note(dialect=unit.name, operation="token")
     gateway = request.app[GATEWAY]
     endpoint = unit.token_endpoint
     assert endpoint is not None

@@ -121,9 +121,16 @@ class Idempotency(Strict):
     purge_batch: int = Field(default=500, gt=0, le=100_000)
 
 
+class Metrics(Strict):
+    """`GET /metrics`: behind the admin token unless public (for a scraper on a private network)."""
+
+    public: bool = False
+
+
 class Config(Strict):
     server: Server = Server()
     idempotency: Idempotency = Idempotency()
+    metrics: Metrics = Metrics()
     database: str = "sqlite:///data/gateway.db"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     admin_token: str

@@ -9,6 +9,7 @@ before any secret is checked.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from dialects.errors import TooManyRequests
 
 from .backend import Principal
 from .config import Config, RateLimit
+from .logs import event
+from .metrics import RATE_LIMITED
 
 _MAX_BUCKETS = 100_000
 
@@ -48,7 +51,12 @@ class RateLimiter:
         """Spend one of the credential's tokens, or refuse (429, or the dialect's own status)."""
         limit = self._limits.get(who.tenant)
         if limit is not None:
-            self._spend(("credential", who.tenant, who.dialect, who.credential), limit, 1)
+            try:
+                self._spend(("credential", who.tenant, who.dialect, who.credential), limit, 1)
+            except TooManyRequests:
+                RATE_LIMITED.labels(who.dialect, "credential").inc()
+                event("rate_limited", logging.WARNING, tenant=who.tenant, dialect=who.dialect)
+                raise
 
     def check_address(self, address: str) -> None:
         """Refuse, before any secret is checked, an address out of failed attempts."""
@@ -56,13 +64,22 @@ class RateLimiter:
             message = "Too many failed authentications; retry later"
             self._spend(("address", address), self._failures, 0, message)
 
-    def failed(self, address: str) -> None:
-        """Count one failed authentication against the client address."""
-        if self._failures is not None:
-            try:
-                self._spend(("address", address), self._failures, 1)
-            except TooManyRequests:
-                pass  # already empty: the failure itself is answered as it was
+    def failed(self, address: str) -> bool:
+        """Count one failed authentication against the client address.
+
+        True when this failure spent the address's last token: its lockout begins.
+        """
+        if self._failures is None:
+            return False
+        try:
+            self._spend(("address", address), self._failures, 1)
+        except TooManyRequests:
+            return False  # already empty: the failure itself is answered as it was
+        try:
+            self._spend(("address", address), self._failures, 0)
+        except TooManyRequests:
+            return True
+        return False
 
     def _spend(
         self,

@@ -10,9 +10,11 @@ from aiohttp import web
 
 from . import trace
 from .logs import event
+from .metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS
 from .state import GATEWAY, TRAFFIC, Traffic
 
 _CUT = 499  # the status logged for a request cut off by the end of a drain
+_UNROUTED = "none"  # the label of what no route or handler names
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -23,6 +25,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     current = trace.begin(request.headers.get(trace.HEADER))
     traffic = request.app[TRAFFIC]
     traffic.in_flight += 1
+    IN_FLIGHT.inc()
     started = time.perf_counter()
     status = 500
     try:
@@ -40,12 +43,27 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = _CUT
         raise
     finally:
+        seconds = time.perf_counter() - started
         _count(traffic, status)
+        _measure(request, current, status, seconds)
         if request.app[GATEWAY].config.server.access_log:
-            _access(request, current, status, time.perf_counter() - started)
+            _access(request, current, status, seconds)
+
+
+def _measure(request: web.Request, current: trace.Trace, status: int, seconds: float) -> None:
+    """The request in the metrics, labelled by its route (never by its raw path)."""
+    dialect = current.dialect or _UNROUTED
+    if current.operation is None:
+        handler = request.match_info.handler
+        name = getattr(handler, "__name__", None)
+        current.operation = name if isinstance(name, str) and name else _UNROUTED
+    operation = current.operation
+    REQUESTS.labels(dialect, operation, str(status)).inc()
+    REQUEST_SECONDS.labels(dialect, operation).observe(seconds)
 
 
 def _count(traffic: Traffic, status: int) -> None:
+    IN_FLIGHT.dec()
     traffic.in_flight -= 1
     if traffic.draining:
         if status == _CUT:

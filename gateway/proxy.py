@@ -9,6 +9,7 @@ carry them, and ids minted once and kept in the store where it cannot.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +37,8 @@ from .http import CONTENT_TYPES, media_format
 from .idempotency import OUTCOME_UNKNOWN
 from .idmap import IdMap
 from .ledger import today_midnight
+from .logs import event
+from .metrics import BREAKER, BREAKER_STATES
 from .store import BackendRef, KeyState, Seal, Store
 from .upstream import Answer, UpstreamClient, retry_after, unanswered
 
@@ -56,6 +59,20 @@ class ProxyBackend:
         self.ids = IdMap(store, tenant, self.dialect, parents=self._nested())
         self.fmt: Format = client.config.format or self.dialect.formats[0]
         self.strict = client.config.strict
+        client.breaker.watch = self._breaker_moved
+        self._breaker_moved(client.breaker.state, quiet=True)
+
+    def _breaker_moved(self, state: str, *, quiet: bool = False) -> None:
+        BREAKER.labels(self.tenant, self.dialect.name).set(BREAKER_STATES[state])
+        if not quiet:
+            level = logging.INFO if state == "closed" else logging.WARNING
+            event(f"breaker_{state.replace('-', '_')}", level, tenant=self.tenant,
+                  backend=self.dialect.name)  # fmt: skip
+
+    def _garbage(self, message: str) -> UpstreamError:
+        """An answer the backend should never have sent: refused, and logged."""
+        event("backend_garbage", logging.WARNING, backend=self.dialect.name, reason=message)
+        return UpstreamError(message)
 
     # --- Backend -----------------------------------------------------------------------
 
@@ -322,7 +339,7 @@ class ProxyBackend:
                 return [self.dialect.decode_payment(answer.body, fmt, foreign_ids=True)]
             return self.dialect.decode_list(answer.body, fmt, foreign_ids=True)
         except GatewayError as exc:
-            raise UpstreamError(f"The backend sent an unreadable answer: {exc.message}") from exc
+            raise self._garbage(f"The backend sent an unreadable answer: {exc.message}") from exc
 
     async def _payments(
         self,
@@ -341,7 +358,7 @@ class ProxyBackend:
         refs = []
         for item, parent in zip(decoded, parents, strict=True):
             if "id" not in item.ids:
-                raise UpstreamError("The backend sent a payment without an id")
+                raise self._garbage("The backend sent a payment without an id")
             refs.append(BackendRef(item.ids["id"], parent))
         local_ids = await self.ids.local("payment", refs, caller)
         owned = {"tenant": self.tenant, "invoice_id": invoice_id}
@@ -359,7 +376,7 @@ class ProxyBackend:
     def _answer_format(self, answer: Answer) -> Format:
         found = media_format(answer.headers.get("Content-Type", ""))
         if found is None or found not in self.dialect.formats:
-            raise UpstreamError("The backend answered in an unexpected content type")
+            raise self._garbage("The backend answered in an unexpected content type")
         return found
 
     def _inbound_error(self, answer: Answer) -> GatewayError:

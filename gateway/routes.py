@@ -15,7 +15,7 @@ from dialects.model import Payment
 from dialects.registry import owner_of
 from dialects.unit import DialectUnit, Endpoint, Op, Route
 
-from . import idempotency
+from . import idempotency, trace
 from .backend import Backend, Principal
 from .http import (
     CONTENT_TYPES,
@@ -247,6 +247,7 @@ async def authenticate(call: Call) -> Principal:
 
 
 async def serve(unit: DialectUnit, route: Route, request: web.Request) -> web.Response:
+    trace.note(dialect=unit.name, operation=route.op.value)
     dialect = unit.codec
     ids = dict(request.match_info)
     ext = ids.pop("ext", None)
@@ -260,6 +261,7 @@ async def serve(unit: DialectUnit, route: Route, request: web.Request) -> web.Re
     call = Call(request, gateway, unit, route, fmt, ids)
     request[FORMAT] = fmt
     call.who = await authenticate(call)
+    trace.note(tenant=call.who.tenant)
     gateway.limits.take(call.who)
     operation = OPERATIONS[route.op]
     if route.op in ANSWERS and (key := idempotency.key_of(request.headers)) is not None:

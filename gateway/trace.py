@@ -41,7 +41,7 @@ def begin(incoming: str | None) -> Trace:
     return current
 
 
-def note(**fields: str | None) -> None:
+def note(**fields: str | int | float | None) -> None:
     """Record who and what the current request turned out to be."""
     current = CURRENT.get()
     if current is not None:

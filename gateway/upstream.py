@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import aiohttp
 import jwt
@@ -19,9 +21,13 @@ from dialects.errors import (
 )
 from dialects.unit import SelfSignedToken, StaticHeaders, TokenGrant
 
+from . import trace
 from .config import Upstream as UpstreamConfig
+from .logs import event
+from .metrics import BACKEND_CALLS, BACKEND_SECONDS
 
 _BACKOFF_BASE = 0.05
+_TOO_LARGE = partial(UpstreamError, "The backend's answer is too large")
 _BACKOFF_CAP = 1.0
 _RETRYABLE_STATUSES = (502, 503, 504)
 _TOKEN_MARGIN = 60
@@ -45,6 +51,8 @@ class Breaker:
     failures: int = 0
     opened_at: float | None = None
     trial: bool = False
+    # Told each new state ("closed", "half-open", "open") as the breaker moves.
+    watch: Callable[[str], None] | None = None
 
     def check(self) -> None:
         if self.opened_at is None:
@@ -56,14 +64,23 @@ class Breaker:
                 "The backend is unavailable (circuit open)", retry_after=retry
             )
         self.trial = True  # half-open: this one call decides
+        self._moved("open")
 
     def success(self) -> None:
+        before = self.state
         self.failures, self.opened_at, self.trial = 0, None, False
+        self._moved(before)
 
     def failure(self) -> None:
+        before = self.state
         self.failures += 1
         if self.trial or self.failures >= self.threshold:
             self.opened_at, self.trial = self.clock(), False
+        self._moved(before)
+
+    def _moved(self, before: str) -> None:
+        if self.watch is not None and self.state != before:
+            self.watch(self.state)
 
     @property
     def state(self) -> str:
@@ -93,10 +110,11 @@ class RetryBudget:
 class _Failure(Exception):
     """One failed attempt, with the error to raise if no retry follows."""
 
-    def __init__(self, error: GatewayError, *, sent: bool) -> None:
+    def __init__(self, error: GatewayError, *, sent: bool, reason: str) -> None:
         super().__init__(error.message)
         self.error = error
         self.sent = sent
+        self.reason = reason  # the outcome the metrics and the log name it by
 
 
 class UpstreamClient:
@@ -145,16 +163,21 @@ class UpstreamClient:
         attempt = 0
         renewed = False
         while True:
+            started = time.perf_counter()
             try:
                 answer = await self._attempt(method, path, body, headers, params)
             except _Failure as failure:
+                self._record(started, failure.reason, None)
+                self._log("backend_failed", reason=failure.reason, attempt=attempt + 1)
                 if self._may_retry(attempt, idempotent or not failure.sent):
                     attempt += 1
+                    self._log("backend_retry", reason=failure.reason, attempt=attempt + 1)
                     await self._backoff(attempt)
                     continue
                 self.breaker.failure()
                 # A request that was sent keeps its failure as the cause: see `unanswered`.
                 raise failure.error from (failure if failure.sent else None)
+            self._record(started, f"{answer.status // 100}xx", answer.status)
             if answer.status == 401 and self.renews and not renewed:
                 # The backend no longer takes our token (it restarted with a new signing
                 # key, say) and did nothing with the request: once more, with a new token.
@@ -168,6 +191,7 @@ class UpstreamClient:
                 # A backend asking for more than a moment's rest gets it: the caller is
                 # answered 503 with the backend's Retry-After instead of a retry now.
                 attempt += 1
+                self._log("backend_retry", reason=f"status {answer.status}", attempt=attempt + 1)
                 await self._backoff(attempt)
                 continue
             if answer.status >= 500:
@@ -175,6 +199,17 @@ class UpstreamClient:
             else:
                 self.breaker.success()
             return answer
+
+    def _record(self, started: float, outcome: str, status: int | None) -> None:
+        """One attempt in the metrics and in the request's access log line."""
+        seconds = time.perf_counter() - started
+        backend = self.config.dialect
+        BACKEND_CALLS.labels(backend, outcome).inc()
+        BACKEND_SECONDS.labels(backend).observe(seconds)
+        trace.note(backend_status=status, backend_ms=round(seconds * 1000, 3))
+
+    def _log(self, name: str, **fields: object) -> None:
+        event(name, logging.WARNING, backend=self.config.dialect, **fields)
 
     @property
     def renews(self) -> bool:
@@ -202,8 +237,11 @@ class UpstreamClient:
         except GatewayError as exc:
             # No token, so the request itself was never sent: a failed attempt like any
             # other (retried, then counted by the breaker), never one that escapes them.
-            raise _Failure(exc, sent=False) from exc
+            raise _Failure(exc, sent=False, reason="no_token") from exc
         all_headers = {**(headers or {}), **auth}
+        current = trace.CURRENT.get()
+        if current is not None:
+            all_headers[trace.HEADER] = current.request_id
         url = self.base + path
         try:
             async with self._session.request(
@@ -216,27 +254,26 @@ class UpstreamClient:
         except aiohttp.ConnectionTimeoutError as exc:
             # No connection within connect_timeout: the request was never sent.
             unreached = UpstreamTimeout("The backend could not be reached in time")
-            raise _Failure(unreached, sent=False) from exc
+            raise _Failure(unreached, sent=False, reason="connect_timeout") from exc
         except TimeoutError as exc:
-            raise _Failure(
-                UpstreamTimeout("The backend did not answer in time"), sent=True
-            ) from exc
+            late = UpstreamTimeout("The backend did not answer in time")
+            raise _Failure(late, sent=True, reason="timeout") from exc
         except aiohttp.ClientConnectorError as exc:
             refused = UpstreamUnavailable("The backend refused the connection", retry_after=1)
-            raise _Failure(refused, sent=False) from exc
+            raise _Failure(refused, sent=False, reason="refused") from exc
         except (aiohttp.ClientError, OSError) as exc:
             broken = UpstreamError("The connection to the backend failed")
-            raise _Failure(broken, sent=True) from exc
+            raise _Failure(broken, sent=True, reason="broken") from exc
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self.config.max_body_bytes
         if response.content_length is not None and response.content_length > limit:
-            raise _Failure(UpstreamError("The backend's answer is too large"), sent=True)
+            raise _Failure(_TOO_LARGE(), sent=True, reason="oversize")
         chunks, size = [], 0
         async for chunk in response.content.iter_chunked(65536):
             size += len(chunk)
             if size > limit:
-                raise _Failure(UpstreamError("The backend's answer is too large"), sent=True)
+                raise _Failure(_TOO_LARGE(), sent=True, reason="oversize")
             chunks.append(chunk)
         return b"".join(chunks)
 

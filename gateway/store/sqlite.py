@@ -7,6 +7,7 @@ import json
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,6 +19,7 @@ from dialects import Reply
 from dialects.errors import Conflict, NotFound
 from dialects.model import Invoice, Method, Payment
 
+from ..metrics import STORE_BATCH, STORE_WRITE_SECONDS
 from .base import BackendRef, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal
 from .migrations import MIGRATIONS
 
@@ -149,7 +151,11 @@ class SQLiteStore:
         return await self._submit(lambda: fn(self._conn()), write=False)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._submit(lambda: fn(self._conn()), write=True)
+        started = time.perf_counter()
+        try:
+            return await self._submit(lambda: fn(self._conn()), write=True)
+        finally:
+            STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
 
     def _serve(self) -> None:
         while True:
@@ -186,6 +192,7 @@ class SQLiteStore:
     def _commit_group(self, writes: list[_Job]) -> None:
         if not writes:
             return
+        STORE_BATCH.observe(len(writes))
         db = self._conn()
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:

@@ -12,6 +12,8 @@ from lxml import etree
 
 from gateway import passwords
 
+from ..logscan import OUTPUTS
+
 HARVEST_PAYMENT = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
     b"<payment>\n"
@@ -25,7 +27,7 @@ HARVEST_PAYMENT = (
 def gateway(
     *args: str, stdin: bytes = b"", cwd: Path | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "gateway", *args],
         input=stdin,
         capture_output=True,
@@ -33,6 +35,8 @@ def gateway(
         cwd=cwd,
         check=False,
     )
+    OUTPUTS.append(result.stderr.decode(errors="replace"))
+    return result
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess[bytes], code: int) -> str:

@@ -1,0 +1,103 @@
+"""Prometheus metrics: what the gateway counts and times, and `GET /metrics` to scrape them.
+
+One process: the figures live in this process's default registry. Several worker
+processes (`--workers`): the supervisor points `PROMETHEUS_MULTIPROC_DIR` at a fresh
+directory before any worker starts (`prepare_workers`); each worker then writes its
+figures there, and whichever worker answers a scrape adds up those of all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+_MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Seconds: a create is a few milliseconds; a slow backend call seconds.
+_LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+REQUESTS = Counter(
+    "gateway_requests",
+    "Requests answered, by dialect, operation and status",
+    ["dialect", "operation", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "gateway_request_duration_seconds",
+    "Time to answer a request, by dialect and operation",
+    ["dialect", "operation"],
+    buckets=_LATENCY,
+)
+IN_FLIGHT = Gauge(
+    "gateway_requests_in_flight", "Requests being served", multiprocess_mode="livesum"
+)
+BACKEND_CALLS = Counter(
+    "gateway_backend_calls",
+    "Calls to proxied backends, by backend dialect and outcome",
+    ["backend", "outcome"],
+)
+BACKEND_SECONDS = Histogram(
+    "gateway_backend_call_duration_seconds",
+    "Time a backend took to answer, by backend dialect",
+    ["backend"],
+    buckets=_LATENCY,
+)
+BREAKER = Gauge(
+    "gateway_backend_breaker_state",
+    "Each proxy tenant's backend circuit breaker: 0 closed, 1 half-open, 2 open",
+    ["tenant", "backend"],
+    multiprocess_mode="livemax",
+)
+STORE_WRITE_SECONDS = Histogram(
+    "gateway_store_write_duration_seconds",
+    "Time from a write's submission to its durable commit",
+    buckets=_LATENCY,
+)
+STORE_BATCH = Histogram(
+    "gateway_store_commit_batch_size",
+    "Writes committed together by one group commit",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+AUTH_FAILURES = Counter(
+    "gateway_auth_failures", "Refused credentials (401 and 403), by dialect", ["dialect"]
+)
+RATE_LIMITED = Counter(
+    "gateway_rate_limited",
+    "Requests refused by a rate limit, by dialect and limit (credential or address)",
+    ["dialect", "limit"],
+)
+
+BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
+
+
+def prepare_workers() -> Path:
+    """For a supervisor, before it starts workers: a fresh directory they all write to."""
+    directory = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
+    os.environ[_MULTIPROCESS] = str(directory)
+    return directory
+
+
+def worker_exited(pid: int) -> None:
+    """For a supervisor: drop a dead worker's live gauges (its counters stay counted)."""
+    if os.environ.get(_MULTIPROCESS):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def exposition() -> bytes:
+    """Every figure in the Prometheus text format, added up over all workers."""
+    if os.environ.get(_MULTIPROCESS):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
