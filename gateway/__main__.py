@@ -16,9 +16,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 import dialects
-from dialects.errors import BadRequest, GatewayError
+from dialects.errors import GatewayError
 
-from . import logs, passwords, process
+from . import logs, passwords, process, translation
 from .config import Config, ConfigError, load
 
 log = logging.getLogger("gateway")
@@ -99,26 +99,12 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 def translate(args: argparse.Namespace) -> int:
     source, target = dialects.get(args.source), dialects.get(args.target)
     body = sys.stdin.buffer.read()
-    in_fmt = "xml" if body.lstrip().startswith(b"<") else "json"
-    if in_fmt not in source.formats:
-        print(f"error: {source.name} does not speak {in_fmt}", file=sys.stderr)
-        return 2
-    out_fmt = args.format or target.formats[0]
-    if out_fmt not in target.formats:
-        print(f"error: {target.name} does not speak {out_fmt}", file=sys.stderr)
-        return 2
-    warnings: list[str] = []
     try:
-        try:
-            payment = source.decode_payment(body, in_fmt).payment
-            output = target.encode_payment(payment, out_fmt, warnings)
-        except GatewayError as single:
-            try:
-                payments = source.decode_payments(body, in_fmt)
-                output = target.encode_payments(payments, out_fmt, warnings)
-            except GatewayError as many:
-                # Report the reading that got further: a field problem, not "not a list".
-                raise (many if isinstance(single, BadRequest) else single) from None
+        document = translation.decode(source, body, translation.sniff(body))
+        output, warnings = translation.encode(document, target, args.format or target.formats[0])
+    except translation.NotSpoken as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     except GatewayError as exc:
         detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
         print(f"error: {exc.message}{' (' + detail + ')' if detail else ''}", file=sys.stderr)
