@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +18,7 @@ from dialects.base import error_object
 from dialects.errors import GatewayError, NotFound, ValidationFailed
 from dialects.model import Invoice, Payment, currency_exponent
 
-from . import metrics, trace
+from . import metrics, playground, trace
 from .http import read_body
 from .logs import event
 from .proxy import ProxyBackend
@@ -127,6 +129,7 @@ def _text(pattern: str, message: str) -> Any:
 
 
 async def create_invoice(request: web.Request) -> web.Response:
+    """Create an invoice in a ledger-mode tenant."""
     gateway = _gateway(request)
     server = gateway.config.server
     body = _json.loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
@@ -145,6 +148,7 @@ def _number(text: str) -> int:
 
 
 async def get_invoice(request: web.Request) -> web.Response:
+    """An invoice with its payments, due amount and status."""
     gateway = _gateway(request)
     invoice_id = _number(request.match_info["id"])
     tenant = await gateway.store.owner("invoice", invoice_id)
@@ -157,6 +161,7 @@ async def get_invoice(request: web.Request) -> web.Response:
 
 
 async def get_payment(request: web.Request) -> web.Response:
+    """A payment in canonical form, with its id in every dialect."""
     gateway = _gateway(request)
     payment_id = _number(request.match_info["id"])
     tenant = await gateway.store.owner("payment", payment_id)
@@ -229,6 +234,7 @@ def key_json(record: KeyRecord) -> dict[str, Any]:
 
 
 async def get_key(request: web.Request) -> web.Response:
+    """An Idempotency-Key's state and stored answer."""
     gateway = _gateway(request)
     tenant, key = request.match_info["tenant"], request.match_info["key"]
     record = await gateway.store.key_record(tenant, key)
@@ -282,13 +288,49 @@ async def readyz(request: web.Request) -> web.Response:
     return _json_reply({"status": "ready", "store": "ok", "backends": backends})
 
 
+@dataclass(frozen=True)
+class AdminRoute:
+    """One endpoint of the admin API; `body` is the JSON schema of what it takes."""
+
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    status: int = 200
+    body: dict[str, Any] | None = None
+    public: bool = False
+    media: str = "application/json"
+
+
+# What POST /gateway/v1/invoices takes (checked field by field in `_new_invoice`).
+NEW_INVOICE: dict[str, Any] = {
+    "type": "object",
+    "required": ["tenant", "number", "currency", "total", "issued_on", "due_on"],
+    "properties": {
+        "tenant": {"type": "string"},
+        "number": {"type": "string", "minLength": 1, "maxLength": 64},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "total": {"type": ["string", "number"]},
+        "issued_on": {"type": "string", "format": "date"},
+        "due_on": {"type": "string", "format": "date"},
+        "draft": {"type": "boolean"},
+    },
+}
+
+ROUTES: tuple[AdminRoute, ...] = (
+    AdminRoute("POST", "/gateway/v1/invoices", create_invoice, 201, NEW_INVOICE),
+    AdminRoute("GET", "/gateway/v1/invoices/{id}", get_invoice),
+    AdminRoute("GET", "/gateway/v1/payments/{id}", get_payment),
+    AdminRoute("GET", "/gateway/v1/ids/{dialect}/{kind}/{id}", lookup_ids),
+    AdminRoute("GET", "/gateway/v1/idempotency/{tenant}/{key:.+}", get_key),
+    AdminRoute("DELETE", "/gateway/v1/idempotency/{tenant}/{key:.+}", forget_key, 204),
+    AdminRoute("POST", playground.TRANSLATE, playground.translate, 200, playground.REQUEST, True),
+    AdminRoute("GET", playground.PAGE, playground.page, public=True, media="text/html"),
+    AdminRoute("GET", "/healthz", healthz, public=True),
+    AdminRoute("GET", "/readyz", readyz, public=True),
+    AdminRoute("GET", "/metrics", scrape, media="text/plain"),
+)
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/gateway/v1/invoices", create_invoice)
-    app.router.add_get("/gateway/v1/invoices/{id}", get_invoice)
-    app.router.add_get("/gateway/v1/payments/{id}", get_payment)
-    app.router.add_get("/gateway/v1/ids/{dialect}/{kind}/{id}", lookup_ids)
-    app.router.add_get("/gateway/v1/idempotency/{tenant}/{key:.+}", get_key)
-    app.router.add_delete("/gateway/v1/idempotency/{tenant}/{key:.+}", forget_key)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", scrape)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)

@@ -28,7 +28,7 @@ from dialects.errors import (
 )
 from dialects.unit import DialectUnit
 
-from . import admin, metrics, playground, routes, trace
+from . import admin, metrics, openapi, routes, trace
 from .auth import Authenticator
 from .config import Config
 from .http import body_format, read_body, reply, response_format, split_suffix
@@ -226,7 +226,7 @@ def create_app(
     app.cleanup_ctx.append(lifetime)
     routes.add_routes(app)
     admin.add_routes(app)
-    playground.add_routes(app)
+    openapi.add_routes(app)
     for unit in dialects.units().values():
         if unit.token_endpoint is not None:
             app.router.add_post(unit.token_endpoint.path, partial(issue_token, unit))

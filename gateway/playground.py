@@ -18,6 +18,16 @@ from .state import GATEWAY
 
 PAGE = "/gateway/playground"
 TRANSLATE = "/gateway/v1/translate"
+# What the endpoint takes (`_request` checks it field by field).
+REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["from", "document"],
+    "properties": {
+        "from": {"type": "string", "description": "the source dialect"},
+        "format": {"enum": ["xml", "json"], "description": "default: sniffed"},
+        "document": {"type": "string", "minLength": 1},
+    },
+}
 
 
 def catalogue() -> list[dict[str, Any]]:
@@ -34,6 +44,7 @@ def _page() -> bytes:
 
 
 async def page(request: web.Request) -> web.Response:
+    """The translation playground page."""
     return web.Response(body=_page(), content_type="text/html", charset="utf-8")
 
 
@@ -89,8 +100,3 @@ async def translate(request: web.Request) -> web.Response:
         "translations": results,
     }
     return web.Response(body=_json.dumps(answer), content_type="application/json")
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get(PAGE, page)
-    app.router.add_post(TRANSLATE, translate)
