@@ -10,7 +10,7 @@ from dialects.model import Payment
 
 
 class NotSpoken(BadRequest):
-    """The dialect has no such format (Invoiless and urlKey speak JSON only)."""
+    """The dialect has no such format (some speak JSON only)."""
 
     def __init__(self, dialect: Dialect, fmt: str) -> None:
         super().__init__(f"{dialect.name} does not speak {fmt}")
