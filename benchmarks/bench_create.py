@@ -1,13 +1,16 @@
 """What a create costs: payments recorded per second by one gateway process.
 
-    python -m benchmarks.bench_create [--requests 4000] [--connections 16] [--keyed]
+    python -m benchmarks.bench_create [--requests 4000] [--connections 16] [--keyed | --observed]
 
 Starts the gateway (ledger mode, SQLite, synchronous=FULL) as its own process on a
 free port and drives it from this process with an aiohttp load loop: each request
 records a small payment on one of 64 invoices, in the dialect named, over keep-alive
 connections. Prints throughput and latency per dialect. With `--keyed`, each load is
 run twice in the same run, without and with a fresh `Idempotency-Key` per request,
-and a markdown table compares the two.
+and a markdown table compares the two. With `--observed`, two gateways run side by
+side, one quiet (no access log, no request metrics) and one observed (a JSON access
+line per request, written to /dev/null, and Prometheus request metrics), loaded in
+turn in the same run, and a markdown table gives the cost of observing a create.
 """
 
 from __future__ import annotations
@@ -78,9 +81,13 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=64, help="spread payments over this many")
     parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL")
     parser.add_argument("--keyed", action="store_true", help="also with Idempotency-Key")
+    parser.add_argument("--observed", action="store_true", help="with and without logs, metrics")
     args = parser.parse_args()
     if args.keyed:
         compare_keyed(args)
+        return
+    if args.observed:
+        compare_observed(args)
         return
     with gateway_process(bench_config(sqlite_synchronous=args.synchronous)) as base:
         for dialect in ("harvest", "invoiless"):
@@ -117,6 +124,42 @@ def compare_keyed(args: argparse.Namespace) -> None:
     print(
         "| dialect | connections | creates/s | keyed creates/s | keyed vs not"
         " | p99 ms | keyed p99 ms |\n|---|---|---|---|---|---|---|"
+    )
+    print("\n".join(rows))
+
+
+def compare_observed(args: argparse.Namespace) -> None:
+    """Creates/s on a quiet and on an observed gateway, alternating in one run."""
+    quiet = bench_config(sqlite_synchronous=args.synchronous, metrics={"enabled": False})
+    observed = bench_config(sqlite_synchronous=args.synchronous)
+    observed["server"] = {"access_log": True}
+    rows = []
+    with (
+        gateway_process(quiet) as plain_base,
+        gateway_process(observed, args=("serve", "--log-format", "json")) as observed_base,
+    ):
+        for dialect in ("harvest", "invoiless"):
+            sends = {}
+            for name, base in (("quiet", plain_base), ("observed", observed_base)):
+                invoices = asyncio.run(new_invoices(base, f"{dialect}-o", args.invoices))
+                sends[name] = creator(base, dialect, invoices)
+                asyncio.run(load(sends[name], connections=1, total=200))  # warm-up
+            for connections in (1, args.connections):
+                rates = {}
+                for name, send in sends.items():
+                    result = asyncio.run(load(send, connections=connections, total=args.requests))
+                    assert result.errors == 0, f"{result.errors} failed creates"
+                    rates[name] = result
+                plain, seen = rates["quiet"], rates["observed"]
+                rows.append(
+                    f"| {dialect} | {connections} | {plain.rate:,.0f} | {seen.rate:,.0f}"
+                    f" | {seen.rate / plain.rate - 1:+.0%}"
+                    f" | {plain.percentile(99):.1f} | {seen.percentile(99):.1f} |"
+                )
+    print(f"SQLite, synchronous={args.synchronous}, {args.requests} creates per cell\n")
+    print(
+        "| dialect | connections | creates/s quiet | creates/s logged + metrics | cost"
+        " | p99 ms quiet | p99 ms observed |\n|---|---|---|---|---|---|---|"
     )
     print("\n".join(rows))
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +51,10 @@ def bench_config(tenants: dict[str, Any] | None = None, **extra: Any) -> dict[st
 
 
 @contextmanager
-def gateway_process(config: dict[str, Any], workdir: Path | None = None) -> Iterator[str]:
-    """Start `python -m gateway` with `config` on a free port; yield its base URL."""
+def gateway_process(
+    config: dict[str, Any], workdir: Path | None = None, args: Sequence[str] = ()
+) -> Iterator[str]:
+    """Start `python -m gateway` with `config` (and `args`) on a free port; yield its URL."""
     with tempfile.TemporaryDirectory() as tmp:
         root = workdir or Path(tmp)
         port = free_port()
@@ -63,7 +65,7 @@ def gateway_process(config: dict[str, Any], workdir: Path | None = None) -> Iter
         }
         path.write_text(yaml.safe_dump(config))
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(path), "--port", str(port)],
+            [sys.executable, "-m", "gateway", "--config", str(path), "--port", str(port), *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -261,6 +261,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def scrape(request: web.Request) -> web.Response:
     """`GET /metrics`: behind the admin token unless the config makes it public."""
     gateway = request.app[GATEWAY]
+    if not gateway.config.metrics.enabled:
+        raise NotFound("Metrics are disabled in the config")
     if not gateway.config.metrics.public:
         gateway.auth.admin(request.headers.get("Authorization"))
     response = web.Response(body=metrics.exposition())

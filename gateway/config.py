@@ -122,9 +122,13 @@ class Idempotency(Strict):
 
 
 class Metrics(Strict):
-    """`GET /metrics`: behind the admin token unless public (for a scraper on a private network)."""
+    """`GET /metrics`: behind the admin token unless public (for a scraper on a private network).
+
+    `enabled: false` stops counting requests (for measuring what counting costs).
+    """
 
     public: bool = False
+    enabled: bool = True
 
 
 class Config(Strict):

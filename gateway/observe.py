@@ -45,8 +45,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         seconds = time.perf_counter() - started
         _count(traffic, status)
-        _measure(request, current, status, seconds)
-        if request.app[GATEWAY].config.server.access_log:
+        config = request.app[GATEWAY].config
+        if config.metrics.enabled:
+            _measure(request, current, status, seconds)
+        if config.server.access_log:
             _access(request, current, status, seconds)
 
 

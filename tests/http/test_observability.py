@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
@@ -220,3 +221,16 @@ def test_a_process_serves_metrics_to_the_admin_token(tmp_path: Path) -> None:
             text = response.read().decode()
 
     assert value(text, "gateway_requests_total", operation="healthz", status="200") >= 1
+
+
+async def test_disabled_metrics_count_nothing_and_are_not_served(
+    aiohttp_client: AiohttpClient, database: str
+) -> None:
+    client = await aiohttp_client(create_app(make_config(database, metrics={"enabled": False})))
+    labels = {"dialect": "none", "operation": "healthz", "status": "200"}
+    before = REGISTRY.get_sample_value("gateway_requests_total", labels) or 0.0
+
+    await client.get("/healthz")
+
+    assert (REGISTRY.get_sample_value("gateway_requests_total", labels) or 0.0) == before
+    assert (await client.get("/metrics", headers=ADMIN)).status == 404
