@@ -155,8 +155,14 @@ class Server:
 
 
 @contextmanager
-def running(config: Path, database: Path, log: Path, args: Sequence[str] = ()) -> Iterator[Server]:
-    server = Server(config, database, log, args=args)
+def running(
+    config: Path,
+    database: Path,
+    log: Path,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    server = Server(config, database, log, env=env, args=args)
     try:
         yield server
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import urllib.request
 from pathlib import Path
@@ -234,3 +235,24 @@ async def test_disabled_metrics_count_nothing_and_are_not_served(
 
     assert (REGISTRY.get_sample_value("gateway_requests_total", labels) or 0.0) == before
     assert (await client.get("/metrics", headers=ADMIN)).status == 404
+
+
+def test_processes_sharing_a_metrics_directory_are_scraped_as_one(tmp_path: Path) -> None:
+    """What `--workers` relies on: any worker's scrape adds up every worker's figures."""
+    config = write_config(tmp_path)
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    with running(config, tmp_path / "x.db", tmp_path / "a.log", env=env) as first:
+        first.wait_ready()  # one at a time: a busy machine starts two slowly
+        with running(config, tmp_path / "x.db", tmp_path / "b.log", env=env) as second:
+            for server, calls in ((first, 2), (second.wait_ready(), 3)):
+                for _ in range(calls):
+                    urllib.request.urlopen(f"{server.url}/readyz", timeout=10).close()
+        request = urllib.request.Request(
+            f"{first.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+
+    assert value(text, "gateway_requests_total", operation="readyz", status="200") == 5
