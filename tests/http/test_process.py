@@ -7,6 +7,8 @@ import http.client
 import json
 import signal
 import socket
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +201,20 @@ def test_sighup_with_a_bad_file_keeps_the_old_config(tmp_path: Path) -> None:
         connection.close()
 
 
+def _in_flight(server: Server, count: int) -> None:
+    """Wait (bounded) until the gateway's metrics show `count` requests being served."""
+    request = urllib.request.Request(
+        f"{server.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        if f"gateway_requests_in_flight {float(count)}" in text:
+            return
+    raise AssertionError(f"never {count} requests in flight:\n{text}")
+
+
 async def test_sigterm_drains_a_request_in_flight_and_logs_the_outcome(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     server = Server(config, tmp_path / "x.db", tmp_path / "x.log", args=JSON_LOGS)
@@ -215,7 +231,7 @@ async def test_sigterm_drains_a_request_in_flight_and_logs_the_outcome(tmp_path:
             + body[:10]
         )
         await writer.drain()
-        await asyncio.sleep(0.2)  # let the handler start reading the body
+        await asyncio.to_thread(_in_flight, server, 2)  # the upload and the scrape asking
 
         server.process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(server.wait_for, '"draining"')
