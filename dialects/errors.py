@@ -12,7 +12,9 @@
     +-- Conflict                 conflict         409
     +-- PayloadTooLarge          too_large        413
     +-- UnsupportedMediaType     media_type       415
-    +-- LedgerRefused            ledger           422  (overpayment, invoice not payable)
+    +-- LedgerRefused            ledger           422  (a ledger rule refused the payment)
+    |   +-- Overpayment          ledger           422  (more than is due)
+    |   +-- NotPayable           ledger           422  (invoice draft, paid or void)
     +-- KeyReused                key_reused       422  (Idempotency-Key sent with another request)
     +-- TooManyRequests          rate_limited     429
     +-- NotSupported             not_supported    501
@@ -104,6 +106,14 @@ class UnsupportedMediaType(GatewayError):
 
 class LedgerRefused(GatewayError):
     kind, status, default_message = "ledger", 422, "Payment refused"
+
+
+class Overpayment(LedgerRefused):
+    default_message = "Payment exceeds the amount due"
+
+
+class NotPayable(LedgerRefused):
+    default_message = "Invoice takes no payments"
 
 
 class KeyReused(GatewayError):

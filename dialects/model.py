@@ -89,6 +89,9 @@ class Payment(BaseModel):
     origin: str | None = None
     notes: str | None = None
     reference: str | None = None
+    # The deposit account the money went into: its code, its id, or both.
+    account_code: str | None = None
+    account_id: str | None = None
     tax_withheld: Decimal = Decimal("0.00")
     fee: Decimal = Decimal("0.00")
     recorded_by: str | None = None

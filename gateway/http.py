@@ -134,6 +134,6 @@ def reply(
     body: bytes, fmt: Format, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     response = web.Response(body=body, status=status, headers=headers)
-    if body:
+    if body and "Content-Type" not in (headers or {}):  # an error may name its own type
         response.headers["Content-Type"] = CONTENT_TYPES[fmt]
     return response

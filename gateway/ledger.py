@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from dialects import Decoded
-from dialects.errors import LedgerRefused, NotFound, ValidationFailed
+from dialects.errors import LedgerRefused, NotFound, NotPayable, Overpayment, ValidationFailed
 from dialects.model import ZERO, Invoice, InvoiceStatus, Payment, currency_exponent
 
 from .backend import Outcome, Principal
@@ -44,7 +44,7 @@ def check_settles(invoice: Invoice, payment: Payment, *, replacing: Payment | No
     """Refuse a payment that would settle more than is due."""
     due = invoice.due_amount + (replacing.settled if replacing else ZERO)
     if payment.settled > due:
-        raise LedgerRefused(
+        raise Overpayment(
             f"Payment of {payment.settled} exceeds the amount due ({max(due, ZERO)})",
             fields={"amount": f"exceeds the amount due ({max(due, ZERO)})"},
         )
@@ -53,7 +53,7 @@ def check_settles(invoice: Invoice, payment: Payment, *, replacing: Payment | No
 def check_payable(invoice: Invoice) -> None:
     status = invoice.status()
     if status not in PAYABLE:
-        raise LedgerRefused(
+        raise NotPayable(
             f"Invoice is {status.value} and takes no payments",
             fields={"invoice_id": f"is {status.value} and takes no payments"},
         )

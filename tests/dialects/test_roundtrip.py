@@ -97,6 +97,7 @@ texts = st.text(
     ),
     max_size=500,
 )
+account_codes = st.from_regex(r"[0-9A-Za-z]{1,10}", fullmatch=True)
 # The decimal integer id parser reads at most 18 digits.
 ids = st.integers(min_value=1, max_value=10**18 - 1)
 
@@ -121,6 +122,8 @@ def payments(draw: st.DrawFn, dialect: Dialect) -> Payment:
         origin=None if label is None else dialect.name,
         notes=draw(st.none() | texts),
         reference=draw(st.none() | texts),
+        account_code=draw(st.none() | account_codes),
+        account_id=draw(st.none() | st.uuids().map(str)),
         tax_withheld=draw(fees),
         fee=draw(fees),
         recorded_by=draw(st.none() | texts),
@@ -128,6 +131,7 @@ def payments(draw: st.DrawFn, dialect: Dialect) -> Payment:
         client_app=draw(st.none() | texts),
         notify_customer=draw(st.booleans()),
         created_at=draw(st.none() | moments),
+        updated_at=draw(st.none() | moments),
     )
 
 
