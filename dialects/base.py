@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from . import _json, _values
 from .errors import BadRequest, GatewayError, ValidationFailed
-from .model import ZERO, Method, Payment
+from .model import ZERO, Method, Page, Payment, PaymentQuery
 
 Format = Literal["xml", "json"]
 WireId = int | str
@@ -238,6 +238,44 @@ class Dialect:
         return found
 
     def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
+        raise NotImplementedError
+
+    # --- operations only some dialects serve (Op.SEARCH, CREATE_MANY, REMOVE) ------
+
+    def read_query(self, query: Mapping[str, str]) -> PaymentQuery:
+        """The search a list request's query string asks for."""
+        raise NotImplementedError
+
+    def encode_page(
+        self,
+        payments: Sequence[Payment],
+        fmt: Format,
+        page: Page | None = None,
+        *,
+        warnings: list[str] | None = None,
+    ) -> bytes:
+        """A search's answer; `page` says where a paged one stands."""
+        return self.encode_payments(payments, fmt, warnings)
+
+    def summarised(self, query: Mapping[str, str]) -> bool:
+        """Whether one failed item of a batch fails the whole answer (else each says)."""
+        return True
+
+    def encode_batch(
+        self,
+        results: Sequence[Payment | GatewayError],
+        fmt: Format,
+        warnings: list[str] | None = None,
+    ) -> bytes:
+        """A batch create's answer, item by item: the payment made or why it was not."""
+        raise NotImplementedError
+
+    def read_removal(self, body: bytes, fmt: Format) -> None:
+        """Check that a body asks to delete the payment; refuse any other change."""
+        raise NotImplementedError
+
+    def encode_removed(self, payment: Payment, fmt: Format) -> bytes:
+        """The answer to a removal: the payment as it was, marked deleted."""
         raise NotImplementedError
 
     # --- field reading and writing -------------------------------------------

@@ -2,6 +2,7 @@
 
     GatewayError                 kind             default status
     +-- BadRequest               bad_request      400  (malformed body, bad header)
+    |   +-- BadQuery             bad_request      400  (a list query that cannot be read)
     +-- ValidationFailed         validation       422  (field problems, keyed by canonical field)
     +-- NotAuthenticated         unauthenticated  401
     +-- Forbidden                forbidden        403
@@ -62,6 +63,10 @@ class GatewayError(Exception):
 
 class BadRequest(GatewayError):
     kind, status, default_message = "bad_request", 400, "Bad request"
+
+
+class BadQuery(BadRequest):
+    default_message = "The query cannot be read"
 
 
 class ValidationFailed(GatewayError):

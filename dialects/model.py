@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -148,3 +149,31 @@ class Invoice(BaseModel):
         if self.payment_count:
             return InvoiceStatus.PARTIAL
         return InvoiceStatus.OPEN
+
+
+@dataclass(frozen=True)
+class PaymentQuery:
+    """A search over a tenant's live payments, as a dialect's list query asks it.
+
+    `invoice_ids` / `payment_ids` None means any; `paid` holds comparisons on the
+    payment date (`>=`, `<` ...); `deleted` asks for deleted payments, which no
+    answer shows; `order` is (attribute, descending) pairs; `page` None: no paging.
+    """
+
+    invoice_ids: tuple[int, ...] | None = None
+    payment_ids: tuple[int, ...] | None = None
+    paid: tuple[tuple[str, datetime], ...] = ()
+    deleted: bool = False
+    order: tuple[tuple[str, bool], ...] = (("updated_at", False), ("id", False))
+    page: int | None = None
+    page_size: int = 100
+
+
+@dataclass(frozen=True)
+class Page:
+    """Where a paged answer stands: its page, page size, and the whole result's size."""
+
+    page: int
+    page_size: int
+    page_count: int
+    item_count: int

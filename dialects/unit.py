@@ -27,6 +27,12 @@ class Op(Enum):
     REPLACE = "replace"
     PATCH = "patch"
     DELETE = "delete"
+    # A list over the tenant's payments that the codec's query selects and pages.
+    SEARCH = "search"
+    # One or many payments in one body (`Dialect.decode_list`), each created in turn.
+    CREATE_MANY = "create_many"
+    # A POST whose body marks the payment deleted (`Dialect.read_removal`).
+    REMOVE = "remove"
 
 
 @dataclass(frozen=True)

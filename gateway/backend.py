@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dialects import Decoded
-from dialects.model import Payment
+from dialects.model import Page, Payment, PaymentQuery
 
 from .store import Seal
 
@@ -61,3 +61,13 @@ class Backend(Protocol):
     async def delete_payment(
         self, who: Principal, payment_id: int, *, seal: Seal | None = None
     ) -> None: ...
+
+    async def search_payments(
+        self, who: Principal, query: PaymentQuery
+    ) -> tuple[list[Payment], Page | None]:
+        """The tenant's payments a search selects, and where a paged answer stands."""
+        ...
+
+    async def invoice_by_number(self, who: Principal, number: str) -> int | None:
+        """The id of the tenant's invoice with that number, if there is one."""
+        ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -67,6 +68,24 @@ class Upstream(BackendConfig):
         return self
 
 
+class Account(Strict):
+    """A deposit account payments may go into: its code, and its id where it has one."""
+
+    code: str = Field(min_length=1, max_length=10)
+    id: str | None = Field(default=None, description="a UUID")
+    name: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _uuid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value))
+        except ValueError as exc:
+            raise ValueError("an account id must be a UUID") from exc
+
+
 class Tenant(Strict):
     """A tenant: one optional section per registered dialect, its limit and its backend.
 
@@ -76,6 +95,17 @@ class Tenant(Strict):
 
     rate_limit: RateLimit | None = None
     backend: Upstream | None = Field(default=None, description="none: the embedded ledger")
+    accounts: tuple[Account, ...] = Field(default=(), description="deposit accounts")
+    default_account: str | None = Field(default=None, description="code of the default account")
+
+    @model_validator(mode="after")
+    def _default_is_listed(self) -> Tenant:
+        codes = [account.code for account in self.accounts]
+        if len(set(codes)) != len(codes):
+            raise ValueError("two accounts share a code")
+        if self.default_account is not None and codes and self.default_account not in codes:
+            raise ValueError(f"default_account {self.default_account!r} is not in accounts")
+        return self
 
     def section(self, dialect: str) -> Any:
         """The tenant's section for `dialect`, or None if it has none."""

@@ -8,9 +8,18 @@ from typing import Any
 
 from dialects import Decoded
 from dialects.errors import LedgerRefused, NotFound, NotPayable, Overpayment, ValidationFailed
-from dialects.model import ZERO, Invoice, InvoiceStatus, Payment, currency_exponent
+from dialects.model import (
+    ZERO,
+    Invoice,
+    InvoiceStatus,
+    Page,
+    Payment,
+    PaymentQuery,
+    currency_exponent,
+)
 
 from .backend import Outcome, Principal
+from .search import select
 from .store import Change, Seal, Store
 
 PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIAL, InvoiceStatus.OVERDUE)
@@ -163,6 +172,14 @@ class Ledger:
         )
         assert stored is not None
         return Outcome(stored)
+
+    async def search_payments(
+        self, who: Principal, query: PaymentQuery
+    ) -> tuple[list[Payment], Page | None]:
+        return select(await self.store.payments(who.tenant, query.invoice_ids), query)
+
+    async def invoice_by_number(self, who: Principal, number: str) -> int | None:
+        return await self.store.invoice_id(who.tenant, number)
 
     async def delete_payment(
         self, who: Principal, payment_id: int, *, seal: Seal | None = None

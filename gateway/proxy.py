@@ -29,7 +29,7 @@ from dialects.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from dialects.model import ZERO, Payment
+from dialects.model import ZERO, Page, Payment, PaymentQuery
 from dialects.unit import DialectUnit, Op
 
 from .backend import Outcome, Principal
@@ -39,6 +39,7 @@ from .idmap import IdMap
 from .ledger import today_midnight
 from .logs import event
 from .metrics import BREAKER, BREAKER_STATES
+from .search import select
 from .store import BackendRef, KeyState, Seal, Store
 from .upstream import Answer, UpstreamClient, retry_after, unanswered
 
@@ -179,6 +180,20 @@ class ProxyBackend:
         if header is None:
             return {}
         return {header: hashlib.sha256(f"{self.tenant}\0{key}".encode()).hexdigest()}
+
+    async def search_payments(
+        self, who: Principal, query: PaymentQuery
+    ) -> tuple[list[Payment], Page | None]:
+        """A search within named invoices, from their lists at the backend."""
+        if query.invoice_ids is None:
+            raise NotSupported("Through the proxy, payments are listed by invoice")
+        found: list[Payment] = []
+        for invoice_id in dict.fromkeys(query.invoice_ids):
+            found += await self.list_payments(who, invoice_id)
+        return select(found, query)
+
+    async def invoice_by_number(self, who: Principal, number: str) -> int | None:
+        raise NotSupported("Through the proxy, an invoice is named by its id")
 
     # --- ids ---------------------------------------------------------------------------
 

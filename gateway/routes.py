@@ -10,13 +10,19 @@ from aiohttp import web
 
 import dialects
 from dialects import Decoded, Dialect, Format, Reply
-from dialects.errors import NotFound, ValidationFailed
+from dialects.errors import (
+    BadRequest,
+    GatewayError,
+    LedgerRefused,
+    NotFound,
+    ValidationFailed,
+)
 from dialects.model import Payment
 from dialects.registry import owner_of
 from dialects.unit import DialectUnit, Endpoint, Op, Route
 
-from . import idempotency, trace
-from .backend import Backend, Principal
+from . import accounts, idempotency, trace
+from .backend import Backend, Outcome, Principal
 from .http import (
     CONTENT_TYPES,
     SUFFIXES,
@@ -53,6 +59,7 @@ class Call:
     who: Principal | None = None
     raw: bytes | None = None
     seal: Seal | None = None  # the Idempotency-Key this write completes
+    current: Payment | None = None  # the payment a removal acts on, for its answer
 
     @property
     def dialect(self) -> Dialect:
@@ -80,6 +87,14 @@ class Call:
     async def body(self) -> Decoded:
         fmt = body_format(self.dialect, self.request, self.fmt)
         return self.dialect.decode_payment(await self.raw_body(), fmt)
+
+    def body_format(self) -> Format:
+        return body_format(self.dialect, self.request, self.fmt)
+
+    def completed(self, request: Decoded) -> Decoded:
+        """A create request with its deposit account completed from the tenant's accounts."""
+        assert self.who is not None
+        return accounts.resolve(self.gateway.config.tenants[self.who.tenant], request)
 
     def answer(
         self,
@@ -119,7 +134,7 @@ async def get_payment(call: Call) -> web.Response:
 
 
 async def create_payment(call: Call) -> web.Response:
-    request = await call.body()
+    request = call.completed(await call.body())
     call.dialect.check_create(request)
     if "invoice_id" in call.ids:
         invoice_id = call.id_of("invoice_id", "Invoice")
@@ -127,6 +142,99 @@ async def create_payment(call: Call) -> web.Response:
         invoice_id = request.payment.invoice_id or 0
     outcome = await call.backend.create_payment(_who(call), invoice_id, request, seal=call.seal)
     return _answer_payment(call, outcome.payment, outcome.warnings)
+
+
+async def create_many(call: Call) -> web.Response:
+    """One or many payments in one body; each names its invoice by id or by number.
+
+    Summarised (the default), the first item refused answers for the batch, items
+    before it staying recorded; else every item is answered, made or refused. An
+    Idempotency-Key covers one payment (one write), so it is answered summarised.
+    """
+    raw = await call.raw_body()
+    items = [call.completed(item) for item in call.dialect.decode_list(raw, call.body_format())]
+    if not items:
+        raise BadRequest("The request holds no payments")
+    if call.seal is not None and len(items) > 1:
+        raise BadRequest("An Idempotency-Key covers one payment: send them one by one")
+    summarised = call.seal is not None or call.dialect.summarised(call.request.query)
+    if summarised:
+        for item in items:
+            call.dialect.check_create(item)
+    results: list[Payment | GatewayError] = []
+    warnings: list[str] = []
+    for item in items:
+        try:
+            call.dialect.check_create(item)
+            outcome = await _create_in_body(call, item)
+        except (ValidationFailed, LedgerRefused) as refused:
+            if summarised:
+                raise
+            results.append(refused)
+            continue
+        results.append(outcome.payment)
+        warnings += outcome.warnings
+    if summarised:
+        made = [r for r in results if isinstance(r, Payment)]
+        body = call.dialect.encode_payments(made, call.fmt, warnings)
+    else:
+        body = call.dialect.encode_batch(results, call.fmt, warnings)
+    return _respond(call, _reply(call, body, tuple(warnings)))
+
+
+def _made(call: Call, payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
+    """The answer to a batch of one, as an Idempotency-Key stores it."""
+    assert payment is not None
+    found = list(warnings)
+    return _reply(call, call.dialect.encode_payments([payment], call.fmt, found), tuple(found))
+
+
+def _reply(call: Call, body: bytes, warnings: tuple[str, ...]) -> Reply:
+    headers = {"Content-Type": CONTENT_TYPES[call.fmt]}
+    if warnings:
+        headers["X-Gateway-Warnings"] = "; ".join(warnings)
+    return Reply(call.route.status, body, headers)
+
+
+async def _create_in_body(call: Call, request: Decoded) -> Outcome:
+    """Create a payment on the invoice its body names by id or by number.
+
+    An invoice that does not exist is a problem with the payment (a field), not a
+    missing resource, since the path named none.
+    """
+    invoice_id = request.payment.invoice_id
+    number = request.options.get("invoice_number")
+    if invoice_id is None and isinstance(number, str):
+        invoice_id = await call.backend.invoice_by_number(_who(call), number)
+    try:
+        if invoice_id is None:
+            raise NotFound("Invoice not found")
+        return await call.backend.create_payment(_who(call), invoice_id, request, seal=call.seal)
+    except NotFound as exc:
+        problem = {"invoice_id": "could not be found"}
+        raise ValidationFailed("Invoice could not be found", fields=problem) from exc
+
+
+async def search_payments(call: Call) -> web.Response:
+    query = call.dialect.read_query(call.request.query)
+    payments, page = await call.backend.search_payments(_who(call), query)
+    warnings: list[str] = []
+    body = call.dialect.encode_page(payments, call.fmt, page, warnings=warnings)
+    return call.answer(body, warnings=tuple(warnings))
+
+
+async def remove_payment(call: Call) -> web.Response:
+    """A POST whose body marks the payment deleted: answered with the payment as it was."""
+    call.dialect.read_removal(await call.raw_body(), call.body_format())
+    payment_id = _payment_in_path(call)
+    call.current = await call.backend.get_payment(_who(call), payment_id)
+    await call.backend.delete_payment(_who(call), payment_id, seal=call.seal)
+    return _respond(call, _removed(call, None, ()))
+
+
+def _removed(call: Call, payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
+    assert call.current is not None
+    return _reply(call, call.dialect.encode_removed(call.current, call.fmt), warnings)
 
 
 async def replace_payment(call: Call) -> web.Response:
@@ -212,6 +320,9 @@ OPERATIONS: dict[Op, Operation] = {
     Op.REPLACE: replace_payment,
     Op.PATCH: patch_payment,
     Op.DELETE: delete_payment,
+    Op.SEARCH: search_payments,
+    Op.CREATE_MANY: create_many,
+    Op.REMOVE: remove_payment,
 }
 # The writes an Idempotency-Key guards, and how each one's answer is encoded.
 ANSWERS: dict[Op, Callable[[Call, Payment | None, tuple[str, ...]], Reply]] = {
@@ -219,6 +330,8 @@ ANSWERS: dict[Op, Callable[[Call, Payment | None, tuple[str, ...]], Reply]] = {
     Op.REPLACE: _encode_payment,
     Op.PATCH: _encode_payment,
     Op.DELETE: _deleted,
+    Op.CREATE_MANY: _made,
+    Op.REMOVE: _removed,
 }
 
 

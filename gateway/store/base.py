@@ -131,6 +131,16 @@ class Store(Protocol):
 
     async def payment(self, tenant: str, payment_id: int) -> Payment | None: ...
 
+    async def payments(
+        self, tenant: str, invoice_ids: Sequence[int] | None = None
+    ) -> list[Payment]:
+        """The tenant's live payments (of those invoices only, if named), by id."""
+        ...
+
+    async def invoice_id(self, tenant: str, number: str) -> int | None:
+        """The id of the tenant's invoice with that number."""
+        ...
+
     async def apply(
         self,
         tenant: str,

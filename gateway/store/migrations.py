@@ -79,4 +79,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
         """,
     ),
+    (
+        4,
+        """
+        ALTER TABLE payments ADD COLUMN account_code TEXT;
+        ALTER TABLE payments ADD COLUMN account_id TEXT;
+        CREATE INDEX payments_tenant ON payments (tenant, id) WHERE deleted_at IS NULL;
+        """,
+    ),
 )

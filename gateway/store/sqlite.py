@@ -29,7 +29,7 @@ _MAX_BATCH = 64
 _PAYMENT_COLUMNS = (
     "id", "tenant", "invoice_id", "amount", "paid_at", "method", "method_label", "origin",
     "notes", "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email",
-    "client_app", "notify_customer", "created_at", "updated_at",
+    "client_app", "notify_customer", "created_at", "updated_at", "account_code", "account_id",
 )  # fmt: skip
 _SELECT_PAYMENTS = f"SELECT {', '.join(_PAYMENT_COLUMNS)} FROM payments"
 _INVOICE_COLUMNS = (
@@ -252,6 +252,31 @@ class SQLiteStore:
 
     async def payment(self, tenant: str, payment_id: int) -> Payment | None:
         return await self._read(lambda db: self._load_payment(db, tenant, payment_id))
+
+    async def payments(
+        self, tenant: str, invoice_ids: Sequence[int] | None = None
+    ) -> list[Payment]:
+        return await self._read(lambda db: self._load_payments(db, tenant, invoice_ids))
+
+    @staticmethod
+    def _load_payments(
+        db: sqlite3.Connection, tenant: str, invoice_ids: Sequence[int] | None
+    ) -> list[Payment]:
+        query = f"{_SELECT_PAYMENTS} WHERE tenant = ? AND deleted_at IS NULL"
+        params: list[object] = [tenant]
+        if invoice_ids is not None:
+            query += f" AND invoice_id IN ({', '.join('?' * len(invoice_ids))})"
+            params += invoice_ids
+        return [_payment(row) for row in db.execute(query + " ORDER BY id", params)]
+
+    async def invoice_id(self, tenant: str, number: str) -> int | None:
+        def find(db: sqlite3.Connection) -> int | None:
+            row = db.execute(
+                "SELECT id FROM invoices WHERE tenant = ? AND number = ?", (tenant, number)
+            ).fetchone()
+            return int(row[0]) if row else None
+
+        return await self._read(find)
 
     @staticmethod
     def _load_payment(
@@ -546,6 +571,8 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "recorded_by_email": payment.recorded_by_email,
         "client_app": payment.client_app,
         "notify_customer": int(payment.notify_customer),
+        "account_code": payment.account_code,
+        "account_id": payment.account_id,
         "settled_cents": _cents(payment.settled),
     }
 
