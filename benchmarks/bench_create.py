@@ -1,11 +1,14 @@
 """What a create costs: payments recorded per second by one gateway process.
 
     python -m benchmarks.bench_create [--requests 4000] [--connections 16] [--keyed | --observed]
+    python -m benchmarks.bench_create --dialects harvest,xero   # Xero XML beside Harvest XML
 
 Starts the gateway (ledger mode, SQLite, synchronous=FULL) as its own process on a
 free port and drives it from this process with an aiohttp load loop: each request
 records a small payment on one of 64 invoices, in the dialect named, over keep-alive
-connections. Prints throughput and latency per dialect. With `--keyed`, each load is
+connections. Prints throughput and latency per dialect (by default Harvest XML, Xero
+XML with a custom connection's cached token, and Invoiless JSON, in one run, so their
+figures compare). With `--keyed`, each load is
 run twice in the same run, without and with a fresh `Idempotency-Key` per request,
 and a markdown table compares the two. With `--observed`, two gateways run side by
 side, one quiet (no access log, no request metrics) and one observed (a JSON access
@@ -23,7 +26,14 @@ import uuid
 
 import aiohttp
 
-from benchmarks.harness import ADMIN, Request, bench_config, gateway_process, load
+from benchmarks.harness import (
+    ADMIN,
+    XERO_TENANT,
+    Request,
+    bench_config,
+    gateway_process,
+    load,
+)
 
 HARVEST_AUTH = {"Authorization": "Basic " + base64.b64encode(b"bench@example.com:bench").decode()}
 
@@ -57,6 +67,8 @@ def creator(base: str, dialect: str, invoices: list[int], *, keyed: bool = False
             b'<amount type="decimal">1.25</amount><notes>bench</notes></payment>'
         )
         headers = {**HARVEST_AUTH, "Content-Type": "application/xml"}
+    elif dialect == "xero":
+        return _xero_creator(base, invoices, keyed=keyed)
     else:
         url = base + "/v1/invoices/{}/payments"
         body = json.dumps({"amount": 1.25, "method": "Card", "notes": "bench"}).encode()
@@ -74,6 +86,46 @@ def creator(base: str, dialect: str, invoices: list[int], *, keyed: bool = False
     return send
 
 
+def _xero_creator(base: str, invoices: list[int], *, keyed: bool) -> Request:
+    """Xero XML creates: `POST /api.xro/2.0/Payments`, the invoice named in the body."""
+    url = base + "/api.xro/2.0/Payments"
+    template = (
+        "<Payment><Invoice><InvoiceID>{}</InvoiceID></Invoice><Account><Code>090</Code>"
+        "</Account><Date>2026-11-20T00:00:00</Date><Amount>1.25</Amount>"
+        "<Reference>bench</Reference></Payment>"
+    )
+    bodies = [template.format(xero_id(number)).encode() for number in invoices]
+    headers = {
+        "Authorization": f"Bearer {asyncio.run(xero_token(base))}",
+        "xero-tenant-id": XERO_TENANT,
+        "Content-Type": "application/xml",
+    }
+    prefix = uuid.uuid4().hex
+
+    async def send(session: aiohttp.ClientSession, index: int) -> int:
+        extra = {"Idempotency-Key": f"{prefix}-{index}"} if keyed else {}
+        body = bodies[index % len(bodies)]
+        async with session.post(url, data=body, headers={**headers, **extra}) as response:
+            await response.read()
+            return response.status
+
+    return send
+
+
+def xero_id(number: int) -> str:
+    return f"00000000-0000-0000-0000-{number:012x}"
+
+
+async def xero_token(base: str) -> str:
+    """A custom connection's token, taken once: what a Xero client caches."""
+    form = {"grant_type": "client_credentials", "client_id": "bench-xero", "client_secret": "bench"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/connect/token", data=form) as response:
+            assert response.status == 200, await response.text()
+            token: str = (await response.json())["access_token"]
+            return token
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000)
@@ -82,6 +134,9 @@ def main() -> None:
     parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL")
     parser.add_argument("--keyed", action="store_true", help="also with Idempotency-Key")
     parser.add_argument("--observed", action="store_true", help="with and without logs, metrics")
+    parser.add_argument(
+        "--dialects", default="harvest,xero,invoiless", help="comma-separated, run in order"
+    )
     args = parser.parse_args()
     if args.keyed:
         compare_keyed(args)
@@ -90,7 +145,7 @@ def main() -> None:
         compare_observed(args)
         return
     with gateway_process(bench_config(sqlite_synchronous=args.synchronous)) as base:
-        for dialect in ("harvest", "invoiless"):
+        for dialect in args.dialects.split(","):
             invoices = asyncio.run(new_invoices(base, dialect, args.invoices))
             send = creator(base, dialect, invoices)
             asyncio.run(load(send, connections=1, total=200))  # warm-up
@@ -104,7 +159,7 @@ def compare_keyed(args: argparse.Namespace) -> None:
     """Unkeyed and keyed creates, alternating in one run, as a markdown table."""
     rows = []
     with gateway_process(bench_config(sqlite_synchronous=args.synchronous)) as base:
-        for dialect in ("harvest", "invoiless"):
+        for dialect in args.dialects.split(","):
             invoices = asyncio.run(new_invoices(base, f"{dialect}-k", args.invoices))
             asyncio.run(load(creator(base, dialect, invoices), connections=1, total=200))
             for connections in (1, args.connections):

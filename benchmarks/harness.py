@@ -30,6 +30,9 @@ def free_port() -> int:
         return port
 
 
+XERO_TENANT = "0b5e1c1e-7f37-4a57-9c3e-6d1f0c2a9b11"
+
+
 def bench_config(tenants: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """A config with plain-text demo-like credentials and no rate limit."""
     tenant = {
@@ -39,6 +42,12 @@ def bench_config(tenants: dict[str, Any] | None = None, **extra: Any) -> dict[st
         "fastbill": {"users": [{"email": "bench@example.com", "api_key": "bench"}]},
         "invoiless": {"keys": [{"key": "bench-key", "scopes": ["bench"]}]},
         "urlkey": {"business": "bench", "apps": [{"app_id": "bench-app", "secret": "bench"}]},
+        "xero": {
+            "tenant_id": XERO_TENANT,
+            "clients": [{"client_id": "bench-xero", "secret": "bench"}],
+        },
+        "accounts": [{"code": "090"}],
+        "default_account": "090",
     }
     config: dict[str, Any] = {
         "admin_token": "bench-admin-token",

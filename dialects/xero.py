@@ -8,22 +8,49 @@ path. Answers are wrapped in Xero's envelope (`Id`, `Status`, `ProviderName`,
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlencode
 
 from lxml import etree
+from pydantic import Field, field_validator
 
-from . import _json, _values, _xml
+from . import _json, _values, _xml, xero_query
+from .auth import basic_header
 from .base import Decoded, Dialect, Format, Kind, Reply, Spec, WireId, require_mapping
-from .errors import BadRequest, GatewayError, NotPayable, Overpayment
-from .model import Payment
+from .errors import (
+    BadQuery,
+    BadRequest,
+    GatewayError,
+    NotAuthenticated,
+    NotPayable,
+    Overpayment,
+    UpstreamError,
+    ValidationFailed,
+)
+from .model import Page, Payment, PaymentQuery
+from .unit import (
+    BackendConfig,
+    BearerAuth,
+    ClientAuth,
+    Credential,
+    DialectUnit,
+    Endpoint,
+    Op,
+    Route,
+    Section,
+    Strict,
+    TokenEndpoint,
+    TokenGrant,
+)
 
 PROVIDER = "Invoice payments gateway"
 # Xero's own words for the refusals its clients look for.
@@ -45,20 +72,11 @@ _EXCEPTIONS: dict[str, tuple[int, str]] = {
     "validation": (10, "ValidationException"),
     "ledger": (10, "ValidationException"),
     "bad_request": (11, "PostDataInvalidException"),
+    "bad_query": (16, "QueryParseException"),
     "not_supported": (20, "ApiMethodNotImplementedException"),
 }
 # Titles of the problem documents Xero answers 401, 403 and 429 with.
 _PROBLEMS = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests"}
-
-
-@dataclass(frozen=True)
-class Page:
-    """The `pagination` block of a paged list."""
-
-    page: int
-    page_size: int
-    page_count: int
-    item_count: int
 
 
 def ms_date(moment: datetime) -> str:
@@ -175,10 +193,31 @@ class Xero(Dialect):
             self.decode_fields(item, foreign_ids=foreign_ids) for item in self._items(body, fmt)
         ]
 
-    def decode_status(self, body: bytes, fmt: Format) -> str | None:
-        """The `Status` a delete request sends (`{"Status": "DELETED"}`, bare or wrapped)."""
-        status = self.payment_fields(body, fmt).get("Status")
-        return status if isinstance(status, str) else None
+    def read_removal(self, body: bytes, fmt: Format) -> None:
+        """A delete is `{"Status": "DELETED"}` (bare or wrapped); a payment is never edited."""
+        if self.payment_fields(body, fmt).get("Status") != "DELETED":
+            raise ValidationFailed(
+                "A payment cannot be edited, only deleted",
+                fields={"status": 'must be "DELETED": a payment is never edited'},
+            )
+
+    def check_create(self, decoded: Decoded) -> None:
+        """Amount, account and invoice (by id or number) are required, as Xero requires them."""
+        missing = {}
+        if "amount" not in decoded.provided:
+            missing["amount"] = "can't be blank"
+        if not {"account_code", "account_id"} & decoded.provided:
+            missing["account_code"] = "can't be blank"
+        if "invoice_id" not in decoded.provided and not decoded.options.get("invoice_number"):
+            missing["invoice_id"] = "can't be blank"
+        if missing:
+            raise ValidationFailed(fields=missing)
+
+    def read_query(self, query: Mapping[str, str]) -> PaymentQuery:
+        return xero_query.read(query, self.parse_id)
+
+    def summarised(self, query: Mapping[str, str]) -> bool:
+        return query.get("summarizeErrors", "true").strip().lower() != "false"
 
     def _items(self, body: bytes, fmt: Format) -> list[dict[str, Any]]:
         """The payments of a document: a bare payment, a `Payments` list or a response."""
@@ -236,9 +275,27 @@ class Xero(Dialect):
     ) -> bytes:
         return self.encode_page(payments, fmt, warnings=warnings)
 
-    def encode_deleted(self, payment: Payment, fmt: Format) -> bytes:
+    def encode_removed(self, payment: Payment, fmt: Format) -> bytes:
         """The answer to a delete: the payment echoed with `Status` DELETED."""
         return self.encode_page([payment], fmt, status="DELETED")
+
+    def encode_batch(
+        self,
+        results: Sequence[Payment | GatewayError],
+        fmt: Format,
+        warnings: list[str] | None = None,
+    ) -> bytes:
+        """Each item with `StatusAttributeString` OK, or ERROR and its ValidationErrors."""
+        items: list[dict[str, Any]] = []
+        for result in results:
+            if isinstance(result, GatewayError):
+                problems = [{"Message": m} for m in self.messages(result)]
+                item = {"HasValidationErrors": True, "ValidationErrors": problems}
+                items.append({"StatusAttributeString": "ERROR", **item})
+            else:
+                document = self.payment_object(result, fmt, warnings)
+                items.append({**document, "StatusAttributeString": "OK"})
+        return self._envelope(items, fmt, None)
 
     def encode_page(
         self,
@@ -251,6 +308,9 @@ class Xero(Dialect):
     ) -> bytes:
         """Xero's response envelope around `payments`, with a `pagination` block if paged."""
         items = [self.payment_object(p, fmt, warnings, status) for p in payments]
+        return self._envelope(items, fmt, page)
+
+    def _envelope(self, items: list[dict[str, Any]], fmt: Format, page: Page | None) -> bytes:
         moment = NOW.get()()
         digest = hashlib.sha256(repr((moment, items)).encode()).digest()
         envelope: dict[str, Any] = {
@@ -273,7 +333,7 @@ class Xero(Dialect):
         root = _element("Response", envelope, namespaces=True)
         listed = etree.SubElement(root, "Payments")
         for item in items:
-            listed.append(_element("Payment", item))
+            listed.append(_payment_element(item))
         return _serialise(root)
 
     def encode_request(
@@ -317,7 +377,8 @@ class Xero(Dialect):
                 headers["X-Rate-Limit-Problem"] = "minute"
             headers["Content-Type"] = "application/json; charset=utf-8"
             return Reply(status, _json.dumps(_problem(status, error.message)), headers)
-        number, kind = _EXCEPTIONS.get(error.kind, (status, "ApiException"))
+        key = "bad_query" if isinstance(error, BadQuery) else error.kind
+        number, kind = _EXCEPTIONS.get(key, (status, "ApiException"))
         messages = self.messages(error)
         if kind == "ValidationException":
             document = {
@@ -379,6 +440,23 @@ def _xml_fields(element: etree._Element, prefix: str = "") -> dict[str, Any]:
         nil = child.get(f"{{{_XSI}}}nil") == "true"
         flat[key] = None if nil else (child.text or "")
     return flat
+
+
+def _payment_element(item: Mapping[str, Any]) -> Any:
+    """A `<Payment>`; a batch item's status is its `status` attribute, as in Xero's XML."""
+    fields = {
+        k: v for k, v in item.items() if k not in ("StatusAttributeString", "ValidationErrors")
+    }
+    element = _element("Payment", fields)
+    if "StatusAttributeString" in item:
+        element.set("status", item["StatusAttributeString"])
+    if "ValidationErrors" in item:
+        errors = etree.SubElement(element, "ValidationErrors")
+        for problem in item["ValidationErrors"]:
+            etree.SubElement(etree.SubElement(errors, "ValidationError"), "Message").text = problem[
+                "Message"
+            ]
+    return element
 
 
 def _child(root: etree._Element, name: str) -> etree._Element:
@@ -458,3 +536,171 @@ def _json_messages(document: Any) -> Iterator[str]:
             if isinstance(document.get(key), str):
                 yield document[key]
                 return
+
+
+# --- configuration: custom connections, and the gateway as one of a backend ----------------
+
+
+class XeroClient(Strict):
+    client_id: str
+    secret: str = Field(description="scrypt hash (`python -m gateway hash-secret`) or plain")
+    name: str = ""
+    public_key: str | None = Field(
+        default=None, description="PEM of an ES256 key the client may sign its own tokens with"
+    )
+
+
+class XeroAuth(Section):
+    """The tenant as a Xero organisation: its id in `xero-tenant-id`, its custom connections."""
+
+    tenant_id: str = Field(description="the organisation's id, a UUID")
+    tenant_name: str = ""
+    clients: tuple[XeroClient, ...] = ()
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        if not _UUID.fullmatch(value):
+            raise ValueError("tenant_id must be a UUID")
+        return value.lower()
+
+    def credentials(self) -> tuple[Credential, ...]:
+        return tuple(
+            Credential(
+                client.secret,
+                client.name or client.client_id,
+                label=client.client_id,
+                login=client.client_id,
+                app=client.client_id,
+                scope=self.tenant_id,
+                scopes=(self.tenant_name,),
+                public_key=client.public_key,
+            )
+            for client in self.clients
+        )
+
+
+class XeroBackend(BackendConfig):
+    """A Xero backend, reached as a custom connection: client credentials for a token."""
+
+    dialect: Literal["xero"]
+    client_id: str | None = None
+    client_secret: str | None = None
+    tenant_id: str | None = None
+    needs = ("client_id", "client_secret", "tenant_id")
+
+    def client_auth(self) -> ClientAuth:
+        headers = {
+            **basic_header(self.client_id or "", self.client_secret or ""),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        body = urlencode({"grant_type": "client_credentials"}).encode()
+        tenant = {"xero-tenant-id": self.tenant_id or ""}
+        return TokenGrant(TOKEN_PATH, body, headers, _token_from, calls=tenant)
+
+
+def _token_from(status: int, data: bytes) -> tuple[str, float | None]:
+    """The access token of a `POST /connect/token` answer, and when it expires."""
+    try:
+        document = _json.loads(data) if status == 200 else None
+    except GatewayError:
+        document = None
+    token = document.get("access_token") if isinstance(document, dict) else None
+    if not isinstance(token, str):
+        raise UpstreamError("The backend refused the gateway's credentials")
+    lifetime = document.get("expires_in") if isinstance(document, dict) else None
+    valid = isinstance(lifetime, int) and not isinstance(lifetime, bool)
+    return token, time.time() + lifetime if valid else None  # type: ignore[operator]
+
+
+# --- the identity endpoints: `POST /connect/token` and `GET /connections` ---------------------
+
+
+def _read_client(body: bytes, headers: Mapping[str, str]) -> tuple[str, str]:
+    """A client-credentials grant: the client's id and secret, in Basic or in the form."""
+    try:
+        form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError as exc:
+        raise BadRequest("The form is not UTF-8") from exc
+    if form.get("grant_type") != ["client_credentials"]:
+        raise BadRequest("unsupported_grant_type: grant_type must be client_credentials")
+    scheme, _, encoded = headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "basic" and encoded.strip():
+        try:
+            pair = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except ValueError as exc:
+            raise NotAuthenticated("invalid_client") from exc
+        client, _, secret = pair.partition(":")
+    else:
+        client = (form.get("client_id") or [""])[0]
+        secret = (form.get("client_secret") or [""])[0]
+    if not client or not secret:
+        raise NotAuthenticated("invalid_client")
+    return client, secret
+
+
+def _token_claims(credential: Credential) -> dict[str, Any]:
+    return {"xero_tenant_id": credential.scope, "scope": SCOPES}
+
+
+def _token_answer(token: str, credential: Credential, lifetime: int) -> tuple[int, str, bytes]:
+    data = {"access_token": token, "expires_in": lifetime, "token_type": "Bearer", "scope": SCOPES}
+    return 200, "application/json", _json.dumps(data)
+
+
+def _connections(tenant: str, credential: Credential) -> tuple[int, str, bytes]:
+    """The one connection a custom connection has: its organisation."""
+    moment = NOW.get()().astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    tenant = credential.scope or ""
+    connection = {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{credential.login}/{tenant}")),
+        "authEventId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{credential.login}")),
+        "tenantId": tenant,
+        "tenantType": "ORGANISATION",
+        "tenantName": credential.scopes[0] if credential.scopes else "",
+        "createdDateUtc": moment,
+        "updatedDateUtc": moment,
+    }
+    return 200, "application/json", _json.dumps([connection])
+
+
+API = "/api.xro/2.0"
+TOKEN_PATH = "/connect/token"
+SCOPES = "accounting.transactions accounting.settings"
+_PAYMENTS = API + "/Payments"
+
+UNIT = DialectUnit(
+    codec=Xero(),
+    routes=(
+        Route("GET", _PAYMENTS, Op.SEARCH),
+        Route("PUT", _PAYMENTS, Op.CREATE_MANY),
+        Route("POST", _PAYMENTS, Op.CREATE_MANY),
+        Route("GET", _PAYMENTS + "/{payment_id}", Op.GET),
+        Route("POST", _PAYMENTS + "/{payment_id}", Op.REMOVE),
+    ),
+    prefixes=("/api.xro/", "/connect/", "/connections", "/Connections"),
+    caller_auth=BearerAuth(
+        "xero",
+        scope=("header", "xero-tenant-id"),
+        scope_claim="xero_tenant_id",
+        invalid="AuthenticationUnsuccessful",
+        forbidden="AuthenticationUnsuccessful",
+    ),
+    token_endpoint=TokenEndpoint(
+        TOKEN_PATH,
+        _read_client,
+        _token_claims,
+        _token_answer,
+        body_format="form",
+        invalid="invalid_client",
+    ),  # fmt: skip
+    # Xero documents /connections; its SDK asks for /Connections.
+    endpoints=tuple(
+        Endpoint("GET", path, _connections, scoped=False)
+        for path in ("/connections", "/Connections")
+    ),
+    section=XeroAuth,
+    backend=XeroBackend,
+    vendor=("xero",),
+    testing="dialects.testing.xero",
+)

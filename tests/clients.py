@@ -75,7 +75,8 @@ class DialectClient:
     ) -> tuple[Reply, int | None]:
         request = self.support.create(self.tenant, invoice, amount, paid_on=paid_on, notes=notes)
         reply = await self.send(request)
-        created = self.support.created(reply.answer()) if reply.status == 201 else None
+        ok = reply.status == self.support.create_status
+        created = self.support.created(reply.answer()) if ok else None
         return reply, created
 
     async def list(self, invoice: int) -> list[View]:

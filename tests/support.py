@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -27,11 +26,6 @@ def tenant_config(name: str, *, rate_limit: dict[str, Any] | None = None) -> dic
     tenant: dict[str, Any] = {
         dialect: testing.support(dialect).section(name) for dialect in dialects.units()
     }
-    tenant["xero"] = {
-        "tenant_id": xero_tenant_id(name),
-        "tenant_name": name.capitalize(),
-        "clients": [{"client_id": f"{name}-xero-client", "secret": f"{name}-xero-secret"}],
-    }
     tenant["accounts"] = [{"code": "090", "id": ACCOUNT_ID, "name": "Bank"}, {"code": "091"}]
     tenant["default_account"] = "090"
     if rate_limit:
@@ -40,11 +34,6 @@ def tenant_config(name: str, *, rate_limit: dict[str, Any] | None = None) -> dic
 
 
 ACCOUNT_ID = "5690f1e8-1d02-4893-90c2-ee1a69eff942"
-
-
-def xero_tenant_id(name: str) -> str:
-    """The organisation id a tenant's Xero section has in these tests."""
-    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.example.com"))
 
 
 def make_config(database: str, **overrides: Any) -> Config:

@@ -63,8 +63,12 @@ class Support:
     name: ClassVar[str]
     # The canonical method this client's create sends (None: the dialect has none).
     method: ClassVar[str | None] = None
+    # Status of a successful create.
+    create_status: ClassVar[int] = 201
     # Status of a successful delete, or None if the dialect has no delete.
     deleted_status: ClassVar[int | None] = 200
+    # Whether a delete answers with no body (Xero echoes the deleted payment).
+    deleted_empty: ClassVar[bool] = True
 
     @property
     def codec(self) -> dialects.Dialect:

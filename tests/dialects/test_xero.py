@@ -24,8 +24,8 @@ from dialects.errors import (
     TooManyRequests,
     ValidationFailed,
 )
-from dialects.model import Payment
-from dialects.xero import Page, Xero, ms_date, parse_moment
+from dialects.model import Page, Payment
+from dialects.xero import Xero, ms_date, parse_moment
 
 from .conftest import WRITTEN
 
@@ -150,7 +150,12 @@ def test_sdk_create_references_the_invoice_by_number_with_a_microsoft_date() -> 
     ],
 )
 def test_delete_body_is_read_bare_or_wrapped(body: bytes, fmt: Format) -> None:
-    assert xero.decode_status(body, fmt) == "DELETED"
+    xero.read_removal(body, fmt)
+
+
+def test_a_payment_is_never_edited() -> None:
+    with pytest.raises(ValidationFailed, match="only deleted"):
+        xero.read_removal(b'{"Amount": 3}', "json")
 
 
 def test_many_payments_in_the_envelope_keep_their_order() -> None:
@@ -286,7 +291,7 @@ def test_a_paged_list_carries_the_pagination_block(fmt: Format) -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_a_deleted_payment_is_echoed_with_status_deleted(fmt: Format) -> None:
-    body = xero.encode_deleted(Payment(id=3, amount=Decimal(1)), fmt)
+    body = xero.encode_removed(Payment(id=3, amount=Decimal(1)), fmt)
     if fmt == "json":
         assert _json.loads(body)["Payments"][0]["Status"] == "DELETED"
     else:

@@ -153,7 +153,7 @@ async def test_payment_lives_at_the_backend_through_every_operation_both_dialect
 
     created, payment = await client.create(invoice, "250.50", notes=notes)
 
-    assert created.status == 201, created.body
+    assert created.status == testing.support(caller).create_status, created.body
     assert invoice == number  # the backend's own invoice number, in the caller's form
     assert payment is not None
     known = caller in BUILT_IN and backend_dialect in BUILT_IN
@@ -194,13 +194,14 @@ async def test_payment_lives_at_the_backend_through_every_operation_both_dialect
         return  # callers of a dialect without delete
     before = await backend.payments(number)
     deleted = await client.delete(invoice, payment)
-    if dialects.unit(backend_dialect).route(Op.DELETE) is None:
+    backend_unit = dialects.unit(backend_dialect)
+    if backend_unit.route(Op.DELETE) is None and backend_unit.route(Op.REMOVE) is None:
         message = f"The {backend_dialect} backend cannot delete a payment"
         not_supported(caller, deleted, message)
         assert await backend.payments(number) == before
         return
     assert deleted.status == caller_support.deleted_status, deleted.body
-    assert deleted.body == b""
+    assert (deleted.body == b"") == caller_support.deleted_empty
     assert await backend.payments(number) == []
     assert (await backend.invoice(number))["due_amount"] == "1000.00"
     assert await client.list(invoice) == []

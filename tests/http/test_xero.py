@@ -1,0 +1,384 @@
+"""Xero over HTTP: custom-connection tokens, the Payments endpoints, and Xero's own errors."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from lxml import etree
+
+from ..clients import Reply
+from ..conftest import Client
+from ..support import ACCOUNT_ID, basic, new_invoice, xero_tenant_id
+
+PAYMENTS = "/api.xro/2.0/Payments"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+JSON_IO = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def uuid_of(number: int) -> str:
+    return f"00000000-0000-0000-0000-{number:012x}"
+
+
+async def token(client: Client, tenant: str = "acme") -> str:
+    auth = basic(f"{tenant}-xero-client", f"{tenant}-xero-secret")
+    response = await client.post(
+        "/connect/token", data=b"grant_type=client_credentials", headers={**auth, **FORM}
+    )
+    assert response.status == 200, await response.text()
+    answer: dict[str, Any] = await response.json()
+    return str(answer["access_token"])
+
+
+async def xero(
+    client: Client,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    tenant: str = "acme",
+) -> Reply:
+    sent = {
+        "Authorization": f"Bearer {await token(client, tenant)}",
+        "xero-tenant-id": xero_tenant_id(tenant),
+        **(headers or {}),
+    }
+    async with client.request(method, path, data=body, headers=sent) as response:
+        return Reply(response.status, await response.read(), dict(response.headers))
+
+
+async def put_json(
+    client: Client, *payments: dict[str, Any], query: str = "", tenant: str = "acme"
+) -> Reply:
+    body = json.dumps({"Payments": list(payments)}).encode()
+    return await xero(client, "PUT", PAYMENTS + query, body, JSON_IO, tenant=tenant)
+
+
+def by_id(invoice: int, amount: str, **extra: Any) -> dict[str, Any]:
+    return {"Invoice": {"InvoiceID": uuid_of(invoice)}, "Amount": amount, **extra}
+
+
+# --- custom connections ---------------------------------------------------------------
+
+
+async def test_token_for_client_credentials_in_basic_or_in_the_form(client: Client) -> None:
+    in_basic = await client.post(
+        "/connect/token",
+        data=b"grant_type=client_credentials",
+        headers={**basic("acme-xero-client", "acme-xero-secret"), **FORM},
+    )
+    in_form = await client.post(
+        "/connect/token",
+        data=b"grant_type=client_credentials&client_id=acme-xero-client"
+        b"&client_secret=acme-xero-secret",
+        headers=FORM,
+    )
+    for response in (in_basic, in_form):
+        assert response.status == 200
+        answer = await response.json()
+        assert set(answer) == {"access_token", "expires_in", "token_type", "scope"}
+        assert (answer["token_type"], answer["expires_in"]) == ("Bearer", 3600)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"grant_type=client_credentials", basic("acme-xero-client", "wrong"), 401),
+        (b"grant_type=client_credentials", basic("nobody", "acme-xero-secret"), 401),
+        (b"grant_type=client_credentials", {}, 401),
+        (b"grant_type=authorization_code", basic("acme-xero-client", "acme-xero-secret"), 400),
+    ],
+)
+async def test_a_bad_grant_gets_no_token(
+    client: Client, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    response = await client.post("/connect/token", data=body, headers={**headers, **FORM})
+    assert response.status == status
+    assert "access_token" not in await response.text()
+
+
+async def test_connections_list_the_tenant_the_token_opens(client: Client) -> None:
+    bearer = {"Authorization": f"Bearer {await token(client)}"}
+    response = await client.get("/connections", headers=bearer)
+    assert response.status == 200
+    [connection] = await response.json()
+    assert connection["tenantId"] == xero_tenant_id("acme")
+    assert (connection["tenantType"], connection["tenantName"]) == ("ORGANISATION", "Acme")
+
+
+async def test_payments_need_a_token_in_xeros_401(client: Client) -> None:
+    response = await client.get(PAYMENTS, headers={"xero-tenant-id": xero_tenant_id("acme")})
+    assert response.status == 401
+    problem = await response.json()
+    assert (problem["Title"], problem["Status"], problem["Detail"]) == (
+        "Unauthorized",
+        401,
+        "AuthenticationUnsuccessful",
+    )
+
+
+@pytest.mark.parametrize("tenant_id", [None, "", xero_tenant_id("globex"), "not-a-uuid"])
+async def test_payments_need_the_tokens_own_tenant_in_xeros_403(
+    client: Client, tenant_id: str | None
+) -> None:
+    headers = {"Authorization": f"Bearer {await token(client)}"}
+    if tenant_id is not None:
+        headers["Xero-Tenant-Id"] = tenant_id
+    response = await client.get(PAYMENTS, headers=headers)
+    assert response.status == 403
+    problem = await response.json()
+    assert (problem["Title"], problem["Status"], problem["Detail"]) == (
+        "Forbidden",
+        403,
+        "AuthenticationUnsuccessful",
+    )
+
+
+async def test_a_tenant_sees_none_of_another_tenants_payments(client: Client) -> None:
+    invoice = await new_invoice(client, tenant="globex")
+    made = await put_json(client, by_id(invoice["id"], "10.00"), tenant="globex")
+    assert made.status == 200
+    paid = made.json()["Payments"][0]["PaymentID"]
+
+    assert (await xero(client, "GET", f"{PAYMENTS}/{paid}")).status == 404
+    assert (await put_json(client, by_id(invoice["id"], "1.00"))).status == 400
+    assert (await xero(client, "GET", PAYMENTS, headers=JSON_IO)).json()["Payments"] == []
+
+
+# --- creating ------------------------------------------------------------------------------
+
+
+async def test_put_creates_one_payment_in_json_with_the_default_account(client: Client) -> None:
+    invoice = await new_invoice(client, total="100.00")
+    reply = await put_json(
+        client, by_id(invoice["id"], "40.00", Date="2026-11-20", Reference="wire 7")
+    )
+    assert reply.status == 200, reply.body
+    document = reply.json()
+    assert document["Status"] == "OK"
+    [payment] = document["Payments"]
+    assert payment["Amount"] == 40.0 and payment["Reference"] == "wire 7"
+    assert payment["Date"] == "/Date(1795132800000+0000)/"
+    assert payment["Account"] == {"AccountID": ACCOUNT_ID, "Code": "090"}
+    assert payment["Invoice"]["InvoiceID"] == uuid_of(invoice["id"])
+    assert payment["PaymentID"].startswith("00000000-0000-0000-0000-")
+
+
+async def test_post_takes_a_bare_xml_payment_naming_the_invoice_by_number(
+    client: Client,
+) -> None:
+    invoice = await new_invoice(client, number="INV-0002")
+    body = (
+        b"<Payment><Invoice><InvoiceNumber>INV-0002</InvoiceNumber></Invoice>"
+        b"<Account><Code>091</Code></Account><Date>2026-11-20T00:00:00</Date>"
+        b"<Amount>32.06</Amount></Payment>"
+    )
+    reply = await xero(client, "POST", PAYMENTS, body, {"Content-Type": "application/xml"})
+    assert reply.status == 200, reply.body
+    assert reply.headers["Content-Type"] == "application/xml; charset=utf-8"
+    root = etree.fromstring(reply.body)
+    assert root.tag == "Response"
+    payment = root.find("Payments/Payment")
+    assert payment is not None
+    assert payment.findtext("Amount") == "32.06"
+    assert payment.findtext("Account/Code") == "091"
+    assert payment.findtext("Invoice/InvoiceID") == uuid_of(invoice["id"])
+
+
+async def test_put_creates_many_in_order(client: Client) -> None:
+    invoice = await new_invoice(client, total="100.00")
+    reply = await put_json(client, *(by_id(invoice["id"], f"{n}.00") for n in (1, 2, 3)))
+    assert [p["Amount"] for p in reply.json()["Payments"]] == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("payment", "message"),
+    [
+        ({"Invoice": {"InvoiceNumber": "NO-SUCH"}, "Amount": "1.00"}, "Invoice.InvoiceID could"),
+        ({"Invoice": {"InvoiceID": uuid_of(999)}, "Amount": "1.00"}, "Invoice.InvoiceID could"),
+        ({"Amount": "1.00"}, "Invoice.InvoiceID can't be blank"),
+        ({"Invoice": {"InvoiceNumber": "X"}}, "Amount can't be blank"),
+        (
+            {"Invoice": {"InvoiceNumber": "X"}, "Amount": "1", "Account": {"Code": "999"}},
+            "Account.Code is not an account",
+        ),
+    ],
+)
+async def test_refusals_are_validation_exceptions(
+    client: Client, payment: dict[str, Any], message: str
+) -> None:
+    reply = await put_json(client, payment)
+    assert reply.status == 400, reply.body
+    document = reply.json()
+    assert (document["ErrorNumber"], document["Type"]) == (10, "ValidationException")
+    [problem] = document["Elements"][0]["ValidationErrors"]
+    assert problem["Message"].startswith(message)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+async def test_overpayment_says_what_xero_says_and_records_nothing(
+    client: Client, fmt: str
+) -> None:
+    invoice = await new_invoice(client, total="10.00")
+    if fmt == "json":
+        reply = await put_json(client, by_id(invoice["id"], "10.01"))
+        messages = [e["Message"] for e in reply.json()["Elements"][0]["ValidationErrors"]]
+    else:
+        body = (
+            f"<Payments><Payment><Invoice><InvoiceID>{uuid_of(invoice['id'])}</InvoiceID>"
+            "</Invoice><Amount>10.01</Amount></Payment></Payments>"
+        ).encode()
+        reply = await xero(client, "PUT", PAYMENTS, body, {"Content-Type": "text/xml"})
+        root = etree.fromstring(reply.body)
+        assert root.tag == "ApiException"
+        messages = [e.text for e in root.iter("Message")][1:]
+    assert reply.status == 400
+    assert messages == ["Payment amount exceeds the amount outstanding on this document"]
+    listed = await xero(client, "GET", PAYMENTS, headers=JSON_IO)
+    assert listed.json()["Payments"] == []
+
+
+async def test_unsummarised_errors_answer_each_item(client: Client) -> None:
+    invoice = await new_invoice(client, total="10.00")
+    reply = await put_json(
+        client,
+        by_id(invoice["id"], "6.00"),
+        by_id(invoice["id"], "6.00"),
+        query="?summarizeErrors=false",
+    )
+    assert reply.status == 200
+    made, refused = reply.json()["Payments"]
+    assert (made["StatusAttributeString"], made["Amount"]) == ("OK", 6.0)
+    assert refused["StatusAttributeString"] == "ERROR"
+    assert refused["ValidationErrors"] == [
+        {"Message": "Payment amount exceeds the amount outstanding on this document"}
+    ]
+    assert "PaymentID" not in refused
+
+
+# --- reading, listing, deleting ------------------------------------------------------------
+
+
+async def test_get_one_payment_and_the_plain_text_404(client: Client) -> None:
+    invoice = await new_invoice(client)
+    paid = (await put_json(client, by_id(invoice["id"], "5.00"))).json()["Payments"][0]
+    one = await xero(client, "GET", f"{PAYMENTS}/{paid['PaymentID']}", headers=JSON_IO)
+    assert one.json()["Payments"] == [paid]
+
+    for missing in (uuid_of(999), "not-a-uuid"):
+        reply = await xero(client, "GET", f"{PAYMENTS}/{missing}", headers=JSON_IO)
+        assert reply.status == 404
+        assert reply.body == b"The resource you're looking for cannot be found"
+        assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
+
+
+async def test_list_filters_by_invoice_status_and_date_and_orders(client: Client) -> None:
+    first, second = await new_invoice(client), await new_invoice(client)
+    for invoice, amount, day in ((first, "3.00", 10), (second, "1.00", 11), (first, "2.00", 12)):
+        await put_json(client, by_id(invoice["id"], amount, Date=f"2026-11-{day}"))
+
+    async def amounts(where: str, order: str = "") -> list[float]:
+        query = f"?where={quote(where)}" + (f"&order={quote(order)}" if order else "")
+        reply = await xero(client, "GET", PAYMENTS + query, headers=JSON_IO)
+        assert reply.status == 200, reply.body
+        return [p["Amount"] for p in reply.json()["Payments"]]
+
+    on_first = f'Invoice.InvoiceID==guid("{uuid_of(first["id"])}")'
+    assert await amounts(on_first) == [3.0, 2.0]
+    assert await amounts(on_first, "Amount ASC") == [2.0, 3.0]
+    assert await amounts(f'{on_first} AND Status=="AUTHORISED"') == [3.0, 2.0]
+    assert await amounts('Status=="DELETED"') == []
+    assert await amounts("Date>=DateTime(2026, 11, 11)", "Date DESC") == [2.0, 1.0]
+    assert await amounts("Date>=DateTime(2026,11,11) && Date<DateTime(2026,11,12)") == [1.0]
+    either = f'{on_first} OR Invoice.InvoiceID==guid("{uuid_of(second["id"])}")'
+    assert await amounts(f"({either})", "Amount DESC") == [3.0, 2.0, 1.0]
+
+
+async def test_pages_carry_the_pagination_block(client: Client) -> None:
+    invoice = await new_invoice(client)
+    await put_json(client, *(by_id(invoice["id"], f"{n}.00") for n in range(1, 6)))
+    reply = await xero(client, "GET", f"{PAYMENTS}?page=2&pageSize=2", headers=JSON_IO)
+    document = reply.json()
+    assert [p["Amount"] for p in document["Payments"]] == [3.0, 4.0]
+    assert document["pagination"] == {"page": 2, "pageSize": 2, "pageCount": 3, "itemCount": 5}
+    clamped = await xero(client, "GET", f"{PAYMENTS}?page=1&pageSize=5000", headers=JSON_IO)
+    assert clamped.json()["pagination"]["pageSize"] == 1000
+
+
+@pytest.mark.parametrize("where", ["Amount>5", "Date>=tomorrow", 'Status=="PAID"', "Status"])
+async def test_an_unreadable_where_is_a_query_parse_exception(client: Client, where: str) -> None:
+    reply = await xero(client, "GET", f"{PAYMENTS}?where={quote(where)}", headers=JSON_IO)
+    assert reply.status == 400
+    assert (reply.json()["ErrorNumber"], reply.json()["Type"]) == (16, "QueryParseException")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"Status": "DELETED"}', "application/json"),
+        (b'{"Payments": [{"Status": "DELETED"}]}', "application/json"),
+        (b"<Payment><Status>DELETED</Status></Payment>", "application/xml"),
+    ],
+)
+async def test_delete_is_a_post_of_status_deleted(
+    client: Client, body: bytes, content_type: str
+) -> None:
+    invoice = await new_invoice(client, total="10.00")
+    paid = (await put_json(client, by_id(invoice["id"], "10.00"))).json()["Payments"][0]
+    path = f"{PAYMENTS}/{paid['PaymentID']}"
+    reply = await xero(
+        client, "POST", path, body, {"Content-Type": content_type, "Accept": "application/json"}
+    )
+    assert reply.status == 200, reply.body
+    assert reply.json()["Payments"][0]["Status"] == "DELETED"
+    assert (await xero(client, "GET", path)).status == 404
+    again = await put_json(client, by_id(invoice["id"], "10.00"))  # the amount is due again
+    assert again.status == 200
+
+
+async def test_a_payment_is_never_edited(client: Client) -> None:
+    invoice = await new_invoice(client)
+    paid = (await put_json(client, by_id(invoice["id"], "5.00"))).json()["Payments"][0]
+    path = f"{PAYMENTS}/{paid['PaymentID']}"
+    reply = await xero(client, "POST", path, b'{"Amount": 1}', JSON_IO)
+    assert reply.status == 400
+    one = await xero(client, "GET", path, headers=JSON_IO)
+    assert one.json()["Payments"][0]["Amount"] == 5.0
+
+
+async def test_harvest_and_xero_see_each_others_payments(client: Client) -> None:
+    invoice = await new_invoice(client, total="100.00")
+    harvest = basic("acme@example.com", "acme-harvest")
+    body = (
+        b'<payment><paid-at type="datetime">2026-11-20T00:00:00Z</paid-at>'
+        b'<amount type="decimal">30.0</amount><notes>from harvest</notes></payment>'
+    )
+    made = await client.post(
+        f"/invoices/{invoice['id']}/payments",
+        data=body,
+        headers={**harvest, "Content-Type": "application/xml"},
+    )
+    assert made.status == 201
+    await put_json(client, by_id(invoice["id"], "20.00", Reference="from xero"))
+
+    where = "?where=" + quote(f'Invoice.InvoiceID==guid("{uuid_of(invoice["id"])}")')
+    seen = (await xero(client, "GET", PAYMENTS + where, headers=JSON_IO)).json()["Payments"]
+    assert [(p["Amount"], p["Reference"]) for p in seen] == [
+        (30.0, "from harvest"),
+        (20.0, "from xero"),
+    ]
+    listed = await client.get(f"/invoices/{invoice['id']}/payments", headers=harvest)
+    root = etree.fromstring(await listed.read())
+    assert [(p.findtext("amount"), p.findtext("notes")) for p in root] == [
+        ("30.0", "from harvest"),
+        ("20.0", "from xero"),
+    ]
+    state = await client.get(
+        f"/gateway/v1/invoices/{invoice['id']}",
+        headers={"Authorization": "Bearer test-admin-token"},
+    )
+    assert Decimal((await state.json())["due_amount"]) == Decimal("50.00")
