@@ -278,6 +278,16 @@ class Dialect:
         """The answer to a removal: the payment as it was, marked deleted."""
         raise NotImplementedError
 
+    # --- requests this gateway sends as a client (proxy mode) ------------------
+
+    def list_params(self, invoice: str) -> dict[str, str]:
+        """The query that lists one invoice's payments where its path does not name it."""
+        return {"invoice_id": invoice}
+
+    def removal_request(self, fmt: Format) -> bytes:
+        """The body of a request that removes a payment (Op.REMOVE)."""
+        raise NotImplementedError
+
     # --- field reading and writing -------------------------------------------
 
     def normalise(self, key: str) -> str:

@@ -213,6 +213,14 @@ class Xero(Dialect):
         if missing:
             raise ValidationFailed(fields=missing)
 
+    def list_params(self, invoice: str) -> dict[str, str]:
+        return {"where": f'Invoice.InvoiceID==guid("{invoice}")'}
+
+    def removal_request(self, fmt: Format) -> bytes:
+        if fmt == "json":
+            return _json.dumps({"Status": "DELETED"})
+        return _serialise(_element("Payment", {"Status": "DELETED"}))
+
     def read_query(self, query: Mapping[str, str]) -> PaymentQuery:
         return xero_query.read(query, self.parse_id)
 
@@ -703,4 +711,5 @@ UNIT = DialectUnit(
     backend=XeroBackend,
     vendor=("xero",),
     testing="dialects.testing.xero",
+    idempotency_header="Idempotency-Key",
 )

@@ -30,7 +30,7 @@ from dialects.errors import (
     ValidationFailed,
 )
 from dialects.model import ZERO, Page, Payment, PaymentQuery
-from dialects.unit import DialectUnit, Op
+from dialects.unit import DialectUnit, Op, Route
 
 from .backend import Outcome, Principal
 from .http import CONTENT_TYPES, media_format
@@ -102,7 +102,8 @@ class ProxyBackend:
         invoice = await self._ref("invoice", invoice_id)
         fields, warnings = self._outbound(who, request, creating=True)
         if "invoice_id" in self.dialect.writable:
-            fields["invoice_id"] = _as_int(invoice.backend_id)
+            number = self.dialect.parse_id(invoice.backend_id)
+            fields["invoice_id"] = number if number is not None else _as_int(invoice.backend_id)
         body = self.dialect.encode_request(fields, self.fmt, warnings)
         answer = await self._write(seal, Op.CREATE, invoice=invoice.backend_id, body=body)
         read = self._payments(_caller(who), answer, invoice_id, invoice.backend_id, single=True)
@@ -133,7 +134,7 @@ class ProxyBackend:
     async def delete_payment(
         self, who: Principal, payment_id: int, *, seal: Seal | None = None
     ) -> None:
-        if self.unit.route(Op.DELETE) is None:
+        if self._route(Op.DELETE) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
         ref = await self._ref("payment", payment_id)
         await self._write(seal, Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
@@ -244,6 +245,11 @@ class ProxyBackend:
 
     # --- requests ----------------------------------------------------------------------
 
+    def _route(self, op: Op) -> Route | None:
+        """The backend's route for `op`, or the one that does its work there (a search
+        lists an invoice, a batch create takes one, a removal deletes)."""
+        return self.unit.route(op) or self.unit.route(_STANDS_IN.get(op, op))
+
     async def _call(
         self,
         op: Op,
@@ -253,8 +259,10 @@ class ProxyBackend:
         body: bytes | None = None,
         key: str | None = None,
     ) -> Answer:
-        route = self.unit.route(op)
+        route = self._route(op)
         assert route is not None
+        if route.op is Op.REMOVE:
+            body = self.dialect.removal_request(self.fmt)
         values = {
             **self.client.config.path_values(),
             "invoice_id": invoice,
@@ -263,7 +271,8 @@ class ProxyBackend:
         if "{invoice_id}" in route.path and invoice is None:
             raise NotSupported(f"The {self.dialect.name} backend needs the payment's invoice")
         path = route.path.format(**{k: _quote(v or "") for k, v in values.items()})
-        params = {"invoice_id": invoice or ""} if op is Op.LIST and "{" not in route.path else None
+        listing = op is Op.LIST and "{" not in route.path
+        params = self.dialect.list_params(invoice or "") if listing else None
         headers = {"Accept": CONTENT_TYPES[self.fmt].split(";")[0]}
         if body is not None:
             headers["Content-Type"] = CONTENT_TYPES[self.fmt]
@@ -431,6 +440,10 @@ class ProxyBackend:
 
 async def _nothing() -> list[Payment]:
     return []
+
+
+# Operations a backend may serve through another of its routes.
+_STANDS_IN = {Op.LIST: Op.SEARCH, Op.CREATE: Op.CREATE_MANY, Op.DELETE: Op.REMOVE}
 
 
 def _as_int(backend_id: str) -> int:

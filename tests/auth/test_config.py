@@ -264,9 +264,7 @@ def _example_files() -> list[Path]:
 def test_every_example_config_loads_with_only_the_backend_url_set() -> None:
     environ = {"BACKEND_URL": "http://127.0.0.1:9"}
     loaded = {path.stem: load(path, environ=environ) for path in _example_files()}
-    # Xero is not yet a backend dialect of the config (its codec came first).
-    backends = sorted(name for name in dialects.DIALECTS if name != "xero")
-    assert sorted(loaded) == [f"proxy-to-{name}" for name in backends]
+    assert sorted(loaded) == [f"proxy-to-{name}" for name in sorted(dialects.DIALECTS)]
     for stem, config in loaded.items():
         backend = config.tenants["demo"].backend
         assert backend is not None and f"proxy-to-{backend.dialect}" == stem

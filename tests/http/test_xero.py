@@ -10,9 +10,11 @@ from urllib.parse import quote
 import pytest
 from lxml import etree
 
+from dialects.testing.xero import tenant_id as xero_tenant_id
+
 from ..clients import Reply
 from ..conftest import Client
-from ..support import ACCOUNT_ID, basic, new_invoice, xero_tenant_id
+from ..support import ACCOUNT_ID, basic, new_invoice
 
 PAYMENTS = "/api.xro/2.0/Payments"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

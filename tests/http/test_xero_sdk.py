@@ -27,7 +27,9 @@ from xero_python.exceptions import (  # type: ignore[import-untyped]
 )
 from xero_python.identity import IdentityApi  # type: ignore[import-untyped]
 
-from ..support import basic, xero_tenant_id
+from dialects.testing.xero import tenant_id as xero_tenant_id
+
+from ..support import basic
 from .server import ADMIN_TOKEN, Server, running, write_config
 
 HARVEST = basic("acme@example.com", "acme-harvest")
