@@ -172,6 +172,12 @@ def samples(dialect: str, invoice: int) -> list[bytes]:
         "invoiless": ['{"amount": 10, "method": "Cash", "paidAt": "2026-11-20", "notes": "n"}'],
         "urlkey": ['{"amount": 10, "tds": 0, "paymentMethod": "CASH", "refId": "r"}',
                    '{"strategy": "app-secret", "appId": "fuzz-app", "appSecret": "fuzz-app-secret"}'],
+        "xero": ['<Payment><Invoice><InvoiceID>00000000-0000-0000-0000-'
+                 f'{invoice:012x}</InvoiceID></Invoice><Date>2026-11-20T00:00:00</Date>'
+                 '<Amount>10.00</Amount></Payment>',
+                 '{"Payments": [{"Invoice": {"InvoiceNumber": "X"}, "Amount": 10}]}',
+                 '{"Status": "DELETED"}', "grant_type=client_credentials&client_id=fuzz-xero-client"
+                 "&client_secret=fuzz-xero-secret"],
         "admin": ['{"tenant": "fuzz", "number": "X", "currency": "EUR", "total": "1"}'],
     }.get(dialect, [])  # fmt: skip
     if dialect != "admin":  # and the create the dialect's own test client sends

@@ -61,6 +61,8 @@ DIALECT_STATUS = {
     ("validation", "invoiless"): 400,
     ("validation", "urlkey"): 400,
     ("rate_limited", "harvest"): 503,
+    ("validation", "xero"): 400,
+    ("ledger", "xero"): 400,
 }
 
 
