@@ -69,6 +69,10 @@ class Support:
     deleted_status: ClassVar[int | None] = 200
     # Whether a delete answers with no body (Xero echoes the deleted payment).
     deleted_empty: ClassVar[bool] = True
+    # Whether the list is a search (an unknown invoice then lists nothing: 200, no 404).
+    lists_by_search: ClassVar[bool] = False
+    # How a create naming an invoice that does not exist is refused: (status, error kind).
+    unknown_invoice: ClassVar[tuple[int, str]] = (404, "not_found")
 
     @property
     def codec(self) -> dialects.Dialect:

@@ -41,6 +41,9 @@ class XeroSupport(Support):
     name = "xero"
     create_status = 200
     deleted_empty = False
+    lists_by_search = True
+    # The invoice is named in the body: Xero refuses it as a validation error.
+    unknown_invoice = (400, "validation")
     list_path = PAYMENTS
     payment_path = PAYMENTS + "/{payment}"
     content_type = "application/xml"
