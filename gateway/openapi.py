@@ -96,15 +96,22 @@ def _errors() -> list[GatewayError]:
 def _error_responses(render: Any) -> dict[str, Any]:
     """Each status an error can have, with the schema of what is rendered for it."""
     by_status: dict[int, list[Any]] = {}
+    texts: dict[int, str] = {}
     for error in _errors():
-        status, body = render(error)
+        status, body, *media = render(error)
+        if media and "json" not in media[0]:  # an error in a type of its own (plain text)
+            texts[status] = media[0].split(";")[0]
+            continue
         by_status.setdefault(status, []).append(_json.loads(body))
+    found = {
+        status: {"application/json": {"schema": infer(*bodies)}}
+        for status, bodies in by_status.items()
+    }
+    for status, media_type in texts.items():
+        found.setdefault(status, {})[media_type] = {"schema": {"type": "string"}}
     return {
-        str(status): {
-            "description": "An error",
-            "content": {"application/json": {"schema": infer(*bodies)}},
-        }
-        for status, bodies in sorted(by_status.items())
+        str(status): {"description": "An error", "content": content}
+        for status, content in sorted(found.items())
     }
 
 
@@ -174,9 +181,9 @@ def _operation(unit: DialectUnit, route: Route, extra: list[Schema]) -> Schema:
     return operation
 
 
-def _rendered(codec: Dialect, error: GatewayError) -> tuple[int, bytes]:
+def _rendered(codec: Dialect, error: GatewayError) -> tuple[int, bytes, str]:
     reply = codec.encode_error(error, "json")
-    return reply.status, reply.body
+    return reply.status, reply.body, reply.headers.get("Content-Type", "application/json")
 
 
 def _token_path(unit: DialectUnit) -> Schema:
