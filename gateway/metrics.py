@@ -21,6 +21,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 
 _MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
@@ -81,10 +82,28 @@ RATE_LIMITED = Counter(
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
 
+_ALL = (
+    REQUESTS, REQUEST_SECONDS, IN_FLIGHT, BACKEND_CALLS, BACKEND_SECONDS, BREAKER,
+    STORE_WRITE_SECONDS, STORE_BATCH, AUTH_FAILURES, RATE_LIMITED,
+)  # fmt: skip
+
+
 def prepare_workers() -> Path:
-    """For a supervisor, before it starts workers: a fresh directory they all write to."""
+    """For a supervisor, before it forks or starts workers: a fresh directory they share.
+
+    Workers started afresh read the directory from the environment. Workers forked
+    from this process inherit metrics made when this module was imported, whose values
+    live in this process's memory: they are remade here over the directory's files
+    (prometheus-client keeps one file per process, and a forked child starts its own).
+    """
     directory = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
     os.environ[_MULTIPROCESS] = str(directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    for metric in _ALL:
+        if metric._labelnames:
+            metric._metrics.clear()  # labelled children are made anew, on first use
+        else:
+            metric._metric_init()
     return directory
 
 

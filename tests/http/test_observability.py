@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -256,3 +258,28 @@ def test_processes_sharing_a_metrics_directory_are_scraped_as_one(tmp_path: Path
             text = response.read().decode()
 
     assert value(text, "gateway_requests_total", operation="readyz", status="200") == 5
+
+
+FORKED_WORKERS = """
+import os
+from gateway import metrics
+
+metrics.prepare_workers()  # as a supervisor does before it forks
+for _ in range(3):
+    if os.fork() == 0:
+        metrics.REQUESTS.labels("invoiless", "list", "200").inc()
+        metrics.STORE_BATCH.observe(2)
+        os._exit(0)
+    os.wait()
+print(metrics.exposition().decode())
+"""
+
+
+def test_workers_forked_after_prepare_workers_are_scraped_as_one() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FORKED_WORKERS], capture_output=True, timeout=60, check=True
+    )
+
+    text = result.stdout.decode()
+    assert value(text, "gateway_requests_total", dialect="invoiless", status="200") == 3
+    assert value(text, "gateway_store_commit_batch_size_count") == 3
