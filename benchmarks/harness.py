@@ -64,6 +64,15 @@ def gateway_process(
     config: dict[str, Any], workdir: Path | None = None, args: Sequence[str] = ()
 ) -> Iterator[str]:
     """Start `python -m gateway` with `config` (and `args`) on a free port; yield its URL."""
+    with gateway_server(config, workdir, args) as (base, _):
+        yield base
+
+
+@contextmanager
+def gateway_server(
+    config: dict[str, Any], workdir: Path | None = None, extra: Sequence[str] = ()
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start `python -m gateway` (plus `extra` arguments); yield its base URL and process."""
     with tempfile.TemporaryDirectory() as tmp:
         root = workdir or Path(tmp)
         port = free_port()
@@ -73,22 +82,30 @@ def gateway_process(
             "database": config.get("database", f"sqlite:///{root}/ledger-{port}.db"),
         }
         path.write_text(yaml.safe_dump(config))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "--config", str(path), "--port", str(port), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        base = f"http://127.0.0.1:{port}"
+        command = ["-m", "gateway", "--config", str(path), "--port", str(port), *extra]
+        with server_process(command, port) as process:
+            yield f"http://127.0.0.1:{port}", process
+
+
+@contextmanager
+def server_process(arguments: Sequence[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `python ARGUMENTS` until its /healthz on `port` answers; stop it afterwards."""
+    process = subprocess.Popen(
+        [sys.executable, *arguments],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        asyncio.run(_wait_healthy(f"http://127.0.0.1:{port}", process))
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
         try:
-            asyncio.run(_wait_healthy(base, process))
-            yield base
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 async def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:

@@ -1,0 +1,222 @@
+"""The wrk suite: the gateway against a bare aiohttp app and nginx, in one run, as ratios.
+
+    python -m benchmarks.suite            # median of three alternating 8 s runs (~10 min)
+    python -m benchmarks.suite --quick    # one-second runs: a ~2-minute version
+
+Starts, each its own process on a free 127.0.0.1 port: the bare baseline
+(`benchmarks.bare`), a ledger-mode gateway (SQLite, `synchronous=FULL`, access log on as
+shipped), a second ledger gateway as a backend, a proxy-mode gateway in front of it
+(Invoiless in front of Invoiless, so the hop is the only difference), nginx
+`proxy_pass` over the same backend, and, where `python -m gateway --workers` exists, a
+two-worker gateway. wrk (one thread, keep-alive) drives each scenario in turn, all of
+them once per round; each figure is the median over the rounds. Server CPU is the
+server processes' user+system time over the run. Prints the issue's table, in
+markdown, with each ratio and its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import fixtures, idle
+from benchmarks.harness import bench_config, free_port, gateway_server, server_process
+from benchmarks.nginx import nginx_proxy
+from benchmarks.report import Figures, table
+from benchmarks.wrk import Run, Scenario, ensure_tools, run, sequential
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One scenario on one server at one concurrency, measured once per round."""
+
+    name: str
+    scenario: Scenario
+    connections: int
+    pid: int
+    one_by_one: bool = False  # heavy answers: a count of sequential requests, not wrk
+
+
+def gateway_config(**extra: Any) -> dict[str, Any]:
+    config = bench_config(sqlite_synchronous="FULL", **extra)
+    config["server"] = {"access_log": True}
+    return config
+
+
+def proxy_config(backend: str) -> dict[str, Any]:
+    config = gateway_config()
+    config["tenants"]["bench"]["backend"] = {
+        "dialect": "invoiless", "url": backend, "api_key": "bench-key",
+        "timeout": 10, "retries": 0,
+    }  # fmt: skip
+    return config
+
+
+def has_workers() -> bool:
+    """Whether this gateway takes `--workers` (the multi-process server)."""
+    found = subprocess.run(
+        [sys.executable, "-m", "gateway", "--help"], capture_output=True, text=True, timeout=60
+    )
+    return "--workers" in found.stdout
+
+
+def _port(base: str) -> int:
+    return int(base.rsplit(":", 1)[1])
+
+
+def raise_file_limit() -> None:
+    """Room for the idle connections, in this process and the servers it starts."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < min(hard, 8192):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
+    parser.add_argument("--quick", action="store_true", help="1 s runs: about two minutes")
+    parser.add_argument("--idle", type=int, default=1000, help="idle connections for RSS")
+    parser.add_argument("--no-workers", action="store_true", help="skip the --workers 2 row")
+    args = parser.parse_args()
+    seconds = 1.0 if args.quick else args.seconds
+    ensure_tools()
+    raise_file_limit()
+    workers = not args.no_workers and has_workers()
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        bare_port = free_port()
+        bare = stack.enter_context(
+            server_process(["-m", "benchmarks.bare", "--port", str(bare_port)], bare_port)
+        )
+        ledger, ledger_process = stack.enter_context(gateway_server(gateway_config()))
+        backend, backend_process = stack.enter_context(gateway_server(gateway_config()))
+        proxy, proxy_process = stack.enter_context(gateway_server(proxy_config(backend)))
+        nginx, nginx_pid = stack.enter_context(nginx_proxy(_port(backend)))
+        multi = None
+        if workers:
+            multi = stack.enter_context(gateway_server(gateway_config(), extra=["--workers", "2"]))
+        print("preparing data", file=sys.stderr, flush=True)
+        bare_base = f"http://127.0.0.1:{bare_port}"
+        measures = asyncio.run(
+            _measures(
+                bare_base, bare.pid, (ledger, ledger_process.pid),
+                (backend, backend_process.pid), (proxy, proxy_process.pid),
+                (nginx, nginx_pid), multi and (multi[0], multi[1].pid),
+            )
+        )  # fmt: skip
+        medians = _rounds(measures, seconds, args.rounds, workdir)
+        memory = idle.rss_with_idle(ledger, ledger_process.pid, args.idle)
+    figures = Figures(medians, memory, args.idle, workers)
+    mode = "quick" if args.quick else "full"
+    print(f"\n<!-- python -m benchmarks.suite: {mode}, {args.rounds} x {seconds:g} s -->")
+    print(table(figures))
+
+
+async def _measures(
+    bare: str,
+    bare_pid: int,
+    ledger: tuple[str, int],
+    backend: tuple[str, int],
+    proxy: tuple[str, int],
+    nginx: tuple[str, int],
+    multi: tuple[str, int] | None,
+) -> list[Measure]:
+    (gateway, pid), (upstream, upstream_pid) = ledger, backend
+    creates = await fixtures.invoices(gateway, "create", 64)
+    fifty, two_thousand = await fixtures.invoices(gateway, "list", 2)
+    payments = await fixtures.pay(gateway, fifty, 50)
+    await fixtures.pay(gateway, two_thousand, 2000)
+    token = await fixtures.urlkey_token(gateway)
+    backend_invoice = (await fixtures.invoices(upstream, "hop", 1))[0]
+    backend_payment = (await fixtures.pay(upstream, backend_invoice, 1))[0]
+    proxied_payment = await fixtures.local_id(proxy[0], "payment", backend_payment)
+    found = [
+        Measure("bare POST", fixtures.bare_post(bare), 16, bare_pid),
+        Measure("bare GET", fixtures.bare_get(bare), 16, bare_pid),
+        Measure("invoiless create", fixtures.invoiless_create(gateway, creates), 16, pid),
+        Measure("harvest create", fixtures.harvest_create(gateway, creates), 16, pid),
+        Measure("invoiless get", fixtures.invoiless_get(gateway, payments[0]), 16, pid),
+        Measure("invoiless list 50", fixtures.listing(gateway, "invoiless", fifty, token), 16, pid),
+        Measure("harvest list 50", fixtures.listing(gateway, "harvest", fifty, token), 16, pid),
+        Measure(
+            "direct get c1", fixtures.invoiless_get(upstream, backend_payment), 1, upstream_pid
+        ),
+        Measure("nginx get c1", fixtures.invoiless_get(nginx[0], backend_payment), 1, nginx[1]),
+        Measure("proxy get c1", fixtures.invoiless_get(proxy[0], proxied_payment), 1, proxy[1]),
+        Measure("nginx get c16", fixtures.invoiless_get(nginx[0], backend_payment), 16, nginx[1]),
+        Measure("proxy get c16", fixtures.invoiless_get(proxy[0], proxied_payment), 16, proxy[1]),
+    ]
+    for dialect in fixtures.LIST_DIALECTS:
+        scenario = fixtures.listing(gateway, dialect, two_thousand, token)
+        found.append(Measure(f"{dialect} list 2000", scenario, 1, pid, one_by_one=True))
+    if multi is not None:
+        targets = await fixtures.invoices(multi[0], "create", 64)
+        found.append(
+            Measure(
+                "invoiless create w2", fixtures.invoiless_create(multi[0], targets), 16, multi[1]
+            )
+        )
+        found.append(
+            Measure("harvest create w2", fixtures.harvest_create(multi[0], targets), 16, multi[1])
+        )
+    return found
+
+
+def _rounds(measures: list[Measure], seconds: float, rounds: int, workdir: Path) -> dict[str, Run]:
+    """Every measure once per round, in turn (so load drifts hit all alike); medians."""
+
+    def once(measure: Measure, length: float) -> Run:
+        if measure.one_by_one:
+            return sequential(measure.scenario, seconds=length, server_pid=measure.pid)
+        return run(
+            measure.scenario, connections=measure.connections, seconds=length,
+            server_pid=measure.pid, workdir=workdir,
+        )  # fmt: skip
+
+    for measure in measures:  # warm-up: caches, connection pools, the JIT-less interpreter
+        once(measure, min(1.0, seconds))
+    runs: dict[str, list[Run]] = {m.name: [] for m in measures}
+    for number in range(rounds):
+        print(f"round {number + 1} of {rounds}", file=sys.stderr, flush=True)
+        for measure in measures:
+            result = once(measure, seconds)
+            if result.failures:
+                raise RuntimeError(f"{measure.name}: {result.failures} failed requests")
+            runs[measure.name].append(result)
+            print(
+                f"  {measure.name:22s} {result.rate:9,.0f} req/s  p50 {result.p50_ms:6.2f} ms"
+                f"  {result.cpu_ms_each:6.2f} ms CPU each",
+                file=sys.stderr,
+                flush=True,
+            )
+    return {name: _median(found) for name, found in runs.items()}
+
+
+def _median(runs: list[Run]) -> Run:
+    def mid(get: Callable[[Run], float]) -> float:
+        return statistics.median(get(r) for r in runs)
+
+    requests = round(mid(lambda r: r.requests))
+    return Run(
+        requests=requests,
+        seconds=requests / mid(lambda r: r.rate),
+        p50_ms=mid(lambda r: r.p50_ms),
+        p99_ms=mid(lambda r: r.p99_ms),
+        failures=0,
+        cpu_seconds=mid(lambda r: r.cpu_ms_each) * requests / 1000,
+    )
+
+
+if __name__ == "__main__":
+    main()
