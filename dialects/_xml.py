@@ -156,27 +156,49 @@ def records(root: etree._Element, item: str) -> list[dict[str, str | None]]:
 XmlField = tuple[str, str | None, str | None]
 
 
-def element(name: str, fields: Iterable[XmlField], indent: str = "") -> str:
-    inner = indent + "  "
-    lines = [f"{indent}<{name}>"]
-    for tag, value, kind in fields:
-        typed = f" type={quoteattr(kind)}" if kind else ""
-        if value is None:
-            lines.append(f'{inner}<{tag}{typed} nil="true"/>')
-        else:
-            # A bare CR would come back as LF (XML end-of-line handling): write it as &#13;.
-            lines.append(f"{inner}<{tag}{typed}>{escape(value, {chr(13): '&#13;'})}</{tag}>")
-    lines.append(f"{indent}</{name}>")
-    return "\n".join(lines)
+_SPECIAL = re.compile(r"[&<>\r]")
 
 
-def document(name: str, fields: Iterable[XmlField]) -> bytes:
+def text(value: str) -> str:
+    """Element text: markup escaped, and a bare CR as `&#13;` (XML would read it as LF)."""
+    return escape(value, {"\r": "&#13;"}) if _SPECIAL.search(value) else value
+
+
+class Record:
+    """One element of scalar children, its tags rendered once: only values vary per use."""
+
+    def __init__(self, name: str, children: Sequence[tuple[str, str | None]], indent: str = ""):
+        inner = indent + "  "
+        typed = [(tag, f" type={quoteattr(kind)}" if kind else "") for tag, kind in children]
+        self.head, self.tail = f"{indent}<{name}>", f"{indent}</{name}>"
+        self.opens = [f"{inner}<{tag}{attr}>" for tag, attr in typed]
+        self.closes = [f"</{tag}>" for tag, _ in typed]
+        self.nils = [f'{inner}<{tag}{attr} nil="true"/>' for tag, attr in typed]
+
+    def render(self, values: Iterable[str | None]) -> str:
+        lines = [self.head]
+        for start, end, nil, value in zip(self.opens, self.closes, self.nils, values, strict=True):
+            lines.append(nil if value is None else start + text(value) + end)
+        lines.append(self.tail)
+        return "\n".join(lines)
+
+
+def element(name: str, fields: Sequence[XmlField], indent: str = "") -> str:
+    record = Record(name, [(tag, kind) for tag, _, kind in fields], indent)
+    return record.render(value for _, value, _ in fields)
+
+
+def document(name: str, fields: Sequence[XmlField]) -> bytes:
     return DECLARATION + element(name, fields).encode() + b"\n"
 
 
-def array(name: str, item: str, rows: Sequence[Iterable[XmlField]]) -> bytes:
-    body = "\n".join(element(item, fields, "  ") for fields in rows)
-    inner = f"\n{body}\n" if rows else ""
+def array(name: str, item: str, rows: Sequence[Sequence[XmlField]]) -> bytes:
+    return array_of(name, [element(item, fields, "  ") for fields in rows])
+
+
+def array_of(name: str, items: Sequence[str]) -> bytes:
+    """A `type="array"` document of items already rendered (at two spaces' indent)."""
+    inner = "\n" + "\n".join(items) + "\n" if items else ""
     return DECLARATION + f'<{name} type="array">{inner}</{name}>\n'.encode()
 
 

@@ -21,6 +21,8 @@ from .model import ZERO, Method, Page, Payment, PaymentQuery
 
 Format = Literal["xml", "json"]
 WireId = int | str
+# A field's native value from a payment (warnings collects what had to give).
+Reader = Callable[["Payment", "list[str] | None"], object]
 
 # C0 controls (tab and newlines allowed), DEL, lone surrogates and U+FFFE/U+FFFF:
 # nothing that UTF-8 or XML 1.0 cannot carry.
@@ -372,22 +374,43 @@ class Dialect:
 
     def value(self, spec: Spec, payment: Payment, warnings: list[str] | None) -> object:
         """The native value of one field of `payment` (before XML/JSON rendering)."""
-        if spec.value is not None:
-            return spec.value(payment)
+        return self.readers[spec](payment, warnings)
+
+    @cached_property
+    def readers(self) -> dict[Spec, Reader]:
+        """Per field, the function that reads its native value: chosen once, not per call."""
+        return {spec: self._reader(spec) for spec in self.fields}
+
+    @cached_property
+    def shown_readers(self) -> tuple[tuple[Spec, Reader], ...]:
+        """The readers of the fields a payment document carries, in table order."""
+        return tuple((spec, self.readers[spec]) for spec in self.shown)
+
+    def _reader(self, spec: Spec) -> Reader:
+        computed = spec.value
+        if computed is not None:
+            return lambda payment, _: computed(payment)
         if spec.kind is Kind.METHOD:
-            return self.method_word(payment, warnings)
-        raw = getattr(payment, spec.attr, None)
-        if raw is None:
-            return None
-        if spec.kind in (Kind.ID, Kind.INVOICE_ID):
-            return self.wire_id(raw)
-        if spec.kind in (Kind.AMOUNT, Kind.MONEY):
-            return self.number(raw)
-        if spec.kind is Kind.DATE:
-            return raw.date().isoformat()
-        if spec.kind is Kind.DATETIME:
-            return self.datetime(raw)
-        return raw
+            return self.method_word
+        attr = spec.attr
+        converters: dict[Kind, Callable[[Any], object]] = {
+            Kind.ID: self.wire_id,
+            Kind.INVOICE_ID: self.wire_id,
+            Kind.AMOUNT: self.number,
+            Kind.MONEY: self.number,
+            Kind.DATE: _date_text,
+            Kind.DATETIME: self.datetime,
+        }
+        convert = converters.get(spec.kind)
+        if convert is None:
+            return lambda payment, _: getattr(payment, attr, None)
+        to_wire = convert
+
+        def read(payment: Payment, _: list[str] | None) -> object:
+            raw = getattr(payment, attr, None)
+            return None if raw is None else to_wire(raw)
+
+        return read
 
     def number(self, amount: Decimal) -> object:
         return _values.js_number(amount)
@@ -416,6 +439,10 @@ def error_object(error: GatewayError, status: int, fields: Mapping[str, str]) ->
     if fields:
         body["fields"] = dict(fields)
     return Reply(status, _json.dumps({"error": body}), error.headers())
+
+
+def _date_text(moment: datetime) -> str:
+    return moment.date().isoformat()
 
 
 def require_mapping(document: Any, what: str) -> Mapping[str, Any]:

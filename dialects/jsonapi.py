@@ -24,7 +24,7 @@ class JsonDialect(Dialect):
         return require_mapping(_json.loads(body), "a payment")
 
     def payment_object(self, payment: Payment, warnings: list[str] | None) -> dict[str, Any]:
-        return {spec.wire: self.value(spec, payment, warnings) for spec in self.shown}
+        return {spec.wire: read(payment, warnings) for spec, read in self.shown_readers}
 
     def encode_payment(
         self, payment: Payment, fmt: Format, warnings: list[str] | None = None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, ClassVar
 
 from . import _json, _values, _xml
-from .base import Decoded, Dialect, Format, Reply, Spec, require_mapping
+from .base import Decoded, Dialect, Format, Reader, Reply, Spec, require_mapping
 from .errors import BadRequest, GatewayError
 from .model import Payment
 
@@ -71,18 +72,35 @@ class RailsDialect(Dialect):
     def number(self, amount: Decimal) -> object:
         return _values.rails_decimal(amount)
 
-    def _xml_fields(self, payment: Payment, warnings: list[str] | None) -> list[_xml.XmlField]:
-        rows: list[_xml.XmlField] = []
-        for spec in self.shown:
-            value = self.value(spec, payment, warnings)
-            rows.append((spec.wire, None if value is None else _text(value), spec.xml_type))
-        return rows
+    @cached_property
+    def _record(self) -> _xml.Record:
+        return _xml.Record(self.root, [(spec.wire, spec.xml_type) for spec in self.shown])
+
+    @cached_property
+    def _list_item(self) -> _xml.Record:
+        return _xml.Record(self.root, [(spec.wire, spec.xml_type) for spec in self.shown], "  ")
+
+    @cached_property
+    def _json_keys(self) -> tuple[tuple[str, bool, Reader], ...]:
+        """Per shown field: its JSON key, whether its text is a number, its reader."""
+        return tuple(
+            (_xml.local(spec.wire), spec.xml_type == "float", read)
+            for spec, read in self.shown_readers
+        )
+
+    def _xml_values(self, payment: Payment, warnings: list[str] | None) -> list[str | None]:
+        values: list[str | None] = []
+        for _, read in self.shown_readers:
+            value = read(payment, warnings)
+            values.append(None if value is None else _text(value))
+        return values
 
     def _json_fields(self, payment: Payment, warnings: list[str] | None) -> dict[str, Any]:
-        return {
-            _xml.local(spec.wire): self._json_value(spec, self.value(spec, payment, warnings))
-            for spec in self.shown
-        }
+        fields: dict[str, Any] = {}
+        for key, number, read in self._json_keys:
+            value = read(payment, warnings)
+            fields[key] = Decimal(value) if number and isinstance(value, str) else value
+        return fields
 
     def _json_value(self, spec: Spec, value: object) -> object:
         if isinstance(value, str) and spec.xml_type == "float":
@@ -94,7 +112,8 @@ class RailsDialect(Dialect):
     ) -> bytes:
         if fmt == "json":
             return _json.dumps({_xml.local(self.root): self._json_fields(payment, warnings)})
-        return _xml.document(self.root, self._xml_fields(payment, warnings))
+        body = self._record.render(self._xml_values(payment, warnings))
+        return _xml.DECLARATION + body.encode() + b"\n"
 
     def encode_payments(
         self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
@@ -102,8 +121,10 @@ class RailsDialect(Dialect):
         if fmt == "json":
             key = _xml.local(self.root)
             return _json.dumps([{key: self._json_fields(p, warnings)} for p in payments])
-        rows = [self._xml_fields(p, warnings) for p in payments]
-        return _xml.array(self.list_root, self.root, rows)
+        item = self._list_item
+        return _xml.array_of(
+            self.list_root, [item.render(self._xml_values(p, warnings)) for p in payments]
+        )
 
     # --- errors ------------------------------------------------------------------
 
