@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from dialects import Reply
 from dialects.errors import Conflict, NotFound
-from dialects.model import Invoice, Method, Payment
+from dialects.model import Invoice, Method, Payment, stored_payment
 
 from ..metrics import STORE_BATCH, STORE_WRITE_SECONDS
 from .base import BackendRef, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal
@@ -577,15 +577,18 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
     }
 
 
+_METHODS = {method.value: method for method in Method}
+
+
 def _payment(row: tuple[Any, ...]) -> Payment:
     data = dict(zip(_PAYMENT_COLUMNS, row, strict=True))
     for money in ("amount", "tax_withheld", "fee"):
         data[money] = Decimal(data[money])
     for moment in ("paid_at", "created_at", "updated_at"):
         data[moment] = datetime.fromisoformat(data[moment])
-    data["method"] = Method(data["method"]) if data["method"] else None
+    data["method"] = _METHODS[data["method"]] if data["method"] else None
     data["notify_customer"] = bool(data["notify_customer"])
-    return Payment.model_construct(**data)
+    return stored_payment(data)
 
 
 def _invoice(
