@@ -62,12 +62,16 @@ def proxy_config(backend: str) -> dict[str, Any]:
     return config
 
 
-def has_workers() -> bool:
-    """Whether this gateway takes `--workers` (the multi-process server)."""
-    found = subprocess.run(
-        [sys.executable, "-m", "gateway", "--help"], capture_output=True, text=True, timeout=60
-    )
-    return "--workers" in found.stdout
+def workers_arguments() -> list[str] | None:
+    """How to ask this gateway for two worker processes, or None if it cannot."""
+    for prefix in ([], ["serve"]):
+        found = subprocess.run(
+            [sys.executable, "-m", "gateway", *prefix, "--help"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if "--workers" in found.stdout:
+            return [*prefix, "--workers", "2"]
+    return None
 
 
 def _port(base: str) -> int:
@@ -92,7 +96,7 @@ def main() -> None:
     seconds = 1.0 if args.quick else args.seconds
     ensure_tools()
     raise_file_limit()
-    workers = not args.no_workers and has_workers()
+    workers = None if args.no_workers else workers_arguments()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         bare_port = free_port()
@@ -104,8 +108,8 @@ def main() -> None:
         proxy, proxy_process = stack.enter_context(gateway_server(proxy_config(backend)))
         nginx, nginx_pid = stack.enter_context(nginx_proxy(_port(backend)))
         multi = None
-        if workers:
-            multi = stack.enter_context(gateway_server(gateway_config(), extra=["--workers", "2"]))
+        if workers is not None:
+            multi = stack.enter_context(gateway_server(gateway_config(), extra=workers))
         print("preparing data", file=sys.stderr, flush=True)
         bare_base = f"http://127.0.0.1:{bare_port}"
         measures = asyncio.run(
@@ -117,7 +121,7 @@ def main() -> None:
         )  # fmt: skip
         medians = _rounds(measures, seconds, args.rounds, workdir)
         memory = idle.rss_with_idle(ledger, ledger_process.pid, args.idle)
-    figures = Figures(medians, memory, args.idle, workers)
+    figures = Figures(medians, memory, args.idle, workers is not None)
     mode = "quick" if args.quick else "full"
     print(f"\n<!-- python -m benchmarks.suite: {mode}, {args.rounds} x {seconds:g} s -->")
     print(table(figures))
