@@ -82,7 +82,7 @@ _PAYMENTS = "/api/invoice-payments"
 UNIT = DialectUnit(
     codec=FastBill(),
     routes=(
-        Route("GET", _PAYMENTS, Op.LIST),
+        Route("GET", _PAYMENTS, Op.LIST, paging=("limit", "offset")),
         Route("POST", _PAYMENTS, Op.CREATE, 201, _PAYMENTS + "/{id}"),
         Route("GET", _PAYMENTS + "/{payment_id}", Op.GET),
         Route("DELETE", _PAYMENTS + "/{payment_id}", Op.DELETE),

@@ -49,6 +49,9 @@ class Route:
     op: Op
     status: int = 200
     location: str | None = None
+    # A list the vendor pages: its (limit, offset) query parameters. Without one, or
+    # without them in the query, a list is answered whole.
+    paging: tuple[str, str] | None = None
 
     @property
     def shape(self) -> str:

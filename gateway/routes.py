@@ -9,7 +9,7 @@ from functools import partial
 from aiohttp import web
 
 import dialects
-from dialects import Decoded, Dialect, Format, Reply
+from dialects import Decoded, Dialect, Format, Reply, _values
 from dialects.errors import (
     BadRequest,
     GatewayError,
@@ -120,11 +120,44 @@ async def list_payments(call: Call) -> web.Response:
             raise ValidationFailed(fields={"invoice_id": "can't be blank"})
         call.ids["invoice_id"] = raw
     invoice_id = call.id_of("invoice_id", "Invoice")
-    payments = await call.backend.list_payments(_who(call), invoice_id)
+    window = _page(call)
+    payments = (await call.backend.list_payments(_who(call), invoice_id))[window]
     warnings: list[str] = []
     return call.answer(
         call.dialect.encode_payments(payments, call.fmt, warnings), warnings=tuple(warnings)
     )
+
+
+_PAGE_BOUNDS = (
+    (1, "must be a positive whole number"),
+    (0, "must be zero or a positive whole number"),
+)
+
+
+def _page(call: Call) -> slice:
+    """The part of a list the caller asked for, where its vendor pages lists; else all."""
+    if call.route.paging is None:
+        return slice(None)
+    found: list[int | None] = []
+    problems: dict[str, str] = {}
+    for name, (least, problem) in zip(call.route.paging, _PAGE_BOUNDS, strict=True):
+        text = call.request.query.get(name)
+        number = None if text is None else _whole(text)
+        if text is not None and (number is None or number < least):
+            problems[name] = problem
+        found.append(number)
+    if problems:
+        raise ValidationFailed(fields=problems)
+    limit, offset = found
+    start = offset or 0
+    return slice(start, None if limit is None else start + limit)
+
+
+def _whole(text: str) -> int | None:
+    try:
+        return _values.parse_integer(text)
+    except _values.ValueProblem:
+        return None
 
 
 async def get_payment(call: Call) -> web.Response:
