@@ -81,9 +81,9 @@ def _hop_row(runs: Mapping[str, Run]) -> str:
     direct, nginx, proxy = runs["direct get c1"], runs["nginx get c1"], runs["proxy get c1"]
     added = proxy.p50_ms - direct.p50_ms
     return (
-        f"| proxy hop, get one, 1 connection | +{added:.2f} ms p50 over direct "
+        f"| proxy hop, get one, 1 connection | {added:+.2f} ms p50 over direct "
         f"({proxy.p50_ms:.2f} vs {direct.p50_ms:.2f} ms; {_cpu(proxy)}) "
-        f"| nginx `proxy_pass` +{nginx.p50_ms - direct.p50_ms:.2f} ms | | "
+        f"| nginx `proxy_pass` {nginx.p50_ms - direct.p50_ms:+.2f} ms | | "
         f"<= +{HOP_TARGET_MS} ms | {_met(added <= HOP_TARGET_MS)} |"
     )
 
