@@ -13,7 +13,8 @@ from dialects.model import Method, Payment, stored_payment
 
 def _row() -> dict[str, Any]:
     moment = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
-    return {
+    defaults = {name: field.get_default() for name, field in Payment.model_fields.items()}
+    return defaults | {
         "id": 7, "tenant": "acme", "invoice_id": 3, "amount": Decimal("12.50"),
         "paid_at": moment, "method": Method.CARD, "method_label": "Card", "origin": "invoiless",
         "notes": "n", "reference": None, "tax_withheld": Decimal("0.00"), "fee": Decimal("1.00"),
