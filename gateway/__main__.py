@@ -19,7 +19,7 @@ import dialects
 from dialects.errors import GatewayError
 
 from . import logs, passwords, process, translation
-from .config import Config, ConfigError, load
+from .config import Config, ConfigError, load, override
 
 log = logging.getLogger("gateway")
 VERSION = version("invoice-payments-gateway")
@@ -77,14 +77,13 @@ def serve(args: argparse.Namespace) -> int:
 
 def _configured(args: argparse.Namespace) -> Config:
     """The config file with the command line's overrides."""
-    config = load(args.config)
-    server = config.server.model_copy(
-        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    )
-    config = config.model_copy(update={"server": server})
-    if args.database:
-        config = config.model_copy(update={"database": args.database})
-    return config
+    return override(load(args.config), _overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, by their place in the config file."""
+    given = {"server.host": args.host, "server.port": args.port, "database": args.database}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:

@@ -239,12 +239,28 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def parse(raw: Any, environ: dict[str, str] | None = None, source: str = "config") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must be a mapping")
+    return _validate(expand(raw, environ), source)
+
+
+def override(config: Config, values: Mapping[str, Any], source: str = "command line") -> Config:
+    """`config` with dotted keys (`server.port`) replaced, checked as the file was."""
+    raw = config.model_dump()
+    for dotted, value in values.items():
+        *parents, name = dotted.split(".")
+        node = raw
+        for parent in parents:
+            node = node[parent]
+        node[name] = value
+    return _validate(raw, source)
+
+
+def _validate(raw: dict[str, Any], source: str) -> Config:
     try:
         model = config_model()
     except RegistryError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     try:
-        return model.model_validate(expand(raw, environ))
+        return model.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigError(f"{source}: {problems}") from exc

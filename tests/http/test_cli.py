@@ -265,3 +265,26 @@ def test_bad_config_exits_2_with_an_error(tmp_path: Path, text: str, expected: s
 
     stderr = assert_clean_failure(result, 2)
     assert expected in stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        (
+            "--port",
+            "70000",
+            "command line: server.port: Input should be less than or equal to 65535",
+        ),
+        ("--port", "-1", "command line: server.port: Input should be greater than or equal to 0"),
+    ],
+)
+def test_a_command_line_override_is_checked_as_the_config_file_is(
+    tmp_path: Path, option: str, value: str, expected: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("admin_token: x\ntenants: {}\nserver: {port: 1}\n", encoding="utf-8")
+
+    result = gateway("--config", str(config), option, value, cwd=tmp_path)
+
+    stderr = assert_clean_failure(result, 2)
+    assert stderr == f"error: {expected}\n"
