@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from dialects import Dialect
 
+from .lru import LRU
 from .store import BackendRef, Store
 
 # Minted ids live in [MINTED, 10**18), the top of what 18 decimal digits (the longest
@@ -21,7 +22,7 @@ from .store import BackendRef, Store
 # caller's id says by its size how to find the backend object behind it.
 MINTED = 9 * 10**17
 _TOP = 10**18
-_MAX_CACHED = 100_000
+MAX_CACHED = 100_000
 
 
 class IdMap:
@@ -32,15 +33,23 @@ class IdMap:
     trip on the hot path, and since a mapping never changes they can never be stale.
     """
 
-    def __init__(self, store: Store, tenant: str, backend: Dialect, *, parents: bool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tenant: str,
+        backend: Dialect,
+        *,
+        parents: bool,
+        capacity: int = MAX_CACHED,
+    ) -> None:
         """`parents`: the backend reaches a payment only through its invoice, so the
         store keeps every payment's invoice (else only minted ids are stored)."""
         self.store = store
         self.tenant = tenant
         self.backend = backend
         self.parents = parents
-        self._stored: dict[tuple[str, str], int] = {}
-        self._refs: dict[tuple[str, int], BackendRef] = {}
+        self._stored: LRU[tuple[str, str], int] = LRU(capacity)
+        self._refs: LRU[tuple[str, int], BackendRef] = LRU(capacity)
 
     def identity(self, backend_id: str, caller: Dialect) -> int | None:
         """The backend's own number for `backend_id`, if `caller`'s id form carries it."""
@@ -110,9 +119,6 @@ class IdMap:
         return stored
 
     def _remember(self, kind: str, stored: int, ref: BackendRef) -> None:
-        if len(self._refs) >= _MAX_CACHED:
-            self._stored.clear()
-            self._refs.clear()
-        self._stored[(kind, ref.backend_id)] = stored
+        self._stored.put((kind, ref.backend_id), stored)
         if kind == "invoice" or ref.parent is not None:
-            self._refs[(kind, stored)] = ref
+            self._refs.put((kind, stored), ref)

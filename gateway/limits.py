@@ -19,9 +19,10 @@ from dialects.errors import TooManyRequests
 from .backend import Principal
 from .config import Config, RateLimit
 from .logs import event
+from .lru import LRU
 from .metrics import RATE_LIMITED
 
-_MAX_BUCKETS = 100_000
+MAX_BUCKETS = 100_000
 
 
 def per_tenant(config: Config) -> dict[str, RateLimit]:
@@ -37,15 +38,19 @@ class RateLimiter:
         limits: dict[str, RateLimit],
         clock: Callable[[], float] = time.monotonic,
         failures: RateLimit | None = None,
+        capacity: int = MAX_BUCKETS,
     ) -> None:
         self._limits = limits
         self._failures = failures
         self._clock = clock
-        self._buckets: dict[tuple[str, ...], tuple[float, float]] = {}
+        self._buckets: LRU[tuple[str, ...], tuple[float, float]] = LRU(
+            capacity, ttl=_refill(limits, failures), clock=clock
+        )
 
     def reconfigure(self, limits: dict[str, RateLimit], failures: RateLimit | None) -> None:
         """New limits from a reloaded config; callers keep what they have spent."""
         self._limits, self._failures = limits, failures
+        self._buckets.ttl = _refill(limits, failures)
 
     def take(self, who: Principal) -> None:
         """Spend one of the credential's tokens, or refuse (429, or the dialect's own status)."""
@@ -89,12 +94,16 @@ class RateLimiter:
         message: str = "Rate limit exceeded",
     ) -> None:
         now = self._clock()
-        tokens, stamp = self._buckets.get(key, (float(limit.burst), now))
+        tokens, stamp = self._buckets.get(key) or (float(limit.burst), now)
         tokens = min(float(limit.burst), tokens + (now - stamp) * limit.per_second)
         if tokens < 1:
-            self._buckets[key] = (tokens, now)
+            self._buckets.put(key, (tokens, now))
             wait = math.ceil((1 - tokens) / limit.per_second)
             raise TooManyRequests(message, retry_after=max(1, wait))
-        if len(self._buckets) >= _MAX_BUCKETS and key not in self._buckets:
-            self._buckets.clear()
-        self._buckets[key] = (tokens - cost, now)
+        self._buckets.put(key, (tokens - cost, now))
+
+
+def _refill(limits: dict[str, RateLimit], failures: RateLimit | None) -> float:
+    """How long any bucket takes to fill up again: left alone that long, it may expire."""
+    every = [*limits.values(), *([failures] if failures else [])]
+    return max((limit.burst / limit.per_second for limit in every), default=0.0) + 1
