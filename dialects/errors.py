@@ -22,6 +22,7 @@
     +-- UpstreamError            upstream         502
     |   +-- UpstreamUnavailable  unavailable      503
     |   +-- UpstreamTimeout      timeout          504
+    +-- ServiceUnavailable       unavailable      503  (the database is out of reach)
     +-- InternalError            internal         500
 
 Core code raises these knowing no dialect; field keys are canonical field names.
@@ -144,6 +145,10 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     kind, status, default_message = "timeout", 504, "Gateway timeout"
+
+
+class ServiceUnavailable(GatewayError):
+    kind, status, default_message = "unavailable", 503, "Service unavailable"
 
 
 class InternalError(GatewayError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dialects import Reply
-from dialects.errors import Conflict, NotFound
+from dialects.errors import Conflict, NotFound, ServiceUnavailable
 from dialects.model import Invoice, Method, Payment, stored_payment
 
 from ..metrics import STORE_BATCH, STORE_WRITE_SECONDS
@@ -25,6 +26,7 @@ from .migrations import MIGRATIONS
 
 T = TypeVar("T")
 _MAX_BATCH = 64
+log = logging.getLogger("gateway.store")
 
 _PAYMENT_COLUMNS = (
     "id", "tenant", "invoice_id", "amount", "paid_at", "method", "method_label", "origin",
@@ -82,6 +84,9 @@ class SQLiteStore:
     second connection; its reads go through the worker.
     """
 
+    # What opens the connection; tests put in one that fails where they want.
+    connection_factory: type[sqlite3.Connection] = sqlite3.Connection
+
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
         self._path = path
         self._synchronous = synchronous
@@ -89,6 +94,7 @@ class SQLiteStore:
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._lost = False  # the connection was dropped after a fault: reopen it
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -117,7 +123,12 @@ class SQLiteStore:
     def _connect(self) -> None:
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            self._path,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=self.connection_factory,
+        )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.execute("PRAGMA foreign_keys=ON")
@@ -215,7 +226,12 @@ class SQLiteStore:
         if not writes:
             return
         STORE_BATCH.observe(len(writes))
-        db = self._conn()
+        try:
+            db = self._conn()
+        except ServiceUnavailable as exc:
+            for job in writes:
+                job.settle(error=exc)
+            return
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -229,15 +245,41 @@ class SQLiteStore:
                 db.execute("RELEASE job")
             db.execute("COMMIT")
         except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            failure = self._abort(db, exc)
             for job in writes:
-                job.settle(error=exc)
+                job.settle(error=failure)
             return
         for job, (result, error) in zip(writes, outcomes, strict=True):
             job.settle(result, error)
 
+    def _abort(self, db: sqlite3.Connection, exc: BaseException) -> BaseException:
+        """Roll back a failed group; if even ROLLBACK fails, start on a new connection.
+
+        The worker thread must outlive any database fault: the group is then answered
+        503 and the next one finds a connection with no transaction left open.
+        """
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return exc
+        except sqlite3.Error as failed:
+            log.error("ROLLBACK failed (%s); reopening the database", failed)
+        self._db, self._lost = None, True
+        try:
+            db.close()
+            self._connect()
+            self._lost = False
+        except (sqlite3.Error, OSError) as failed:
+            log.error("cannot reopen the database (%s); will retry", failed)
+        return ServiceUnavailable("The database failed; retry shortly", retry_after=1)
+
     def _conn(self) -> sqlite3.Connection:
+        if self._db is None and self._lost:
+            try:
+                self._connect()  # the connection a failed ROLLBACK cost
+            except (sqlite3.Error, OSError) as exc:
+                raise ServiceUnavailable("The database is unavailable", retry_after=1) from exc
+            self._lost = False
         if self._db is None:
             raise RuntimeError("store is not open")
         return self._db
