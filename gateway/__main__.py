@@ -100,7 +100,9 @@ def translate(args: argparse.Namespace) -> int:
     body = sys.stdin.buffer.read()
     try:
         document = translation.decode(source, body, translation.sniff(body))
-        output, warnings = translation.encode(document, target, args.format or target.formats[0])
+        output, warnings = translation.encode(
+            document, target, args.format or target.formats[0], source=source
+        )
     except translation.NotSpoken as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -46,6 +46,16 @@ from .upstream import Answer, UpstreamClient, retry_after, unanswered
 # Optional canonical fields: dropped (with a warning) where the backend has no place.
 _OPTIONAL = ("notes", "reference", "notify_customer", "mark_invoice_paid")
 _MONEY = ("tax_withheld", "fee")
+
+
+def lost_money(values: Mapping[str, Any], target: Dialect) -> list[str]:
+    """The money in `values` that `target` has no field for: refused, never dropped."""
+    return [a for a in _MONEY if values.get(a, ZERO) != ZERO and a not in target.writable]
+
+
+def lost_fields(values: Mapping[str, Any], target: Dialect) -> list[str]:
+    """The optional values `target` has no field for: dropped, with a warning."""
+    return [a for a in _OPTIONAL if values.get(a) and a not in target.writable]
 
 
 class ProxyBackend:
@@ -313,14 +323,11 @@ class ProxyBackend:
             else:
                 warnings.append(f"{caller.wire_name(attr)} {problem}{outcome}")
 
-        for attr in _MONEY:
-            if fields.get(attr, ZERO) != ZERO and attr not in writable:
-                problems[attr] = f"has no place in the {name} backend; refused so no money is lost"
-            if attr not in writable:
-                fields.pop(attr, None)
-        for attr in _OPTIONAL:
-            if fields.get(attr) and attr not in writable:
-                give(attr, f"has no place in the {name} backend", " and was dropped")
+        for attr in lost_money(fields, self.dialect):
+            problems[attr] = f"has no place in the {name} backend; refused so no money is lost"
+        for attr in lost_fields(fields, self.dialect):
+            give(attr, f"has no place in the {name} backend", " and was dropped")
+        for attr in (*_MONEY, *_OPTIONAL):
             if attr not in writable:
                 fields.pop(attr, None)
         method = fields.get("method")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+import dialects
 from gateway import passwords
 
 from ..logscan import OUTPUTS
@@ -134,6 +135,47 @@ def test_translate_a_method_urlkey_lacks_warns_on_stderr(
     )
     translated = json.loads(result.stdout)
     assert (translated["amount"], translated["paymentMethod"]) == (12.34, None)
+
+
+# Dialects with no place for a tax withheld or a fee (urlKey's tds, transactionCharge).
+NO_MONEY_FIELDS = sorted(
+    name for name, codec in dialects.DIALECTS.items() if "tax_withheld" not in codec.writable
+)
+URLKEY_PAYMENT = {"amount": 100, "paymentMethod": "UPI", "paymentDate": "2026-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize("target", NO_MONEY_FIELDS)
+@pytest.mark.parametrize("money", ["tds", "transactionCharge"])
+def test_translate_refuses_money_the_target_cannot_carry(target: str, money: str) -> None:
+    document = json.dumps({**URLKEY_PAYMENT, money: 2.5}).encode()
+
+    result = gateway("translate", "--from", "urlkey", "--to", target, stdin=document)
+
+    assert_clean_failure(result, 1)
+    assert result.stderr.decode() == (
+        f"error: {target} cannot carry this money; refused so none is lost"
+        f" ({money}: has no place in {target})\n"
+    )
+
+
+def test_translate_refuses_a_list_when_one_payment_would_lose_money() -> None:
+    payments = [URLKEY_PAYMENT, {**URLKEY_PAYMENT, "tds": 1}]
+    document = json.dumps({"payments": payments}).encode()
+
+    result = gateway("translate", "--from", "urlkey", "--to", "harvest", stdin=document)
+
+    stderr = assert_clean_failure(result, 1)
+    assert "(tds: has no place in harvest)" in stderr
+
+
+def test_translate_takes_zero_money_and_warns_of_other_fields_it_drops() -> None:
+    document = json.dumps({**URLKEY_PAYMENT, "tds": 0, "refId": "R-1", "notes": "n"}).encode()
+
+    result = gateway("translate", "--from", "urlkey", "--to", "harvest", stdin=document)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.decode() == "warning: refId has no place in harvest; dropped\n"
+    assert etree.fromstring(result.stdout).findtext("notes") == "n"
 
 
 def test_translate_into_fastbill_json_on_request() -> None:
