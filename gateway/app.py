@@ -190,10 +190,12 @@ def create_app(
         # aiohttp has no header read timeout of its own, but its keep-alive timer runs
         # from the connection's opening (and from each answer) until the next request's
         # headers are complete: as `read_timeout`, it cuts off a client that trickles its
-        # headers, or idles, within that time. Lingering (reading what is left of a body
-        # after the answer, so the client gets the answer before the close) is bounded
-        # alike. Handler arguments, so any runner (run_app, the test server) applies them.
-        handler_args={"keepalive_timeout": timeout, "lingering_time": timeout},
+        # headers, or idles, within that time. No lingering: a body left unread (refused
+        # before or while it was read) is not drained, since draining a gzip body means
+        # inflating all of it on the event loop while every other client waits; the
+        # connection is closed after the answer instead. Handler arguments, so any
+        # runner (run_app, the test server) applies them.
+        handler_args={"keepalive_timeout": timeout, "lingering_time": 0},
     )
     store = store or open_store(config.database, synchronous=config.sqlite_synchronous)
     gateway = Gateway(

@@ -13,6 +13,7 @@ import gc
 import json
 import re
 import socket
+import statistics
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,9 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DIALECTS = tuple(dialects.units())
 # A refusal is answered within this, measured around the request after a warm-up.
 BOUND_MS = 50.0
+# A second client right after any request is answered within this many times what it
+# took just before (tests.security.harness.others_served).
+PROMPT_FACTOR = 10.0
 # Growth of the catalogue server's peak RSS over its RSS after start-up.
 MAX_RSS_GROWTH_MB = 50.0
 XML = "application/xml; charset=utf-8"
@@ -105,6 +109,11 @@ class Figures:
     rss_peak_kb: int = 0
     rss_end_kb: int = 0
     proxy_rss_peak_kb: int = 0
+    # The slowest second client after a request: (ms, baseline ms, after what).
+    slowest_second: tuple[float, float, str] = (0.0, 0.0, "")
+
+    def second_client(self, what: str, elapsed_ms: float, baseline_ms: float) -> None:
+        self.slowest_second = max(self.slowest_second, (elapsed_ms, baseline_ms, what))
 
     def refusal(self, name: str, elapsed_ms: float, bound_ms: float = 0.0) -> None:
         self.refusals[name] = max(elapsed_ms, self.refusals.get(name, 0.0))
@@ -121,6 +130,9 @@ class Figures:
                 name, slowest = max(found.items(), key=lambda item: item[1])
                 lines.append(f"{label}: {slowest:.1f} ms ({name})")
         lines.append(f"fuzz examples: {self.fuzz_examples} (statuses {self.fuzz_statuses})")
+        if self.slowest_second[2]:
+            after, before, what = self.slowest_second
+            lines.append(f"slowest second client: {after:.1f} ms ({before:.1f} before; {what})")
         if self.rss_peak_kb:
             growth = (self.rss_peak_kb - self.rss_baseline_kb) / 1024
             lines.append(
@@ -229,6 +241,8 @@ async def send(
 ) -> Answer:
     """One request, fully read; elapsed is from sending to the last byte of the answer."""
     data = body.encode() if isinstance(body, str) else body
+    port = int(url.rsplit(":", 1)[1])
+    baseline = await quiet_baseline(port)
     with no_gc():
         started = time.perf_counter()
         async with session.request(
@@ -236,8 +250,43 @@ async def send(
         ) as response:
             read = await response.read()
             elapsed = (time.perf_counter() - started) * 1000
+    await assert_others_served(port, f"{method} {path[:80]}", baseline)
     # multidict -> dict keeps the first of repeated headers; none are repeated here
     return Answer(response.status, dict(response.headers), read, elapsed)
+
+
+async def quiet_baseline(port: int) -> float:
+    """What a second client waits before a request: the median of three, in ms."""
+    return statistics.median([await second_client(port) for _ in range(3)])
+
+
+async def assert_others_served(port: int, what: str, baseline_ms: float) -> None:
+    """Right after a request, a second client on a fresh connection is answered about as
+    fast as before it: within PROMPT_FACTOR times the baseline (never held to less
+    than BOUND_MS). No request, refused or not, may hold the event loop for others (a
+    refused gzip bomb once kept the server inflating the rest of its body for everyone).
+    """
+    after = await second_client(port)
+    FIGURES.second_client(what, after, baseline_ms)
+    bound = max(PROMPT_FACTOR * baseline_ms, BOUND_MS)
+    assert after < bound, (
+        f"after {what}: a second client waited {after:.1f} ms ({baseline_ms:.1f} ms before)"
+    )
+
+
+async def second_client(port: int) -> float:
+    """Milliseconds a GET /healthz on a new connection takes: what another client waits."""
+    with no_gc():
+        started = time.perf_counter()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(request_head("GET", "/healthz", [("Connection", "close")]))
+            status, _, _, _ = await read_answer(reader, 30.0)
+        finally:
+            writer.close()
+        elapsed = (time.perf_counter() - started) * 1000
+    assert status == 200, f"/healthz answered {status}"
+    return elapsed
 
 
 @contextmanager
@@ -424,6 +473,7 @@ async def exchange(
     first byte sent to the answer read. `wait_close` then waits (within `timeout`) for
     the server to close the connection.
     """
+    baseline = await quiet_baseline(port)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     answer = asyncio.create_task(read_answer(reader, timeout))
     sent = 0
@@ -443,6 +493,7 @@ async def exchange(
                 sent += 1
             status, headers, body, closed = await answer
             elapsed = (time.perf_counter() - started) * 1000
+        await assert_others_served(port, f"raw {parts[0][:60]!r}" if parts else "raw", baseline)
         if wait_close and not closed:
             try:
                 async with asyncio.timeout(timeout):
