@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
 import yaml
+
+from dialects.testing import Answer
 
 from ..support import tenant_config
 
@@ -167,3 +170,20 @@ def running(
         yield server
     finally:
         server.stop()
+
+
+def send(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Answer:
+    """One request on a new connection, from code outside an event loop (hypothesis)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()
+        return Answer(response.status, dict(response.getheaders()), response.read())
+    finally:
+        connection.close()

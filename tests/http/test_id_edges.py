@@ -9,7 +9,6 @@ dialect, never with a 500, by a real gateway process for each store.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import string
@@ -18,18 +17,15 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import dialects
 from dialects import testing
 from dialects.base import MAX_ID
-from dialects.testing import Answer
 from dialects.unit import DialectUnit, Op, Route
 
-from ..support import tenant_config
-from .server import ADMIN_TOKEN, Server
+from .server import ADMIN_TOKEN, Server, send, write_config
 
 TENANT = "acme"
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -102,10 +98,7 @@ def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     directory = tmp_path_factory.mktemp(f"ids-{request.param}")
-    raw = {"admin_token": ADMIN_TOKEN, "token_secret": "ids-token-secret",
-           "server": {"access_log": False}, "tenants": {TENANT: tenant_config(TENANT)}}  # fmt: skip
-    config = directory / "config.yaml"
-    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    config = write_config(directory)  # tenant acme, plain secrets
     server = Server(config, directory / "ids.db", directory / "ids.log").wait_ready()
     try:
         invoice = admin_invoice(server.port)
@@ -132,22 +125,6 @@ def admin_invoice(port: int) -> int:
     assert answer.status == 201, answer.body
     number: int = answer.json()["id"]
     return number
-
-
-def send(
-    port: int,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> Answer:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return Answer(response.status, dict(response.getheaders()), response.read())
-    finally:
-        connection.close()
 
 
 def path_of(slot: Slot, live: Live, value: str, suffix: str) -> str:

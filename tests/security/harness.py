@@ -37,8 +37,10 @@ DIALECTS = tuple(dialects.units())
 # A refusal is answered within this, measured around the request after a warm-up.
 BOUND_MS = 50.0
 # A second client right after any request is answered within this many times what it
-# took just before (tests.security.harness.others_served).
+# took just before (assert_others_served); a stall that bound cannot tell from a busy
+# machine's noise is under the floor (a refused gzip bomb once stalled others 1 s).
 PROMPT_FACTOR = 10.0
+PROMPT_FLOOR_MS = 2 * BOUND_MS
 # Growth of the catalogue server's peak RSS over its RSS after start-up.
 MAX_RSS_GROWTH_MB = 50.0
 XML = "application/xml; charset=utf-8"
@@ -263,12 +265,12 @@ async def quiet_baseline(port: int) -> float:
 async def assert_others_served(port: int, what: str, baseline_ms: float) -> None:
     """Right after a request, a second client on a fresh connection is answered about as
     fast as before it: within PROMPT_FACTOR times the baseline (never held to less
-    than BOUND_MS). No request, refused or not, may hold the event loop for others (a
+    than PROMPT_FLOOR_MS). No request, refused or not, may hold the event loop for others (a
     refused gzip bomb once kept the server inflating the rest of its body for everyone).
     """
     after = await second_client(port)
     FIGURES.second_client(what, after, baseline_ms)
-    bound = max(PROMPT_FACTOR * baseline_ms, BOUND_MS)
+    bound = max(PROMPT_FACTOR * baseline_ms, PROMPT_FLOOR_MS)
     assert after < bound, (
         f"after {what}: a second client waited {after:.1f} ms ({baseline_ms:.1f} ms before)"
     )
