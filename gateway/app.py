@@ -31,7 +31,7 @@ from dialects.unit import DialectUnit
 from . import admin, metrics, openapi, routes, trace
 from .auth import Authenticator
 from .config import Config
-from .http import body_format, read_body, reply, response_format, split_suffix
+from .http import body_format, client_address, read_body, reply, response_format, split_suffix
 from .idempotency import Clock, Keys, utc_now
 from .ledger import Ledger
 from .limits import RateLimiter, per_tenant
@@ -135,7 +135,7 @@ async def guard(
         _xml.Limits(server.xml_max_depth, server.xml_max_elements, server.xml_max_attributes)
     )
     _json.DEPTH.set(server.json_max_depth)
-    address = request.remote or ""
+    address = client_address(request, server.trusted_proxies)
     if request.path not in _PROBES:
         try:
             gateway.limits.check_address(address)

@@ -12,7 +12,14 @@ from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 import dialects
 from dialects.registry import RegistryError, unknown
@@ -136,6 +143,9 @@ class Server(Strict):
     auth_failures: RateLimit | None = RateLimit(per_second=1, burst=20)
     # On SIGTERM: stop listening, let requests in flight finish within this many seconds.
     drain_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client address the
+    # failed-login limit counts by; from any other peer the header is ignored.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
 
 
 class Idempotency(Strict):

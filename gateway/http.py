@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -137,3 +139,36 @@ def reply(
     if body and "Content-Type" not in (headers or {}):  # an error may name its own type
         response.headers["Content-Type"] = CONTENT_TYPES[fmt]
     return response
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(request: web.Request, trusted: Sequence[Network]) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the
+    nearest address in X-Forwarded-For that is not one (proxies append on the right,
+    so what a client wrote on the left is never believed)."""
+    peer = request.remote or ""
+    if not _trusted(peer, trusted):
+        return peer
+    hops = [
+        hop.strip()
+        for line in request.headers.getall("X-Forwarded-For", ())
+        for hop in line.split(",")
+    ]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop if _address(hop) is not None else peer
+    return peer
+
+
+def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+    found = _address(address)
+    return found is not None and any(found in network for network in trusted)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
