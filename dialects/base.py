@@ -89,15 +89,6 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-# Ids are 64-bit signed integers in every store: a larger one names nothing (404).
-MAX_ID = 2**63 - 1
-
-
-def canonical_id(number: int) -> int | None:
-    """`number` if it can be a canonical id (1 to MAX_ID), else None."""
-    return number if 0 < number <= MAX_ID else None
-
-
 class Dialect:
     """Base of every dialect codec; subclasses declare tables and override the rest."""
 
@@ -134,7 +125,7 @@ class Dialect:
             number = _values.parse_integer(text)
         except _values.ValueProblem:
             return None
-        return canonical_id(number)
+        return number if number > 0 else None
 
     # --- payments -------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import jwt
 from pydantic import Field, model_validator
 
 from . import _json, _values
-from .base import Format, Kind, Reply, Spec, WireId, canonical_id
+from .base import Format, Kind, Reply, Spec, WireId
 from .errors import BadRequest, GatewayError, NotAuthenticated, UpstreamError
 from .jsonapi import JsonDialect
 from .model import Method
@@ -118,7 +118,7 @@ class UrlKey(JsonDialect):
     def parse_id(self, text: object) -> int | None:
         if not isinstance(text, str) or not _HEX24.fullmatch(text):
             return None
-        return canonical_id(int(text, 16))
+        return int(text, 16) or None
 
     def datetime(self, moment: datetime) -> str:
         return _values.iso_z(moment, millis=True)

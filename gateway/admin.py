@@ -23,7 +23,7 @@ from .http import read_body
 from .logs import event
 from .proxy import ProxyBackend
 from .state import GATEWAY, Gateway
-from .store import BackendRef, KeyRecord, NewInvoice
+from .store import MAX_ID, BackendRef, KeyRecord, NewInvoice
 
 _KINDS = ("invoice", "payment")
 
@@ -186,7 +186,8 @@ async def lookup_ids(request: web.Request) -> web.Response:
     if proxy is not None:
         return _json_reply(await _proxied_ids(proxy, dialect, kind, request.match_info["id"]))
     number = dialect.parse_id(request.match_info["id"])
-    owner = await gateway.store.owner(kind, number) if number is not None else None
+    held = number is not None and number <= MAX_ID
+    owner = await gateway.store.owner(kind, number) if held and number else None
     if number is None or owner is None or (tenant and owner != tenant):
         raise NotFound(f"No {kind} with that id")
     return _json_reply({"dialect_ids": dialect_ids(number)})

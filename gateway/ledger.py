@@ -20,7 +20,7 @@ from dialects.model import (
 
 from .backend import Outcome, Principal
 from .search import select
-from .store import Change, Seal, Store
+from .store import MAX_ID, Change, Seal, Store
 
 PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIAL, InvoiceStatus.OVERDUE)
 # What PUT resets when a field is left out (the amount resets to the whole due amount).
@@ -132,13 +132,15 @@ class Ledger:
         self.store = store
 
     async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
-        invoice = await self.store.invoice(who.tenant, invoice_id, with_payments=True)
+        invoice = await self.store.invoice(
+            who.tenant, _stored(invoice_id, "Invoice"), with_payments=True
+        )
         if invoice is None:
             raise NotFound("Invoice not found")
         return list(invoice.payments)
 
     async def get_payment(self, who: Principal, payment_id: int) -> Payment:
-        payment = await self.store.payment(who.tenant, payment_id)
+        payment = await self.store.payment(who.tenant, _stored(payment_id, "Payment"))
         if payment is None:
             raise NotFound("Payment not found")
         return payment
@@ -147,7 +149,10 @@ class Ledger:
         self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
     ) -> Outcome:
         stored = await self.store.apply(
-            who.tenant, invoice_id, lambda invoice, _: record(invoice, request, who), seal=seal
+            who.tenant,
+            _stored(invoice_id, "Invoice"),
+            lambda invoice, _: record(invoice, request, who),
+            seal=seal,
         )
         assert stored is not None
         return Outcome(stored)
@@ -193,3 +198,10 @@ class Ledger:
             payment_id=payment_id,
             seal=seal,
         )
+
+
+def _stored(number: int, what: str) -> int:
+    """`number`, if a store can hold it; else nothing has it (404, not a store error)."""
+    if number > MAX_ID:
+        raise NotFound(f"{what} not found")
+    return number

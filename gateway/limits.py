@@ -44,7 +44,7 @@ class RateLimiter:
         self._failures = failures
         self._clock = clock
         self._buckets: LRU[tuple[str, ...], tuple[float, float]] = LRU(
-            capacity, ttl=_refill(limits, failures), clock=clock
+            capacity, ttl=_refill(limits, failures), clock=lambda: self._clock()
         )
 
     def reconfigure(self, limits: dict[str, RateLimit], failures: RateLimit | None) -> None:

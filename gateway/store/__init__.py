@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from .base import BackendRef, Change, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal, Store
+from .base import (
+    MAX_ID,
+    BackendRef,
+    Change,
+    KeyClaim,
+    KeyRecord,
+    KeyState,
+    NewInvoice,
+    Rule,
+    Seal,
+    Store,
+)
 from .sqlite import SQLiteStore
 
 
@@ -19,6 +30,7 @@ def open_store(url: str, *, synchronous: str = "FULL") -> Store:
 
 
 __all__ = [
+    "MAX_ID",
     "BackendRef",
     "Change",
     "KeyClaim",

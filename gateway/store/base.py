@@ -12,6 +12,10 @@ from typing import Protocol
 from dialects import Reply
 from dialects.model import Invoice, Payment
 
+# Ids are signed 64-bit integers in every store; a larger one (urlKey's 24 hex digits
+# spell up to 2^96) names no stored object.
+MAX_ID = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class NewInvoice:

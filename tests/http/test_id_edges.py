@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import dialects
 from dialects import testing
-from dialects.base import MAX_ID
 from dialects.unit import DialectUnit, Op, Route
+from gateway.store import MAX_ID
 
 from .server import ADMIN_TOKEN, Server, send, write_config
 
