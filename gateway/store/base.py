@@ -12,8 +12,8 @@ from typing import Protocol
 from dialects import Reply
 from dialects.model import Invoice, Payment
 
-# Ids are signed 64-bit integers in every store; a larger one (urlKey's 24 hex digits
-# spell up to 2^96) names no stored object.
+# Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
+# spells up to 2^96) names no stored object.
 MAX_ID = 2**63 - 1
 
 
