@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 
 import dialects
-from dialects import Format
+from dialects import Format, testing
 from dialects.errors import ServiceUnavailable
+from dialects.testing import Answer
 from gateway.app import create_app
 from gateway.store import SQLiteStore
 
 from ..conftest import AiohttpClient, Client
 from ..support import make_config
-from .wire import make_invoice, pay, payment_id, state
+from .wire import make_invoice, state
 
 # Statements the next connection fails on, once each, as a disk that gave out would.
 FAILING: set[str] = set()
@@ -53,7 +54,7 @@ async def test_a_failed_rollback_is_answered_503_and_later_writes_work(
         invoice = await make_invoice(faulty)
         FAILING.update({"COMMIT", "ROLLBACK"})
 
-        refused = await pay(faulty, dialect, invoice, "100.00")
+        refused = await pay(faulty, dialect, invoice)
 
         assert refused.status == 503, refused.body
         assert refused.headers["Retry-After"] == "1"
@@ -62,10 +63,19 @@ async def test_a_failed_rollback_is_answered_503_and_later_writes_work(
         assert not FAILING, "both faults were met"
         assert await state(faulty, invoice) == ("1000.00", "open", 0)
 
-        served = await pay(faulty, dialect, invoice, "100.00")
-        assert served.status == 201, served.body
-        assert payment_id(dialect, served) > 0
+        served = await pay(faulty, dialect, invoice)
+        assert served.status in (200, 201), served.body
+        assert testing.support(dialect).created(served) > 0
         assert await state(faulty, invoice) == ("900.00", "partial", 1)
+
+
+async def pay(client: Client, dialect: str, invoice: int) -> Any:
+    """A 100.00 create in the dialect's own wire form, as its test support writes it."""
+    support = testing.support(dialect)
+    request = support.create("acme", invoice, "100.00")
+    headers = {**support.credentials("acme"), **request.headers}
+    async with client.request("POST", request.path, data=request.body, headers=headers) as r:
+        return Answer(r.status, dict(r.headers), await r.read())
 
 
 def error_body(dialect: str, content_type: str) -> bytes:
