@@ -1,4 +1,4 @@
-"""Command line: serve the gateway, translate a payment between dialects, hash a secret."""
+"""Command line: serve the gateway, migrate its database, translate a payment, hash a secret."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from dialects.errors import GatewayError
 
 from . import logs, passwords, process, translation
 from .config import Config, ConfigError, load, override
+from .store import StoreError, open_store
 
 log = logging.getLogger("gateway")
 VERSION = version("invoice-payments-gateway")
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     _serve_options(
         commands.add_parser("serve", help="serve the gateway (the default)"), defaults=False
     )
+    _serve_options(
+        commands.add_parser("migrate", help="apply the database migrations, then exit"),
+        defaults=False,
+    )
     translate = commands.add_parser(
         "translate", help="translate a payment document, stdin to stdout"
     )
@@ -64,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace) -> int:
+    try:
+        migrate(_configured(args))  # a database out of reach or too new stops us here
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "migrate":
+        log.info("database migrated")
+        return 0
     loop = _event_loop()
     try:
         loop.run_until_complete(process.serve(lambda: _configured(args), args.config))
@@ -73,6 +89,17 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         loop.close()
     return 0
+
+
+def migrate(config: Config) -> None:
+    """Connect, apply pending migrations (under the engine's lock) and disconnect."""
+    store = open_store(config.database, synchronous=config.sqlite_synchronous, pool_size=1)
+
+    async def run() -> None:
+        await store.open()
+        await store.close()
+
+    asyncio.run(run())
 
 
 def _configured(args: argparse.Namespace) -> Config:

@@ -197,7 +197,9 @@ def create_app(
         # runner (run_app, the test server) applies them.
         handler_args={"keepalive_timeout": timeout, "lingering_time": 0},
     )
-    store = store or open_store(config.database, synchronous=config.sqlite_synchronous)
+    store = store or open_store(
+        config.database, synchronous=config.sqlite_synchronous, pool_size=config.database_pool_size
+    )
     gateway = Gateway(
         config=config,
         auth=Authenticator(config),

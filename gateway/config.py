@@ -175,8 +175,14 @@ class Config(Strict):
     server: Server = Server()
     idempotency: Idempotency = Idempotency()
     metrics: Metrics = Metrics()
+    # sqlite:///relative/path.db, sqlite:////absolute/path.db, or
+    # postgresql://user:password@host:5432/dbname for a database many gateways share.
     database: str = "sqlite:///data/gateway.db"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # PostgreSQL connections each gateway process keeps at most: N processes (all
+    # gateways times --workers) open up to N x this many, which must stay below the
+    # server's max_connections (100 by default).
+    database_pool_size: int = Field(default=10, gt=0, le=1000)
     admin_token: str
     token_secret: str | None = Field(default=None, description="signs the access tokens issued")
     token_lifetime_seconds: int = Field(default=3600, gt=0, le=86400)

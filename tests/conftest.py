@@ -1,9 +1,15 @@
-"""Shared fixtures: a gateway on a fresh SQLite file per test, driven over HTTP."""
+"""Shared fixtures: a gateway on a fresh database per test, driven over HTTP.
+
+The database is SQLite unless a test (or its module, `pytestmark`) is marked
+`stores`: then it runs once per engine, SQLite and PostgreSQL, on a fresh database
+each time. PostgreSQL is a real server the session starts on first use
+(tests.postgres); without its binaries those tests fail, they never skip.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +19,35 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
 from gateway.config import Config
+from gateway.store import Store, open_store
 
 from .http.server import LOGS
 from .logscan import Collector, leaks
+from .postgres import Cluster
 from .support import make_config
 
 Client = TestClient[web.Request, web.Application]
 AiohttpClient = Callable[..., Awaitable[Client]]
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stores: run the test on SQLite and on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("stores"):
+        metafunc.parametrize("engine", ENGINES)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """The session's PostgreSQL server (started on first use)."""
+    cluster = Cluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,8 +71,45 @@ def no_secret_in_any_log_line() -> Iterator[None]:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+def engine() -> str:
+    """The store engine under test: SQLite unless the test is marked `stores`."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database_factory(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., str]]:
+    """Fresh, empty database URLs of the test's engine (a PostgreSQL URL names a schema)."""
+    made: list[str] = []
+    cluster: Cluster | None = request.getfixturevalue("postgres") if engine != "sqlite" else None
+
+    def make(name: str = "ledger") -> str:
+        if cluster is None:
+            return f"sqlite:///{tmp_path / f'{name}.db'}"
+        made.append(cluster.create())
+        return cluster.url(made[-1])
+
+    yield make
+    for name in made:
+        assert cluster is not None
+        cluster.drop(name)
+
+
+@pytest.fixture
+def database(database_factory: Callable[..., str]) -> str:
+    return database_factory()
+
+
+@pytest.fixture
+async def store(database: str) -> AsyncIterator[Store]:
+    """An open store on the test's fresh database."""
+    opened = open_store(database)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -14,21 +12,12 @@ from dialects.errors import Conflict
 from dialects.model import Invoice, Payment
 from gateway.config import Idempotency
 from gateway.idempotency import Keys
-from gateway.store import Change, KeyClaim, KeyState, NewInvoice, Seal, SQLiteStore, Store
+from gateway.store import Change, KeyClaim, KeyState, NewInvoice, Seal, Store
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 TTL = timedelta(hours=24)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = SQLiteStore(str(tmp_path / "ledger.db"))
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
+pytestmark = pytest.mark.stores  # the conftest's `store`: SQLite, then PostgreSQL
 
 
 def claim(key: str, owner: str, *, at: datetime = T0, fingerprint: str = "fp-1") -> KeyClaim:

@@ -14,19 +14,28 @@ from .base import (
     Seal,
     Store,
 )
+from .migrations import SchemaTooNew, StoreError
+from .postgres import PostgresStore, masked
 from .sqlite import SQLiteStore
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
-def open_store(url: str, *, synchronous: str = "FULL") -> Store:
-    """A store for `sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite://:memory:`."""
+
+def open_store(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> Store:
+    """A store for `sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite://:memory:`
+    or `postgresql://user:password@host:5432/dbname` (asyncpg's URL form)."""
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         path = path.removeprefix("/") if path != ":memory:" else path
         if not path:
             raise ValueError("sqlite URL names no file")
         return SQLiteStore(path, synchronous=synchronous)
-    scheme = url.split("://", 1)[0] if "://" in url else url[:20]
-    raise ValueError(f"unsupported database URL scheme {scheme!r} (use sqlite:///path/to/file.db)")
+    if url.startswith(POSTGRES_SCHEMES):
+        return PostgresStore(url, pool_size=pool_size)
+    raise ValueError(
+        f"unsupported database URL {masked(url)!r}"
+        " (use sqlite:///path/to/file.db or postgresql://user:password@host/dbname)"
+    )
 
 
 __all__ = [
@@ -37,9 +46,13 @@ __all__ = [
     "KeyRecord",
     "KeyState",
     "NewInvoice",
+    "PostgresStore",
     "Rule",
     "SQLiteStore",
+    "SchemaTooNew",
     "Seal",
     "Store",
+    "StoreError",
+    "masked",
     "open_store",
 ]

@@ -17,6 +17,14 @@ from dialects.model import Invoice, Payment
 MAX_ID = 2**63 - 1
 
 
+# The payment columns every store reads back, in the order a Payment is built from.
+PAYMENT_COLUMNS = (
+    "id", "tenant", "invoice_id", "amount", "paid_at", "method", "method_label", "origin",
+    "notes", "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email",
+    "client_app", "notify_customer", "created_at", "updated_at", "account_code", "account_id",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class NewInvoice:
     tenant: str

@@ -21,19 +21,17 @@ from dialects.errors import Conflict, NotFound, ServiceUnavailable
 from dialects.model import Invoice, Method, Payment, stored_payment
 
 from ..metrics import STORE_BATCH, STORE_WRITE_SECONDS
-from .base import BackendRef, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal
-from .migrations import MIGRATIONS
+from .base import PAYMENT_COLUMNS, BackendRef, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal
+from .migrations import VERSIONS_TABLE, StoreError, pending
 
 T = TypeVar("T")
 _MAX_BATCH = 64
 log = logging.getLogger("gateway.store")
+# How long a write waits for another process's write lock before it is answered 503.
+_BUSY_TIMEOUT_MS = 10_000
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
-_PAYMENT_COLUMNS = (
-    "id", "tenant", "invoice_id", "amount", "paid_at", "method", "method_label", "origin",
-    "notes", "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email",
-    "client_app", "notify_customer", "created_at", "updated_at", "account_code", "account_id",
-)  # fmt: skip
-_SELECT_PAYMENTS = f"SELECT {', '.join(_PAYMENT_COLUMNS)} FROM payments"
+_SELECT_PAYMENTS = f"SELECT {', '.join(PAYMENT_COLUMNS)} FROM payments"
 _INVOICE_COLUMNS = (
     "id", "tenant", "number", "currency", "total", "issued_on", "due_on", "draft", "void",
     "marked_paid", "created_at",
@@ -101,11 +99,18 @@ class SQLiteStore:
     async def open(self) -> None:
         self._thread = threading.Thread(target=self._serve, name="sqlite", daemon=True)
         self._thread.start()
-        await self._submit(self._connect, write=False)
+        try:
+            await self._submit(self._connect, write=False)
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, OSError | sqlite3.Error):
+                reason = " ".join(str(exc).split())
+                raise StoreError(f"cannot open the database {self._path}: {reason}") from exc
+            raise
         if self._path != ":memory:":  # a second connection to :memory: is another database
             reader = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             reader.execute("PRAGMA query_only=ON")
-            reader.execute("PRAGMA busy_timeout=5000")
+            reader.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             self._reader = reader
 
     async def close(self) -> None:
@@ -129,12 +134,18 @@ class SQLiteStore:
             check_same_thread=False,
             factory=self.connection_factory,
         )
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self._synchronous}")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=5000")
+        try:
+            # The busy timeout first: processes opening one new file together wait
+            # for each other's switch to WAL and migrations instead of failing.
+            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
         self._db = db
-        self._migrate(db)
 
     def _disconnect(self) -> None:
         assert self._db is not None
@@ -143,20 +154,17 @@ class SQLiteStore:
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
+        """Apply the pending migrations; `BEGIN IMMEDIATE` makes other processes wait."""
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations"
-                " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
-            for version, script in MIGRATIONS:
-                if version in applied:
-                    continue
-                for statement in filter(str.strip, script.split(";")):
+            db.execute(VERSIONS_TABLE)
+            applied = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
+            for migration in pending(applied):
+                for statement in migration.statements("sqlite"):
                     db.execute(statement)
                 db.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?)", (version, _now().isoformat())
+                    "INSERT INTO schema_migrations VALUES (?, ?)",
+                    (migration.version, _now().isoformat()),
                 )
             db.execute("COMMIT")
         except BaseException:
@@ -219,7 +227,7 @@ class SQLiteStore:
             try:
                 job.settle(job.fn())
             except BaseException as exc:  # handed to the caller, never lost here
-                job.settle(error=exc)
+                job.settle(error=_busy_to_unavailable(exc))
         self._commit_group(writes)
 
     def _commit_group(self, writes: list[_Job]) -> None:
@@ -247,7 +255,7 @@ class SQLiteStore:
         except BaseException as exc:
             failure = self._abort(db, exc)
             for job in writes:
-                job.settle(error=failure)
+                job.settle(error=_busy_to_unavailable(failure))
             return
         for job, (result, error) in zip(writes, outcomes, strict=True):
             job.settle(result, error)
@@ -601,6 +609,14 @@ class SQLiteStore:
         return await self._write(write)
 
 
+def _busy_to_unavailable(exc: BaseException) -> BaseException:
+    """Another process held the write lock past the busy timeout: a 503, not a 500."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if isinstance(exc, sqlite3.OperationalError) and code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return ServiceUnavailable("The database is busy; retry shortly", retry_after=1)
+    return exc
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -645,7 +661,7 @@ _METHODS = {method.value: method for method in Method}
 
 
 def _payment(row: tuple[Any, ...]) -> Payment:
-    data = dict(zip(_PAYMENT_COLUMNS, row, strict=True))
+    data = dict(zip(PAYMENT_COLUMNS, row, strict=True))
     for money in ("amount", "tax_withheld", "fee"):
         data[money] = Decimal(data[money])
     for moment in ("paid_at", "created_at", "updated_at"):

@@ -59,11 +59,13 @@ class Server:
     def __init__(
         self,
         config: Path,
-        database: Path,
+        database: Path | str,
         log: Path,
         env: dict[str, str] | None = None,
         args: Sequence[str] = (),
     ) -> None:
+        """`database`: a SQLite file, or any database URL."""
+        url = database if isinstance(database, str) else f"sqlite:///{database}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -79,7 +81,7 @@ class Server:
                 "--port",
                 str(self.port),
                 "--database",
-                f"sqlite:///{database}",
+                url,
                 *args,
             ],
             stdin=subprocess.DEVNULL,
@@ -160,7 +162,7 @@ class Server:
 @contextmanager
 def running(
     config: Path,
-    database: Path,
+    database: Path | str,
     log: Path,
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,

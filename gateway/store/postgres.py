@@ -1,0 +1,558 @@
+"""The PostgreSQL store: a connection pool, and every ledger write locking its invoice row."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from dialects import Reply
+from dialects.errors import Conflict, NotFound, ServiceUnavailable
+from dialects.model import Invoice, Method, Payment
+
+from .base import PAYMENT_COLUMNS, BackendRef, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal
+from .migrations import VERSIONS_TABLE, StoreError, pending
+
+T = TypeVar("T")
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = PoolConnectionProxy[Any] | asyncpg.Connection[Any]
+log = logging.getLogger("gateway.store")
+
+# Every gateway process migrating one database takes this advisory lock first.
+_MIGRATION_LOCK = 0x6761_7465_7761_79  # "gateway"
+_CONNECT_TIMEOUT = 5.0
+_ACQUIRE_TIMEOUT = 10.0
+_ATTEMPTS = 5  # for serialisation failures, deadlocks and connections lost before COMMIT
+
+_SELECT_PAYMENTS = f"SELECT {', '.join(PAYMENT_COLUMNS)}, paid_at_offset FROM payments"
+_SELECT_INVOICE = (
+    "SELECT i.id, i.tenant, i.number, i.currency, i.total, i.issued_on, i.due_on, i.draft,"
+    " i.void, i.marked_paid, i.created_at,"
+    " (SELECT COALESCE(SUM(p.amount + p.tax_withheld + p.fee), 0) FROM payments p"
+    "  WHERE p.invoice_id = i.id AND p.deleted_at IS NULL) AS settled,"
+    " (SELECT COUNT(*) FROM payments p"
+    "  WHERE p.invoice_id = i.id AND p.deleted_at IS NULL) AS payment_count"
+    " FROM invoices i WHERE i.id = $1 AND i.tenant = $2"
+)
+_SELECT_KEY = (
+    "SELECT tenant, key, fingerprint, state, owner, lease_until, created_at, expires_at,"
+    " status, headers, body FROM idempotency_keys WHERE tenant = $1 AND key = $2"
+)
+_HELD = "state IN ('pending', 'sent')"
+
+# Worth another attempt in a new transaction: the server rolled the first one back.
+_RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+# The database is out of reach (down, restarting, refusing connections).
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def masked(url: str) -> str:
+    """The URL with its password (in the authority or the query) replaced by `***`."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        who, where = netloc.rsplit("@", 1)
+        if ":" in who:
+            netloc = f"{who.split(':', 1)[0]}:***@{where}"
+    query = urlencode(
+        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="/*"
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+class _CommitUnknown(Exception):
+    """The connection broke during COMMIT: the write may or may not have been stored."""
+
+
+class PostgresStore:
+    """Store on a PostgreSQL database, shared by any number of gateway processes.
+
+    Each ledger write runs in one transaction that first locks the invoice's row
+    (`SELECT ... FOR UPDATE`), so two writes on one invoice from any two processes
+    run one after the other and the second sees the first's payment. A transaction
+    the server aborts as a serialisation failure or deadlock, or one whose connection
+    was lost before it committed, is run again; a database out of reach is answered
+    503 with Retry-After, and the pool reconnects once it is back.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self._url = url
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool[Any] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect and migrate; a StoreError (one line, password masked) if it cannot."""
+        try:
+            pool = await asyncpg.create_pool(
+                self._url,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=_CONNECT_TIMEOUT,
+            )
+        except (*_UNREACHABLE, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(
+                f"cannot reach the database {masked(self._url)}: {_reason(exc)}"
+            ) from exc
+        try:
+            async with pool.acquire() as conn:
+                await self._migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @staticmethod
+    async def _migrate(conn: Connection) -> None:
+        """Apply the pending migrations under an advisory lock: one process migrates."""
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            async with conn.transaction():
+                await conn.execute(VERSIONS_TABLE)
+                applied = [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+                for migration in pending(applied):
+                    for statement in migration.statements("postgresql"):
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations VALUES ($1, $2)",
+                        migration.version,
+                        _now().isoformat(),
+                    )
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+    # --- transactions, retried -----------------------------------------------------
+
+    async def _run(
+        self,
+        work: Callable[[Connection], Awaitable[T]],
+        *,
+        isolation: str = "read_committed",
+        readonly: bool = False,
+    ) -> T:
+        """`work` in one transaction; retried while the server says it may be."""
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self._pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+                    return await _transaction(conn, work, isolation, readonly)
+            except _RETRYABLE:
+                await asyncio.sleep(0.005 * 2**attempt)
+            except _CommitUnknown as exc:
+                log.warning("database connection lost during COMMIT: %s", exc)
+                raise _unavailable("The database connection was lost; retry shortly") from exc
+            except _UNREACHABLE as exc:
+                await self._pool.expire_connections()
+                if attempt >= 1:  # one fresh connection tried already: it is down
+                    log.warning("database unavailable: %s", _reason(exc))
+                    raise _unavailable("The database is unavailable") from exc
+        raise _unavailable("The database is busy; retry shortly")
+
+    # --- invoices and payments -----------------------------------------------------
+
+    async def create_invoice(self, new: NewInvoice) -> Invoice:
+        async def insert(conn: Connection) -> Invoice:
+            invoice_id = await conn.fetchval(
+                "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on, draft,"
+                " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT (tenant, number) DO NOTHING RETURNING id",
+                new.tenant, new.number, new.currency, new.total, new.issued_on, new.due_on,
+                new.draft, _now(),
+            )  # fmt: skip
+            if invoice_id is None:
+                raise Conflict(f"Invoice number {new.number} already exists")
+            invoice = await _load_invoice(conn, new.tenant, invoice_id)
+            assert invoice is not None
+            return invoice
+
+        return await self._run(insert)
+
+    async def invoice(
+        self, tenant: str, invoice_id: int, *, with_payments: bool = False
+    ) -> Invoice | None:
+        async def load(conn: Connection) -> Invoice | None:
+            return await _load_invoice(conn, tenant, invoice_id, with_payments)
+
+        # One snapshot for the totals and the listing.
+        return await self._run(load, isolation="repeatable_read", readonly=True)
+
+    async def payment(self, tenant: str, payment_id: int) -> Payment | None:
+        async def load(conn: Connection) -> Payment | None:
+            return await _load_payment(conn, tenant, payment_id)
+
+        return await self._run(load, readonly=True)
+
+    async def apply(
+        self,
+        tenant: str,
+        invoice_id: int,
+        rule: Rule,
+        *,
+        payment_id: int | None = None,
+        seal: Seal | None = None,
+    ) -> Payment | None:
+        async def write(conn: Connection) -> Payment | None:
+            stored = await _apply(conn, tenant, invoice_id, rule, payment_id)
+            if seal is not None:
+                seal.close(stored)
+                await _complete_key(conn, seal)
+            return stored
+
+        return await self._run(write)
+
+    async def owner(self, kind: str, object_id: int) -> str | None:
+        query = {
+            "invoice": "SELECT tenant FROM invoices WHERE id = $1",
+            "payment": "SELECT tenant FROM payments WHERE id = $1 AND deleted_at IS NULL",
+        }[kind]
+
+        async def load(conn: Connection) -> str | None:
+            found = await conn.fetchval(query, object_id)
+            return None if found is None else str(found)
+
+        return await self._run(load, readonly=True)
+
+    # --- backend id map (proxy mode) ----------------------------------------------
+
+    async def map_ids(self, tenant: str, kind: str, refs: Sequence[BackendRef]) -> list[int]:
+        async def mint(conn: Connection) -> list[int]:
+            return await _map_ids(conn, tenant, kind, refs)
+
+        return await self._run(mint)
+
+    async def backend_ref(self, tenant: str, kind: str, local_id: int) -> BackendRef | None:
+        async def load(conn: Connection) -> BackendRef | None:
+            row = await conn.fetchrow(
+                "SELECT backend_id, parent FROM id_map WHERE id = $1 AND tenant = $2 AND kind = $3",
+                local_id,
+                tenant,
+                kind,
+            )
+            return BackendRef(row["backend_id"], row["parent"]) if row else None
+
+        return await self._run(load, readonly=True)
+
+    # --- idempotency keys ----------------------------------------------------------
+
+    async def claim_key(self, claim: KeyClaim) -> KeyRecord | None:
+        async def write(conn: Connection) -> KeyRecord | None:
+            return await _claim_key(conn, claim)
+
+        return await self._run(write)
+
+    async def set_key_state(self, tenant: str, key: str, owner: str, state: KeyState) -> bool:
+        async def write(conn: Connection) -> bool:
+            done = await conn.execute(
+                "UPDATE idempotency_keys SET state = $1 WHERE tenant = $2 AND key = $3"
+                f" AND owner = $4 AND {_HELD}",
+                state.value, tenant, key, owner,
+            )  # fmt: skip
+            return _count(done) > 0
+
+        return await self._run(write)
+
+    async def complete_key(self, seal: Seal) -> None:
+        async def write(conn: Connection) -> None:
+            await _complete_key(conn, seal)
+
+        await self._run(write)
+
+    async def release_key(self, tenant: str, key: str, owner: str) -> None:
+        async def write(conn: Connection) -> None:
+            await conn.execute(
+                "DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND owner = $3"
+                f" AND {_HELD}",
+                tenant, key, owner,
+            )  # fmt: skip
+
+        await self._run(write)
+
+    async def key_record(self, tenant: str, key: str) -> KeyRecord | None:
+        async def load(conn: Connection) -> KeyRecord | None:
+            row = await conn.fetchrow(_SELECT_KEY, tenant, key)
+            return _key_record(row) if row else None
+
+        return await self._run(load, readonly=True)
+
+    async def forget_key(self, tenant: str, key: str) -> bool:
+        async def write(conn: Connection) -> bool:
+            done = await conn.execute(
+                "DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2", tenant, key
+            )
+            return _count(done) > 0
+
+        return await self._run(write)
+
+    async def purge_keys(self, now: datetime, limit: int) -> int:
+        async def write(conn: Connection) -> int:
+            done = await conn.execute(
+                "DELETE FROM idempotency_keys WHERE (tenant, key) IN (SELECT tenant, key"
+                " FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)",
+                now,
+                limit,
+            )
+            return _count(done)
+
+        return await self._run(write)
+
+
+async def _claim_key(conn: Connection, claim: KeyClaim) -> KeyRecord | None:
+    """Take the key (free, expired, or a dead owner's reservation) or name its holder.
+
+    The row is locked while it is judged; a key two claims insert at once goes to the
+    first, and the second, finding the row on its next look, is answered its holder.
+    """
+    while True:
+        row = await conn.fetchrow(f"{_SELECT_KEY} FOR UPDATE", claim.tenant, claim.key)
+        if row is None:
+            inserted = await conn.fetchval(
+                "INSERT INTO idempotency_keys (tenant, key, fingerprint, state, owner,"
+                " lease_until, created_at, expires_at) VALUES ($1, $2, $3, 'pending', $4, $5,"
+                " $6, $7) ON CONFLICT (tenant, key) DO NOTHING RETURNING 1",
+                claim.tenant, claim.key, claim.fingerprint, claim.owner, claim.lease_until,
+                claim.now, claim.expires_at,
+            )  # fmt: skip
+            if inserted:
+                return None
+            continue  # another claim inserted it first: judge that one
+        held = _key_record(row)
+        if not claim.takes(held):
+            return held
+        await conn.execute(
+            "UPDATE idempotency_keys SET fingerprint = $3, state = 'pending', owner = $4,"
+            " lease_until = $5, created_at = $6, expires_at = $7, status = NULL,"
+            " headers = NULL, body = NULL WHERE tenant = $1 AND key = $2",
+            claim.tenant, claim.key, claim.fingerprint, claim.owner, claim.lease_until,
+            claim.now, claim.expires_at,
+        )  # fmt: skip
+        return None
+
+
+async def _complete_key(conn: Connection, seal: Seal) -> None:
+    assert seal.sealed is not None
+    answer = seal.sealed
+    done = await conn.execute(
+        "UPDATE idempotency_keys SET state = 'done', status = $1, headers = $2, body = $3"
+        f" WHERE tenant = $4 AND key = $5 AND owner = $6 AND {_HELD}",
+        answer.status, json.dumps(dict(answer.headers)), answer.body, seal.tenant, seal.key,
+        seal.owner,
+    )  # fmt: skip
+    if _count(done) == 0:
+        raise Conflict("The request's Idempotency-Key was taken over by a retry")
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as `UPDATE 1` or `DELETE 0`."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _key_record(row: asyncpg.Record) -> KeyRecord:
+    data = dict(row)
+    status, headers, body = data.pop("status"), data.pop("headers"), data.pop("body")
+    answer = None if status is None else Reply(status, bytes(body), dict(json.loads(headers)))
+    data["state"] = KeyState(data["state"])
+    return KeyRecord(answer=answer, **data)
+
+
+async def _transaction(
+    conn: Connection, work: Callable[[Connection], Awaitable[T]], isolation: str, readonly: bool
+) -> T:
+    transaction = conn.transaction(isolation=isolation, readonly=readonly)  # type: ignore[arg-type]
+    await transaction.start()
+    try:
+        result = await work(conn)
+    except BaseException:
+        with contextlib.suppress(*_UNREACHABLE, asyncpg.InterfaceError):
+            await transaction.rollback()  # a lost connection rolled back by itself
+        raise
+    try:
+        await transaction.commit()
+    except _UNREACHABLE as exc:
+        raise _CommitUnknown(_reason(exc)) from exc
+    return result
+
+
+async def _apply(
+    conn: Connection, tenant: str, invoice_id: int, rule: Rule, payment_id: int | None
+) -> Payment | None:
+    """Lock the invoice row, let the rule decide on what is committed, store its decision."""
+    locked = await conn.fetchval(
+        "SELECT id FROM invoices WHERE id = $1 AND tenant = $2 FOR UPDATE", invoice_id, tenant
+    )
+    if locked is None:
+        raise NotFound("Invoice not found")
+    invoice = await _load_invoice(conn, tenant, invoice_id)
+    assert invoice is not None
+    current = None
+    if payment_id is not None:
+        current = await _load_payment(conn, tenant, payment_id, invoice_id)
+        if current is None:
+            raise NotFound("Payment not found")
+    change = rule(invoice, current)
+    now = _now()
+    stored_id: int | None = None
+    if change.upsert is not None:
+        stored_id = await _upsert(conn, change.upsert, now)
+    if change.delete is not None:
+        await conn.execute("UPDATE payments SET deleted_at = $1 WHERE id = $2", now, change.delete)
+    if change.marked_paid != invoice.marked_paid:
+        await conn.execute(
+            "UPDATE invoices SET marked_paid = $1 WHERE id = $2", change.marked_paid, invoice_id
+        )
+    return await _load_payment(conn, tenant, stored_id) if stored_id is not None else None
+
+
+async def _upsert(conn: Connection, payment: Payment, now: datetime) -> int:
+    values = _payment_row(payment)
+    if payment.id is None:
+        values["created_at"] = values["updated_at"] = now
+        del values["id"]
+        names = ", ".join(values)
+        marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+        query = f"INSERT INTO payments ({names}) VALUES ({marks}) RETURNING id"
+        new_id: int = await conn.fetchval(query, *values.values())
+        return new_id
+    values["updated_at"] = now
+    for fixed in ("id", "tenant", "invoice_id"):
+        del values[fixed]
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, 1))
+    await conn.execute(
+        f"UPDATE payments SET {assignments} WHERE id = ${len(values) + 1}",
+        *values.values(),
+        payment.id,
+    )
+    return payment.id
+
+
+async def _load_invoice(
+    conn: Connection, tenant: str, invoice_id: int, with_payments: bool = False
+) -> Invoice | None:
+    row = await conn.fetchrow(_SELECT_INVOICE, invoice_id, tenant)
+    if row is None:
+        return None
+    payments: tuple[Payment, ...] = ()
+    if with_payments:
+        rows = await conn.fetch(
+            f"{_SELECT_PAYMENTS} WHERE invoice_id = $1 AND deleted_at IS NULL ORDER BY id",
+            invoice_id,
+        )
+        payments = tuple(_payment(r) for r in rows)
+    data = dict(row)
+    return Invoice.model_construct(payments=payments, **data)
+
+
+async def _load_payment(
+    conn: Connection, tenant: str, payment_id: int, invoice_id: int | None = None
+) -> Payment | None:
+    query = f"{_SELECT_PAYMENTS} WHERE id = $1 AND tenant = $2 AND deleted_at IS NULL"
+    params: tuple[object, ...] = (payment_id, tenant)
+    if invoice_id is not None:
+        query, params = f"{query} AND invoice_id = $3", (*params, invoice_id)
+    row = await conn.fetchrow(query, *params)
+    return _payment(row) if row else None
+
+
+async def _map_ids(
+    conn: Connection, tenant: str, kind: str, refs: Sequence[BackendRef]
+) -> list[int]:
+    """Known ids as they are; the rest minted (or their parent learnt) in one statement each.
+
+    Only refs not yet mapped reach the INSERT, so identity values are not spent on
+    conflicts and ids stay dense.
+    """
+    ids = []
+    for ref in refs:
+        row = await conn.fetchrow(
+            "SELECT id, parent FROM id_map WHERE tenant = $1 AND kind = $2 AND backend_id = $3",
+            tenant,
+            kind,
+            ref.backend_id,
+        )
+        if row is not None and (ref.parent is None or row["parent"] == ref.parent):
+            ids.append(int(row["id"]))
+            continue
+        minted = await conn.fetchval(
+            "INSERT INTO id_map (tenant, kind, backend_id, parent) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (tenant, kind, backend_id)"
+            " DO UPDATE SET parent = COALESCE(EXCLUDED.parent, id_map.parent) RETURNING id",
+            tenant,
+            kind,
+            ref.backend_id,
+            ref.parent,
+        )
+        ids.append(int(minted))
+    return ids
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _unavailable(message: str) -> ServiceUnavailable:
+    return ServiceUnavailable(message, retry_after=1)
+
+
+def _payment_row(payment: Payment) -> dict[str, Any]:
+    offset = payment.paid_at.utcoffset() if payment.paid_at else None
+    return {
+        "id": payment.id,
+        "tenant": payment.tenant,
+        "invoice_id": payment.invoice_id,
+        "amount": payment.amount,
+        "paid_at": payment.paid_at,
+        "paid_at_offset": int(offset.total_seconds()) if offset else 0,
+        "method": payment.method.value if payment.method else None,
+        "method_label": payment.method_label,
+        "origin": payment.origin,
+        "notes": payment.notes,
+        "reference": payment.reference,
+        "tax_withheld": payment.tax_withheld,
+        "fee": payment.fee,
+        "recorded_by": payment.recorded_by,
+        "recorded_by_email": payment.recorded_by_email,
+        "client_app": payment.client_app,
+        "notify_customer": payment.notify_customer,
+        "account_code": payment.account_code,
+        "account_id": payment.account_id,
+    }
+
+
+def _payment(row: asyncpg.Record) -> Payment:
+    data = dict(row)
+    offset = timedelta(seconds=data.pop("paid_at_offset"))
+    zone = UTC if not offset else timezone(offset)
+    data["paid_at"] = data["paid_at"].astimezone(zone)
+    data["method"] = Method(data["method"]) if data["method"] else None
+    for money in ("amount", "tax_withheld", "fee"):
+        data[money] = Decimal(data[money])
+    return Payment.model_construct(**data)
