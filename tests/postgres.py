@@ -18,7 +18,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,7 +65,9 @@ def _server_user() -> str | None:
 class Cluster:
     """One PostgreSQL server in a temporary directory, with an admin connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable`: fsync and synchronous commit on, as a real server runs (benchmarks)."""
+        self.durable = durable
         self.bin = binaries()
         self.root = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
         self.data = self.root / "data"
@@ -74,7 +77,6 @@ class Cluster:
         self._names = itertools.count(1)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._admin: asyncpg.Connection[Any] | None = None
         self._database: asyncpg.Connection[Any] | None = None
 
     def url(self, schema: str | None = None, *, database: str = DATABASE) -> str:
@@ -98,25 +100,44 @@ class Cluster:
             "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "--no-sync",
             "-E", "UTF8", "--locale=C",
         )  # fmt: skip
-        options = (
-            f"-k {self.root} -c listen_addresses='' -c fsync=off -c synchronous_commit=off"
-            " -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB"
-        )
+        self._pg_ctl_start()
+        self._thread.start()
+        admin = self.call(asyncpg.connect(self.url(database="postgres")))
+        try:
+            self.call(admin.execute(f"CREATE DATABASE {DATABASE}"))
+            # A URL without a schema of its own finds no tables rather than another test's.
+            self.call(admin.execute(f"ALTER DATABASE {DATABASE} SET search_path TO nowhere"))
+        finally:
+            self.call(admin.close())
+        return self
+
+    def _pg_ctl_start(self) -> None:
+        options = f"-k {self.root} -c listen_addresses='' -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
             "-w", "start",
         )  # fmt: skip
-        self._thread.start()
-        self._admin = self.call(asyncpg.connect(self.url(database="postgres")))
-        self.execute(f"CREATE DATABASE {DATABASE}")
-        self.execute(f"ALTER DATABASE {DATABASE} SET search_path TO nowhere")
-        return self
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """The server stopped (fast shutdown: sessions cut) for the block, then started again."""
+        self._disconnect()
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        try:
+            yield
+        finally:
+            self._pg_ctl_start()
+
+    def _disconnect(self) -> None:
+        if self._database is not None:
+            self.call(self._database.close())
+            self._database = None
 
     def stop(self) -> None:
         try:
-            for connection in (self._admin, self._database):
-                if connection is not None:
-                    self.call(connection.close())
+            self._disconnect()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
             self._loop.close()
@@ -127,10 +148,6 @@ class Cluster:
     def call(self, work: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the cluster's own loop (tests have their own loops)."""
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=60)
-
-    def execute(self, sql: str) -> None:
-        assert self._admin is not None
-        self.call(self._admin.execute(sql))
 
     def create(self) -> str:
         """A new, empty schema's name."""

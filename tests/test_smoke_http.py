@@ -12,6 +12,8 @@ from .clients import CLIENTS
 from .conftest import Client
 from .support import invoice_state, new_invoice
 
+pytestmark = pytest.mark.stores
+
 
 @pytest.mark.parametrize("writer", sorted(CLIENTS))
 @pytest.mark.parametrize("reader", sorted(CLIENTS))

@@ -40,6 +40,8 @@ from .helpers import (
     unsigned_token,
 )
 
+pytestmark = pytest.mark.stores
+
 ROOT = Path(__file__).resolve().parents[2]
 APP_SECRET = {"strategy": "app-secret", "appId": "acme-app", "appSecret": "acme-app-secret"}
 

@@ -17,6 +17,8 @@ from ..conftest import Client
 from ..support import hexid, invoice_state, new_invoice
 from .helpers import NEVER_INVOICE, NEVER_PAYMENT, Answer, credentials, send
 
+pytestmark = pytest.mark.stores
+
 HARVEST_BODY = (
     '<payment><paid-at type="datetime">2026-11-21T00:00:00Z</paid-at>'
     '<amount type="decimal">1.00</amount></payment>'

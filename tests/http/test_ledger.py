@@ -29,6 +29,8 @@ from .wire import (
     urlkey_path,
 )
 
+pytestmark = pytest.mark.stores
+
 JSON = {"Content-Type": "application/json"}
 
 

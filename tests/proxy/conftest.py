@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -36,8 +35,9 @@ async def backend(backend_process: Server) -> AsyncIterator[LedgerBackend]:
 
 
 @pytest.fixture
-def proxy_database(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'proxy.db'}"
+def proxy_database(database_factory: Callable[..., str]) -> str:
+    """The proxy's own database (its id map), of the test's engine."""
+    return database_factory("proxy")
 
 
 @pytest.fixture

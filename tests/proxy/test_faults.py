@@ -30,6 +30,8 @@ from .fake import (
 )
 from .harness import lookup, upstream
 
+pytestmark = pytest.mark.stores
+
 LIST = "GET /v1/invoices/inv-1/payments"
 CREATE = "POST /v1/invoices/inv-1/payments"
 

@@ -23,6 +23,8 @@ from ..support import basic
 from .conftest import ProxyFactory
 from .harness import DIALECTS, LedgerBackend, backend_id, caller_invoice, held, upstream
 
+pytestmark = pytest.mark.stores
+
 # The method each caller's client sends (tests.clients), as the backend stores it.
 STORED_METHOD: dict[tuple[str, str], tuple[str | None, str | None]] = {
     # (caller, backend): (canonical method, origin) in the backend's ledger

@@ -24,6 +24,8 @@ from .harness import (
     write_proxy_config,
 )
 
+pytestmark = pytest.mark.stores
+
 INVOILESS = {"api-key": "acme-invoiless"}
 
 
@@ -35,10 +37,10 @@ async def invoiless_ids(session: aiohttp.ClientSession, url: str) -> list[tuple[
 
 
 async def test_payment_keeps_its_caller_id_when_the_proxy_process_is_killed_and_restarted(
-    backend: LedgerBackend, tmp_path: Path
+    backend: LedgerBackend, tmp_path: Path, proxy_database: str
 ) -> None:
     config = write_proxy_config(tmp_path, upstream("urlkey", backend.url))
-    database, log = tmp_path / "proxy.db", tmp_path / "proxy.log"
+    database, log = proxy_database, tmp_path / "proxy.log"
     number = await backend.new_invoice()
     wire_invoice = f"{number:024x}"
     async with aiohttp.ClientSession() as session:

@@ -15,6 +15,8 @@ from ..http.wire import json_body, pay, urlkey_path, xml_body
 from .conftest import ProxyFactory
 from .harness import LedgerBackend, caller_invoice, held, upstream
 
+pytestmark = pytest.mark.stores
+
 LONG_NOTES = "n" * 501  # Invoiless keeps at most 500 characters of notes
 
 

@@ -30,6 +30,8 @@ from .harness import (
     upstream,
 )
 
+pytestmark = pytest.mark.stores
+
 URLKEY_LIST = "GET /businesses/acme-biz/invoices/inv-1/payments"
 
 

@@ -1,0 +1,82 @@
+"""PostgreSQL's own failures: a deadlock is retried, an outage is a 503 that heals itself."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from dialects.model import Invoice, Payment
+from gateway.app import create_app
+from gateway.store import Change, Store
+
+from .clients import CLIENTS
+from .conftest import AiohttpClient
+from .postgres import Cluster
+from .proxy.test_faults import shaped
+from .support import make_config, new_invoice
+from .test_store import _new, _pay
+
+pytestmark = pytest.mark.parametrize("engine", ["postgresql"])
+
+UNAVAILABLE = {
+    "harvest": (503, "The database is unavailable"),
+    "fastbill": (503, "The database is unavailable"),
+    "invoiless": (503, "unavailable: The database is unavailable"),
+    "urlkey": (503, "Unavailable/unavailable: The database is unavailable"),
+}
+
+
+async def test_a_deadlocked_ledger_write_is_retried_and_stored(store: Store, database: str) -> None:
+    """Another session holds the payment and then wants the invoice the write has locked:
+    the server aborts the write (it waits the shorter deadlock_timeout), the store runs
+    it again once the other session is done, and the caller sees a stored payment."""
+    invoice = await store.create_invoice(_new())
+    first = await store.apply("acme", invoice.id, _pay("10.00"))
+    assert first is not None and first.id is not None
+    other = await asyncpg.connect(database)
+    await other.execute("SET deadlock_timeout = '10s'")
+    await other.execute("BEGIN")
+    await other.execute("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE", first.id)
+    waiting: list[asyncio.Task[None]] = []
+    runs = 0
+
+    async def take_the_invoice() -> None:
+        await other.execute("SELECT 1 FROM invoices WHERE id = $1 FOR UPDATE", invoice.id)
+        await other.execute("COMMIT")
+
+    def revise(locked: Invoice, current: Payment | None) -> Change:
+        nonlocal runs
+        assert current is not None
+        runs += 1
+        if not waiting:  # the first run: the other session now queues for the invoice
+            waiting.append(asyncio.ensure_future(take_the_invoice()))
+        return Change(marked_paid=False, upsert=current.model_copy(update={"amount": Decimal(7)}))
+
+    try:
+        revised = await store.apply("acme", invoice.id, revise, payment_id=first.id)
+        await waiting[0]
+    finally:
+        await other.close()
+    assert runs == 2
+    assert revised is not None and revised.amount == Decimal(7)
+    stored = await store.payment("acme", first.id)
+    assert stored is not None and stored.amount == Decimal(7)
+
+
+async def test_the_database_going_away_answers_503_in_every_dialect_until_it_is_back(
+    aiohttp_client: AiohttpClient, database: str, postgres: Cluster
+) -> None:
+    client = await aiohttp_client(create_app(make_config(database)))
+    invoice = await new_invoice(client)
+    with postgres.down():
+        for name, expected in UNAVAILABLE.items():
+            reply, _ = await CLIENTS[name](client).create(invoice["id"], "1.00")
+            assert shaped(name, reply) == expected
+            assert reply.headers["Retry-After"] == "1"
+    for name in UNAVAILABLE:
+        reply, payment = await CLIENTS[name](client).create(invoice["id"], "1.00")
+        assert reply.status == 201, reply.body
+        assert await CLIENTS[name](client).get(invoice["id"], payment or 0) is not None
