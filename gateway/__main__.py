@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
+import socket
 import sys
 from argparse import SUPPRESS
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any
 
@@ -18,12 +20,18 @@ from aiohttp.http_exceptions import HttpProcessingError
 import dialects
 from dialects.errors import GatewayError
 
-from . import logs, passwords, process, translation
+from . import logs, passwords, process, translation, workers
 from .config import Config, ConfigError, load, override
 from .store import StoreError, open_store
 
 log = logging.getLogger("gateway")
 VERSION = version("invoice-payments-gateway")
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1-256)")
+    return int(text)
 
 
 # The options of `serve`; accepted before the subcommand as well (`--port 9000 serve`).
@@ -32,6 +40,7 @@ _SERVE_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--host", {"help": "address to listen on (overrides the file)"}),
     ("--port", {"type": int, "help": "port to listen on (default 8080)"}),
     ("--database", {"help": "database URL, e.g. sqlite:///data/gateway.db"}),
+    ("--workers", {"type": _count, "default": 1, "help": "processes serving the port"}),
     ("--log-format", {"choices": ("text", "json"), "default": "text", "help": "log lines as"}),
     ("--log-level", {"choices": logs.LEVELS, "default": "info", "help": "least level logged"}),
 )
@@ -80,9 +89,38 @@ def serve(args: argparse.Namespace) -> int:
     if args.command == "migrate":
         log.info("database migrated")
         return 0
+    if args.workers == 1:
+        return _serve(lambda: _configured(args), args.config)
+    return _supervise(args)
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """`--workers N`: bind the port, then fork N workers serving it (gateway.workers)."""
+    config = _configured(args)
+    if config.database == "sqlite://:memory:":
+        print("error: --workers needs a database file or server, not :memory:", file=sys.stderr)
+        return 2
+    # One token secret for all workers (when none is set), so each accepts the others'.
+    secret = config.token_secret or os.urandom(32).hex()
+
+    def reread() -> Config:
+        read = _configured(args)
+        return read if read.token_secret else read.model_copy(update={"token_secret": secret})
+
+    try:
+        sock = workers.listen(config.server.host, config.server.port)
+    except OSError as exc:
+        where = f"{config.server.host}:{config.server.port}"
+        print(f"error: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+        return 2
+    log.info("serving with %d workers", args.workers)
+    return workers.Supervisor(args.workers, lambda: _serve(reread, args.config, sock)).run()
+
+
+def _serve(reread: Callable[[], Config], path: str, sock: socket.socket | None = None) -> int:
     loop = _event_loop()
     try:
-        loop.run_until_complete(process.serve(lambda: _configured(args), args.config))
+        loop.run_until_complete(process.serve(reread, path, sock=sock))
     except (ConfigError, process.StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,7 +33,11 @@ class ConfigError(ValueError):
 
 
 class RateLimit(Strict):
-    """Requests one credential may make: `burst` at once, `per_second` sustained."""
+    """Requests one credential may make: `burst` at once, `per_second` sustained.
+
+    Buckets live in each gateway process's memory: N processes (gateways times
+    `--workers`) admit up to N times these figures, so give each the total over N.
+    """
 
     per_second: float = Field(gt=0)
     burst: int = Field(gt=0)
@@ -140,6 +144,7 @@ class Server(Strict):
     json_max_depth: int = Field(default=32, ge=2, le=256)
     # Failed authentications one client address may make (a token bucket); past it, its
     # requests are refused as each dialect refuses too many requests. null: no limit.
+    # Counted per process: with N processes, set what one address may try over N.
     auth_failures: RateLimit | None = RateLimit(per_second=1, burst=20)
     # On SIGTERM: stop listening, let requests in flight finish within this many seconds.
     drain_seconds: float = Field(default=30.0, ge=0, le=3600)

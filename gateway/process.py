@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +46,9 @@ def _reason(exc: BaseException, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-async def _start(config: Config) -> tuple[web.AppRunner, web.TCPSite]:
+async def _start(
+    config: Config, sock: socket.socket | None = None
+) -> tuple[web.AppRunner, web.BaseSite]:
     server = config.server
     database = mask_url(config.database)
     try:
@@ -58,7 +61,9 @@ async def _start(config: Config) -> tuple[web.AppRunner, web.TCPSite]:
     except Exception as exc:  # the store, whatever engine it is, cannot be opened
         secret = urlsplit(config.database).password
         raise StartupError(f"database {database}: {_reason(exc, secret)}") from None
-    site = web.TCPSite(runner, server.host, server.port)
+    site: web.BaseSite = (
+        web.SockSite(runner, sock) if sock else web.TCPSite(runner, server.host, server.port)
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -68,13 +73,15 @@ async def _start(config: Config) -> tuple[web.AppRunner, web.TCPSite]:
     return runner, site
 
 
-async def serve(reread: Callable[[], Config], path: str | Path) -> None:
+async def serve(
+    reread: Callable[[], Config], path: str | Path, *, sock: socket.socket | None = None
+) -> None:
     """Serve until SIGTERM or SIGINT, reloading `path` on SIGHUP; then drain and stop.
 
     `reread` reads the config file (and applies the command line's overrides to it).
     """
     config = reread()
-    runner, site = await _start(config)
+    runner, site = await _start(config, sock)  # sock: a --workers worker's shared socket
     gateway = runner.app[GATEWAY]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -94,7 +101,7 @@ async def serve(reread: Callable[[], Config], path: str | Path) -> None:
     await _drain(runner, site, config.server.drain_seconds)
 
 
-async def _drain(runner: web.AppRunner, site: web.TCPSite, limit: float) -> None:
+async def _drain(runner: web.AppRunner, site: web.BaseSite, limit: float) -> None:
     """Stop listening, let requests in flight finish (bodies still arriving included),
     then close every connection; requests still running after `limit` seconds are cut."""
     traffic = runner.app[TRAFFIC]

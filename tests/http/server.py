@@ -23,7 +23,7 @@ from dialects.testing import Answer
 from ..support import tenant_config
 
 ADMIN_TOKEN = "process-admin-token"
-START_TIMEOUT = 10.0
+START_TIMEOUT = 30.0  # generous: several processes may be starting at once on a busy machine
 
 
 def write_config(directory: Path) -> Path:
@@ -64,7 +64,7 @@ class Server:
         env: dict[str, str] | None = None,
         args: Sequence[str] = (),
     ) -> None:
-        """`database`: a SQLite file, or any database URL."""
+        """`database`: a SQLite file, or any database URL; `args`: more options."""
         url = database if isinstance(database, str) else f"sqlite:///{database}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

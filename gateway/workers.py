@@ -1,0 +1,127 @@
+"""Many processes on one port: a supervising parent forks workers that share its socket.
+
+The parent binds the listening socket, forks N workers that each serve it with their
+own event loop (the kernel hands each new connection to one of them), and then only
+watches: SIGTERM or SIGINT is passed on to every worker, which stops accepting and
+finishes the requests in flight before it exits. A worker that dies otherwise (a
+crash, kill -9) is logged and replaced; if workers keep dying (more than twice N
+times within a minute, e.g. a crash at start), the parent stops the rest and exits 1.
+Nothing that must be shared lives in a worker's memory: see the README.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+
+log = logging.getLogger("gateway")
+
+_DEATH_WINDOW = 60.0
+_PR_SET_PDEATHSIG = 1
+
+
+def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """The listening socket every worker accepts on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Supervisor:
+    """Keeps `count` workers running `serve` until told to stop."""
+
+    def __init__(self, count: int, serve: Callable[[], int]) -> None:
+        self.count = count
+        self.serve = serve
+        self.workers: dict[int, int] = {}  # pid: slot
+        self.deaths: list[float] = []
+        self.stopping = False
+        self.status = 0
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._reload)
+        for slot in range(self.count):
+            self._spawn(slot)
+        while self.workers:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            slot = self.workers.pop(pid, -1)
+            if slot >= 0 and not self.stopping:
+                self._replace(slot, pid, status)
+        log.info("all workers stopped")
+        return self.status
+
+    def _spawn(self, slot: int) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGHUP, signal.SIG_DFL)
+                _die_with(parent)
+                code = self.serve()
+            except BaseException:
+                log.exception("worker %d failed", slot)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.workers[pid] = slot
+        log.info("worker %d started (pid %d)", slot, pid)
+
+    def _replace(self, slot: int, pid: int, status: int) -> None:
+        log.error("worker %d (pid %d) died: %s", slot, pid, _describe(status))
+        now = time.monotonic()
+        self.deaths = [t for t in self.deaths if now - t < _DEATH_WINDOW] + [now]
+        if len(self.deaths) > 2 * self.count:
+            log.error("workers keep dying: stopping the gateway")
+            self.status = 1
+            self._stop(signal.SIGTERM, None)
+            return
+        self._spawn(slot)
+
+    def _reload(self, signum: int, frame: FrameType | None) -> None:
+        """SIGHUP: each worker re-reads the configuration."""
+        self._signal(signal.SIGHUP)
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, number: int) -> None:
+        for pid in self.workers:
+            try:
+                os.kill(pid, number)
+            except ProcessLookupError:
+                pass
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _die_with(parent: int) -> None:
+    """A worker outlives no parent (even one killed by SIGKILL): it is sent SIGTERM."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)

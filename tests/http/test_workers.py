@@ -1,0 +1,125 @@
+"""`--workers N`: N processes serve one port on one database; SIGTERM drains them all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from ..clients import CLIENTS
+from .processes import Payer, invoice_state, new_invoice, pay_all, speak, started, worker_pids
+from .server import Server, write_config
+
+pytestmark = pytest.mark.stores
+WORKERS = ("--workers", "2")
+
+
+def fresh_connections() -> aiohttp.ClientSession:
+    """A new connection per request, so the kernel hands requests to either worker."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+
+
+def replaced(server: Server, dead: int) -> list[int]:
+    """The workers once the supervisor has replaced `dead` (bounded wait)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pids = worker_pids(server)
+        if len(pids) == 2 and dead not in pids:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"worker {dead} was not replaced:\n{server.output()}")
+
+
+async def test_workers_share_one_ledger_in_every_dialect_and_never_overpay(
+    tmp_path: Path, database: str
+) -> None:
+    async with (
+        started(tmp_path, write_config(tmp_path), database, 1, *WORKERS) as [server],
+        fresh_connections() as session,
+    ):
+        assert len(worker_pids(server)) == 2
+        invoice = await new_invoice(session, server, "1000.00")
+        for writer in sorted(CLIENTS):
+            reply, payment = await speak(writer, session, server).create(invoice, "2.50")
+            assert reply.status == 201, reply.body
+            for reader in sorted(CLIENTS):
+                got = await speak(reader, session, server).get(invoice, payment or 0)
+                assert got is not None and got["amount"] == Decimal("2.50"), (writer, reader)
+        statuses = await pay_all(session, [server], invoice, 100)
+        state = await invoice_state(session, server, invoice)
+    assert statuses.count(201) == 66 and statuses.count(422) == 34  # 990.00 was left
+    assert (state["due_amount"], state["status"]) == ("0.00", "paid")
+    assert len(state["payments"]) == 70
+
+
+async def test_a_worker_killed_under_load_loses_nothing_and_is_replaced(
+    tmp_path: Path, database: str
+) -> None:
+    async with (
+        started(tmp_path, write_config(tmp_path), database, 1, *WORKERS) as [server],
+        fresh_connections() as session,
+    ):
+        payer = Payer(session, await new_invoice(session, server, "1000.00"))
+        load = [asyncio.ensure_future(payer.pay(server)) for _ in range(60)]
+        await payer.first.wait()
+        victim = worker_pids(server)[0]
+        os.kill(victim, signal.SIGKILL)
+        during = await asyncio.gather(*load)
+        after = await asyncio.gather(*(payer.pay(server) for _ in range(20)))
+        replaced(server, victim)
+        state = await invoice_state(session, server, payer.invoice)
+    assert all(after)  # the other worker kept serving
+    payer.check(state["payments"], cut_off=during.count(False))
+    assert "died: killed by SIGKILL" in server.output()
+
+
+async def test_sigterm_drains_every_worker_and_finishes_requests_in_flight(
+    tmp_path: Path, database: str
+) -> None:
+    async with (
+        started(tmp_path, write_config(tmp_path), database, 1, *WORKERS) as [server],
+        aiohttp.ClientSession() as session,
+    ):
+        invoice = await new_invoice(session, server, "1000.00")
+        workers = worker_pids(server)
+        body = b"<payment><paid-at>2026-11-20</paid-at><amount>3.00</amount></payment>"
+        credentials = speak("harvest", session, server).auth()["Authorization"]
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            f"POST /invoices/{invoice}/payments HTTP/1.1\r\nHost: gateway\r\n"
+            f"Authorization: {credentials}\r\nContent-Type: application/xml\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        # The worker has begun handling the request once it asks for the body.
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+        server.process.send_signal(signal.SIGTERM)
+        writer.write(body)
+        answer = await reader.read()
+        writer.close()
+        code = await asyncio.to_thread(server.process.wait, 30)
+    assert answer.startswith(b"HTTP/1.1 201"), answer
+    assert code == 0, server.output()
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists()
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "two"])
+def test_a_worker_count_that_is_not_a_positive_number_is_a_usage_error(
+    tmp_path: Path, count: str
+) -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(write_config(tmp_path)),
+         "--workers", count],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert process.returncode == 2
+    assert f"--workers: {count!r} is not a number of processes (1-256)" in process.stderr
