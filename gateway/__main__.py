@@ -85,7 +85,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # as every start-up that cannot go on (gateway.process)
     if args.command == "migrate":
         log.info("database migrated")
         return 0

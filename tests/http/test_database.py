@@ -48,7 +48,7 @@ async def test_a_database_newer_than_the_gateway_stops_it_with_a_clear_line(
     await _sql(database, "INSERT INTO schema_migrations VALUES ($1, 'later')", latest() + 1)
     process = gateway(config, database)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 1
+    assert process.returncode == 2
     [line] = err.strip().splitlines()
     assert line.startswith("error: the database schema is at version")
     assert "newer than this gateway" in line
@@ -58,7 +58,7 @@ def test_an_unreachable_postgresql_stops_the_start_in_one_masked_line(tmp_path: 
     config = write_config(tmp_path)
     process = gateway(config, "postgresql://ledger:s3cret@127.0.0.1:1/ledger")
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 1
+    assert process.returncode == 2
     [line] = err.strip().splitlines()
     assert line.startswith("error: cannot reach the database postgresql://ledger:***@127.0.0.1:1")
     assert "s3cret" not in out + err and "Traceback" not in out + err
