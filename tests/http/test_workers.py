@@ -123,3 +123,13 @@ def test_a_worker_count_that_is_not_a_positive_number_is_a_usage_error(
     )  # fmt: skip
     assert process.returncode == 2
     assert f"--workers: {count!r} is not a number of processes (1-256)" in process.stderr
+
+
+def test_workers_refuse_an_in_memory_database_they_could_not_share(tmp_path: Path) -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(write_config(tmp_path)),
+         "--database", "sqlite://:memory:", "--workers", "2"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert process.returncode == 2
+    assert "error: --workers needs a database file or server, not :memory:" in process.stderr
