@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -34,7 +34,8 @@ _CONNECT_TIMEOUT = 5.0
 _ACQUIRE_TIMEOUT = 10.0
 _ATTEMPTS = 5  # for serialisation failures, deadlocks and connections lost before COMMIT
 
-_SELECT_PAYMENTS = f"SELECT {', '.join(PAYMENT_COLUMNS)}, paid_at_offset FROM payments"
+_RETURNED = f"{', '.join(PAYMENT_COLUMNS)}, paid_at_offset"
+_SELECT_PAYMENTS = f"SELECT {_RETURNED} FROM payments"
 _SELECT_INVOICE = (
     "SELECT i.id, i.tenant, i.number, i.currency, i.total, i.issued_on, i.due_on, i.draft,"
     " i.void, i.marked_paid, i.created_at,"
@@ -151,16 +152,21 @@ class PostgresStore:
         self,
         work: Callable[[Connection], Awaitable[T]],
         *,
-        isolation: str = "read_committed",
-        readonly: bool = False,
+        read: Literal["one", "snapshot"] | None = None,
     ) -> T:
-        """`work` in one transaction; retried while the server says it may be."""
+        """`work` in one transaction; retried while the server says it may be.
+
+        `read="one"`: one reading statement, needing no transaction of its own;
+        `read="snapshot"`: several, seeing one snapshot (repeatable read, read only).
+        """
         if self._pool is None:
             raise RuntimeError("store is not open")
         for attempt in range(_ATTEMPTS):
             try:
                 async with self._pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
-                    return await _transaction(conn, work, isolation, readonly)
+                    if read == "one":
+                        return await work(conn)
+                    return await _transaction(conn, work, snapshot=read == "snapshot")
             except _RETRYABLE:
                 await asyncio.sleep(0.005 * 2**attempt)
             except _CommitUnknown as exc:
@@ -198,14 +204,14 @@ class PostgresStore:
         async def load(conn: Connection) -> Invoice | None:
             return await _load_invoice(conn, tenant, invoice_id, with_payments)
 
-        # One snapshot for the totals and the listing.
-        return await self._run(load, isolation="repeatable_read", readonly=True)
+        # One statement, or one snapshot for the totals and the listing.
+        return await self._run(load, read="snapshot" if with_payments else "one")
 
     async def payment(self, tenant: str, payment_id: int) -> Payment | None:
         async def load(conn: Connection) -> Payment | None:
             return await _load_payment(conn, tenant, payment_id)
 
-        return await self._run(load, readonly=True)
+        return await self._run(load, read="one")
 
     async def apply(
         self,
@@ -235,7 +241,7 @@ class PostgresStore:
             found = await conn.fetchval(query, object_id)
             return None if found is None else str(found)
 
-        return await self._run(load, readonly=True)
+        return await self._run(load, read="one")
 
     # --- backend id map (proxy mode) ----------------------------------------------
 
@@ -255,7 +261,7 @@ class PostgresStore:
             )
             return BackendRef(row["backend_id"], row["parent"]) if row else None
 
-        return await self._run(load, readonly=True)
+        return await self._run(load, read="one")
 
     # --- idempotency keys ----------------------------------------------------------
 
@@ -297,7 +303,7 @@ class PostgresStore:
             row = await conn.fetchrow(_SELECT_KEY, tenant, key)
             return _key_record(row) if row else None
 
-        return await self._run(load, readonly=True)
+        return await self._run(load, read="one")
 
     async def forget_key(self, tenant: str, key: str) -> bool:
         async def write(conn: Connection) -> bool:
@@ -380,9 +386,12 @@ def _key_record(row: asyncpg.Record) -> KeyRecord:
 
 
 async def _transaction(
-    conn: Connection, work: Callable[[Connection], Awaitable[T]], isolation: str, readonly: bool
+    conn: Connection, work: Callable[[Connection], Awaitable[T]], *, snapshot: bool
 ) -> T:
-    transaction = conn.transaction(isolation=isolation, readonly=readonly)  # type: ignore[arg-type]
+    if snapshot:
+        transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+    else:
+        transaction = conn.transaction()
     await transaction.start()
     try:
         result = await work(conn)
@@ -415,38 +424,37 @@ async def _apply(
             raise NotFound("Payment not found")
     change = rule(invoice, current)
     now = _now()
-    stored_id: int | None = None
+    stored: Payment | None = None
     if change.upsert is not None:
-        stored_id = await _upsert(conn, change.upsert, now)
+        stored = await _upsert(conn, change.upsert, now)
     if change.delete is not None:
         await conn.execute("UPDATE payments SET deleted_at = $1 WHERE id = $2", now, change.delete)
     if change.marked_paid != invoice.marked_paid:
         await conn.execute(
             "UPDATE invoices SET marked_paid = $1 WHERE id = $2", change.marked_paid, invoice_id
         )
-    return await _load_payment(conn, tenant, stored_id) if stored_id is not None else None
+    return stored
 
 
-async def _upsert(conn: Connection, payment: Payment, now: datetime) -> int:
+async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:
+    """Insert or replace the payment; it comes back as stored, in the same round trip."""
     values = _payment_row(payment)
     if payment.id is None:
         values["created_at"] = values["updated_at"] = now
         del values["id"]
         names = ", ".join(values)
         marks = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-        query = f"INSERT INTO payments ({names}) VALUES ({marks}) RETURNING id"
-        new_id: int = await conn.fetchval(query, *values.values())
-        return new_id
-    values["updated_at"] = now
-    for fixed in ("id", "tenant", "invoice_id"):
-        del values[fixed]
-    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, 1))
-    await conn.execute(
-        f"UPDATE payments SET {assignments} WHERE id = ${len(values) + 1}",
-        *values.values(),
-        payment.id,
-    )
-    return payment.id
+        query = f"INSERT INTO payments ({names}) VALUES ({marks}) RETURNING {_RETURNED}"
+        row = await conn.fetchrow(query, *values.values())
+    else:
+        values["updated_at"] = now
+        for fixed in ("id", "tenant", "invoice_id"):
+            del values[fixed]
+        assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, 1))
+        query = f"UPDATE payments SET {assignments} WHERE id = ${len(values) + 1}"
+        row = await conn.fetchrow(f"{query} RETURNING {_RETURNED}", *values.values(), payment.id)
+    assert row is not None
+    return _payment(row)
 
 
 async def _load_invoice(
