@@ -106,10 +106,10 @@ async def test_sigterm_drains_every_worker_and_finishes_requests_in_flight(
         answer = await reader.read()
         writer.close()
         code = await asyncio.to_thread(server.process.wait, 30)
-    assert answer.startswith(b"HTTP/1.1 201"), answer
+    assert answer.startswith(b"HTTP/1.1 201"), (answer, server.output())
     assert code == 0, server.output()
     for pid in workers:
-        assert not Path(f"/proc/{pid}").exists()
+        assert not Path(f"/proc/{pid}").exists(), server.output()
 
 
 @pytest.mark.parametrize("count", ["0", "-1", "two"])
