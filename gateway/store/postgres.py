@@ -213,6 +213,28 @@ class PostgresStore:
 
         return await self._run(load, read="one")
 
+    async def payments(
+        self, tenant: str, invoice_ids: Sequence[int] | None = None
+    ) -> list[Payment]:
+        query = f"{_SELECT_PAYMENTS} WHERE tenant = $1 AND deleted_at IS NULL"
+        if invoice_ids is not None:
+            query += " AND invoice_id = ANY($2::bigint[])"
+        params = (tenant,) if invoice_ids is None else (tenant, list(invoice_ids))
+
+        async def load(conn: Connection) -> list[Payment]:
+            return [_payment(row) for row in await conn.fetch(f"{query} ORDER BY id", *params)]
+
+        return await self._run(load, read="one")
+
+    async def invoice_id(self, tenant: str, number: str) -> int | None:
+        async def find(conn: Connection) -> int | None:
+            found = await conn.fetchval(
+                "SELECT id FROM invoices WHERE tenant = $1 AND number = $2", tenant, number
+            )
+            return None if found is None else int(found)
+
+        return await self._run(find, read="one")
+
     async def apply(
         self,
         tenant: str,
