@@ -3,7 +3,8 @@
 The parent binds the listening socket, forks N workers that each serve it with their
 own event loop (the kernel hands each new connection to one of them), and then only
 watches: SIGTERM or SIGINT is passed on to every worker, which stops accepting and
-finishes the requests in flight before it exits. A worker that dies otherwise (a
+finishes the requests in flight before it exits. The workers count their metrics in
+one directory the parent makes, so a scrape of any worker covers them all. A worker that dies otherwise (a
 crash, kill -9) is logged and replaced; if workers keep dying (more than twice N
 times within a minute, e.g. a crash at start), the parent stops the rest and exits 1.
 Nothing that must be shared lives in a worker's memory: see the README.
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
 from types import FrameType
+
+from . import metrics
 
 log = logging.getLogger("gateway")
 
@@ -52,18 +56,26 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGHUP, self._reload)
-        for slot in range(self.count):
-            self._spawn(slot)
+        shared = metrics.prepare_workers()
+        try:
+            for slot in range(self.count):
+                self._spawn(slot)
+            self._watch()
+        finally:
+            shutil.rmtree(shared, ignore_errors=True)
+        log.info("all workers stopped")
+        return self.status
+
+    def _watch(self) -> None:
         while self.workers:
             try:
                 pid, status = os.waitpid(-1, 0)
             except ChildProcessError:
-                break
+                return
+            metrics.worker_exited(pid)
             slot = self.workers.pop(pid, -1)
             if slot >= 0 and not self.stopping:
                 self._replace(slot, pid, status)
-        log.info("all workers stopped")
-        return self.status
 
     def _spawn(self, slot: int) -> None:
         parent = os.getpid()

@@ -15,8 +15,18 @@ import aiohttp
 import pytest
 
 from ..clients import CLIENTS
-from .processes import Payer, invoice_state, new_invoice, pay_all, speak, started, worker_pids
+from .processes import (
+    ADMIN,
+    Payer,
+    invoice_state,
+    new_invoice,
+    pay_all,
+    speak,
+    started,
+    worker_pids,
+)
 from .server import Server, write_config
+from .test_observability import value
 
 pytestmark = pytest.mark.stores
 WORKERS = ("--workers", "2")
@@ -135,3 +145,21 @@ def test_workers_refuse_an_in_memory_database_they_could_not_share(tmp_path: Pat
     )  # fmt: skip
     assert process.returncode == 2
     assert "error: --workers needs a database file or server, not :memory:" in process.stderr
+
+
+async def test_a_metrics_scrape_of_any_worker_counts_every_workers_requests(
+    tmp_path: Path, database: str
+) -> None:
+    async with (
+        started(tmp_path, write_config(tmp_path), database, 1, *WORKERS) as [server],
+        fresh_connections() as session,
+    ):
+        for _ in range(20):
+            await new_invoice(session, server, "10.00")
+        scrapes = []
+        for _ in range(10):
+            async with session.get(f"{server.url}/metrics", headers=ADMIN) as reply:
+                assert reply.status == 200
+                scrapes.append(await reply.text())
+    created = {"dialect": "admin", "operation": "create_invoice", "status": "201"}
+    assert [value(text, "gateway_requests_total", **created) for text in scrapes] == [20] * 10
