@@ -1,6 +1,7 @@
 """Crash harness: keyed writers, kill -9 at random moments, restarts; nothing lost or doubled.
 
-    python -m benchmarks.crash [--cycles 20] [--writers 8] [--database URL] [--workers N]
+    python -m benchmarks.crash [--cycles 20] [--writers 8] [--stores sqlite postgresql]
+                               [--workers 1 2]
 
 Each cycle starts the gateway on one port and one database, lets the writers record
 payments for a random moment, then kills every gateway process with SIGKILL. Each
@@ -9,7 +10,9 @@ that key on a connection error, a timeout, 409 or 503, across restarts, until it
 acknowledged. After the last cycle the gateway starts once more, the writers finish the
 payments they hold, and the ledger is read back through the admin API: every
 acknowledged payment must be there, none twice, and each invoice's due amount must be
-its total less its live payments. Prints the figures as a markdown table row.
+its total less its live payments. Runs every store and worker count named (SQLite on a
+new file, PostgreSQL on a throwaway server it starts, as the tests do) and prints the
+figures as a markdown table.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -293,23 +298,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--writers", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--database", help="default: a new SQLite file")
+    parser.add_argument("--stores", nargs="+", choices=("sqlite", "postgresql"))
+    parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        database = args.database or f"sqlite:///{tmp}/crash.db"
-        figures = asyncio.run(
-            run(
-                database,
-                cycles=args.cycles,
-                writers=args.writers,
-                workers=args.workers,
-                workdir=Path(tmp),
-            )
-        )
     print(Figures.header())
-    print(figures.row())
-    sys.exit(0 if figures.ok else 1)
+    ok = True
+    for store in args.stores or ("sqlite", "postgresql"):
+        with databases(store) as fresh:
+            for workers in args.workers:
+                with tempfile.TemporaryDirectory() as tmp:
+                    figures = asyncio.run(
+                        run(
+                            fresh(Path(tmp)),
+                            cycles=args.cycles,
+                            writers=args.writers,
+                            workers=workers,
+                            workdir=Path(tmp),
+                        )
+                    )
+                print(figures.row(), flush=True)
+                ok = ok and figures.ok
+    sys.exit(0 if ok else 1)
+
+
+@contextmanager
+def databases(store: str) -> Iterator[Callable[[Path], str]]:
+    """Fresh database URLs of one engine: SQLite files, or schemas of a throwaway server."""
+    if store == "sqlite":
+        yield lambda directory: f"sqlite:///{directory / 'crash.db'}"
+        return
+    from tests.postgres import Cluster  # the tests' throwaway server, durable here
+
+    cluster = Cluster(durable=True).start()
+    try:
+        yield lambda directory: cluster.url(cluster.create())
+    finally:
+        cluster.stop()
 
 
 if __name__ == "__main__":

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from benchmarks import crash
 
+pytestmark = pytest.mark.stores  # SQLite, then PostgreSQL
 
-async def test_twenty_kills_under_keyed_writers_lose_and_double_nothing(tmp_path: Path) -> None:
+
+@pytest.mark.parametrize(("workers", "cycles"), [(1, 20), (2, 5)])
+async def test_kills_under_keyed_writers_lose_and_double_nothing(
+    database_factory: Callable[..., str], tmp_path: Path, workers: int, cycles: int
+) -> None:
     figures = await crash.run(
-        f"sqlite:///{tmp_path / 'crash.db'}",
-        cycles=20,
+        database_factory("crash"),
+        cycles=cycles,
         writers=6,
+        workers=workers,
         window=(0.05, 0.4),
         workdir=tmp_path,
     )
-    assert figures.acknowledged >= 20, figures
+    assert figures.acknowledged >= cycles, figures
     assert (figures.lost, figures.duplicated, figures.unacknowledged) == (0, 0, 0), figures
     assert (figures.wrong_due, figures.unexpected) == (0, 0), figures
