@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -17,7 +18,8 @@ from dialects.errors import Overpayment
 from gateway.app import create_app
 
 from ..clients import CLIENTS, Reply
-from ..conftest import AiohttpClient, Client
+from ..conftest import ENGINES, AiohttpClient, Client
+from ..postgres import Cluster
 from ..support import ADMIN, make_config, tenant_config
 from .server import Server
 from .wire import (
@@ -35,9 +37,18 @@ REPLAYED = "Idempotent-Replayed"
 KEPT = ("Content-Type", "Location", "X-Gateway-Warnings")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=ENGINES)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One gateway process per engine: on a SQLite file, then on a PostgreSQL schema."""
     root = tmp_path_factory.mktemp("idempotency")
+    cluster: Cluster | None = None
+    database: Path | str = root / "ledger.db"
+    if request.param != "sqlite":
+        cluster = request.getfixturevalue("postgres")
+        schema = cluster.create()
+        database = cluster.url(schema)
     raw = {
         "admin_token": ADMIN["Authorization"].removeprefix("Bearer "),
         "token_secret": "process-token-secret",
@@ -46,11 +57,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     config = root / "config.yaml"
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    process = Server(config, root / "ledger.db", root / "gateway.log").wait_ready()
+    process = Server(config, database, root / "gateway.log").wait_ready()
     try:
         yield process
     finally:
         process.stop()
+        if cluster is not None:
+            cluster.drop(schema)
 
 
 @pytest.fixture
