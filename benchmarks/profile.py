@@ -78,11 +78,14 @@ def summary(raw: Path, top: int) -> str:
     return "\n".join(lines)
 
 
+_ROOT = f"{Path(__file__).resolve().parents[1]}/"  # the checkout: paths relative to it
+
+
 def _short(frame: str) -> str:
     """`handler (gateway/routes.py:120)` -> `handler (gateway/routes.py)`."""
     name, _, where = frame.partition(" (")
     path = where.rsplit(":", 1)[0]
-    for marker in ("site-packages/", "lib/python3.11/", "/wt-", "/work/"):
+    for marker in ("site-packages/", "lib/python3.11/", _ROOT):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{name} ({path})"
