@@ -9,7 +9,8 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from dialects.model import Invoice, Method, Payment, stored_payment
 from ..metrics import STORE_BATCH, STORE_WRITE_SECONDS
 from .base import PAYMENT_COLUMNS, BackendRef, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal
 from .migrations import VERSIONS_TABLE, StoreError, pending
+from .writelock import WriteLock
 
 T = TypeVar("T")
 _MAX_BATCH = 64
@@ -69,11 +71,13 @@ class SQLiteStore:
     """Store on one SQLite file, in WAL mode, with group commit.
 
     Every write runs on one worker thread, so the event loop never waits on a
-    commit and transactions never interleave; `BEGIN IMMEDIATE` also serialises
-    writers from other processes sharing the file. Writes that queue up while a
-    commit is on disk are committed together: each runs in its own savepoint (a
-    refused one rolls back alone) and none is answered before the shared COMMIT,
-    which with `synchronous=FULL` means before it is on disk.
+    commit and transactions never interleave. Writers of other processes sharing
+    the file take turns with it on an OS lock beside the file (`writelock`), taken
+    before `BEGIN IMMEDIATE`, so none sleeps in SQLite's busy handler. Writes that
+    queue up while a commit is on disk, or while another process holds the lock,
+    are committed together: each runs in its own savepoint (a refused one rolls
+    back alone) and none is answered before the shared COMMIT, which with
+    `synchronous=FULL` means before it is on disk.
 
     Reads run on the event loop, on a read-only connection of their own, each in
     one snapshot: in WAL mode a reader never waits for the writer, and a read of a
@@ -84,6 +88,8 @@ class SQLiteStore:
 
     # What opens the connection; tests put in one that fails where they want.
     connection_factory: type[sqlite3.Connection] = sqlite3.Connection
+    # How long a write waits for a writer that does not take the writer lock.
+    busy_timeout_ms = _BUSY_TIMEOUT_MS
 
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
         self._path = path
@@ -92,6 +98,7 @@ class SQLiteStore:
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._lock: WriteLock | None = None  # none for :memory:, which no one shares
         self._lost = False  # the connection was dropped after a fault: reopen it
 
     # --- lifecycle ---------------------------------------------------------------
@@ -110,7 +117,7 @@ class SQLiteStore:
         if self._path != ":memory:":  # a second connection to :memory: is another database
             reader = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             reader.execute("PRAGMA query_only=ON")
-            reader.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            reader.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
             self._reader = reader
 
     async def close(self) -> None:
@@ -137,11 +144,14 @@ class SQLiteStore:
         try:
             # The busy timeout first: processes opening one new file together wait
             # for each other's switch to WAL and migrations instead of failing.
-            db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            db.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self._synchronous}")
             db.execute("PRAGMA foreign_keys=ON")
-            self._migrate(db)
+            if self._lock is None and self._path != ":memory:":
+                self._lock = WriteLock(self._path)
+            with self._locked():
+                self._migrate(db)
         except BaseException:
             db.close()
             raise
@@ -151,6 +161,22 @@ class SQLiteStore:
         assert self._db is not None
         self._db.close()
         self._db = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the writer lock for a block, unless the caller holds it already."""
+        lock = self._lock
+        if lock is None or lock.held:
+            yield
+            return
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
@@ -203,17 +229,29 @@ class SQLiteStore:
             job = self._jobs.get()
             if job is None:
                 return
-            batch = [job]
-            while len(batch) < _MAX_BATCH:
-                try:
-                    queued = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if queued is None:
-                    self._jobs.put(None)  # stop after this batch
-                    break
-                batch.append(queued)
-            self._run_batch(batch)
+            if job.write and self._lock is not None:
+                # The lock first, then the batch: the writes that queue up while
+                # another process commits join this one's transaction.
+                self._lock.acquire()
+            try:
+                self._run_batch(self._gather(job))
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
+
+    def _gather(self, job: _Job) -> list[_Job]:
+        """`job` and those queued behind it, up to a batch's worth."""
+        batch = [job]
+        while len(batch) < _MAX_BATCH:
+            try:
+                queued = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if queued is None:
+                self._jobs.put(None)  # stop after this batch
+                break
+            batch.append(queued)
+        return batch
 
     def _run_batch(self, batch: list[_Job]) -> None:
         """Reads run alone; each run of consecutive writes shares one transaction."""
@@ -240,25 +278,38 @@ class SQLiteStore:
             for job in writes:
                 job.settle(error=exc)
             return
-        outcomes: list[tuple[Any, BaseException | None]] = []
+        if self._lock is not None:
+            self._lock.acquire()  # a no-op when the batch began with a write
         try:
-            db.execute("BEGIN IMMEDIATE")
-            for job in writes:
-                db.execute("SAVEPOINT job")
-                try:
-                    outcomes.append((job.fn(), None))
-                except BaseException as exc:
-                    db.execute("ROLLBACK TO job")
-                    outcomes.append((None, exc))
-                db.execute("RELEASE job")
-            db.execute("COMMIT")
+            outcomes = self._transaction(db, writes)
         except BaseException as exc:
             failure = self._abort(db, exc)
             for job in writes:
                 job.settle(error=_busy_to_unavailable(failure))
             return
+        finally:
+            if self._lock is not None:
+                self._lock.release()  # before the answers: the other process goes on
         for job, (result, error) in zip(writes, outcomes, strict=True):
             job.settle(result, error)
+
+    @staticmethod
+    def _transaction(
+        db: sqlite3.Connection, writes: list[_Job]
+    ) -> list[tuple[Any, BaseException | None]]:
+        """Run the writes in one transaction, each in a savepoint of its own."""
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        db.execute("BEGIN IMMEDIATE")
+        for job in writes:
+            db.execute("SAVEPOINT job")
+            try:
+                outcomes.append((job.fn(), None))
+            except BaseException as exc:
+                db.execute("ROLLBACK TO job")
+                outcomes.append((None, exc))
+            db.execute("RELEASE job")
+        db.execute("COMMIT")
+        return outcomes
 
     def _abort(self, db: sqlite3.Connection, exc: BaseException) -> BaseException:
         """Roll back a failed group; if even ROLLBACK fails, start on a new connection.
