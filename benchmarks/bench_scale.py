@@ -1,23 +1,39 @@
 """Durable creates per second and p99 for SQLite and PostgreSQL, one process and `--workers 2`.
 
     python -m benchmarks.bench_scale [--requests 4000] [--connections 16 64]
+    python -m benchmarks.bench_scale --wrk [--seconds 8] [--rounds 3] [--against TREE]
 
 One run measures the four configurations on this machine, one after another: the
 ledger on SQLite (synchronous=FULL), and on a throwaway PostgreSQL server this script
 starts itself (initdb and pg_ctl, as the tests do, but durable: fsync and
 synchronous_commit on), each served by one gateway process and by `--workers 2`.
 Every answer counted is a 201 after the payment is committed. Prints a markdown table.
+
+`--wrk` measures the suite's `--workers 2` rows instead (`benchmarks.suite`): SQLite
+only, Invoiless and Harvest creates driven by wrk (one thread, 16 connections), one
+gateway process beside `--workers 2`, all scenarios once per round and the median of
+the rounds. Besides creates/s it prints the server CPU per create and the writes per
+commit (from the store's batch-size histogram). `--against TREE` adds the same rows
+for the gateway in another source tree (a worktree of an older commit), measured in
+the same rounds: an A/B in one sitting.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
+import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
+from benchmarks import fixtures
 from benchmarks.bench_create import creator, new_invoices
-from benchmarks.harness import Result, bench_config, gateway_process, load
+from benchmarks.harness import ADMIN, Result, bench_config, gateway_process, gateway_server, load
+from benchmarks.suite import Measure, alternate, gateway_config
+from benchmarks.wrk import Run, ensure_tools
 from tests.postgres import Cluster
 
 CONFIGURATIONS = (
@@ -63,7 +79,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000, help="per measurement")
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--wrk", action="store_true", help="the suite's SQLite rows, by wrk")
+    parser.add_argument("--seconds", type=float, default=8.0, help="--wrk: each run's length")
+    parser.add_argument("--rounds", type=int, default=3, help="--wrk: alternating rounds")
+    parser.add_argument("--against", type=Path, help="--wrk: also the gateway in this tree")
     args = parser.parse_args()
+    if args.wrk:
+        compare(args.seconds, args.rounds, args.against)
+        return
     cluster = Cluster(durable=True).start()
     rows = []
     try:
@@ -82,6 +105,85 @@ def main() -> None:
     print("| database | processes | connections | creates/s | p50 | p99 | errors |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+
+
+# --- --wrk: the suite's --workers 2 rows, optionally against another tree -------------
+
+CREATES = {"invoiless": fixtures.invoiless_create, "harvest": fixtures.harvest_create}
+
+
+@dataclass(frozen=True)
+class Served:
+    """One gateway under test: which tree, how many processes, where."""
+
+    tree: str
+    workers: int
+    base: str
+    pid: int
+
+    def name(self, dialect: str) -> str:
+        return f"{self.tree} {dialect} w{self.workers}"
+
+
+def compare(seconds: float, rounds: int, against: Path | None) -> None:
+    """Start every gateway, measure all their creates in alternating rounds, print."""
+    ensure_tools()
+    trees: list[tuple[str, Path | None]] = [("this tree", None)]
+    if against is not None:
+        trees.append((against.name, against.resolve()))
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        served = []
+        for tree, checkout in trees:
+            for workers in (1, 2):
+                extra = ("--workers", str(workers))
+                started = gateway_server(gateway_config(), extra=extra, checkout=checkout)
+                base, process = stack.enter_context(started)
+                served.append(Served(tree, workers, base, process.pid))
+        measures = asyncio.run(_measures(served))
+        medians = alternate(measures, seconds, rounds, Path(tmp))
+        batches = {one: _writes_per_commit(one.base) for one in served}
+    print(f"\n<!-- python -m benchmarks.bench_scale --wrk: {rounds} x {seconds:g} s -->")
+    print(_table(served, medians, batches))
+
+
+async def _measures(served: list[Served]) -> list[Measure]:
+    found = []
+    for one in served:
+        targets = await fixtures.invoices(one.base, "create", 64)
+        for dialect, scenario in CREATES.items():
+            found.append(Measure(one.name(dialect), scenario(one.base, targets), 16, one.pid))
+    return found
+
+
+def _writes_per_commit(base: str) -> float:
+    """Mean writes per group commit over the gateway's life (all its workers)."""
+    request = urllib.request.Request(f"{base}/metrics", headers=ADMIN)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        text = answer.read().decode()
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("gateway_store_commit_batch_size_"):
+            name, value = line.split(" ", 1)
+            found[name.removeprefix("gateway_store_commit_batch_size_")] = float(value)
+    return found["sum"] / max(1.0, found["count"])
+
+
+def _table(served: list[Served], medians: dict[str, Run], batches: dict[Served, float]) -> str:
+    lines = [
+        "| tree | dialect | processes | creates/s | CPU per create | p50 | p99"
+        " | writes per commit | vs one process |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for one in served:
+        for dialect in CREATES:
+            run = medians[one.name(dialect)]
+            single = medians[Served(one.tree, 1, "", 0).name(dialect)]
+            lines.append(
+                f"| {one.tree} | {dialect} | {one.workers} | {run.rate:,.0f} |"
+                f" {run.cpu_ms_each:.2f} ms | {run.p50_ms:.2f} ms | {run.p99_ms:.2f} ms |"
+                f" {batches[one]:.1f} | {run.rate / single.rate:.2f}x |"
+            )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

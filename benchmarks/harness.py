@@ -70,9 +70,16 @@ def gateway_process(
 
 @contextmanager
 def gateway_server(
-    config: dict[str, Any], workdir: Path | None = None, extra: Sequence[str] = ()
+    config: dict[str, Any],
+    workdir: Path | None = None,
+    extra: Sequence[str] = (),
+    checkout: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Start `python -m gateway` (plus `extra` arguments); yield its base URL and process."""
+    """Start `python -m gateway` (plus `extra` arguments); yield its base URL and process.
+
+    `checkout`: run the gateway of another source tree (say, an older commit's
+    worktree) instead of this one.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         root = workdir or Path(tmp)
         port = free_port()
@@ -83,18 +90,21 @@ def gateway_server(
         }
         path.write_text(yaml.safe_dump(config))
         command = ["-m", "gateway", "--config", str(path), "--port", str(port), *extra]
-        with server_process(command, port) as process:
+        with server_process(command, port, cwd=checkout) as process:
             yield f"http://127.0.0.1:{port}", process
 
 
 @contextmanager
-def server_process(arguments: Sequence[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+def server_process(
+    arguments: Sequence[str], port: int, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run `python ARGUMENTS` until its /healthz on `port` answers; stop it afterwards."""
     process = subprocess.Popen(
         [sys.executable, *arguments],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=cwd,  # `-m` imports from the working directory first
     )
     try:
         asyncio.run(_wait_healthy(f"http://127.0.0.1:{port}", process))

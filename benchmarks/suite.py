@@ -119,7 +119,7 @@ def main() -> None:
                 (nginx, nginx_pid), multi and (multi[0], multi[1].pid),
             )
         )  # fmt: skip
-        medians = _rounds(measures, seconds, args.rounds, workdir)
+        medians = alternate(measures, seconds, args.rounds, workdir)
         memory = idle.rss_with_idle(ledger, ledger_process.pid, args.idle)
     figures = Figures(medians, memory, args.idle, workers is not None)
     mode = "quick" if args.quick else "full"
@@ -177,7 +177,9 @@ async def _measures(
     return found
 
 
-def _rounds(measures: list[Measure], seconds: float, rounds: int, workdir: Path) -> dict[str, Run]:
+def alternate(
+    measures: list[Measure], seconds: float, rounds: int, workdir: Path
+) -> dict[str, Run]:
     """Every measure once per round, in turn (so load drifts hit all alike); medians."""
 
     def once(measure: Measure, length: float) -> Run:
