@@ -1,12 +1,13 @@
 """Where a scenario's server CPU goes: py-spy samples the gateway under wrk load.
 
     pip install py-spy
-    python -m benchmarks.profile invoiless-create [--seconds 10]
+    python -m benchmarks.profile invoiless-create [--seconds 10] [--workers 2]
 
 Starts the servers the scenario needs (as `benchmarks.suite` does), drives it with wrk
 while py-spy samples the serving gateway (the proxy, for `proxy-get`), and prints the
 functions by inclusive and by self share of the samples. Proportions, unlike absolute
-figures, hold on a loaded machine.
+figures, hold on a loaded machine. With `--workers N` the gateway runs N worker
+processes and py-spy samples one of them.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -105,7 +107,8 @@ def main() -> None:
     raise_file_limit()
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        base, process = stack.enter_context(gateway_server(gateway_config()))
+        extra = ("--workers", str(args.workers)) if args.workers > 1 else ()
+        base, process = stack.enter_context(gateway_server(gateway_config(), extra=extra))
         if args.scenario == "proxy-get":
             proxy, process = stack.enter_context(gateway_server(proxy_config(base)))
             scenario = asyncio.run(_proxied(base, proxy))
@@ -121,11 +124,18 @@ def main() -> None:
         )  # fmt: skip
         load.start()
         raw = workdir / "profile.txt"
-        record = [spy, "record", "--pid", str(process.pid), "--duration", f"{args.seconds:g}"]
+        sampled = _a_worker(process.pid) if args.workers > 1 else process.pid
+        record = [spy, "record", "--pid", str(sampled), "--duration", f"{args.seconds:g}"]
         record += ["--rate", "200", "--nonblocking", "--threads"]
         subprocess.run([*record, "--format", "raw", "-o", str(raw)], check=True, timeout=120)
         load.join(timeout=args.seconds + 120)
         print(summary(raw, args.top))
+
+
+def _a_worker(supervisor: int) -> int:
+    """The first worker process the `--workers` supervisor forked."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return int(children[0])
 
 
 if __name__ == "__main__":
