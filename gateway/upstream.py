@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
-import aiohttp
 import jwt
 
 from dialects.errors import (
@@ -21,7 +20,7 @@ from dialects.errors import (
 )
 from dialects.unit import SelfSignedToken, StaticHeaders, TokenGrant
 
-from . import trace
+from . import trace, wire
 from .config import Upstream as UpstreamConfig
 from .logs import event
 from .metrics import BACKEND_CALLS, BACKEND_SECONDS
@@ -118,7 +117,7 @@ class _Failure(Exception):
 
 
 class UpstreamClient:
-    """One backend, one pooled ClientSession; the URL comes from the config only.
+    """One backend, one pool of kept-alive connections; the URL comes from the config only.
 
     `send` retries with full-jitter backoff when the request was never sent (the
     connection failed), or when it is idempotent and failed in transit, timed out
@@ -131,22 +130,20 @@ class UpstreamClient:
         self.breaker = Breaker(config.breaker.failures, config.breaker.reset_seconds, clock)
         self.budget = RetryBudget(config.retry_budget)
         self.auth = config.client_auth()
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: wire.Pool | None = None
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
 
     async def open(self) -> None:
-        timeout = aiohttp.ClientTimeout(
-            total=self.config.timeout, sock_connect=self.config.connect_timeout
-        )
-        connector = aiohttp.TCPConnector(limit=self.config.pool_size, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(
-            timeout=timeout, connector=connector, auto_decompress=True, raise_for_status=False
-        )
+        config = self.config
+        self._pool = wire.Pool(
+            size=config.pool_size, connect_timeout=config.connect_timeout,
+            timeout=config.timeout, max_body=config.max_body_bytes,
+        )  # fmt: skip
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            await self._pool.close()
 
     async def send(
         self,
@@ -231,57 +228,45 @@ class UpstreamClient:
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
     ) -> Answer:
-        assert self._session is not None, "upstream session not open"
+        assert self._pool is not None, "upstream session not open"
         try:
             auth = await self._auth_headers()
         except GatewayError as exc:
             # No token, so the request itself was never sent: a failed attempt like any
             # other (retried, then counted by the breaker), never one that escapes them.
             raise _Failure(exc, sent=False, reason="no_token") from exc
-        all_headers = {**(headers or {}), **auth}
+        all_headers = {**headers, **auth} if headers else dict(auth)
         current = trace.CURRENT.get()
         if current is not None:
             all_headers[trace.HEADER] = current.request_id
-        url = self.base + path
         try:
-            async with self._session.request(
-                method, url, data=body, headers=all_headers, params=params, allow_redirects=False
-            ) as response:
-                data = await self._read(response)
-                if response.status == 401 and self._token is not None:
-                    self._token = None  # `send` renews it and tries once more
-                return Answer(response.status, dict(response.headers), data)
-        except aiohttp.ConnectionTimeoutError as exc:
-            # No connection within connect_timeout: the request was never sent.
-            unreached = UpstreamTimeout("The backend could not be reached in time")
-            raise _Failure(unreached, sent=False, reason="connect_timeout") from exc
-        except TimeoutError as exc:
-            late = UpstreamTimeout("The backend did not answer in time")
-            raise _Failure(late, sent=True, reason="timeout") from exc
-        except aiohttp.ClientConnectorError as exc:
+            response = await self._pool.request(method, self.base, path, all_headers, body, params)
+        except wire.ConnectFailed as exc:
+            if exc.timed_out:  # no connection within connect_timeout: never sent
+                unreached = UpstreamTimeout("The backend could not be reached in time")
+                raise _Failure(unreached, sent=False, reason="connect_timeout") from exc
             refused = UpstreamUnavailable("The backend refused the connection", retry_after=1)
             raise _Failure(refused, sent=False, reason="refused") from exc
-        except (aiohttp.ClientError, OSError) as exc:
+        except wire.TimedOut as exc:
+            late = UpstreamTimeout("The backend did not answer in time")
+            raise _Failure(late, sent=True, reason="timeout") from exc
+        except wire.TooLarge as exc:
+            raise _Failure(_TOO_LARGE(), sent=True, reason="oversize") from exc
+        except wire.Corrupt as exc:
+            unreadable = UpstreamError(f"The backend sent an unreadable answer: {exc}")
+            raise _Failure(unreadable, sent=True, reason="corrupt") from exc
+        except (wire.Broken, OSError) as exc:
             broken = UpstreamError("The connection to the backend failed")
             raise _Failure(broken, sent=True, reason="broken") from exc
-
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        limit = self.config.max_body_bytes
-        if response.content_length is not None and response.content_length > limit:
-            raise _Failure(_TOO_LARGE(), sent=True, reason="oversize")
-        chunks, size = [], 0
-        async for chunk in response.content.iter_chunked(65536):
-            size += len(chunk)
-            if size > limit:
-                raise _Failure(_TOO_LARGE(), sent=True, reason="oversize")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        if response.status == 401 and self._token is not None:
+            self._token = None  # `send` renews it and tries once more
+        return Answer(response.status, response.headers, response.body)
 
     # --- the gateway's own credentials at the backend ---------------------------------
 
-    async def _auth_headers(self) -> dict[str, str]:
+    async def _auth_headers(self) -> Mapping[str, str]:
         if isinstance(self.auth, StaticHeaders):
-            return dict(self.auth.headers)
+            return self.auth.headers
         extra = self.auth.calls if isinstance(self.auth, TokenGrant) else {}
         return {**extra, "Authorization": f"Bearer {await self._bearer()}"}
 
@@ -301,20 +286,20 @@ class UpstreamClient:
             expires = now + auth.lifetime
             claims = auth.claims(now, expires)
             return jwt.encode(claims, auth.private_key, algorithm="ES256"), float(expires)
-        assert isinstance(auth, TokenGrant) and self._session is not None
+        assert isinstance(auth, TokenGrant) and self._pool is not None
         try:
-            async with self._session.post(
-                self.base + auth.path, data=auth.body, headers=dict(auth.headers),
-                allow_redirects=False,
-            ) as response:  # fmt: skip
-                data = await self._read(response)
-                status = response.status
-        except TimeoutError as exc:
+            response = await self._pool.request(
+                "POST", self.base, auth.path, dict(auth.headers), auth.body
+            )
+        except wire.TimedOut as exc:
             raise UpstreamTimeout("The backend did not answer in time") from exc
-        except (aiohttp.ClientError, OSError) as exc:
+        except (wire.ConnectFailed, wire.Broken, OSError) as exc:
             raise UpstreamUnavailable("The backend refused the connection", retry_after=1) from exc
-        except _Failure as failure:
-            raise failure.error from None
+        except wire.TooLarge:
+            raise _TOO_LARGE() from None
+        except wire.Corrupt as exc:
+            raise UpstreamError(f"The backend sent an unreadable answer: {exc}") from exc
+        status, data = response.status, response.body
         token, until = auth.read(status, data)
         return token, until if until is not None else time.time() + _UNKNOWN_EXPIRY
 

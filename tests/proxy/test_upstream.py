@@ -7,12 +7,12 @@ import base64
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import jwt
 import pytest
 from aiohttp import web
 
 from dialects.errors import UpstreamTimeout
+from gateway import wire
 from gateway.config import backend_config
 from gateway.upstream import UpstreamClient
 
@@ -307,14 +307,14 @@ async def test_urlkey_callers_business_in_the_path_is_the_callers_not_the_backen
 
 
 class _Unreachable:
-    """A session whose every connection attempt times out before anything is sent."""
+    """A pool whose every connection attempt times out before anything is sent."""
 
     def __init__(self) -> None:
         self.attempts = 0
 
-    def request(self, *args: object, **kwargs: object) -> object:
+    async def request(self, *args: object, **kwargs: object) -> object:
         self.attempts += 1
-        raise aiohttp.ConnectionTimeoutError("connect timed out")
+        raise wire.ConnectFailed("connect timed out", timed_out=True)
 
     async def close(self) -> None:
         return None
@@ -332,7 +332,7 @@ async def test_a_post_whose_connection_timed_out_is_retried_since_it_was_never_s
     )
     client = UpstreamClient(upstream)
     unreachable = _Unreachable()
-    client._session = unreachable  # type: ignore[assignment]
+    client._pool = unreachable  # type: ignore[assignment]
     with pytest.raises(UpstreamTimeout):
         await client.send("POST", "/v1/invoices/1/payments", body=b"{}", idempotent=False)
     assert unreachable.attempts == 3
