@@ -70,6 +70,7 @@ class ProxyBackend:
         self.ids = IdMap(store, tenant, self.dialect, parents=self._nested())
         self.fmt: Format = client.config.format or self.dialect.formats[0]
         self.strict = client.config.strict
+        self._accept = CONTENT_TYPES[self.fmt].split(";")[0]
         client.breaker.watch = self._breaker_moved
         self._breaker_moved(client.breaker.state, quiet=True)
 
@@ -283,7 +284,7 @@ class ProxyBackend:
         path = route.path.format(**{k: _quote(v or "") for k, v in values.items()})
         listing = op is Op.LIST and "{" not in route.path
         params = self.dialect.list_params(invoice or "") if listing else None
-        headers = {"Accept": CONTENT_TYPES[self.fmt].split(";")[0]}
+        headers = {"Accept": self._accept}
         if body is not None:
             headers["Content-Type"] = CONTENT_TYPES[self.fmt]
         if key is not None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import jwt
+from prometheus_client import Counter, Histogram
 
 from dialects.errors import (
     GatewayError,
@@ -131,6 +132,8 @@ class UpstreamClient:
         self.budget = RetryBudget(config.retry_budget)
         self.auth = config.client_auth()
         self._pool: wire.Pool | None = None
+        self._calls: dict[str, Counter] = {}
+        self._seconds: Histogram
         self._token: tuple[str, float] | None = None
         self._token_lock = asyncio.Lock()
 
@@ -200,9 +203,12 @@ class UpstreamClient:
     def _record(self, started: float, outcome: str, status: int | None) -> None:
         """One attempt in the metrics and in the request's access log line."""
         seconds = time.perf_counter() - started
-        backend = self.config.dialect
-        BACKEND_CALLS.labels(backend, outcome).inc()
-        BACKEND_SECONDS.labels(backend).observe(seconds)
+        calls = self._calls.get(outcome)
+        if calls is None:  # labelled children made on first use, as the metrics expect
+            calls = self._calls[outcome] = BACKEND_CALLS.labels(self.config.dialect, outcome)
+            self._seconds = BACKEND_SECONDS.labels(self.config.dialect)
+        calls.inc()
+        self._seconds.observe(seconds)
         trace.note(backend_status=status, backend_ms=round(seconds * 1000, 3))
 
     def _log(self, name: str, **fields: object) -> None:
