@@ -107,7 +107,7 @@ def server_process(
         cwd=cwd,  # `-m` imports from the working directory first
     )
     try:
-        asyncio.run(_wait_healthy(f"http://127.0.0.1:{port}", process))
+        asyncio.run(wait_healthy(f"http://127.0.0.1:{port}", process))
         yield process
     finally:
         process.send_signal(signal.SIGTERM)
@@ -118,7 +118,7 @@ def server_process(
             process.wait(timeout=10)
 
 
-async def _wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 15
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
