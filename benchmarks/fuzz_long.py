@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = random.Random(run_seed)
     tenants = {name: tenant_config(name) for name in ("acme", "globex", "fuzz")}
     with tempfile.TemporaryDirectory() as directory:
-        with gateway(Path(directory), "fuzz", tenants, auth_failures=None) as server:
+        with gateway(
+            Path(directory), "fuzz", tenants, auth_failures=None, auth_address_failures=None
+        ) as server:
             target = Target(server.url, server.port)
             target.prepare()
             before = target.ledger()

@@ -23,7 +23,6 @@ from dialects.errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
-    TooManyRequests,
     UnsupportedMediaType,
 )
 from dialects.unit import DialectUnit
@@ -34,7 +33,7 @@ from .config import Config
 from .http import body_format, client_address, read_body, reply, response_format, split_suffix
 from .idempotency import Clock, Keys, utc_now
 from .ledger import Ledger
-from .limits import RateLimiter, per_tenant
+from .limits import ATTEMPT, RateLimiter, per_tenant
 from .logs import event
 from .observe import observe
 from .proxy import ProxyBackend
@@ -115,19 +114,17 @@ async def errors(
         return render_error(request, InternalError())
 
 
-_PROBES = ("/healthz", "/readyz")  # answered to any address, locked out or not
-
-
 @web.middleware
 async def guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Per request: the configured XML/JSON limits, and the failed-authentication limit.
+    """Per request: the configured XML/JSON limits, and the failed-login limits.
 
     The limits are set in context variables the parsers read, so they apply to the
-    request's body and, in proxy mode, to the backend's answers alike. Every 401 or 403
-    spends one token of the client address's bucket; while it is empty, the address's
-    requests are refused before any credential is checked (healthz excepted).
+    request's body and, in proxy mode, to the backend's answers alike. The request's
+    `Attempt` (limits.py) is set likewise: authentication claims its identity there,
+    refused while that identity is out of failures from the client address, and each
+    401 or 403 is counted against the identity and the address.
     """
     gateway = request.app[GATEWAY]
     server = gateway.config.server
@@ -135,20 +132,19 @@ async def guard(
         _xml.Limits(server.xml_max_depth, server.xml_max_elements, server.xml_max_attributes)
     )
     _json.DEPTH.set(server.json_max_depth)
-    address = client_address(request, server.trusted_proxies)
-    if request.path not in _PROBES:
-        try:
-            gateway.limits.check_address(address)
-        except TooManyRequests:
-            metrics.RATE_LIMITED.labels(_dialect_label(request), "address").inc()
-            raise
+    attempt = gateway.limits.attempt(client_address(request, server.trusted_proxies))
+    token = ATTEMPT.set(attempt)
     try:
         return await handler(request)
     except (NotAuthenticated, Forbidden):
         metrics.AUTH_FAILURES.labels(_dialect_label(request)).inc()
-        if gateway.limits.failed(address):
-            event("auth_lockout", logging.WARNING, address=address, path=request.path)
+        if attempt.failed():
+            dialect, kind, name = attempt.identity or ("", "", "")
+            event("auth_lockout", logging.WARNING, address=attempt.address, bucket="identity",
+                  dialect=dialect, identity=f"{kind}:{name}", path=request.path)  # fmt: skip
         raise
+    finally:
+        ATTEMPT.reset(token)
 
 
 def _dialect_label(request: web.Request) -> str:
@@ -205,7 +201,12 @@ def create_app(
         auth=Authenticator(config),
         store=store,
         ledger=Ledger(store),
-        limits=RateLimiter(per_tenant(config), failures=config.server.auth_failures),
+        limits=RateLimiter(
+            per_tenant(config),
+            failures=config.server.auth_failures,
+            address_failures=config.server.auth_address_failures,
+            wait_limit=timeout,
+        ),
         keys=Keys(store, config.idempotency, clock),
     )
     for name, tenant in config.tenants.items():

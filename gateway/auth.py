@@ -23,13 +23,14 @@ import dialects
 from dialects.errors import Forbidden, NotAuthenticated
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, Credential, DialectUnit
 
-from . import passwords
+from . import limits, passwords
 from .backend import Principal
 from .config import Config
 
 ISSUER = "invoice-payments-gateway"
 _LEEWAY = 30
 _CACHE_SIZE = 4096
+_NAME_LENGTH = 64  # a longer claimed name is counted (and logged) by its digest
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,19 @@ class Authenticator:
     # --- shared --------------------------------------------------------------------
 
     def _digest(self, *parts: str) -> bytes:
-        return hmac.digest(self._digest_key, "\x00".join(parts).encode(), "sha256")
+        # surrogatepass: a claimed name (a login in JSON) may not be valid UTF-8
+        text = "\x00".join(parts).encode("utf-8", "surrogatepass")
+        return hmac.digest(self._digest_key, text, "sha256")
+
+    def _claim(self, dialect: str, kind: str, name: object, *, secret: bool = False) -> None:
+        """The request claims to be `name` (read, not checked): refused if out of failures.
+
+        A secret, or a name that is not short text, is counted by a keyed digest, which
+        is all the limits keep and log of it."""
+        text, readable = (name, not secret) if isinstance(name, str) else (repr(name), False)
+        if not readable or not text.isprintable() or len(text) > _NAME_LENGTH or text[:1] == "#":
+            text = "#" + self._digest(dialect, kind, text).hex()[:16]
+        limits.claim((dialect, kind, text))
 
     def _token_key(self, dialect: str) -> bytes:
         # HS256 keys are 32 bytes (RFC 7518 3.2): derived, so a short secret is no weak key
@@ -115,20 +128,23 @@ class Authenticator:
         self, cache_key: bytes, candidates: list[_Secret], presented: str
     ) -> Principal | None:
         known = self._known.get(cache_key)
-        if known is not None:
+        if known is not None:  # proven before: no wait, nothing spent
             self._known.move_to_end(cache_key)
             return known
-        for candidate in candidates:
-            if await passwords.verify(candidate.stored, presented):
-                self._known[cache_key] = candidate.principal
-                if len(self._known) > _CACHE_SIZE:
-                    self._known.popitem(last=False)
-                return candidate.principal
+        async with limits.unproven():
+            for candidate in candidates:
+                if await passwords.verify(candidate.stored, presented):
+                    self._known[cache_key] = candidate.principal
+                    if len(self._known) > _CACHE_SIZE:
+                        self._known.popitem(last=False)
+                    limits.proven()
+                    return candidate.principal
         return None
 
     async def _decoy_check(self, presented: str) -> None:
-        if self._decoy is not None:
-            await passwords.verify(self._decoy, presented)
+        async with limits.unproven():
+            if self._decoy is not None:
+                await passwords.verify(self._decoy, presented)
 
     # --- per scheme -------------------------------------------------------------------
 
@@ -169,6 +185,7 @@ class Authenticator:
         user, sep, secret = decoded.partition(":")
         if not sep or not user or not secret:
             raise NotAuthenticated("Invalid login")
+        self._claim(dialect, "login", user)
         candidates = self._basic.get((dialect, user), [])
         if not candidates:
             await self._decoy_check(secret)
@@ -186,8 +203,9 @@ class Authenticator:
             raise NotAuthenticated(scheme.missing)
         if not _is_text(key):
             raise NotAuthenticated(scheme.invalid)
-        candidates = self._api_keys.get(dialect, [])
-        found = await self._first_match(self._digest(dialect, key), candidates, key)
+        digest = self._digest(dialect, key)
+        limits.claim((dialect, "key", "#" + digest.hex()[:16]))  # each key its own identity
+        found = await self._first_match(digest, self._api_keys.get(dialect, []), key)
         if found is None:
             raise NotAuthenticated(scheme.invalid)
         if scope is not None and scope not in found.scopes:
@@ -198,6 +216,7 @@ class Authenticator:
         """A signed access token for an app's secret, at the unit's token endpoint."""
         endpoint, scheme = unit.token_endpoint, unit.caller_auth
         assert endpoint is not None and isinstance(scheme, BearerAuth)
+        self._claim(unit.name, "app", login)
         if not _is_text(secret):
             raise NotAuthenticated(endpoint.invalid)
         app = self._apps.get(unit.name, {}).get(login)
@@ -205,8 +224,10 @@ class Authenticator:
         if app is None or stored is None:
             await self._decoy_check(secret)
             raise NotAuthenticated(endpoint.invalid)
-        if not await passwords.verify(stored, secret):
-            raise NotAuthenticated(endpoint.invalid)
+        async with limits.unproven():
+            if not await passwords.verify(stored, secret):
+                raise NotAuthenticated(endpoint.invalid)
+        limits.proven()
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -236,9 +257,13 @@ class Authenticator:
         if token is None or not _is_text(token):
             raise NotAuthenticated(scheme.invalid)
         try:
-            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
+            self._claim(dialect, "token", token, secret=True)
             raise NotAuthenticated(scheme.invalid) from exc
+        issuer = unverified.get("iss")
+        # the app the token names (before its signature is checked, which is cheap)
+        self._claim(dialect, "app", unverified.get("sub") if issuer == ISSUER else issuer)
         app = self._verify(dialect, scheme, token, issuer)
         if scope is None:  # an endpoint naming no scope (Endpoint.scoped False)
             return app.principal
@@ -279,6 +304,7 @@ class Authenticator:
         return app
 
     def admin(self, header: str | None) -> None:
+        limits.claim(("admin", "admin", "token"))
         presented = _credentials(header, "bearer") or ""
         presented = presented if _is_text(presented) else ""
         expected = hashlib.sha256(self._admin_token.encode()).digest()

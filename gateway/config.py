@@ -142,10 +142,15 @@ class Server(Strict):
     xml_max_elements: int = Field(default=10_000, gt=0)
     xml_max_attributes: int = Field(default=16, ge=0)
     json_max_depth: int = Field(default=32, ge=2, le=256)
-    # Failed authentications one client address may make (a token bucket); past it, its
-    # requests are refused as each dialect refuses too many requests. null: no limit.
+    # Failed authentications one identity (a login, an app, an api key) may make from one
+    # client address (a token bucket); past it, that identity is refused from there as
+    # each dialect refuses too many requests; others are not. null: no limit.
     # Counted per process: with N processes, set what one address may try over N.
     auth_failures: RateLimit | None = RateLimit(per_second=1, burst=20)
+    # Failed authentications one client address may make over all identities; past it,
+    # its checks of secrets not yet proven wait their turn, at this pace (refused with
+    # 429 past read_timeout_seconds). Known-good credentials never wait. null: no limit.
+    auth_address_failures: RateLimit | None = RateLimit(per_second=2, burst=100)
     # On SIGTERM: stop listening, let requests in flight finish within this many seconds.
     drain_seconds: float = Field(default=30.0, ge=0, le=3600)
     # Proxies (addresses or networks) whose X-Forwarded-For names the client address the

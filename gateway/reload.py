@@ -34,14 +34,17 @@ async def reload(gateway: Gateway, reread: Callable[[], Config], path: str | Pat
         return False
     current = gateway.config
     pending = [name for name in _RESTART_ONLY if getattr(config, name) != getattr(current, name)]
-    server = current.server.model_copy(update={"auth_failures": config.server.auth_failures})
+    limits = ("auth_failures", "auth_address_failures")
+    server = current.server.model_copy(update={n: getattr(config.server, n) for n in limits})
     if server != config.server:
         pending.append("server")
     config = config.model_copy(update={**{n: getattr(current, n) for n in _RESTART_ONLY}})
     config = config.model_copy(update={"server": server})
     proxies, retired = await _proxies(gateway, config)
     gateway.config, gateway.auth, gateway.proxies = config, auth, proxies
-    gateway.limits.reconfigure(per_tenant(config), server.auth_failures)
+    gateway.limits.reconfigure(
+        per_tenant(config), server.auth_failures, server.auth_address_failures
+    )
     event("config_reloaded", path=str(path), tenants=len(config.tenants))
     if pending:
         event("config_needs_restart", logging.WARNING, path=str(path), sections=",".join(pending))

@@ -66,31 +66,34 @@ def test_capacity_must_be_positive() -> None:
         LRU(0)
 
 
-def test_a_blocked_address_stays_blocked_however_many_other_addresses_fail() -> None:
+ME = ("harvest", "login", "me@example.com")
+
+
+def test_a_blocked_identity_stays_blocked_however_many_other_addresses_fail() -> None:
     """The table once emptied itself at 100,000 addresses, refilling every bucket."""
     clock = Clock()
     limiter = RateLimiter({}, clock=clock, failures=RateLimit(per_second=0.01, burst=2))
     for _ in range(2):
-        limiter.failed("10.0.0.1")
+        limiter.failed("10.0.0.1", ME)
     for number in range(MAX_BUCKETS + 10):
-        limiter.failed(f"fd00::{number:x}")
+        limiter.failed(f"fd00::{number:x}", ME)
         if number % 1000 == 0:  # the blocked client keeps knocking, and is kept
             with pytest.raises(TooManyRequests):
-                limiter.check_address("10.0.0.1")
+                limiter.check("10.0.0.1", ME)
     with pytest.raises(TooManyRequests):
-        limiter.check_address("10.0.0.1")
+        limiter.check("10.0.0.1", ME)
 
 
 def test_a_bucket_expires_only_once_it_would_be_full_again() -> None:
     clock = Clock()
     limiter = RateLimiter({}, clock=clock, failures=RateLimit(per_second=1, burst=3), capacity=10)
     for _ in range(3):
-        limiter.failed("10.0.0.1")
+        limiter.failed("10.0.0.1", ME)
     clock.now += 1.5
-    limiter.check_address("10.0.0.1")  # one token back
-    limiter.failed("10.0.0.1")
+    limiter.check("10.0.0.1", ME)  # one token back
+    limiter.failed("10.0.0.1", ME)
     with pytest.raises(TooManyRequests):
-        limiter.check_address("10.0.0.1")
+        limiter.check("10.0.0.1", ME)
 
 
 async def test_the_id_map_keeps_its_recent_entries_past_its_capacity(tmp_path: Path) -> None:

@@ -204,7 +204,7 @@ def hs256_token(claims: dict[str, Any], secret: bytes) -> str:
 def freeze_rate_clock(app: web.Application, at: float = 1000.0) -> list[float]:
     """Stop the rate limiter's clock at `at`; move it by changing the returned cell."""
     now = [at]
-    app[GATEWAY].limits._clock = lambda: now[0]
+    app[GATEWAY].limits.clock = lambda: now[0]
     return now
 
 

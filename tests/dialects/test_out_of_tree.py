@@ -125,8 +125,8 @@ def test_the_installed_dialects_own_endpoint_answers_its_authenticated_callers(
 
 def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -> None:
     """The record/read grid, the proxy's caller x backend grid, the error, auth and
-    isolation rules every dialect keeps, and the security catalogue's rate limits, slow
-    clients and fuzzer, run with it installed."""
+    isolation rules every dialect keeps, and the security catalogue's rate limits,
+    failed-login limits, slow clients and fuzzer, run with it installed."""
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "tallybook",
          "tests/test_smoke_http.py", "tests/proxy/test_grid.py", "tests/auth/test_every_dialect.py",
@@ -137,10 +137,11 @@ def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -
     passed = re.search(r"(\d+) passed", run.stdout)
     # With n dialects, tallybook is in 2n - 1 pairs of each grid (each run on every
     # store engine), and in 2n + 1 cases of the rules (its own three, and 2(n - 1) pairs
-    # with foreign credentials); the security catalogue rate-limits and times it out
-    # (2 cases) and fuzzes its 4 routes.
+    # with foreign credentials); the security catalogue rate-limits and times it out,
+    # and limits its failed logins per identity, directly and behind a proxy (4 cases),
+    # and fuzzes its 4 routes.
     n = len(dialects.units()) + 1
-    expected = 2 * (2 * n - 1) * len(ENGINES) + 2 * n + 1 + 2 + 4
+    expected = 2 * (2 * n - 1) * len(ENGINES) + 2 * n + 1 + 4 + 4
     assert passed is not None and int(passed.group(1)) == expected, run.stdout[-500:]
 
 

@@ -46,7 +46,9 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
         "fuzz": tenant_config("fuzz"),
     }
     directory = tmp_path_factory.mktemp("catalogue")
-    with gateway(directory, "catalogue", tenants, auth_failures=None) as server:
+    with gateway(
+        directory, "catalogue", tenants, auth_failures=None, auth_address_failures=None
+    ) as server:
         FIGURES.rss_baseline_kb = memory_kb(server.process.pid)["VmRSS"]
         yield Catalogue(server)
 

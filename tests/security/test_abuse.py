@@ -3,25 +3,31 @@ clients cut off by timeouts, and HTTP framing tricks (request smuggling) refused
 
 Rate limits and timeouts run on servers of their own with tight settings (a burst of
 two, a one-second read timeout), so the catalogue server keeps the defaults. The
-failed-login limit counts per client address: the attacker connects from 127.0.0.1,
-an observer (the admin API, other clients) from 127.0.0.2.
+failed-login limit counts per client address and identity: the clients sharing an
+address connect from 127.0.0.1, an observer (the admin API, other clients) from
+127.0.0.2, and a trusted proxy, naming clients in X-Forwarded-For, from 127.0.0.3.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+import dialects
 from dialects import testing
+from dialects.unit import ApiKeyAuth, BasicAuth
 
 from ..http.server import Server
 from ..support import tenant_config
 from .conftest import Catalogue
 from .harness import (
+    ADMIN,
     BOUND_MS,
     DIALECTS,
     assert_error,
@@ -41,6 +47,7 @@ RATE = {"per_second": 0.05, "burst": BURST}  # two at once, then one per 20 s
 FAILED_BURST = 5
 FAILURES = {"per_second": 1, "burst": FAILED_BURST}  # five failed logins, then one a second
 OBSERVER = "127.0.0.2"
+PROXY = "127.0.0.3"
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +60,27 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "initech": tenant_config("initech"),
     }
     directory = tmp_path_factory.mktemp("tight")
-    with gateway(directory, "tight", tenants, auth_failures=None,
+    with gateway(directory, "tight", tenants, auth_failures=None, auth_address_failures=None,
                  read_timeout_seconds=READ_TIMEOUT) as server:  # fmt: skip
         yield server
 
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The failed-login limit, tight; no rate limit."""
-    tenants = {"acme": tenant_config("acme")}
+    """The failed-login limit, tight; no rate limit; a trusted proxy at PROXY."""
+    tenants = {"acme": tenant_config("acme"), "globex": tenant_config("globex")}
     directory = tmp_path_factory.mktemp("guarded")
-    with gateway(directory, "guarded", tenants, auth_failures=FAILURES) as server:
+    with gateway(directory, "guarded", tenants, auth_failures=FAILURES,
+                 trusted_proxies=[PROXY]) as server:  # fmt: skip
         yield server
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[aiohttp.ClientSession]:
+    """The trusted proxy in front of the guarded gateway, naming clients in X-Forwarded-For."""
+    connector = aiohttp.TCPConnector(local_addr=(PROXY, 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield session
 
 
 @pytest.fixture
@@ -115,49 +131,112 @@ async def test_rate_limit_is_answered_as_each_vendor_did(tight: Server, dialect:
         assert other_answer.status == 200, other_answer.body
 
 
-# --- failed logins, per client address ------------------------------------------------------
+# --- failed logins, per (client address, identity) -------------------------------------
 
 
-async def test_failed_logins_from_one_address_are_limited_in_each_dialects_shape(
-    guarded: Server, observer: aiohttp.ClientSession
+def wrong(dialect: str) -> dict[str, str]:
+    """globex's working credential in `dialect` with its secret spoiled: the identity it
+    claims (the login, the app the token names) stays; a spoiled key is a key of its own."""
+    right = credentials(dialect, "globex")
+    scheme = dialects.unit(dialect).caller_auth
+    if isinstance(scheme, BasicAuth):
+        encoded = right["Authorization"].split(" ", 1)[1]
+        login = base64.b64decode(encoded).decode().partition(":")[0]
+        return {**right, **basic(login, "a-wrong-guess")}
+    if isinstance(scheme, ApiKeyAuth):
+        return {**right, scheme.header: right[scheme.header] + "-wrong"}
+    head, payload, signature = right["Authorization"].split(" ", 1)[1].split(".")
+    return {**right, "Authorization": f"Bearer {head}.{payload}.{signature[::-1]}"}
+
+
+async def fail_until_refused(http: aiohttp.ClientSession, url: str, dialect: str,
+                             headers: dict[str, str], invoice: int) -> None:  # fmt: skip
+    """Spend the identity's failures; the next attempt is refused as rate-limited."""
+    for _ in range(FAILED_BURST):
+        answer = await send(http, url, "GET", list_path(dialect, invoice), headers=headers)
+        assert_error(dialect, answer, "unauthenticated")
+    answer = await send(http, url, "GET", list_path(dialect, invoice), headers=headers)
+    assert_error(dialect, answer, "rate_limited", message="failed authentications")
+    assert 1 <= int(answer.headers["Retry-After"]) <= FAILED_BURST
+    assert_fast(f"failed-login limit ({dialect})", answer)
+
+
+async def assert_served(http: aiohttp.ClientSession, url: str, dialect: str, invoice: int,
+                        extra: dict[str, str]) -> None:  # fmt: skip
+    path, content_type, body = create_request(dialect, invoice)
+    headers = {**credentials(dialect), "Content-Type": content_type, **extra}
+    answer = await send(http, url, "POST", path, headers=headers, body=body)
+    assert answer.status in (200, 201), answer.body
+    answer = await send(http, url, "GET", list_path(dialect, invoice),
+                        headers={**credentials(dialect), **extra})  # fmt: skip
+    assert answer.status == 200, answer.body
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_right_credential_is_served_after_other_credentials_failures_from_its_address(
+    guarded: Server, observer: aiohttp.ClientSession, dialect: str
+) -> None:
+    """Everyone behind one NAT shares an address: one client's failures are its own."""
+    invoice = await new_invoice(observer, guarded.url)
+    async with aiohttp.ClientSession() as shared:
+        await fail_until_refused(shared, guarded.url, dialect, wrong(dialect), invoice)
+
+        await assert_served(shared, guarded.url, dialect, invoice, {})
+    # the failing identity from another address has failures of its own to spend
+    answer = await send(observer, guarded.url, "GET", list_path(dialect, invoice),
+                        headers=wrong(dialect))  # fmt: skip
+    assert_error(dialect, answer, "unauthenticated")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_behind_a_trusted_proxy_each_forwarded_address_counts_apart(
+    guarded: Server, observer: aiohttp.ClientSession, proxy: aiohttp.ClientSession, dialect: str
 ) -> None:
     invoice = await new_invoice(observer, guarded.url)
-    before = await ledger(observer, guarded.url, invoice)
-    async with aiohttp.ClientSession() as attacker:
-        wrong = basic("acme@example.com", "guess")
+    number = DIALECTS.index(dialect)
+    behind = {"X-Forwarded-For": f"198.51.100.{number}"}  # the client the proxy names
+    elsewhere = {"X-Forwarded-For": f"198.51.100.{100 + number}"}
+    await fail_until_refused(proxy, guarded.url, dialect, {**wrong(dialect), **behind}, invoice)
+
+    await assert_served(proxy, guarded.url, dialect, invoice, behind)
+    answer = await send(proxy, guarded.url, "GET", list_path(dialect, invoice),
+                        headers={**wrong(dialect), **elsewhere})  # fmt: skip
+    assert_error(dialect, answer, "unauthenticated")
+    # from an untrusted peer the header is ignored: the peer's own address counts
+    answer = await send(observer, guarded.url, "GET", list_path(dialect, invoice),
+                        headers={**wrong(dialect), **behind})  # fmt: skip
+    assert_error(dialect, answer, "unauthenticated")
+
+
+async def test_token_endpoint_and_admin_failures_lock_out_that_app_and_the_admin_token(
+    guarded: Server, observer: aiohttp.ClientSession
+) -> None:
+    def login(app: str, secret: str) -> str:
+        return json.dumps({"strategy": "app-secret", "appId": app, "appSecret": secret})
+
+    json_type = {"Content-Type": "application/json"}
+    admin_path = f"/gateway/v1/invoices/{await new_invoice(observer, guarded.url)}"
+    async with aiohttp.ClientSession() as shared:
         for _ in range(FAILED_BURST):
-            answer = await send(attacker, guarded.url, "GET", list_path("harvest", invoice),
-                                headers=wrong)  # fmt: skip
-            assert_error("harvest", answer, "unauthenticated")
+            answer = await send(shared, guarded.url, "POST", "/authentication",
+                                headers=json_type, body=login("acme-app", "guess"))  # fmt: skip
+            assert_error("urlkey", answer, "unauthenticated")
+        answer = await send(shared, guarded.url, "POST", "/authentication",
+                            headers=json_type, body=login("acme-app", "acme-app-secret"))  # fmt: skip
+        assert_error("urlkey", answer, "rate_limited", message="failed authentications")
+        answer = await send(shared, guarded.url, "POST", "/authentication",
+                            headers=json_type, body=login("globex-app", "globex-app-secret"))  # fmt: skip
+        assert answer.status == 201, answer.body  # another app, same address
 
-        # The bucket is empty: every request from the address, right credentials or not,
-        # is refused before any secret is checked, as each dialect refuses too many.
-        for dialect in ("harvest", "fastbill", "invoiless", "urlkey"):
-            path, content_type, body = create_request(dialect, invoice)
-            answer = await send(attacker, guarded.url, "POST", path, body=body,
-                                headers={**credentials(dialect), "Content-Type": content_type})  # fmt: skip
-            assert_error(dialect, answer, "rate_limited", message="failed authentications")
-            assert_fast(f"failed-login limit ({dialect})", answer)
-        answer = await send(attacker, guarded.url, "POST", "/authentication",
-                            headers={"Content-Type": "application/json"},
-                            body='{"strategy": "app-secret", "appId": "acme-app", "appSecret": "x"}')  # fmt: skip
-        assert_error("urlkey", answer, "rate_limited")
-        answer = await send(attacker, guarded.url, "GET", f"/gateway/v1/invoices/{invoice}",
-                            headers={"Authorization": "Bearer guess"})  # fmt: skip
+        guess = {"Authorization": "Bearer guess"}
+        for _ in range(FAILED_BURST):
+            answer = await send(shared, guarded.url, "GET", admin_path, headers=guess)
+            assert_error("admin", answer, "unauthenticated")
+        answer = await send(shared, guarded.url, "GET", admin_path, headers=guess)
         assert_error("admin", answer, "rate_limited")
-
-        # Liveness is still answered; another address is still served.
-        assert (await send(attacker, guarded.url, "GET", "/healthz")).status == 200
-        served = await send(observer, guarded.url, "GET", list_path("invoiless", invoice),
-                            headers=credentials("invoiless"))  # fmt: skip
-        assert served.status == 200
-        assert await ledger(observer, guarded.url, invoice) == before
-
-        # One second later a token is back, and the right credentials are served again.
-        await asyncio.sleep(1.2)
-        served = await send(attacker, guarded.url, "GET", list_path("harvest", invoice),
-                            headers=credentials("harvest"))  # fmt: skip
-        assert served.status == 200, served.body
+        assert (await send(shared, guarded.url, "GET", "/healthz")).status == 200
+    served = await send(observer, guarded.url, "GET", admin_path, headers=ADMIN)
+    assert served.status == 200, served.body
 
 
 # --- slow clients --------------------------------------------------------------------------

@@ -71,27 +71,31 @@ def test_limits_come_from_the_context_when_not_given() -> None:
     assert _xml.parse(nested(32)) is not None
 
 
-def test_an_address_is_refused_once_its_failures_are_spent_and_served_as_it_refills() -> None:
+ME = ("harvest", "login", "me@example.com")
+
+
+def test_an_identity_is_refused_once_its_failures_are_spent_and_served_as_it_refills() -> None:
     now = [100.0]
     limiter = RateLimiter({}, clock=lambda: now[0], failures=RateLimit(per_second=1, burst=3))
     for _ in range(3):
-        limiter.check_address("10.0.0.1")
-        limiter.failed("10.0.0.1")
+        limiter.check("10.0.0.1", ME)
+        limiter.failed("10.0.0.1", ME)
     with pytest.raises(TooManyRequests) as refused:
-        limiter.check_address("10.0.0.1")
+        limiter.check("10.0.0.1", ME)
     assert refused.value.retry_after == 1
-    limiter.check_address("10.0.0.2")  # another address has its own bucket
-    limiter.failed("10.0.0.1")  # failing again while empty is counted, never raises
+    limiter.check("10.0.0.2", ME)  # from another address it has a bucket of its own
+    limiter.check("10.0.0.1", ("harvest", "login", "you@example.com"))  # so has another
+    limiter.failed("10.0.0.1", ME)  # failing again while empty is counted, never raises
     now[0] += 2.5
-    limiter.check_address("10.0.0.1")
+    limiter.check("10.0.0.1", ME)
     limiter.take(Principal("acme", "harvest", "x", credential="x"))  # no tenant limit
 
 
 def test_no_failed_login_limit_when_configured_off() -> None:
     limiter = RateLimiter({}, failures=None)
     for _ in range(1000):
-        limiter.failed("10.0.0.1")
-    limiter.check_address("10.0.0.1")
+        limiter.failed("10.0.0.1", ME)
+    limiter.check("10.0.0.1", ME)
 
 
 def test_server_defaults() -> None:
@@ -103,6 +107,7 @@ def test_server_defaults() -> None:
     )
     assert (server.xml_max_elements, server.xml_max_attributes) == (10_000, 16)
     assert server.auth_failures == RateLimit(per_second=1, burst=20)
+    assert server.auth_address_failures == RateLimit(per_second=2, burst=100)
 
 
 def test_malformed_requests_are_logged_in_one_info_line() -> None:
