@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
 from dialects.errors import TooManyRequests
+from gateway.app import create_app
 from gateway.config import RateLimit
 from gateway.limits import ATTEMPT, Identity, RateLimiter, claim, proven, unproven
+from gateway.reload import reload
+from gateway.state import GATEWAY
+
+from .support import make_config
 
 ME: Identity = ("harvest", "login", "me@example.com")
 YOU: Identity = ("harvest", "login", "you@example.com")
@@ -218,3 +224,27 @@ async def test_reconfigured_limits_apply_and_spent_tokens_are_kept() -> None:
     for _ in range(100):
         assert not await check(limits, SPRAYER, ME, right=False)
     assert clock.waits == []
+
+
+async def test_a_reload_applies_both_failed_login_limits(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'reload.db'}"
+    app = create_app(make_config(database, server={"auth_address_failures": None}))
+    gateway = app[GATEWAY]
+    clock = Clock()
+    gateway.limits.clock, gateway.limits.sleep = clock, clock.sleep
+    for _ in range(20):
+        gateway.limits.failed(SPRAYER, ME)  # the default 20: locked out
+    with pytest.raises(TooManyRequests):
+        gateway.limits.check(SPRAYER, ME)
+
+    looser = {"per_second": 0.5, "burst": 50}
+    tight = {"per_second": 1, "burst": 1}
+    reread = make_config(database, server={"auth_failures": looser, "auth_address_failures": tight})
+    assert await reload(gateway, lambda: reread, "config.yaml")
+
+    with pytest.raises(TooManyRequests) as refused:  # a larger burst refills no one at once
+        gateway.limits.check(SPRAYER, ME)
+    assert refused.value.retry_after == 2  # the new pace
+    await check(gateway.limits, "203.0.113.9", YOU, right=False)
+    await check(gateway.limits, "203.0.113.9", ME, right=False)
+    assert clock.waits == [pytest.approx(1.0)]  # the new address budget paces the second
