@@ -68,7 +68,8 @@ class Authenticator:
         self._scopes: dict[tuple[str, str], str] = {}
         self._known: OrderedDict[bytes, Principal] = OrderedDict()
         self._credentials: dict[Principal, Credential] = {}
-        self._digest_key = os.urandom(32)
+        # kept over a reload, so an api key's identity (its digest) and its failures are kept
+        self._digest_key: bytes = previous._digest_key if previous is not None else os.urandom(32)
         for tenant, spec in config.tenants.items():
             for name, section in spec.sections().items():
                 for credential in section.credentials():
