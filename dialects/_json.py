@@ -92,6 +92,11 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def jsonable(value: object) -> object:
+    """`value` as `dumps` writes it: a Decimal as its number, ahead of time."""
+    return _default(value) if isinstance(value, Decimal) else value
+
+
 def dumps(document: Any) -> bytes:
     """Encode to JSON bytes; a Decimal becomes a JSON number with its exact digits."""
     return orjson.dumps(document, default=_default)

@@ -134,3 +134,29 @@ def iso_z(moment: datetime, *, millis: bool = False) -> str:
 def iso_offset(moment: datetime) -> str:
     """`2007-12-13T12:12:00+00:00`."""
     return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+# A moment kept as `datetime.isoformat()` text in UTC: `...T12:08:38+00:00`, or with
+# microseconds `...T12:08:38.123456+00:00`. Such text renders by slicing, unparsed.
+_UTC_SUFFIX = "+00:00"
+_UTC_LENGTHS = (25, 32)
+
+
+def _in_utc(stored: str) -> bool:
+    return len(stored) in _UTC_LENGTHS and stored.endswith(_UTC_SUFFIX)
+
+
+def iso_z_text(stored: str, *, millis: bool = False) -> str:
+    """`iso_z` of a moment kept as its ISO text (`datetime.isoformat()`)."""
+    if not _in_utc(stored):
+        return iso_z(datetime.fromisoformat(stored), millis=millis)
+    if not millis:
+        return stored[:19] + "Z"
+    return stored[:19] + (stored[19:23] if len(stored) == 32 else ".000") + "Z"
+
+
+def iso_offset_text(stored: str) -> str:
+    """`iso_offset` of a moment kept as its ISO text (`datetime.isoformat()`)."""
+    if not _in_utc(stored):
+        return iso_offset(datetime.fromisoformat(stored))
+    return stored[:19] + _UTC_SUFFIX

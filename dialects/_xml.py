@@ -156,12 +156,12 @@ def records(root: etree._Element, item: str) -> list[dict[str, str | None]]:
 XmlField = tuple[str, str | None, str | None]
 
 
-_SPECIAL = re.compile(r"[&<>\r]")
+SPECIAL = re.compile(r"[&<>\r]")
 
 
 def text(value: str) -> str:
     """Element text: markup escaped, and a bare CR as `&#13;` (XML would read it as LF)."""
-    return escape(value, {"\r": "&#13;"}) if _SPECIAL.search(value) else value
+    return escape(value, {"\r": "&#13;"}) if SPECIAL.search(value) else value
 
 
 class Record:

@@ -15,7 +15,7 @@ from enum import Enum
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
-from . import _json, _values
+from . import _json, _values, listing
 from .errors import BadRequest, GatewayError, ValidationFailed
 from .model import ZERO, Method, Page, Payment, PaymentQuery
 
@@ -60,6 +60,9 @@ class Spec:
     xml_type: str | None = None
     writable: bool = True
     value: Callable[[Payment], object] | None = None
+    # The canonical attributes `value` reads (None: any), so a list made from stored
+    # rows fetches only those and computes the value once per distinct combination.
+    reads: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,20 @@ class Dialect:
         self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
     ) -> bytes:
         raise NotImplementedError
+
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        """The stored columns `encode_rows` reads (see `listing`), in the rows' order."""
+        return listing.PAYMENT_FIELDS
+
+    def encode_rows(
+        self, rows: Sequence[listing.Row], fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        """A list from stored rows of `row_columns`: the same bytes as `encode_payments`."""
+        columns = self.row_columns
+        return self.encode_payments(
+            [listing.payment_of(columns, row) for row in rows], fmt, warnings
+        )
 
     def decode_payments(self, body: bytes, fmt: Format) -> list[Payment]:
         return [decoded.payment for decoded in self.decode_list(body, fmt)]
@@ -358,19 +375,26 @@ class Dialect:
         return value
 
     def method_word(self, payment: Payment, warnings: list[str] | None) -> str | None:
-        if payment.origin == self.name and payment.method_label is not None:
-            return payment.method_label
-        if payment.method is None:
-            return None
-        word = self.method_words.get(payment.method)
-        if word is None:
-            word = self.method_fallback
-            if warnings is not None:
-                shown = word if word is not None else "no method"
-                warnings.append(
-                    f"method {payment.method.value} has no {self.name} equivalent; sent as {shown}"
-                )
+        word, warning = self.word_for(payment.method, payment.method_label, payment.origin)
+        if warning is not None and warnings is not None:
+            warnings.append(warning)
         return word
+
+    def word_for(
+        self, method: Method | None, label: str | None, origin: str | None
+    ) -> tuple[str | None, str | None]:
+        """The method's word in this dialect, and the warning it costs (None: none)."""
+        if origin == self.name and label is not None:
+            return label, None
+        if method is None:
+            return None, None
+        word = self.method_words.get(method)
+        if word is not None:
+            return word, None
+        shown = self.method_fallback if self.method_fallback is not None else "no method"
+        return self.method_fallback, (
+            f"method {method.value} has no {self.name} equivalent; sent as {shown}"
+        )
 
     def value(self, spec: Spec, payment: Payment, warnings: list[str] | None) -> object:
         """The native value of one field of `payment` (before XML/JSON rendering)."""
@@ -417,6 +441,10 @@ class Dialect:
 
     def datetime(self, moment: datetime) -> str:
         return _values.iso_z(moment)
+
+    def datetime_text(self, stored: str) -> str:
+        """`datetime` of a moment a store kept as ISO text (a dialect may skip parsing it)."""
+        return self.datetime(datetime.fromisoformat(stored))
 
     # --- errors ---------------------------------------------------------------
 

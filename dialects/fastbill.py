@@ -59,6 +59,9 @@ class FastBill(RailsDialect):
     def datetime(self, moment: datetime) -> str:
         return _values.iso_offset(moment)
 
+    def datetime_text(self, stored: str) -> str:
+        return _values.iso_offset_text(stored)
+
 
 class FastBillUser(Strict):
     email: str

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from . import _values
 from .auth import BasicBackend, email_login
 from .base import Kind, Spec
 from .rails import RailsDialect
@@ -30,6 +31,9 @@ class Harvest(RailsDialect):
     required = frozenset({"amount", "paid_at"})
     # Over its rate limit Harvest answered 503 with Retry-After.
     statuses = {"rate_limited": 503}
+
+    def datetime_text(self, stored: str) -> str:
+        return _values.iso_z_text(stored)
 
 
 class HarvestUser(Strict):

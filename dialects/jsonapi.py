@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
 from typing import Any, ClassVar
 
-from . import _json
-from .base import Decoded, Dialect, Format, require_mapping
+from . import _json, listing
+from .base import Decoded, Dialect, Format, Kind, Spec, require_mapping
 from .errors import BadRequest
 from .model import Payment
 
@@ -37,6 +38,25 @@ class JsonDialect(Dialect):
         items = [self.payment_object(p, warnings) for p in payments]
         return _json.dumps(items if self.list_key is None else {self.list_key: items})
 
+    @cached_property
+    def _row_plan(self) -> listing.Plan:
+        return listing.Plan(self, _json_finish)
+
+    @cached_property
+    def _row_encoder(self) -> Callable[[listing.Row], Any]:
+        return self._row_plan.encoder(listing.json_object)
+
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        return self._row_plan.columns
+
+    def encode_rows(
+        self, rows: Sequence[listing.Row], fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        items = list(map(self._row_encoder, rows))
+        self._row_plan.warnings(rows, warnings)
+        return _json.dumps(items if self.list_key is None else {self.list_key: items})
+
     def decode_list(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> list[Decoded]:
         document = _json.loads(body)
         if self.list_key is not None:
@@ -54,3 +74,8 @@ class JsonDialect(Dialect):
         return _json.dumps(
             {spec.wire: value for spec, value in self.request_rows(fields, warnings)}
         )
+
+
+def _json_finish(spec: Spec) -> listing.Finish | None:
+    """Amounts become JSON numbers once per distinct value, not once per row."""
+    return _json.jsonable if spec.kind in (Kind.AMOUNT, Kind.MONEY) else None

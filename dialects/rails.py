@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, ClassVar
 
-from . import _json, _values, _xml
+from . import _json, _values, _xml, listing
 from .base import Decoded, Dialect, Format, Reader, Reply, Spec, require_mapping
 from .errors import BadRequest, GatewayError
 from .model import Payment
@@ -126,6 +126,55 @@ class RailsDialect(Dialect):
             self.list_root, [item.render(self._xml_values(p, warnings)) for p in payments]
         )
 
+    # --- lists from stored rows (see `listing`) -------------------------------------
+
+    @cached_property
+    def _xml_plan(self) -> listing.Plan:
+        item = self._list_item
+        lines = {
+            spec: (start, end, nil)
+            for spec, start, end, nil in zip(
+                self.shown, item.opens, item.closes, item.nils, strict=True
+            )
+        }
+        return listing.Plan(self, lambda spec: _xml_line(*lines[spec]))
+
+    @cached_property
+    def _json_plan(self) -> listing.Plan:
+        return listing.Plan(self, _json_finish)
+
+    @cached_property
+    def _json_row(self) -> Callable[[listing.Row], Any]:
+        root = _xml.local(self.root)
+        return self._json_plan.encoder(
+            lambda parts: f"{{{root!r}: {listing.json_object(parts, _xml.local)}}}"
+        )
+
+    @cached_property
+    def _xml_row(self) -> Callable[[listing.Row], Any]:
+        item = self._list_item
+
+        def lines(parts: list[tuple[Spec, str]]) -> str:
+            inner = ", ".join(expression for _, expression in parts)
+            return f"'\\n'.join(({item.head!r}, {inner}, {item.tail!r}))"
+
+        return self._xml_plan.encoder(lines)
+
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        return self._json_plan.columns
+
+    def encode_rows(
+        self, rows: Sequence[listing.Row], fmt: Format, warnings: list[str] | None = None
+    ) -> bytes:
+        if fmt == "json":
+            items = list(map(self._json_row, rows))
+            self._json_plan.warnings(rows, warnings)
+            return _json.dumps(items)
+        rendered = list(map(self._xml_row, rows))
+        self._xml_plan.warnings(rows, warnings)
+        return _xml.array_of(self.list_root, rendered)
+
     # --- errors ------------------------------------------------------------------
 
     def messages(self, error: GatewayError) -> list[str]:
@@ -169,6 +218,25 @@ class RailsDialect(Dialect):
                     fields[spec.wire] = message[len(prefix) :]
                     break
         return "; ".join(messages) or "Request refused", fields
+
+
+def _xml_line(start: str, end: str, nil: str) -> listing.Finish:
+    special = _xml.SPECIAL.search
+
+    def line(value: object) -> str:
+        if value is None:
+            return nil
+        shown = value if isinstance(value, str) else _text(value)
+        return start + (_xml.text(shown) if special(shown) else shown) + end
+
+    return line
+
+
+def _json_finish(spec: Spec) -> listing.Finish | None:
+    """A `float` field's text becomes a JSON number (once per value, not per row)."""
+    if spec.xml_type != "float":
+        return None
+    return lambda value: _json.jsonable(Decimal(value) if isinstance(value, str) else value)
 
 
 def _text(value: object) -> str:

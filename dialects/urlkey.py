@@ -78,10 +78,16 @@ class UrlKey(JsonDialect):
         Spec("paymentMethod", "method", Kind.METHOD),
         Spec("notes", "notes", Kind.TEXT),
         Spec("refId", "reference", Kind.TEXT),
-        Spec("business", "business", Kind.CONST, value=lambda p: business_id(p.tenant)),
-        Spec("payerBusiness", "payer_business", Kind.CONST, value=lambda p: None),
-        Spec("isApproved", "approved", Kind.CONST, value=lambda p: True),
-        Spec("isRemoved", "removed", Kind.CONST, value=lambda p: False),
+        Spec(
+            "business",
+            "business",
+            Kind.CONST,
+            value=lambda p: business_id(p.tenant),
+            reads=("tenant",),
+        ),
+        Spec("payerBusiness", "payer_business", Kind.CONST, value=lambda p: None, reads=()),
+        Spec("isApproved", "approved", Kind.CONST, value=lambda p: True, reads=()),
+        Spec("isRemoved", "removed", Kind.CONST, value=lambda p: False, reads=()),
         Spec("appId", "client_app", Kind.TEXT, writable=False),
         Spec("_id", "id", Kind.ID, writable=False),
     )
@@ -122,6 +128,9 @@ class UrlKey(JsonDialect):
 
     def datetime(self, moment: datetime) -> str:
         return _values.iso_z(moment, millis=True)
+
+    def datetime_text(self, stored: str) -> str:
+        return _values.iso_z_text(stored, millis=True)
 
     def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
         document = _json.loads(body) if body else None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from dialects import Decoded
+from dialects.listing import Row
 from dialects.model import Page, Payment, PaymentQuery
 
 from .store import Seal
@@ -41,6 +43,19 @@ class Backend(Protocol):
     """
 
     async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]: ...
+
+    async def list_rows(
+        self,
+        who: Principal,
+        invoice_id: int,
+        columns: Sequence[str],
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """An invoice's payments as rows of `columns` (see `dialects.listing`), by id,
+        `offset` skipped and at most `limit` of them."""
+        ...
 
     async def get_payment(self, who: Principal, payment_id: int) -> Payment: ...
 

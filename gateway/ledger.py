@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
 from dialects import Decoded
 from dialects.errors import LedgerRefused, NotFound, NotPayable, Overpayment, ValidationFailed
+from dialects.listing import Row
 from dialects.model import (
     ZERO,
     Invoice,
@@ -138,6 +140,22 @@ class Ledger:
         if invoice is None:
             raise NotFound("Invoice not found")
         return list(invoice.payments)
+
+    async def list_rows(
+        self,
+        who: Principal,
+        invoice_id: int,
+        columns: Sequence[str],
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        rows = await self.store.listing(
+            who.tenant, _stored(invoice_id, "Invoice"), columns, limit=limit, offset=offset
+        )
+        if rows is None:
+            raise NotFound("Invoice not found")
+        return rows
 
     async def get_payment(self, who: Principal, payment_id: int) -> Payment:
         payment = await self.store.payment(who.tenant, _stored(payment_id, "Payment"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +29,7 @@ from dialects.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
+from dialects.listing import Row, rows_of
 from dialects.model import ZERO, Page, Payment, PaymentQuery
 from dialects.unit import DialectUnit, Op, Route
 
@@ -91,6 +92,20 @@ class ProxyBackend:
     async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
         invoice = await self._ref("invoice", invoice_id)
         return await self._list(_caller(who), invoice_id, invoice.backend_id)
+
+    async def list_rows(
+        self,
+        who: Principal,
+        invoice_id: int,
+        columns: Sequence[str],
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """The backend's list, decoded whole (backends answer lists whole), then paged."""
+        payments = await self.list_payments(who, invoice_id)
+        end = None if limit is None else offset + limit
+        return rows_of(payments[offset:end], columns)
 
     async def get_payment(self, who: Principal, payment_id: int) -> Payment:
         caller = _caller(who)

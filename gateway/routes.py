@@ -120,12 +120,13 @@ async def list_payments(call: Call) -> web.Response:
             raise ValidationFailed(fields={"invoice_id": "can't be blank"})
         call.ids["invoice_id"] = raw
     invoice_id = call.id_of("invoice_id", "Invoice")
-    window = _page(call)
-    payments = (await call.backend.list_payments(_who(call), invoice_id))[window]
-    warnings: list[str] = []
-    return call.answer(
-        call.dialect.encode_payments(payments, call.fmt, warnings), warnings=tuple(warnings)
+    limit, offset = _page(call)
+    dialect = call.dialect
+    rows = await call.backend.list_rows(
+        _who(call), invoice_id, dialect.row_columns, limit=limit, offset=offset
     )
+    warnings: list[str] = []
+    return call.answer(dialect.encode_rows(rows, call.fmt, warnings), warnings=tuple(warnings))
 
 
 _PAGE_BOUNDS = (
@@ -134,10 +135,11 @@ _PAGE_BOUNDS = (
 )
 
 
-def _page(call: Call) -> slice:
-    """The part of a list the caller asked for, where its vendor pages lists; else all."""
+def _page(call: Call) -> tuple[int | None, int]:
+    """The part of a list the caller asked for (limit, offset), where its vendor pages
+    lists; else all of it."""
     if call.route.paging is None:
-        return slice(None)
+        return None, 0
     found: list[int | None] = []
     problems: dict[str, str] = {}
     for name, (least, problem) in zip(call.route.paging, _PAGE_BOUNDS, strict=True):
@@ -149,8 +151,7 @@ def _page(call: Call) -> slice:
     if problems:
         raise ValidationFailed(fields=problems)
     limit, offset = found
-    start = offset or 0
-    return slice(start, None if limit is None else start + limit)
+    return limit, offset or 0
 
 
 def _whole(text: str) -> int | None:

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from dialects import listing
 from dialects.errors import Conflict, LedgerRefused, NotFound
 from dialects.model import Invoice, Method, Payment
 from gateway.ledger import check_settles
@@ -129,6 +130,54 @@ async def test_a_recorded_payment_keeps_every_field_exactly(store: Store) -> Non
     after = await store.invoice("acme", invoice.id, with_payments=True)
     assert after is not None and after.payments == (stored,)
     assert after.due_amount == Decimal("898.15") and after.payment_count == 1
+
+
+async def _listed_payments(store: Store, count: int) -> tuple[Invoice, list[Payment]]:
+    invoice = await store.create_invoice(_new(total="100000.00"))
+    made = [await store.apply("acme", invoice.id, _pay(f"{n}.50")) for n in range(1, count + 1)]
+    return invoice, [payment for payment in made if payment is not None]
+
+
+@pytest.mark.parametrize(
+    ("limit", "offset", "window"),
+    [
+        (None, 0, slice(None)),
+        (2, 0, slice(0, 2)),
+        (None, 3, slice(3, None)),
+        (2, 1, slice(1, 3)),
+        (99, 1, slice(1, None)),
+        (None, 5, slice(5, None)),
+        (2, 50, slice(50, 52)),
+    ],
+)
+async def test_a_listing_pages_in_the_store_by_id(
+    store: Store, limit: int | None, offset: int, window: slice
+) -> None:
+    invoice, made = await _listed_payments(store, 5)
+    columns = ("id", "amount", "paid_at", "method", "notify_customer")
+
+    rows = await store.listing("acme", invoice.id, columns, limit=limit, offset=offset)
+
+    assert rows is not None
+    assert [row[0] for row in rows] == [payment.id for payment in made][window]
+    for row, payment in zip(rows, made[window], strict=True):
+        shown = listing.payment_of(columns, row)
+        assert (shown.amount, shown.paid_at) == (payment.amount, payment.paid_at)
+        assert shown.paid_at is not None and shown.paid_at.utcoffset() == PAID_AT.utcoffset()
+        assert (shown.method, shown.notify_customer) == (None, False)
+
+
+async def test_a_listing_shows_live_payments_of_the_tenants_own_invoice(store: Store) -> None:
+    invoice, made = await _listed_payments(store, 3)
+    await store.apply("acme", invoice.id, _delete, payment_id=made[1].id)
+
+    rows = await store.listing("acme", invoice.id, ("id",))
+
+    assert rows == [(made[0].id,), (made[2].id,)]
+    assert await store.listing("globex", invoice.id, ("id",)) is None
+    assert await store.listing("acme", invoice.id + 1000, ("id",)) is None
+    with pytest.raises(ValueError, match="not payment columns"):
+        await store.listing("acme", invoice.id, ("id", "1; DROP TABLE payments"))
 
 
 async def test_a_payment_is_replaced_and_deleted_in_place(store: Store) -> None:

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from dialects import Reply
+from dialects.listing import Row
 from dialects.model import Invoice, Payment
 
 # Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
@@ -23,6 +24,14 @@ PAYMENT_COLUMNS = (
     "notes", "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email",
     "client_app", "notify_customer", "created_at", "updated_at", "account_code", "account_id",
 )  # fmt: skip
+
+
+def listed_columns(columns: Sequence[str]) -> str:
+    """The SELECT list of a listing: payment columns only (they are written into SQL)."""
+    unknown = set(columns) - set(PAYMENT_COLUMNS)
+    if unknown or not columns:
+        raise ValueError(f"not payment columns: {sorted(unknown) or 'none named'}")
+    return ", ".join(columns)
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,20 @@ class Store(Protocol):
         self, tenant: str, invoice_ids: Sequence[int] | None = None
     ) -> list[Payment]:
         """The tenant's live payments (of those invoices only, if named), by id."""
+        ...
+
+    async def listing(
+        self,
+        tenant: str,
+        invoice_id: int,
+        columns: Sequence[str],
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row] | None:
+        """An invoice's live payments by id, `offset` skipped and at most `limit` of them,
+        as rows of `columns` in the forms the store keeps (see `dialects.listing`);
+        None when the tenant has no such invoice."""
         ...
 
     async def invoice_id(self, tenant: str, number: str) -> int | None:

@@ -16,9 +16,20 @@ import asyncpg
 
 from dialects import Reply
 from dialects.errors import Conflict, NotFound, ServiceUnavailable
+from dialects.listing import Row
 from dialects.model import Invoice, Method, Payment
 
-from .base import PAYMENT_COLUMNS, BackendRef, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal
+from .base import (
+    PAYMENT_COLUMNS,
+    BackendRef,
+    KeyClaim,
+    KeyRecord,
+    KeyState,
+    NewInvoice,
+    Rule,
+    Seal,
+    listed_columns,
+)
 from .migrations import VERSIONS_TABLE, StoreError, pending
 
 T = TypeVar("T")
@@ -225,6 +236,34 @@ class PostgresStore:
             return [_payment(row) for row in await conn.fetch(f"{query} ORDER BY id", *params)]
 
         return await self._run(load, read="one")
+
+    async def listing(
+        self,
+        tenant: str,
+        invoice_id: int,
+        columns: Sequence[str],
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row] | None:
+        zoned = "paid_at" in columns  # the offset it was given in goes with it
+        query = (
+            f"SELECT {listed_columns(columns)}{', paid_at_offset' if zoned else ''}"
+            " FROM payments WHERE invoice_id = $1 AND deleted_at IS NULL"
+            " ORDER BY id LIMIT $2 OFFSET $3"
+        )
+        paid_at = columns.index("paid_at") if zoned else -1
+
+        async def load(conn: Connection) -> list[Row] | None:
+            found = await conn.fetchval(
+                "SELECT 1 FROM invoices WHERE id = $1 AND tenant = $2", invoice_id, tenant
+            )
+            if found is None:
+                return None
+            rows = await conn.fetch(query, invoice_id, limit, offset)
+            return [_zoned(row, paid_at) for row in rows] if zoned else [tuple(r) for r in rows]
+
+        return await self._run(load, read="snapshot")
 
     async def invoice_id(self, tenant: str, number: str) -> int | None:
         async def find(conn: Connection) -> int | None:
@@ -575,6 +614,14 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "account_code": payment.account_code,
         "account_id": payment.account_id,
     }
+
+
+def _zoned(record: asyncpg.Record, paid_at: int) -> Row:
+    """A listing row, its payment date in the offset it was given in (the last column)."""
+    *row, offset = record
+    if offset and row[paid_at] is not None:
+        row[paid_at] = row[paid_at].astimezone(timezone(timedelta(seconds=offset)))
+    return tuple(row)
 
 
 def _payment(row: asyncpg.Record) -> Payment:

@@ -19,10 +19,21 @@ from typing import Any, TypeVar
 
 from dialects import Reply
 from dialects.errors import Conflict, NotFound, ServiceUnavailable
+from dialects.listing import Row
 from dialects.model import Invoice, Method, Payment, stored_payment
 
 from ..metrics import STORE_BATCH, STORE_WRITE_SECONDS
-from .base import PAYMENT_COLUMNS, BackendRef, KeyClaim, KeyRecord, KeyState, NewInvoice, Rule, Seal
+from .base import (
+    PAYMENT_COLUMNS,
+    BackendRef,
+    KeyClaim,
+    KeyRecord,
+    KeyState,
+    NewInvoice,
+    Rule,
+    Seal,
+    listed_columns,
+)
 from .migrations import VERSIONS_TABLE, StoreError, pending
 from .writelock import WriteLock
 
@@ -391,6 +402,29 @@ class SQLiteStore:
             query += f" AND invoice_id IN ({', '.join('?' * len(invoice_ids))})"
             params += invoice_ids
         return [_payment(row) for row in db.execute(query + " ORDER BY id", params)]
+
+    async def listing(
+        self,
+        tenant: str,
+        invoice_id: int,
+        columns: Sequence[str],
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row] | None:
+        query = (
+            f"SELECT {listed_columns(columns)} FROM payments"
+            " WHERE invoice_id = ? AND deleted_at IS NULL ORDER BY id LIMIT ? OFFSET ?"
+        )
+        window = (invoice_id, -1 if limit is None else limit, offset)
+
+        def load(db: sqlite3.Connection) -> list[Row] | None:
+            found = db.execute(
+                "SELECT 1 FROM invoices WHERE id = ? AND tenant = ?", (invoice_id, tenant)
+            ).fetchone()
+            return None if found is None else db.execute(query, window).fetchall()
+
+        return await self._read(load)
 
     async def invoice_id(self, tenant: str, number: str) -> int | None:
         def find(db: sqlite3.Connection) -> int | None:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
 import pytest
 
+from dialects.model import Invoice, Payment
+from gateway.state import GATEWAY
+from gateway.store import Change
+
+from ..clients import CLIENTS
 from ..conftest import Client
-from .wire import call, error_messages, make_invoice, pay, payment_id
+from .wire import DIALECTS, call, error_messages, make_invoice, pay, payment_id
 
 
 async def _invoice_with_payments(client: Client, count: int) -> tuple[int, list[int]]:
@@ -78,3 +87,22 @@ async def test_a_dialect_without_paging_lists_everything_whatever_the_query(
     listed = await _listed(client, "harvest", f"/invoices/{invoice}/payments?limit=1&offset=1")
 
     assert listed == ids
+
+
+async def test_a_long_list_comes_back_whole_in_every_dialect(client: Client) -> None:
+    """No dialect truncates a list its clients expect whole: 2,500 payments, all listed."""
+    invoice = await make_invoice(client, total="100000.00")
+    store = client.app[GATEWAY].store
+
+    def one(found: Invoice, _: Payment | None) -> Change:
+        paid = datetime(2026, 11, 20, tzinfo=UTC)
+        made = Payment(tenant="acme", invoice_id=found.id, amount=Decimal("1.00"), paid_at=paid)
+        return Change(marked_paid=False, upsert=made)
+
+    for _ in range(25):  # concurrent writes commit in groups: quick to fill
+        await asyncio.gather(*(store.apply("acme", invoice, one) for _ in range(100)))
+
+    for dialect in DIALECTS:
+        views = await CLIENTS[dialect](client).list(invoice)
+        assert len(views) == 2500, dialect
+        assert len({view["id"] for view in views}) == 2500, dialect

@@ -1,0 +1,111 @@
+"""The list path in isolation: server CPU to read and encode one invoice's payments.
+
+    python -m benchmarks.bench_list [--payments 2000] [--repeat 7]
+
+Fills a SQLite store in a temporary directory, then times (process CPU, best of
+`--repeat`) each dialect and format two ways, alternately in one sitting: from stored
+rows (`Store.listing` + `Dialect.encode_rows`, what the gateway serves) and through
+canonical Payments (`Store.invoice(with_payments=True)` + `encode_payments`, the path
+before rows). HTTP handling is left out: `benchmarks.suite` measures whole requests.
+Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import dialects
+from dialects.model import Method, Payment
+from dialects.unit import Op
+from gateway.store import Change, NewInvoice
+from gateway.store.sqlite import SQLiteStore
+
+TENANT = "bench"
+
+
+async def _fill(store: SQLiteStore, count: int) -> int:
+    invoice = await store.create_invoice(
+        NewInvoice(TENANT, "L-1", "EUR", Decimal(10**9), datetime.now(UTC).date(),
+                   datetime.now(UTC).date())
+    )  # fmt: skip
+    payment = Payment(
+        tenant=TENANT, invoice_id=invoice.id, amount=Decimal("12.50"),
+        paid_at=datetime(2024, 8, 18, tzinfo=UTC), method=Method.BANK_TRANSFER,
+        notes="Payment for invoice #123", recorded_by="Bench", recorded_by_email="b@example.com",
+    )  # fmt: skip
+    for _ in range(count):
+        await store.apply(TENANT, invoice.id, lambda *_: Change(False, upsert=payment))
+    return invoice.id
+
+
+async def _best(work: Callable[[], Awaitable[bytes]], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        await work()
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
+async def _measure(count: int, repeat: int) -> list[tuple[str, float, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(str(Path(tmp) / "bench.db"), synchronous="OFF")
+        await store.open()
+        try:
+            invoice_id = await _fill(store, count)
+            return [
+                row
+                for unit in dialects.units().values()
+                for fmt in unit.codec.formats
+                if unit.route(Op.LIST) is not None
+                for row in [await _one(store, unit.codec, fmt, invoice_id, repeat)]
+            ]
+        finally:
+            await store.close()
+
+
+async def _one(
+    store: SQLiteStore, codec: dialects.Dialect, fmt: dialects.Format, invoice_id: int, repeat: int
+) -> tuple[str, float, float]:
+    async def rows() -> bytes:
+        found = await store.listing(TENANT, invoice_id, codec.row_columns)
+        assert found is not None
+        return codec.encode_rows(found, fmt, [])
+
+    async def payments() -> bytes:
+        invoice = await store.invoice(TENANT, invoice_id, with_payments=True)
+        assert invoice is not None
+        return codec.encode_payments(invoice.payments, fmt, [])
+
+    assert await rows() == await payments()
+    new, old = [], []
+    for _ in range(repeat):  # alternate, so drift in the machine's load hits both alike
+        new.append(await _best(rows, 1))
+        old.append(await _best(payments, 1))
+    return f"{codec.name} {fmt}", min(old), min(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--payments", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    results = asyncio.run(_measure(args.payments, args.repeat))
+    print(f"\n<!-- python -m benchmarks.bench_list --payments {args.payments} -->")
+    print("| list | through Payments | from rows | |")
+    print("|---|---|---|---|")
+    for name, old, new in results:
+        print(
+            f"| {name}, {args.payments:,} payments | {old:.1f} ms | {new:.1f} ms | {old / new:.1f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
