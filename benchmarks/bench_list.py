@@ -1,13 +1,15 @@
 """The list path in isolation: server CPU to read and encode one invoice's payments.
 
     python -m benchmarks.bench_list [--payments 2000] [--repeat 7]
+    python -m benchmarks.bench_list --http [--seconds 3]
 
 Fills a SQLite store in a temporary directory, then times (process CPU, best of
 `--repeat`) each dialect and format two ways, alternately in one sitting: from stored
 rows (`Store.listing` + `Dialect.encode_rows`, what the gateway serves) and through
 canonical Payments (`Store.invoice(with_payments=True)` + `encode_payments`, the path
-before rows). HTTP handling is left out: `benchmarks.suite` measures whole requests.
-Prints a markdown table.
+before rows). HTTP handling is left out. With `--http`, a gateway process serves the
+lists instead, one request after another, and the figure is its CPU per request (as
+`benchmarks.suite` counts it for its list rows). Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import dialects
+from benchmarks import fixtures
+from benchmarks.harness import gateway_server
+from benchmarks.suite import gateway_config
+from benchmarks.wrk import sequential
 from dialects.model import Method, Payment
 from dialects.unit import Op
 from gateway.store import Change, NewInvoice
@@ -92,11 +98,37 @@ async def _one(
     return f"{codec.name} {fmt}", min(old), min(new)
 
 
+def _served(count: int, seconds: float) -> None:
+    with gateway_server(gateway_config()) as (base, process):
+        invoice, token = asyncio.run(_served_invoice(base, count))
+        print(f"\n<!-- python -m benchmarks.bench_list --http --payments {count} -->")
+        print("| list, one request after another | server CPU each | requests |")
+        print("|---|---|---|")
+        for dialect in fixtures.LIST_DIALECTS:
+            scenario = fixtures.listing(base, dialect, invoice, token)
+            found = sequential(scenario, seconds=seconds, server_pid=process.pid)
+            assert not found.failures, dialect
+            print(
+                f"| {dialect}, {count:,} payments | {found.cpu_ms_each:.1f} ms | {found.requests} |"
+            )
+
+
+async def _served_invoice(base: str, count: int) -> tuple[fixtures.Invoice, str]:
+    invoice = (await fixtures.invoices(base, "list", 1))[0]
+    await fixtures.pay(base, invoice, count)
+    return invoice, await fixtures.urlkey_token(base)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--http", action="store_true", help="whole requests to a gateway")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per dialect, with --http")
     args = parser.parse_args()
+    if args.http:
+        _served(args.payments, args.seconds)
+        return
     results = asyncio.run(_measure(args.payments, args.repeat))
     print(f"\n<!-- python -m benchmarks.bench_list --payments {args.payments} -->")
     print("| list | through Payments | from rows | |")

@@ -142,21 +142,18 @@ _UTC_SUFFIX = "+00:00"
 _UTC_LENGTHS = (25, 32)
 
 
-def _in_utc(stored: str) -> bool:
-    return len(stored) in _UTC_LENGTHS and stored.endswith(_UTC_SUFFIX)
-
-
 def iso_z_text(stored: str, *, millis: bool = False) -> str:
     """`iso_z` of a moment kept as its ISO text (`datetime.isoformat()`)."""
-    if not _in_utc(stored):
+    size = len(stored)
+    if size not in _UTC_LENGTHS or not stored.endswith(_UTC_SUFFIX):
         return iso_z(datetime.fromisoformat(stored), millis=millis)
     if not millis:
         return stored[:19] + "Z"
-    return stored[:19] + (stored[19:23] if len(stored) == 32 else ".000") + "Z"
+    return stored[:19] + (stored[19:23] if size == 32 else ".000") + "Z"
 
 
 def iso_offset_text(stored: str) -> str:
     """`iso_offset` of a moment kept as its ISO text (`datetime.isoformat()`)."""
-    if not _in_utc(stored):
+    if len(stored) not in _UTC_LENGTHS or not stored.endswith(_UTC_SUFFIX):
         return iso_offset(datetime.fromisoformat(stored))
     return stored[:19] + _UTC_SUFFIX

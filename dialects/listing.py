@@ -71,21 +71,49 @@ def memo(convert: Convert, key: Callable[[Any], Hashable] | None = None) -> Conv
     """`convert`, remembering its results by value (or by `key(value)`)."""
     seen: dict[Hashable, object] = {}
 
-    def remembered(value: Any) -> object:
-        found_key = value if key is None else key(value)
-        if found_key in seen:
-            return seen[found_key]
+    def remember(found_key: Hashable, value: Any) -> object:
         if len(seen) >= _MEMO_SIZE:
             seen.clear()
         result = seen[found_key] = convert(value)
         return result
 
-    return remembered
+    if key is None:
+
+        def by_value(value: Any) -> object:
+            try:
+                return seen[value]
+            except KeyError:
+                return remember(value, value)
+
+        return by_value
+    by = key
+
+    def by_key(value: Any) -> object:
+        found_key = by(value)
+        try:
+            return seen[found_key]
+        except KeyError:
+            return remember(found_key, value)
+
+    return by_key
 
 
-def _text_key(value: Any) -> Hashable:
-    """Amounts by their exact text: `100.0` and `100.00` are equal Decimals."""
-    return value if isinstance(value, str) else str(value)
+def _amounts(convert: Convert) -> Convert:
+    """`convert` remembered by the amount's exact text (`100.0` and `100.00` are equal
+    Decimals, not equal texts); text is how SQLite keeps amounts."""
+    seen: dict[str | None, object] = {}
+
+    def by_text(value: Any) -> object:
+        text = value if value is None or isinstance(value, str) else str(value)
+        try:
+            return seen[text]
+        except KeyError:
+            if len(seen) >= _MEMO_SIZE:
+                seen.clear()
+            result = seen[text] = convert(value)
+            return result
+
+    return by_text
 
 
 class Field:
@@ -205,7 +233,7 @@ def _field(dialect: Dialect, spec: Spec, finish: Finish | None) -> Field:
             return finish(None if value is None else native(value))
 
     if spec.kind in (Kind.AMOUNT, Kind.MONEY):
-        return Field(spec, (spec.attr,), memo(convert, _text_key))
+        return Field(spec, (spec.attr,), _amounts(convert))
     if spec.kind in (Kind.INVOICE_ID, Kind.DATE):
         return Field(spec, (spec.attr,), memo(convert, _moment_key))
     return Field(spec, (spec.attr,), convert)

@@ -222,6 +222,9 @@ class FailingStore(SQLiteStore):
     ) -> Invoice | None:
         raise RuntimeError(SECRET_DETAIL)
 
+    async def listing(self, tenant: str, invoice_id: int, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(SECRET_DETAIL)
+
 
 def sqlite_path(database: str) -> str:
     """The file of a `sqlite:///...` URL, as gateway.store.open_store reads it."""
