@@ -98,22 +98,33 @@ def memo(convert: Convert, key: Callable[[Any], Hashable] | None = None) -> Conv
     return by_key
 
 
-def _amounts(convert: Convert) -> Convert:
-    """`convert` remembered by the amount's exact text (`100.0` and `100.00` are equal
-    Decimals, not equal texts); text is how SQLite keeps amounts."""
+def _by_text(convert: Convert, others: Convert) -> Convert:
+    """`convert` remembered by text values (how SQLite keeps amounts and moments) and
+    None; any other value goes to `others`."""
     seen: dict[str | None, object] = {}
 
     def by_text(value: Any) -> object:
-        text = value if value is None or isinstance(value, str) else str(value)
+        if value is not None and not isinstance(value, str):
+            return others(value)
         try:
-            return seen[text]
+            return seen[value]
         except KeyError:
             if len(seen) >= _MEMO_SIZE:
                 seen.clear()
-            result = seen[text] = convert(value)
+            result = seen[value] = convert(value)
             return result
 
     return by_text
+
+
+def _amounts(convert: Convert) -> Convert:
+    """Decimals by their exact text: `100.0` and `100.00` are equal Decimals."""
+    return _by_text(convert, memo(convert, str))
+
+
+def _dates(convert: Convert) -> Convert:
+    """Datetimes by instant and zone: equal instants in other zones are other dates."""
+    return _by_text(convert, memo(convert, lambda moment: (moment, moment.utcoffset())))
 
 
 class Field:
@@ -234,18 +245,15 @@ def _field(dialect: Dialect, spec: Spec, finish: Finish | None) -> Field:
 
     if spec.kind in (Kind.AMOUNT, Kind.MONEY):
         return Field(spec, (spec.attr,), _amounts(convert))
-    if spec.kind in (Kind.INVOICE_ID, Kind.DATE):
-        return Field(spec, (spec.attr,), memo(convert, _moment_key))
+    if spec.kind in (Kind.DATE, Kind.DATETIME):  # payment dates repeat; creation times not
+        return Field(spec, (spec.attr,), _dates(convert))
+    if spec.kind in (Kind.INVOICE_ID, Kind.BOOL):  # one invoice a list; two flag values
+        return Field(spec, (spec.attr,), memo(convert))
     return Field(spec, (spec.attr,), convert)
 
 
 def _finished(finish: Finish | None, value: object) -> object:
     return value if finish is None else finish(value)
-
-
-def _moment_key(value: Any) -> Hashable:
-    """Equal instants in different zones fall on different dates: keep the zone."""
-    return (value, value.utcoffset()) if isinstance(value, datetime) else value
 
 
 def _computed(spec: Spec, finish: Finish | None) -> Field:
