@@ -43,8 +43,10 @@ async def _listed(client: Client, dialect: str, path: str) -> list[int]:
         ("&offset=1&limit=99", slice(1, None)),
         ("&offset=5", slice(5, None)),
         ("&offset=50&limit=2", slice(50, 52)),
+        ("&offset=999999999999999999&limit=999999999999999999", slice(10**18 - 1, None)),
     ],
 )
+@pytest.mark.stores  # the store pages: SQL LIMIT/OFFSET on each engine
 async def test_fastbill_lists_page_by_limit_and_offset(
     client: Client, query: str, window: slice
 ) -> None:
