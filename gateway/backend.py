@@ -42,8 +42,6 @@ class Backend(Protocol):
     stores it with its effect: in the same transaction where the effect is local.
     """
 
-    async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]: ...
-
     async def list_rows(
         self,
         who: Principal,

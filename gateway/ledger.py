@@ -133,14 +133,6 @@ class Ledger:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
-        invoice = await self.store.invoice(
-            who.tenant, _stored(invoice_id, "Invoice"), with_payments=True
-        )
-        if invoice is None:
-            raise NotFound("Invoice not found")
-        return list(invoice.payments)
-
     async def list_rows(
         self,
         who: Principal,
