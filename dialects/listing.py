@@ -32,6 +32,7 @@ PAYMENT_FIELDS = tuple(Payment.model_fields)
 _MONEY = frozenset({"amount", "tax_withheld", "fee"})
 _MOMENTS = frozenset({"paid_at", "created_at", "updated_at"})
 _MEMO_SIZE = 4096  # distinct values remembered per field before starting afresh
+_UNSEEN = object()  # a miss is common (creation times): no exception for it
 
 
 def canonical(attr: str, value: Any) -> Any:
@@ -80,20 +81,16 @@ def memo(convert: Convert, key: Callable[[Any], Hashable] | None = None) -> Conv
     if key is None:
 
         def by_value(value: Any) -> object:
-            try:
-                return seen[value]
-            except KeyError:
-                return remember(value, value)
+            found = seen.get(value, _UNSEEN)
+            return remember(value, value) if found is _UNSEEN else found
 
         return by_value
     by = key
 
     def by_key(value: Any) -> object:
         found_key = by(value)
-        try:
-            return seen[found_key]
-        except KeyError:
-            return remember(found_key, value)
+        found = seen.get(found_key, _UNSEEN)
+        return remember(found_key, value) if found is _UNSEEN else found
 
     return by_key
 
@@ -106,13 +103,13 @@ def _by_text(convert: Convert, others: Convert) -> Convert:
     def by_text(value: Any) -> object:
         if value is not None and not isinstance(value, str):
             return others(value)
-        try:
-            return seen[value]
-        except KeyError:
-            if len(seen) >= _MEMO_SIZE:
-                seen.clear()
-            result = seen[value] = convert(value)
-            return result
+        found = seen.get(value, _UNSEEN)
+        if found is not _UNSEEN:
+            return found
+        if len(seen) >= _MEMO_SIZE:
+            seen.clear()
+        result = seen[value] = convert(value)
+        return result
 
     return by_text
 
