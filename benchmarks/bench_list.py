@@ -1,7 +1,7 @@
 """The list path in isolation: server CPU to read and encode one invoice's payments.
 
     python -m benchmarks.bench_list [--payments 2000] [--repeat 7]
-    python -m benchmarks.bench_list --http [--seconds 3]
+    python -m benchmarks.bench_list --http [--seconds 3] [--against OTHER_CHECKOUT]
 
 Fills a SQLite store in a temporary directory, then times (process CPU, best of
 `--repeat`) each dialect and format, alternately in one sitting: through canonical
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
@@ -105,19 +107,31 @@ async def _one(
     return f"{codec.name} {fmt}", min(old), min(first), min(new)
 
 
-def _served(count: int, seconds: float) -> None:
-    with gateway_server(gateway_config()) as (base, process):
-        invoice, token = asyncio.run(_served_invoice(base, count))
-        print(f"\n<!-- python -m benchmarks.bench_list --http --payments {count} -->")
-        print("| list, one request after another | server CPU each | requests |")
-        print("|---|---|---|")
-        for dialect in fixtures.LIST_DIALECTS:
-            scenario = fixtures.listing(base, dialect, invoice, token)
-            found = sequential(scenario, seconds=seconds, server_pid=process.pid)
-            assert not found.failures, dialect
-            print(
-                f"| {dialect}, {count:,} payments | {found.cpu_ms_each:.1f} ms | {found.requests} |"
-            )
+def _served(count: int, seconds: float, against: Path | None) -> None:
+    trees: list[Path | None] = [None] if against is None else [None, against]
+    with ExitStack() as stack:
+        servers = [stack.enter_context(gateway_server(gateway_config(), checkout=t)) for t in trees]
+        setups = [asyncio.run(_served_invoice(base, count)) for base, _ in servers]
+        cpu: list[list[list[float]]] = [[] for _ in fixtures.LIST_DIALECTS]
+        for _ in range(3):  # rounds, the trees alternately: drift in load hits both alike
+            for number, dialect in enumerate(fixtures.LIST_DIALECTS):
+                row = []
+                for (base, process), (invoice, token) in zip(servers, setups, strict=True):
+                    scenario = fixtures.listing(base, dialect, invoice, token)
+                    found = sequential(scenario, seconds=seconds, server_pid=process.pid)
+                    assert not found.failures, dialect
+                    row.append(found.cpu_ms_each)
+                cpu[number].append(row)
+    command = f"python -m benchmarks.bench_list --http --payments {count}"
+    print(f"\n<!-- {command}{f' --against {against}' if against else ''} -->")
+    print(
+        "| list, one request after another | server CPU each | " + ("against |" if against else "")
+    )
+    print("|---|---|" + ("---|" if against else ""))
+    for dialect, rounds in zip(fixtures.LIST_DIALECTS, cpu, strict=True):
+        medians = [statistics.median(r[i] for r in rounds) for i in range(len(trees))]
+        shown = " | ".join(f"{m:.1f} ms" for m in medians)
+        print(f"| {dialect}, {count:,} payments | {shown} |")
 
 
 async def _served_invoice(base: str, count: int) -> tuple[fixtures.Invoice, str]:
@@ -132,9 +146,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--http", action="store_true", help="whole requests to a gateway")
     parser.add_argument("--seconds", type=float, default=3.0, help="per dialect, with --http")
+    parser.add_argument("--against", type=Path, help="with --http: also another checkout")
     args = parser.parse_args()
     if args.http:
-        _served(args.payments, args.seconds)
+        _served(args.payments, args.seconds, args.against)
         return
     results = asyncio.run(_measure(args.payments, args.repeat))
     print(f"\n<!-- python -m benchmarks.bench_list --payments {args.payments} -->")
