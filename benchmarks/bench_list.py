@@ -125,7 +125,8 @@ def _served(count: int, seconds: float, against: Path | None) -> None:
     command = f"python -m benchmarks.bench_list --http --payments {count}"
     print(f"\n<!-- {command}{f' --against {against}' if against else ''} -->")
     print(
-        "| list, one request after another | server CPU each | " + ("against |" if against else "")
+        "| list, one request after another | server CPU each, this tree | "
+        + ("the other checkout |" if against else "")
     )
     print("|---|---|" + ("---|" if against else ""))
     for dialect, rounds in zip(fixtures.LIST_DIALECTS, cpu, strict=True):
