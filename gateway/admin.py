@@ -18,7 +18,7 @@ from dialects.base import error_object
 from dialects.errors import GatewayError, NotFound, ValidationFailed
 from dialects.model import Invoice, Payment, currency_exponent
 
-from . import metrics, playground, trace
+from . import idempotency, metrics, playground, trace
 from .http import read_body
 from .logs import event
 from .proxy import ProxyBackend
@@ -237,7 +237,7 @@ def key_json(record: KeyRecord) -> dict[str, Any]:
 async def get_key(request: web.Request) -> web.Response:
     """An Idempotency-Key's state and stored answer."""
     gateway = _gateway(request)
-    tenant, key = request.match_info["tenant"], request.match_info["key"]
+    tenant, key = _key_in_path(request)
     record = await gateway.store.key_record(tenant, key)
     if record is None:
         raise NotFound("No such Idempotency-Key")
@@ -248,10 +248,18 @@ async def forget_key(request: web.Request) -> web.Response:
     """Resolve a held key (an unknown outcome, say) by forgetting it: the operator has
     checked the backend, and the client's next request with the key runs afresh."""
     gateway = _gateway(request)
-    tenant, key = request.match_info["tenant"], request.match_info["key"]
+    tenant, key = _key_in_path(request)
     if not await gateway.store.forget_key(tenant, key):
         raise NotFound("No such Idempotency-Key")
     return web.Response(status=204)
+
+
+def _key_in_path(request: web.Request) -> tuple[str, str]:
+    """The tenant and key a path names; none is held under text no key can be."""
+    tenant, key = request.match_info["tenant"], request.match_info["key"]
+    if not (idempotency.holdable(tenant) and idempotency.holdable(key)):
+        raise NotFound("No such Idempotency-Key")
+    return tenant, key
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -49,7 +49,8 @@ def utc_now() -> datetime:
 
 
 def key_of(headers: CIMultiDictProxy[str]) -> str | None:
-    """The request's key (None without the header); 400 if empty, over-long or repeated.
+    """The request's key (None without the header); 400 if empty, over-long, repeated or
+    not printable.
 
     The draft's Structured Field form (a quoted string) and a bare token are both taken.
     """
@@ -65,7 +66,15 @@ def key_of(headers: CIMultiDictProxy[str]) -> str | None:
         raise BadRequest(f"{HEADER} must not be empty")
     if len(key) > MAX_LENGTH:
         raise BadRequest(f"{HEADER} must be at most {MAX_LENGTH} characters")
+    if not holdable(key):
+        raise BadRequest(f"{HEADER} must be printable text")
     return key
+
+
+def holdable(text: str) -> bool:
+    """Whether a store can hold `text` as a key: printable (no NUL, control character or
+    undecodable byte, which PostgreSQL's text refuses)."""
+    return text.isprintable()
 
 
 def fingerprint(who: Principal, method: str, path: str, body: bytes) -> str:

@@ -145,6 +145,10 @@ class Support:
     def listing(self, tenant: str, invoice: int) -> Request:
         return Request("GET", self._path(self.list_path, tenant, invoice), None, self.list_headers)
 
+    def batch(self, bodies: list[bytes]) -> bytes | None:
+        """Create bodies (as `create` writes them) in one batch document, if the dialect has one."""
+        return None
+
     def get(self, tenant: str, invoice: int, payment: int) -> Request | None:
         """The request for one payment, or None if the dialect has no get-one."""
         if self.payment_path is None:

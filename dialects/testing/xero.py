@@ -93,6 +93,9 @@ class XeroSupport(Support):
         body = f"<Payment>{''.join(parts)}</Payment>".encode()
         return Request("POST", PAYMENTS, body, {"Content-Type": self.content_type})
 
+    def batch(self, bodies: list[bytes]) -> bytes | None:
+        return b"<Payments>" + b"".join(bodies) + b"</Payments>"
+
     def listing(self, tenant: str, invoice: int) -> Request:
         where = quote(f'Invoice.InvoiceID==guid("{self.wire_id(invoice)}")')
         return Request("GET", f"{PAYMENTS}?where={where}", None, {"Accept": "application/json"})
