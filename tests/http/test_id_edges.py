@@ -449,3 +449,22 @@ def test_an_idempotency_key_no_store_can_hold_is_400_in_the_callers_dialect_reco
     assert answer.status == 400, (answer.status, answer.body[:300])
     support.error(answer, 400, "bad_request")
     assert ledger(live.port, live.invoice) == before
+
+
+@pytest.mark.parametrize("number", ["a\ud800b", "\udfff", "a\x7fb", "a\uffffb", "a\x00b"])
+def test_an_invoice_number_no_caller_can_name_and_no_store_can_hold_is_422(
+    live: Live, number: str
+) -> None:
+    """An invoice's number is the id Xero's callers name it by."""
+    body = {"tenant": TENANT, "number": number, "currency": "EUR", "total": "1.00",
+            "issued_on": "2026-01-01", "due_on": "2026-12-31"}  # fmt: skip
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+
+    answer = send(live.port, "POST", "/gateway/v1/invoices", json.dumps(body).encode(), headers)
+
+    assert answer.status == 422, answer.body
+    assert "number" in testing.error_object(answer, 422)
+    assert (
+        send(live.port, "GET", f"/gateway/v1/invoices/{live.invoice + 1}", None, headers).status
+        == 404
+    )
