@@ -173,7 +173,8 @@ class Ledger(RuleBasedStateMachine):
         support = testing.support(dialect)
         request = support.delete(TENANT, payment.invoice.id, payment.id)
         assert request is not None
-        answer = call(request.method, request.path, None, support.credentials(TENANT))
+        headers = {**support.credentials(TENANT), **request.headers}
+        answer = call(request.method, request.path, request.body, headers)
         if payment.id in payment.invoice.payments:
             assert answer.status == support.deleted_status, answer.body
             del payment.invoice.payments[payment.id]
