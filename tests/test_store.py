@@ -27,7 +27,7 @@ from gateway.store import (
     StoreError,
     open_store,
 )
-from gateway.store.migrations import MIGRATIONS, latest
+from gateway.store.migrations import MIGRATIONS, VERSIONS_TABLE, latest
 
 pytestmark = pytest.mark.stores
 PAID_AT = datetime(2026, 11, 20, 9, 30, tzinfo=timezone(timedelta(hours=5, minutes=30)))
@@ -327,6 +327,39 @@ async def test_stores_opening_together_migrate_exactly_once(database: str) -> No
     await asyncio.gather(*(s.close() for s in stores))
     rows = await _sql(database, "SELECT version FROM schema_migrations ORDER BY version")
     assert [row[0] for row in rows] == [m.version for m in MIGRATIONS]
+
+
+async def test_an_older_sqlite_database_gets_its_invoice_totals_on_upgrade(tmp_path: Any) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute(VERSIONS_TABLE)
+        for migration in MIGRATIONS[:4]:
+            for statement in migration.statements("sqlite"):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_migrations VALUES (?, 'then')", (migration.version,))
+        db.execute(
+            "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on,"
+            " created_at) VALUES ('acme', 'INV-1', 'EUR', '100.00', '2026-01-01',"
+            " '2999-01-01', '2026-01-01T00:00:00+00:00')"
+        )
+        for cents, deleted in ((1000, None), (250, None), (4000, "2026-01-02")):
+            db.execute(
+                "INSERT INTO payments (tenant, invoice_id, amount, paid_at, settled_cents,"
+                " created_at, updated_at, deleted_at) VALUES ('acme', 1, ?, ?, ?, ?, ?, ?)",
+                (str(Decimal(cents).scaleb(-2)), PAID_AT.isoformat(), cents, "x", "x", deleted),
+            )
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    try:
+        invoice = await store.invoice("acme", 1)
+        assert invoice is not None
+        assert (invoice.settled, invoice.payment_count) == (Decimal("12.50"), 2)
+        await store.apply("acme", 1, _pay("7.50"))
+        invoice = await store.invoice("acme", 1)
+        assert invoice is not None
+        assert (invoice.settled, invoice.payment_count) == (Decimal("20.00"), 3)
+    finally:
+        await store.close()
 
 
 async def test_a_database_newer_than_the_code_is_refused(database: str) -> None:

@@ -53,6 +53,21 @@ class Change:
     upsert: Payment | None = None
     delete: int | None = None
 
+    def totals(self, invoice: Invoice, current: Payment | None) -> tuple[Decimal, int]:
+        """The invoice's settled amount and live payment count once this change is made.
+
+        `current` is the payment the rule acted on, the only one it may replace or delete.
+        """
+        mine = current.id if current is not None else None
+        if self.delete not in (None, mine) or (self.upsert and self.upsert.id not in (None, mine)):
+            raise ValueError("a change may only replace or delete the payment it acted on")
+        settled, count = invoice.settled, invoice.payment_count
+        if current is not None and (self.delete is not None or self.upsert is not None):
+            settled, count = settled - current.settled, count - 1
+        if self.upsert is not None:
+            settled, count = settled + self.upsert.settled, count + 1
+        return settled, count
+
 
 # A ledger rule: given the invoice (and the payment it acts on), decide a Change.
 @dataclass(frozen=True)

@@ -193,6 +193,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX payments_tenant ON payments (tenant, id) WHERE deleted_at IS NULL;
         """,
     ),
+    # An invoice's live payments summed, kept on its row by every write in the same
+    # transaction: a create then reads one row, not every payment of a growing invoice.
+    # PostgreSQL sums them under the invoice row's lock instead: nothing to add there.
+    Migration(
+        5,
+        sqlite="""
+        ALTER TABLE invoices ADD COLUMN settled_cents INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE invoices ADD COLUMN payment_count INTEGER NOT NULL DEFAULT 0;
+        UPDATE invoices SET
+            settled_cents = (SELECT COALESCE(SUM(p.settled_cents), 0) FROM payments p
+                WHERE p.invoice_id = invoices.id AND p.deleted_at IS NULL),
+            payment_count = (SELECT COUNT(*) FROM payments p
+                WHERE p.invoice_id = invoices.id AND p.deleted_at IS NULL);
+        """,
+        postgresql="",
+    ),
 )
 
 # The table each engine records applied versions in (created before the first migration).

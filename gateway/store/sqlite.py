@@ -45,11 +45,15 @@ _BUSY_TIMEOUT_MS = 10_000
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 _SELECT_PAYMENTS = f"SELECT {', '.join(PAYMENT_COLUMNS)} FROM payments"
+_RETURNING = f"RETURNING {', '.join(PAYMENT_COLUMNS)}"
 _INVOICE_COLUMNS = (
     "id", "tenant", "number", "currency", "total", "issued_on", "due_on", "draft", "void",
     "marked_paid", "created_at",
 )  # fmt: skip
-_SELECT_INVOICE = f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices"
+# The live payments' sum and count are kept on the invoice row (see migration 5).
+_SELECT_INVOICE = (
+    f"SELECT {', '.join(_INVOICE_COLUMNS)}, settled_cents, payment_count FROM invoices"
+)
 _KEY_COLUMNS = (
     "tenant", "key", "fingerprint", "state", "owner", "lease_until", "created_at",
     "expires_at", "status", "headers", "body",
@@ -455,11 +459,7 @@ class SQLiteStore:
         ).fetchone()
         if found is None:
             return None
-        cents, count = db.execute(
-            "SELECT COALESCE(SUM(settled_cents), 0), COUNT(*) FROM payments"
-            " WHERE invoice_id = ? AND deleted_at IS NULL",
-            (invoice_id,),
-        ).fetchone()
+        *row, cents, count = found
         payments: tuple[Payment, ...] = ()
         if with_payments:
             rows = db.execute(
@@ -467,7 +467,7 @@ class SQLiteStore:
                 (invoice_id,),
             ).fetchall()
             payments = tuple(_payment(row) for row in rows)
-        return _invoice(found, Decimal(cents).scaleb(-2), count, payments)
+        return _invoice(row, Decimal(cents).scaleb(-2), count, payments)
 
     async def apply(
         self,
@@ -505,38 +505,38 @@ class SQLiteStore:
                 raise NotFound("Payment not found")
         change = rule(invoice, current)
         now = _now().isoformat()
-        stored_id: int | None = None
+        stored: Payment | None = None
         if change.upsert is not None:
-            stored_id = self._upsert(db, change.upsert, now)
+            stored = self._upsert(db, change.upsert, now)
         if change.delete is not None:
             db.execute("UPDATE payments SET deleted_at = ? WHERE id = ?", (now, change.delete))
-        if change.marked_paid != invoice.marked_paid:
-            db.execute(
-                "UPDATE invoices SET marked_paid = ? WHERE id = ?",
-                (int(change.marked_paid), invoice_id),
-            )
-        return self._load_payment(db, tenant, stored_id) if stored_id is not None else None
+        settled, count = change.totals(invoice, current)
+        db.execute(
+            "UPDATE invoices SET settled_cents = ?, payment_count = ?, marked_paid = ?"
+            " WHERE id = ?",
+            (_cents(settled), count, int(change.marked_paid), invoice_id),
+        )
+        return stored
 
     @staticmethod
-    def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> int:
+    def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:
+        """Insert or replace the payment; it comes back as stored, from the same statement."""
         values = _payment_row(payment)
         if payment.id is None:
             values["created_at"] = values["updated_at"] = now
             del values["id"]
             names = ", ".join(values)
             marks = ", ".join("?" for _ in values)
-            cursor = db.execute(
-                f"INSERT INTO payments ({names}) VALUES ({marks})", tuple(values.values())
-            )
-            return _rowid(cursor)
+            query = f"INSERT INTO payments ({names}) VALUES ({marks})"
+            rows = db.execute(f"{query} {_RETURNING}", tuple(values.values())).fetchall()
+            return _payment(rows[0])
         values["updated_at"] = now
         for fixed in ("id", "tenant", "invoice_id"):
             del values[fixed]
         assignments = ", ".join(f"{name} = ?" for name in values)
-        db.execute(
-            f"UPDATE payments SET {assignments} WHERE id = ?", (*values.values(), payment.id)
-        )
-        return payment.id
+        query = f"UPDATE payments SET {assignments} WHERE id = ?"
+        rows = db.execute(f"{query} {_RETURNING}", (*values.values(), payment.id)).fetchall()
+        return _payment(rows[0])
 
     async def owner(self, kind: str, object_id: int) -> str | None:
         table = {"invoice": "invoices", "payment": "payments"}[kind]
