@@ -106,7 +106,8 @@ class Authenticator:
     def _digest(self, *parts: str) -> bytes:
         # surrogatepass: a claimed name (a login in JSON) may not be valid UTF-8
         text = "\x00".join(parts).encode("utf-8", "surrogatepass")
-        return hmac.digest(self._digest_key, text, "sha256")
+        # Keyed BLAKE2b is a MAC in itself, at half the CPU of HMAC-SHA256 on every request.
+        return hashlib.blake2b(text, key=self._digest_key, digest_size=32).digest()
 
     def _claim(self, dialect: str, kind: str, name: object, *, secret: bool = False) -> None:
         """The request claims to be `name` (read, not checked): refused if out of failures.

@@ -149,7 +149,7 @@ def client_address(request: web.Request, trusted: Sequence[Network]) -> str:
     nearest address in X-Forwarded-For that is not one (proxies append on the right,
     so what a client wrote on the left is never believed)."""
     peer = request.remote or ""
-    if not _trusted(peer, trusted):
+    if not trusted or not _trusted(peer, trusted):  # no parsing when no proxy is trusted
         return peer
     hops = [
         hop.strip()
