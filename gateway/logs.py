@@ -8,6 +8,7 @@ causes. Values are the caller's to choose: never pass a secret.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any, Literal
@@ -28,12 +29,23 @@ def event(name: str, level: int = logging.INFO, /, **fields: Any) -> None:
         current = trace.CURRENT.get()
         if current is not None and "request_id" not in fields:
             fields["request_id"] = current.request_id
-        log.log(level, name, extra={"fields": fields})
+        # The record made directly: `Logger.log` would walk the stack for a caller's file
+        # and line, which no formatter here shows (a share of every access log line).
+        record = logging.LogRecord(log.name, level, _NO_CALLER, 0, name, (), None)
+        record.fields = fields
+        log.handle(record)
+
+
+_NO_CALLER = "(unknown file)"
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
 
 
 def _stamp(record: logging.LogRecord) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    return f"{seconds}.{int(record.msecs):03d}Z"
+    global _second
+    whole = int(record.created)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int(record.msecs):03d}Z"
 
 
 def _parts(record: logging.LogRecord) -> dict[str, Any]:
@@ -72,9 +84,12 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+_QUOTED = re.compile(r'[ ="\n]')  # a value holding one of these is written quoted
+
+
 def _text(value: Any) -> str:
     text = str(value)
-    return repr(text) if not text or any(c in text for c in ' ="\n') else text
+    return repr(text) if not text or _QUOTED.search(text) else text
 
 
 def setup(fmt: LogFormat = "text", level: str = "info") -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -81,6 +82,19 @@ RATE_LIMITED = Counter(
 
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
+M = TypeVar("M", Counter, Gauge, Histogram)
+# Labelled children by metric and label values: `labels()` checks and joins its values
+# under a lock on every call, a share of every request's cost.
+_CHILDREN: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def child(metric: M, *values: str) -> M:
+    """`metric.labels(*values)`, looked up once."""
+    found: M | None = _CHILDREN.get((metric._name, values))
+    if found is None:
+        found = _CHILDREN[metric._name, values] = metric.labels(*values)
+    return found
+
 
 _ALL = (
     REQUESTS, REQUEST_SECONDS, IN_FLIGHT, BACKEND_CALLS, BACKEND_SECONDS, BREAKER,
@@ -99,6 +113,7 @@ def prepare_workers() -> Path:
     directory = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
     os.environ[_MULTIPROCESS] = str(directory)
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    _CHILDREN.clear()
     for metric in _ALL:
         if metric._labelnames:
             metric._metrics.clear()  # labelled children are made anew, on first use

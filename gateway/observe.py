@@ -10,7 +10,7 @@ from aiohttp import web
 
 from . import trace
 from .logs import event
-from .metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS
+from .metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS, child
 from .state import GATEWAY, TRAFFIC, Traffic
 
 _CUT = 499  # the status logged for a request cut off by the end of a drain
@@ -60,8 +60,8 @@ def _measure(request: web.Request, current: trace.Trace, status: int, seconds: f
         name = getattr(handler, "__name__", None)
         current.operation = name if isinstance(name, str) and name else _UNROUTED
     operation = current.operation
-    REQUESTS.labels(dialect, operation, str(status)).inc()
-    REQUEST_SECONDS.labels(dialect, operation).observe(seconds)
+    child(REQUESTS, dialect, operation, str(status)).inc()
+    child(REQUEST_SECONDS, dialect, operation).observe(seconds)
 
 
 def _count(traffic: Traffic, status: int) -> None:
