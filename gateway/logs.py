@@ -101,3 +101,5 @@ def setup(fmt: LogFormat = "text", level: str = "info") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # No formatter prints a record's thread or process: not worth looking up per line.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
