@@ -108,19 +108,21 @@ def _supervise(args: argparse.Namespace) -> int:
         return read if read.token_secret else read.model_copy(update={"token_secret": secret})
 
     try:
-        sock = workers.listen(config.server.host, config.server.port)
+        port = workers.Listener(config.server.host, config.server.port)
     except OSError as exc:
         where = f"{config.server.host}:{config.server.port}"
         print(f"error: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
         return 2
     log.info("serving with %d workers", args.workers)
-    return workers.Supervisor(args.workers, lambda: _serve(reread, args.config, sock)).run()
+    return workers.Supervisor(args.workers, lambda: _serve(reread, args.config, port.socket)).run()
 
 
-def _serve(reread: Callable[[], Config], path: str, sock: socket.socket | None = None) -> int:
+def _serve(
+    reread: Callable[[], Config], path: str, listen: Callable[[], socket.socket] | None = None
+) -> int:
     loop = _event_loop()
     try:
-        loop.run_until_complete(process.serve(reread, path, sock=sock))
+        loop.run_until_complete(process.serve(reread, path, listen=listen))
     except (ConfigError, process.StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -47,7 +47,7 @@ def _reason(exc: BaseException, secret: str | None) -> str:
 
 
 async def _start(
-    config: Config, sock: socket.socket | None = None
+    config: Config, listen: Callable[[], socket.socket] | None = None
 ) -> tuple[web.AppRunner, web.BaseSite]:
     server = config.server
     database = mask_url(config.database)
@@ -61,10 +61,13 @@ async def _start(
     except Exception as exc:  # the store, whatever engine it is, cannot be opened
         secret = urlsplit(config.database).password
         raise StartupError(f"database {database}: {_reason(exc, secret)}") from None
-    site: web.BaseSite = (
-        web.SockSite(runner, sock) if sock else web.TCPSite(runner, server.host, server.port)
-    )
-    try:
+    site: web.BaseSite
+    try:  # a --workers worker listens only now, once it can answer
+        site = (
+            web.SockSite(runner, listen())
+            if listen
+            else web.TCPSite(runner, server.host, server.port)
+        )
         await site.start()
     except OSError as exc:
         await runner.cleanup()
@@ -74,14 +77,18 @@ async def _start(
 
 
 async def serve(
-    reread: Callable[[], Config], path: str | Path, *, sock: socket.socket | None = None
+    reread: Callable[[], Config],
+    path: str | Path,
+    *,
+    listen: Callable[[], socket.socket] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, reloading `path` on SIGHUP; then drain and stop.
 
-    `reread` reads the config file (and applies the command line's overrides to it).
+    `reread` reads the config file (and applies the command line's overrides to it);
+    `listen` gives a --workers worker its listening socket (gateway.workers.Listener).
     """
     config = reread()
-    runner, site = await _start(config, sock)  # sock: a --workers worker's shared socket
+    runner, site = await _start(config, listen)
     gateway = runner.app[GATEWAY]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

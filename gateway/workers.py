@@ -1,8 +1,10 @@
-"""Many processes on one port: a supervising parent forks workers that share its socket.
+"""Many processes on one port: a supervising parent forks workers that listen on it.
 
-The parent binds the listening socket, forks N workers that each serve it with their
-own event loop (the kernel hands each new connection to one of them), and then only
-watches: SIGTERM or SIGINT is passed on to every worker, which stops accepting and
+The parent takes the port (`Listener`), forks N workers that each serve it with their
+own event loop, and then only watches. On Linux each worker listens on a socket of its
+own bound with SO_REUSEPORT, and the kernel hashes each new connection to one of them,
+so long-lived connections spread evenly; elsewhere the workers accept on the parent's
+one listening socket. The parent then only watches: SIGTERM or SIGINT is passed on to every worker, which stops accepting and
 finishes the requests in flight before it exits. The workers count their metrics in
 one directory the parent makes, so a scrape of any worker covers them all. A worker that dies otherwise (a
 crash, kill -9) is logged and replaced; if workers keep dying (more than twice N
@@ -30,14 +32,56 @@ _DEATH_WINDOW = 60.0
 _PR_SET_PDEATHSIG = 1
 
 
-def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """The listening socket every worker accepts on."""
+_BACKLOG = 1024
+# Linux balances new connections across the listening sockets of a SO_REUSEPORT group;
+# other systems either lack the option or hand every connection to one socket.
+BALANCED = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+class Listener:
+    """The port the workers serve: taken by the parent, listened on by each worker.
+
+    Balanced (Linux), the parent binds a SO_REUSEPORT socket it never listens on: it
+    resolves `--port 0`, fails fast on a port in use, and keeps the port while workers
+    come and go, but a socket that does not listen gets no connections. Each worker
+    then listens on a socket of its own (`socket()`), bound to the same address.
+    Otherwise the parent listens, and every worker accepts on that one socket.
+    """
+
+    def __init__(self, host: str, port: int, balanced: bool = BALANCED) -> None:
+        self.host = host
+        self.balanced = balanced
+        self.held = _bind(host, port, reuse_port=balanced)
+        self.port: int = self.held.getsockname()[1]
+        try:
+            if balanced:
+                _bind(host, self.port).close()  # refused while anyone listens on the port
+            else:
+                self.held.listen(_BACKLOG)
+        except OSError:
+            self.held.close()
+            raise
+
+    def socket(self) -> socket.socket:
+        """The listening socket for the worker calling this."""
+        if not self.balanced:
+            return self.held
+        sock = _bind(self.host, self.port, reuse_port=True)
+        sock.listen(_BACKLOG)
+        return sock
+
+
+def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
-    sock.set_inheritable(True)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 

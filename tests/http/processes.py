@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -81,6 +82,30 @@ def worker_pids(server: Server) -> list[int]:
     pid = server.process.pid
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii")
     return [int(child) for child in text.split()]
+
+
+ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
+
+
+def sockets_per_worker(server: Server, state: str = ESTABLISHED) -> dict[int, int]:
+    """How many sockets on the server's port in `state` each worker holds (Linux /proc)."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text(encoding="ascii").splitlines()[1:]:
+            fields = line.split()  # sl, local, remote, state, ..., inode (10th)
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == server.port:
+                inodes.add(f"socket:[{fields[9]}]")
+    return {pid: len(inodes & _open_files(pid)) for pid in worker_pids(server)}
+
+
+def _open_files(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            found.add(os.readlink(fd))
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return found
 
 
 async def pay_all(

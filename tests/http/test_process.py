@@ -66,7 +66,10 @@ def _clean_failure(*args: str, cwd: Path | None = None) -> str:
     return stderr
 
 
-def test_a_port_in_use_is_one_line_naming_the_address(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [(), ("--workers", "2")], ids=["one", "workers"])
+def test_a_port_in_use_is_one_line_naming_the_address(
+    tmp_path: Path, workers: tuple[str, ...]
+) -> None:
     config = write_config(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -74,7 +77,7 @@ def test_a_port_in_use_is_one_line_naming_the_address(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         stderr = _clean_failure(
             "serve", "--config", str(config), "--port", str(port),
-            "--database", f"sqlite:///{tmp_path / 'x.db'}",
+            "--database", f"sqlite:///{tmp_path / 'x.db'}", *workers,
         )  # fmt: skip
 
     assert stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,13 +16,17 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway import workers
+
 from ..clients import CLIENTS
 from .processes import (
     ADMIN,
+    LISTEN,
     Payer,
     invoice_state,
     new_invoice,
     pay_all,
+    sockets_per_worker,
     speak,
     started,
     worker_pids,
@@ -30,6 +36,7 @@ from .test_observability import value
 
 pytestmark = pytest.mark.stores
 WORKERS = ("--workers", "2")
+linux = pytest.mark.skipif(not workers.BALANCED, reason="SO_REUSEPORT balancing is Linux's")
 
 
 def fresh_connections() -> aiohttp.ClientSession:
@@ -163,3 +170,71 @@ async def test_a_metrics_scrape_of_any_worker_counts_every_workers_requests(
                 scrapes.append(await reply.text())
     created = {"dialect": "admin", "operation": "create_invoice", "status": "201"}
     assert [value(text, "gateway_requests_total", **created) for text in scrapes] == [20] * 10
+
+
+def listening(server: Server) -> None:
+    """Wait (bounded) until each worker listens: one that starts late misses the first."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = sockets_per_worker(server, LISTEN)
+        if len(found) == 2 and all(found.values()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the workers do not all listen:\n{server.output()}")
+
+
+async def hold_connection(port: int) -> asyncio.StreamWriter:
+    """A keep-alive connection that has had one answer (so a worker has accepted it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return writer
+
+
+@linux
+async def test_long_lived_connections_reach_every_worker(tmp_path: Path) -> None:
+    # With one shared socket, a worker that wakes first could accept a burst of them all.
+    database = f"sqlite:///{tmp_path / 'x.db'}"
+    async with started(tmp_path, write_config(tmp_path), database, 1, *WORKERS) as [server]:
+        await asyncio.to_thread(listening, server)
+        held = await asyncio.gather(*(hold_connection(server.port) for _ in range(40)))
+        counts = sockets_per_worker(server)
+        for writer in held:
+            writer.close()
+    assert sum(counts.values()) == 40, counts
+    assert all(counts.values()), counts  # all 40 on one worker: 2**-39 with a fair hash
+
+
+def connects(port: int) -> bool:
+    with socket.socket() as client:
+        return client.connect_ex(("127.0.0.1", port)) == 0
+
+
+@linux
+def test_the_parent_holds_the_port_but_only_workers_listening_take_connections() -> None:
+    port = workers.Listener("127.0.0.1", 0)
+    assert port.port and not connects(port.port)
+    with port.socket(), port.socket():  # two workers' sockets, one group
+        assert connects(port.port)
+    assert not connects(port.port)  # the last worker gone: refused, yet the port is kept
+    with pytest.raises(OSError) as taken, socket.socket() as other:
+        other.bind(("127.0.0.1", port.port))
+    assert taken.value.errno == errno.EADDRINUSE
+    port.held.close()
+
+
+@linux
+def test_a_port_another_gateways_workers_listen_on_is_refused() -> None:
+    first = workers.Listener("127.0.0.1", 0)
+    with first.socket(), pytest.raises(OSError) as taken:
+        workers.Listener("127.0.0.1", first.port)
+    assert taken.value.errno == errno.EADDRINUSE
+    first.held.close()
+
+
+def test_without_balancing_every_worker_accepts_on_the_parents_socket() -> None:
+    port = workers.Listener("127.0.0.1", 0, balanced=False)
+    assert port.socket() is port.socket() is port.held
+    assert connects(port.port)
+    port.held.close()
