@@ -1,11 +1,11 @@
 """Many processes on one port: a supervising parent forks workers that listen on it.
 
-The parent takes the port (`Listener`), forks N workers that each serve it with their
-own event loop, and then only watches. On Linux each worker listens on a socket of its
-own bound with SO_REUSEPORT, and the kernel hashes each new connection to one of them,
-so long-lived connections spread evenly; elsewhere the workers accept on the parent's
-one listening socket. The parent then only watches: SIGTERM or SIGINT is passed on to every worker, which stops accepting and
-finishes the requests in flight before it exits. The workers count their metrics in
+The parent takes the port (`Listener`) and forks N workers that each serve it with
+their own event loop. On Linux each worker listens on a socket of its own bound with
+SO_REUSEPORT, and the kernel hashes each new connection to one of them, whichever
+worker wakes first; elsewhere the workers accept on the parent's one listening socket.
+The parent then only watches: SIGTERM or SIGINT is passed on to every worker, which
+stops accepting and finishes the requests in flight before it exits. The workers count their metrics in
 one directory the parent makes, so a scrape of any worker covers them all. A worker that dies otherwise (a
 crash, kill -9) is logged and replaced; if workers keep dying (more than twice N
 times within a minute, e.g. a crash at start), the parent stops the rest and exits 1.
