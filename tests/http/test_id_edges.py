@@ -323,13 +323,14 @@ def with_id(body: bytes, wire: str, value: object, invoice_wires: list[str]) -> 
 
 def legitimate(slot: BodySlot, value: object, live: Live) -> bool:
     """Whether `value` is an id the request may well be served with (a server-owned id in
-    the form is ignored; an update's body names no invoice to pay)."""
+    the form is ignored when it is spelled in the form, even past what a store holds, as
+    urlKey's 24 hex digits can; an update's body names no invoice to pay)."""
     if slot.spec.kind not in ID_KINDS or isinstance(value, bool):
         return False
     number = dialects.get(slot.dialect).parse_id(value) if value is not None else None
     known = number is not None and (number in (live.invoice, live.payment))
     ignored = not slot.spec.writable or slot.route.op in (Op.REPLACE, Op.PATCH)
-    return known or (ignored and (value is None or (number is not None and number <= MAX_ID)))
+    return known or (ignored and (value is None or number is not None))
 
 
 def body_request(slot: BodySlot, live: Live, value: object) -> tuple[str, bytes, dict[str, str]]:
