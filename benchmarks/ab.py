@@ -13,28 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 from benchmarks.harness import gateway_server
 from benchmarks.profile import SCENARIOS, _ledger
 from benchmarks.suite import gateway_config, raise_file_limit
 from benchmarks.wrk import Run, ensure_tools, run
-
-
-@contextmanager
-def _inside(checkout: Path) -> Iterator[None]:
-    """Servers started meanwhile run `python -m gateway` from `checkout`'s sources."""
-    here = Path.cwd()
-    os.chdir(checkout)
-    try:
-        yield
-    finally:
-        os.chdir(here)
 
 
 def _line(name: str, label: str, runs: list[Run]) -> str:
@@ -60,8 +47,8 @@ def main() -> None:
         with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
             servers = {}
             for label, checkout in checkouts.items():
-                with _inside(checkout):
-                    base, process = stack.enter_context(gateway_server(gateway_config()))
+                started = gateway_server(gateway_config(), checkout=checkout)
+                base, process = stack.enter_context(started)
                 servers[label] = (asyncio.run(_ledger(name, base)), process.pid)
             runs: dict[str, list[Run]] = {label: [] for label in servers}
             load = {"connections": args.connections, "seconds": args.seconds}

@@ -16,44 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
-import yaml
-
 from benchmarks import fixtures
-from benchmarks.harness import free_port, gateway_server, wait_healthy
+from benchmarks.harness import gateway_server
 from benchmarks.nginx import nginx_proxy
 from benchmarks.suite import gateway_config, proxy_config, raise_file_limit
 from benchmarks.wrk import Run, Scenario, ensure_tools, run
 
-HERE = str(Path(__file__).resolve().parents[1])
-
-
-@contextmanager
-def proxy_from(checkout: str, backend: str, root: Path) -> Iterator[tuple[str, int]]:
-    """A proxy-mode gateway run from `checkout`'s sources; yields its URL and pid."""
-    port = free_port()
-    path = root / f"proxy-{port}.yaml"
-    config = {**proxy_config(backend), "database": f"sqlite:///{root}/proxy-{port}.db"}
-    path.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "gateway", "--config", str(path), "--port", str(port)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": checkout}
-    process = subprocess.Popen(
-        command, cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        asyncio.run(wait_healthy(f"http://127.0.0.1:{port}", process))
-        yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+HERE = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -74,9 +49,11 @@ def main() -> None:
             ("nginx", fixtures.invoiless_get(nginx, payment), nginx_pid),
         ]
         for name, checkout in [("proxy (this checkout)", HERE)] + [
-            (f"proxy ({path})", str(Path(path).resolve())) for path in args.against
+            (f"proxy ({path})", Path(path).resolve()) for path in args.against
         ]:
-            url, pid = stack.enter_context(proxy_from(checkout, backend, root))
+            started = gateway_server(proxy_config(backend), root, checkout=checkout)
+            url, process = stack.enter_context(started)
+            pid = process.pid
             local = asyncio.run(fixtures.local_id(url, "payment", payment))
             servers.append((name, fixtures.invoiless_get(url, local), pid))
         medians = _rounds(servers, args.seconds, args.rounds, root)
