@@ -7,6 +7,7 @@ causes. Values are the caller's to choose: never pass a secret.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -73,17 +74,24 @@ class TextFormatter(logging.Formatter):
     """`time LEVEL event key=value ...`, for a person reading a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        parts = _parts(record)
-        name = parts.pop("event")
-        if name == "message":
-            name = parts.pop("message")
-        fields = " ".join(f"{k}={_text(v)}" for k, v in parts.items() if v is not None)
-        line = f"{_stamp(record)} {record.levelname} {name}{' ' + fields if fields else ''}"
+        fields: dict[str, Any] | None = getattr(record, "fields", None)
+        if fields is None:
+            parts = _parts(record)
+            del parts["event"]
+            name, fields = parts.pop("message"), parts
+        else:
+            name = record.msg
+        line = f"{_stamp(record)} {record.levelname} {name}"
+        for key, value in fields.items():
+            if value is not None:
+                # Numbers are never quoted: no look at their text (most of an access line).
+                line += f" {key}={value if type(value) in _NUMBERS else _text(value)}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
 
+_NUMBERS = frozenset((int, float))
 _QUOTED = re.compile(r'[ ="\n]')  # a value holding one of these is written quoted
 
 
@@ -92,9 +100,58 @@ def _text(value: Any) -> str:
     return repr(text) if not text or _QUOTED.search(text) else text
 
 
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Lines written in batches: those logged in one turn of the event loop, in one write.
+
+    A line logged on the event loop waits for the loop's next turn, so the access lines
+    of all the requests answered in one turn leave together (one system call, where a
+    line each was one per request). A warning or worse, and any line logged off the
+    loop, is written at once, after whatever waited before it. Lines still waiting when
+    the process exits are written by `logging.shutdown`.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._scheduled: asyncio.AbstractEventLoop | None = None  # a flush is due on it
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING:
+            self.flush()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._scheduled is not loop:  # (a loop that ended before its turn: another)
+            self._scheduled = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._scheduled = None
+            if self._pending:
+                text = "".join(self._pending)
+                self._pending.clear()
+                try:
+                    self.stream.write(text)
+                except Exception:
+                    self.handleError(logging.makeLogRecord({"msg": text}))
+            super().flush()
+        finally:
+            self.release()
+
+
 def setup(fmt: LogFormat = "text", level: str = "info") -> None:
     """Send every log line to stderr in `fmt`, from `level` up."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
