@@ -9,6 +9,7 @@ doing nothing but reading a small JSON body and answering 201, or answering a GE
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 
 import uvloop
@@ -39,18 +40,17 @@ def app() -> web.Application:
     return application
 
 
+def serve(application: web.Application, port: int) -> None:
+    """On 127.0.0.1 and uvloop, without aiohttp's own access log."""
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    web.run_app(application, host="127.0.0.1", port=port, access_log=None, print=None, loop=loop)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    web.run_app(
-        app(),
-        host="127.0.0.1",
-        port=args.port,
-        access_log=None,
-        print=None,
-        loop=uvloop.new_event_loop(),
-    )
+    serve(app(), parser.parse_args().port)
 
 
 if __name__ == "__main__":

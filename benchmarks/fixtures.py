@@ -96,6 +96,15 @@ def bare_get(base: str) -> Scenario:
     return Scenario(base, ["/things/1"])
 
 
+def floor_post(base: str) -> Scenario:
+    headers = {**API_KEY, "Content-Type": "application/json"}
+    return Scenario(base, ["/invoices/1/payments"], "POST", INVOILESS_BODY, headers)
+
+
+def floor_get(base: str) -> Scenario:
+    return Scenario(base, ["/payments/1"], headers=API_KEY)
+
+
 def invoiless_create(base: str, targets: list[Invoice]) -> Scenario:
     paths = [f"/v1/invoices/{i.wire('invoiless')}/payments" for i in targets]
     headers = {**API_KEY, "Content-Type": "application/json"}

@@ -10,12 +10,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import yaml
@@ -74,11 +75,14 @@ def gateway_server(
     workdir: Path | None = None,
     extra: Sequence[str] = (),
     checkout: Path | None = None,
+    log_pipe: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start `python -m gateway` (plus `extra` arguments); yield its base URL and process.
 
     `checkout`: run the gateway of another source tree (say, an older commit's
-    worktree) instead of this one.
+    worktree) instead of this one. `log_pipe`: its log lines go into a pipe, read and
+    dropped here, as under a service manager or a container runtime, instead of
+    /dev/null (where a write costs next to nothing).
     """
     with tempfile.TemporaryDirectory() as tmp:
         root = workdir or Path(tmp)
@@ -90,22 +94,24 @@ def gateway_server(
         }
         path.write_text(yaml.safe_dump(config))
         command = ["-m", "gateway", "--config", str(path), "--port", str(port), *extra]
-        with server_process(command, port, cwd=checkout) as process:
+        with server_process(command, port, cwd=checkout, log_pipe=log_pipe) as process:
             yield f"http://127.0.0.1:{port}", process
 
 
 @contextmanager
 def server_process(
-    arguments: Sequence[str], port: int, cwd: Path | None = None
+    arguments: Sequence[str], port: int, cwd: Path | None = None, log_pipe: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `python ARGUMENTS` until its /healthz on `port` answers; stop it afterwards."""
     process = subprocess.Popen(
         [sys.executable, *arguments],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE if log_pipe else subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         cwd=cwd,  # `-m` imports from the working directory first
     )
+    if process.stderr is not None:
+        threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
     try:
         asyncio.run(wait_healthy(f"http://127.0.0.1:{port}", process))
         yield process
@@ -116,6 +122,11 @@ def server_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def _drain(stream: IO[bytes]) -> None:
+    while stream.read(65536):
+        pass
 
 
 async def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:

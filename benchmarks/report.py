@@ -101,3 +101,22 @@ def _memory_row(figures: Figures) -> str:
         f"({before:.1f} MB before they opened) | | | <= {RSS_TARGET_MB:g} MB "
         f"| {_met(during <= RSS_TARGET_MB)} |"
     )
+
+
+def floor_table(runs: Mapping[str, Run]) -> str:
+    """The floor app's ratios to the bare app, beside the targets and the gateway's own."""
+    post, get = runs["bare POST"], runs["bare GET"]
+    rows = (
+        ("durable create", runs["floor POST"], runs["invoiless create"], post, "bare POST", 0.30),
+        ("get one", runs["floor GET"], runs["invoiless get"], get, "bare GET", 0.5),
+    )
+    lines = [
+        "| path | floor of this design | its ratio | gateway's ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    for label, floor, gateway, base, base_label, target in rows:
+        lines.append(
+            f"| {label} | {_rate(floor)} ({_cpu(floor)}) | {floor.rate / base.rate:.2f}x "
+            f"{base_label} | {gateway.rate / base.rate:.2f}x | >= {target:.2f}x |"
+        )
+    return "\n".join(lines)

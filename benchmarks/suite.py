@@ -4,14 +4,16 @@
     python -m benchmarks.suite --quick    # one-second runs: a ~2-minute version
 
 Starts, each its own process on a free 127.0.0.1 port: the bare baseline
-(`benchmarks.bare`), a ledger-mode gateway (SQLite, `synchronous=FULL`, access log on as
+(`benchmarks.bare`), the floor of this design (`benchmarks.floor`: the least a ledger
+built like this one must do per request), a ledger-mode gateway (SQLite, `synchronous=FULL`, access log on as
 shipped), a second ledger gateway as a backend, a proxy-mode gateway in front of it
 (Invoiless in front of Invoiless, so the hop is the only difference), nginx
 `proxy_pass` over the same backend, and, where `python -m gateway --workers` exists, a
 two-worker gateway. wrk (one thread, keep-alive) drives each scenario in turn, all of
 them once per round; each figure is the median over the rounds. Server CPU is the
 server processes' user+system time over the run. Prints the issue's table, in
-markdown, with each ratio and its target.
+markdown, with each ratio and its target, then the floor's ratios beside the same
+targets.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 from benchmarks import fixtures, idle
 from benchmarks.harness import bench_config, free_port, gateway_server, server_process
 from benchmarks.nginx import nginx_proxy
-from benchmarks.report import Figures, table
+from benchmarks.report import Figures, floor_table, table
 from benchmarks.wrk import Run, Scenario, ensure_tools, run, sequential
 
 
@@ -103,6 +105,11 @@ def main() -> None:
         bare = stack.enter_context(
             server_process(["-m", "benchmarks.bare", "--port", str(bare_port)], bare_port)
         )
+        floor_port = free_port()
+        floor_arguments = ["--port", str(floor_port), "--database", str(workdir / "floor.db")]
+        floor = stack.enter_context(
+            server_process(["-m", "benchmarks.floor", *floor_arguments], floor_port)
+        )
         ledger, ledger_process = stack.enter_context(gateway_server(gateway_config()))
         backend, backend_process = stack.enter_context(gateway_server(gateway_config()))
         proxy, proxy_process = stack.enter_context(gateway_server(proxy_config(backend)))
@@ -114,7 +121,7 @@ def main() -> None:
         bare_base = f"http://127.0.0.1:{bare_port}"
         measures = asyncio.run(
             _measures(
-                bare_base, bare.pid, (ledger, ledger_process.pid),
+                bare_base, bare.pid, (f"http://127.0.0.1:{floor_port}", floor.pid), (ledger, ledger_process.pid),
                 (backend, backend_process.pid), (proxy, proxy_process.pid),
                 (nginx, nginx_pid), multi and (multi[0], multi[1].pid),
             )
@@ -125,11 +132,14 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     print(f"\n<!-- python -m benchmarks.suite: {mode}, {args.rounds} x {seconds:g} s -->")
     print(table(figures))
+    print()
+    print(floor_table(figures.runs))
 
 
 async def _measures(
     bare: str,
     bare_pid: int,
+    floor: tuple[str, int],
     ledger: tuple[str, int],
     backend: tuple[str, int],
     proxy: tuple[str, int],
@@ -148,6 +158,8 @@ async def _measures(
     found = [
         Measure("bare POST", fixtures.bare_post(bare), 16, bare_pid),
         Measure("bare GET", fixtures.bare_get(bare), 16, bare_pid),
+        Measure("floor POST", fixtures.floor_post(floor[0]), 16, floor[1]),
+        Measure("floor GET", fixtures.floor_get(floor[0]), 16, floor[1]),
         Measure("invoiless create", fixtures.invoiless_create(gateway, creates), 16, pid),
         Measure("harvest create", fixtures.harvest_create(gateway, creates), 16, pid),
         Measure("invoiless get", fixtures.invoiless_get(gateway, payments[0]), 16, pid),
