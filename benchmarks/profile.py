@@ -59,14 +59,19 @@ SCENARIOS = (
 )  # fmt: skip
 
 
-def summary(raw: Path, top: int) -> str:
-    """Inclusive and self shares per function from py-spy's collapsed stacks."""
+def summary(raw: Path, top: int, thread: int | None = None) -> str:
+    """Inclusive and self shares per function from py-spy's collapsed stacks.
+
+    `thread`: only the samples of the thread with this id (the event loop's is the
+    process id)."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         count = int(count_text)
+        if thread is not None and not stack.startswith(f"thread ({thread})"):
+            continue
         frames = [_short(frame) for frame in stack.split(";")]
         total += count
         own[frames[-1]] += count
@@ -99,6 +104,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--loop-only", action="store_true", help="the event loop's thread alone, not the store's"
+    )
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -129,7 +137,7 @@ def main() -> None:
         record += ["--rate", "200", "--nonblocking", "--threads"]
         subprocess.run([*record, "--format", "raw", "-o", str(raw)], check=True, timeout=120)
         load.join(timeout=args.seconds + 120)
-        print(summary(raw, args.top))
+        print(summary(raw, args.top, sampled if args.loop_only else None))
 
 
 def _a_worker(supervisor: int) -> int:
