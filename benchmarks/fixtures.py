@@ -105,6 +105,11 @@ def floor_get(base: str) -> Scenario:
     return Scenario(base, ["/payments/1"], headers=API_KEY)
 
 
+def floor_relay(base: str, payment: str) -> Scenario:
+    """Invoiless get one of a backend, relayed unchanged by the floor app."""
+    return Scenario(base, [f"/relay/v1/payments/{payment}"], headers=API_KEY)
+
+
 def invoiless_create(base: str, targets: list[Invoice]) -> Scenario:
     paths = [f"/v1/invoices/{i.wire('invoiless')}/payments" for i in targets]
     headers = {**API_KEY, "Content-Type": "application/json"}

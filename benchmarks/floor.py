@@ -12,6 +12,10 @@ line a request) has to do, and nothing more:
   `synchronous=FULL`); answer 201 with the stored row as JSON.
 - `GET /payments/1`: check the key, read the payment's row on the event loop (the
   store's read connection), answer it as JSON.
+- `GET /relay/{path}` (with `--backend URL`): check the key, ask the backend for
+  `/{path}` with the backend's key through the proxy's own HTTP client
+  (`gateway.wire`), and hand its answer back unchanged: a proxy's hop without the
+  translation, which only adds to it.
 
 Each request logs one access line through the gateway's own logging. No dialects, no
 canonical model, no rules beyond the amount, no limits, metrics, request ids or
@@ -35,6 +39,7 @@ from aiohttp import web
 from benchmarks.bare import serve
 from gateway import logs
 from gateway.store.sqlite import SQLiteStore
+from gateway.wire import Pool
 
 _KEYS = {"bench-key": "bench"}  # api key -> tenant
 _COLUMNS = ("id", "invoice_id", "amount", "paid_at", "method", "notes", "created_at")
@@ -49,6 +54,7 @@ _TOTALS = (
     " WHERE id = ? AND tenant = ?"
 )
 STORE: web.AppKey[SQLiteStore] = web.AppKey("store", SQLiteStore)
+BACKEND: web.AppKey[tuple[str, Pool]] = web.AppKey("backend", tuple)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -111,6 +117,15 @@ async def show(request: web.Request) -> web.Response:
     return _answer(row, 200)
 
 
+async def relay(request: web.Request) -> web.Response:
+    _tenant(request)
+    base, pool = request.app[BACKEND]
+    path = "/" + request.match_info["path"]
+    answer = await pool.request("GET", base, path, {"api-key": "bench-key"})
+    kind = {"Content-Type": answer.headers.get("Content-Type", "application/octet-stream")}
+    return web.Response(body=answer.body, status=answer.status, headers=kind)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -135,15 +150,20 @@ def _seed(db: sqlite3.Connection) -> None:
     )
 
 
-def app(database: str) -> web.Application:
+def app(database: str, backend: str | None = None) -> web.Application:
     application = web.Application(middlewares=[access])
     store = SQLiteStore(database, synchronous="FULL")
     application[STORE] = store
+    pool = Pool(size=100, connect_timeout=5, timeout=10, max_body=1024 * 1024)
+    if backend is not None:
+        application[BACKEND] = (backend, pool)
+        application.router.add_get("/relay/{path:.+}", relay)
 
     async def lifetime(_: web.Application) -> AsyncIterator[None]:
         await store.open()
         await store._write(_seed)
         yield
+        await pool.close()
         await store.close()
 
     application.cleanup_ctx.append(lifetime)
@@ -157,9 +177,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database", required=True)
+    parser.add_argument("--backend", help="a gateway's base URL, for GET /relay/...")
     args = parser.parse_args()
     logs.setup("text", "info")
-    serve(app(args.database), args.port)
+    serve(app(args.database, args.backend), args.port)
 
 
 if __name__ == "__main__":

@@ -105,13 +105,15 @@ def main() -> None:
         bare = stack.enter_context(
             server_process(["-m", "benchmarks.bare", "--port", str(bare_port)], bare_port)
         )
+        ledger, ledger_process = stack.enter_context(gateway_server(gateway_config()))
+        backend, backend_process = stack.enter_context(gateway_server(gateway_config()))
         floor_port = free_port()
         floor_arguments = ["--port", str(floor_port), "--database", str(workdir / "floor.db")]
         floor = stack.enter_context(
-            server_process(["-m", "benchmarks.floor", *floor_arguments], floor_port)
+            server_process(
+                ["-m", "benchmarks.floor", *floor_arguments, "--backend", backend], floor_port
+            )
         )
-        ledger, ledger_process = stack.enter_context(gateway_server(gateway_config()))
-        backend, backend_process = stack.enter_context(gateway_server(gateway_config()))
         proxy, proxy_process = stack.enter_context(gateway_server(proxy_config(backend)))
         nginx, nginx_pid = stack.enter_context(nginx_proxy(_port(backend)))
         multi = None
@@ -172,6 +174,8 @@ async def _measures(
         Measure("proxy get c1", fixtures.invoiless_get(proxy[0], proxied_payment), 1, proxy[1]),
         Measure("nginx get c16", fixtures.invoiless_get(nginx[0], backend_payment), 16, nginx[1]),
         Measure("proxy get c16", fixtures.invoiless_get(proxy[0], proxied_payment), 16, proxy[1]),
+        Measure("floor relay c1", fixtures.floor_relay(floor[0], backend_payment), 1, floor[1]),
+        Measure("floor relay c16", fixtures.floor_relay(floor[0], backend_payment), 16, floor[1]),
     ]
     for dialect in fixtures.LIST_DIALECTS:
         scenario = fixtures.listing(gateway, dialect, two_thousand, token)
