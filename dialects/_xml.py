@@ -156,7 +156,8 @@ def records(root: etree._Element, item: str) -> list[dict[str, str | None]]:
 XmlField = tuple[str, str | None, str | None]
 
 
-SPECIAL = re.compile(r"[&<>\r]")
+SPECIALS = "&<>\r"  # what element text escapes
+SPECIAL = re.compile(f"[{SPECIALS}]")
 
 
 def text(value: str) -> str:
@@ -200,6 +201,14 @@ def array_of(name: str, items: Sequence[str]) -> bytes:
     """A `type="array"` document of items already rendered (at two spaces' indent)."""
     inner = "\n" + "\n".join(items) + "\n" if items else ""
     return DECLARATION + f'<{name} type="array">{inner}</{name}>\n'.encode()
+
+
+def array_of_encoded(name: str, items: list[bytes]) -> bytes:
+    """`array_of` items already rendered as UTF-8: the document joined once."""
+    if not items:
+        return array_of(name, [])
+    opening = DECLARATION + f'<{name} type="array">'.encode()
+    return b"\n".join([opening, *items, f"</{name}>\n".encode()])
 
 
 def errors(messages: Iterable[str]) -> bytes:

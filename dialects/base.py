@@ -108,11 +108,14 @@ class Dialect:
     # The canonical ids the id form can write are 1 .. id_limit - 1 (None: any); a
     # decimal form reads at most 18 digits (`_values.parse_integer`).
     id_limit: ClassVar[int | None] = 10**18
+    # The id form as a format of the number (`format(number, id_format)`, text); None:
+    # the number itself. Lists write ids of such forms inline (see `listing`).
+    id_format: ClassVar[str | None] = None
 
     # --- ids: one bijection per dialect over the canonical integer ids ---------
 
     def wire_id(self, number: int) -> WireId:
-        return number
+        return number if self.id_format is None else format(number, self.id_format)
 
     def carries(self, number: int) -> bool:
         """Whether this id form can write `number`, another form's id, unchanged.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from . import _json
-from .base import Format, Kind, Reply, Spec, WireId, error_object
+from .base import Format, Kind, Reply, Spec, error_object
 from .errors import GatewayError
 from .jsonapi import JsonDialect
 from .model import Method
@@ -60,9 +60,7 @@ class Invoiless(JsonDialect):
     }
     # Invoiless documents 400 for a bad request body, field problems included.
     statuses = {"validation": 400}
-
-    def wire_id(self, number: int) -> WireId:
-        return str(number)
+    id_format = "d"
 
     def parse_id(self, text: object) -> int | None:
         return super().parse_id(text) if isinstance(text, str) else None

@@ -12,7 +12,8 @@ the invoice id, method words, computed fields).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+import re
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
@@ -32,6 +33,7 @@ PAYMENT_FIELDS = tuple(Payment.model_fields)
 _MONEY = frozenset({"amount", "tax_withheld", "fee"})
 _MOMENTS = frozenset({"paid_at", "created_at", "updated_at"})
 _MEMO_SIZE = 4096  # distinct values remembered per field before starting afresh
+_SPEC = re.compile(r"[0-9A-Za-z]*")  # the id formats written inline into a compiled row
 _UNSEEN = object()  # a miss is common (creation times): no exception for it
 
 
@@ -68,83 +70,125 @@ def _as_row(found: Any, width: int) -> Row:
     return tuple(found) if width > 1 else (found,)
 
 
-def memo(convert: Convert, key: Callable[[Any], Hashable] | None = None) -> Convert:
-    """`convert`, remembering its results by value (or by `key(value)`)."""
-    seen: dict[Hashable, object] = {}
+class Memo(dict[Hashable, object]):
+    """`convert`'s results by value: a compiled row reads `memo[value]`, so a value seen
+    before costs one dictionary lookup and no Python call. Bounded: past `_MEMO_SIZE`
+    distinct values it starts afresh."""
 
-    def remember(found_key: Hashable, value: Any) -> object:
-        if len(seen) >= _MEMO_SIZE:
-            seen.clear()
-        result = seen[found_key] = convert(value)
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Convert) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, value: Hashable) -> object:
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        result = self[value] = self.convert(value)
         return result
 
+
+def memo(convert: Convert, key: Callable[[Any], Hashable] | None = None) -> Convert:
+    """`convert`, remembering its results by value (or by `key(value)`)."""
     if key is None:
-
-        def by_value(value: Any) -> object:
-            found = seen.get(value, _UNSEEN)
-            return remember(value, value) if found is _UNSEEN else found
-
-        return by_value
+        return Memo(convert).__getitem__
+    seen: dict[Hashable, object] = {}
     by = key
 
     def by_key(value: Any) -> object:
         found_key = by(value)
         found = seen.get(found_key, _UNSEEN)
-        return remember(found_key, value) if found is _UNSEEN else found
-
-    return by_key
-
-
-def _by_text(convert: Convert, others: Convert) -> Convert:
-    """`convert` remembered by text values (how SQLite keeps amounts and moments) and
-    None; any other value goes to `others`."""
-    seen: dict[str | None, object] = {}
-
-    def by_text(value: Any) -> object:
-        if value is not None and not isinstance(value, str):
-            return others(value)
-        found = seen.get(value, _UNSEEN)
         if found is not _UNSEEN:
             return found
         if len(seen) >= _MEMO_SIZE:
             seen.clear()
-        result = seen[value] = convert(value)
+        result = seen[found_key] = convert(value)
         return result
 
-    return by_text
+    return by_key
 
 
-def _amounts(convert: Convert) -> Convert:
+class TextMemo(Memo):
+    """A `Memo` of values kept as text (how SQLite keeps amounts and moments) and None.
+    Any other value (a Decimal, a datetime) goes to `others`, never into this memo:
+    equal Decimals and instants can render differently (`100.0`, `100.00`)."""
+
+    __slots__ = ("others",)
+
+    def __init__(self, convert: Convert, others: Convert) -> None:
+        super().__init__(convert)
+        self.others = others
+
+    def __missing__(self, value: Hashable) -> object:
+        if value is None or value.__class__ is str:
+            return super().__missing__(value)
+        return self.others(value)
+
+
+def _amounts(convert: Convert) -> TextMemo:
     """Decimals by their exact text: `100.0` and `100.00` are equal Decimals."""
-    return _by_text(convert, memo(convert, str))
+    return TextMemo(convert, memo(convert, str))
 
 
-def _dates(convert: Convert) -> Convert:
+def _dates(convert: Convert) -> TextMemo:
     """Datetimes by instant and zone: equal instants in other zones are other dates."""
-    return _by_text(convert, memo(convert, lambda moment: (moment, moment.utcoffset())))
+    return TextMemo(convert, memo(convert, lambda moment: (moment, moment.utcoffset())))
+
+
+class Enclose:
+    """A final form that puts a value's text between `start` and `end` (None: `nil`),
+    escaped with `escape` where it holds one of `specials`; a value that is not text is
+    shown by `show` first. Compiled rows write text values inline."""
+
+    def __init__(
+        self,
+        start: str,
+        end: str,
+        nil: str,
+        specials: str,
+        escape: Callable[[str], str],
+        show: Callable[[object], str] = str,
+    ) -> None:
+        self.start, self.end, self.nil = start, end, nil
+        self.specials, self.escape, self.show = specials, escape, show
+
+    def __call__(self, value: object) -> object:
+        if value is None:
+            return self.nil
+        shown = value if isinstance(value, str) else self.show(value)
+        special = any(character in shown for character in self.specials)
+        return self.start + (self.escape(shown) if special else shown) + self.end
+
+
+# Writes the source of a field's final form from the source of what it reads (`key`: its
+# column's value, or a tuple of its columns' values), a local name of its own (`var`)
+# and `name`, which names an object for the source to use.
+Source = Callable[[str, str, Callable[[object], str]], str]
 
 
 class Field:
-    """One shown field of a row plan: the columns it reads and how it renders them.
+    """One shown field of a row plan: the columns it reads, and how its final form is
+    written in a compiled row (`source`).
 
-    `convert` None: the one column's value is the final form. `constant`: the field
-    reads no column and always renders as `value`.
+    A field whose `source` writes text as it is (no escaping) names in `checks` the
+    characters that text must not hold, and in `safe` how to write it then: a row whose
+    such text holds none (nearly all) is written by the `source`s, checked once.
     """
 
     def __init__(
         self,
         spec: Spec,
         columns: tuple[str, ...],
-        convert: Convert | None,
+        source: Source,
         *,
-        constant: bool = False,
-        value: object = None,
+        safe: Source | None = None,
+        checks: str | None = None,
     ) -> None:
         self.spec = spec
         self.columns = columns
-        self.convert = convert
-        self.constant = constant
-        self.value = value
+        self.source = source
+        self.safe = source if safe is None else safe
+        self.checks = checks
 
 
 # Builds a row's final form (a source expression) from its fields' (spec, expression).
@@ -168,46 +212,74 @@ class Plan:
 
     def encoder(self, shape: Shape) -> Callable[[Row], Any]:
         """A function from a row to its final form, compiled once: each field's column
-        read inline, converted only where it needs it, constants made once."""
+        read inline, values seen before looked up without a Python call, text written
+        between its markup inline (checked for escapes once a row), constants made once."""
         names: dict[str, object] = {}
-        parts: list[tuple[Spec, str]] = []
-        for number, found in enumerate(self.fields):
-            if found.constant:
-                names[f"k{number}"] = found.value
-                parts.append((found.spec, f"k{number}"))
-                continue
-            reads = [f"row[{self._where[name]}]" for name in found.columns]
-            if found.convert is None:
-                parts.append((found.spec, reads[0]))
-                continue
-            names[f"c{number}"] = found.convert
-            argument = reads[0] if len(reads) == 1 else f"({', '.join(reads)},)"
-            parts.append((found.spec, f"c{number}({argument})"))
-        source = f"def encode(row):\n    return {shape(parts)}\n"
+
+        def name(found: object) -> str:
+            names[f"n{len(names)}"] = found
+            return f"n{len(names) - 1}"
+
+        keys = [self._key(found) for found in self.fields]
+        checked = [(key, f.checks) for key, f in zip(keys, self.fields, strict=True) if f.checks]
+        safe = shape(
+            [(f.spec, f.safe(key, f"v{n}", name)) for n, (f, key) in _numbered(self, keys)]
+        )
+        fast = shape(
+            [(f.spec, f.source(key, f"v{n}", name)) for n, (f, key) in _numbered(self, keys)]
+        )
+        lines = ["def encode(row):"]
+        if checked:  # one markup a row: one set of characters to escape
+            (specials,) = {checks for _, checks in checked}
+            found = " or ".join(f"{character!r} in text" for character in specials)
+            lines.append(f"    text = {_joined(key for key, _ in checked)}")
+            lines.append(f"    if {found}:")
+            lines.append(f"        return {safe}")
+        lines.append(f"    return {fast}")
+        source = "\n".join(lines) + "\n"
         exec(compile(source, f"<rows of {self.dialect.name}>", "exec"), names)  # noqa: S102
         encode: Callable[[Row], Any] = names["encode"]  # type: ignore[assignment]
         return encode
+
+    def _key(self, found: Field) -> str:
+        """The source of what a field reads: its column's value or a tuple of them."""
+        reads = [f"row[{self._where[column]}]" for column in found.columns]
+        return reads[0] if len(reads) == 1 else f"({', '.join(reads)},)"
 
     def warnings(self, rows: Sequence[Row], warnings: list[str] | None) -> None:
         """The translation warnings the rows' methods cost, row by row (as one by one)."""
         if warnings is None or self._method is None:
             return
         read, warn = self._method
-        for row in rows:
-            warning = warn(read(row))
-            if isinstance(warning, str):
-                warnings.append(warning)
+        words: Iterator[Any] = map(warn.__getitem__, map(read, rows))
+        warnings.extend(filter(None, words))
+
+
+def _numbered(plan: Plan, keys: list[str]) -> Iterator[tuple[int, tuple[Field, str]]]:
+    return enumerate(zip(plan.fields, keys, strict=True))
+
+
+def literal(text: str) -> str:
+    """`text` as the literal part of a double-quoted f-string's source."""
+    for plain, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("{", "{{"), ("}", "}}")):
+        text = text.replace(plain, escaped)
+    return text
+
+
+def _joined(keys: Iterable[str]) -> str:
+    """The source of one text of the values `keys` read (None as `None`)."""
+    return 'f"' + "".join(f"{{{key}}}" for key in keys) + '"'
 
 
 def _method_getter(
     dialect: Dialect, where: dict[str, int]
-) -> tuple[Callable[[Row], Any], Convert] | None:
+) -> tuple[Callable[[Row], Any], Memo] | None:
     from .base import Kind
 
     if not any(spec.kind is Kind.METHOD and spec.value is None for spec in dialect.shown):
         return None
     read = itemgetter(where["method"], where["method_label"], where["origin"])
-    return read, memo(lambda found: _method_word(dialect, found)[1])
+    return read, Memo(lambda found: _method_word(dialect, found)[1])
 
 
 def _method_word(dialect: Dialect, found: tuple[Any, Any, Any]) -> tuple[str | None, str | None]:
@@ -221,32 +293,75 @@ def _field(dialect: Dialect, spec: Spec, finish: Finish | None) -> Field:
     if spec.value is not None:
         return _computed(spec, finish)
     if spec.kind is Kind.METHOD:
-        word = memo(lambda found: _finished(finish, _method_word(dialect, found)[0]))
-        return Field(spec, (spec.attr, "method_label", "origin"), word)
+        word = Memo(lambda found: _finished(finish, _method_word(dialect, found)[0]))
+        return Field(spec, (spec.attr, "method_label", "origin"), _remembered(word))
+    columns = (spec.attr,)
+    if spec.kind is Kind.ID and (inline := _inline_id(dialect, finish)) is not None:
+        return Field(spec, columns, inline)
     native = _native(dialect, spec)
-    convert: Convert
     if native is None and finish is None:
-        return Field(spec, (spec.attr,), None)
+        return Field(spec, columns, lambda key, var, name: key)
+    if native is None and isinstance(finish, Enclose):
+        return _enclosed_text(spec, finish)
+    convert = _converter(native, finish)
+    if spec.kind in (Kind.AMOUNT, Kind.MONEY):
+        return Field(spec, columns, _remembered(_amounts(convert)))
+    if spec.kind in (Kind.DATE, Kind.DATETIME):  # payment dates repeat; creation times not
+        return Field(spec, columns, _remembered(_dates(convert)))
+    if spec.kind in (Kind.INVOICE_ID, Kind.BOOL):  # one invoice a list; two flag values
+        return Field(spec, columns, _remembered(Memo(convert)))
+    return Field(spec, columns, lambda key, var, name: f"{name(convert)}({key})")
+
+
+def _converter(native: Convert | None, finish: Finish | None) -> Convert:
+    """A stored value (or None) to its final form: `native`, then `finish`."""
     if native is None:
         assert finish is not None
-        convert = finish
-    elif finish is None:
+        return finish
+    if finish is None:
+        return lambda value: None if value is None else native(value)
+    return lambda value: finish(None if value is None else native(value))
 
-        def convert(value: Any) -> object:
-            return None if value is None else native(value)
 
-    else:
+def _remembered(seen: Memo) -> Source:
+    return lambda key, var, name: f"{name(seen)}[{key}]"
 
-        def convert(value: Any) -> object:
-            return finish(None if value is None else native(value))
 
-    if spec.kind in (Kind.AMOUNT, Kind.MONEY):
-        return Field(spec, (spec.attr,), _amounts(convert))
-    if spec.kind in (Kind.DATE, Kind.DATETIME):  # payment dates repeat; creation times not
-        return Field(spec, (spec.attr,), _dates(convert))
-    if spec.kind in (Kind.INVOICE_ID, Kind.BOOL):  # one invoice a list; two flag values
-        return Field(spec, (spec.attr,), memo(convert))
-    return Field(spec, (spec.attr,), convert)
+def _enclosed_text(spec: Spec, finish: Enclose) -> Field:
+    """Text written between its markup inline (the row checked for escapes first);
+    None as `nil`; a row with text to escape through `finish`."""
+    return Field(
+        spec,
+        (spec.attr,),
+        lambda key, var, name: (
+            f"({name(finish.nil)} if ({var} := {key}) is None"
+            f" else {name(finish.start)} + {var} + {name(finish.end)}"
+            f" if {var}.__class__ is str else {name(finish)}({var}))"
+        ),
+        safe=lambda key, var, name: f"{name(finish)}({key})",
+        checks=finish.specials,
+    )
+
+
+def _inline_id(dialect: Dialect, finish: Finish | None) -> Source | None:
+    """A payment id written inline (an f-string) where the dialect's id form is a format
+    of the number (`Dialect.id_format`): digits and hex letters need no escaping."""
+    from .base import Dialect as Base
+
+    spec = dialect.id_format
+    if type(dialect).wire_id is not Base.wire_id or not _SPEC.fullmatch(spec or ""):
+        return None
+    if finish is None and spec is None:
+        return lambda key, var, name: key
+    shown = "" if spec in (None, "d") else f":{spec}"  # an int's `f"{n}"` is `format(n, "d")`
+    if finish is None:
+        return lambda key, var, name: f"(None if ({var} := {key}) is None else f'{{{var}{shown}}}')"
+    if not isinstance(finish, Enclose):
+        return None
+    return lambda key, var, name: (
+        f"({name(finish.nil)} if ({var} := {key}) is None"
+        f" else f'{{{name(finish.start)}}}{{{var}{shown}}}{{{name(finish.end)}}}')"
+    )
 
 
 def _finished(finish: Finish | None, value: object) -> object:
@@ -257,14 +372,15 @@ def _computed(spec: Spec, finish: Finish | None) -> Field:
     compute = spec.value
     assert compute is not None
     if spec.reads == ():
-        return Field(spec, (), None, constant=True, value=_finished(finish, compute(Payment())))
+        value = _finished(finish, compute(Payment()))
+        return Field(spec, (), lambda key, var, name: name(value))
     reads = spec.reads if spec.reads is not None else PAYMENT_FIELDS
 
     def convert(found: Any) -> object:
         values = found if len(reads) != 1 else (found,)
         return _finished(finish, compute(payment_of(reads, values)))
 
-    return Field(spec, reads, memo(convert))
+    return Field(spec, reads, _remembered(Memo(convert)))
 
 
 def _native(dialect: Dialect, spec: Spec) -> Convert | None:

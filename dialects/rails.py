@@ -154,9 +154,10 @@ class RailsDialect(Dialect):
     def _xml_row(self) -> Callable[[listing.Row], Any]:
         item = self._list_item
 
-        def lines(parts: list[tuple[Spec, str]]) -> str:
-            inner = ", ".join(expression for _, expression in parts)
-            return f"'\\n'.join(({item.head!r}, {inner}, {item.tail!r}))"
+        def lines(parts: list[tuple[Spec, str]]) -> str:  # one f-string a row, as UTF-8
+            inner = "\\n".join(f"{{({expression})}}" for _, expression in parts)
+            head, tail = listing.literal(item.head), listing.literal(item.tail)
+            return f'f"{head}\\n{inner}\\n{tail}".encode()'
 
         return self._xml_plan.encoder(lines)
 
@@ -173,7 +174,7 @@ class RailsDialect(Dialect):
             return _json.dumps(items)
         rendered = list(map(self._xml_row, rows))
         self._xml_plan.warnings(rows, warnings)
-        return _xml.array_of(self.list_root, rendered)
+        return _xml.array_of_encoded(self.list_root, rendered)
 
     # --- errors ------------------------------------------------------------------
 
@@ -220,16 +221,8 @@ class RailsDialect(Dialect):
         return "; ".join(messages) or "Request refused", fields
 
 
-def _xml_line(start: str, end: str, nil: str) -> listing.Finish:
-    special = _xml.SPECIAL.search
-
-    def line(value: object) -> str:
-        if value is None:
-            return nil
-        shown = value if isinstance(value, str) else _text(value)
-        return start + (_xml.text(shown) if special(shown) else shown) + end
-
-    return line
+def _xml_line(start: str, end: str, nil: str) -> listing.Enclose:
+    return listing.Enclose(start, end, nil, _xml.SPECIALS, _xml.text, _text)
 
 
 def _json_finish(spec: Spec) -> listing.Finish | None:

@@ -13,7 +13,7 @@ import jwt
 from pydantic import Field, model_validator
 
 from . import _json, _values
-from .base import Format, Kind, Reply, Spec, WireId
+from .base import Format, Kind, Reply, Spec
 from .errors import BadRequest, GatewayError, NotAuthenticated, UpstreamError
 from .jsonapi import JsonDialect
 from .model import Method
@@ -117,9 +117,7 @@ class UrlKey(JsonDialect):
     method_fallback = None
     statuses = {"validation": 400}
     id_limit = 16**24  # what 24 hex digits hold
-
-    def wire_id(self, number: int) -> WireId:
-        return f"{number:024x}"
+    id_format = "024x"
 
     def parse_id(self, text: object) -> int | None:
         if not isinstance(text, str) or not _HEX24.fullmatch(text):

@@ -45,6 +45,8 @@ PAYMENTS = [
     _payment(7, method=Method.CHEQUE, method_label="MISC", origin="fastbill"),
     _payment(8, tenant="other", client_app=None, tax_withheld=Decimal("2")),
     _payment(9, created_at=datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=2)))),
+    _payment(10, notes='{a} "b"', recorded_by="Tom & Jerry", reference="\\{1}"),
+    _payment(11, recorded_by_email="<x@example.com>", notes=None, client_app="a\rb"),
 ]
 
 
@@ -119,3 +121,19 @@ def test_moments_kept_as_text_render_as_the_instants_they_name() -> None:
         assert _values.iso_z_text(text) == _values.iso_z(moment)
         assert _values.iso_z_text(text, millis=True) == _values.iso_z(moment, millis=True)
         assert _values.iso_offset_text(text) == _values.iso_offset(moment)
+
+
+@pytest.mark.parametrize("text", ["plain", '{a} "b" \\n {{c}}', "line\nbreak", "\\", ""])
+def test_text_written_into_a_compiled_row_is_the_text(text: str) -> None:
+    assert eval(f'f"{listing.literal(text)}"') == text  # noqa: S307
+
+
+def test_a_memo_of_stored_text_keeps_equal_decimals_apart() -> None:
+    seen = listing.TextMemo(str, listing.memo(repr, str))
+
+    assert (seen["100.50"], seen[Decimal("100.5")], seen[Decimal("100.50")]) == (
+        "100.50",
+        "Decimal('100.5')",
+        "Decimal('100.50')",
+    )
+    assert list(seen) == ["100.50"]
