@@ -43,7 +43,7 @@ class JsonDialect(Dialect):
         return listing.Plan(self, _json_finish)
 
     @cached_property
-    def _row_encoder(self) -> Callable[[listing.Row], Any]:
+    def _row_encoder(self) -> Callable[[Sequence[listing.Row]], list[Any]]:
         return self._row_plan.encoder(listing.json_object)
 
     @property
@@ -53,7 +53,7 @@ class JsonDialect(Dialect):
     def encode_rows(
         self, rows: Sequence[listing.Row], fmt: Format, warnings: list[str] | None = None
     ) -> bytes:
-        items = list(map(self._row_encoder, rows))
+        items = self._row_encoder(rows)
         self._row_plan.warnings(rows, warnings)
         return _json.dumps(items if self.list_key is None else {self.list_key: items})
 

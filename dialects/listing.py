@@ -210,10 +210,11 @@ class Plan:
         self._where = {name: index for index, name in enumerate(self.columns)}
         self._method = _method_getter(dialect, self._where)
 
-    def encoder(self, shape: Shape) -> Callable[[Row], Any]:
-        """A function from a row to its final form, compiled once: each field's column
-        read inline, values seen before looked up without a Python call, text written
-        between its markup inline (checked for escapes once a row), constants made once."""
+    def encoder(self, shape: Shape) -> Callable[[Sequence[Row]], list[Any]]:
+        """A function from rows to their final forms, compiled once into one list
+        comprehension: each field's column read inline, values seen before looked up
+        without a Python call, text written between its markup inline (checked for
+        escapes once a row), constants made once."""
         names: dict[str, object] = {}
 
         def name(found: object) -> str:
@@ -222,23 +223,21 @@ class Plan:
 
         keys = [self._key(found) for found in self.fields]
         checked = [(key, f.checks) for key, f in zip(keys, self.fields, strict=True) if f.checks]
-        safe = shape(
-            [(f.spec, f.safe(key, f"v{n}", name)) for n, (f, key) in _numbered(self, keys)]
-        )
-        fast = shape(
+        row = shape(
             [(f.spec, f.source(key, f"v{n}", name)) for n, (f, key) in _numbered(self, keys)]
         )
-        lines = ["def encode(row):"]
         if checked:  # one markup a row: one set of characters to escape
             (specials,) = {checks for _, checks in checked}
-            found = " or ".join(f"{character!r} in text" for character in specials)
-            lines.append(f"    text = {_joined(key for key, _ in checked)}")
-            lines.append(f"    if {found}:")
-            lines.append(f"        return {safe}")
-        lines.append(f"    return {fast}")
-        source = "\n".join(lines) + "\n"
+            first = f"(text := {_joined(key for key, _ in checked)})"
+            texts = [first, *["text"] * (len(specials) - 1)]
+            found = " or ".join(f"{c!r} in {text}" for c, text in zip(specials, texts, strict=True))
+            safe = shape(
+                [(f.spec, f.safe(key, f"v{n}", name)) for n, (f, key) in _numbered(self, keys)]
+            )
+            row = f"({safe} if {found} else {row})"
+        source = f"def encode(rows):\n    return [{row} for row in rows]\n"
         exec(compile(source, f"<rows of {self.dialect.name}>", "exec"), names)  # noqa: S102
-        encode: Callable[[Row], Any] = names["encode"]  # type: ignore[assignment]
+        encode: Callable[[Sequence[Row]], list[Any]] = names["encode"]  # type: ignore[assignment]
         return encode
 
     def _key(self, found: Field) -> str:

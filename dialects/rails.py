@@ -144,14 +144,14 @@ class RailsDialect(Dialect):
         return listing.Plan(self, _json_finish)
 
     @cached_property
-    def _json_row(self) -> Callable[[listing.Row], Any]:
+    def _json_rows(self) -> Callable[[Sequence[listing.Row]], list[Any]]:
         root = _xml.local(self.root)
         return self._json_plan.encoder(
             lambda parts: f"{{{root!r}: {listing.json_object(parts, _xml.local)}}}"
         )
 
     @cached_property
-    def _xml_row(self) -> Callable[[listing.Row], Any]:
+    def _xml_rows(self) -> Callable[[Sequence[listing.Row]], list[bytes]]:
         item = self._list_item
 
         def lines(parts: list[tuple[Spec, str]]) -> str:  # one f-string a row, as UTF-8
@@ -169,10 +169,10 @@ class RailsDialect(Dialect):
         self, rows: Sequence[listing.Row], fmt: Format, warnings: list[str] | None = None
     ) -> bytes:
         if fmt == "json":
-            items = list(map(self._json_row, rows))
+            items = self._json_rows(rows)
             self._json_plan.warnings(rows, warnings)
             return _json.dumps(items)
-        rendered = list(map(self._xml_row, rows))
+        rendered = self._xml_rows(rows)
         self._xml_plan.warnings(rows, warnings)
         return _xml.array_of_encoded(self.list_root, rendered)
 
