@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_list [--payments 2000] [--repeat 7]
     python -m benchmarks.bench_list --http [--seconds 3] [--against OTHER_CHECKOUT]
+    python -m benchmarks.bench_list --against OTHER_CHECKOUT [--rounds 5] [--repeat 15]
 
 Fills a SQLite store in a temporary directory, then times (process CPU, best of
 `--repeat`) each dialect and format, alternately in one sitting: through canonical
@@ -10,19 +11,25 @@ rows), and from stored rows (`Store.listing` + `Dialect.encode_rows`, what the
 gateway serves) by a codec that has seen none of the values yet, then again (values
 that repeat across requests, such as creation times, rendered once). HTTP handling is left out. With `--http`, a gateway process serves the
 lists instead, one request after another, and the figure is its CPU per request (as
-`benchmarks.suite` counts it for its list rows). Prints a markdown table.
+`benchmarks.suite` counts it for its list rows). With `--against` alone, the store
+read and the encoding from rows (again), of this checkout and another, alternately in
+fresh processes, each payment paid at its own time (as the HTTP benchmarks' payments
+are): the best of all rounds per checkout. Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -40,7 +47,7 @@ from gateway.store.sqlite import SQLiteStore
 TENANT = "bench"
 
 
-async def _fill(store: SQLiteStore, count: int) -> int:
+async def _fill(store: SQLiteStore, count: int, distinct: bool = False) -> int:
     invoice = await store.create_invoice(
         NewInvoice(TENANT, "L-1", "EUR", Decimal(10**9), datetime.now(UTC).date(),
                    datetime.now(UTC).date())
@@ -50,8 +57,11 @@ async def _fill(store: SQLiteStore, count: int) -> int:
         paid_at=datetime(2024, 8, 18, tzinfo=UTC), method=Method.BANK_TRANSFER,
         notes="Payment for invoice #123", recorded_by="Bench", recorded_by_email="b@example.com",
     )  # fmt: skip
-    for _ in range(count):
-        await store.apply(TENANT, invoice.id, lambda *_: Change(False, upsert=payment))
+    for number in range(count):
+        if distinct:  # each paid at its own time
+            moment = datetime(2024, 8, 18, tzinfo=UTC) + timedelta(seconds=number, microseconds=1)
+            payment = payment.model_copy(update={"paid_at": moment})
+        await store.apply(TENANT, invoice.id, lambda *_, p=payment: Change(False, upsert=p))
     return invoice.id
 
 
@@ -107,6 +117,69 @@ async def _one(
     return f"{codec.name} {fmt}", min(old), min(first), min(new)
 
 
+async def _rows_only(count: int, repeat: int) -> None:
+    """Store read and encoding from rows (again), per dialect and format, one line each."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(str(Path(tmp) / "bench.db"), synchronous="OFF")
+        await store.open()
+        try:
+            invoice_id = await _fill(store, count, distinct=True)
+            for unit in dialects.units().values():
+                if unit.route(Op.LIST) is None:
+                    continue
+                codec = unit.codec
+                for fmt in codec.formats:
+                    read, encode = await _rows_figures(store, codec, fmt, invoice_id, repeat)
+                    print(codec.name, fmt, read, encode)
+        finally:
+            await store.close()
+
+
+async def _rows_figures(
+    store: SQLiteStore, codec: dialects.Dialect, fmt: dialects.Format, invoice_id: int, repeat: int
+) -> tuple[float, float]:
+    found = await store.listing(TENANT, invoice_id, codec.row_columns)
+    assert found is not None
+    codec.encode_rows(found, fmt, [])  # compiled and the values seen, apart from the timing
+
+    async def read() -> bytes:
+        await store.listing(TENANT, invoice_id, codec.row_columns)
+        return b""
+
+    async def encode() -> bytes:
+        return codec.encode_rows(found, fmt, [])
+
+    return await _best(read, repeat), await _best(encode, repeat)
+
+
+def _checkouts(count: int, repeat: int, rounds: int, against: Path) -> None:
+    """`_rows_only` of this checkout and `against`, alternately in fresh processes."""
+    trees = {"this": Path(__file__).resolve().parents[1], "other": against.resolve()}
+    best: dict[tuple[str, str, str], float] = {}
+    for _ in range(rounds):
+        for label, tree in trees.items():
+            command = [sys.executable, __file__, "--rows-only", "--payments", str(count)]
+            found = subprocess.run(
+                [*command, "--repeat", str(repeat)],
+                cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            for line in found.splitlines():
+                name, fmt, read, encode = line.split()
+                for part, figure in (("read", read), ("encode", encode)):
+                    key = (f"{name} {fmt}", part, label)
+                    best[key] = min(best.get(key, float("inf")), float(figure))
+    lists = list(dict.fromkeys(name for name, _, _ in best))
+    print(f"\n<!-- python -m benchmarks.bench_list --against {against} --rounds {rounds} -->")
+    print(
+        "| list of distinct times | read, this | read, other | encoding, this | encoding, other |"
+    )
+    print("|---|---|---|---|---|")
+    for name in lists:
+        cells = [best[name, part, label] for part in ("read", "encode") for label in trees]
+        print(f"| {name}, {count:,} | " + " | ".join(f"{c:.2f} ms" for c in cells) + " |")
+
+
 def _served(count: int, seconds: float, against: Path | None) -> None:
     trees: list[Path | None] = [None] if against is None else [None, against]
     with ExitStack() as stack:
@@ -147,10 +220,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--http", action="store_true", help="whole requests to a gateway")
     parser.add_argument("--seconds", type=float, default=3.0, help="per dialect, with --http")
-    parser.add_argument("--against", type=Path, help="with --http: also another checkout")
+    parser.add_argument("--against", type=Path, help="also another checkout, alternately")
+    parser.add_argument("--rounds", type=int, default=5, help="with --against, in process")
+    parser.add_argument("--rows-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.http:
         _served(args.payments, args.seconds, args.against)
+        return
+    if args.rows_only:
+        asyncio.run(_rows_only(args.payments, args.repeat))
+        return
+    if args.against is not None:
+        _checkouts(args.payments, args.repeat, args.rounds, args.against)
         return
     results = asyncio.run(_measure(args.payments, args.repeat))
     print(f"\n<!-- python -m benchmarks.bench_list --payments {args.payments} -->")
