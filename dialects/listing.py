@@ -6,8 +6,9 @@ in the form a store keeps it: an amount as its decimal text, a moment as its ISO
 (`datetime.isoformat()`), the method as its canonical word, a flag as 0 or 1. So a
 list is encoded without building a Payment, a Decimal or a datetime per row: each
 field reads its column(s) and renders through the same dialect methods a single
-payment's answer uses, remembering the renderings of values that repeat (amounts,
-the invoice id, method words, computed fields).
+payment's answer uses, remembering the renderings of values (amounts, moments, the
+invoice id, method words, computed fields) in dictionaries the compiled rows read
+without a Python call; ids and free text are written inline.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class Plan:
 
     `finish` gives per field what turns its native value into its final form (None: the
     native value is final); fields whose values repeat across rows remember their
-    final forms. `encoder` compiles the fields into one function per row.
+    final forms. `encoder` compiles the fields into one list comprehension.
     """
 
     def __init__(self, dialect: Dialect, finish: Callable[[Spec], Finish | None]) -> None:
@@ -222,23 +223,18 @@ class Plan:
             return f"n{len(names) - 1}"
 
         keys = [self._key(found) for found in self.fields]
+        row = shape([(f.spec, f.source(k, f"v{n}", name)) for n, (f, k) in self._keyed(keys)])
         checked = [(key, f.checks) for key, f in zip(keys, self.fields, strict=True) if f.checks]
-        row = shape(
-            [(f.spec, f.source(key, f"v{n}", name)) for n, (f, key) in _numbered(self, keys)]
-        )
-        if checked:  # one markup a row: one set of characters to escape
-            (specials,) = {checks for _, checks in checked}
-            first = f"(text := {_joined(key for key, _ in checked)})"
-            texts = [first, *["text"] * (len(specials) - 1)]
-            found = " or ".join(f"{c!r} in {text}" for c, text in zip(specials, texts, strict=True))
-            safe = shape(
-                [(f.spec, f.safe(key, f"v{n}", name)) for n, (f, key) in _numbered(self, keys)]
-            )
-            row = f"({safe} if {found} else {row})"
+        if checked:
+            safe = shape([(f.spec, f.safe(k, f"v{n}", name)) for n, (f, k) in self._keyed(keys)])
+            row = f"({safe} if {_escapes(checked)} else {row})"
         source = f"def encode(rows):\n    return [{row} for row in rows]\n"
         exec(compile(source, f"<rows of {self.dialect.name}>", "exec"), names)  # noqa: S102
         encode: Callable[[Sequence[Row]], list[Any]] = names["encode"]  # type: ignore[assignment]
         return encode
+
+    def _keyed(self, keys: list[str]) -> Iterator[tuple[int, tuple[Field, str]]]:
+        return enumerate(zip(self.fields, keys, strict=True))
 
     def _key(self, found: Field) -> str:
         """The source of what a field reads: its column's value or a tuple of them."""
@@ -254,8 +250,13 @@ class Plan:
         warnings.extend(filter(None, words))
 
 
-def _numbered(plan: Plan, keys: list[str]) -> Iterator[tuple[int, tuple[Field, str]]]:
-    return enumerate(zip(plan.fields, keys, strict=True))
+def _escapes(checked: list[tuple[str, str]]) -> str:
+    """The source of the test whether a row's checked text holds a character to escape:
+    the texts joined once, then one `in` a character (a markup has one set of them)."""
+    (specials,) = {checks for _, checks in checked}
+    first = f"(text := {_joined(key for key, _ in checked)})"
+    texts = [first, *["text"] * (len(specials) - 1)]
+    return " or ".join(f"{c!r} in {text}" for c, text in zip(specials, texts, strict=True))
 
 
 def literal(text: str) -> str:
