@@ -73,7 +73,11 @@ def loads(body: bytes, *, max_depth: int | None = None) -> Any:
     return document
 
 
+_NESTED = (dict, list)
+
+
 def _depth(value: Any, limit: int, level: int = 1) -> int:
+    """How deep `value` nests (a scalar at the top is 0), or past `limit` once it is."""
     if level > limit:
         return level
     children: Iterable[Any]
@@ -83,7 +87,17 @@ def _depth(value: Any, limit: int, level: int = 1) -> int:
         children = value
     else:
         return level - 1
-    return max((_depth(child, limit, level + 1) for child in children), default=level)
+    if not children:
+        return level
+    if level >= limit:  # its children, scalars too, sit past the limit
+        return level + 1
+    deepest = level
+    for child in children:
+        if isinstance(child, _NESTED):  # scalars sit at `level`: no call for them
+            deepest = max(deepest, _depth(child, limit, level + 1))
+            if deepest > limit:
+                return deepest
+    return deepest
 
 
 def _default(value: Any) -> Any:

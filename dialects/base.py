@@ -28,6 +28,8 @@ Reader = Callable[["Payment", "list[str] | None"], object]
 # nothing that UTF-8 or XML 1.0 cannot carry.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 MAX_TEXT = 4000
+# The Payment's attributes, read once (pydantic's `model_fields` is a property now).
+_PAYMENT_ATTRS = frozenset(Payment.model_fields)
 
 
 class Kind(Enum):
@@ -43,6 +45,15 @@ class Kind(Enum):
     METHOD = "method"
     BOOL = "bool"
     CONST = "const"
+
+
+# Kinds as module names: an Enum member read off its class costs a descriptor call
+# (Python 3.11), and decoding asks a field's kind several times.
+_ID, _INVOICE_ID, _METHOD, _MONEY, _CONST = (
+    Kind.ID, Kind.INVOICE_ID, Kind.METHOD, Kind.MONEY, Kind.CONST,
+)  # fmt: skip
+_NOT_BLANK = frozenset({Kind.AMOUNT, Kind.DATE, Kind.DATETIME})
+_ID_TYPES = (str, int)
 
 
 @dataclass(frozen=True)
@@ -154,9 +165,12 @@ class Dialect:
         index = self.index
         for key, value in raw.items():
             spec = index.get(self.normalise(key))
-            if spec is None or spec.kind is Kind.CONST:
+            if spec is None:
                 continue
-            if spec.kind in (Kind.ID, Kind.INVOICE_ID) and isinstance(value, str | int):
+            kind = spec.kind
+            if kind is _CONST:
+                continue
+            if (kind is _ID or kind is _INVOICE_ID) and isinstance(value, _ID_TYPES):
                 ids[spec.attr] = str(value)
                 if foreign_ids:
                     continue
@@ -165,17 +179,14 @@ class Dialect:
             except _values.ValueProblem as exc:
                 problems[spec.attr] = str(exc)
                 continue
-            if spec.kind is Kind.METHOD and decoded is not None:
+            if kind is _METHOD and decoded is not None:
                 values["method_label"] = value
                 values["origin"] = self.name
-            target = values if spec.attr in Payment.model_fields else options
+            target = values if spec.attr in _PAYMENT_ATTRS else options
             target[spec.attr] = decoded
         if problems:
             raise ValidationFailed(fields=problems)
-        provided = frozenset(
-            spec.attr for spec in self.fields if spec.writable and spec.attr in values
-        )
-        return Decoded(Payment(**values), provided, options, ids)
+        return Decoded(Payment(**values), self.writable.intersection(values), options, ids)
 
     def check_create(self, decoded: Decoded) -> None:
         """Refuse a create request that lacks what this dialect requires."""
@@ -227,12 +238,12 @@ class Dialect:
         `fields` holds canonical attributes and request options; absent or None
         values are left out.
         """
-        draft = Payment(**{k: v for k, v in fields.items() if k in Payment.model_fields})
+        draft = Payment(**{k: v for k, v in fields.items() if k in _PAYMENT_ATTRS})
         rows: list[tuple[Spec, object]] = []
         for spec in self.fields:
             if not spec.writable or spec.kind is Kind.CONST:
                 continue
-            if spec.attr in Payment.model_fields:
+            if spec.attr in _PAYMENT_ATTRS:
                 if fields.get(spec.attr) is None:
                     continue
                 value = self.value(spec, draft, warnings)
@@ -335,37 +346,13 @@ class Dialect:
         return {self.normalise(spec.wire): spec for spec in self.fields}
 
     def read(self, spec: Spec, value: Any) -> Any:
-        if value is None:
-            if spec.writable and spec.kind in (Kind.AMOUNT, Kind.DATE, Kind.DATETIME):
-                raise _values.ValueProblem("can't be blank")
-            return ZERO if spec.kind is Kind.MONEY else None
         kind = spec.kind
-        if kind in (Kind.ID, Kind.INVOICE_ID):
-            number = self.parse_id(value)
-            if number is None:
-                raise _values.ValueProblem("is not a valid id")
-            return number
-        if kind is Kind.AMOUNT:
-            amount = _values.parse_amount(value)
-            if amount <= 0:
-                raise _values.ValueProblem("must be greater than 0")
-            return amount
-        if kind is Kind.MONEY:
-            amount = _values.parse_amount(value)
-            if amount < 0:
-                raise _values.ValueProblem("must not be negative")
-            return amount
-        if kind is Kind.DATE:
-            return _values.parse_datetime(_values.parse_date(value).isoformat())
-        if kind is Kind.DATETIME:
-            return _values.parse_datetime(value)
-        if kind is Kind.METHOD:
-            if not isinstance(value, str) or value not in self.methods:  # a list is unhashable
-                raise _values.ValueProblem(f"must be one of {', '.join(self.methods)}")
-            return self.methods[value]
-        if kind is Kind.BOOL:
-            return _values.parse_bool(value)
-        return self.read_text(spec, value)
+        if value is None:
+            if spec.writable and kind in _NOT_BLANK:
+                raise _values.ValueProblem("can't be blank")
+            return ZERO if kind is _MONEY else None
+        reader = _READERS.get(kind)
+        return self.read_text(spec, value) if reader is None else reader(self, value)
 
     def read_text(self, spec: Spec, value: Any) -> str:
         if not isinstance(value, str):
@@ -480,3 +467,58 @@ def require_mapping(document: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(document, dict):
         raise BadRequest(f"Expected a JSON object for {what}")
     return document
+
+
+# --- reading one wire value by its kind (text, and constants, by `Dialect.read_text`) ---
+
+
+def _read_id(dialect: Dialect, value: Any) -> int:
+    number = dialect.parse_id(value)
+    if number is None:
+        raise _values.ValueProblem("is not a valid id")
+    return number
+
+
+def _read_amount(dialect: Dialect, value: Any) -> Decimal:
+    amount = _values.parse_amount(value)
+    if amount <= 0:
+        raise _values.ValueProblem("must be greater than 0")
+    return amount
+
+
+def _read_money(dialect: Dialect, value: Any) -> Decimal:
+    amount = _values.parse_amount(value)
+    if amount < 0:
+        raise _values.ValueProblem("must not be negative")
+    return amount
+
+
+def _read_date(dialect: Dialect, value: Any) -> datetime:
+    return _values.parse_datetime(_values.parse_date(value).isoformat())
+
+
+def _read_datetime(dialect: Dialect, value: Any) -> datetime:
+    return _values.parse_datetime(value)
+
+
+def _read_method(dialect: Dialect, value: Any) -> Method:
+    methods = dialect.methods
+    if not isinstance(value, str) or value not in methods:  # a list is unhashable
+        raise _values.ValueProblem(f"must be one of {', '.join(methods)}")
+    return methods[value]
+
+
+def _read_bool(dialect: Dialect, value: Any) -> bool:
+    return _values.parse_bool(value)
+
+
+_READERS: dict[Kind, Callable[[Dialect, Any], Any]] = {
+    Kind.ID: _read_id,
+    Kind.INVOICE_ID: _read_id,
+    Kind.AMOUNT: _read_amount,
+    Kind.MONEY: _read_money,
+    Kind.DATE: _read_date,
+    Kind.DATETIME: _read_datetime,
+    Kind.METHOD: _read_method,
+    Kind.BOOL: _read_bool,
+}

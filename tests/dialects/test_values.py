@@ -145,6 +145,13 @@ def test_json_refuses_nesting_deeper_than_32(levels: int) -> None:
         _json.loads(b"[" * levels + b"]" * levels)
 
 
+@pytest.mark.parametrize("inner", [b"1", b'"a"', b"{}", b"[]"])
+def test_json_counts_what_the_deepest_array_holds_as_a_level(inner: bytes) -> None:
+    assert _json.loads(b"[" * 31 + inner + b"]" * 31) is not None
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        _json.loads(b"[" * 32 + inner + b"]" * 32)
+
+
 def test_json_refuses_malformed_bodies_with_a_position() -> None:
     with pytest.raises(BadRequest, match="Malformed JSON: .* at line 1 column"):
         _json.loads(b'{"amount": }')
