@@ -11,6 +11,7 @@ own; the admin lookup (`/gateway/v1/ids/...`) tells a caller what it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from dialects import Dialect
 
@@ -61,6 +62,8 @@ class IdMap:
     async def local(self, kind: str, refs: Sequence[BackendRef], caller: Dialect) -> list[int]:
         """The ids `caller` knows backend objects by: their own, or minted on first sight."""
         numbers = [self.identity(ref.backend_id, caller) for ref in refs]
+        if None not in numbers and not self._keeps_parent(kind):
+            return cast(list[int], numbers)  # every id the backend's own: nothing stored
         # The store keeps what an identity cannot say: minted ids, and payments' invoices.
         kept = [
             ref

@@ -30,7 +30,7 @@ from dialects.errors import (
     ValidationFailed,
 )
 from dialects.listing import Row, rows_of
-from dialects.model import ZERO, Page, Payment, PaymentQuery
+from dialects.model import ZERO, Page, Payment, PaymentQuery, stored_payment
 from dialects.unit import DialectUnit, Op, Route
 
 from .backend import Outcome, Principal
@@ -408,9 +408,8 @@ class ProxyBackend:
                 raise self._garbage("The backend sent a payment without an id")
             refs.append(BackendRef(item.ids["id"], parent))
         local_ids = await self.ids.local("payment", refs, caller)
-        owned = {"tenant": self.tenant, "invoice_id": invoice_id}
         return [
-            d.payment.model_copy(update={**owned, "id": local})
+            _owned(d.payment, self.tenant, invoice_id, local)
             for d, local in zip(decoded, local_ids, strict=True)
         ]
 
@@ -459,6 +458,18 @@ class ProxyBackend:
         except GatewayError:
             return "The backend refused the request", {}
         return message, self.dialect.canonical_fields(wire)
+
+
+def _owned(payment: Payment, tenant: str, invoice_id: int | None, local: int) -> Payment:
+    """A decoded (so validated) payment with the tenant and ids this gateway gives it.
+
+    Built as the store builds its rows' payments: every value is already of its
+    final type, so pydantic's copy (a validated model's dict copied field by field)
+    has nothing left to check.
+    """
+    data = payment.__dict__.copy()
+    data.update(tenant=tenant, invoice_id=invoice_id, id=local)
+    return stored_payment(data)
 
 
 async def _nothing() -> list[Payment]:
