@@ -235,12 +235,15 @@ class UpstreamClient:
         params: Mapping[str, str] | None,
     ) -> Answer:
         assert self._pool is not None, "upstream session not open"
-        try:
-            auth = await self._auth_headers()
-        except GatewayError as exc:
-            # No token, so the request itself was never sent: a failed attempt like any
-            # other (retried, then counted by the breaker), never one that escapes them.
-            raise _Failure(exc, sent=False, reason="no_token") from exc
+        if isinstance(self.auth, StaticHeaders):
+            auth = self.auth.headers  # no token to fetch: no await
+        else:
+            try:
+                auth = await self._auth_headers()
+            except GatewayError as exc:
+                # No token, so the request itself was never sent: a failed attempt like any
+                # other (retried, then counted by the breaker), never one that escapes them.
+                raise _Failure(exc, sent=False, reason="no_token") from exc
         all_headers = {**headers, **auth} if headers else dict(auth)
         current = trace.CURRENT.get()
         if current is not None:

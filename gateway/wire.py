@@ -31,6 +31,7 @@ _QUERY_SAFE = "?/:@!$'()*,"  # what stays unescaped in a query value, as aiohttp
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _WITH_LENGTH = frozenset({"POST", "PUT", "PATCH"})  # sent with a length even when empty
 _BREAK = re.compile("[\r\n\0]")
+_ASCII_SPACE = " \t\n\r\x0b\x0c"  # what `bytes.strip` strips: no latin-1 spaces
 _NO_BODY = frozenset({204, 304})
 _DECODED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 Framing = Literal["none", "length", "chunked", "close"]
@@ -210,8 +211,8 @@ class _Connection(asyncio.Protocol):
             self._finish(b"")
 
     def _head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        version, _, rest = lines[0].partition(b" ")
+        status_line, _, fields = head.partition(b"\r\n")
+        version, _, rest = status_line.partition(b" ")
         code = rest[:3]
         if (
             version not in (b"HTTP/1.1", b"HTTP/1.0")
@@ -226,12 +227,7 @@ class _Connection(asyncio.Protocol):
         status = int(code)
         if 100 <= status < 200:
             return  # an interim answer; the real one follows
-        headers: CIMultiDict[str] = CIMultiDict()
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not name or name != name.strip() or b" " in name:
-                raise Broken("The backend sent a malformed header")
-            headers.add(name.decode("latin-1"), value.strip(b" \t").decode("latin-1"))
+        headers = CIMultiDict(_fields(fields))
         self._status, self._headers = status, headers
         self._framing = self._framing_of(status, headers)
         persistent = version == b"HTTP/1.1" and "close" not in _tokens(headers, "Connection")
@@ -310,6 +306,19 @@ class _Connection(asyncio.Protocol):
         waiter.set_result(Response(self._status, headers, decoded))
 
 
+def _fields(block: bytes) -> list[tuple[str, str]]:
+    """The header lines of an answer's head, as names and values (latin-1, decoded once)."""
+    pairs: list[tuple[str, str]] = []
+    if not block:
+        return pairs
+    for line in block.decode("latin-1").split("\r\n"):
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip(_ASCII_SPACE) or " " in name:
+            raise Broken("The backend sent a malformed header")
+        pairs.append((name, value.strip(" \t")))
+    return pairs
+
+
 def _tokens(headers: CIMultiDict[str], name: str) -> list[str]:
     return [t.strip().lower() for v in headers.getall(name, []) for t in v.split(",")]
 
@@ -365,24 +374,24 @@ class Pool:
         request = _request(method, target, origin, headers, body)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        await self._slot(deadline - loop.time())
+        if self._slots.locked():
+            await self._slot(deadline - loop.time())
+        else:
+            await self._slots.acquire()  # free: returns without yielding
         try:
             reused = self._take(loop.time())
             try:
-                return await self._exchange(reused, request, method, deadline)
+                return await self._exchange(loop, reused, request, method, deadline)
             except Broken:
                 if reused is None or reused.received or method not in _IDEMPOTENT:
                     raise
             # A kept-alive connection the backend had closed: once more on a new one.
-            return await self._exchange(None, request, method, deadline)
+            return await self._exchange(loop, None, request, method, deadline)
         finally:
             self._slots.release()
 
     async def _slot(self, wait: float) -> None:
-        """A place in the pool, waited for within the call's deadline."""
-        if not self._slots.locked():
-            await self._slots.acquire()  # free: returns without yielding
-            return
+        """A place in a full pool, waited for within the call's deadline."""
         try:
             await asyncio.wait_for(self._slots.acquire(), max(wait, 0))
         except TimeoutError as exc:
@@ -411,9 +420,13 @@ class Pool:
         return None
 
     async def _exchange(
-        self, connection: _Connection | None, request: bytes, method: str, deadline: float
+        self,
+        loop: asyncio.AbstractEventLoop,
+        connection: _Connection | None,
+        request: bytes,
+        method: str,
+        deadline: float,
     ) -> Response:
-        loop = asyncio.get_running_loop()
         if connection is None:
             connection = await self._connect(loop, deadline)
         waiter: asyncio.Future[Response] = loop.create_future()
@@ -470,6 +483,6 @@ def _request(
     if body is not None or method in _WITH_LENGTH:
         lines.append(f"Content-Length: {len(body or b'')}")
     head = "\r\n".join(lines)
-    if _BREAK.search(target) or any(_BREAK.search(f"{n}{v}") for n, v in headers.items()):
+    if _BREAK.search("".join((target, *headers.keys(), *headers.values()))):
         raise ValueError("A request line or header holds a line break")
     return head.encode("latin-1") + b"\r\n\r\n" + (body or b"")
