@@ -7,7 +7,6 @@ import asyncio
 import getpass
 import logging
 import os
-import socket
 import sys
 from argparse import SUPPRESS
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ import dialects
 from dialects.errors import GatewayError
 
 from . import logs, passwords, process, translation, workers
+from .accept import Seat
 from .config import Config, ConfigError, load, override
 from .store import StoreError, open_store
 
@@ -108,21 +108,22 @@ def _supervise(args: argparse.Namespace) -> int:
         return read if read.token_secret else read.model_copy(update={"token_secret": secret})
 
     try:
-        port = workers.Listener(config.server.host, config.server.port)
+        port = workers.Listener(config.server.host, config.server.port, args.workers)
     except OSError as exc:
         where = f"{config.server.host}:{config.server.port}"
         print(f"error: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
         return 2
     log.info("serving with %d workers", args.workers)
-    return workers.Supervisor(args.workers, lambda: _serve(reread, args.config, port.socket)).run()
+    serve = workers.Supervisor(
+        args.workers, lambda slot: _serve(reread, args.config, port.seat(slot)), port.table
+    )
+    return serve.run()
 
 
-def _serve(
-    reread: Callable[[], Config], path: str, listen: Callable[[], socket.socket] | None = None
-) -> int:
+def _serve(reread: Callable[[], Config], path: str, seat: Seat | None = None) -> int:
     loop = _event_loop()
     try:
-        loop.run_until_complete(process.serve(reread, path, listen=listen))
+        loop.run_until_complete(process.serve(reread, path, seat=seat))
     except (ConfigError, process.StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -153,6 +153,10 @@ class Server(Strict):
     auth_address_failures: RateLimit | None = RateLimit(per_second=2, burst=100)
     # On SIGTERM: stop listening, let requests in flight finish within this many seconds.
     drain_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # --workers: a worker holding more open connections than another leaves a new
+    # connection this many seconds for the other to accept, then takes it itself (so a
+    # busy or stuck worker strands no client). 0: whichever worker wakes first takes it.
+    accept_defer_seconds: float = Field(default=0.01, ge=0, le=60)
     # Proxies (addresses or networks) whose X-Forwarded-For names the client address the
     # failed-login limit counts by; from any other peer the header is ignored.
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()

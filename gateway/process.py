@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .accept import Seat, SharedSite
 from .app import create_app
 from .config import Config, mask_url
 from .logs import event
@@ -46,9 +46,7 @@ def _reason(exc: BaseException, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-async def _start(
-    config: Config, listen: Callable[[], socket.socket] | None = None
-) -> tuple[web.AppRunner, web.BaseSite]:
+async def _start(config: Config, seat: Seat | None = None) -> tuple[web.AppRunner, web.BaseSite]:
     server = config.server
     database = mask_url(config.database)
     try:
@@ -64,8 +62,8 @@ async def _start(
     site: web.BaseSite
     try:  # a --workers worker listens only now, once it can answer
         site = (
-            web.SockSite(runner, listen())
-            if listen
+            SharedSite(runner, seat, server.accept_defer_seconds)
+            if seat
             else web.TCPSite(runner, server.host, server.port)
         )
         await site.start()
@@ -80,15 +78,15 @@ async def serve(
     reread: Callable[[], Config],
     path: str | Path,
     *,
-    listen: Callable[[], socket.socket] | None = None,
+    seat: Seat | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, reloading `path` on SIGHUP; then drain and stop.
 
     `reread` reads the config file (and applies the command line's overrides to it);
-    `listen` gives a --workers worker its listening socket (gateway.workers.Listener).
+    `seat`: a --workers worker's share of the port (gateway.workers.Listener).
     """
     config = reread()
-    runner, site = await _start(config, listen)
+    runner, site = await _start(config, seat)
     gateway = runner.app[GATEWAY]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

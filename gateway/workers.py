@@ -1,13 +1,14 @@
-"""Many processes on one port: a supervising parent forks workers that listen on it.
+"""Many processes on one port: a supervising parent forks workers that serve it.
 
-The parent takes the port (`Listener`) and forks N workers that each serve it with
-their own event loop. On Linux each worker listens on a socket of its own bound with
-SO_REUSEPORT, and the kernel hashes each new connection to one of them, whichever
-worker wakes first; elsewhere the workers accept on the parent's one listening socket.
+The parent takes the port (`Listener`: it binds and listens) and forks N workers that
+each serve it with their own event loop, all accepting from that one socket by turns:
+a worker takes a new connection while no other holds fewer open connections, as
+counted in a table the parent shares with them (gateway.balance, gateway.accept).
 The parent then only watches: SIGTERM or SIGINT is passed on to every worker, which
-stops accepting and finishes the requests in flight before it exits. The workers count their metrics in
-one directory the parent makes, so a scrape of any worker covers them all. A worker that dies otherwise (a
-crash, kill -9) is logged and replaced; if workers keep dying (more than twice N
+stops accepting and finishes the requests in flight before it exits. The workers
+count their metrics in one directory the parent makes, so a scrape of any worker
+covers them all. A worker that dies otherwise (a crash, kill -9) is logged, its slot
+in the table cleared, and it is replaced; if workers keep dying (more than twice N
 times within a minute, e.g. a crash at start), the parent stops the rest and exits 1.
 Nothing that must be shared lives in a worker's memory: see the README.
 """
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from types import FrameType
 
 from . import metrics
+from .accept import Seat
+from .balance import Table
 
 log = logging.getLogger("gateway")
 
@@ -33,64 +36,43 @@ _PR_SET_PDEATHSIG = 1
 
 
 _BACKLOG = 1024
-# Linux balances new connections across the listening sockets of a SO_REUSEPORT group;
-# other systems either lack the option or hand every connection to one socket.
-BALANCED = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 class Listener:
-    """The port the workers serve: taken by the parent, listened on by each worker.
+    """The port the workers serve, and the table of who holds how many connections on it.
 
-    Balanced (Linux), the parent binds a SO_REUSEPORT socket it never listens on: it
-    resolves `--port 0`, fails fast on a port in use, and keeps the port while workers
-    come and go, but a socket that does not listen gets no connections. Each worker
-    then listens on a socket of its own (`socket()`), bound to the same address.
-    Otherwise the parent listens, and every worker accepts on that one socket.
+    The parent binds and listens before it forks (so `--port 0` is resolved and a port
+    in use fails at start-up); connections queue there until a worker accepts them,
+    and those queued when a worker stops accepting stay for the others.
     """
 
-    def __init__(self, host: str, port: int, balanced: bool = BALANCED) -> None:
-        self.host = host
-        self.balanced = balanced
-        self.held = _bind(host, port, reuse_port=balanced)
-        self.port: int = self.held.getsockname()[1]
+    def __init__(self, host: str, port: int, count: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            if balanced:
-                _bind(host, self.port).close()  # refused while anyone listens on the port
-            else:
-                self.held.listen(_BACKLOG)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((host, port))
+            self.sock.listen(_BACKLOG)
         except OSError:
-            self.held.close()
+            self.sock.close()
             raise
+        self.sock.setblocking(False)  # every worker accepts until the queue is empty
+        self.port: int = self.sock.getsockname()[1]
+        self.table = Table(count)
 
-    def socket(self) -> socket.socket:
-        """The listening socket for the worker calling this."""
-        if not self.balanced:
-            return self.held
-        sock = _bind(self.host, self.port, reuse_port=True)
-        sock.listen(_BACKLOG)
-        return sock
-
-
-def _bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    def seat(self, slot: int) -> Seat:
+        """What the worker in `slot` accepts with."""
+        return Seat(self.sock, self.table, slot)
 
 
 class Supervisor:
     """Keeps `count` workers running `serve` until told to stop."""
 
-    def __init__(self, count: int, serve: Callable[[], int]) -> None:
+    def __init__(self, count: int, serve: Callable[[int], int], table: Table) -> None:
+        """`serve(slot)` runs in each worker; `table` is where the workers count."""
         self.count = count
         self.serve = serve
+        self.table = table
         self.workers: dict[int, int] = {}  # pid: slot
         self.deaths: list[float] = []
         self.stopping = False
@@ -118,6 +100,8 @@ class Supervisor:
                 return
             metrics.worker_exited(pid)
             slot = self.workers.pop(pid, -1)
+            if slot >= 0:
+                self.table.clear(slot)
             if slot >= 0 and not self.stopping:
                 self._replace(slot, pid, status)
 
@@ -131,7 +115,7 @@ class Supervisor:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_DFL)
                 _die_with(parent)
-                code = self.serve()
+                code = self.serve(slot)
             except BaseException:
                 log.exception("worker %d failed", slot)
             finally:

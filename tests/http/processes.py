@@ -84,7 +84,7 @@ def worker_pids(server: Server) -> list[int]:
     return [int(child) for child in text.split()]
 
 
-ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp writes them
+ESTABLISHED = "01"  # the TCP state as /proc/net/tcp writes it
 
 
 def sockets_per_worker(server: Server, state: str = ESTABLISHED) -> dict[int, int]:

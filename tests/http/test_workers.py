@@ -15,13 +15,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 
 from gateway import workers
 
 from ..clients import CLIENTS
 from .processes import (
     ADMIN,
-    LISTEN,
     Payer,
     invoice_state,
     new_invoice,
@@ -36,7 +36,6 @@ from .test_observability import value
 
 pytestmark = pytest.mark.stores
 WORKERS = ("--workers", "2")
-linux = pytest.mark.skipif(not workers.BALANCED, reason="SO_REUSEPORT balancing is Linux's")
 
 
 def fresh_connections() -> aiohttp.ClientSession:
@@ -172,69 +171,79 @@ async def test_a_metrics_scrape_of_any_worker_counts_every_workers_requests(
     assert [value(text, "gateway_requests_total", **created) for text in scrapes] == [20] * 10
 
 
-def listening(server: Server) -> None:
-    """Wait (bounded) until each worker listens: one that starts late misses the first."""
+def accepting(server: Server) -> None:
+    """Wait (bounded) until both workers accept and hold no connection (the start's are
+    closed): one that starts late misses the first connections."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        found = sockets_per_worker(server, LISTEN)
-        if len(found) == 2 and all(found.values()):
+        started = server.output().count(f"listening address={server.url}")
+        if started == 2 and not sum(sockets_per_worker(server).values()):
             return
         time.sleep(0.05)
-    raise AssertionError(f"the workers do not all listen:\n{server.output()}")
+    raise AssertionError(f"the workers do not both accept:\n{server.output()}")
+
+
+def patient(directory: Path) -> Path:
+    """A config whose workers leave a connection to the other for as long as a test runs."""
+    path = write_config(directory)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["server"]["accept_defer_seconds"] = 60
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
 
 
 async def hold_connection(port: int) -> asyncio.StreamWriter:
     """A keep-alive connection that has had one answer (so a worker has accepted it)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
-    head = await reader.readuntil(b"\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
     assert head.startswith(b"HTTP/1.1 200"), head
     return writer
 
 
-@linux
-async def test_long_lived_connections_reach_every_worker(tmp_path: Path) -> None:
-    # With one shared socket, a worker that wakes first could accept a burst of them all.
-    database = f"sqlite:///{tmp_path / 'x.db'}"
-    async with started(tmp_path, write_config(tmp_path), database, 1, *WORKERS) as [server]:
-        await asyncio.to_thread(listening, server)
-        held = await asyncio.gather(*(hold_connection(server.port) for _ in range(40)))
-        counts = sockets_per_worker(server)
+async def test_keep_alive_connections_opened_together_are_split_evenly_between_workers(
+    tmp_path: Path, database: str
+) -> None:
+    # A hash of addresses (SO_REUSEPORT) splits 16 evenly one time in five; three bursts
+    # in a row, one time in a hundred.
+    async with started(tmp_path, patient(tmp_path), database, 1, *WORKERS) as [server]:
+        await asyncio.to_thread(accepting, server)
+        held: list[asyncio.StreamWriter] = []
+        splits = []
+        for _ in range(3):
+            held += await asyncio.gather(*(hold_connection(server.port) for _ in range(16)))
+            splits.append(sorted(sockets_per_worker(server).values()))
         for writer in held:
             writer.close()
-    assert sum(counts.values()) == 40, counts
-    assert all(counts.values()), counts  # all 40 on one worker: 2**-39 with a fair hash
+    assert splits == [[8, 8], [16, 16], [24, 24]], server.output()
 
 
-def connects(port: int) -> bool:
+async def test_a_stopped_worker_strands_no_new_connection(tmp_path: Path, database: str) -> None:
+    async with started(tmp_path, write_config(tmp_path), database, 1, *WORKERS) as [server]:
+        await asyncio.to_thread(accepting, server)
+        stuck, live = worker_pids(server)
+        os.kill(stuck, signal.SIGSTOP)
+        try:
+            held = [await hold_connection(server.port) for _ in range(6)]
+            counts = sockets_per_worker(server)
+        finally:
+            os.kill(stuck, signal.SIGCONT)
+        for writer in held:
+            writer.close()
+    assert counts == {stuck: 0, live: 6}
+
+
+def test_the_parent_listens_so_connections_queue_until_a_worker_accepts() -> None:
+    port = workers.Listener("127.0.0.1", 0, 2)
     with socket.socket() as client:
-        return client.connect_ex(("127.0.0.1", port)) == 0
+        assert client.connect_ex(("127.0.0.1", port.port)) == 0
+    assert port.table.accepting() == {}  # no worker yet
+    port.sock.close()
 
 
-@linux
-def test_the_parent_holds_the_port_but_only_workers_listening_take_connections() -> None:
-    port = workers.Listener("127.0.0.1", 0)
-    assert port.port and not connects(port.port)
-    with port.socket(), port.socket():  # two workers' sockets, one group
-        assert connects(port.port)
-    assert not connects(port.port)  # the last worker gone: refused, yet the port is kept
-    with pytest.raises(OSError) as taken, socket.socket() as other:
-        other.bind(("127.0.0.1", port.port))
+def test_a_port_in_use_is_refused_before_any_worker_starts() -> None:
+    first = workers.Listener("127.0.0.1", 0, 2)
+    with pytest.raises(OSError) as taken:
+        workers.Listener("127.0.0.1", first.port, 2)
     assert taken.value.errno == errno.EADDRINUSE
-    port.held.close()
-
-
-@linux
-def test_a_port_another_gateways_workers_listen_on_is_refused() -> None:
-    first = workers.Listener("127.0.0.1", 0)
-    with first.socket(), pytest.raises(OSError) as taken:
-        workers.Listener("127.0.0.1", first.port)
-    assert taken.value.errno == errno.EADDRINUSE
-    first.held.close()
-
-
-def test_without_balancing_every_worker_accepts_on_the_parents_socket() -> None:
-    port = workers.Listener("127.0.0.1", 0, balanced=False)
-    assert port.socket() is port.socket() is port.held
-    assert connects(port.port)
-    port.held.close()
+    first.sock.close()
