@@ -187,7 +187,7 @@ def patient(directory: Path) -> Path:
     """A config whose workers leave a connection to the other for as long as a test runs."""
     path = write_config(directory)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    raw["server"]["accept_defer_seconds"] = 60
+    raw["server"]["accept_defer_seconds"] = 30
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
 
@@ -218,12 +218,23 @@ async def test_keep_alive_connections_opened_together_are_split_evenly_between_w
     assert splits == [[8, 8], [16, 16], [24, 24]], server.output()
 
 
+def stopped(pid: int) -> None:
+    """Wait (bounded) until the process `pid` is stopped by a signal."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 async def test_a_stopped_worker_strands_no_new_connection(tmp_path: Path, database: str) -> None:
     async with started(tmp_path, write_config(tmp_path), database, 1, *WORKERS) as [server]:
         await asyncio.to_thread(accepting, server)
         stuck, live = worker_pids(server)
         os.kill(stuck, signal.SIGSTOP)
         try:
+            await asyncio.to_thread(stopped, stuck)
             held = [await hold_connection(server.port) for _ in range(6)]
             counts = sockets_per_worker(server)
         finally:
