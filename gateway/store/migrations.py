@@ -209,6 +209,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         postgresql="",
     ),
+    # With the sums on the invoice rows, no SQLite query sums `settled_cents` any more.
+    # An index of `invoice_id` alone ends with the rowid, which is the payment's id, so
+    # an invoice's payments come out of it in id order, as lists want them, with no sort
+    # (PostgreSQL indexes `invoice_id` alone from the start).
+    Migration(
+        6,
+        sqlite="""
+        DROP INDEX payments_live;
+        CREATE INDEX payments_live ON payments (invoice_id) WHERE deleted_at IS NULL;
+        """,
+        postgresql="",
+    ),
 )
 
 # The table each engine records applied versions in (created before the first migration).

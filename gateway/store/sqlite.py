@@ -45,6 +45,11 @@ _BUSY_TIMEOUT_MS = 10_000
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 _SELECT_PAYMENTS = f"SELECT {', '.join(PAYMENT_COLUMNS)} FROM payments"
+# An invoice's live payments, a page of them, in id order (`payments_live` holds that order).
+LISTING = (
+    "SELECT {columns} FROM payments"
+    " WHERE invoice_id = ? AND deleted_at IS NULL ORDER BY id LIMIT ? OFFSET ?"
+)
 _RETURNING = f"RETURNING {', '.join(PAYMENT_COLUMNS)}"
 _INVOICE_COLUMNS = (
     "id", "tenant", "number", "currency", "total", "issued_on", "due_on", "draft", "void",
@@ -416,10 +421,7 @@ class SQLiteStore:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Row] | None:
-        query = (
-            f"SELECT {listed_columns(columns)} FROM payments"
-            " WHERE invoice_id = ? AND deleted_at IS NULL ORDER BY id LIMIT ? OFFSET ?"
-        )
+        query = LISTING.format(columns=listed_columns(columns))
         window = (invoice_id, -1 if limit is None else limit, offset)
 
         def load(db: sqlite3.Connection) -> list[Row] | None:
