@@ -28,10 +28,8 @@ from ..support import tenant_config
 from .conftest import Catalogue
 from .harness import (
     ADMIN,
-    BOUND_MS,
     DIALECTS,
     assert_error,
-    assert_fast,
     basic,
     credentials,
     exchange,
@@ -39,6 +37,7 @@ from .harness import (
     ledger,
     new_invoice,
     send,
+    timed,
 )
 
 READ_TIMEOUT = 1.0
@@ -122,7 +121,7 @@ async def test_rate_limit_is_answered_as_each_vendor_did(tight: Server, dialect:
 
         assert_error(dialect, answer, "rate_limited", message="Rate limit")
         assert 1 <= int(answer.headers["Retry-After"]) <= 20
-        assert_fast(f"rate limit ({dialect})", answer)
+        timed(f"rate limit ({dialect})", answer)
         assert await ledger(http, tight.url, invoice) == before
         # Another credential has a bucket of its own.
         path = list_path(dialect, other, "globex")
@@ -158,7 +157,7 @@ async def fail_until_refused(http: aiohttp.ClientSession, url: str, dialect: str
     answer = await send(http, url, "GET", list_path(dialect, invoice), headers=headers)
     assert_error(dialect, answer, "rate_limited", message="failed authentications")
     assert 1 <= int(answer.headers["Retry-After"]) <= FAILED_BURST
-    assert_fast(f"failed-login limit ({dialect})", answer)
+    timed(f"failed-login limit ({dialect})", answer)
 
 
 async def assert_served(http: aiohttp.ClientSession, url: str, dialect: str, invoice: int,
@@ -328,7 +327,8 @@ async def test_slow_clients_leave_the_server_serving(tight: Server) -> None:
         ]
         await asyncio.sleep(0.2)
         served = await send(http, tight.url, "GET", "/healthz")
-        assert served.status == 200 and served.elapsed_ms < BOUND_MS
+        assert served.status == 200
+        timed("healthz beside 20 slow senders", served)
         assert [r.status for r in await asyncio.gather(*slow)] == [0] * 20
 
 
@@ -381,7 +381,7 @@ async def test_ambiguous_framing_is_refused_and_nothing_is_smuggled(
     assert b"Traceback" not in raw.body
     assert raw.closed
     name = next(k for k, v in FRAMING.items() if v is headers)
-    assert_fast(f"framing {name}", raw.as_answer())
+    timed(f"framing {name}", raw.as_answer())
     await asyncio.sleep(0.05)  # anything smuggled would have been served by now
     assert await ledger(http, catalogue.url, invoice) == before
 

@@ -33,7 +33,6 @@ from .harness import (
     MAX_RSS_GROWTH_MB,
     Answer,
     assert_error,
-    assert_fast,
     basic,
     credentials,
     hexid,
@@ -41,6 +40,7 @@ from .harness import (
     memory_kb,
     new_invoice,
     send,
+    timed,
 )
 
 
@@ -182,7 +182,7 @@ async def test_forged_or_unacceptable_jwt_is_401(
 
     assert_error("urlkey", answer, "unauthenticated")
     name = next(n for n, m in TOKENS if m is make)
-    assert_fast(f"jwt {name}", answer)
+    timed(f"jwt {name}", answer)
     assert after == before
 
 
@@ -198,7 +198,7 @@ async def test_missing_or_wrong_authorization_scheme_is_401(
     answer, before, after = await attempt(catalogue, http, "urlkey", auth)
 
     assert_error("urlkey", answer, "unauthenticated")
-    assert_fast(f"jwt header {header!r}", answer)
+    timed(f"jwt header {header!r}", answer)
     assert after == before
 
 
@@ -216,7 +216,7 @@ async def test_a_valid_token_opens_only_its_own_business(
     )
 
     assert_error("urlkey", answer, "forbidden", message="does not open that business")
-    assert_fast(f"jwt valid token on {business} ({issuer})", answer)
+    timed(f"jwt valid token on {business} ({issuer})", answer)
     assert after == before
 
 
@@ -236,7 +236,7 @@ async def test_an_issued_token_with_its_business_rewritten_is_401(
                                           {"Authorization": f"Bearer {forged}"})  # fmt: skip
 
     assert_error("urlkey", answer, "unauthenticated")
-    assert_fast("jwt issued token, business rewritten", answer)
+    timed("jwt issued token, business rewritten", answer)
     assert after == before
 
 
@@ -276,7 +276,7 @@ async def test_wrong_basic_credentials_are_401_with_the_challenge(
 
     assert_error(dialect, answer, "unauthenticated")
     name = next(n for n, m in BASIC if m is make)
-    assert_fast(f"basic {name} ({dialect})", answer)
+    timed(f"basic {name} ({dialect})", answer)
     assert after == before
 
 
@@ -307,7 +307,7 @@ async def test_wrong_secrets_of_hashed_credentials_are_401(
                                           tenant="hashed")  # fmt: skip
 
     assert_error(dialect, answer, "unauthenticated")
-    assert_fast(f"basic hashed {name} ({dialect})", answer, bound_ms=hashed_bound())
+    timed(f"basic hashed {name} ({dialect})", answer, bound_ms=hashed_bound())
     assert answer.elapsed_ms > 0.5 * scrypt_ms(), "the secret was checked, not skipped"
     assert after == before
 
@@ -353,7 +353,7 @@ async def test_wrong_api_key_or_scope_is_refused(
     # An unknown key is checked against every configured key, `hashed`'s scrypt hash too.
     checked = kind == "unauthenticated" and bool(headers.get("api-key"))
     bound = hashed_bound() if checked else BOUND_MS
-    assert_fast(f"api-key {sorted(headers.items())}", answer, bound)
+    timed(f"api-key {sorted(headers.items())}", answer, bound)
     assert after == before
 
 
@@ -364,7 +364,7 @@ async def test_wrong_hashed_api_key_is_401(
                                           tenant="hashed")  # fmt: skip
 
     assert_error("invoiless", answer, "unauthenticated")
-    assert_fast("api-key hashed wrong", answer, bound_ms=hashed_bound())
+    timed("api-key hashed wrong", answer, bound_ms=hashed_bound())
     assert after == before
 
 
@@ -403,7 +403,7 @@ async def test_authentication_refuses_wrong_app_secrets(
 
     assert_error("urlkey", answer, kind)
     bound = hashed_bound() if hashed else BOUND_MS
-    assert_fast(f"/authentication {body.get('appId', body['strategy'])}", answer, bound)
+    timed(f"/authentication {body.get('appId', body['strategy'])}", answer, bound)
     if hashed:
         assert answer.elapsed_ms > 0.5 * scrypt_ms()
 
@@ -430,7 +430,7 @@ async def test_admin_api_refuses_without_its_token(
                             headers={**headers, "Content-Type": "application/json"},
                             body=data)  # fmt: skip
         assert_error("admin", answer, "unauthenticated")
-        assert_fast(f"admin {method} {sorted(headers)}", answer)
+        timed(f"admin {method} {sorted(headers)}", answer)
     assert await ledger(http, catalogue.url, invoice) == before
 
 

@@ -18,13 +18,13 @@ from .conftest import Catalogue
 from .harness import (
     Answer,
     assert_error,
-    assert_fast,
     credentials,
     hexid,
     ledger,
     new_invoice,
     pay,
     send,
+    timed,
 )
 
 
@@ -132,7 +132,7 @@ async def test_hostile_amount_is_refused_never_rounded(
     text = assert_error(dialect, answer, kind)
     if kind != "bad_request":
         assert "mount" in text, "the refusal names the amount"
-    assert_fast(f"money {case.name} ({dialect})", answer)
+    timed(f"money {case.name} ({dialect})", answer)
     assert await ledger(http, catalogue.url, invoice) == before
 
 
@@ -163,7 +163,7 @@ async def test_urlkey_tax_and_fee_are_money_too(
                         body=f'{{{members}, "paymentMethod": "CASH"}}')  # fmt: skip
 
     assert_error("urlkey", answer, kind)
-    assert_fast(f"money urlkey {name}", answer)
+    timed(f"money urlkey {name}", answer)
     assert await ledger(http, catalogue.url, invoice) == before
 
 
@@ -194,7 +194,7 @@ async def test_changing_a_payment_is_held_to_the_same_rules(
                         headers=headers, body=body)  # fmt: skip
 
     assert_error("invoiless", answer, kind)
-    assert_fast(f"money invoiless {method} {body}", answer)
+    timed(f"money invoiless {method} {body}", answer)
     assert await ledger(http, catalogue.url, invoice) == before
 
 
