@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -174,3 +175,25 @@ async def test_a_lock_holder_killed_by_sigkill_lets_the_others_write(tmp_path: P
         await store.close()
     assert stored is not None  # neither our lock nor SQLite's was left behind
     assert after is not None and after.payment_count == 1  # the holder's write is gone
+
+
+async def test_a_new_file_is_switched_to_wal_only_under_the_writer_lock(tmp_path: Path) -> None:
+    """Processes opening one new file together take turns at its set-up: SQLite answers a
+    journal-mode switch that meets another's set-up "busy" at once, with no busy wait."""
+    database = str(tmp_path / "ledger.db")
+    Path(lock_path(database)).touch()
+    held = os.open(lock_path(database), os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another process setting the file up
+    opening = asyncio.ensure_future(open_store(tmp_path / "ledger.db"))
+    try:
+        await until(lambda: waiters(database) == 1, "the store waits for the writer lock")
+        with sqlite3.connect(database) as db:  # nothing switched while it waits
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    finally:
+        os.close(held)
+    store = await opening
+    try:
+        with sqlite3.connect(database) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        await store.close()

@@ -130,7 +130,7 @@ class SQLiteStore:
             await self._submit(self._connect, write=False)
         except BaseException as exc:
             await self.close()
-            if isinstance(exc, OSError | sqlite3.Error):
+            if isinstance(exc, OSError | sqlite3.Error | ServiceUnavailable):
                 reason = " ".join(str(exc).split())
                 raise StoreError(f"cannot open the database {self._path}: {reason}") from exc
             raise
@@ -162,16 +162,18 @@ class SQLiteStore:
             factory=self.connection_factory,
         )
         try:
-            # The busy timeout first: processes opening one new file together wait
-            # for each other's switch to WAL and migrations instead of failing.
+            # The busy timeout first, then the writer lock around the switch to WAL and
+            # the migrations: processes opening one new file together take turns at
+            # them (SQLite answers a journal-mode switch that meets another process's
+            # set-up "busy" at once, without waiting in its busy handler).
             db.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-            db.execute("PRAGMA foreign_keys=ON")
             if self._lock is None and self._path != ":memory:":
                 self._lock = WriteLock(self._path)
             with self._locked():
+                db.execute("PRAGMA journal_mode=WAL")
                 self._migrate(db)
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.execute("PRAGMA foreign_keys=ON")
         except BaseException:
             db.close()
             raise
