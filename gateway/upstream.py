@@ -239,7 +239,7 @@ class UpstreamClient:
             auth = self.auth.headers  # no token to fetch: no await
         else:
             try:
-                auth = await self._auth_headers()
+                auth = await self._token_headers()
             except GatewayError as exc:
                 # No token, so the request itself was never sent: a failed attempt like any
                 # other (retried, then counted by the breaker), never one that escapes them.
@@ -273,9 +273,8 @@ class UpstreamClient:
 
     # --- the gateway's own credentials at the backend ---------------------------------
 
-    async def _auth_headers(self) -> Mapping[str, str]:
-        if isinstance(self.auth, StaticHeaders):
-            return self.auth.headers
+    async def _token_headers(self) -> Mapping[str, str]:
+        """The headers of a token-based scheme (static headers need no await: see `_attempt`)."""
         extra = self.auth.calls if isinstance(self.auth, TokenGrant) else {}
         return {**extra, "Authorization": f"Bearer {await self._bearer()}"}
 
