@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 _AMOUNT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 _INTEGER = re.compile(r"(?:0|[1-9][0-9]{0,17})")
+# `[0-9]` in a str pattern is these ten code points and no others; `\d`, `str.isdigit()`
+# and `int()` also take `²`, `１`, `٣` and (int) signs, spaces and underscores.
+_DIGITS = {10: re.compile(r"[0-9]+"), 16: re.compile(r"[0-9A-Fa-f]+")}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[T ]"
@@ -61,24 +66,33 @@ def _decimals(amount: Decimal) -> int:
     return max(0, -exponent)
 
 
+def ascii_number(text: str, *, digits: int = 18, base: int = 10) -> int | None:
+    """A whole number written in ASCII digits alone (at most `digits` of them), else None.
+
+    The one reader of every number the gateway takes from a query, a header or a
+    backend's framing: `str.isdigit()` is true for `²`, `１` and `٣`, and `int()`
+    takes the last two, signs, spaces and underscores, none of which a number on the
+    wire may be. Leading zeros are the caller's to refuse (HTTP allows them).
+    """
+    if len(text) > digits or not _DIGITS[base].fullmatch(text):
+        return None
+    return int(text, base)
+
+
 def parse_integer(value: object) -> int:
     if isinstance(value, bool):
         raise ValueProblem("is not an integer")
     if isinstance(value, int):
         return value
     if isinstance(value, str) and _INTEGER.fullmatch(value):
-        return int(value)
+        number = ascii_number(value)
+        assert number is not None
+        return number
     raise ValueProblem("is not an integer")
 
 
 def parse_date(value: object) -> date:
     """A calendar date; a datetime is accepted and its date (in UTC) taken."""
-    if isinstance(value, str) and _DATE.fullmatch(value):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-        raise ValueProblem("is not a valid date")
     return parse_datetime(value).date()
 
 
@@ -87,20 +101,45 @@ def parse_datetime(value: object) -> datetime:
     if not isinstance(value, str):
         raise ValueProblem("is not a date")
     if _DATE.fullmatch(value):
-        try:
-            return datetime.combine(date.fromisoformat(value), time(), UTC)
-        except ValueError as exc:
-            raise ValueProblem("is not a valid date") from exc
+        return _utc(lambda: datetime.combine(date.fromisoformat(value), time(), UTC), "date")
     match = _DATETIME.fullmatch(value)
     if match is None:
         raise ValueProblem("is not a valid datetime")
     tz = match["tz"] or "Z"
     tz = "+00:00" if tz in ("Z", "UTC") else tz
+    text = f"{match['date']}T{match['time']}{tz}"
+    return _utc(lambda: datetime.fromisoformat(text), "datetime")
+
+
+def moment(*parts: int) -> datetime:
+    """The UTC instant of (year, month, day[, hour, minute, second]), or refused."""
+    year, month, day, hour, minute, second = (*parts, 0, 0, 0)[:6]
+    return _utc(lambda: datetime(year, month, day, hour, minute, second, tzinfo=UTC), "date")
+
+
+def from_epoch_ms(milliseconds: int) -> datetime:
+    """The instant `milliseconds` after 1970-01-01T00:00Z (before it if negative), or refused."""
+    return _utc(lambda: _EPOCH + timedelta(milliseconds=milliseconds), "date")
+
+
+def epoch_ms(instant: datetime) -> int:
+    """Whole milliseconds from 1970-01-01T00:00Z to `instant` (floored)."""
+    return (instant.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _utc(make: Callable[[], datetime], what: str) -> datetime:
+    """The one way a wire value becomes an instant: built, then moved to UTC, or refused.
+
+    A value whose date does not exist, or whose offset moves it before year 1 or past
+    9999 in UTC (`9999-12-31T23:00:00-05:00`), is a ValueProblem like any other bad
+    value, never an OverflowError escaping into a 500.
+    """
     try:
-        parsed = datetime.fromisoformat(f"{match['date']}T{match['time']}{tz}")
+        return make().astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueProblem("is out of range (years 0001 to 9999, in UTC)") from exc
     except ValueError as exc:
-        raise ValueProblem("is not a valid datetime") from exc
-    return parsed.astimezone(UTC)
+        raise ValueProblem(f"is not a valid {what}") from exc
 
 
 def parse_bool(value: object) -> bool:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
@@ -57,7 +57,6 @@ PROVIDER = "Invoice payments gateway"
 OVERPAYMENT = "Payment amount exceeds the amount outstanding on this document"
 NOT_PAYABLE = "Payments can only be made against Authorised documents"
 NOT_FOUND = b"The resource you're looking for cannot be found"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _MS_DATE = re.compile(r"/Date\((?P<ms>-?[0-9]{1,15})(?P<offset>[+-][0-9]{4})?\)/")
 _MAX_ID = 2**63 - 1
@@ -81,8 +80,7 @@ _PROBLEMS = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests"}
 
 def ms_date(moment: datetime) -> str:
     """`/Date(1552348800000+0000)/`: milliseconds since the epoch, in UTC."""
-    delta = moment.astimezone(UTC) - _EPOCH
-    return f"/Date({delta // timedelta(milliseconds=1)}+0000)/"
+    return f"/Date({_values.epoch_ms(moment)}+0000)/"
 
 
 def parse_moment(value: object) -> datetime:
@@ -90,10 +88,10 @@ def parse_moment(value: object) -> datetime:
     if isinstance(value, str):
         match = _MS_DATE.fullmatch(value)
         if match is not None:
-            try:
-                return _EPOCH + timedelta(milliseconds=int(match["ms"]))
-            except OverflowError as exc:
-                raise _values.ValueProblem("is not a valid date") from exc
+            text = match["ms"]
+            milliseconds = _values.ascii_number(text.removeprefix("-"))
+            assert milliseconds is not None  # the pattern took ASCII digits only
+            return _values.from_epoch_ms(-milliseconds if text[0] == "-" else milliseconds)
     return _values.parse_datetime(value)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 from . import _values
 from .errors import BadQuery
@@ -106,13 +106,14 @@ def _quoted(value: str) -> str:
 def _moment(value: str) -> datetime:
     try:
         if value.startswith("DateTime("):
-            parts = [int(p) for p in value[9:-1].split(",") if p.strip()]
-            if not 3 <= len(parts) <= 6:
-                raise ValueError("DateTime takes a year, month and day, and perhaps a time")
-            year, month, day, hour, minute, second = parts + [0] * (6 - len(parts))
-            return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+            texts = [p.strip() for p in value[9:-1].split(",")]
+            parts = [_values.ascii_number(p, digits=4) for p in texts if p]
+            numbers = [p for p in parts if p is not None]
+            if len(numbers) < len(parts) or not 3 <= len(numbers) <= 6:
+                raise BadQuery(f"{value} is not a date")
+            return _values.moment(*numbers)
         return _values.parse_datetime(_quoted(value))
-    except (ValueError, TypeError) as exc:
+    except (_values.ValueProblem, ValueError) as exc:
         raise BadQuery(f"{value} is not a date") from exc
 
 
@@ -135,6 +136,7 @@ def _number(query: Mapping[str, str], name: str, default: int) -> int:
     text = query.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit() or len(text) > 9:
+    number = _values.ascii_number(text, digits=9)
+    if number is None:
         raise BadQuery(f"{name} must be a whole number")
-    return max(int(text), 1)
+    return max(number, 1)

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 import dialects
+from dialects import _values
 from dialects.errors import GatewayError
 
 from . import logs, passwords, process, translation, workers
@@ -29,9 +30,10 @@ VERSION = version("invoice-payments-gateway")
 
 
 def _count(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 256:
+    number = _values.ascii_number(text, digits=3)
+    if number is None or not 1 <= number <= 256:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1-256)")
-    return int(text)
+    return number
 
 
 # The options of `serve`; accepted before the subcommand as well (`--port 9000 serve`).

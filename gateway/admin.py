@@ -148,9 +148,10 @@ async def create_invoice(request: web.Request) -> web.Response:
 
 
 def _number(text: str) -> int:
-    if not re.fullmatch(r"[1-9][0-9]{0,17}", text):
+    number = _values.ascii_number(text)
+    if number is None or text.startswith("0"):
         raise NotFound("Not found")
-    return int(text)
+    return number
 
 
 async def get_invoice(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import dialects
-from dialects import Decoded, Dialect, Format
+from dialects import Decoded, Dialect, Format, _values
 from dialects.errors import (
     BadRequest,
     Conflict,
@@ -481,9 +481,10 @@ _STANDS_IN = {Op.LIST: Op.SEARCH, Op.CREATE: Op.CREATE_MANY, Op.DELETE: Op.REMOV
 
 
 def _as_int(backend_id: str) -> int:
-    if not backend_id.isdigit():
+    number = _values.ascii_number(backend_id)
+    if number is None:
         raise UpstreamError("The backend's invoice id is not an integer")
-    return int(backend_id)
+    return number
 
 
 def _quote(value: str) -> str:

@@ -24,6 +24,8 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from dialects import _values
+
 MAX_HEAD = 64 * 1024  # the status line and headers of one answer together
 MAX_CHUNK_LINE = 1024  # a chunk-size line, extensions included
 IDLE_SECONDS = 5.0  # a pooled connection idle longer is dropped: backends close idle ones
@@ -213,18 +215,14 @@ class _Connection(asyncio.Protocol):
     def _head(self, head: bytes) -> None:
         status_line, _, fields = head.partition(b"\r\n")
         version, _, rest = status_line.partition(b" ")
-        code = rest[:3]
+        code = _values.ascii_number(rest[:3].decode("latin-1"), digits=3)
         if (
             version not in (b"HTTP/1.1", b"HTTP/1.0")
-            or not code.isdigit()
-            or rest[3:4]
-            not in (
-                b"",
-                b" ",
-            )
+            or code is None
+            or rest[3:4] not in (b"", b" ")
         ):
             raise Broken("The backend's status line is not HTTP/1.x")
-        status = int(code)
+        status = code
         if 100 <= status < 200:
             return  # an interim answer; the real one follows
         headers = CIMultiDict(_fields(fields))
@@ -245,10 +243,10 @@ class _Connection(asyncio.Protocol):
         lengths = set(headers.getall("Content-Length", []))
         if not lengths:
             return "close"
-        length = lengths.pop()
-        if lengths or not length.isdigit() or len(length) > 18:
+        length = _values.ascii_number(lengths.pop())
+        if lengths or length is None:
             raise Broken("The backend sent an unreadable Content-Length")
-        self._left = int(length)
+        self._left = length
         if self._left > self.limit:
             raise TooLarge("The backend's answer is too large")
         return "length"
@@ -273,14 +271,15 @@ class _Connection(asyncio.Protocol):
                     if len(buffer) > MAX_CHUNK_LINE:
                         raise Broken("The backend's chunk size line is too long")
                     return
-                size = bytes(buffer[:end]).split(b";", 1)[0].strip()
-                if not size or len(size) > 15 or size.strip(b"0123456789abcdefABCDEF"):
+                line = bytes(buffer[:end]).split(b";", 1)[0].strip().decode("latin-1")
+                size = _values.ascii_number(line, digits=15, base=16)
+                if size is None:
                     raise Broken("The backend sent an unreadable chunk size")
                 del buffer[: end + 2]
-                if int(size, 16) == 0:
+                if size == 0:
                     self._trailers = True
                     continue
-                self._left = int(size, 16) + 2  # the chunk and its CRLF
+                self._left = size + 2  # the chunk and its CRLF
                 self._size += self._left - 2
                 if self._size > self.limit:
                     raise TooLarge("The backend's answer is too large")
