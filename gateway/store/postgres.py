@@ -120,6 +120,7 @@ class PostgresStore:
                 min_size=1,
                 max_size=self._pool_size,
                 timeout=_CONNECT_TIMEOUT,
+                init=_exact_instants,
             )
         except (*_UNREACHABLE, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(
@@ -585,6 +586,41 @@ def _now() -> datetime:
 def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+# timestamptz on the wire: microseconds from 2000-01-01T00:00Z; the ends are the infinities.
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_INFINITIES = {
+    -(2**63): datetime.min.replace(tzinfo=UTC),
+    2**63 - 1: datetime.max.replace(tzinfo=UTC),
+}
+
+
+async def _exact_instants(conn: Connection) -> None:
+    """timestamptz as the instant it is, up to the calendar's edges, on each new connection.
+
+    asyncpg's own codec writes 0001-01-01T00:00Z and 9999-12-31T23:59:59.999999Z as
+    -infinity and infinity and reads those back as naive datetimes, so a payment made
+    on either edge failed on its way back out. This one keeps every instant's count
+    of microseconds; an infinity stored before reads as the edge it stood for.
+    """
+    await conn.set_type_codec(
+        "timestamptz",
+        schema="pg_catalog",
+        encoder=_instant_out,
+        decoder=_instant_in,
+        format="tuple",
+    )
+
+
+def _instant_out(moment: datetime) -> tuple[int]:
+    return ((moment - _PG_EPOCH) // _MICROSECOND,)
+
+
+def _instant_in(value: tuple[int]) -> datetime:
+    count = value[0]
+    return _INFINITIES.get(count) or _PG_EPOCH + timedelta(microseconds=count)
 
 
 def _unavailable(message: str) -> ServiceUnavailable:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
+import pytest
 import yaml
 
 from dialects.testing import Answer
@@ -37,6 +38,15 @@ def write_config(directory: Path) -> Path:
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
+
+
+def engine_database(request: pytest.FixtureRequest, directory: Path, name: str) -> Path | str:
+    """A fresh database on the engine a fixture is parametrised with (`tests.conftest.ENGINES`):
+    a file in `directory` for SQLite, a new schema of the session's PostgreSQL server else."""
+    if request.param == "sqlite":
+        return directory / f"{name}.db"
+    cluster = request.getfixturevalue("postgres")
+    return str(cluster.url(cluster.create()))
 
 
 def free_port() -> int:

@@ -20,7 +20,6 @@ import re
 import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
@@ -38,8 +37,7 @@ from gateway import admin, idempotency
 from gateway.store import MAX_ID
 
 from ..conftest import ENGINES
-from ..postgres import Cluster
-from .server import ADMIN_TOKEN, Server, send, write_config
+from .server import ADMIN_TOKEN, Server, engine_database, send, write_config
 
 TENANT = "acme"
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -162,10 +160,7 @@ def live(
 ) -> Iterator[Live]:
     directory = tmp_path_factory.mktemp(f"ids-{request.param}")
     config = write_config(directory)  # tenant acme, plain secrets
-    database: str | Path = directory / "ids.db"
-    if request.param != "sqlite":
-        cluster: Cluster = request.getfixturevalue("postgres")
-        database = cluster.url(cluster.create())
+    database = engine_database(request, directory, "ids")
     server = Server(config, database, directory / "ids.log").wait_ready()
     try:
         invoice = admin_invoice(server.port)
