@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from functools import partial
 
 import jwt
 from prometheus_client import Counter, Histogram
 
+from dialects import _values
 from dialects.errors import (
     GatewayError,
     UpstreamError,
@@ -32,6 +36,11 @@ _BACKOFF_CAP = 1.0
 _RETRYABLE_STATUSES = (502, 503, 504)
 _TOKEN_MARGIN = 60
 _UNKNOWN_EXPIRY = 300
+# The longest wait a backend's Retry-After may pass on to a caller. A backend is trusted
+# with payments, not with sending every caller away for a day: past a minute (twice the
+# breaker's default reset, and the window of the per-minute limits backends keep) the
+# gateway's own breaker, not the backend's word, decides when to try again.
+MAX_RETRY_AFTER = 60
 
 
 @dataclass(frozen=True)
@@ -317,7 +326,20 @@ def unanswered(error: BaseException) -> bool:
     return isinstance(error.__cause__, _Failure) and error.__cause__.sent
 
 
-def retry_after(headers: Mapping[str, str]) -> int | None:
-    """A Retry-After header in seconds (the HTTP-date form is not used by backends here)."""
-    value = headers.get("Retry-After", "")
-    return int(value) if value.isdigit() and len(value) < 7 else None
+def retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> int | None:
+    """A backend's Retry-After in whole seconds, at most MAX_RETRY_AFTER; None if unreadable.
+
+    Both forms count: delay-seconds (ASCII digits only) and an HTTP-date, as the
+    seconds from `now` to it (0 once it has passed).
+    """
+    value = headers.get("Retry-After", "").strip()
+    seconds: float | None = _values.ascii_number(value)
+    if seconds is None and value.isascii():
+        try:
+            when = parsedate_to_datetime(value)
+        except (ValueError, TypeError, OverflowError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = max(0.0, math.ceil(when.timestamp() - now()))
+    return None if seconds is None else int(min(seconds, MAX_RETRY_AFTER))
