@@ -5,7 +5,8 @@ what UTC can hold (years 0001 to 9999): an offset that moves a value past either
 Xero's `/Date(ms)/` with any count of milliseconds. What UTC cannot hold is refused as
 a field problem (a 4xx in the caller's dialect), never an exception that escapes; what
 it can hold is read as the instant it names. Every instant UTC holds is written by
-every dialect in every format and read back to the same day.
+every dialect in every format (an answer, a list, a request to a backend) and read
+back to the same day.
 """
 
 from __future__ import annotations
@@ -167,6 +168,8 @@ def test_every_instant_utc_holds_is_written_and_read_back_in_every_dialect(
             assert back.paid_at is not None and back.paid_at.date() == moment.date(), name
             listed = codec.encode_payments([payment, payment], fmt, [])
             assert [p.paid_at for p in codec.decode_payments(listed, fmt)] == [back.paid_at] * 2
+            sent = codec.encode_request(dict(payment), fmt, [])  # as a proxy sends it
+            assert codec.decode_payment(sent, fmt).payment.paid_at == back.paid_at, name
 
 
 @pytest.mark.parametrize(

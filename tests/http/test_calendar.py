@@ -11,6 +11,7 @@ digits only. The server's log holds no unexpected error at the end.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -214,3 +215,53 @@ def test_the_translate_command_refuses_a_date_utc_cannot_hold(
     result = gateway("translate", "--from", name, "--to", "invoiless", stdin=document.encode())
 
     assert "out of range" in assert_clean_failure(result, 1)
+
+
+PAGED = [
+    (name, name_)
+    for name, unit in dialects.units().items()
+    for route in unit.routes
+    if route.paging is not None
+    for name_ in route.paging
+]
+
+
+@pytest.mark.parametrize(("name", "parameter"), PAGED, ids=[f"{n}-{p}" for n, p in PAGED])
+@examples(20)
+@given(digit=st.sampled_from(NOT_ASCII_DIGITS), head=st.sampled_from(["", "1"]))
+def test_a_page_bound_in_digits_that_are_not_ascii_is_refused_in_the_callers_dialect(
+    live: Live, name: str, parameter: str, digit: str, head: str
+) -> None:
+    support = testing.support(name)
+    listing = support.listing(TENANT, live.invoice)
+    joiner = "&" if "?" in listing.path else "?"
+    path = f"{listing.path}{joiner}{parameter}={quote(head + digit)}"
+
+    answer = send(live.port, "GET", path, None, {**support.credentials(TENANT), **listing.headers})
+
+    status = dialects.get(name).status_of(ValidationFailed(fields={}))
+    support.error(answer, status, "validation")
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"\xef\xbc\x91", b"\xd9\xa3", b"1\xb2"])
+def test_a_request_content_length_that_is_not_ascii_digits_is_a_400(
+    live: Live, length: bytes
+) -> None:
+    support = testing.support("invoiless")
+    request = support.create(TENANT, live.invoice, "1.00")
+    assert request.body is not None
+    headers = {**support.credentials(TENANT), **request.headers}
+    lines = [f"POST {request.path} HTTP/1.1".encode(), b"Host: 127.0.0.1"]
+    lines += [f"{k}: {v}".encode() for k, v in headers.items()]
+    lines += [b"Content-Length: " + length, b"Connection: close"]
+    before = payment_count(live)
+
+    with socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
+        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + request.body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+
+    # aiohttp's parser refuses it before any handler runs (framing it cannot trust).
+    assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.0 400 Bad Request", b"HTTP/1.1 400 Bad Request")
+    assert payment_count(live) == before
