@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -80,3 +81,41 @@ async def test_the_database_going_away_answers_503_in_every_dialect_until_it_is_
         reply, payment = await CLIENTS[name](client).create(invoice["id"], "1.00")
         assert reply.status == 201, reply.body
         assert await CLIENTS[name](client).get(invoice["id"], payment or 0) is not None
+
+
+@pytest.mark.parametrize(
+    ("stored", "read"),
+    [
+        ("'-infinity'", datetime.min.replace(tzinfo=UTC)),
+        ("'infinity'", datetime.max.replace(tzinfo=UTC)),
+        ("'0001-01-01T00:00:00Z'", datetime.min.replace(tzinfo=UTC)),
+        ("'9999-12-31T23:59:59.999999Z'", datetime.max.replace(tzinfo=UTC)),
+    ],
+)
+async def test_the_calendars_edges_are_kept_as_instants_and_infinities_read_as_them(
+    store: Store, database: str, stored: str, read: datetime
+) -> None:
+    """Written at an edge, a payment reads back as that instant, with its zone; a row an
+    earlier version stored as an infinity (asyncpg's codec wrote the edges so) too."""
+    invoice = await store.create_invoice(_new())
+
+    def on_the_edge(locked: Invoice, current: Payment | None) -> Change:
+        edge = Payment(tenant="acme", invoice_id=locked.id, amount=Decimal("10.00"), paid_at=read)
+        return Change(marked_paid=False, upsert=edge)
+
+    written = await store.apply("acme", invoice.id, on_the_edge)
+    assert written is not None and written.id is not None
+    kept = await store.payment("acme", written.id)
+    assert kept is not None and kept.paid_at == read and kept.paid_at.tzinfo is not None
+
+    other = await asyncpg.connect(database)
+    try:
+        infinite = await other.fetchval(f"SELECT isfinite({stored}::timestamptz)")
+        await other.execute(f"UPDATE payments SET paid_at = {stored} WHERE id = $1", written.id)
+    finally:
+        await other.close()
+
+    again = await store.payment("acme", written.id)
+    assert again is not None and again.paid_at == read, (infinite, again)
+    [listed] = await store.payments("acme", [invoice.id])
+    assert listed.paid_at == read

@@ -620,7 +620,9 @@ def _instant_out(moment: datetime) -> tuple[int]:
 
 def _instant_in(value: tuple[int]) -> datetime:
     count = value[0]
-    return _INFINITIES.get(count) or _PG_EPOCH + timedelta(microseconds=count)
+    if count in _INFINITIES:
+        return _INFINITIES[count]
+    return _PG_EPOCH + timedelta(0, 0, count)
 
 
 def _unavailable(message: str) -> ServiceUnavailable:
