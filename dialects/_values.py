@@ -70,7 +70,7 @@ def ascii_number(text: str, *, digits: int = 18, base: int = 10) -> int | None:
     """A whole number written in ASCII digits alone (at most `digits` of them), else None.
 
     The one reader of every number the gateway takes from a query, a header or a
-    backend's framing: `str.isdigit()` is true for `²`, `１` and `٣`, and `int()`
+    backend's framing: `isdigit()` is true for `²`, `１` and `٣`, and `int()`
     takes the last two, signs, spaces and underscores, none of which a number on the
     wire may be. Leading zeros are the caller's to refuse (HTTP allows them).
     """

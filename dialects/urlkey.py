@@ -122,7 +122,7 @@ class UrlKey(JsonDialect):
     def parse_id(self, text: object) -> int | None:
         if not isinstance(text, str) or not _HEX24.fullmatch(text):
             return None
-        return int(text, 16) or None
+        return _values.ascii_number(text, digits=24, base=16) or None
 
     def datetime(self, moment: datetime) -> str:
         return _values.iso_z(moment, millis=True)

@@ -11,9 +11,11 @@ back to the same day.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -249,3 +251,18 @@ def test_a_xero_page_number_in_digits_that_are_not_ascii_is_a_query_problem(
 ) -> None:
     with pytest.raises(BadQuery, match=f"{name} must be a whole number"):
         xero_query.read({name: head + digit}, dialects.get("xero").parse_id)
+
+
+def test_no_code_of_the_gateway_asks_python_whether_text_is_a_digit() -> None:
+    """`isdigit`, `isdecimal` and `isnumeric` say yes to `²`, `１`, `٣`: numbers are read by
+    `_values.ascii_number` alone (test clients under dialects/testing/ are not the gateway)."""
+    root = Path(dialects.__file__).parent.parent
+    sources = [*root.joinpath("gateway").rglob("*.py"), *root.joinpath("dialects").glob("*.py")]
+    asking = re.compile(r"\.is(?:digit|decimal|numeric)\(")
+    found = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sources
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if asking.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert len(sources) > 20 and not found, found
