@@ -1,17 +1,29 @@
-"""A client that hangs up in the middle of its request body is no server error.
+"""Clients that hang up mid-request, or never read their answers: no server error, no hold.
 
-A real gateway process (JSON log lines, access log on) gets, over a raw socket, every
-dialect's write route and the credential-free `POST /gateway/v1/translate` with a body
-cut short (Content-Length or chunked), then the socket is closed. The request is
-logged and counted with status 499, with no 5xx, no `failed` line, no traceback, and
-nothing is recorded.
+A real gateway process (JSON log lines, access log on, a short
+`server.write_timeout_seconds`) is driven over raw sockets.
+
+A client that closes its socket in the middle of its body (Content-Length or chunked),
+on every dialect's write route and the credential-free `POST /gateway/v1/translate`,
+is logged and counted with status 499, with no 5xx, no `failed` line, no traceback,
+and nothing is recorded.
+
+A slow reader sends pipelined requests for a 58 KB API document and never reads; the
+server's buffers fill, writing pauses, and once it has stayed paused for the write
+timeout the connection is aborted: gone from the server's side of the kernel (its
+queued answers freed), logged, and counted. No wall-clock figure is asserted: the
+test waits, bounded, for what must happen. A normal client, served meanwhile and
+afterwards, pipelining too but reading, gets every answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,29 +36,31 @@ from ..security.harness import (
     ADMIN,
     DIALECTS,
     credentials,
+    gateway,
     ledger,
     new_invoice,
     request_head,
-    write_config,
+    server_end,
 )
 from ..support import tenant_config
-from .server import Server
+from .server import START_TIMEOUT, Server, send
 
 FRAMINGS = ("content-length", "chunked")
 TRANSLATE = "/gateway/v1/translate"
+WRITE_TIMEOUT = 0.3
+DOCUMENT = "/gateway/v1/openapi/admin.json"
+REQUEST = f"GET {DOCUMENT} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("client-gone")
-    config = write_config(directory, "gone", {"acme": tenant_config("acme")}, access_log=True)
-    process = Server(
-        config, directory / "gone.db", directory / "gone.log", args=["--log-format", "json"]
-    ).wait_ready()
-    try:
+    tenants = {"acme": tenant_config("acme")}
+    json_lines = ["--log-format", "json"]
+    with gateway(
+        directory, "gone", tenants, json_lines, access_log=True, write_timeout_seconds=WRITE_TIMEOUT
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def cut_short(
@@ -139,3 +153,81 @@ async def test_a_client_gone_mid_body_on_translate_is_499(server: Server, framin
     await assert_gone_quietly(
         server, cut_short(("POST", TRANSLATE), headers, body, framing), request_id
     )
+
+
+# --- slow readers ------------------------------------------------------------------------
+
+
+def closed_for_write_timeout(port: int) -> float:
+    """gateway_connections_closed_total{reason="write_timeout"}, 0 if never counted."""
+    text = send(port, "GET", "/metrics", headers=ADMIN).body.decode()
+    found = re.search(r'^gateway_connections_closed_total\{reason="write_timeout"\} (\S+)$',
+                      text, re.MULTILINE)  # fmt: skip
+    return float(found.group(1)) if found else 0.0
+
+
+def read_answers(sock: socket.socket, count: int) -> list[int]:
+    """`count` answers off `sock` (Content-Length framed): their statuses."""
+    statuses: list[int] = []
+    buffer = b""
+    while len(statuses) < count:
+        head_end = buffer.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buffer[:head_end].decode("latin-1")
+            length = int(re.search(r"(?im)^content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+            if len(buffer) >= head_end + 4 + length:
+                statuses.append(int(head.split()[1]))
+                buffer = buffer[head_end + 4 + length :]
+                continue
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {len(statuses)} of {count} answers"
+        buffer += chunk
+    return statuses
+
+
+def test_a_client_that_reads_no_answer_is_cut_off_and_its_buffers_freed(server: Server) -> None:
+    before = closed_for_write_timeout(server.port)
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    client_port = sock.getsockname()[1]
+    served_meanwhile: list[int] = []
+    queued_peak = 0
+    deadline = time.monotonic() + START_TIMEOUT  # a bound on the wait, not a figure
+    try:
+        while (queued := server_end(server.port, client_port)) is not None:
+            assert time.monotonic() < deadline, "the server kept the slow reader's connection"
+            queued_peak = max(queued_peak, queued)
+            if queued and not served_meanwhile:  # its answers wait: another client is served
+                served_meanwhile.append(send(server.port, "GET", "/healthz").status)
+            try:
+                sock.send(REQUEST * 16)
+            except BlockingIOError:  # the server reads no more of its requests
+                time.sleep(0.01)
+            except OSError:
+                pass  # reset: the loop's test sees the server's end gone
+        sock.settimeout(START_TIMEOUT)
+        with contextlib.suppress(ConnectionResetError):
+            while sock.recv(65536):  # whatever reached it unread, then the end
+                pass
+    finally:
+        sock.close()
+
+    assert queued_peak > 0, "answers were queued for it before it was cut off"
+    assert served_meanwhile == [200]
+    closed = [json.loads(line) for line in server.output().splitlines()
+              if '"event":"slow_reader_closed"' in line]  # fmt: skip
+    assert len(closed) == 1, closed
+    assert closed[0]["address"] == "127.0.0.1"
+    assert closed[0]["seconds"] == WRITE_TIMEOUT
+    assert closed_for_write_timeout(server.port) == before + 1
+
+
+def test_a_client_that_pipelines_and_reads_gets_every_answer(server: Server) -> None:
+    before = closed_for_write_timeout(server.port)
+    count = 100  # 5.8 MB of answers: more than the buffers hold, so writing pauses too
+    with socket.create_connection(("127.0.0.1", server.port), timeout=START_TIMEOUT) as sock:
+        sock.sendall(REQUEST * count)
+        assert read_answers(sock, count) == [200] * count
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_answers(sock, 1) == [200], "the connection is still served"
+    assert closed_for_write_timeout(server.port) == before
