@@ -4,8 +4,8 @@ A real gateway process (JSON log lines, access log on, a short
 `server.write_timeout_seconds`) is driven over raw sockets.
 
 A client that closes its socket in the middle of its body (Content-Length or chunked),
-on every dialect's write route and the credential-free `POST /gateway/v1/translate`,
-is logged and counted with status 499, with no 5xx, no `failed` line, no traceback,
+on every dialect's write route and every route that needs no credentials (translate,
+the token endpoints), is logged and counted with status 499, with no 5xx, no `failed` line, no traceback,
 and nothing is recorded.
 
 A slow reader sends pipelined requests for a 58 KB API document and never reads; the
@@ -25,11 +25,13 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+import dialects
 from dialects import testing
 
 from ..security.harness import (
@@ -143,16 +145,29 @@ async def test_a_client_gone_mid_body_on_a_write_route_is_499(
         assert await ledger(http, server.url, invoice) == before
 
 
-@pytest.mark.parametrize("framing", FRAMINGS)
-async def test_a_client_gone_mid_body_on_translate_is_499(server: Server, framing: str) -> None:
-    """The route that needs no credentials: a stranger's hang-up is no server error either."""
-    request_id = f"gone-translate-{framing}"
-    body = json.dumps({"from": "harvest", "to": "urlkey", "payment": "x" * 200}).encode()
-    headers = {"Content-Type": "application/json", "X-Request-Id": request_id}
+# The routes that need no credentials: a stranger's hang-up is no server error either.
+OPEN_ROUTES = {
+    TRANSLATE: "application/json",
+    **{
+        unit.token_endpoint.path: "application/json"
+        if unit.token_endpoint.body_format == "json"
+        else "application/x-www-form-urlencoded"
+        for unit in dialects.units().values()
+        if unit.token_endpoint is not None
+    },
+}
 
-    await assert_gone_quietly(
-        server, cut_short(("POST", TRANSLATE), headers, body, framing), request_id
-    )
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+@pytest.mark.parametrize("path", sorted(OPEN_ROUTES))
+async def test_a_client_gone_mid_body_on_a_route_without_credentials_is_499(
+    server: Server, path: str, framing: str
+) -> None:
+    request_id = f"gone-{path.strip('/').replace('/', '-')}-{framing}"
+    body = json.dumps({"from": "harvest", "to": "urlkey", "payment": "x" * 200}).encode()
+    headers = {"Content-Type": OPEN_ROUTES[path], "X-Request-Id": request_id}
+
+    await assert_gone_quietly(server, cut_short(("POST", path), headers, body, framing), request_id)
 
 
 # --- slow readers ------------------------------------------------------------------------
@@ -185,7 +200,8 @@ def read_answers(sock: socket.socket, count: int) -> list[int]:
     return statuses
 
 
-def test_a_client_that_reads_no_answer_is_cut_off_and_its_buffers_freed(server: Server) -> None:
+def cut_off_slow_reader(server: Server) -> None:
+    """A slow reader on `server`, until its connection is gone from the server's side."""
     before = closed_for_write_timeout(server.port)
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.setblocking(False)
@@ -219,7 +235,20 @@ def test_a_client_that_reads_no_answer_is_cut_off_and_its_buffers_freed(server: 
     assert len(closed) == 1, closed
     assert closed[0]["address"] == "127.0.0.1"
     assert closed[0]["seconds"] == WRITE_TIMEOUT
+    # (--workers: whichever worker answers the scrape adds up all of them)
     assert closed_for_write_timeout(server.port) == before + 1
+
+
+def test_a_client_that_reads_no_answer_is_cut_off_and_its_buffers_freed(server: Server) -> None:
+    cut_off_slow_reader(server)
+
+
+def test_a_slow_reader_is_cut_off_by_a_worker_too(tmp_path: Path) -> None:
+    """--workers: each worker serves its connections through the same watch."""
+    tenants = {"acme": tenant_config("acme")}
+    args = ["--log-format", "json", "--workers", "2"]
+    with gateway(tmp_path, "workers", tenants, args, write_timeout_seconds=WRITE_TIMEOUT) as server:
+        cut_off_slow_reader(server)
 
 
 def test_a_client_that_pipelines_and_reads_gets_every_answer(server: Server) -> None:
