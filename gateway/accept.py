@@ -1,4 +1,5 @@
-"""A `--workers` worker's accepting: from the socket all workers share, by turns (gateway.balance).
+"""Accepting connections: watched for clients that stop reading; a `--workers` worker's
+turns at the socket all workers share (gateway.balance).
 
 `SharedSite` is an aiohttp site like `SockSite`, except that the worker accepts each
 connection itself, when `balance.Turns` says it is its turn, and hands it to aiohttp
@@ -6,6 +7,9 @@ connection itself, when `balance.Turns` says it is its turn, and hands it to aio
 counts in the shared table from its accept until it closes. While a worker leaves a
 pending connection to the others it stops watching the socket and looks again every
 millisecond.
+
+`Runner` serves every connection, in one process or many, watched for a client that
+stops reading its answers (`_Watched`: server.write_buffer_bytes, write_timeout_seconds).
 """
 
 from __future__ import annotations
