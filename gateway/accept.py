@@ -1,4 +1,5 @@
-"""A `--workers` worker's accepting: from the socket all workers share, by turns (gateway.balance).
+"""Accepting connections: watched for clients that stop reading; a `--workers` worker's
+turns at the socket all workers share (gateway.balance).
 
 `SharedSite` is an aiohttp site like `SockSite`, except that the worker accepts each
 connection itself, when `balance.Turns` says it is its turn, and hands it to aiohttp
@@ -6,6 +7,9 @@ connection itself, when `balance.Turns` says it is its turn, and hands it to aio
 counts in the shared table from its accept until it closes. While a worker leaves a
 pending connection to the others it stops watching the socket and looks again every
 millisecond.
+
+`Runner` serves every connection, in one process or many, watched for a client that
+stops reading its answers (`_Watched`: server.write_buffer_bytes, write_timeout_seconds).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import select
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from yarl import URL
 
+from . import metrics
 from .balance import Table, Turns
+from .logs import event
 
 log = logging.getLogger("gateway")
 
@@ -42,21 +48,21 @@ class Seat:
     slot: int
 
 
-class _Counted(asyncio.Protocol):
-    """aiohttp's protocol for one connection, counted in the table until it closes."""
+@dataclass(frozen=True)
+class WriteLimits:
+    """What one connection may leave unread, and for how long (`server.write_*`)."""
 
-    __slots__ = ("_inner", "_seat", "_open")
+    buffer_bytes: int  # answers waiting in the process past which writing pauses
+    timeout: float  # seconds writing may stay paused before the connection is aborted
 
-    def __init__(self, inner: asyncio.Protocol, seat: Seat) -> None:
+
+class _Wrapper(asyncio.Protocol):
+    """aiohttp's protocol for one connection, every event passed on to it."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: asyncio.Protocol) -> None:
         self._inner = inner
-        self._seat = seat
-        self._open = True
-        seat.table.opened(seat.slot)
-
-    def release(self) -> None:
-        if self._open:
-            self._open = False
-            self._seat.table.closed(self._seat.slot)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._inner.connection_made(transport)
@@ -74,8 +80,119 @@ class _Counted(asyncio.Protocol):
         self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.release()
         self._inner.connection_lost(exc)
+
+
+class _Watched(_Wrapper):
+    """aiohttp's protocol for one connection, closed when its client stops reading.
+
+    A client that pipelines requests and reads none of the answers fills the kernel's
+    buffers, then the transport's: past `buffer_bytes` the transport pauses writing,
+    and aiohttp waits (in `drain`) before it writes or reads anything more on that
+    connection. aiohttp sets no bound on that wait; here, writing still paused
+    `timeout` seconds later aborts the connection, which frees its buffers (the
+    process's and the kernel's) and drops its pipelined requests. A client that reads,
+    however slowly, resumes writing below the transport's low-water mark, and the
+    clock starts again at the next pause.
+    """
+
+    __slots__ = ("_limits", "_transport", "_timer")
+
+    def __init__(self, inner: asyncio.Protocol, limits: WriteLimits) -> None:
+        super().__init__(inner)
+        self._limits = limits
+        self._transport: asyncio.WriteTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        writer = cast(asyncio.WriteTransport, transport)  # (uvloop's registers as none)
+        writer.set_write_buffer_limits(high=self._limits.buffer_bytes)
+        self._transport = writer
+        super().connection_made(transport)
+
+    def pause_writing(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._limits.timeout, self._unread_too_long)
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self._stop_timer()
+        super().resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        super().connection_lost(exc)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _unread_too_long(self) -> None:
+        self._timer = None
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        peer = transport.get_extra_info("peername")
+        event(
+            "slow_reader_closed",
+            address=peer[0] if isinstance(peer, tuple) else None,
+            unread_bytes=transport.get_write_buffer_size(),
+            seconds=self._limits.timeout,
+        )
+        metrics.child(metrics.CONNECTIONS_CLOSED, "write_timeout").inc()
+        transport.abort()
+
+
+class _Watching:
+    """A protocol factory: the runner's, each protocol it makes watched (`_Watched`)."""
+
+    __slots__ = ("_inner", "_limits")
+
+    def __init__(self, inner: Callable[[], asyncio.Protocol], limits: WriteLimits) -> None:
+        self._inner = inner
+        self._limits = limits
+
+    def __call__(self) -> asyncio.Protocol:
+        return _Watched(self._inner(), self._limits)
+
+
+class Runner(web.AppRunner):
+    """An AppRunner whose sites serve every connection watched for a client not reading.
+
+    Sites (aiohttp's TCPSite, SharedSite) take `runner.server` as their protocol
+    factory; the runner itself keeps using the server underneath.
+    """
+
+    def __init__(self, app: web.Application, limits: WriteLimits, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._limits = limits
+
+    @property
+    def server(self) -> _Watching | None:  # type: ignore[override]  # a factory, as sites use it
+        inner = super().server
+        return None if inner is None else _Watching(inner, self._limits)
+
+
+class _Counted(_Wrapper):
+    """aiohttp's protocol for one connection, counted in the table until it closes."""
+
+    __slots__ = ("_seat", "_open")
+
+    def __init__(self, inner: asyncio.Protocol, seat: Seat) -> None:
+        super().__init__(inner)
+        self._seat = seat
+        self._open = True
+        seat.table.opened(seat.slot)
+
+    def release(self) -> None:
+        if self._open:
+            self._open = False
+            self._seat.table.closed(self._seat.slot)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.release()
+        super().connection_lost(exc)
 
 
 class Acceptor:

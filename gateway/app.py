@@ -30,7 +30,15 @@ from dialects.unit import DialectUnit
 from . import admin, metrics, openapi, routes, trace
 from .auth import Authenticator
 from .config import Config
-from .http import body_format, client_address, read_body, reply, response_format, split_suffix
+from .http import (
+    ClientClosed,
+    body_format,
+    client_address,
+    read_body,
+    reply,
+    response_format,
+    split_suffix,
+)
 from .idempotency import Clock, Keys, utc_now
 from .ledger import Ledger
 from .limits import ATTEMPT, RateLimiter, per_tenant
@@ -109,6 +117,8 @@ async def errors(
         if exc.status < 400:
             raise
         return render_error(request, _from_http(exc))
+    except ClientClosed:
+        raise  # no one to answer, and no server error (observe counts it)
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return render_error(request, InternalError())

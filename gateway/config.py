@@ -137,6 +137,11 @@ class Server(Strict):
     # connection opening (or of the previous answer on a kept-alive connection, so it is
     # also the idle timeout), and its body within as many seconds of the handler asking.
     read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Slow readers: answers may wait unread in the process up to write_buffer_bytes per
+    # connection (beyond what the kernel buffers); past it the connection stops being
+    # served, and if its client still reads nothing for write_timeout_seconds, it is closed.
+    write_buffer_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    write_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     # Structure an XML or JSON document may have: request bodies and backend answers.
     xml_max_depth: int = Field(default=32, ge=2, le=256)
     xml_max_elements: int = Field(default=10_000, gt=0)

@@ -101,6 +101,14 @@ def body_format(dialect: Dialect, request: web.Request, fallback: Format) -> For
     return fmt
 
 
+class ClientClosed(Exception):
+    """The client closed its connection before its request was read whole.
+
+    No one is left to answer, and nothing went wrong on the server: the request is
+    counted and logged with status 499 (`observe`), never as a 5xx, with no traceback.
+    """
+
+
 async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
     """The whole body, refused with 413 as soon as it passes `limit` bytes.
 
@@ -109,6 +117,7 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
     inflated whole. Other content codings are refused (415), a body that is not what its
     coding or framing says is 400, and one not received within `timeout` seconds (a
     client trickling it) is 408; the connection is then closed (see app.render_error).
+    A client that hangs up before its body is whole raises `ClientClosed`.
     """
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if coding not in _CODINGS:
@@ -129,6 +138,8 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
         raise RequestTimeout(f"Request body not received within {timeout:g} s") from exc
     except web.RequestPayloadError as exc:
         raise BadRequest("Request body could not be decoded") from exc
+    except ConnectionResetError as exc:  # what aiohttp sets on the body when the peer left
+        raise ClientClosed(str(exc)) from None
     return b"".join(chunks)
 
 

@@ -9,11 +9,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from . import trace
+from .http import ClientClosed
 from .logs import event
 from .metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS, child
 from .state import GATEWAY, TRAFFIC, Traffic
 
-_CUT = 499  # the status logged for a request cut off by the end of a drain
+# The status logged and counted for a request that got no answer: cut off by the end
+# of a drain, or left by its client before its body arrived (nginx's "client closed
+# request"). Never a 5xx: neither is a server error.
+_CUT = CLIENT_CLOSED = 499
 _UNROUTED = "none"  # the label of what no route or handler names
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -28,6 +32,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     IN_FLIGHT.inc()
     started = time.perf_counter()
     status = 500
+    cut = False
     try:
         response = await handler(request)
         status = response.status
@@ -39,12 +44,17 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = exc.status
         exc.headers[trace.HEADER] = current.request_id
         raise
+    except ClientClosed:
+        status = CLIENT_CLOSED
+        response = web.Response(status=status)  # for aiohttp, which finds no one to send it to
+        response.force_close()
+        return response
     except asyncio.CancelledError:
-        status = _CUT
+        status, cut = _CUT, True
         raise
     finally:
         seconds = time.perf_counter() - started
-        _count(traffic, status)
+        _count(traffic, cut)
         config = request.app[GATEWAY].config
         if config.metrics.enabled:
             _measure(request, current, status, seconds)
@@ -64,11 +74,11 @@ def _measure(request: web.Request, current: trace.Trace, status: int, seconds: f
     child(REQUEST_SECONDS, dialect, operation).observe(seconds)
 
 
-def _count(traffic: Traffic, status: int) -> None:
+def _count(traffic: Traffic, cut: bool) -> None:
     IN_FLIGHT.dec()
     traffic.in_flight -= 1
     if traffic.draining:
-        if status == _CUT:
+        if cut:
             traffic.cut += 1
         else:
             traffic.drained += 1

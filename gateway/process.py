@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .accept import Seat, SharedSite
+from .accept import Runner, Seat, SharedSite, WriteLimits
 from .app import create_app
 from .config import Config, mask_url
 from .logs import event
@@ -53,7 +53,8 @@ async def _start(config: Config, seat: Seat | None = None) -> tuple[web.AppRunne
         app = create_app(config)
     except ValueError as exc:
         raise StartupError(f"database {database}: {_reason(exc, None)}") from None
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=_CUT_GRACE)
+    limits = WriteLimits(server.write_buffer_bytes, server.write_timeout_seconds)
+    runner = Runner(app, limits, handle_signals=False, access_log=None, shutdown_timeout=_CUT_GRACE)
     try:
         await runner.setup()
     except Exception as exc:  # the store, whatever engine it is, cannot be opened

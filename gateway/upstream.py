@@ -130,8 +130,11 @@ class UpstreamClient:
     """One backend, one pool of kept-alive connections; the URL comes from the config only.
 
     `send` retries with full-jitter backoff when the request was never sent (the
-    connection failed), or when it is idempotent and failed in transit, timed out
-    or met a 502/503/504, within a retry budget; every outcome feeds the breaker.
+    connection failed), or when it is idempotent and failed in transit or met a
+    502/503/504, within a retry budget; every outcome feeds the breaker. The whole
+    call, its attempts, back-offs and token fetch included, keeps one deadline of
+    `timeout` seconds: an attempt gets what is left of it, and no retry starts that
+    could not begin before it (so an attempt that timed out is never retried).
     """
 
     def __init__(self, config: UpstreamConfig, clock: Callable[[], float] = time.monotonic) -> None:
@@ -169,19 +172,22 @@ class UpstreamClient:
     ) -> Answer:
         self.breaker.check()
         self.budget.earn()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.timeout
         attempt = 0
         renewed = False
         while True:
             started = time.perf_counter()
             try:
-                answer = await self._attempt(method, path, body, headers, params)
+                answer = await self._attempt(method, path, body, headers, params, deadline)
             except _Failure as failure:
                 self._record(started, failure.reason, None)
                 self._log("backend_failed", reason=failure.reason, attempt=attempt + 1)
-                if self._may_retry(attempt, idempotent or not failure.sent):
+                pause = self._retry_pause(attempt, idempotent or not failure.sent, deadline)
+                if pause is not None:
                     attempt += 1
                     self._log("backend_retry", reason=failure.reason, attempt=attempt + 1)
-                    await self._backoff(attempt)
+                    await asyncio.sleep(pause)
                     continue
                 self.breaker.failure()
                 # A request that was sent keeps its failure as the cause: see `unanswered`.
@@ -195,13 +201,13 @@ class UpstreamClient:
             if (
                 answer.status in _RETRYABLE_STATUSES
                 and (retry_after(answer.headers) or 0) <= _BACKOFF_CAP
-                and self._may_retry(attempt, idempotent)
+                and (pause := self._retry_pause(attempt, idempotent, deadline)) is not None
             ):
                 # A backend asking for more than a moment's rest gets it: the caller is
                 # answered 503 with the backend's Retry-After instead of a retry now.
                 attempt += 1
                 self._log("backend_retry", reason=f"status {answer.status}", attempt=attempt + 1)
-                await self._backoff(attempt)
+                await asyncio.sleep(pause)
                 continue
             if answer.status >= 500:
                 self.breaker.failure()
@@ -228,12 +234,15 @@ class UpstreamClient:
         """Whether the gateway's credential is a token it can renew."""
         return not isinstance(self.auth, StaticHeaders)
 
-    def _may_retry(self, attempt: int, allowed: bool) -> bool:
-        return allowed and attempt < self.config.retries and self.budget.spend()
-
-    @staticmethod
-    async def _backoff(attempt: int) -> None:
-        await asyncio.sleep(random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)))
+    def _retry_pause(self, attempt: int, allowed: bool, deadline: float) -> float | None:
+        """The full-jitter back-off before another attempt, or None for no retry: not
+        allowed, none left, no time left before the call's deadline, or no budget."""
+        if not allowed or attempt >= self.config.retries:
+            return None
+        pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt + 1)))
+        if asyncio.get_running_loop().time() + pause >= deadline:
+            return None
+        return pause if self.budget.spend() else None
 
     async def _attempt(
         self,
@@ -242,13 +251,14 @@ class UpstreamClient:
         body: bytes | None,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
+        deadline: float,
     ) -> Answer:
         assert self._pool is not None, "upstream session not open"
         if isinstance(self.auth, StaticHeaders):
             auth = self.auth.headers  # no token to fetch: no await
         else:
             try:
-                auth = await self._token_headers()
+                auth = await self._token_headers(deadline)
             except GatewayError as exc:
                 # No token, so the request itself was never sent: a failed attempt like any
                 # other (retried, then counted by the breaker), never one that escapes them.
@@ -258,7 +268,9 @@ class UpstreamClient:
         if current is not None:
             all_headers[trace.HEADER] = current.request_id
         try:
-            response = await self._pool.request(method, self.base, path, all_headers, body, params)
+            response = await self._pool.request(
+                method, self.base, path, all_headers, body, params, deadline=deadline
+            )
         except wire.ConnectFailed as exc:
             if exc.timed_out:  # no connection within connect_timeout: never sent
                 unreached = UpstreamTimeout("The backend could not be reached in time")
@@ -282,21 +294,22 @@ class UpstreamClient:
 
     # --- the gateway's own credentials at the backend ---------------------------------
 
-    async def _token_headers(self) -> Mapping[str, str]:
+    async def _token_headers(self, deadline: float) -> Mapping[str, str]:
         """The headers of a token-based scheme (static headers need no await: see `_attempt`)."""
         extra = self.auth.calls if isinstance(self.auth, TokenGrant) else {}
-        return {**extra, "Authorization": f"Bearer {await self._bearer()}"}
+        return {**extra, "Authorization": f"Bearer {await self._bearer(deadline)}"}
 
-    async def _bearer(self) -> str:
-        """A token, cached and renewed a minute before it expires."""
+    async def _bearer(self, deadline: float) -> str:
+        """A token, cached and renewed a minute before it expires; fetched within the
+        deadline of the call that needs it."""
         if self._token is not None and self._token[1] - _TOKEN_MARGIN > time.time():
             return self._token[0]
         async with self._token_lock:
             if self._token is None or self._token[1] - _TOKEN_MARGIN <= time.time():
-                self._token = await self._new_token()
+                self._token = await self._new_token(deadline)
             return self._token[0]
 
-    async def _new_token(self) -> tuple[str, float]:
+    async def _new_token(self, deadline: float) -> tuple[str, float]:
         auth = self.auth
         if isinstance(auth, SelfSignedToken):
             now = int(time.time())
@@ -306,7 +319,7 @@ class UpstreamClient:
         assert isinstance(auth, TokenGrant) and self._pool is not None
         try:
             response = await self._pool.request(
-                "POST", self.base, auth.path, dict(auth.headers), auth.body
+                "POST", self.base, auth.path, dict(auth.headers), auth.body, deadline=deadline
             )
         except wire.TimedOut as exc:
             raise UpstreamTimeout("The backend did not answer in time") from exc

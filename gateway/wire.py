@@ -344,7 +344,9 @@ class Pool:
     """Kept-alive connections to one backend, at most `size` at a time.
 
     `request` gives each call `timeout` seconds in all (waiting for a connection,
-    connecting, sending and the whole answer) and a new connection `connect_timeout`.
+    connecting, sending and the whole answer), or until the `deadline` its caller
+    gives (the loop's clock: several attempts of one call share one), and a new
+    connection `connect_timeout`.
     """
 
     def __init__(self, *, size: int, connect_timeout: float, timeout: float, max_body: int) -> None:
@@ -365,6 +367,8 @@ class Pool:
         headers: dict[str, str],
         body: bytes | None = None,
         params: Mapping[str, str] | None = None,
+        *,
+        deadline: float | None = None,
     ) -> Response:
         origin = self._at(base)
         target = (
@@ -372,7 +376,8 @@ class Pool:
         )
         request = _request(method, target, origin, headers, body)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        if deadline is None:
+            deadline = loop.time() + self.timeout
         if self._slots.locked():
             await self._slot(deadline - loop.time())
         else:

@@ -96,6 +96,22 @@ def slow_answer(seconds: float, then: Handler) -> Handler:
     return answer
 
 
+def dripping_answer(interval: float, size: int = 1_000_000) -> Handler:
+    """A 200 whose headers come at once and whose body comes one byte every `interval`
+    seconds: always something arriving, never the whole answer in any useful time."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = size
+        await response.prepare(request)
+        for _ in range(size):  # the test server cancels this when the proxy hangs up
+            await response.write(b" ")
+            await asyncio.sleep(interval)
+        return response
+
+    return answer
+
+
 async def dropped(request: web.Request) -> web.StreamResponse:
     """The connection closes without a byte of an answer."""
     assert request.transport is not None

@@ -20,6 +20,7 @@ from ..http.wire import urlkey_path
 from .conftest import ProxyFactory
 from .fake import (
     FakeBackend,
+    dripping_answer,
     dropped,
     huge_answer,
     invoiless_backend,
@@ -127,9 +128,41 @@ async def test_post_that_times_out_is_not_retried(
     assert fake.calls() == [CREATE]
 
 
-async def test_get_that_times_out_is_retried(make_proxy: ProxyFactory, fake: FakeBackend) -> None:
-    proxy, invoice = await proxied(make_proxy, fake, retries=1, timeout=0.3)
-    fake.then(slow_answer(3, invoiless_backend))
+@pytest.mark.parametrize("answer", ["silent", "dripping"])
+async def test_a_get_that_times_out_is_not_retried_past_the_calls_deadline(
+    make_proxy: ProxyFactory, fake: FakeBackend, answer: str
+) -> None:
+    """`timeout` is for the whole call: an attempt that used it all leaves no time for
+    another (each retry once had a deadline of its own: three times the time)."""
+    proxy, invoice = await proxied(make_proxy, fake, retries=2, timeout=0.3)
+    fake.answer = slow_answer(3, invoiless_backend) if answer == "silent" else dripping_answer(0.02)
+
+    reply = await list_as("invoiless", proxy, invoice)
+
+    assert shaped("invoiless", reply) == (504, "timeout: The backend did not answer in time")
+    assert fake.calls() == [LIST], "one attempt: no retry starts after the call's deadline"
+
+
+async def test_retries_after_quick_failures_share_the_calls_deadline(
+    make_proxy: ProxyFactory, fake: FakeBackend
+) -> None:
+    """A dropped connection is retried; the retry drips until the call's deadline, and no
+    third attempt follows, though two retries were allowed."""
+    proxy, invoice = await proxied(make_proxy, fake, retries=2, timeout=0.3)
+    fake.then(dropped)
+    fake.answer = dripping_answer(0.02)
+
+    reply = await list_as("invoiless", proxy, invoice)
+
+    assert shaped("invoiless", reply) == (504, "timeout: The backend did not answer in time")
+    assert fake.calls() == [LIST, LIST]
+
+
+async def test_a_retry_within_the_deadline_still_answers(
+    make_proxy: ProxyFactory, fake: FakeBackend
+) -> None:
+    proxy, invoice = await proxied(make_proxy, fake, retries=1, timeout=2)
+    fake.then(dropped)
 
     reply = await list_as("invoiless", proxy, invoice)
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import gc
 import json
 import re
 import socket
 import statistics
+import struct
+import termios
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -203,14 +206,22 @@ def write_config(directory: Path, name: str, tenants: dict[str, Any], **server: 
     return path
 
 
-def start(directory: Path, name: str, config: Path) -> Server:
-    """A gateway process answering /healthz (bounded wait) when returned."""
-    return Server(config, directory / f"{name}.db", directory / f"{name}.log").wait_ready()
+def start(directory: Path, name: str, config: Path, args: Sequence[str] = ()) -> Server:
+    """A gateway process answering /healthz (bounded wait) when returned; `args`: more
+    command-line options (`--log-format json`)."""
+    database, log = directory / f"{name}.db", directory / f"{name}.log"
+    return Server(config, database, log, args=args).wait_ready()
 
 
 @contextmanager
-def gateway(directory: Path, name: str, tenants: dict[str, Any], **server: Any) -> Iterator[Server]:
-    process = start(directory, name, write_config(directory, name, tenants, **server))
+def gateway(
+    directory: Path,
+    name: str,
+    tenants: dict[str, Any],
+    args: Sequence[str] = (),
+    **server: Any,
+) -> Iterator[Server]:
+    process = start(directory, name, write_config(directory, name, tenants, **server), args)
     try:
         yield process
     finally:
@@ -516,6 +527,24 @@ async def exchange(
             await writer.wait_closed()
         except (ConnectionError, OSError):
             pass
+
+
+def server_end(server_port: int, client_port: int) -> int | None:
+    """The server's end of a loopback connection in /proc/net/tcp: the bytes in its
+    kernel send queue, or None once the connection is gone from the server's side."""
+    local, remote = f":{server_port:04X}", f":{client_port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(local) and fields[2].endswith(remote):
+            return int(fields[4].split(":")[0], 16)
+    return None
+
+
+def unread(sock: socket.socket) -> int:
+    """Bytes that reached `sock` and wait there unread."""
+    found = fcntl.ioctl(sock.fileno(), termios.FIONREAD, struct.pack("i", 0))
+    value: int = struct.unpack("i", found)[0]
+    return value
 
 
 def blocking_exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
