@@ -205,6 +205,7 @@ def create_app(
             per_tenant(config),
             failures=config.server.auth_failures,
             address_failures=config.server.auth_address_failures,
+            global_failures=config.server.auth_global_failures,
             wait_limit=timeout,
         ),
         keys=Keys(store, config.idempotency, clock),

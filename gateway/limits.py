@@ -15,6 +15,12 @@ own failures, never for those of others behind the same address (a NAT, a proxy)
   they run and give it back when the secret was right; once the bucket is empty they
   wait their turn, paced by its refill, one at a time per address. A turn further
   away than the wait limit (the read timeout) is refused with 429.
+- over the whole process, over all addresses: an address's budget does not bound a
+  spray from many addresses, so each unproven check also takes one token of one
+  process-wide bucket when its turn comes (given back when the secret was right).
+  While that bucket is empty, unproven checks are refused at once with 429 rather than
+  queued behind the spray. Credentials already proven are answered from memory and
+  take no token of any of these buckets.
 
 Authentication code reaches the request's `Attempt` through `ATTEMPT`, which the
 gateway's middleware sets; without one (a unit test, a command) nothing is limited.
@@ -83,6 +89,7 @@ class RateLimiter:
         capacity: int = MAX_BUCKETS,
         *,
         address_failures: RateLimit | None = None,
+        global_failures: RateLimit | None = None,
         wait_limit: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -92,7 +99,8 @@ class RateLimiter:
         self._identities: LRU[tuple[str, Identity], _Bucket] = LRU(capacity, clock=self._now)
         self._addresses: LRU[str, _Bucket] = LRU(capacity, clock=self._now)
         self._lanes: dict[str, _Lane] = {}
-        self.reconfigure(limits, failures, address_failures)
+        self._everyone: _Bucket | None = None  # the process-wide bucket, made on first use
+        self.reconfigure(limits, failures, address_failures, global_failures)
 
     def _now(self) -> float:
         return self.clock()
@@ -102,9 +110,11 @@ class RateLimiter:
         limits: dict[str, RateLimit],
         failures: RateLimit | None,
         address_failures: RateLimit | None = None,
+        global_failures: RateLimit | None = None,
     ) -> None:
         """New limits from a reloaded config; callers keep what they have spent."""
         self._limits, self._failures, self._address = limits, failures, address_failures
+        self._global = global_failures
         self._credentials.ttl = _refill(*limits.values())
         self._identities.ttl = _refill(failures)
         # an address's bucket may owe up to `wait_limit` of refill on top of its burst
@@ -164,10 +174,11 @@ class RateLimiter:
             bucket.tokens = min(float(self._address.burst), bucket.tokens + 1)
 
     @asynccontextmanager
-    async def turn(self, address: str, dialect: str) -> AsyncIterator[bool]:
+    async def turn(self, address: str, dialect: str) -> AsyncIterator[tuple[bool, bool]]:
         """Check an unproven secret in `address`'s lane, once its budget allows.
 
-        Yields whether a token was taken (to be refunded if the secret was right)."""
+        Yields whether a token was taken of the address's bucket and of the process's
+        (each to be given back if the secret was right)."""
         start = self._reserve(address, dialect)
         lane = self._lanes.get(address) or self._lanes.setdefault(address, _Lane(asyncio.Lock()))
         lane.users += 1
@@ -175,11 +186,35 @@ class RateLimiter:
             async with lane.lock:
                 if start is not None and (delay := start - self.clock()) > 0:
                     await self.sleep(delay)
-                yield start is not None
+                yield start is not None, self._take_global(dialect)
         finally:
             lane.users -= 1
             if not lane.users:
                 del self._lanes[address]
+
+    # --- over the whole process -------------------------------------------------------
+
+    def _take_global(self, dialect: str) -> bool:
+        """One token of the process-wide bucket (True), or 429 now; False: no such limit."""
+        limit = self._global
+        if limit is None:
+            return False
+        bucket = self._everyone
+        if bucket is None:
+            bucket = self._everyone = _Bucket(float(limit.burst), self.clock())
+        if bucket.refill(limit, self.clock()) < 1:
+            RATE_LIMITED.labels(dialect, "global").inc()
+            if not bucket.paced:
+                event("auth_lockout", logging.WARNING, bucket="global")
+            bucket.paced = True
+            raise TooManyRequests(_REFUSED, retry_after=_wait(bucket, limit))
+        bucket.paced, bucket.tokens = False, bucket.tokens - 1
+        return True
+
+    def give_back(self) -> None:
+        """A check whose secret was right: its process-wide token back."""
+        if self._global is not None and self._everyone is not None:
+            self._everyone.tokens = min(float(self._global.burst), self._everyone.tokens + 1)
 
     def _reserve(self, address: str, dialect: str) -> float | None:
         """When this address's next check may start (a token taken), or None: no budget."""
@@ -212,12 +247,12 @@ class RateLimiter:
 class Attempt:
     """One request's authentication as the failed-login limits see it."""
 
-    __slots__ = ("address", "identity", "_limiter", "_taken")
+    __slots__ = ("address", "identity", "_limiter", "_taken", "_taken_global")
 
     def __init__(self, limiter: RateLimiter, address: str) -> None:
         self._limiter, self.address = limiter, address
         self.identity: Identity | None = None
-        self._taken = False
+        self._taken = self._taken_global = False
 
     def claim(self, identity: Identity) -> None:
         """The request claims to be `identity`: refused now if it is out of failures."""
@@ -228,15 +263,19 @@ class Attempt:
     async def unproven(self) -> AsyncIterator[None]:
         """Around a check of a secret the gateway has not seen proven."""
         dialect = self.identity[0] if self.identity else "admin"
-        async with self._limiter.turn(self.address, dialect) as taken:
+        async with self._limiter.turn(self.address, dialect) as (taken, everyone):
             self._taken = self._taken or taken
+            self._taken_global = self._taken_global or everyone
             yield
 
     def proven(self) -> None:
-        """The secret checked was right: its turn's token goes back."""
+        """The secret checked was right: its turn's tokens go back."""
         if self._taken:
             self._taken = False
             self._limiter.refund(self.address)
+        if self._taken_global:
+            self._taken_global = False
+            self._limiter.give_back()
 
     def failed(self) -> bool:
         """Count the request's 401/403; True when its identity's lockout began.
@@ -247,7 +286,7 @@ class Attempt:
             return False
         if not self._taken:
             self._limiter.spend(self.address)
-        self._taken = False
+        self._taken = self._taken_global = False
         return self._limiter.failed(self.address, self.identity)
 
 

@@ -80,6 +80,12 @@ RATE_LIMITED = Counter(
     ["dialect", "limit"],
 )
 
+SECRET_CHECKS = Counter(
+    "gateway_secret_checks",
+    "Secrets checked that were not proven before, by form (plain or scrypt)",
+    ["form"],
+)
+
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -98,7 +104,7 @@ def child(metric: M, *values: str) -> M:
 
 _ALL = (
     REQUESTS, REQUEST_SECONDS, IN_FLIGHT, BACKEND_CALLS, BACKEND_SECONDS, BREAKER,
-    STORE_WRITE_SECONDS, STORE_BATCH, AUTH_FAILURES, RATE_LIMITED,
+    STORE_WRITE_SECONDS, STORE_BATCH, AUTH_FAILURES, RATE_LIMITED, SECRET_CHECKS,
 )  # fmt: skip
 
 
