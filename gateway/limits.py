@@ -1,4 +1,5 @@
-"""Rate limits: a token bucket per credential, and the failed-login limits.
+"""Rate limits: a token bucket per credential, the failed-login limits, and a bucket per
+client address for work done without credentials (translations).
 
 Every bucket refills continuously. A credential's bucket is spent by every request it
 makes. Failed logins are counted two ways, so that a client is refused only for its
@@ -90,6 +91,7 @@ class RateLimiter:
         *,
         address_failures: RateLimit | None = None,
         global_failures: RateLimit | None = None,
+        unauthenticated: RateLimit | None = None,
         wait_limit: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -98,9 +100,10 @@ class RateLimiter:
         self._credentials: LRU[tuple[str, str, str], _Bucket] = LRU(capacity, clock=self._now)
         self._identities: LRU[tuple[str, Identity], _Bucket] = LRU(capacity, clock=self._now)
         self._addresses: LRU[str, _Bucket] = LRU(capacity, clock=self._now)
+        self._work: LRU[str, _Bucket] = LRU(capacity, clock=self._now)
         self._lanes: dict[str, _Lane] = {}
         self._everyone: _Bucket | None = None  # the process-wide bucket, made on first use
-        self.reconfigure(limits, failures, address_failures, global_failures)
+        self.reconfigure(limits, failures, address_failures, global_failures, unauthenticated)
 
     def _now(self) -> float:
         return self.clock()
@@ -111,10 +114,12 @@ class RateLimiter:
         failures: RateLimit | None,
         address_failures: RateLimit | None = None,
         global_failures: RateLimit | None = None,
+        unauthenticated: RateLimit | None = None,
     ) -> None:
         """New limits from a reloaded config; callers keep what they have spent."""
         self._limits, self._failures, self._address = limits, failures, address_failures
-        self._global = global_failures
+        self._global, self._unauthenticated = global_failures, unauthenticated
+        self._work.ttl = _refill(unauthenticated)
         self._credentials.ttl = _refill(*limits.values())
         self._identities.ttl = _refill(failures)
         # an address's bucket may owe up to `wait_limit` of refill on top of its burst
@@ -130,6 +135,19 @@ class RateLimiter:
             RATE_LIMITED.labels(who.dialect, "credential").inc()
             event("rate_limited", logging.WARNING, tenant=who.tenant, dialect=who.dialect)
             raise TooManyRequests("Rate limit exceeded", retry_after=_wait(bucket, limit))
+        bucket.tokens -= 1
+
+    def work(self, address: str, operation: str) -> None:
+        """Spend one of `address`'s tokens for work done without credentials, or refuse (429)."""
+        limit = self._unauthenticated
+        if limit is None:
+            return
+        bucket = self._bucket(self._work, address, limit)
+        if bucket.tokens < 1:
+            RATE_LIMITED.labels("admin", operation).inc()
+            raise TooManyRequests(
+                "Too many requests; retry later", retry_after=_wait(bucket, limit)
+            )
         bucket.tokens -= 1
 
     def attempt(self, address: str) -> Attempt:
