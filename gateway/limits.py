@@ -52,6 +52,7 @@ MAX_BUCKETS = 100_000
 # (dialect, kind, name): kind is "login", "key", "app" or "admin"; name is never a secret
 Identity = tuple[str, str, str]
 _REFUSED = "Too many failed authentications; retry later"
+WORK_DEBT = 64  # tokens an address may owe for work without credentials
 
 
 def per_tenant(config: Config) -> dict[str, RateLimit]:
@@ -119,7 +120,9 @@ class RateLimiter:
         """New limits from a reloaded config; callers keep what they have spent."""
         self._limits, self._failures, self._address = limits, failures, address_failures
         self._global, self._unauthenticated = global_failures, unauthenticated
-        self._work.ttl = _refill(unauthenticated)
+        self._work.ttl = _refill(unauthenticated) + (
+            WORK_DEBT / unauthenticated.per_second if unauthenticated else 0.0
+        )
         self._credentials.ttl = _refill(*limits.values())
         self._identities.ttl = _refill(failures)
         # an address's bucket may owe up to `wait_limit` of refill on top of its burst
@@ -149,6 +152,14 @@ class RateLimiter:
                 "Too many requests; retry later", retry_after=_wait(bucket, limit)
             )
         bucket.tokens -= 1
+
+    def more_work(self, address: str, tokens: int) -> None:
+        """Work admitted by `work` that turned out larger: `tokens` more, owed if need be,
+        so the address's next requests wait for them (at most `WORK_DEBT` owed)."""
+        limit = self._unauthenticated
+        if limit is not None and tokens > 0:
+            bucket = self._bucket(self._work, address, limit)
+            bucket.tokens = max(bucket.tokens - tokens, -float(WORK_DEBT))
 
     def attempt(self, address: str) -> Attempt:
         """The failed-login limits of one request from `address`."""

@@ -22,6 +22,7 @@ from .state import GATEWAY
 
 T = TypeVar("T")
 _WAITING_PER_THREAD = 16
+TOKEN_BYTES = 4096  # a translation spends one token of its address's budget per 4 KiB begun
 
 PAGE = "/gateway/playground"
 TRANSLATE = "/gateway/v1/translate"
@@ -133,13 +134,16 @@ async def translate(request: web.Request) -> web.Response:
     """The document in every other dialect and format, each with its warnings or error.
 
     No credentials are asked for, so each client address has a budget of these
-    (`server.translate_rate`), a body has a size limit (`server.translate_max_bytes`),
+    (`server.translate_rate`, a token per 4 KiB of body begun: the work grows with the
+    document), a body has a size limit (`server.translate_max_bytes`),
     and the work runs on the translation threads, not the event loop."""
     gateway = request.app[GATEWAY]
     server = gateway.config.server
     trace.note(dialect="admin", operation="translate")
-    gateway.limits.work(client_address(request, server.trusted_proxies), "translate")
+    address = client_address(request, server.trusted_proxies)
+    gateway.limits.work(address, "translate")
     body = await read_body(request, server.translate_max_bytes, server.read_timeout_seconds)
+    gateway.limits.more_work(address, (len(body) - 1) // TOKEN_BYTES)  # one per 4 KiB begun
     answer = await request.app[POOL].run(partial(_translate, body))
     return web.Response(body=answer, content_type="application/json")
 

@@ -69,6 +69,24 @@ async def test_each_address_has_a_budget_of_translations_that_refills(
     assert [(await post(client, body, flooder))[0] for _ in range(2)] == [200, 429]
 
 
+async def test_a_larger_document_spends_more_of_the_budget_one_token_per_4_kib(
+    aiohttp_client: AiohttpClient, database: str
+) -> None:
+    client = await gateway(aiohttp_client, database, translate_rate={"per_second": 1, "burst": 8})
+    clock = Clock()
+    client.app[GATEWAY].limits.clock = clock
+    body = json.dumps(REQUEST).encode()
+    body = body[:-1] + b" " * (3 * 4096 - len(body)) + b"}"  # three tokens' worth, to the byte
+
+    statuses = [(await post(client, body))[0] for _ in range(3)]  # 8 -> 5 -> 2 -> -1 (owed)
+    status, _, headers = await post(client, body)
+
+    assert statuses == [200] * 3
+    assert (status, headers["Retry-After"]) == (429, "2")  # two seconds to one token again
+    clock.now += 2
+    assert (await post(client, json.dumps(REQUEST).encode()))[0] == 200  # a small one: one token
+
+
 @pytest.mark.parametrize("chunked", [False, True])
 async def test_a_body_past_the_translation_limit_is_413_and_one_at_it_is_translated(
     aiohttp_client: AiohttpClient, database: str, chunked: bool
