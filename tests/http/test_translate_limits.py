@@ -41,6 +41,17 @@ async def gateway(aiohttp_client: AiohttpClient, database: str, **server: Any) -
     return await aiohttp_client(create_app(config))
 
 
+async def clocked(
+    aiohttp_client: AiohttpClient, database: str, per_second: float, burst: int
+) -> tuple[Client, Clock]:
+    """A gateway whose translation budget runs on a clock the test moves."""
+    rate = {"per_second": per_second, "burst": burst}
+    client = await gateway(aiohttp_client, database, translate_rate=rate)
+    clock = Clock()
+    client.app[GATEWAY].limits.clock = clock
+    return client, clock
+
+
 async def post(
     client: Client, body: bytes, headers: dict[str, str] | None = None
 ) -> tuple[int, Any, dict[str, str]]:
@@ -51,9 +62,7 @@ async def post(
 async def test_each_address_has_a_budget_of_translations_that_refills(
     aiohttp_client: AiohttpClient, database: str
 ) -> None:
-    client = await gateway(aiohttp_client, database, translate_rate={"per_second": 0.5, "burst": 3})
-    clock = Clock()
-    client.app[GATEWAY].limits.clock = clock
+    client, clock = await clocked(aiohttp_client, database, 0.5, 3)
     body = json.dumps(REQUEST).encode()
     flooder = {"X-Forwarded-For": "198.51.100.7"}
 
@@ -72,9 +81,7 @@ async def test_each_address_has_a_budget_of_translations_that_refills(
 async def test_a_larger_document_spends_more_of_the_budget_one_token_per_4_kib(
     aiohttp_client: AiohttpClient, database: str
 ) -> None:
-    client = await gateway(aiohttp_client, database, translate_rate={"per_second": 1, "burst": 8})
-    clock = Clock()
-    client.app[GATEWAY].limits.clock = clock
+    client, clock = await clocked(aiohttp_client, database, 1, 8)
     body = json.dumps(REQUEST).encode()
     body = body[:-1] + b" " * (3 * 4096 - len(body)) + b"}"  # three tokens' worth, to the byte
 
