@@ -38,7 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     tenants = {name: tenant_config(name) for name in ("acme", "globex", "fuzz")}
     with tempfile.TemporaryDirectory() as directory:
         with gateway(
-            Path(directory), "fuzz", tenants, auth_failures=None, auth_address_failures=None
+            Path(directory),
+            "fuzz",
+            tenants,
+            auth_failures=None,
+            auth_address_failures=None,
+            auth_global_failures=None,
         ) as server:
             target = Target(server.url, server.port)
             target.prepare()

@@ -27,7 +27,7 @@ from dialects.errors import (
 )
 from dialects.unit import DialectUnit
 
-from . import admin, metrics, openapi, routes, trace
+from . import admin, metrics, openapi, playground, routes, trace
 from .auth import Authenticator
 from .config import Config
 from .http import (
@@ -215,6 +215,8 @@ def create_app(
             per_tenant(config),
             failures=config.server.auth_failures,
             address_failures=config.server.auth_address_failures,
+            global_failures=config.server.auth_global_failures,
+            unauthenticated=config.server.translate_rate,
             wait_limit=timeout,
         ),
         keys=Keys(store, config.idempotency, clock),
@@ -241,6 +243,7 @@ def create_app(
     app.cleanup_ctx.append(lifetime)
     routes.add_routes(app)
     admin.add_routes(app)
+    playground.add_pool(app, config.server.translate_threads)
     openapi.add_routes(app)
     for unit in dialects.units().values():
         if unit.token_endpoint is not None:

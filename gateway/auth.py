@@ -8,6 +8,7 @@ credentials come from the tenants' sections in the config, per dialect.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -45,6 +46,7 @@ class _App:
     credential: Credential
     principal: Principal
     key: Any  # the app's ES256 public key, loaded once
+    stored: str | None  # its secret as checked: plain, or a scrypt hash
 
 
 class Authenticator:
@@ -74,14 +76,40 @@ class Authenticator:
             for name, section in spec.sections().items():
                 for credential in section.credentials():
                     self._add(tenant, dialects.unit(name), credential)
-        # Checked in place of the secret of a user or app that does not exist, so a wrong
-        # login costs the same scrypt run as a wrong password: timing does not tell which
-        # users exist. Only made when some secret is hashed (else nothing costs anything).
-        stored = [s.stored for found in self._basic.values() for s in found]
-        stored += [a.credential.secret for apps in self._apps.values() for a in apps.values()
-                   if a.credential.secret]  # fmt: skip
-        hashed = any(passwords.is_hash(secret) for secret in stored)
-        self._decoy = passwords.make_hash(os.urandom(16).hex()) if hashed else None
+        self._decoys = self._one_cost_per_dialect()
+
+    def _one_cost_per_dialect(self) -> dict[str, str]:
+        """Make every secret check in a dialect cost the same; each dialect's decoy secret.
+
+        A login or app that does not exist is checked against its dialect's decoy, so a
+        wrong identity costs what a wrong secret does and timing does not tell which
+        identities exist. The decoy has the form the dialect's secrets have: a scrypt hash
+        where they are hashed, a plain secret where they are plain. A dialect mixing both
+        has its plain secrets hashed here, once, so each of its checks costs one scrypt run.
+        """
+        decoys: dict[str, str] = {}
+        for dialect in {dialect for dialect, _ in self._basic} | set(self._apps):
+            if any(passwords.is_hash(secret) for secret in self._stored(dialect)):
+                self._hash_plain(dialect)
+                decoys[dialect] = passwords.make_hash(os.urandom(16).hex())
+            else:
+                decoys[dialect] = os.urandom(16).hex()
+        return decoys
+
+    def _stored(self, dialect: str) -> list[str]:
+        stored = [s.stored for (d, _), found in self._basic.items() if d == dialect for s in found]
+        apps = self._apps.get(dialect, {}).values()
+        return stored + [a.credential.secret for a in apps if a.credential.secret is not None]
+
+    def _hash_plain(self, dialect: str) -> None:
+        for key, found in self._basic.items():
+            if key[0] == dialect:
+                self._basic[key] = [_Secret(_hashed(s.stored), s.principal) for s in found]
+        for login, app in self._apps.get(dialect, {}).items():
+            if app.credential.secret is not None and not passwords.is_hash(app.credential.secret):
+                self._apps[dialect][login] = dataclasses.replace(
+                    app, stored=_hashed(app.credential.secret)
+                )
 
     def _add(self, tenant: str, unit: DialectUnit, credential: Credential) -> None:
         who = Principal(
@@ -97,7 +125,8 @@ class Authenticator:
             self._api_keys.setdefault(unit.name, []).append(_Secret(credential.secret, who))
         elif isinstance(scheme, BearerAuth):
             pem = credential.public_key
-            app = _App(tenant, credential, who, _load_public_key(pem) if pem else None)
+            public = _load_public_key(pem) if pem else None
+            app = _App(tenant, credential, who, public, credential.secret)
             self._apps.setdefault(unit.name, {})[credential.login or ""] = app
             self._scopes[(unit.name, credential.scope or "")] = tenant
 
@@ -143,10 +172,20 @@ class Authenticator:
                     return candidate.principal
         return None
 
-    async def _decoy_check(self, presented: str) -> None:
-        async with limits.unproven():
-            if self._decoy is not None:
-                await passwords.verify(self._decoy, presented)
+    async def _check(
+        self, dialect: str, kind: str, name: str, candidates: list[_Secret], presented: str
+    ) -> Principal | None:
+        """Who `name` is, if `presented` is one of its secrets; costing the same if no one.
+
+        A secret proven before answers from memory; an identity that does not exist is
+        checked against the dialect's decoy, as dearly as a wrong secret of one that does.
+        """
+        if not candidates:
+            async with limits.unproven():
+                await passwords.verify(self._decoys.get(dialect, ""), presented)
+            return None
+        return await self._first_match(self._digest(dialect, kind, name, presented), candidates,
+                                       presented)  # fmt: skip
 
     # --- per scheme -------------------------------------------------------------------
 
@@ -188,11 +227,9 @@ class Authenticator:
         if not sep or not user or not secret:
             raise NotAuthenticated("Invalid login")
         self._claim(dialect, "login", user)
-        candidates = self._basic.get((dialect, user), [])
-        if not candidates:
-            await self._decoy_check(secret)
-            raise NotAuthenticated("Invalid login")
-        found = await self._first_match(self._digest(dialect, user, secret), candidates, secret)
+        found = await self._check(
+            dialect, "login", user, self._basic.get((dialect, user), []), secret
+        )
         if found is None:
             raise NotAuthenticated("Invalid login")
         return found
@@ -222,14 +259,9 @@ class Authenticator:
         if not _is_text(secret):
             raise NotAuthenticated(endpoint.invalid)
         app = self._apps.get(unit.name, {}).get(login)
-        stored = app.credential.secret if app is not None else None
-        if app is None or stored is None:
-            await self._decoy_check(secret)
+        candidates = [_Secret(app.stored, app.principal)] if app and app.stored else []
+        if await self._check(unit.name, "app", login, candidates, secret) is None or app is None:
             raise NotAuthenticated(endpoint.invalid)
-        async with limits.unproven():
-            if not await passwords.verify(stored, secret):
-                raise NotAuthenticated(endpoint.invalid)
-        limits.proven()
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -314,6 +346,10 @@ class Authenticator:
             hashlib.sha256(presented.encode()).digest(), expected
         ):
             raise NotAuthenticated("Admin token required")
+
+
+def _hashed(secret: str) -> str:
+    return secret if passwords.is_hash(secret) else passwords.make_hash(secret)
 
 
 def _carries(claims: Mapping[str, Any], required: Mapping[str, Any]) -> bool:

@@ -156,6 +156,19 @@ class Server(Strict):
     # its checks of secrets not yet proven wait their turn, at this pace (refused with
     # 429 past read_timeout_seconds). Known-good credentials never wait. null: no limit.
     auth_address_failures: RateLimit | None = RateLimit(per_second=2, burst=100)
+    # Checks of secrets not yet proven the whole process may make, over all addresses
+    # (each may cost a scrypt run): a spray from many addresses is bounded by this, not
+    # only each address by the one above. Past it, such checks are refused with 429 at
+    # once; a right secret gives its token back, and known-good credentials never wait.
+    # null: no limit.
+    auth_global_failures: RateLimit | None = RateLimit(per_second=10, burst=100)
+    # Work anyone may ask for without credentials (POST /gateway/v1/translate): what one
+    # client address may ask (a token bucket; past it 429 with Retry-After; null: no
+    # limit), the largest body it may send (413 past it), and the threads the work runs
+    # on, off the event loop (requests beyond 16 waiting per thread are refused with 429).
+    translate_rate: RateLimit | None = RateLimit(per_second=2, burst=20)
+    translate_max_bytes: int = Field(default=64 * 1024, gt=0)
+    translate_threads: int = Field(default=2, gt=0, le=64)
     # On SIGTERM: stop listening, let requests in flight finish within this many seconds.
     drain_seconds: float = Field(default=30.0, ge=0, le=3600)
     # --workers: a worker holding more open connections than another leaves a new

@@ -1,4 +1,5 @@
-"""Rate limits: a token bucket per credential, and the failed-login limits.
+"""Rate limits: a token bucket per credential, the failed-login limits, and a bucket per
+client address for work done without credentials (translations).
 
 Every bucket refills continuously. A credential's bucket is spent by every request it
 makes. Failed logins are counted two ways, so that a client is refused only for its
@@ -15,6 +16,12 @@ own failures, never for those of others behind the same address (a NAT, a proxy)
   they run and give it back when the secret was right; once the bucket is empty they
   wait their turn, paced by its refill, one at a time per address. A turn further
   away than the wait limit (the read timeout) is refused with 429.
+- over the whole process, over all addresses: an address's budget does not bound a
+  spray from many addresses, so each unproven check also takes one token of one
+  process-wide bucket when its turn comes (given back when the secret was right).
+  While that bucket is empty, unproven checks are refused at once with 429 rather than
+  queued behind the spray. Credentials already proven are answered from memory and
+  take no token of any of these buckets.
 
 Authentication code reaches the request's `Attempt` through `ATTEMPT`, which the
 gateway's middleware sets; without one (a unit test, a command) nothing is limited.
@@ -45,6 +52,7 @@ MAX_BUCKETS = 100_000
 # (dialect, kind, name): kind is "login", "key", "app" or "admin"; name is never a secret
 Identity = tuple[str, str, str]
 _REFUSED = "Too many failed authentications; retry later"
+WORK_DEBT = 64  # tokens an address may owe for work without credentials
 
 
 def per_tenant(config: Config) -> dict[str, RateLimit]:
@@ -83,6 +91,8 @@ class RateLimiter:
         capacity: int = MAX_BUCKETS,
         *,
         address_failures: RateLimit | None = None,
+        global_failures: RateLimit | None = None,
+        unauthenticated: RateLimit | None = None,
         wait_limit: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -91,8 +101,10 @@ class RateLimiter:
         self._credentials: LRU[tuple[str, str, str], _Bucket] = LRU(capacity, clock=self._now)
         self._identities: LRU[tuple[str, Identity], _Bucket] = LRU(capacity, clock=self._now)
         self._addresses: LRU[str, _Bucket] = LRU(capacity, clock=self._now)
+        self._work: LRU[str, _Bucket] = LRU(capacity, clock=self._now)
         self._lanes: dict[str, _Lane] = {}
-        self.reconfigure(limits, failures, address_failures)
+        self._everyone: _Bucket | None = None  # the process-wide bucket, made on first use
+        self.reconfigure(limits, failures, address_failures, global_failures, unauthenticated)
 
     def _now(self) -> float:
         return self.clock()
@@ -102,9 +114,15 @@ class RateLimiter:
         limits: dict[str, RateLimit],
         failures: RateLimit | None,
         address_failures: RateLimit | None = None,
+        global_failures: RateLimit | None = None,
+        unauthenticated: RateLimit | None = None,
     ) -> None:
         """New limits from a reloaded config; callers keep what they have spent."""
         self._limits, self._failures, self._address = limits, failures, address_failures
+        self._global, self._unauthenticated = global_failures, unauthenticated
+        self._work.ttl = _refill(unauthenticated) + (
+            WORK_DEBT / unauthenticated.per_second if unauthenticated else 0.0
+        )
         self._credentials.ttl = _refill(*limits.values())
         self._identities.ttl = _refill(failures)
         # an address's bucket may owe up to `wait_limit` of refill on top of its burst
@@ -121,6 +139,27 @@ class RateLimiter:
             event("rate_limited", logging.WARNING, tenant=who.tenant, dialect=who.dialect)
             raise TooManyRequests("Rate limit exceeded", retry_after=_wait(bucket, limit))
         bucket.tokens -= 1
+
+    def work(self, address: str, operation: str) -> None:
+        """Spend one of `address`'s tokens for work done without credentials, or refuse (429)."""
+        limit = self._unauthenticated
+        if limit is None:
+            return
+        bucket = self._bucket(self._work, address, limit)
+        if bucket.tokens < 1:
+            RATE_LIMITED.labels("admin", operation).inc()
+            raise TooManyRequests(
+                "Too many requests; retry later", retry_after=_wait(bucket, limit)
+            )
+        bucket.tokens -= 1
+
+    def more_work(self, address: str, tokens: int) -> None:
+        """Work admitted by `work` that turned out larger: `tokens` more, owed if need be,
+        so the address's next requests wait for them (at most `WORK_DEBT` owed)."""
+        limit = self._unauthenticated
+        if limit is not None and tokens > 0:
+            bucket = self._bucket(self._work, address, limit)
+            bucket.tokens = max(bucket.tokens - tokens, -float(WORK_DEBT))
 
     def attempt(self, address: str) -> Attempt:
         """The failed-login limits of one request from `address`."""
@@ -164,10 +203,11 @@ class RateLimiter:
             bucket.tokens = min(float(self._address.burst), bucket.tokens + 1)
 
     @asynccontextmanager
-    async def turn(self, address: str, dialect: str) -> AsyncIterator[bool]:
+    async def turn(self, address: str, dialect: str) -> AsyncIterator[tuple[bool, bool]]:
         """Check an unproven secret in `address`'s lane, once its budget allows.
 
-        Yields whether a token was taken (to be refunded if the secret was right)."""
+        Yields whether a token was taken of the address's bucket and of the process's
+        (each to be given back if the secret was right)."""
         start = self._reserve(address, dialect)
         lane = self._lanes.get(address) or self._lanes.setdefault(address, _Lane(asyncio.Lock()))
         lane.users += 1
@@ -175,11 +215,35 @@ class RateLimiter:
             async with lane.lock:
                 if start is not None and (delay := start - self.clock()) > 0:
                     await self.sleep(delay)
-                yield start is not None
+                yield start is not None, self._take_global(dialect)
         finally:
             lane.users -= 1
             if not lane.users:
                 del self._lanes[address]
+
+    # --- over the whole process -------------------------------------------------------
+
+    def _take_global(self, dialect: str) -> bool:
+        """One token of the process-wide bucket (True), or 429 now; False: no such limit."""
+        limit = self._global
+        if limit is None:
+            return False
+        bucket = self._everyone
+        if bucket is None:
+            bucket = self._everyone = _Bucket(float(limit.burst), self.clock())
+        if bucket.refill(limit, self.clock()) < 1:
+            RATE_LIMITED.labels(dialect, "global").inc()
+            if not bucket.paced:
+                event("auth_lockout", logging.WARNING, bucket="global")
+            bucket.paced = True
+            raise TooManyRequests(_REFUSED, retry_after=_wait(bucket, limit))
+        bucket.paced, bucket.tokens = False, bucket.tokens - 1
+        return True
+
+    def give_back(self) -> None:
+        """A check whose secret was right: its process-wide token back."""
+        if self._global is not None and self._everyone is not None:
+            self._everyone.tokens = min(float(self._global.burst), self._everyone.tokens + 1)
 
     def _reserve(self, address: str, dialect: str) -> float | None:
         """When this address's next check may start (a token taken), or None: no budget."""
@@ -212,12 +276,12 @@ class RateLimiter:
 class Attempt:
     """One request's authentication as the failed-login limits see it."""
 
-    __slots__ = ("address", "identity", "_limiter", "_taken")
+    __slots__ = ("address", "identity", "_limiter", "_taken", "_taken_global")
 
     def __init__(self, limiter: RateLimiter, address: str) -> None:
         self._limiter, self.address = limiter, address
         self.identity: Identity | None = None
-        self._taken = False
+        self._taken = self._taken_global = False
 
     def claim(self, identity: Identity) -> None:
         """The request claims to be `identity`: refused now if it is out of failures."""
@@ -228,15 +292,19 @@ class Attempt:
     async def unproven(self) -> AsyncIterator[None]:
         """Around a check of a secret the gateway has not seen proven."""
         dialect = self.identity[0] if self.identity else "admin"
-        async with self._limiter.turn(self.address, dialect) as taken:
+        async with self._limiter.turn(self.address, dialect) as (taken, everyone):
             self._taken = self._taken or taken
+            self._taken_global = self._taken_global or everyone
             yield
 
     def proven(self) -> None:
-        """The secret checked was right: its turn's token goes back."""
+        """The secret checked was right: its turn's tokens go back."""
         if self._taken:
             self._taken = False
             self._limiter.refund(self.address)
+        if self._taken_global:
+            self._taken_global = False
+            self._limiter.give_back()
 
     def failed(self) -> bool:
         """Count the request's 401/403; True when its identity's lockout began.
@@ -247,7 +315,7 @@ class Attempt:
             return False
         if not self._taken:
             self._limiter.spend(self.address)
-        self._taken = False
+        self._taken = self._taken_global = False
         return self._limiter.failed(self.address, self.identity)
 
 

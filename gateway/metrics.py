@@ -86,6 +86,12 @@ CONNECTIONS_CLOSED = Counter(
     ["reason"],
 )
 
+SECRET_CHECKS = Counter(
+    "gateway_secret_checks",
+    "Secrets checked that were not proven before, by form (plain or scrypt)",
+    ["form"],
+)
+
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -105,6 +111,7 @@ def child(metric: M, *values: str) -> M:
 _ALL = (
     REQUESTS, REQUEST_SECONDS, IN_FLIGHT, BACKEND_CALLS, BACKEND_SECONDS, BREAKER,
     STORE_WRITE_SECONDS, STORE_BATCH, AUTH_FAILURES, RATE_LIMITED, CONNECTIONS_CLOSED,
+    SECRET_CHECKS,
 )  # fmt: skip
 
 

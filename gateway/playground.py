@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from functools import cache
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache, partial
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 import dialects
 from dialects import Dialect, Format, _json
-from dialects.errors import BadRequest, GatewayError, ValidationFailed
+from dialects.errors import BadRequest, GatewayError, TooManyRequests, ValidationFailed
 
-from . import trace, translation
-from .http import read_body
+from . import metrics, trace, translation
+from .http import client_address, read_body
 from .state import GATEWAY
+
+T = TypeVar("T")
+_WAITING_PER_THREAD = 16
+TOKEN_BYTES = 4096  # a translation spends one token of its address's budget per 4 KiB begun
 
 PAGE = "/gateway/playground"
 TRANSLATE = "/gateway/v1/translate"
@@ -28,6 +36,49 @@ REQUEST: dict[str, Any] = {
         "document": {"type": "string", "minLength": 1},
     },
 }
+
+
+class Pool:
+    """Threads that translations run on, off the event loop, so a large document does not
+    hold every other request up; at most 16 waiting per thread, then 429."""
+
+    def __init__(self, threads: int) -> None:
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="translate")
+        self._bound, self._waiting = threads * _WAITING_PER_THREAD, 0
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """`work()` on a thread, in a copy of this context (the XML and JSON limits)."""
+        if self._waiting >= self._bound:
+            metrics.RATE_LIMITED.labels("admin", "translate_busy").inc()
+            raise TooManyRequests("Too many translations waiting; retry later", retry_after=1)
+        self._waiting += 1
+        try:
+            run = partial(contextvars.copy_context().run, work)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, run)
+        finally:
+            self._waiting -= 1
+
+    @property
+    def waiting(self) -> int:
+        """Translations taken in and not yet done (running or waiting for a thread)."""
+        return self._waiting
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+POOL = web.AppKey("translations", Pool)
+
+
+def add_pool(app: web.Application, threads: int) -> None:
+    """The app's translation threads, shut down with it."""
+    app[POOL] = Pool(threads)
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        yield
+        app[POOL].close()
+
+    app.cleanup_ctx.append(lifetime)
 
 
 def catalogue() -> list[dict[str, Any]]:
@@ -80,11 +131,25 @@ def _one(document: translation.Document, target: Dialect, fmt: Format) -> dict[s
 
 
 async def translate(request: web.Request) -> web.Response:
-    """The document in every other dialect and format, each with its warnings or error."""
-    server = request.app[GATEWAY].config.server
+    """The document in every other dialect and format, each with its warnings or error.
+
+    No credentials are asked for, so each client address has a budget of these
+    (`server.translate_rate`, a token per 4 KiB of body begun: the work grows with the
+    document), a body has a size limit (`server.translate_max_bytes`),
+    and the work runs on the translation threads, not the event loop."""
+    gateway = request.app[GATEWAY]
+    server = gateway.config.server
     trace.note(dialect="admin", operation="translate")
-    body = _json.loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
-    source, fmt, raw = _request(body)
+    address = client_address(request, server.trusted_proxies)
+    gateway.limits.work(address, "translate")
+    body = await read_body(request, server.translate_max_bytes, server.read_timeout_seconds)
+    gateway.limits.more_work(address, (len(body) - 1) // TOKEN_BYTES)  # one per 4 KiB begun
+    answer = await request.app[POOL].run(partial(_translate, body))
+    return web.Response(body=answer, content_type="application/json")
+
+
+def _translate(body: bytes) -> bytes:
+    source, fmt, raw = _request(_json.loads(body))
     document = translation.decode(source, raw, fmt)
     results = [
         _one(document, target, out)
@@ -99,4 +164,4 @@ async def translate(request: web.Request) -> web.Response:
         "many": document.many,
         "translations": results,
     }
-    return web.Response(body=_json.dumps(answer), content_type="application/json")
+    return _json.dumps(answer)

@@ -34,7 +34,7 @@ async def reload(gateway: Gateway, reread: Callable[[], Config], path: str | Pat
         return False
     current = gateway.config
     pending = [name for name in _RESTART_ONLY if getattr(config, name) != getattr(current, name)]
-    limits = ("auth_failures", "auth_address_failures")
+    limits = ("auth_failures", "auth_address_failures", "auth_global_failures", "translate_rate")
     server = current.server.model_copy(update={n: getattr(config.server, n) for n in limits})
     if server != config.server:
         pending.append("server")
@@ -43,7 +43,11 @@ async def reload(gateway: Gateway, reread: Callable[[], Config], path: str | Pat
     proxies, retired = await _proxies(gateway, config)
     gateway.config, gateway.auth, gateway.proxies = config, auth, proxies
     gateway.limits.reconfigure(
-        per_tenant(config), server.auth_failures, server.auth_address_failures
+        per_tenant(config),
+        server.auth_failures,
+        server.auth_address_failures,
+        server.auth_global_failures,
+        server.translate_rate,
     )
     event("config_reloaded", path=str(path), tenants=len(config.tenants))
     if pending:

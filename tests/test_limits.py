@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ class Clock:
         await asyncio.sleep(0)
 
 
-def limiter(clock: Clock, *, burst: int = 3, address_burst: int = 5, **extra: int) -> RateLimiter:
+def limiter(clock: Clock, *, burst: int = 3, address_burst: int = 5, **extra: Any) -> RateLimiter:
     return RateLimiter(
         {},
         clock=clock,
@@ -226,6 +227,35 @@ async def test_reconfigured_limits_apply_and_spent_tokens_are_kept() -> None:
     assert clock.waits == []
 
 
+# --- over the whole process ------------------------------------------------------------
+
+
+async def test_a_spray_from_many_addresses_is_bounded_over_the_whole_process() -> None:
+    clock = Clock()
+    limits = limiter(clock, global_failures=RateLimit(per_second=2, burst=10))
+    for number in range(10):  # ten addresses, each well inside its own budget
+        assert not await check(limits, f"198.51.100.{number}", ("harvest", "login", "x"), False)
+    with pytest.raises(TooManyRequests) as refused:  # an eleventh, fresh address: refused now
+        await check(limits, "198.51.100.99", ("harvest", "login", "x"), right=False)
+    assert refused.value.retry_after == 1
+    assert clock.waits == []  # refused, not queued behind the spray
+    clock.now += 0.5  # one token refilled: one more check, and then none
+    assert not await check(limits, "198.51.100.99", ("harvest", "login", "y"), right=False)
+    with pytest.raises(TooManyRequests):
+        await check(limits, "198.51.100.98", ("harvest", "login", "z"), right=False)
+
+
+async def test_a_right_secret_gives_its_process_wide_token_back() -> None:
+    clock = Clock()
+    limits = limiter(clock, global_failures=RateLimit(per_second=1, burst=2))
+    for number in range(30):
+        await check(limits, f"198.51.100.{number}", ME, right=True)
+    assert not await check(limits, SPRAYER, ME, right=False)  # the budget is whole
+    assert not await check(limits, SPRAYER, ME, right=False)
+    with pytest.raises(TooManyRequests):
+        await check(limits, "203.0.113.9", YOU, right=False)
+
+
 async def test_a_reload_applies_both_failed_login_limits(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'reload.db'}"
     app = create_app(make_config(database, server={"auth_address_failures": None}))
@@ -239,7 +269,9 @@ async def test_a_reload_applies_both_failed_login_limits(tmp_path: Path) -> None
 
     looser = {"per_second": 0.5, "burst": 50}
     tight = {"per_second": 1, "burst": 1}
-    reread = make_config(database, server={"auth_failures": looser, "auth_address_failures": tight})
+    everyone = {"per_second": 0.01, "burst": 2}
+    reread = make_config(database, server={"auth_failures": looser, "auth_address_failures": tight,
+                                           "auth_global_failures": everyone})  # fmt: skip
     assert await reload(gateway, lambda: reread, "config.yaml")
 
     with pytest.raises(TooManyRequests) as refused:  # a larger burst refills no one at once
@@ -248,3 +280,5 @@ async def test_a_reload_applies_both_failed_login_limits(tmp_path: Path) -> None
     await check(gateway.limits, "203.0.113.9", YOU, right=False)
     await check(gateway.limits, "203.0.113.9", ME, right=False)
     assert clock.waits == [pytest.approx(1.0)]  # the new address budget paces the second
+    with pytest.raises(TooManyRequests):  # the new process-wide budget: two in all, spent
+        await check(gateway.limits, "203.0.113.10", YOU, right=False)

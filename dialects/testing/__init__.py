@@ -20,6 +20,8 @@ from lxml import etree
 
 import dialects
 
+from ..auth import basic_header
+
 View = dict[str, Any]  # {"id", "amount", "notes", "paid_on"}: one payment, any dialect
 XML = "application/xml; charset=utf-8"
 JSON = "application/json; charset=utf-8"
@@ -110,6 +112,12 @@ class Support:
 
     def credentials(self, tenant: str) -> dict[str, str]:
         raise NotImplementedError
+
+    def login(self, name: str, secret: str) -> Request:
+        """A request presenting `name` and `secret` where the dialect takes a login: Basic
+        on its list (invoice 1 of tenant acme; dialects whose callers log in elsewhere,
+        at a token endpoint, say, override this)."""
+        return Request("GET", self.listing("acme", 1).path, headers=basic_header(name, secret))
 
     def fields(self, invoice: int, paid_on: str, notes: str | None) -> dict[str, Any]:
         """A create's JSON fields but the amount (written last, an exact number)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..urlkey import AUDIENCE, SELF_SIGNED
-from . import JSON, Answer, Support, View
+from . import JSON, Answer, Request, Support, View
 
 # The key every test app signs its own tokens with; its public half is in the config.
 APP_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -69,6 +70,15 @@ class UrlKeySupport(Support):
 
     def credentials(self, tenant: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self_signed_token(f'{tenant}-app')}"}
+
+    def login(self, name: str, secret: str) -> Request:
+        body = {"strategy": "app-secret", "appId": name, "appSecret": secret}
+        return Request(
+            "POST",
+            "/authentication",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json"},
+        )
 
     def fields(self, invoice: int, paid_on: str, notes: str | None) -> dict[str, Any]:
         data: dict[str, Any] = {"paymentDate": f"{paid_on}T00:00:00.000Z", "paymentMethod": "UPI"}

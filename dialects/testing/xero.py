@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 
 import jwt
 
+from ..auth import basic_header
 from ..xero import API, NOT_FOUND
 from . import Answer, Request, Support, View
 from .urlkey import APP_KEY, APP_PUBLIC_PEM
@@ -71,6 +72,13 @@ class XeroSupport(Support):
     def credentials(self, tenant: str) -> dict[str, str]:
         token = client_token(f"{tenant}-xero-client")
         return {"Authorization": f"Bearer {token}", "xero-tenant-id": tenant_id(tenant)}
+
+    def login(self, name: str, secret: str) -> Request:
+        headers = {
+            **basic_header(name, secret),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        return Request("POST", "/connect/token", b"grant_type=client_credentials", headers)
 
     def create(
         self,

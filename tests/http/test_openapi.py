@@ -78,7 +78,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     raw = {
         "admin_token": ADMIN_TOKEN,
         "token_secret": "openapi-token-secret",
-        "server": {"access_log": False, "auth_failures": None, "auth_address_failures": None},
+        "server": {
+            "access_log": False,
+            "auth_failures": None,
+            "auth_address_failures": None,
+            "auth_global_failures": None,
+        },
         "tenants": {"acme": tenant},
     }
     config = directory / "config.yaml"

@@ -47,7 +47,12 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
     }
     directory = tmp_path_factory.mktemp("catalogue")
     with gateway(
-        directory, "catalogue", tenants, auth_failures=None, auth_address_failures=None
+        directory,
+        "catalogue",
+        tenants,
+        auth_failures=None,
+        auth_address_failures=None,
+        auth_global_failures=None,
     ) as server:
         FIGURES.rss_baseline_kb = memory_kb(server.process.pid)["VmRSS"]
         yield Catalogue(server)

@@ -59,7 +59,7 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "initech": tenant_config("initech"),
     }
     directory = tmp_path_factory.mktemp("tight")
-    with gateway(directory, "tight", tenants, auth_failures=None, auth_address_failures=None,
+    with gateway(directory, "tight", tenants, auth_failures=None, auth_address_failures=None, auth_global_failures=None,
                  read_timeout_seconds=READ_TIMEOUT) as server:  # fmt: skip
         yield server
 

@@ -208,7 +208,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
                        "backend": backend_section("invoiless", fake.url)},
         }  # fmt: skip
         directory = tmp_path_factory.mktemp("proxy")
-        with gateway(directory, "proxy", tenants, auth_failures=None, auth_address_failures=None, xml_max_depth=DEPTH,
+        with gateway(directory, "proxy", tenants, auth_failures=None, auth_address_failures=None, auth_global_failures=None, xml_max_depth=DEPTH,
                      json_max_depth=DEPTH) as server:  # fmt: skip
             yield Proxy(server, fake)
 

@@ -108,6 +108,7 @@ def test_server_defaults() -> None:
     assert (server.xml_max_elements, server.xml_max_attributes) == (10_000, 16)
     assert server.auth_failures == RateLimit(per_second=1, burst=20)
     assert server.auth_address_failures == RateLimit(per_second=2, burst=100)
+    assert server.auth_global_failures == RateLimit(per_second=10, burst=100)
 
 
 def test_malformed_requests_are_logged_in_one_info_line() -> None:
