@@ -19,7 +19,7 @@ from dialects.errors import (
 )
 from dialects.model import Payment
 from dialects.registry import owner_of
-from dialects.unit import DialectUnit, Endpoint, Op, Route
+from dialects.unit import DialectUnit, Endpoint, EndpointCall, Op, Route
 
 from . import accounts, idempotency, trace
 from .backend import Backend, Outcome, Principal
@@ -420,12 +420,14 @@ async def serve_endpoint(
     unit: DialectUnit, endpoint: Endpoint, request: web.Request
 ) -> web.Response:
     """A unit's further endpoint: the caller authenticated as on its routes, then answered."""
-    request[FORMAT] = response_format(unit.codec, request.headers.get("Accept"), None)
+    fmt = request[FORMAT] = response_format(unit.codec, request.headers.get("Accept"), None)
     gateway = request.app[GATEWAY]
     auth = gateway.auth
     who = await auth.caller(unit, request.headers, request.match_info, scoped=endpoint.scoped)
     gateway.limits.take(who)
-    status, media_type, body = endpoint.answer(who.tenant, auth.credential(who))
+    section = gateway.config.tenants[who.tenant].section(unit.name)
+    call = EndpointCall(who.tenant, auth.credential(who), section, fmt)
+    status, media_type, body = endpoint.respond(call)
     return web.Response(body=body, status=status, content_type=media_type)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -11,9 +12,11 @@ import pytest
 from lxml import etree
 
 from dialects.testing.xero import tenant_id as xero_tenant_id
+from gateway.app import create_app
+from gateway.config import Config
 
 from ..clients import Reply
-from ..conftest import Client
+from ..conftest import AiohttpClient, Client
 from ..support import ACCOUNT_ID, basic, new_invoice
 
 PAYMENTS = "/api.xro/2.0/Payments"
@@ -86,21 +89,147 @@ async def test_token_for_client_credentials_in_basic_or_in_the_form(client: Clie
         assert (answer["token_type"], answer["expires_in"]) == ("Bearer", 3600)
 
 
+GOOD = basic("acme-xero-client", "acme-xero-secret")
+
+
 @pytest.mark.parametrize(
-    ("body", "headers", "status"),
+    ("body", "headers", "status", "error"),
     [
-        (b"grant_type=client_credentials", basic("acme-xero-client", "wrong"), 401),
-        (b"grant_type=client_credentials", basic("nobody", "acme-xero-secret"), 401),
-        (b"grant_type=client_credentials", {}, 401),
-        (b"grant_type=authorization_code", basic("acme-xero-client", "acme-xero-secret"), 400),
+        (b"grant_type=client_credentials", basic("acme-xero-client", "wrong"), 401, "invalid_client"),
+        (b"grant_type=client_credentials", basic("nobody", "acme-xero-secret"), 401, "invalid_client"),
+        (b"grant_type=client_credentials", {}, 401, "invalid_client"),
+        (b"grant_type=client_credentials", {"Authorization": "Basic %%%"}, 401, "invalid_client"),
+        (b"grant_type=client_credentials&client_id=acme-xero-client", {}, 401, "invalid_client"),
+        (b"grant_type=authorization_code", GOOD, 400, "unsupported_grant_type"),
+        (b"grant_type=refresh_token&refresh_token=x", GOOD, 400, "unsupported_grant_type"),
+        (b"grant_type=", GOOD, 400, "invalid_request"),
+        (b"scope=x", GOOD, 400, "invalid_request"),
+        (b"grant_type=client_credentials&grant_type=client_credentials", GOOD, 400, "invalid_request"),
+        (b"grant_type=client_credentials\xff", GOOD, 400, "invalid_request"),
     ],
-)
-async def test_a_bad_grant_gets_no_token(
-    client: Client, body: bytes, headers: dict[str, str], status: int
+)  # fmt: skip
+async def test_a_bad_grant_gets_no_token_and_an_oauth2_error(
+    client: Client, body: bytes, headers: dict[str, str], status: int, error: str
 ) -> None:
+    """RFC 6749 section 5.2: `{"error": code}`, 401 for the client's authentication, else 400."""
     response = await client.post("/connect/token", data=body, headers={**headers, **FORM})
     assert response.status == status
-    assert "access_token" not in await response.text()
+    answer = await response.json()
+    assert answer["error"] == error
+    assert set(answer) <= {"error", "error_description"}
+    assert isinstance(answer.get("error_description", ""), str)
+    assert response.headers["Cache-Control"] == "no-store"
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+async def test_a_token_request_that_is_not_a_form_is_an_invalid_request(client: Client) -> None:
+    headers = {**GOOD, "Content-Type": "application/json"}
+    response = await client.post("/connect/token", data=b"{}", headers=headers)
+    assert response.status == 400
+    assert (await response.json())["error"] == "invalid_request"
+
+
+async def clocked(
+    aiohttp_client: AiohttpClient, config: Config
+) -> tuple[Client, list[datetime], dict[str, str]]:
+    """A gateway on a clock the test moves, and the headers of a token it issued."""
+    now = [datetime(2026, 12, 1, 9, 0, tzinfo=UTC)]
+    client = await aiohttp_client(create_app(config, clock=lambda: now[0]))
+    headers = {
+        "Authorization": f"Bearer {await token(client)}",
+        "xero-tenant-id": xero_tenant_id("acme"),
+    }
+    return client, now, headers
+
+
+async def test_an_expired_token_says_token_expired_and_a_new_one_works(
+    aiohttp_client: AiohttpClient, config: Config
+) -> None:
+    """Xero's SDKs fetch a new token on `TokenExpired`; the clock is moved, not waited for."""
+    client, now, headers = await clocked(aiohttp_client, config)
+    assert (await client.get(PAYMENTS, headers=headers)).status == 200
+    now[0] += timedelta(seconds=3600 + 31)  # the token's lifetime and the leeway
+    response = await client.get(PAYMENTS, headers=headers)
+    assert response.status == 401
+    problem = await response.json()
+    detail = "TokenExpired: token expired at 12/01/2026 10:00:00"
+    assert (problem["Title"], problem["Status"], problem["Detail"]) == ("Unauthorized", 401, detail)
+    assert response.headers["WWW-Authenticate"] == (
+        f'Bearer error="invalid_token", error_description="{detail}"'
+    )
+    headers["Authorization"] = f"Bearer {await token(client)}"
+    assert (await client.get(PAYMENTS, headers=headers)).status == 200
+
+
+async def test_a_token_from_the_future_is_not_yet_valid(
+    aiohttp_client: AiohttpClient, config: Config
+) -> None:
+    client, now, headers = await clocked(aiohttp_client, config)
+    now[0] -= timedelta(minutes=5)
+    response = await client.get(PAYMENTS, headers=headers)
+    assert response.status == 401
+    assert "TokenExpired" not in (await response.json())["Detail"]
+    assert "WWW-Authenticate" not in response.headers
+
+
+# --- the organisation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+async def test_the_organisation_is_the_tenants_in_xeros_envelope(client: Client, fmt: str) -> None:
+    accept = {"Accept": "application/json"} if fmt == "json" else {}
+    reply = await xero(client, "GET", "/api.xro/2.0/Organisation", headers=accept)
+    assert reply.status == 200, reply.body
+    if fmt == "json":
+        document = json.loads(reply.body)
+        assert document["Status"] == "OK"
+        [organisation] = document["Organisations"]
+    else:
+        root = etree.fromstring(reply.body)
+        assert (root.tag, root.findtext("Status")) == ("Response", "OK")
+        [element] = root.findall("Organisations/Organisation")
+        organisation = {child.tag: child.text for child in element}
+    assert organisation["OrganisationID"] == xero_tenant_id("acme")
+    assert (organisation["Name"], organisation["LegalName"]) == ("Acme", "Acme")
+    assert (organisation["BaseCurrency"], organisation["Version"]) == ("USD", "GLOBAL")
+    assert organisation["OrganisationStatus"] == "ACTIVE"
+    assert len(organisation["ShortCode"]) == 6 and organisation["ShortCode"][0] == "!"
+
+
+async def test_the_organisation_takes_what_the_config_says(
+    aiohttp_client: AiohttpClient, config: Config
+) -> None:
+    tenant = config.tenants["acme"]
+    section = tenant.section("xero")
+    organisation = {"name": "Acme Pty", "legal_name": "Acme Holdings Pty Ltd",
+                    "short_code": "!Ab3dE", "base_currency": "AUD", "country_code": "AU",
+                    "version": "AU", "timezone": "AUSEASTERNSTANDARDTIME"}  # fmt: skip
+    changed = section.model_validate({**section.model_dump(), "organisation": organisation})
+    tenants = {**config.tenants, "acme": tenant.model_copy(update={"xero": changed})}
+    client = await aiohttp_client(create_app(config.model_copy(update={"tenants": tenants})))
+    reply = await xero(client, "GET", "/api.xro/2.0/Organisation", headers=JSON_IO)
+    [found] = json.loads(reply.body)["Organisations"]
+    assert {k: found[k] for k in ("Name", "LegalName", "ShortCode", "BaseCurrency")} == {
+        "Name": "Acme Pty",
+        "LegalName": "Acme Holdings Pty Ltd",
+        "ShortCode": "!Ab3dE",
+        "BaseCurrency": "AUD",
+    }
+    assert (found["CountryCode"], found["Version"], found["Timezone"]) == (
+        "AU",
+        "AU",
+        "AUSEASTERNSTANDARDTIME",
+    )
+
+
+async def test_the_organisation_needs_the_tokens_tenant(client: Client) -> None:
+    headers = {"Authorization": f"Bearer {await token(client)}"}
+    response = await client.get("/api.xro/2.0/Organisation", headers=headers)
+    assert response.status == 403
+    headers["xero-tenant-id"] = xero_tenant_id("globex")
+    assert (await client.get("/api.xro/2.0/Organisation", headers=headers)).status == 403
+    assert (await client.get("/api.xro/2.0/Organisation")).status == 401
 
 
 async def test_connections_list_the_tenant_the_token_opens(client: Client) -> None:
