@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
+from operator import attrgetter
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
 
@@ -115,6 +117,11 @@ def _const(value: object) -> Callable[[Any], object]:
     return lambda payment: value
 
 
+def _status(payment: Payment) -> str:
+    """AUTHORISED, or DELETED once deleted: Xero keeps a deleted payment readable."""
+    return "AUTHORISED" if payment.deleted_at is None else "DELETED"
+
+
 class Xero(Dialect):
     name = "xero"
     formats = ("xml", "json")
@@ -128,7 +135,7 @@ class Xero(Dialect):
         Spec("CurrencyRate", "currency_rate", Kind.CONST, value=_const(Decimal("1.000000"))),
         Spec("Reference", "notes", Kind.TEXT),
         Spec("PaymentType", "payment_type", Kind.CONST, value=_const("ACCRECPAYMENT")),
-        Spec("Status", "status", Kind.CONST, value=_const("AUTHORISED")),
+        Spec("Status", "status", Kind.CONST, value=_status, reads=("deleted_at",)),
         Spec("UpdatedDateUTC", "updated_at", Kind.DATETIME, writable=False),
         Spec("HasAccount", "has_account", Kind.CONST, value=_has_account),
         Spec("IsReconciled", "reconciled", Kind.CONST, value=_const(False)),
@@ -141,6 +148,7 @@ class Xero(Dialect):
     )
     required = frozenset({"amount"})
     statuses = {"validation": 400, "ledger": 400}
+    shows_deleted = True
 
     # --- ids: UUIDs whose 128-bit value is the canonical id ------------------------------
 
@@ -195,6 +203,15 @@ class Xero(Dialect):
             self.decode_fields(item, foreign_ids=foreign_ids) for item in self._items(body, fmt)
         ]
 
+    def decode_fields(self, raw: Mapping[str, Any], *, foreign_ids: bool = False) -> Decoded:
+        """A payment; one a backend marks `Status` DELETED is deleted as of its update."""
+        decoded = super().decode_fields(raw, foreign_ids=foreign_ids)
+        if raw.get("Status") != "DELETED" or "id" not in decoded.ids:
+            return decoded
+        when = decoded.payment.updated_at or NOW.get()()
+        payment = decoded.payment.model_copy(update={"deleted_at": when})
+        return Decoded(payment, decoded.provided, decoded.options, decoded.ids)
+
     def read_removal(self, body: bytes, fmt: Format) -> None:
         """A delete is `{"Status": "DELETED"}` (bare or wrapped); a payment is never edited."""
         if self.payment_fields(body, fmt).get("Status") != "DELETED":
@@ -216,7 +233,8 @@ class Xero(Dialect):
             raise ValidationFailed(fields=missing)
 
     def list_params(self, invoice: str) -> dict[str, str]:
-        return {"where": f'Invoice.InvoiceID==guid("{invoice}")'}
+        """An invoice's live payments: Xero lists deleted ones too, unless asked not to."""
+        return {"where": f'Invoice.InvoiceID==guid("{invoice}") AND Status=="AUTHORISED"'}
 
     def removal_request(self, fmt: Format) -> bytes:
         if fmt == "json":
@@ -224,7 +242,28 @@ class Xero(Dialect):
         return _serialise(_element("Payment", {"Status": "DELETED"}))
 
     def read_query(self, query: Mapping[str, str]) -> PaymentQuery:
-        return xero_query.read(query, self.parse_id)
+        return xero_query.read(query, self.parse_id, self.elements)
+
+    def read_search(self, query: Mapping[str, str], headers: Mapping[str, str]) -> PaymentQuery:
+        since = xero_query.modified_since(headers.get("If-Modified-Since"))
+        return xero_query.read(query, self.parse_id, self.elements, since)
+
+    @cached_property
+    def elements(self) -> dict[str, xero_query.Element]:
+        """Every element of a payment a `where` clause may compare, by wire name."""
+        found: dict[str, xero_query.Element] = {}
+        for spec in self.fields:
+            if spec.kind in (Kind.AMOUNT, Kind.MONEY):
+                found[spec.wire] = ("amount", attrgetter(spec.attr))
+            elif spec.kind in (Kind.DATE, Kind.DATETIME):
+                found[spec.wire] = ("moment", attrgetter(spec.attr))
+            elif spec.kind is Kind.TEXT and spec.attr in Payment.model_fields:
+                found[spec.wire] = ("text", attrgetter(spec.attr))
+            elif spec.kind is Kind.CONST and spec.value is not None:
+                sample = spec.value(Payment(amount=Decimal(1)))
+                kind = {bool: "flag", Decimal: "amount", str: "text"}[type(sample)]
+                found[spec.wire] = (kind, spec.value)
+        return found
 
     def summarised(self, query: Mapping[str, str]) -> bool:
         return query.get("summarizeErrors", "true").strip().lower() != "false"

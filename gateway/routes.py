@@ -162,7 +162,10 @@ def _whole(text: str) -> int | None:
 
 
 async def get_payment(call: Call) -> web.Response:
-    payment = await call.backend.get_payment(_who(call), _payment_in_path(call))
+    payment_id = _payment_in_path(call)
+    payment = await call.backend.get_payment(
+        _who(call), payment_id, deleted=call.dialect.shows_deleted
+    )
     _check_invoice(call, payment.invoice_id)
     return _answer_payment(call, payment, ())
 
@@ -250,7 +253,7 @@ async def _create_in_body(call: Call, request: Decoded) -> Outcome:
 
 
 async def search_payments(call: Call) -> web.Response:
-    query = call.dialect.read_query(call.request.query)
+    query = call.dialect.read_search(call.request.query, call.request.headers)
     payments, page = await call.backend.search_payments(_who(call), query)
     warnings: list[str] = []
     body = call.dialect.encode_page(payments, call.fmt, page, warnings=warnings)
