@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -12,12 +13,13 @@ import pytest
 from lxml import etree
 
 from dialects.testing.xero import tenant_id as xero_tenant_id
+from dialects.xero import parse_moment
 from gateway.app import create_app
 from gateway.config import Config
 
 from ..clients import Reply
 from ..conftest import AiohttpClient, Client
-from ..support import ACCOUNT_ID, basic, new_invoice
+from ..support import ACCOUNT_ID, ADMIN, basic, new_invoice
 
 PAYMENTS = "/api.xro/2.0/Payments"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -473,6 +475,104 @@ async def test_delete_is_a_post_of_status_deleted(
     assert twice.status == 404
     again = await put_json(client, by_id(invoice["id"], "10.00"))  # the amount is due again
     assert again.status == 200
+
+
+@pytest.mark.stores
+async def test_a_deleted_payment_is_listed_and_read_as_deleted(client: Client) -> None:
+    invoice = await new_invoice(client, total="30.00")
+    kept, gone = (
+        await put_json(client, by_id(invoice["id"], "10.00"), by_id(invoice["id"], "5.00"))
+    ).json()["Payments"]
+    removed = await xero(
+        client, "POST", f"{PAYMENTS}/{gone['PaymentID']}", b'{"Status": "DELETED"}', JSON_IO
+    )
+    assert removed.status == 200
+    on_invoice = f'Invoice.InvoiceID==guid("{uuid_of(invoice["id"])}")'
+
+    async def listed(where: str) -> list[tuple[str, str]]:
+        reply = await xero(client, "GET", f"{PAYMENTS}?where={quote(where)}", headers=JSON_IO)
+        assert reply.status == 200, reply.body
+        return [(p["PaymentID"], p["Status"]) for p in reply.json()["Payments"]]
+
+    assert await listed(on_invoice) == [
+        (kept["PaymentID"], "AUTHORISED"),
+        (gone["PaymentID"], "DELETED"),
+    ]
+    assert await listed(f'{on_invoice} AND Status=="DELETED"') == [(gone["PaymentID"], "DELETED")]
+    assert await listed(f'{on_invoice} AND Status=="AUTHORISED"') == [
+        (kept["PaymentID"], "AUTHORISED")
+    ]
+    one = await xero(client, "GET", f"{PAYMENTS}/{gone['PaymentID']}")
+    assert etree.fromstring(one.body).findtext("Payments/Payment/Status") == "DELETED"
+    # Another dialect sees it gone, and the invoice has its amount due again.
+    harvest = await client.get(
+        f"/invoices/{invoice['id']}/payments", headers=basic("acme@example.com", "acme-harvest")
+    )
+    assert len(etree.fromstring(await harvest.read())) == 1
+    assert (await client.get(f"/gateway/v1/invoices/{invoice['id']}", headers=ADMIN)).status == 200
+
+
+@pytest.mark.stores
+@pytest.mark.parametrize("form", ["rfc1123", "iso", "iso-offset"])
+async def test_if_modified_since_lists_what_changed_since_deletions_included(
+    client: Client, form: str
+) -> None:
+    invoice = await new_invoice(client, total="30.00")
+    first, second = (
+        await put_json(client, by_id(invoice["id"], "1.00"), by_id(invoice["id"], "2.00"))
+    ).json()["Payments"]
+    await xero(
+        client, "POST", f"{PAYMENTS}/{first['PaymentID']}", b'{"Status": "DELETED"}', JSON_IO
+    )
+    on_invoice = quote(f'Invoice.InvoiceID==guid("{uuid_of(invoice["id"])}")')
+    everything = (
+        await xero(client, "GET", f"{PAYMENTS}?where={on_invoice}", headers=JSON_IO)
+    ).json()["Payments"]
+    updated = {p["PaymentID"]: parse_moment(p["UpdatedDateUTC"]) for p in everything}
+    since = updated[first["PaymentID"]].replace(microsecond=0)  # its deletion, to the second
+    header = {
+        "rfc1123": format_datetime(since, usegmt=True),
+        "iso": since.replace(tzinfo=None).isoformat(),
+        "iso-offset": since.astimezone(timezone(timedelta(hours=-8))).isoformat(),
+    }[form]
+    reply = await xero(
+        client,
+        "GET",
+        f"{PAYMENTS}?where={on_invoice}",
+        headers={**JSON_IO, "If-Modified-Since": header},
+    )
+    assert reply.status == 200, reply.body
+    changed = {p["PaymentID"]: p["Status"] for p in reply.json()["Payments"]}
+    assert changed == {
+        i: s for i, s in ((p["PaymentID"], p["Status"]) for p in everything) if updated[i] >= since
+    }
+    assert changed[first["PaymentID"]] == "DELETED"
+    later = format_datetime(max(updated.values()) + timedelta(seconds=1), usegmt=True)
+    none = await xero(
+        client,
+        "GET",
+        f"{PAYMENTS}?where={on_invoice}",
+        headers={**JSON_IO, "If-Modified-Since": later},
+    )
+    assert none.json()["Payments"] == []
+
+
+@pytest.mark.parametrize(
+    "header", ["yesterday", "2026-13-01T00:00:00", "Wed, 99 Foo 2020 00:00:00 GMT"]
+)
+async def test_an_unreadable_if_modified_since_is_refused(client: Client, header: str) -> None:
+    reply = await xero(client, "GET", PAYMENTS, headers={**JSON_IO, "If-Modified-Since": header})
+    assert reply.status == 400
+    assert "If-Modified-Since" in reply.json()["Message"]
+
+
+async def test_pagination_only_when_a_page_is_asked_for(client: Client) -> None:
+    invoice = await new_invoice(client)
+    await put_json(client, by_id(invoice["id"], "1.00"))
+    for accept in (JSON_IO, {}):
+        unpaged = await xero(client, "GET", PAYMENTS, headers=accept)
+        paged = await xero(client, "GET", f"{PAYMENTS}?page=1", headers=accept)
+        assert b"pagination" not in unpaged.body and b"pagination" in paged.body
 
 
 async def test_a_payment_is_never_edited(client: Client) -> None:
