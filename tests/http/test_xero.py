@@ -301,6 +301,24 @@ async def test_put_creates_one_payment_in_json_with_the_default_account(client: 
     assert payment["PaymentID"].startswith("00000000-0000-0000-0000-")
 
 
+async def test_without_a_default_account_a_payment_must_name_its_account(
+    aiohttp_client: AiohttpClient, config: Config
+) -> None:
+    """Xero requires `Account`; the default applies only where the operator sets one."""
+    tenants = {
+        **config.tenants,
+        "acme": config.tenants["acme"].model_copy(update={"default_account": None}),
+    }
+    client = await aiohttp_client(create_app(config.model_copy(update={"tenants": tenants})))
+    invoice = await new_invoice(client, total="100.00")
+    refused = await put_json(client, by_id(invoice["id"], "40.00"))
+    assert refused.status == 400
+    [element] = refused.json()["Elements"]
+    assert element["ValidationErrors"] == [{"Message": "Account.Code can't be blank"}]
+    named = await put_json(client, by_id(invoice["id"], "40.00", Account={"Code": "091"}))
+    assert named.status == 200 and named.json()["Payments"][0]["Account"] == {"Code": "091"}
+
+
 async def test_post_takes_a_bare_xml_payment_naming_the_invoice_by_number(
     client: Client,
 ) -> None:
