@@ -119,6 +119,8 @@ class Dialect:
     # The canonical ids the id form can write are 1 .. id_limit - 1 (None: any); a
     # decimal form reads at most 18 digits (`_values.parse_integer`).
     id_limit: ClassVar[int | None] = 10**18
+    # Whether a deleted payment stays readable (marked deleted) rather than gone.
+    shows_deleted: ClassVar[bool] = False
     # The id form as a format of the number (`format(number, id_format)`, text); None:
     # the number itself. Lists write ids of such forms inline (see `listing`).
     id_format: ClassVar[str | None] = None
@@ -278,6 +280,10 @@ class Dialect:
     def read_query(self, query: Mapping[str, str]) -> PaymentQuery:
         """The search a list request's query string asks for."""
         raise NotImplementedError
+
+    def read_search(self, query: Mapping[str, str], headers: Mapping[str, str]) -> PaymentQuery:
+        """The search a list request asks for, its headers too (`If-Modified-Since`, say)."""
+        return self.read_query(query)
 
     def encode_page(
         self,

@@ -5,6 +5,7 @@
     |   +-- BadQuery             bad_request      400  (a list query that cannot be read)
     +-- ValidationFailed         validation       422  (field problems, keyed by canonical field)
     +-- NotAuthenticated         unauthenticated  401
+    |   +-- TokenExpired         unauthenticated  401  (a bearer token past its expiry)
     +-- Forbidden                forbidden        403
     +-- NotFound                 not_found        404
     +-- MethodNotAllowed         method           405
@@ -76,6 +77,10 @@ class ValidationFailed(GatewayError):
 
 class NotAuthenticated(GatewayError):
     kind, status, default_message = "unauthenticated", 401, "Invalid login"
+
+
+class TokenExpired(NotAuthenticated):
+    """A bearer token that was valid and has expired: the caller should fetch a new one."""
 
 
 class Forbidden(GatewayError):

@@ -32,7 +32,7 @@ Finish = Callable[[object], object]
 
 PAYMENT_FIELDS = tuple(Payment.model_fields)
 _MONEY = frozenset({"amount", "tax_withheld", "fee"})
-_MOMENTS = frozenset({"paid_at", "created_at", "updated_at"})
+_MOMENTS = frozenset({"paid_at", "created_at", "updated_at", "deleted_at"})
 _MEMO_SIZE = 4096  # distinct values remembered per field before starting afresh
 _SPEC = re.compile(r"[0-9A-Za-z]*")  # the id formats written inline into a compiled row
 _UNSEEN = object()  # a miss is common (creation times): no exception for it

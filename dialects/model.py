@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -102,6 +104,8 @@ class Payment(BaseModel):
     notify_customer: bool = False
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
+    # When the payment was deleted: a dialect that shows deleted payments (Xero) reads it.
+    deleted_at: AwareDatetime | None = None
 
     @property
     def settled(self) -> Decimal:
@@ -172,19 +176,36 @@ class Invoice(BaseModel):
         return InvoiceStatus.OPEN
 
 
+# The comparisons a query may make (`PaymentQuery.paid`, a dialect's own filters).
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
 @dataclass(frozen=True)
 class PaymentQuery:
-    """A search over a tenant's live payments, as a dialect's list query asks it.
+    """A search over a tenant's payments, as a dialect's list query asks it.
 
-    `invoice_ids` / `payment_ids` None means any; `paid` holds comparisons on the
-    payment date (`>=`, `<` ...); `deleted` asks for deleted payments, which no
-    answer shows; `order` is (attribute, descending) pairs; `page` None: no paging.
+    `invoice_ids` / `payment_ids` None means any; `invoice_numbers` names invoices by
+    number (None: any); `paid` holds comparisons on the payment date (`>=`, `<` ...);
+    `deleted` lists deleted payments beside the live ones (a dialect that shows them);
+    `modified_since` keeps the payments changed (or deleted) after that instant;
+    `where` is the dialect's own test of each payment; `order` is (attribute,
+    descending) pairs; `page` None: no paging.
     """
 
     invoice_ids: tuple[int, ...] | None = None
     payment_ids: tuple[int, ...] | None = None
+    invoice_numbers: tuple[str, ...] | None = None
     paid: tuple[tuple[str, datetime], ...] = ()
     deleted: bool = False
+    modified_since: datetime | None = None
+    where: Callable[[Payment], bool] | None = None
     order: tuple[tuple[str, bool], ...] = (("updated_at", False), ("id", False))
     page: int | None = None
     page_size: int = 100

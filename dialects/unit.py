@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from .base import Dialect
+from .base import Dialect, Format, Reply
+from .errors import GatewayError
 
 # --- routes ------------------------------------------------------------------------------
 
@@ -118,6 +120,8 @@ class BearerAuth:
     max_lifetime: int = 86400
     invalid: str = "Invalid authentication"
     forbidden: str = "This token does not open that scope"
+    # The message for a token past its expiry, from that moment (None: a generic one).
+    expired: Callable[[datetime], str] | None = None
 
 
 CallerAuth = BasicAuth | ApiKeyAuth | BearerAuth
@@ -138,6 +142,21 @@ class TokenEndpoint:
     answer: Callable[[str, Credential, int], tuple[int, str, bytes]]
     body_format: Literal["json", "form"] = "json"
     invalid: str = "Invalid login"
+    # The endpoint's own error answers (OAuth 2.0's, say); None, or None for an error:
+    # the dialect's `encode_error`.
+    error: Callable[[GatewayError], Reply | None] | None = None
+
+
+@dataclass(frozen=True)
+class EndpointCall:
+    """What an endpoint's `render` answers from: the caller's tenant, the credential it
+    presented, the tenant's section of the unit (None if it has none), and the format
+    the caller accepts."""
+
+    tenant: str
+    credential: Credential
+    section: Section | None
+    fmt: Format
 
 
 @dataclass(frozen=True)
@@ -145,14 +164,27 @@ class Endpoint:
     """An endpoint beyond the payment operations, for an authenticated caller.
 
     `answer(tenant, credential)` renders (status, media type, body) for the tenant and
-    the credential the caller presented (a list of the caller's connections, say).
-    `scoped` False lets a bearer token in without the request naming its scope.
+    the credential the caller presented (a list of the caller's connections, say);
+    `render(call)`, given instead, renders from an `EndpointCall` (the tenant's section
+    and the accepted format too). `scoped` False lets a bearer token in without the
+    request naming its scope.
     """
 
     method: str
     path: str
-    answer: Callable[[str, Credential], tuple[int, str, bytes]]
+    answer: Callable[[str, Credential], tuple[int, str, bytes]] | None = None
     scoped: bool = True
+    render: Callable[[EndpointCall], tuple[int, str, bytes]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.answer is None) == (self.render is None):
+            raise ValueError(f"{self.path}: an endpoint takes one of answer and render")
+
+    def respond(self, call: EndpointCall) -> tuple[int, str, bytes]:
+        if self.render is not None:
+            return self.render(call)
+        assert self.answer is not None
+        return self.answer(call.tenant, call.credential)
 
 
 # --- how the gateway authenticates to a backend ------------------------------------------

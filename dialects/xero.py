@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
+from operator import attrgetter
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
 
@@ -33,6 +35,7 @@ from .errors import (
     NotAuthenticated,
     NotPayable,
     Overpayment,
+    TokenExpired,
     UpstreamError,
     ValidationFailed,
 )
@@ -44,6 +47,7 @@ from .unit import (
     Credential,
     DialectUnit,
     Endpoint,
+    EndpointCall,
     Op,
     Route,
     Section,
@@ -111,6 +115,11 @@ def _const(value: object) -> Callable[[Any], object]:
     return lambda payment: value
 
 
+def _status(payment: Payment) -> str:
+    """AUTHORISED, or DELETED once deleted: Xero keeps a deleted payment readable."""
+    return "AUTHORISED" if payment.deleted_at is None else "DELETED"
+
+
 class Xero(Dialect):
     name = "xero"
     formats = ("xml", "json")
@@ -124,7 +133,7 @@ class Xero(Dialect):
         Spec("CurrencyRate", "currency_rate", Kind.CONST, value=_const(Decimal("1.000000"))),
         Spec("Reference", "notes", Kind.TEXT),
         Spec("PaymentType", "payment_type", Kind.CONST, value=_const("ACCRECPAYMENT")),
-        Spec("Status", "status", Kind.CONST, value=_const("AUTHORISED")),
+        Spec("Status", "status", Kind.CONST, value=_status, reads=("deleted_at",)),
         Spec("UpdatedDateUTC", "updated_at", Kind.DATETIME, writable=False),
         Spec("HasAccount", "has_account", Kind.CONST, value=_has_account),
         Spec("IsReconciled", "reconciled", Kind.CONST, value=_const(False)),
@@ -137,6 +146,7 @@ class Xero(Dialect):
     )
     required = frozenset({"amount"})
     statuses = {"validation": 400, "ledger": 400}
+    shows_deleted = True
 
     # --- ids: UUIDs whose 128-bit value is the canonical id ------------------------------
 
@@ -191,6 +201,15 @@ class Xero(Dialect):
             self.decode_fields(item, foreign_ids=foreign_ids) for item in self._items(body, fmt)
         ]
 
+    def decode_fields(self, raw: Mapping[str, Any], *, foreign_ids: bool = False) -> Decoded:
+        """A payment; one a backend marks `Status` DELETED is deleted as of its update."""
+        decoded = super().decode_fields(raw, foreign_ids=foreign_ids)
+        if raw.get("Status") != "DELETED" or "id" not in decoded.ids:
+            return decoded
+        when = decoded.payment.updated_at or NOW.get()()
+        payment = decoded.payment.model_copy(update={"deleted_at": when})
+        return Decoded(payment, decoded.provided, decoded.options, decoded.ids)
+
     def read_removal(self, body: bytes, fmt: Format) -> None:
         """A delete is `{"Status": "DELETED"}` (bare or wrapped); a payment is never edited."""
         if self.payment_fields(body, fmt).get("Status") != "DELETED":
@@ -212,7 +231,8 @@ class Xero(Dialect):
             raise ValidationFailed(fields=missing)
 
     def list_params(self, invoice: str) -> dict[str, str]:
-        return {"where": f'Invoice.InvoiceID==guid("{invoice}")'}
+        """An invoice's live payments: Xero lists deleted ones too, unless asked not to."""
+        return {"where": f'Invoice.InvoiceID==guid("{invoice}") AND Status=="AUTHORISED"'}
 
     def removal_request(self, fmt: Format) -> bytes:
         if fmt == "json":
@@ -220,7 +240,28 @@ class Xero(Dialect):
         return _serialise(_element("Payment", {"Status": "DELETED"}))
 
     def read_query(self, query: Mapping[str, str]) -> PaymentQuery:
-        return xero_query.read(query, self.parse_id)
+        return xero_query.read(query, self.parse_id, self.elements)
+
+    def read_search(self, query: Mapping[str, str], headers: Mapping[str, str]) -> PaymentQuery:
+        since = xero_query.modified_since(headers.get("If-Modified-Since"))
+        return xero_query.read(query, self.parse_id, self.elements, since)
+
+    @cached_property
+    def elements(self) -> dict[str, xero_query.Element]:
+        """Every element of a payment a `where` clause may compare, by wire name."""
+        found: dict[str, xero_query.Element] = {}
+        for spec in self.fields:
+            if spec.kind in (Kind.AMOUNT, Kind.MONEY):
+                found[spec.wire] = ("amount", attrgetter(spec.attr))
+            elif spec.kind in (Kind.DATE, Kind.DATETIME):
+                found[spec.wire] = ("moment", attrgetter(spec.attr))
+            elif spec.kind is Kind.TEXT and spec.attr in Payment.model_fields:
+                found[spec.wire] = ("text", attrgetter(spec.attr))
+            elif spec.kind is Kind.CONST and spec.value is not None:
+                sample = spec.value(Payment(amount=Decimal(1)))
+                kind = {bool: "flag", Decimal: "amount", str: "text"}[type(sample)]
+                found[spec.wire] = (kind, spec.value)
+        return found
 
     def summarised(self, query: Mapping[str, str]) -> bool:
         return query.get("summarizeErrors", "true").strip().lower() != "false"
@@ -316,7 +357,13 @@ class Xero(Dialect):
         items = [self.payment_object(p, fmt, warnings, status) for p in payments]
         return self._envelope(items, fmt, page)
 
-    def _envelope(self, items: list[dict[str, Any]], fmt: Format, page: Page | None) -> bytes:
+    def _envelope(
+        self,
+        items: list[dict[str, Any]],
+        fmt: Format,
+        page: Page | None,
+        listed_as: tuple[str, str] = ("Payments", "Payment"),
+    ) -> bytes:
         moment = NOW.get()()
         digest = hashlib.sha256(repr((moment, items)).encode()).digest()
         envelope: dict[str, Any] = {
@@ -334,12 +381,14 @@ class Xero(Dialect):
                 "pageCount": page.page_count,
                 "itemCount": page.item_count,
             }
+        plural, singular = listed_as
         if fmt == "json":
-            return _json.dumps({**envelope, "Payments": items})
+            return _json.dumps({**envelope, plural: items})
         root = _element("Response", envelope, namespaces=True)
-        listed = etree.SubElement(root, "Payments")
+        listed = etree.SubElement(root, plural)
         for item in items:
-            listed.append(_payment_element(item))
+            is_payment = singular == "Payment"
+            listed.append(_payment_element(item) if is_payment else _element(singular, item))
         return _serialise(root)
 
     def encode_request(
@@ -381,6 +430,11 @@ class Xero(Dialect):
         if status in _PROBLEMS:
             if status == 429:
                 headers["X-Rate-Limit-Problem"] = "minute"
+            if isinstance(error, TokenExpired):
+                # RFC 6750's challenge for a token past its expiry, Xero's words in it.
+                headers["WWW-Authenticate"] = (
+                    f'Bearer error="invalid_token", error_description="{error.message}"'
+                )
             headers["Content-Type"] = "application/json; charset=utf-8"
             return Reply(status, _json.dumps(_problem(status, error.message)), headers)
         key = "bad_query" if isinstance(error, BadQuery) else error.kind
@@ -556,12 +610,36 @@ class XeroClient(Strict):
     )
 
 
+class XeroOrganisation(Strict):
+    """What `GET /Organisation` tells of the tenant (Xero's values, Xero's names)."""
+
+    name: str = Field(default="", description="default: `tenant_name`, else the tenant's name")
+    legal_name: str = Field(default="", description="default: the name")
+    short_code: str | None = Field(
+        default=None,
+        pattern=r"^![0-9A-Za-z]{5}$",
+        description="`!` and five letters or digits; default: derived from `tenant_id`",
+    )
+    base_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    country_code: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    version: Literal["AU", "NZ", "GLOBAL", "UK", "US"] = "GLOBAL"
+    organisation_type: Literal["COMPANY", "SOLETRADER", "PARTNERSHIP", "TRUST", "CHARITY"] = (
+        "COMPANY"
+    )
+    timezone: str = Field(default="UTC", pattern=r"^[A-Z]{1,40}$")
+    financial_year_end_day: int = Field(default=31, ge=1, le=31)
+    financial_year_end_month: int = Field(default=12, ge=1, le=12)
+    pays_tax: bool = False
+    is_demo_company: bool = False
+
+
 class XeroAuth(Section):
     """The tenant as a Xero organisation: its id in `xero-tenant-id`, its custom connections."""
 
     tenant_id: str = Field(description="the organisation's id, a UUID")
     tenant_name: str = ""
     clients: tuple[XeroClient, ...] = ()
+    organisation: XeroOrganisation = Field(default_factory=XeroOrganisation)
 
     @field_validator("tenant_id")
     @classmethod
@@ -622,14 +700,28 @@ def _token_from(status: int, data: bytes) -> tuple[str, float | None]:
 # --- the identity endpoints: `POST /connect/token` and `GET /connections` ---------------------
 
 
+class _OAuthRefused(BadRequest):
+    """A token request refused with one of RFC 6749's error codes (section 5.2)."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+
+
 def _read_client(body: bytes, headers: Mapping[str, str]) -> tuple[str, str]:
     """A client-credentials grant: the client's id and secret, in Basic or in the form."""
     try:
         form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError as exc:
-        raise BadRequest("The form is not UTF-8") from exc
-    if form.get("grant_type") != ["client_credentials"]:
-        raise BadRequest("unsupported_grant_type: grant_type must be client_credentials")
+        raise _OAuthRefused("invalid_request", "the form is not UTF-8") from exc
+    repeated = sorted(name for name, values in form.items() if len(values) > 1)
+    if repeated:
+        raise _OAuthRefused("invalid_request", f"{repeated[0]} is given more than once")
+    grant = form.get("grant_type")
+    if not grant or not grant[0]:
+        raise _OAuthRefused("invalid_request", "grant_type is missing")
+    if grant != ["client_credentials"]:
+        raise _OAuthRefused("unsupported_grant_type", "grant_type must be client_credentials")
     scheme, _, encoded = headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() == "basic" and encoded.strip():
         try:
@@ -643,6 +735,31 @@ def _read_client(body: bytes, headers: Mapping[str, str]) -> tuple[str, str]:
     if not client or not secret:
         raise NotAuthenticated("invalid_client")
     return client, secret
+
+
+def _token_error(error: GatewayError) -> Reply | None:
+    """An OAuth 2.0 client's error answer (RFC 6749 section 5.2) for a refused token request:
+    401 `invalid_client` when the client is not authenticated, else 400 with the code
+    (`invalid_request` for a request that cannot be read). Limits (429) and the server's
+    own troubles keep Xero's problem documents."""
+    if isinstance(error, NotAuthenticated):
+        status, code, description = 401, "invalid_client", "Client authentication failed"
+    elif error.status in (400, 406, 413, 415) and not error.fields:
+        status, description = 400, error.message
+        code = error.code if isinstance(error, _OAuthRefused) else "invalid_request"
+        description = description.removeprefix(f"{code}: ")
+    else:
+        return None
+    headers = {
+        **error.headers(),
+        "Content-Type": "application/json; charset=utf-8",
+        "Cache-Control": "no-store",
+        "Pragma": "no-cache",
+    }
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="connect/token"'
+    document = {"error": code, "error_description": description}
+    return Reply(status, _json.dumps(document), headers)
 
 
 def _token_claims(credential: Credential) -> dict[str, Any]:
@@ -670,6 +787,41 @@ def _connections(tenant: str, credential: Credential) -> tuple[int, str, bytes]:
     return 200, "application/json", _json.dumps([connection])
 
 
+def _organisation(call: EndpointCall) -> tuple[int, str, bytes]:
+    """`GET /Organisation`: the tenant's organisation in Xero's envelope, XML or JSON."""
+    section = call.section
+    assert isinstance(section, XeroAuth)  # a Xero token opens only a tenant with a section
+    found = section.organisation
+    name = found.name or section.tenant_name or call.tenant
+    digest = hashlib.sha256(section.tenant_id.encode()).digest()
+    derived = "!" + "".join(_SHORT_CODE[byte % len(_SHORT_CODE)] for byte in digest[:5])
+    organisation = {
+        "OrganisationID": section.tenant_id,
+        "Name": name,
+        "LegalName": found.legal_name or name,
+        "PaysTax": found.pays_tax,
+        "Version": found.version,
+        "OrganisationType": found.organisation_type,
+        "BaseCurrency": found.base_currency,
+        "CountryCode": found.country_code,
+        "IsDemoCompany": found.is_demo_company,
+        "OrganisationStatus": "ACTIVE",
+        "FinancialYearEndDay": found.financial_year_end_day,
+        "FinancialYearEndMonth": found.financial_year_end_month,
+        "Timezone": found.timezone,
+        "OrganisationEntityType": found.organisation_type,
+        "ShortCode": found.short_code or derived,
+        "Edition": "BUSINESS",
+    }
+    shown = {key: value for key, value in organisation.items() if value is not None}
+    codec = UNIT.codec
+    assert isinstance(codec, Xero)
+    body = codec._envelope([shown], call.fmt, None, ("Organisations", "Organisation"))
+    return 200, _MEDIA_TYPES[call.fmt], body
+
+
+_SHORT_CODE = "0123456789abcdefghijklmnopqrstuvwxyz"
+_MEDIA_TYPES = {"xml": "application/xml", "json": "application/json"}
 API = "/api.xro/2.0"
 TOKEN_PATH = "/connect/token"
 SCOPES = "accounting.transactions accounting.settings"
@@ -691,6 +843,7 @@ UNIT = DialectUnit(
         scope_claim="xero_tenant_id",
         invalid="AuthenticationUnsuccessful",
         forbidden="AuthenticationUnsuccessful",
+        expired=lambda moment: f"TokenExpired: token expired at {moment:%m/%d/%Y %H:%M:%S}",
     ),
     token_endpoint=TokenEndpoint(
         TOKEN_PATH,
@@ -699,11 +852,15 @@ UNIT = DialectUnit(
         _token_answer,
         body_format="form",
         invalid="invalid_client",
+        error=_token_error,
     ),  # fmt: skip
     # Xero documents /connections; its SDK asks for /Connections.
-    endpoints=tuple(
-        Endpoint("GET", path, _connections, scoped=False)
-        for path in ("/connections", "/Connections")
+    endpoints=(
+        *(
+            Endpoint("GET", path, _connections, scoped=False)
+            for path in ("/connections", "/Connections")
+        ),
+        Endpoint("GET", API + "/Organisation", render=_organisation),
     ),
     section=XeroAuth,
     backend=XeroBackend,

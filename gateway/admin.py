@@ -33,7 +33,7 @@ def dialect_ids(number: int) -> dict[str, object]:
 
 
 def payment_json(payment: Payment) -> dict[str, Any]:
-    data = payment.model_dump(mode="json", exclude={"method_label"})
+    data = payment.model_dump(mode="json", exclude={"method_label", "deleted_at"})
     for money in ("amount", "tax_withheld", "fee"):
         data[money] = str(getattr(payment, money))
     data["dialect_ids"] = dialect_ids(payment.id) if payment.id is not None else None

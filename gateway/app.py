@@ -64,11 +64,20 @@ def render_error(request: web.Request, error: GatewayError) -> web.Response:
         fmt: Format = "json"
     else:
         fmt = request.get(FORMAT) or _error_format(dialect, request)
-        rendered = dialect.encode_error(error, fmt)
+        rendered = _token_error(request, error) or dialect.encode_error(error, fmt)
     response = reply(rendered.body, fmt, status=rendered.status, headers=dict(rendered.headers))
     if isinstance(error, PayloadTooLarge | RequestTimeout):
         response.force_close()  # the rest of the body is never read: no keep-alive after it
     return response
+
+
+def _token_error(request: web.Request, error: GatewayError) -> Reply | None:
+    """An error at a token endpoint in the form its unit gives such errors, if it has one."""
+    unit = routes.unit_for(request.path)
+    endpoint = unit.token_endpoint if unit is not None else None
+    if endpoint is None or endpoint.error is None or request.path != endpoint.path:
+        return None
+    return endpoint.error(error)
 
 
 def _error_format(dialect: Dialect, request: web.Request) -> Format:
@@ -208,7 +217,7 @@ def create_app(
     )
     gateway = Gateway(
         config=config,
-        auth=Authenticator(config),
+        auth=Authenticator(config, clock=clock),
         store=store,
         ledger=Ledger(store),
         limits=RateLimiter(

@@ -11,17 +11,18 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import math
 import os
-import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 
 import dialects
-from dialects.errors import Forbidden, NotAuthenticated
+from dialects.errors import Forbidden, NotAuthenticated, TokenExpired
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, Credential, DialectUnit
 
 from . import limits, passwords
@@ -31,6 +32,7 @@ from .config import Config
 ISSUER = "invoice-payments-gateway"
 _LEEWAY = 30
 _CACHE_SIZE = 4096
+_EARLIEST = -62135596800  # 0001-01-01T00:00:00Z, the first instant a datetime can hold
 _NAME_LENGTH = 64  # a longer claimed name is counted (and logged) by its digest
 
 
@@ -57,7 +59,17 @@ class Authenticator:
     keyed digest of what was presented, so a known client pays scrypt once.
     """
 
-    def __init__(self, config: Config, *, previous: Authenticator | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        previous: Authenticator | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        # What tokens are issued and checked by (tests move it); kept over a reload.
+        self._clock: Callable[[], datetime] = clock or (
+            previous._clock if previous is not None else _utc_now
+        )
         self._admin_token = config.admin_token
         self._token_secret = config.token_secret or os.urandom(32).hex()
         if previous is not None and config.token_secret is None and previous._random_secret:
@@ -262,7 +274,7 @@ class Authenticator:
         candidates = [_Secret(app.stored, app.principal)] if app and app.stored else []
         if await self._check(unit.name, "app", login, candidates, secret) is None or app is None:
             raise NotAuthenticated(endpoint.invalid)
-        now = int(time.time())
+        now = int(self._clock().timestamp())
         claims = {
             "iss": ISSUER,
             "sub": login,
@@ -306,7 +318,13 @@ class Authenticator:
         return app.principal
 
     def _verify(self, dialect: str, scheme: BearerAuth, token: str, issuer: object) -> _App:
-        options: jwt.types.Options = {"require": ["exp", "iat", "iss", "sub", "aud"]}
+        # Times are checked by the gateway's clock (`_check_times`), not PyJWT's.
+        options: jwt.types.Options = {
+            "require": ["exp", "iat", "iss", "sub", "aud"],
+            "verify_exp": False,
+            "verify_iat": False,
+            "verify_nbf": False,
+        }
         apps = self._apps.get(dialect, {})
         try:
             if issuer == ISSUER:
@@ -317,6 +335,7 @@ class Authenticator:
                 app = apps.get(claims["sub"])
                 if app is None or claims.get(scheme.scope_claim) != app.credential.scope:
                     raise NotAuthenticated(scheme.invalid)
+                self._check_times(scheme, claims)
                 return app
             app = apps.get(issuer) if isinstance(issuer, str) else None
             if app is None or app.key is None or not isinstance(issuer, str):
@@ -327,6 +346,7 @@ class Authenticator:
             )  # fmt: skip
         except jwt.PyJWTError as exc:
             raise NotAuthenticated(f"{scheme.invalid}: {exc}") from exc
+        self._check_times(scheme, claims)
         if (
             claims["sub"] != issuer
             or not _carries(claims, scheme.claims)
@@ -336,6 +356,24 @@ class Authenticator:
         ):
             raise NotAuthenticated(f"{scheme.invalid}: claims not accepted")
         return app
+
+    def _check_times(self, scheme: BearerAuth, claims: Mapping[str, Any]) -> None:
+        """A token's `exp`, `iat` and `nbf` against the gateway's clock, with leeway; an
+        expired token is refused in the words the dialect's clients refresh on."""
+        now = self._clock().timestamp()
+        for name in ("exp", "iat", "nbf"):
+            if name in claims and not (_numeric_date(claims[name]) and math.isfinite(claims[name])):
+                raise NotAuthenticated(f"{scheme.invalid}: {name} is not a number")
+        if claims["exp"] <= now - _LEEWAY:
+            moment = datetime.fromtimestamp(max(claims["exp"], _EARLIEST), UTC)
+            expired = (
+                scheme.expired(moment)
+                if scheme.expired
+                else f"{scheme.invalid}: Signature has expired"
+            )
+            raise TokenExpired(expired)
+        if claims["iat"] > now + _LEEWAY or claims.get("nbf", now) > now + _LEEWAY:
+            raise NotAuthenticated(f"{scheme.invalid}: The token is not yet valid")
 
     def admin(self, header: str | None) -> None:
         limits.claim(("admin", "admin", "token"))
@@ -350,6 +388,10 @@ class Authenticator:
 
 def _hashed(secret: str) -> str:
     return secret if passwords.is_hash(secret) else passwords.make_hash(secret)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _carries(claims: Mapping[str, Any], required: Mapping[str, Any]) -> bool:

@@ -55,7 +55,12 @@ class Backend(Protocol):
         `offset` skipped and at most `limit` of them."""
         ...
 
-    async def get_payment(self, who: Principal, payment_id: int) -> Payment: ...
+    async def get_payment(
+        self, who: Principal, payment_id: int, *, deleted: bool = False
+    ) -> Payment:
+        """A payment; with `deleted`, a deleted one too (its `deleted_at` set), where the
+        system of record keeps them."""
+        ...
 
     async def create_payment(
         self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None

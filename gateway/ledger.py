@@ -149,8 +149,11 @@ class Ledger:
             raise NotFound("Invoice not found")
         return rows
 
-    async def get_payment(self, who: Principal, payment_id: int) -> Payment:
-        payment = await self.store.payment(who.tenant, _stored(payment_id, "Payment"))
+    async def get_payment(
+        self, who: Principal, payment_id: int, *, deleted: bool = False
+    ) -> Payment:
+        stored = _stored(payment_id, "Payment")
+        payment = await self.store.payment(who.tenant, stored, deleted=deleted)
         if payment is None:
             raise NotFound("Payment not found")
         return payment
@@ -191,7 +194,12 @@ class Ledger:
     async def search_payments(
         self, who: Principal, query: PaymentQuery
     ) -> tuple[list[Payment], Page | None]:
-        return select(await self.store.payments(who.tenant, query.invoice_ids), query)
+        invoice_ids = query.invoice_ids
+        if query.invoice_numbers is not None:
+            named = [await self.store.invoice_id(who.tenant, n) or 0 for n in query.invoice_numbers]
+            invoice_ids = tuple(i for i in named if invoice_ids is None or i in invoice_ids)
+        found = await self.store.payments(who.tenant, invoice_ids, deleted=query.deleted)
+        return select(found, query)
 
     async def invoice_by_number(self, who: Principal, number: str) -> int | None:
         return await self.store.invoice_id(who.tenant, number)

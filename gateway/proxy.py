@@ -107,7 +107,11 @@ class ProxyBackend:
         end = None if limit is None else offset + limit
         return rows_of(payments[offset:end], columns)
 
-    async def get_payment(self, who: Principal, payment_id: int) -> Payment:
+    async def get_payment(
+        self, who: Principal, payment_id: int, *, deleted: bool = False
+    ) -> Payment:
+        """A live payment at the backend: through the proxy a deleted payment is gone (a
+        backend's lists hold live payments only), whatever `deleted` asks."""
         caller = _caller(who)
         ref = await self._ref("payment", payment_id)
         invoice_id = await self._invoice_of(ref, caller)
@@ -120,7 +124,10 @@ class ProxyBackend:
                     return payment
             raise NotFound("Payment not found")
         answer = await self._call(Op.GET, payment=ref.backend_id, invoice=ref.parent)
-        return (await self._payments(caller, answer, invoice_id, ref.parent, single=True))[0]
+        [found] = await self._payments(caller, answer, invoice_id, ref.parent, single=True)
+        if found.deleted_at is not None:  # a backend that keeps them, marked deleted
+            raise NotFound("Payment not found")
+        return found
 
     async def create_payment(
         self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
@@ -214,6 +221,8 @@ class ProxyBackend:
         """A search within named invoices, from their lists at the backend."""
         if query.invoice_ids is None:
             raise NotSupported("Through the proxy, payments are listed by invoice")
+        if query.invoice_numbers is not None:
+            raise NotSupported("Through the proxy, an invoice is named by its id")
         found: list[Payment] = []
         for invoice_id in dict.fromkeys(query.invoice_ids):
             found += await self.list_payments(who, invoice_id)
@@ -417,7 +426,8 @@ class ProxyBackend:
         self, caller: Dialect, invoice_id: int | None, backend_invoice: str
     ) -> list[Payment]:
         answer = await self._call(Op.LIST, invoice=backend_invoice)
-        return await self._payments(caller, answer, invoice_id, backend_invoice, single=False)
+        found = await self._payments(caller, answer, invoice_id, backend_invoice, single=False)
+        return [payment for payment in found if payment.deleted_at is None]
 
     def _answer_format(self, answer: Answer) -> Format:
         found = media_format(answer.headers.get("Content-Type", ""))

@@ -19,7 +19,7 @@ from dialects.errors import (
 )
 from dialects.model import Payment
 from dialects.registry import owner_of
-from dialects.unit import DialectUnit, Endpoint, Op, Route
+from dialects.unit import DialectUnit, Endpoint, EndpointCall, Op, Route
 
 from . import accounts, idempotency, trace
 from .backend import Backend, Outcome, Principal
@@ -162,7 +162,10 @@ def _whole(text: str) -> int | None:
 
 
 async def get_payment(call: Call) -> web.Response:
-    payment = await call.backend.get_payment(_who(call), _payment_in_path(call))
+    payment_id = _payment_in_path(call)
+    payment = await call.backend.get_payment(
+        _who(call), payment_id, deleted=call.dialect.shows_deleted
+    )
     _check_invoice(call, payment.invoice_id)
     return _answer_payment(call, payment, ())
 
@@ -250,7 +253,7 @@ async def _create_in_body(call: Call, request: Decoded) -> Outcome:
 
 
 async def search_payments(call: Call) -> web.Response:
-    query = call.dialect.read_query(call.request.query)
+    query = call.dialect.read_search(call.request.query, call.request.headers)
     payments, page = await call.backend.search_payments(_who(call), query)
     warnings: list[str] = []
     body = call.dialect.encode_page(payments, call.fmt, page, warnings=warnings)
@@ -420,12 +423,14 @@ async def serve_endpoint(
     unit: DialectUnit, endpoint: Endpoint, request: web.Request
 ) -> web.Response:
     """A unit's further endpoint: the caller authenticated as on its routes, then answered."""
-    request[FORMAT] = response_format(unit.codec, request.headers.get("Accept"), None)
+    fmt = request[FORMAT] = response_format(unit.codec, request.headers.get("Accept"), None)
     gateway = request.app[GATEWAY]
     auth = gateway.auth
     who = await auth.caller(unit, request.headers, request.match_info, scoped=endpoint.scoped)
     gateway.limits.take(who)
-    status, media_type, body = endpoint.answer(who.tenant, auth.credential(who))
+    section = gateway.config.tenants[who.tenant].section(unit.name)
+    call = EndpointCall(who.tenant, auth.credential(who), section, fmt)
+    status, media_type, body = endpoint.respond(call)
     return web.Response(body=body, status=status, content_type=media_type)
 
 

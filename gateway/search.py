@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from dialects.model import Page, Payment, PaymentQuery
+from dialects.model import COMPARISONS, Page, Payment, PaymentQuery
 
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-}
+_COMPARE = COMPARISONS
 
 
 def select(payments: Sequence[Payment], query: PaymentQuery) -> tuple[list[Payment], Page | None]:
     """The payments `query` selects, in its order, and the page asked for (if any)."""
-    if query.deleted:
-        return [], _page(0, query)
     found = [p for p in payments if _matches(p, query)]
     for attr, descending in reversed(query.order):
         found.sort(key=lambda p: _key(getattr(p, attr)), reverse=descending)
@@ -37,6 +27,13 @@ def _matches(payment: Payment, query: PaymentQuery) -> bool:
     if query.invoice_ids is not None and payment.invoice_id not in query.invoice_ids:
         return False
     if query.payment_ids is not None and payment.id not in query.payment_ids:
+        return False
+    if payment.deleted_at is not None and not query.deleted:
+        return False
+    since = query.modified_since  # changed at or after it: a sync misses no change
+    if since is not None and (payment.updated_at is None or payment.updated_at < since):
+        return False
+    if query.where is not None and not query.where(payment):
         return False
     paid = payment.paid_at
     return all(paid is not None and _COMPARE[op](paid, moment) for op, moment in query.paid)

@@ -105,7 +105,9 @@ class XeroSupport(Support):
         return b"<Payments>" + b"".join(bodies) + b"</Payments>"
 
     def listing(self, tenant: str, invoice: int) -> Request:
-        where = quote(f'Invoice.InvoiceID==guid("{self.wire_id(invoice)}")')
+        # Xero lists deleted payments too, marked: an invoice's live ones are AUTHORISED.
+        on_invoice = f'Invoice.InvoiceID==guid("{self.wire_id(invoice)}")'
+        where = quote(f'{on_invoice} AND Status=="AUTHORISED"')
         return Request("GET", f"{PAYMENTS}?where={where}", None, {"Accept": "application/json"})
 
     def delete(self, tenant: str, invoice: int, payment: int) -> Request | None:

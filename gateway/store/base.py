@@ -23,6 +23,7 @@ PAYMENT_COLUMNS = (
     "id", "tenant", "invoice_id", "amount", "paid_at", "method", "method_label", "origin",
     "notes", "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email",
     "client_app", "notify_customer", "created_at", "updated_at", "account_code", "account_id",
+    "deleted_at",
 )  # fmt: skip
 
 
@@ -165,12 +166,21 @@ class Store(Protocol):
         self, tenant: str, invoice_id: int, *, with_payments: bool = False
     ) -> Invoice | None: ...
 
-    async def payment(self, tenant: str, payment_id: int) -> Payment | None: ...
+    async def payment(
+        self, tenant: str, payment_id: int, *, deleted: bool = False
+    ) -> Payment | None:
+        """A live payment (or a deleted one too, with `deleted`: its `deleted_at` set)."""
+        ...
 
     async def payments(
-        self, tenant: str, invoice_ids: Sequence[int] | None = None
+        self,
+        tenant: str,
+        invoice_ids: Sequence[int] | None = None,
+        *,
+        deleted: bool = False,
     ) -> list[Payment]:
-        """The tenant's live payments (of those invoices only, if named), by id."""
+        """The tenant's live payments (of those invoices only, if named), by id; with
+        `deleted`, the deleted ones too (a deletion sets `deleted_at` and `updated_at`)."""
         ...
 
     async def listing(

@@ -47,6 +47,7 @@ _ATTEMPTS = 5  # for serialisation failures, deadlocks and connections lost befo
 
 _RETURNED = f"{', '.join(PAYMENT_COLUMNS)}, paid_at_offset"
 _SELECT_PAYMENTS = f"SELECT {_RETURNED} FROM payments"
+_LIVE = " AND deleted_at IS NULL"
 _SELECT_INVOICE = (
     "SELECT i.id, i.tenant, i.number, i.currency, i.total, i.issued_on, i.due_on, i.draft,"
     " i.void, i.marked_paid, i.created_at,"
@@ -219,16 +220,18 @@ class PostgresStore:
         # One statement, or one snapshot for the totals and the listing.
         return await self._run(load, read="snapshot" if with_payments else "one")
 
-    async def payment(self, tenant: str, payment_id: int) -> Payment | None:
+    async def payment(
+        self, tenant: str, payment_id: int, *, deleted: bool = False
+    ) -> Payment | None:
         async def load(conn: Connection) -> Payment | None:
-            return await _load_payment(conn, tenant, payment_id)
+            return await _load_payment(conn, tenant, payment_id, deleted=deleted)
 
         return await self._run(load, read="one")
 
     async def payments(
-        self, tenant: str, invoice_ids: Sequence[int] | None = None
+        self, tenant: str, invoice_ids: Sequence[int] | None = None, *, deleted: bool = False
     ) -> list[Payment]:
-        query = f"{_SELECT_PAYMENTS} WHERE tenant = $1 AND deleted_at IS NULL"
+        query = f"{_SELECT_PAYMENTS} WHERE tenant = $1{'' if deleted else _LIVE}"
         if invoice_ids is not None:
             query += " AND invoice_id = ANY($2::bigint[])"
         params = (tenant,) if invoice_ids is None else (tenant, list(invoice_ids))
@@ -490,7 +493,9 @@ async def _apply(
     if change.upsert is not None:
         stored = await _upsert(conn, change.upsert, now)
     if change.delete is not None:
-        await conn.execute("UPDATE payments SET deleted_at = $1 WHERE id = $2", now, change.delete)
+        await conn.execute(
+            "UPDATE payments SET deleted_at = $1, updated_at = $1 WHERE id = $2", now, change.delete
+        )
     if change.marked_paid != invoice.marked_paid:
         await conn.execute(
             "UPDATE invoices SET marked_paid = $1 WHERE id = $2", change.marked_paid, invoice_id
@@ -537,9 +542,14 @@ async def _load_invoice(
 
 
 async def _load_payment(
-    conn: Connection, tenant: str, payment_id: int, invoice_id: int | None = None
+    conn: Connection,
+    tenant: str,
+    payment_id: int,
+    invoice_id: int | None = None,
+    *,
+    deleted: bool = False,
 ) -> Payment | None:
-    query = f"{_SELECT_PAYMENTS} WHERE id = $1 AND tenant = $2 AND deleted_at IS NULL"
+    query = f"{_SELECT_PAYMENTS} WHERE id = $1 AND tenant = $2{'' if deleted else _LIVE}"
     params: tuple[object, ...] = (payment_id, tenant)
     if invoice_id is not None:
         query, params = f"{query} AND invoice_id = $3", (*params, invoice_id)

@@ -45,6 +45,7 @@ _BUSY_TIMEOUT_MS = 10_000
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 _SELECT_PAYMENTS = f"SELECT {', '.join(PAYMENT_COLUMNS)} FROM payments"
+_LIVE = " AND deleted_at IS NULL"
 # An invoice's live payments, a page of them, in id order (`payments_live` holds that order).
 LISTING = (
     "SELECT {columns} FROM payments"
@@ -395,19 +396,23 @@ class SQLiteStore:
             lambda db: self._load_invoice(db, tenant, invoice_id, with_payments)
         )
 
-    async def payment(self, tenant: str, payment_id: int) -> Payment | None:
-        return await self._read(lambda db: self._load_payment(db, tenant, payment_id))
+    async def payment(
+        self, tenant: str, payment_id: int, *, deleted: bool = False
+    ) -> Payment | None:
+        return await self._read(
+            lambda db: self._load_payment(db, tenant, payment_id, deleted=deleted)
+        )
 
     async def payments(
-        self, tenant: str, invoice_ids: Sequence[int] | None = None
+        self, tenant: str, invoice_ids: Sequence[int] | None = None, *, deleted: bool = False
     ) -> list[Payment]:
-        return await self._read(lambda db: self._load_payments(db, tenant, invoice_ids))
+        return await self._read(lambda db: self._load_payments(db, tenant, invoice_ids, deleted))
 
     @staticmethod
     def _load_payments(
-        db: sqlite3.Connection, tenant: str, invoice_ids: Sequence[int] | None
+        db: sqlite3.Connection, tenant: str, invoice_ids: Sequence[int] | None, deleted: bool
     ) -> list[Payment]:
-        query = f"{_SELECT_PAYMENTS} WHERE tenant = ? AND deleted_at IS NULL"
+        query = f"{_SELECT_PAYMENTS} WHERE tenant = ?{'' if deleted else _LIVE}"
         params: list[object] = [tenant]
         if invoice_ids is not None:
             query += f" AND invoice_id IN ({', '.join('?' * len(invoice_ids))})"
@@ -445,9 +450,14 @@ class SQLiteStore:
 
     @staticmethod
     def _load_payment(
-        db: sqlite3.Connection, tenant: str, payment_id: int, invoice_id: int | None = None
+        db: sqlite3.Connection,
+        tenant: str,
+        payment_id: int,
+        invoice_id: int | None = None,
+        *,
+        deleted: bool = False,
     ) -> Payment | None:
-        query = f"{_SELECT_PAYMENTS} WHERE id = ? AND tenant = ? AND deleted_at IS NULL"
+        query = f"{_SELECT_PAYMENTS} WHERE id = ? AND tenant = ?{'' if deleted else _LIVE}"
         params: tuple[object, ...] = (payment_id, tenant)
         if invoice_id is not None:
             query, params = f"{query} AND invoice_id = ?", (*params, invoice_id)
@@ -513,7 +523,10 @@ class SQLiteStore:
         if change.upsert is not None:
             stored = self._upsert(db, change.upsert, now)
         if change.delete is not None:
-            db.execute("UPDATE payments SET deleted_at = ? WHERE id = ?", (now, change.delete))
+            db.execute(
+                "UPDATE payments SET deleted_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, change.delete),
+            )
         settled, count = change.totals(invoice, current)
         db.execute(
             "UPDATE invoices SET settled_cents = ?, payment_count = ?, marked_paid = ?"
@@ -755,6 +768,8 @@ def _payment(row: tuple[Any, ...]) -> Payment:
         data[money] = Decimal(data[money])
     for moment in ("paid_at", "created_at", "updated_at"):
         data[moment] = datetime.fromisoformat(data[moment])
+    if data["deleted_at"] is not None:
+        data["deleted_at"] = datetime.fromisoformat(data["deleted_at"])
     data["method"] = _METHODS[data["method"]] if data["method"] else None
     data["notify_customer"] = bool(data["notify_customer"])
     return stored_payment(data)

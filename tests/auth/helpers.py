@@ -214,7 +214,7 @@ SECRET_DETAIL = "store exploded: password=hunter2 at /srv/secret/ledger.db"
 class FailingStore(SQLiteStore):
     """A real SQLite store whose reads of payments and invoices blow up."""
 
-    async def payment(self, tenant: str, payment_id: int) -> Payment | None:
+    async def payment(self, tenant: str, payment_id: int, **kwargs: Any) -> Payment | None:
         raise RuntimeError(SECRET_DETAIL)
 
     async def invoice(

@@ -26,8 +26,11 @@ from dialects import _values, xero_query
 from dialects.base import Kind, Spec
 from dialects.errors import BadQuery, ValidationFailed
 from dialects.model import Method, Payment
+from dialects.xero import Xero
 
 NAMES = tuple(dialects.units())
+_XERO_CODEC = Xero()
+_XERO = (_XERO_CODEC.parse_id, _XERO_CODEC.elements)
 DATE_FIELDS = [
     (name, spec)
     for name in NAMES
@@ -190,13 +193,13 @@ def test_every_instant_utc_holds_is_written_and_read_back_in_every_dialect(
 )
 def test_a_xero_filter_date_utc_cannot_hold_is_a_query_problem(where: str) -> None:
     with pytest.raises(BadQuery):
-        xero_query.read({"where": where}, dialects.get("xero").parse_id)
+        xero_query.read({"where": where}, *_XERO)
 
 
 def test_a_xero_filter_takes_the_calendars_edges() -> None:
     query = xero_query.read(
         {"where": "Date >= DateTime(1, 1, 1) AND Date <= DateTime(9999, 12, 31, 23, 59, 59)"},
-        dialects.get("xero").parse_id,
+        *_XERO,
     )
     assert query is not None
 
@@ -250,7 +253,7 @@ def test_a_xero_page_number_in_digits_that_are_not_ascii_is_a_query_problem(
     name: str, digit: str, head: str
 ) -> None:
     with pytest.raises(BadQuery, match=f"{name} must be a whole number"):
-        xero_query.read({name: head + digit}, dialects.get("xero").parse_id)
+        xero_query.read({name: head + digit}, *_XERO)
 
 
 def test_no_code_of_the_gateway_asks_python_whether_text_is_a_digit() -> None:

@@ -427,3 +427,73 @@ def test_error_details_read_back_what_the_codec_wrote(fmt: Format) -> None:
     message, fields = xero.error_details(reply.body, fmt)
     assert message == "Payment amount exceeds the amount outstanding on this document"
     assert fields == {"Amount": "exceeds the amount outstanding"}
+
+
+# --- where on any element, If-Modified-Since ------------------------------------------
+
+_OPS = ["==", "!=", ">", ">=", "<", "<="]
+_COMPARED = {"==": Decimal.__eq__, "!=": Decimal.__ne__, ">": Decimal.__gt__,
+             ">=": Decimal.__ge__, "<": Decimal.__lt__, "<=": Decimal.__le__}  # fmt: skip
+_CENTS = st.integers(min_value=1, max_value=10**9).map(lambda n: Decimal(n).scaleb(-2))
+
+
+@given(
+    amount=_CENTS,
+    literal=_CENTS,
+    op=st.sampled_from(_OPS),
+    field=st.sampled_from(["Amount", "BankAmount"]),
+)
+def test_where_compares_amounts_as_numbers(
+    amount: Decimal, literal: Decimal, op: str, field: str
+) -> None:
+    query = xero.read_query({"where": f"{field}{op}{literal}"})
+    assert query.where is not None
+    assert query.where(Payment(amount=amount)) is _COMPARED[op](amount, literal)
+
+
+@given(notes=st.text(alphabet="abc 7", max_size=8), wanted=st.text(alphabet="abc 7", max_size=3))
+def test_where_tests_text_as_xero_does(notes: str, wanted: str) -> None:
+    payment = Payment(notes=notes)
+    for method, expected in (("Contains", wanted in notes), ("StartsWith", notes.startswith(wanted)),
+                             ("EndsWith", notes.endswith(wanted)), ("==", notes == wanted)):  # fmt: skip
+        clause = f'Reference=="{wanted}"' if method == "==" else f'Reference.{method}("{wanted}")'
+        query = xero.read_query({"where": clause})
+        assert query.where is not None and query.where(payment) is expected
+
+
+def test_where_reads_constants_flags_and_status() -> None:
+    live = Payment(amount=Decimal(1), account_code="090")
+    deleted = live.model_copy(update={"deleted_at": datetime(2026, 1, 1, tzinfo=UTC)})
+    cases = {'PaymentType=="ACCRECPAYMENT"': (True, True), 'Status=="DELETED"': (False, True),
+             'Status!="DELETED"': (True, False), "HasAccount==true": (True, True),
+             "IsReconciled==true": (False, False), 'Account.Code=="090"': (True, True),
+             'Invoice.Type=="ACCREC"': (True, True)}  # fmt: skip
+    for clause, expected in cases.items():
+        where = xero.read_query({"where": clause}).where
+        assert where is not None and (where(live), where(deleted)) == expected, clause
+
+
+@pytest.mark.parametrize(
+    "where",
+    ['Colour=="red"', 'Amount>"x"', "HasAccount>true", "Amount.Contains(\"1\")",
+     'Reference==5', 'Invoice.InvoiceNumber!="A"', 'Amount==1 OR Amount==2'],
+)  # fmt: skip
+def test_where_refuses_what_it_cannot_compare(where: str) -> None:
+    with pytest.raises(BadRequest):
+        xero.read_query({"where": where})
+
+
+def test_invoice_numbers_are_selected_by_the_store() -> None:
+    query = xero.read_query({"where": 'Invoice.InvoiceNumber=="A" OR Invoice.InvoiceNumber=="B"'})
+    assert query.invoice_numbers == ("A", "B") and query.deleted
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Thu, 12 Nov 2009 10:30:00 GMT", "2009-11-12T10:30:00", "2009-11-12T02:30:00-08:00",
+     "2009-11-12T10:30:00Z"],
+)  # fmt: skip
+def test_if_modified_since_reads_the_forms_xeros_clients_send(header: str) -> None:
+    query = xero.read_search({}, {"If-Modified-Since": header})
+    assert query.modified_since == datetime(2009, 11, 12, 10, 30, tzinfo=UTC)
+    assert xero.read_search({}, {}).modified_since is None

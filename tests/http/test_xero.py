@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -11,10 +13,13 @@ import pytest
 from lxml import etree
 
 from dialects.testing.xero import tenant_id as xero_tenant_id
+from dialects.xero import parse_moment
+from gateway.app import create_app
+from gateway.config import Config
 
 from ..clients import Reply
-from ..conftest import Client
-from ..support import ACCOUNT_ID, basic, new_invoice
+from ..conftest import AiohttpClient, Client
+from ..support import ACCOUNT_ID, ADMIN, basic, new_invoice
 
 PAYMENTS = "/api.xro/2.0/Payments"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -86,21 +91,147 @@ async def test_token_for_client_credentials_in_basic_or_in_the_form(client: Clie
         assert (answer["token_type"], answer["expires_in"]) == ("Bearer", 3600)
 
 
+GOOD = basic("acme-xero-client", "acme-xero-secret")
+
+
 @pytest.mark.parametrize(
-    ("body", "headers", "status"),
+    ("body", "headers", "status", "error"),
     [
-        (b"grant_type=client_credentials", basic("acme-xero-client", "wrong"), 401),
-        (b"grant_type=client_credentials", basic("nobody", "acme-xero-secret"), 401),
-        (b"grant_type=client_credentials", {}, 401),
-        (b"grant_type=authorization_code", basic("acme-xero-client", "acme-xero-secret"), 400),
+        (b"grant_type=client_credentials", basic("acme-xero-client", "wrong"), 401, "invalid_client"),
+        (b"grant_type=client_credentials", basic("nobody", "acme-xero-secret"), 401, "invalid_client"),
+        (b"grant_type=client_credentials", {}, 401, "invalid_client"),
+        (b"grant_type=client_credentials", {"Authorization": "Basic %%%"}, 401, "invalid_client"),
+        (b"grant_type=client_credentials&client_id=acme-xero-client", {}, 401, "invalid_client"),
+        (b"grant_type=authorization_code", GOOD, 400, "unsupported_grant_type"),
+        (b"grant_type=refresh_token&refresh_token=x", GOOD, 400, "unsupported_grant_type"),
+        (b"grant_type=", GOOD, 400, "invalid_request"),
+        (b"scope=x", GOOD, 400, "invalid_request"),
+        (b"grant_type=client_credentials&grant_type=client_credentials", GOOD, 400, "invalid_request"),
+        (b"grant_type=client_credentials\xff", GOOD, 400, "invalid_request"),
     ],
-)
-async def test_a_bad_grant_gets_no_token(
-    client: Client, body: bytes, headers: dict[str, str], status: int
+)  # fmt: skip
+async def test_a_bad_grant_gets_no_token_and_an_oauth2_error(
+    client: Client, body: bytes, headers: dict[str, str], status: int, error: str
 ) -> None:
+    """RFC 6749 section 5.2: `{"error": code}`, 401 for the client's authentication, else 400."""
     response = await client.post("/connect/token", data=body, headers={**headers, **FORM})
     assert response.status == status
-    assert "access_token" not in await response.text()
+    answer = await response.json()
+    assert answer["error"] == error
+    assert set(answer) <= {"error", "error_description"}
+    assert isinstance(answer.get("error_description", ""), str)
+    assert response.headers["Cache-Control"] == "no-store"
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+async def test_a_token_request_that_is_not_a_form_is_an_invalid_request(client: Client) -> None:
+    headers = {**GOOD, "Content-Type": "application/json"}
+    response = await client.post("/connect/token", data=b"{}", headers=headers)
+    assert response.status == 400
+    assert (await response.json())["error"] == "invalid_request"
+
+
+async def clocked(
+    aiohttp_client: AiohttpClient, config: Config
+) -> tuple[Client, list[datetime], dict[str, str]]:
+    """A gateway on a clock the test moves, and the headers of a token it issued."""
+    now = [datetime(2026, 12, 1, 9, 0, tzinfo=UTC)]
+    client = await aiohttp_client(create_app(config, clock=lambda: now[0]))
+    headers = {
+        "Authorization": f"Bearer {await token(client)}",
+        "xero-tenant-id": xero_tenant_id("acme"),
+    }
+    return client, now, headers
+
+
+async def test_an_expired_token_says_token_expired_and_a_new_one_works(
+    aiohttp_client: AiohttpClient, config: Config
+) -> None:
+    """Xero's SDKs fetch a new token on `TokenExpired`; the clock is moved, not waited for."""
+    client, now, headers = await clocked(aiohttp_client, config)
+    assert (await client.get(PAYMENTS, headers=headers)).status == 200
+    now[0] += timedelta(seconds=3600 + 31)  # the token's lifetime and the leeway
+    response = await client.get(PAYMENTS, headers=headers)
+    assert response.status == 401
+    problem = await response.json()
+    detail = "TokenExpired: token expired at 12/01/2026 10:00:00"
+    assert (problem["Title"], problem["Status"], problem["Detail"]) == ("Unauthorized", 401, detail)
+    assert response.headers["WWW-Authenticate"] == (
+        f'Bearer error="invalid_token", error_description="{detail}"'
+    )
+    headers["Authorization"] = f"Bearer {await token(client)}"
+    assert (await client.get(PAYMENTS, headers=headers)).status == 200
+
+
+async def test_a_token_from_the_future_is_not_yet_valid(
+    aiohttp_client: AiohttpClient, config: Config
+) -> None:
+    client, now, headers = await clocked(aiohttp_client, config)
+    now[0] -= timedelta(minutes=5)
+    response = await client.get(PAYMENTS, headers=headers)
+    assert response.status == 401
+    assert "TokenExpired" not in (await response.json())["Detail"]
+    assert "WWW-Authenticate" not in response.headers
+
+
+# --- the organisation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+async def test_the_organisation_is_the_tenants_in_xeros_envelope(client: Client, fmt: str) -> None:
+    accept = {"Accept": "application/json"} if fmt == "json" else {}
+    reply = await xero(client, "GET", "/api.xro/2.0/Organisation", headers=accept)
+    assert reply.status == 200, reply.body
+    if fmt == "json":
+        document = json.loads(reply.body)
+        assert document["Status"] == "OK"
+        [organisation] = document["Organisations"]
+    else:
+        root = etree.fromstring(reply.body)
+        assert (root.tag, root.findtext("Status")) == ("Response", "OK")
+        [element] = root.findall("Organisations/Organisation")
+        organisation = {child.tag: child.text for child in element}
+    assert organisation["OrganisationID"] == xero_tenant_id("acme")
+    assert (organisation["Name"], organisation["LegalName"]) == ("Acme", "Acme")
+    assert (organisation["BaseCurrency"], organisation["Version"]) == ("USD", "GLOBAL")
+    assert organisation["OrganisationStatus"] == "ACTIVE"
+    assert len(organisation["ShortCode"]) == 6 and organisation["ShortCode"][0] == "!"
+
+
+async def test_the_organisation_takes_what_the_config_says(
+    aiohttp_client: AiohttpClient, config: Config
+) -> None:
+    tenant = config.tenants["acme"]
+    section = tenant.section("xero")
+    organisation = {"name": "Acme Pty", "legal_name": "Acme Holdings Pty Ltd",
+                    "short_code": "!Ab3dE", "base_currency": "AUD", "country_code": "AU",
+                    "version": "AU", "timezone": "AUSEASTERNSTANDARDTIME"}  # fmt: skip
+    changed = section.model_validate({**section.model_dump(), "organisation": organisation})
+    tenants = {**config.tenants, "acme": tenant.model_copy(update={"xero": changed})}
+    client = await aiohttp_client(create_app(config.model_copy(update={"tenants": tenants})))
+    reply = await xero(client, "GET", "/api.xro/2.0/Organisation", headers=JSON_IO)
+    [found] = json.loads(reply.body)["Organisations"]
+    assert {k: found[k] for k in ("Name", "LegalName", "ShortCode", "BaseCurrency")} == {
+        "Name": "Acme Pty",
+        "LegalName": "Acme Holdings Pty Ltd",
+        "ShortCode": "!Ab3dE",
+        "BaseCurrency": "AUD",
+    }
+    assert (found["CountryCode"], found["Version"], found["Timezone"]) == (
+        "AU",
+        "AU",
+        "AUSEASTERNSTANDARDTIME",
+    )
+
+
+async def test_the_organisation_needs_the_tokens_tenant(client: Client) -> None:
+    headers = {"Authorization": f"Bearer {await token(client)}"}
+    response = await client.get("/api.xro/2.0/Organisation", headers=headers)
+    assert response.status == 403
+    headers["xero-tenant-id"] = xero_tenant_id("globex")
+    assert (await client.get("/api.xro/2.0/Organisation", headers=headers)).status == 403
+    assert (await client.get("/api.xro/2.0/Organisation")).status == 401
 
 
 async def test_connections_list_the_tenant_the_token_opens(client: Client) -> None:
@@ -168,6 +299,24 @@ async def test_put_creates_one_payment_in_json_with_the_default_account(client: 
     assert payment["Account"] == {"AccountID": ACCOUNT_ID, "Code": "090"}
     assert payment["Invoice"]["InvoiceID"] == uuid_of(invoice["id"])
     assert payment["PaymentID"].startswith("00000000-0000-0000-0000-")
+
+
+async def test_without_a_default_account_a_payment_must_name_its_account(
+    aiohttp_client: AiohttpClient, config: Config
+) -> None:
+    """Xero requires `Account`; the default applies only where the operator sets one."""
+    tenants = {
+        **config.tenants,
+        "acme": config.tenants["acme"].model_copy(update={"default_account": None}),
+    }
+    client = await aiohttp_client(create_app(config.model_copy(update={"tenants": tenants})))
+    invoice = await new_invoice(client, total="100.00")
+    refused = await put_json(client, by_id(invoice["id"], "40.00"))
+    assert refused.status == 400
+    [element] = refused.json()["Elements"]
+    assert element["ValidationErrors"] == [{"Message": "Account.Code can't be blank"}]
+    named = await put_json(client, by_id(invoice["id"], "40.00", Account={"Code": "091"}))
+    assert named.status == 200 and named.json()["Payments"][0]["Account"] == {"Code": "091"}
 
 
 async def test_post_takes_a_bare_xml_payment_naming_the_invoice_by_number(
@@ -311,7 +460,7 @@ async def test_pages_carry_the_pagination_block(client: Client) -> None:
     assert clamped.json()["pagination"]["pageSize"] == 1000
 
 
-@pytest.mark.parametrize("where", ["Amount>5", "Date>=tomorrow", 'Status=="PAID"', "Status"])
+@pytest.mark.parametrize("where", ['Amount>"five"', "Date>=tomorrow", 'Nothing=="x"', "Status"])
 async def test_an_unreadable_where_is_a_query_parse_exception(client: Client, where: str) -> None:
     reply = await xero(client, "GET", f"{PAYMENTS}?where={quote(where)}", headers=JSON_IO)
     assert reply.status == 400
@@ -337,9 +486,111 @@ async def test_delete_is_a_post_of_status_deleted(
     )
     assert reply.status == 200, reply.body
     assert reply.json()["Payments"][0]["Status"] == "DELETED"
-    assert (await xero(client, "GET", path)).status == 404
+    kept = await xero(client, "GET", path, headers=JSON_IO)  # Xero keeps it, marked deleted
+    assert kept.status == 200
+    assert kept.json()["Payments"][0]["Status"] == "DELETED"
+    twice = await xero(client, "POST", path, body, {"Content-Type": content_type})
+    assert twice.status == 404
     again = await put_json(client, by_id(invoice["id"], "10.00"))  # the amount is due again
     assert again.status == 200
+
+
+@pytest.mark.stores
+async def test_a_deleted_payment_is_listed_and_read_as_deleted(client: Client) -> None:
+    invoice = await new_invoice(client, total="30.00")
+    kept, gone = (
+        await put_json(client, by_id(invoice["id"], "10.00"), by_id(invoice["id"], "5.00"))
+    ).json()["Payments"]
+    removed = await xero(
+        client, "POST", f"{PAYMENTS}/{gone['PaymentID']}", b'{"Status": "DELETED"}', JSON_IO
+    )
+    assert removed.status == 200
+    on_invoice = f'Invoice.InvoiceID==guid("{uuid_of(invoice["id"])}")'
+
+    async def listed(where: str) -> list[tuple[str, str]]:
+        reply = await xero(client, "GET", f"{PAYMENTS}?where={quote(where)}", headers=JSON_IO)
+        assert reply.status == 200, reply.body
+        return [(p["PaymentID"], p["Status"]) for p in reply.json()["Payments"]]
+
+    assert await listed(on_invoice) == [
+        (kept["PaymentID"], "AUTHORISED"),
+        (gone["PaymentID"], "DELETED"),
+    ]
+    assert await listed(f'{on_invoice} AND Status=="DELETED"') == [(gone["PaymentID"], "DELETED")]
+    assert await listed(f'{on_invoice} AND Status=="AUTHORISED"') == [
+        (kept["PaymentID"], "AUTHORISED")
+    ]
+    one = await xero(client, "GET", f"{PAYMENTS}/{gone['PaymentID']}")
+    assert etree.fromstring(one.body).findtext("Payments/Payment/Status") == "DELETED"
+    # Another dialect sees it gone, and the invoice has its amount due again.
+    harvest = await client.get(
+        f"/invoices/{invoice['id']}/payments", headers=basic("acme@example.com", "acme-harvest")
+    )
+    assert len(etree.fromstring(await harvest.read())) == 1
+    assert (await client.get(f"/gateway/v1/invoices/{invoice['id']}", headers=ADMIN)).status == 200
+
+
+@pytest.mark.stores
+@pytest.mark.parametrize("form", ["rfc1123", "iso", "iso-offset"])
+async def test_if_modified_since_lists_what_changed_since_deletions_included(
+    client: Client, form: str
+) -> None:
+    invoice = await new_invoice(client, total="30.00")
+    first, second = (
+        await put_json(client, by_id(invoice["id"], "1.00"), by_id(invoice["id"], "2.00"))
+    ).json()["Payments"]
+    await xero(
+        client, "POST", f"{PAYMENTS}/{first['PaymentID']}", b'{"Status": "DELETED"}', JSON_IO
+    )
+    on_invoice = quote(f'Invoice.InvoiceID==guid("{uuid_of(invoice["id"])}")')
+    everything = (
+        await xero(client, "GET", f"{PAYMENTS}?where={on_invoice}", headers=JSON_IO)
+    ).json()["Payments"]
+    updated = {p["PaymentID"]: parse_moment(p["UpdatedDateUTC"]) for p in everything}
+    since = updated[first["PaymentID"]].replace(microsecond=0)  # its deletion, to the second
+    header = {
+        "rfc1123": format_datetime(since, usegmt=True),
+        "iso": since.replace(tzinfo=None).isoformat(),
+        "iso-offset": since.astimezone(timezone(timedelta(hours=-8))).isoformat(),
+    }[form]
+    reply = await xero(
+        client,
+        "GET",
+        f"{PAYMENTS}?where={on_invoice}",
+        headers={**JSON_IO, "If-Modified-Since": header},
+    )
+    assert reply.status == 200, reply.body
+    changed = {p["PaymentID"]: p["Status"] for p in reply.json()["Payments"]}
+    assert changed == {
+        i: s for i, s in ((p["PaymentID"], p["Status"]) for p in everything) if updated[i] >= since
+    }
+    assert changed[first["PaymentID"]] == "DELETED"
+    later = format_datetime(max(updated.values()) + timedelta(seconds=1), usegmt=True)
+    none = await xero(
+        client,
+        "GET",
+        f"{PAYMENTS}?where={on_invoice}",
+        headers={**JSON_IO, "If-Modified-Since": later},
+    )
+    assert none.json()["Payments"] == []
+
+
+@pytest.mark.parametrize(
+    "header", ["yesterday", "2026-13-01T00:00:00", "Wed, 99 Foo 2020 00:00:00 GMT"]
+)
+async def test_an_unreadable_if_modified_since_is_refused(client: Client, header: str) -> None:
+    reply = await xero(client, "GET", PAYMENTS, headers={**JSON_IO, "If-Modified-Since": header})
+    assert reply.status == 400
+    assert "If-Modified-Since" in reply.json()["Message"]
+
+
+async def test_pagination_only_when_a_page_is_asked_for(client: Client) -> None:
+    invoice = await new_invoice(client)
+    await put_json(client, by_id(invoice["id"], "1.00"))
+    for accept in (JSON_IO, {}):
+        unpaged = await xero(client, "GET", PAYMENTS, headers=accept)
+        paged = await xero(client, "GET", f"{PAYMENTS}?page=1", headers=accept)
+        assert b"pagination" not in unpaged.body and b"pagination" in paged.body
 
 
 async def test_a_payment_is_never_edited(client: Client) -> None:
