@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -40,7 +41,8 @@ def payment_json(payment: Payment) -> dict[str, Any]:
     return data
 
 
-def invoice_json(invoice: Invoice) -> dict[str, Any]:
+def invoice_json(invoice: Invoice, today: date) -> dict[str, Any]:
+    """The canonical invoice; its status as of `today` (the ledger's day)."""
     return {
         "id": invoice.id,
         "tenant": invoice.tenant,
@@ -48,7 +50,7 @@ def invoice_json(invoice: Invoice) -> dict[str, Any]:
         "currency": invoice.currency,
         "total": str(invoice.total),
         "due_amount": str(invoice.due_amount),
-        "status": invoice.status().value,
+        "status": invoice.status(today).value,
         "issued_on": invoice.issued_on.isoformat(),
         "due_on": invoice.due_on.isoformat(),
         "marked_paid": invoice.marked_paid,
@@ -144,7 +146,7 @@ async def create_invoice(request: web.Request) -> web.Response:
         problem = "is served by its backend; invoices are created there"
         raise ValidationFailed(fields={"tenant": problem})
     invoice = await gateway.store.create_invoice(new)
-    return _json_reply(invoice_json(invoice), status=201)
+    return _json_reply(invoice_json(invoice, gateway.ledger.today()), status=201)
 
 
 def _number(text: str) -> int:
@@ -164,7 +166,7 @@ async def get_invoice(request: web.Request) -> web.Response:
     )
     if invoice is None:
         raise NotFound("Invoice not found")
-    return _json_reply(invoice_json(invoice))
+    return _json_reply(invoice_json(invoice, gateway.ledger.today()))
 
 
 async def get_payment(request: web.Request) -> web.Response:

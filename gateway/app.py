@@ -196,7 +196,8 @@ def create_app(
 ) -> web.Application:
     """The gateway as an aiohttp application; the store opens on start-up, closes on cleanup.
 
-    `clock` is the wall clock idempotency keys expire by (tests move it).
+    `clock` is the wall clock idempotency keys expire by and whose day the ledger
+    keeps (what is overdue, a payment's default date); tests move it.
     """
     timeout = config.server.read_timeout_seconds
     app = web.Application(
@@ -219,7 +220,7 @@ def create_app(
         config=config,
         auth=Authenticator(config, clock=clock),
         store=store,
-        ledger=Ledger(store),
+        ledger=Ledger(store, clock),
         limits=RateLimiter(
             per_tenant(config),
             failures=config.server.auth_failures,

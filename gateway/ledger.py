@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +21,7 @@ from dialects.model import (
 )
 
 from .backend import Outcome, Principal
+from .idempotency import Clock, utc_now
 from .search import select
 from .store import MAX_ID, Change, Seal, Store
 
@@ -32,8 +33,9 @@ _RESETS: dict[str, Any] = {
 }  # fmt: skip
 
 
-def today_midnight() -> datetime:
-    return datetime.combine(datetime.now(UTC).date(), time(), UTC)
+def today_midnight(clock: Clock = utc_now) -> datetime:
+    """The start of the clock's day, UTC: a payment's date when its caller gives none."""
+    return datetime.combine(clock().astimezone(UTC).date(), time(), UTC)
 
 
 def check_amounts(invoice: Invoice, payment: Payment) -> None:
@@ -61,8 +63,8 @@ def check_settles(invoice: Invoice, payment: Payment, *, replacing: Payment | No
         )
 
 
-def check_payable(invoice: Invoice) -> None:
-    status = invoice.status()
+def check_payable(invoice: Invoice, today: date) -> None:
+    status = invoice.status(today)
     if status not in PAYABLE:
         raise NotPayable(
             f"Invoice is {status.value} and takes no payments",
@@ -81,13 +83,14 @@ def whole_due(
     return amount
 
 
-def record(invoice: Invoice, request: Decoded, who: Principal) -> Change:
-    """A new payment on `invoice`."""
-    check_payable(invoice)
+def record(invoice: Invoice, request: Decoded, who: Principal, clock: Clock = utc_now) -> Change:
+    """A new payment on `invoice`; `clock` says what day it is."""
+    midnight = today_midnight(clock)
+    check_payable(invoice, midnight.date())
     fields = request.writable()
     if fields.get("amount") is None:
         fields["amount"] = whole_due(invoice, fields)
-    fields.setdefault("paid_at", today_midnight())
+    fields.setdefault("paid_at", midnight)
     owned = {
         "tenant": invoice.tenant,
         "invoice_id": invoice.id,
@@ -102,12 +105,19 @@ def record(invoice: Invoice, request: Decoded, who: Principal) -> Change:
     return Change(marked_paid=marked, upsert=payment)
 
 
-def revise(invoice: Invoice, current: Payment, request: Decoded, *, replace: bool) -> Change:
+def revise(
+    invoice: Invoice,
+    current: Payment,
+    request: Decoded,
+    *,
+    replace: bool,
+    clock: Clock = utc_now,
+) -> Change:
     """Change a payment: PUT (`replace`) resets what it leaves out, PATCH keeps it."""
     fields = request.writable()
     if replace:
         fields = {**_RESETS, **fields}
-        fields.setdefault("paid_at", today_midnight())
+        fields.setdefault("paid_at", today_midnight(clock))
         if fields.get("amount") is None:
             fields["amount"] = whole_due(invoice, fields, replacing=current)
     payment = current.model_copy(update=fields)
@@ -128,10 +138,18 @@ def _target(payment: Payment | None) -> Payment:
 
 
 class Ledger:
-    """The embedded system of record: a Backend over a Store."""
+    """The embedded system of record: a Backend over a Store.
 
-    def __init__(self, store: Store) -> None:
+    `clock` is the wall clock whose day decides what is overdue and dates a payment
+    given without one (tests set it to any day).
+    """
+
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
         self.store = store
+        self.clock = clock
+
+    def today(self) -> date:
+        return self.clock().astimezone(UTC).date()
 
     async def list_rows(
         self,
@@ -164,7 +182,7 @@ class Ledger:
         stored = await self.store.apply(
             who.tenant,
             _stored(invoice_id, "Invoice"),
-            lambda invoice, _: record(invoice, request, who),
+            lambda invoice, _: record(invoice, request, who, self.clock),
             seal=seal,
         )
         assert stored is not None
@@ -184,7 +202,9 @@ class Ledger:
         stored = await self.store.apply(
             who.tenant,
             current.invoice_id,
-            lambda invoice, payment: revise(invoice, _target(payment), request, replace=replace),
+            lambda invoice, payment: revise(
+                invoice, _target(payment), request, replace=replace, clock=self.clock
+            ),
             payment_id=payment_id,
             seal=seal,
         )

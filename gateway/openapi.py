@@ -241,8 +241,8 @@ def _admin_answers() -> dict[str, Schema]:
     )  # fmt: skip
     ids = {"dialect_ids": admin.dialect_ids(3)}
     return {
-        "create_invoice": infer(admin.invoice_json(invoice)),
-        "get_invoice": infer(admin.invoice_json(invoice)),
+        "create_invoice": infer(admin.invoice_json(invoice, invoice.issued_on)),
+        "get_invoice": infer(admin.invoice_json(invoice, invoice.issued_on)),
         "get_payment": infer(
             admin.payment_json(full), admin.payment_json(bare.model_copy(update={"id": 8}))
         ),

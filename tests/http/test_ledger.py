@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from dialects import testing
+from gateway.app import create_app
 
 from ..clients import Reply
-from ..conftest import Client
-from ..support import ADMIN
+from ..conftest import AiohttpClient, Client
+from ..support import ADMIN, make_config
 from .wire import (
     DIALECTS,
     call,
@@ -111,6 +112,27 @@ async def test_due_amount_and_status_follow_create_update_and_delete(client: Cli
     gone = await delete(client, "invoiless", invoice, first_id)
     assert gone.status == 204, gone.body
     assert await state(client, invoice) == ("1000.00", "open", 0)
+
+
+async def test_the_ledger_keeps_the_day_of_the_apps_clock(
+    aiohttp_client: AiohttpClient, database: str
+) -> None:
+    """What is overdue, and the date of a payment given without one, follow the clock
+    create_app is given, not the host's: a test (tests/test_readme.py) may pick any day."""
+    day = datetime(2031, 5, 17, 23, 30, tzinfo=UTC)
+    client = await aiohttp_client(create_app(make_config(database), clock=lambda: day))
+    due_yesterday = await make_invoice(client, issued_on="2031-05-01", due_on="2031-05-16")
+    due_today = await make_invoice(client, issued_on="2031-05-01", due_on="2031-05-17")
+
+    dateless = await call(
+        client, "invoiless", "POST", f"/v1/invoices/{due_today}/payments",
+        json_body({"amount": 10, "method": "Cash"}), JSON,
+    )  # fmt: skip
+
+    assert (await state(client, due_yesterday))[1] == "overdue"
+    assert (await state(client, due_today))[1] == "partial"
+    assert dateless.status == 201, dateless.body
+    assert dateless.json()["paidAt"] == "2031-05-17"
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

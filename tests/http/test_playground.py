@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -143,11 +144,33 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server.wait_ready()
 
 
+def chromium(path: str = CHROMIUM, environ: Mapping[str, str] = os.environ) -> str:
+    """The browser the page tests drive. Where there is none they are skipped, with the
+    reason, on a developer's machine; under CI (CI=true) its absence is a failure."""
+    if os.access(path, os.X_OK):
+        return path
+    reason = f"no Chromium at {path} for the playground page tests (apt-get install chromium)"
+    if environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def test_without_chromium_the_page_tests_skip_with_a_reason_except_under_ci() -> None:
+    missing = "/nonexistent/chromium"
+
+    with pytest.raises(pytest.skip.Exception, match="no Chromium at /nonexistent/chromium"):
+        chromium(missing, environ={})
+    with pytest.raises(pytest.fail.Exception, match="apt-get install chromium"):
+        chromium(missing, environ={"CI": "true"})
+    assert chromium(CHROMIUM) == CHROMIUM  # here it is installed: the page tests run
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[BrowserContext]:
+    executable = chromium()
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            profile, executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
             viewport={"width": 1400, "height": 1000},
         )  # fmt: skip
         yield context
