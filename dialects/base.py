@@ -299,8 +299,11 @@ class Dialect:
         results: Sequence[Payment | GatewayError],
         fmt: Format,
         warnings: list[str] | None = None,
+        *,
+        inputs: Sequence[Decoded] = (),
     ) -> bytes:
-        """A batch create's answer, item by item: the payment made or why it was not."""
+        """A batch create's answer, item by item: the payment made or why it was not
+        (with the item as it was sent, `inputs` holding the batch's items in order)."""
         raise NotImplementedError
 
     def read_removal(self, body: bytes, fmt: Format) -> None:

@@ -266,11 +266,7 @@ class Xero(Dialect):
                 value = status
             if value is None:
                 continue
-            *parents, leaf = spec.wire.split(".")
-            target = document
-            for parent in parents:
-                target = target.setdefault(parent, {})
-            target[leaf] = value
+            _place(document, spec.wire, value)
         return document
 
     def encode_payment(
@@ -292,18 +288,33 @@ class Xero(Dialect):
         results: Sequence[Payment | GatewayError],
         fmt: Format,
         warnings: list[str] | None = None,
+        *,
+        inputs: Sequence[Decoded] = (),
     ) -> bytes:
-        """Each item with `StatusAttributeString` OK, or ERROR and its ValidationErrors."""
+        """Each item with `StatusAttributeString` OK, or ERROR with its ValidationErrors
+        beside the fields it was sent with, as Xero echoes a refused item."""
         items: list[dict[str, Any]] = []
-        for result in results:
+        for place, result in enumerate(results):
             if isinstance(result, GatewayError):
+                echo = self._echo(inputs[place], fmt) if place < len(inputs) else {}
                 problems = [{"Message": m} for m in self.messages(result)]
                 item = {"HasValidationErrors": True, "ValidationErrors": problems}
-                items.append({"StatusAttributeString": "ERROR", **item})
+                items.append({**echo, "StatusAttributeString": "ERROR", **item})
             else:
                 document = self.payment_object(result, fmt, warnings)
                 items.append({**document, "StatusAttributeString": "OK"})
         return self._envelope(items, fmt, None)
+
+    def _echo(self, item: Decoded, fmt: Format) -> dict[str, Any]:
+        """A refused item's fields as it was sent, by their wire names, in table order."""
+        document: dict[str, Any] = {}
+        for spec, value in self.request_rows({**item.writable(), **item.options}):
+            if spec.kind in (Kind.DATE, Kind.DATETIME):
+                value = self.native(spec, item.payment, fmt, None)
+            elif isinstance(value, Decimal):
+                value = value.quantize(_values.CENT)
+            _place(document, spec.wire, value)
+        return document
 
     def encode_page(
         self,
@@ -353,11 +364,7 @@ class Xero(Dialect):
                 value = fields[spec.attr].date().isoformat()
             elif isinstance(value, Decimal):
                 value = value.quantize(_values.CENT)
-            *parents, leaf = spec.wire.split(".")
-            target = document
-            for parent in parents:
-                target = target.setdefault(parent, {})
-            target[leaf] = value
+            _place(document, spec.wire, value)
         if fmt == "json":
             return _json.dumps(document)
         return _serialise(_element("Payment", document))
@@ -422,6 +429,15 @@ class Xero(Dialect):
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _place(document: dict[str, Any], wire: str, value: object) -> None:
+    """Set a dotted wire name's value in nested objects: `Invoice.InvoiceID` -> {Invoice: {..}}."""
+    *parents, leaf = wire.split(".")
+    target = document
+    for parent in parents:
+        target = target.setdefault(parent, {})
+    target[leaf] = value
 
 
 def _flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

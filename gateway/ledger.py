@@ -8,7 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 from dialects import Decoded
-from dialects.errors import LedgerRefused, NotFound, NotPayable, Overpayment, ValidationFailed
+from dialects.errors import (
+    GatewayError,
+    LedgerRefused,
+    NotFound,
+    NotPayable,
+    Overpayment,
+    ValidationFailed,
+)
 from dialects.listing import Row
 from dialects.model import (
     ZERO,
@@ -22,7 +29,7 @@ from dialects.model import (
 
 from .backend import Outcome, Principal
 from .search import select
-from .store import MAX_ID, Change, Seal, Store
+from .store import MAX_ID, Change, Rule, Seal, Step, Store
 
 PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIAL, InvoiceStatus.OVERDUE)
 # What PUT resets when a field is left out (the amount resets to the whole due amount).
@@ -121,6 +128,11 @@ def remove(invoice: Invoice, current: Payment) -> Change:
     return Change(marked_paid=False, delete=current.id)
 
 
+def _recording(request: Decoded, who: Principal) -> Rule:
+    """The rule that records `request` on whichever invoice its step names."""
+    return lambda invoice, _: record(invoice, request, who)
+
+
 def _target(payment: Payment | None) -> Payment:
     if payment is None:  # the store found none: it says NotFound before asking
         raise NotFound("Payment not found")
@@ -161,11 +173,30 @@ class Ledger:
         stored = await self.store.apply(
             who.tenant,
             _stored(invoice_id, "Invoice"),
-            lambda invoice, _: record(invoice, request, who),
+            _recording(request, who),
             seal=seal,
         )
         assert stored is not None
         return Outcome(stored)
+
+    async def create_payments(
+        self,
+        who: Principal,
+        items: Sequence[tuple[int, Decoded]],
+        *,
+        each: bool,
+        seal: Seal | None = None,
+    ) -> list[Outcome | GatewayError]:
+        steps = [
+            Step(_stored(invoice_id, "Invoice"), _recording(request, who))
+            for invoice_id, request in items
+        ]
+        written = await self.store.apply_many(who.tenant, steps, each=each, seal=seal)
+        made: list[Outcome | GatewayError] = []
+        for stored in written:
+            assert stored is not None
+            made.append(stored if isinstance(stored, GatewayError) else Outcome(stored))
+        return made
 
     async def update_payment(
         self,
