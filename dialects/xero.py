@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -193,6 +194,16 @@ class Xero(Dialect):
             self.decode_fields(item, foreign_ids=foreign_ids) for item in self._items(body, fmt)
         ]
 
+    def decode_items(self, body: bytes, fmt: Format) -> list[Decoded | GatewayError]:
+        found: list[Decoded | GatewayError] = []
+        for item in self._items(body, fmt):
+            try:
+                found.append(replace(self.decode_fields(item), sent=item))
+            except ValidationFailed as refused:
+                refused.sent = item
+                found.append(refused)
+        return found
+
     def read_removal(self, body: bytes, fmt: Format) -> None:
         """A delete is `{"Status": "DELETED"}` (bare or wrapped); a payment is never edited."""
         if self.payment_fields(body, fmt).get("Status") != "DELETED":
@@ -288,15 +299,13 @@ class Xero(Dialect):
         results: Sequence[Payment | GatewayError],
         fmt: Format,
         warnings: list[str] | None = None,
-        *,
-        inputs: Sequence[Decoded] = (),
     ) -> bytes:
         """Each item with `StatusAttributeString` OK, or ERROR with its ValidationErrors
         beside the fields it was sent with, as Xero echoes a refused item."""
         items: list[dict[str, Any]] = []
-        for place, result in enumerate(results):
+        for result in results:
             if isinstance(result, GatewayError):
-                echo = self._echo(inputs[place], fmt) if place < len(inputs) else {}
+                echo = _echo(result)
                 problems = [{"Message": m} for m in self.messages(result)]
                 item = {"HasValidationErrors": True, "ValidationErrors": problems}
                 items.append({**echo, "StatusAttributeString": "ERROR", **item})
@@ -304,17 +313,6 @@ class Xero(Dialect):
                 document = self.payment_object(result, fmt, warnings)
                 items.append({**document, "StatusAttributeString": "OK"})
         return self._envelope(items, fmt, None)
-
-    def _echo(self, item: Decoded, fmt: Format) -> dict[str, Any]:
-        """A refused item's fields as it was sent, by their wire names, in table order."""
-        document: dict[str, Any] = {}
-        for spec, value in self.request_rows({**item.writable(), **item.options}):
-            if spec.kind in (Kind.DATE, Kind.DATETIME):
-                value = self.native(spec, item.payment, fmt, None)
-            elif isinstance(value, Decimal):
-                value = value.quantize(_values.CENT)
-            _place(document, spec.wire, value)
-        return document
 
     def encode_page(
         self,
@@ -402,6 +400,8 @@ class Xero(Dialect):
                 "Message": "A validation exception occurred",
                 "Elements": [
                     {
+                        # Xero echoes the refused payment beside its messages.
+                        **_echo(error),
                         "ValidationErrors": [{"Message": message} for message in messages],
                         "HasValidationErrors": True,
                     }
@@ -429,6 +429,15 @@ class Xero(Dialect):
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _echo(refused: GatewayError) -> dict[str, Any]:
+    """A refused batch item's fields as it sent them, nested again (Xero echoes them)."""
+    document: dict[str, Any] = {}
+    for wire, value in (refused.sent or {}).items():
+        if wire not in _ERROR_KEYS and wire != "StatusAttributeString":
+            _place(document, wire, value)
+    return document
 
 
 def _place(document: dict[str, Any], wire: str, value: object) -> None:
@@ -527,6 +536,9 @@ def _problem(status: int, detail: str) -> dict[str, Any]:
     }
 
 
+_ERROR_KEYS = ("ValidationErrors", "HasValidationErrors")
+
+
 def _api_exception(document: Mapping[str, Any]) -> bytes:
     """`<ApiException>`, Xero's XML error, validation messages in `<Elements>`."""
     root = etree.Element("ApiException", nsmap=_NAMESPACES)
@@ -541,6 +553,7 @@ def _api_exception(document: Mapping[str, Any]) -> bytes:
             for problem in item["ValidationErrors"]:
                 error = etree.SubElement(errors, "ValidationError")
                 etree.SubElement(error, "Message").text = problem["Message"]
+            _fill(element, {k: v for k, v in item.items() if k not in _ERROR_KEYS})
     return _serialise(root)
 
 

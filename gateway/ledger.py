@@ -129,8 +129,17 @@ def remove(invoice: Invoice, current: Payment) -> Change:
 
 
 def _recording(request: Decoded, who: Principal) -> Rule:
-    """The rule that records `request` on whichever invoice its step names."""
-    return lambda invoice, _: record(invoice, request, who)
+    """The rule that records `request` on whichever invoice its step names; a refusal
+    says which request it refused (a batch's answer may echo it)."""
+
+    def rule(invoice: Invoice, _: Payment | None) -> Change:
+        try:
+            return record(invoice, request, who)
+        except GatewayError as refused:
+            refused.sent = request.sent
+            raise
+
+    return rule
 
 
 def _target(payment: Payment | None) -> Payment:

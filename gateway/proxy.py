@@ -163,6 +163,7 @@ class ProxyBackend:
                     made.append(await self.create_payment(who, invoice_id, request, seal=seal))
                 except REFUSALS as refused:
                     if not each:
+                        refused.sent = request.sent
                         raise
                     made.append(refused)
             return made

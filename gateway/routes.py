@@ -186,18 +186,18 @@ async def create_many(call: Call) -> web.Response:
     refused on its own and answered in its place. An Idempotency-Key covers the batch.
     """
     raw = await call.raw_body()
-    items = [call.completed(item) for item in call.dialect.decode_list(raw, call.body_format())]
+    items = call.dialect.decode_items(raw, call.body_format())
     if not items:
         raise BadRequest("The request holds no payments")
     batch = call.batch = Batch(items, call.dialect.summarised(call.request.query))
-    if batch.summarised:
+    if batch.summarised:  # every item read and checked before any is looked up
         for item in items:
-            call.dialect.check_create(item)
+            _check_item(call, item)
     entries: list[tuple[int, Decoded]] = []
     for place, item in enumerate(items):
         try:
-            call.dialect.check_create(item)
-            entries.append((await _invoice_named(call, item), item))
+            request = _check_item(call, item)
+            entries.append((await _invoice_named(call, request), request))
         except REFUSALS as refused:
             if batch.summarised:
                 raise
@@ -215,9 +215,9 @@ async def create_many(call: Call) -> web.Response:
 
 @dataclass
 class Batch:
-    """A batch's items, and those refused before any write, by place."""
+    """A batch's items as read, and those refused before any write, by place."""
 
-    items: list[Decoded]
+    items: list[Decoded | GatewayError]
     summarised: bool
     refused: dict[int, GatewayError] = field(default_factory=dict)
 
@@ -229,16 +229,20 @@ def _batch_answer(call: Call, written: Sequence[Written], warnings: tuple[str, .
     assert batch is not None
     left = iter(written)
     results: list[Payment | GatewayError] = []
-    for place in range(len(batch.items)):
+    for place, item in enumerate(batch.items):
         result = batch.refused[place] if place in batch.refused else next(left)
         assert result is not None
-        results.append(_item_refusal(result) if isinstance(result, GatewayError) else result)
+        if isinstance(result, GatewayError):
+            result = _item_refusal(result)
+            if result.sent is None and isinstance(item, Decoded):
+                result.sent = item.sent  # which item it was, whoever refused it
+        results.append(result)
     found = list(warnings)
     if batch.summarised:
         made = [result for result in results if isinstance(result, Payment)]
         body = call.dialect.encode_payments(made, call.fmt, found)
     else:
-        body = call.dialect.encode_batch(results, call.fmt, found, inputs=batch.items)
+        body = call.dialect.encode_batch(results, call.fmt, found)
     return _reply(call, body, tuple(found))
 
 
@@ -257,14 +261,33 @@ async def _invoice_named(call: Call, request: Decoded) -> int:
     if invoice_id is None and isinstance(number, str):
         invoice_id = await call.backend.invoice_by_number(_who(call), number)
     if invoice_id is None or invoice_id > MAX_ID:
-        raise _item_refusal(NotFound("Invoice not found"))
+        missing = NotFound("Invoice not found")
+        missing.sent = request.sent
+        raise _item_refusal(missing)
     return invoice_id
+
+
+def _check_item(call: Call, item: Decoded | GatewayError) -> Decoded:
+    """A batch item read, its account completed and checked as a create; else its
+    refusal (saying which item it was) is raised."""
+    try:
+        if isinstance(item, GatewayError):
+            raise item
+        request = call.completed(item)
+        call.dialect.check_create(request)
+        return request
+    except REFUSALS as refused:
+        if refused.sent is None and not isinstance(item, GatewayError):
+            refused.sent = item.sent
+        raise
 
 
 def _item_refusal(error: GatewayError) -> GatewayError:
     if isinstance(error, NotFound):
         problem = {"invoice_id": "could not be found"}
-        return ValidationFailed("Invoice could not be found", fields=problem)
+        refused = ValidationFailed("Invoice could not be found", fields=problem)
+        refused.sent = error.sent
+        return refused
     return error
 
 

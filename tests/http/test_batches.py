@@ -85,7 +85,7 @@ async def test_item_by_item_each_refusal_echoes_the_item_it_answers(client: Clie
     assert (made["StatusAttributeString"], made["Reference"]) == ("OK", "first")
     assert overpaid["StatusAttributeString"] == "ERROR"
     assert overpaid["ValidationErrors"] == [{"Message": OVERPAID}]
-    assert (overpaid["Reference"], overpaid["Amount"]) == ("second", 6.0)
+    assert (overpaid["Reference"], overpaid["Amount"]) == ("second", "6.00")  # as sent
     assert overpaid["Invoice"] == {"InvoiceID": uuid_of(invoice["id"])}
     assert "PaymentID" not in overpaid and overpaid["HasValidationErrors"] is True
     assert (unknown["Reference"], unknown["Invoice"]) == ("third", {"InvoiceNumber": "NO-SUCH"})
@@ -170,3 +170,61 @@ async def test_batches_crossing_the_same_invoices_in_opposite_orders_all_finish(
     for invoice in (a, b):
         state = await invoice_state(client, invoice["id"])
         assert Decimal(state["due_amount"]) == Decimal("100.00") - 3 * stored
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        pytest.param({"Amount": "7.00"}, OVERPAID, id="overpays"),
+        pytest.param({"Amount": "4.001"}, "Amount must have at most 2", id="amount-too-precise"),
+        pytest.param(
+            {"Invoice": {"InvoiceNumber": "NO-SUCH"}}, "Invoice.InvoiceID could", id="no-invoice"
+        ),
+        pytest.param({"Amount": None}, "Amount can't be blank", id="no-amount"),
+    ],
+)
+async def test_a_refused_summarised_batch_echoes_the_item_refused(
+    client: Client, second: dict[str, Any], message: str
+) -> None:
+    invoice = await new_invoice(client, total="10.00")
+    refused = {**by_id(invoice["id"], "4.00", Reference="the second"), **second}
+    refused = {name: value for name, value in refused.items() if value is not None}
+    reply = await put_json(client, by_id(invoice["id"], "4.00", Reference="the first"), refused)
+    assert reply.status == 400, reply.body
+    [element] = reply.json()["Elements"]
+    assert element["Reference"] == "the second"
+    assert element["ValidationErrors"][0]["Message"].startswith(message)
+    assert await settled(client, invoice) == [0]
+
+
+async def test_a_refused_summarised_batch_in_xml_echoes_the_item_refused(client: Client) -> None:
+    invoice = await new_invoice(client, total="10.00")
+    reply = await send_batch(client, "xero", [(invoice["id"], "4.00"), (invoice["id"], "7.00")])
+    assert reply.status == 400, reply.body
+    [element] = etree.fromstring(reply.body).iterfind("Elements/DataContractBase")
+    assert element.findtext("ValidationErrors/ValidationError/Message") == OVERPAID
+    assert (element.findtext("Amount"), element.findtext("Invoice/InvoiceID")) == (
+        "7.00",
+        uuid_of(invoice["id"]),
+    )
+
+
+@pytest.mark.parametrize("amount", ["4.001", "lots", "-1.00"])
+async def test_item_by_item_an_item_that_cannot_be_read_is_refused_alone(
+    client: Client, amount: str
+) -> None:
+    invoice = await new_invoice(client, total="10.00")
+    reply = await put_json(
+        client,
+        by_id(invoice["id"], "1.00", Reference="before"),
+        by_id(invoice["id"], amount, Reference="unreadable"),
+        by_id(invoice["id"], "2.00", Reference="after"),
+        query=ITEM_BY_ITEM,
+    )
+    assert reply.status == 200, reply.body
+    before, unreadable, after = reply.json()["Payments"]
+    assert [before["StatusAttributeString"], after["StatusAttributeString"]] == ["OK", "OK"]
+    assert unreadable["StatusAttributeString"] == "ERROR"
+    assert (unreadable["Reference"], unreadable["Amount"]) == ("unreadable", amount)
+    assert unreadable["ValidationErrors"][0]["Message"].startswith("Amount ")
+    assert await settled(client, invoice) == [2]
