@@ -66,6 +66,12 @@ BATCH_REFUSED = (
 )
 
 
+ITEM_UNKNOWN = (
+    "The backend did not answer for this payment, which it may have stored:"
+    " check its invoice before sending it again"
+)
+
+
 class ProxyBackend:
     """Serves one tenant's payment operations from an upstream in any dialect."""
 
@@ -161,11 +167,11 @@ class ProxyBackend:
             for invoice_id, request in items:
                 try:
                     made.append(await self.create_payment(who, invoice_id, request, seal=seal))
-                except REFUSALS as refused:
+                except GatewayError as failed:
                     if not each:
-                        refused.sent = request.sent
+                        failed.sent = request.sent
                         raise
-                    made.append(refused)
+                    made.append(_item_failure(failed))
             return made
         if not items:  # every item refused before any write: the key keeps that answer
             seal.close([])
@@ -513,6 +519,14 @@ def _owned(payment: Payment, tenant: str, invoice_id: int | None, local: int) ->
     data = payment.__dict__.copy()
     data.update(tenant=tenant, invoice_id=invoice_id, id=local)
     return stored_payment(data)
+
+
+def _item_failure(failed: GatewayError) -> GatewayError:
+    """What a batch item answered item by item says of a backend failure: never that
+    nothing was stored when the backend may have acted on it."""
+    if isinstance(failed, REFUSALS) or not unanswered(failed):
+        return failed
+    return UpstreamTimeout(ITEM_UNKNOWN)
 
 
 async def _nothing() -> list[Payment]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from dialects import testing
-from gateway.proxy import BATCH_REFUSED
+from gateway.proxy import BATCH_REFUSED, ITEM_UNKNOWN
 
 from ..http.test_batches import BATCHERS, ITEM_BY_ITEM, KEY, send_batch
 from .conftest import ProxyFactory
-from .fake import FakeBackend, json_answer
+from .fake import FakeBackend, Handler, dropped, invoiless_backend, json_answer, status_answer
 from .test_faults import CREATE, proxied
 
 pytestmark = pytest.mark.stores
@@ -83,3 +83,27 @@ async def test_a_keyed_refusal_item_by_item_is_kept_with_its_key(
     assert (refused.get("status"), refused.findtext("Amount")) == ("ERROR", "99.00")
     assert (again.body, again.headers["Idempotent-Replayed"]) == (first.body, "true")
     assert fake.calls("POST") == [CREATE]
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        pytest.param(dropped, ITEM_UNKNOWN, id="sent-never-answered"),
+        pytest.param(status_answer(503), "", id="backend-unavailable"),
+    ],
+)
+async def test_item_by_item_a_backend_failure_is_that_items_answer_alone(
+    failure: Handler, message: str, make_proxy: ProxyFactory, fake: FakeBackend
+) -> None:
+    """The first payment is stored at the backend: the batch is not answered with an
+    error as if nothing were, and an item the backend may have stored says so."""
+    proxy, invoice = await proxied(make_proxy, fake)
+    fake.then(invoiless_backend, failure)
+    items = [(invoice, "1.00"), (invoice, "2.00")]
+    reply = await send_batch(proxy, "xero", items, query=ITEM_BY_ITEM)
+    assert reply.status == 200, reply.body
+    made, failed = reply.xml().iterfind("Payments/Payment")
+    assert (made.get("status"), failed.get("status")) == ("OK", "ERROR")
+    assert failed.findtext("Amount") == "2.00"
+    assert message in (failed.findtext("ValidationErrors/ValidationError/Message") or "")
+    assert fake.calls("POST") == [CREATE, CREATE]
