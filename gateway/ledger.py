@@ -200,7 +200,16 @@ class Ledger:
             Step(_stored(invoice_id, "Invoice"), _recording(request, who))
             for invoice_id, request in items
         ]
-        written = await self.store.apply_many(who.tenant, steps, each=each, seal=seal)
+        try:
+            written = await self.store.apply_many(who.tenant, steps, each=each, seal=seal)
+        except NotFound as missing:  # an invoice no step could load: say whose it was
+            for invoice_id, request in items:
+                if (
+                    missing.sent is None
+                    and await self.store.invoice(who.tenant, invoice_id) is None
+                ):
+                    missing.sent = request.sent
+            raise
         made: list[Outcome | GatewayError] = []
         for stored in written:
             assert stored is not None

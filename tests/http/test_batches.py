@@ -180,6 +180,9 @@ async def test_batches_crossing_the_same_invoices_in_opposite_orders_all_finish(
         pytest.param(
             {"Invoice": {"InvoiceNumber": "NO-SUCH"}}, "Invoice.InvoiceID could", id="no-invoice"
         ),
+        pytest.param(
+            {"Invoice": {"InvoiceID": uuid_of(10**9)}}, "Invoice.InvoiceID could", id="no-such-id"
+        ),
         pytest.param({"Amount": None}, "Amount can't be blank", id="no-amount"),
     ],
 )
