@@ -277,7 +277,11 @@ class Xero(Dialect):
                 value = status
             if value is None:
                 continue
-            _place(document, spec.wire, value)
+            *parents, leaf = spec.wire.split(".")
+            target = document
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
         return document
 
     def encode_payment(
@@ -362,7 +366,11 @@ class Xero(Dialect):
                 value = fields[spec.attr].date().isoformat()
             elif isinstance(value, Decimal):
                 value = value.quantize(_values.CENT)
-            _place(document, spec.wire, value)
+            *parents, leaf = spec.wire.split(".")
+            target = document
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
         if fmt == "json":
             return _json.dumps(document)
         return _serialise(_element("Payment", document))
@@ -432,11 +440,14 @@ class Xero(Dialect):
 
 
 def _echo(refused: GatewayError) -> dict[str, Any]:
-    """A refused batch item's fields as it sent them, nested again (Xero echoes them)."""
+    """A refused batch item's fields as it sent them, nested again, as Xero echoes them:
+    the payment's own fields with plain values (its model drops anything else), text made
+    fit for XML."""
     document: dict[str, Any] = {}
     for wire, value in (refused.sent or {}).items():
-        if wire not in _ERROR_KEYS and wire != "StatusAttributeString":
-            _place(document, wire, value)
+        if wire not in _ECHOED or not isinstance(value, str | int | float | Decimal):
+            continue
+        _place(document, wire, _NOT_XML.sub("\ufffd", value) if isinstance(value, str) else value)
     return document
 
 
@@ -537,6 +548,9 @@ def _problem(status: int, detail: str) -> dict[str, Any]:
 
 
 _ERROR_KEYS = ("ValidationErrors", "HasValidationErrors")
+# What a refused item's echo may hold: the payment's fields, and only characters XML has.
+_ECHOED = frozenset(spec.wire for spec in Xero.fields) - set(_ERROR_KEYS)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _api_exception(document: Mapping[str, Any]) -> bytes:

@@ -4,6 +4,7 @@ and one Idempotency-Key covering the whole batch, on both stores over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -231,3 +232,35 @@ async def test_item_by_item_an_item_that_cannot_be_read_is_refused_alone(
     assert (unreadable["Reference"], unreadable["Amount"]) == ("unreadable", amount)
     assert unreadable["ValidationErrors"][0]["Message"].startswith("Amount ")
     assert await settled(client, invoice) == [2]
+
+
+@pytest.mark.parametrize("query", ["", ITEM_BY_ITEM])
+@pytest.mark.parametrize("accept", ["application/xml", "application/json"])
+async def test_an_echo_of_hostile_input_is_well_formed_and_holds_only_payment_fields(
+    client: Client, query: str, accept: str
+) -> None:
+    invoice = await new_invoice(client, total="10.00")
+    hostile = {
+        "Invoice": {"InvoiceID": uuid_of(invoice["id"]), "Contact": {"not a tag": 1}},
+        "Amount": "1\u0001",
+        "Reference": "bell\u0007 and \ud83d\ude00",
+        "1 bad key": "x",
+        "Account": [1, 2],
+    }
+    body = json.dumps({"Payments": [hostile]}).encode()
+    headers = {"Content-Type": "application/json", "Accept": accept}
+    reply = await CLIENTS["xero"](client).call(
+        "PUT", "/api.xro/2.0/Payments" + query, body, headers
+    )
+    assert reply.status == (400 if not query else 200), reply.body
+    if accept == "application/xml":
+        root = etree.fromstring(reply.body)  # well-formed
+        [echo] = [*root.iterfind("Elements/DataContractBase"), *root.iterfind("Payments/Payment")]
+        assert echo.findtext("Reference") == "bell\ufffd and \U0001f600"
+        assert echo.find("Account") is None and echo.find("Invoice/Contact") is None
+    else:
+        document = reply.json()
+        [echo] = document.get("Elements") or document["Payments"]
+        assert echo["Invoice"] == {"InvoiceID": uuid_of(invoice["id"])}
+        assert "1 bad key" not in echo and "Account" not in echo
+    assert await settled(client, invoice) == [0]
