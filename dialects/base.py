@@ -84,6 +84,8 @@ class Decoded:
     provided: frozenset[str]
     options: Mapping[str, Any] = field(default_factory=dict)
     ids: Mapping[str, str] = field(default_factory=dict)
+    # The item's fields as sent (wire names), where its dialect echoes a refused item.
+    sent: Mapping[str, Any] = field(default_factory=dict)
 
     def writable(self) -> dict[str, Any]:
         """The client-owned fields the document carried, ready to store."""
@@ -230,6 +232,11 @@ class Dialect:
     def decode_list(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> list[Decoded]:
         raise NotImplementedError
 
+    def decode_items(self, body: bytes, fmt: Format) -> list[Decoded | GatewayError]:
+        """A batch's items, each read on its own: one that cannot be read stands in its
+        place as its refusal, so the others may still be answered one by one."""
+        return list(self.decode_list(body, fmt))
+
     # --- requests this gateway sends as a client (proxy mode) ------------------
 
     def request_rows(
@@ -306,7 +313,8 @@ class Dialect:
         fmt: Format,
         warnings: list[str] | None = None,
     ) -> bytes:
-        """A batch create's answer, item by item: the payment made or why it was not."""
+        """A batch create's answer, item by item: the payment made or why it was not
+        (a refusal's `sent` holds the item as it was sent)."""
         raise NotImplementedError
 
     def read_removal(self, body: bytes, fmt: Format) -> None:

@@ -32,6 +32,7 @@ Core code raises these knowing no dialect; field keys are canonical field names.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 class GatewayError(Exception):
@@ -51,6 +52,9 @@ class GatewayError(Exception):
         self.fields = dict(fields or {})
         self.retry_after = retry_after
         self.allow = allow
+        # The fields (wire names) of the batch item this refusal answers, as it was
+        # sent, for dialects that echo a refused item.
+        self.sent: Mapping[str, Any] | None = None
         super().__init__(self.message)
 
     def headers(self) -> dict[str, str]:

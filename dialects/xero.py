@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
@@ -210,6 +211,16 @@ class Xero(Dialect):
         payment = decoded.payment.model_copy(update={"deleted_at": when})
         return Decoded(payment, decoded.provided, decoded.options, decoded.ids)
 
+    def decode_items(self, body: bytes, fmt: Format) -> list[Decoded | GatewayError]:
+        found: list[Decoded | GatewayError] = []
+        for item in self._items(body, fmt):
+            try:
+                found.append(replace(self.decode_fields(item), sent=item))
+            except ValidationFailed as refused:
+                refused.sent = item
+                found.append(refused)
+        return found
+
     def read_removal(self, body: bytes, fmt: Format) -> None:
         """A delete is `{"Status": "DELETED"}` (bare or wrapped); a payment is never edited."""
         if self.payment_fields(body, fmt).get("Status") != "DELETED":
@@ -332,13 +343,15 @@ class Xero(Dialect):
         fmt: Format,
         warnings: list[str] | None = None,
     ) -> bytes:
-        """Each item with `StatusAttributeString` OK, or ERROR and its ValidationErrors."""
+        """Each item with `StatusAttributeString` OK, or ERROR with its ValidationErrors
+        beside the fields it was sent with, as Xero echoes a refused item."""
         items: list[dict[str, Any]] = []
         for result in results:
             if isinstance(result, GatewayError):
+                echo = _echo(result)
                 problems = [{"Message": m} for m in self.messages(result)]
                 item = {"HasValidationErrors": True, "ValidationErrors": problems}
-                items.append({"StatusAttributeString": "ERROR", **item})
+                items.append({**echo, "StatusAttributeString": "ERROR", **item})
             else:
                 document = self.payment_object(result, fmt, warnings)
                 items.append({**document, "StatusAttributeString": "OK"})
@@ -447,6 +460,8 @@ class Xero(Dialect):
                 "Message": "A validation exception occurred",
                 "Elements": [
                     {
+                        # Xero echoes the refused payment beside its messages.
+                        **_echo(error),
                         "ValidationErrors": [{"Message": message} for message in messages],
                         "HasValidationErrors": True,
                     }
@@ -474,6 +489,27 @@ class Xero(Dialect):
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _echo(refused: GatewayError) -> dict[str, Any]:
+    """A refused batch item's fields as it sent them, nested again, as Xero echoes them:
+    the payment's own fields with plain values (its model drops anything else), text made
+    fit for XML."""
+    document: dict[str, Any] = {}
+    for wire, value in (refused.sent or {}).items():
+        if wire not in _ECHOED or not isinstance(value, str | int | float | Decimal):
+            continue
+        _place(document, wire, _NOT_XML.sub("\ufffd", value) if isinstance(value, str) else value)
+    return document
+
+
+def _place(document: dict[str, Any], wire: str, value: object) -> None:
+    """Set a dotted wire name's value in nested objects: `Invoice.InvoiceID` -> {Invoice: {..}}."""
+    *parents, leaf = wire.split(".")
+    target = document
+    for parent in parents:
+        target = target.setdefault(parent, {})
+    target[leaf] = value
 
 
 def _flatten(document: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -563,6 +599,12 @@ def _problem(status: int, detail: str) -> dict[str, Any]:
     }
 
 
+_ERROR_KEYS = ("ValidationErrors", "HasValidationErrors")
+# What a refused item's echo may hold: the payment's fields, and only characters XML has.
+_ECHOED = frozenset(spec.wire for spec in Xero.fields) - set(_ERROR_KEYS)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _api_exception(document: Mapping[str, Any]) -> bytes:
     """`<ApiException>`, Xero's XML error, validation messages in `<Elements>`."""
     root = etree.Element("ApiException", nsmap=_NAMESPACES)
@@ -577,6 +619,7 @@ def _api_exception(document: Mapping[str, Any]) -> bytes:
             for problem in item["ValidationErrors"]:
                 error = etree.SubElement(errors, "ValidationError")
                 etree.SubElement(error, "Message").text = problem["Message"]
+            _fill(element, {k: v for k, v in item.items() if k not in _ERROR_KEYS})
     return _serialise(root)
 
 

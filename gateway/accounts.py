@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dialects import Decoded
 from dialects.errors import ValidationFailed
 
@@ -25,7 +27,7 @@ def resolve(tenant: Tenant, request: Decoded) -> Decoded:
         code, account_id = found.code, found.id
     provided = {"account_code"} | ({"account_id"} if account_id is not None else set())
     completed = payment.model_copy(update={"account_code": code, "account_id": account_id})
-    return Decoded(completed, request.provided | provided, request.options, request.ids)
+    return replace(request, payment=completed, provided=request.provided | provided)
 
 
 def _listed(

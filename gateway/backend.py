@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dialects import Decoded
+from dialects.errors import GatewayError
 from dialects.listing import Row
 from dialects.model import Page, Payment, PaymentQuery
 
@@ -65,6 +66,19 @@ class Backend(Protocol):
     async def create_payment(
         self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
     ) -> Outcome: ...
+
+    async def create_payments(
+        self,
+        who: Principal,
+        items: Sequence[tuple[int, Decoded]],
+        *,
+        each: bool,
+        seal: Seal | None = None,
+    ) -> list[Outcome | GatewayError]:
+        """A batch of creates, each on the invoice it names: all stored or none (the
+        first refusal raised), or with `each`, every item stored or refused on its own
+        (a refusal standing in its place). A `seal` covers the whole batch."""
+        ...
 
     async def update_payment(
         self,

@@ -15,7 +15,7 @@ import itertools
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -23,11 +23,10 @@ from multidict import CIMultiDictProxy
 
 from dialects import Reply
 from dialects.errors import BadRequest, Conflict, GatewayError, KeyReused, UpstreamTimeout
-from dialects.model import Payment
 
 from .backend import Principal
 from .config import Idempotency
-from .store import KeyClaim, KeyRecord, KeyState, Seal, Store
+from .store import KeyClaim, KeyRecord, KeyState, Seal, Store, Written
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -39,7 +38,7 @@ OUTCOME_UNKNOWN = (
 )
 
 Clock = Callable[[], datetime]
-Answer = Callable[[Payment | None, tuple[str, ...]], Reply]
+Answer = Callable[[Sequence[Written], tuple[str, ...]], Reply]
 
 log = logging.getLogger("gateway.idempotency")
 

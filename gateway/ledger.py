@@ -8,7 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 from dialects import Decoded
-from dialects.errors import LedgerRefused, NotFound, NotPayable, Overpayment, ValidationFailed
+from dialects.errors import (
+    GatewayError,
+    LedgerRefused,
+    NotFound,
+    NotPayable,
+    Overpayment,
+    ValidationFailed,
+)
 from dialects.listing import Row
 from dialects.model import (
     ZERO,
@@ -23,7 +30,7 @@ from dialects.model import (
 from .backend import Outcome, Principal
 from .idempotency import Clock, utc_now
 from .search import select
-from .store import MAX_ID, Change, Seal, Store
+from .store import MAX_ID, Change, Rule, Seal, Step, Store
 
 PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIAL, InvoiceStatus.OVERDUE)
 # What PUT resets when a field is left out (the amount resets to the whole due amount).
@@ -131,6 +138,20 @@ def remove(invoice: Invoice, current: Payment) -> Change:
     return Change(marked_paid=False, delete=current.id)
 
 
+def _recording(request: Decoded, who: Principal, clock: Clock) -> Rule:
+    """The rule that records `request` on whichever invoice its step names; a refusal
+    says which request it refused (a batch's answer may echo it)."""
+
+    def rule(invoice: Invoice, _: Payment | None) -> Change:
+        try:
+            return record(invoice, request, who, clock)
+        except GatewayError as refused:
+            refused.sent = request.sent
+            raise
+
+    return rule
+
+
 def _target(payment: Payment | None) -> Payment:
     if payment is None:  # the store found none: it says NotFound before asking
         raise NotFound("Payment not found")
@@ -182,11 +203,39 @@ class Ledger:
         stored = await self.store.apply(
             who.tenant,
             _stored(invoice_id, "Invoice"),
-            lambda invoice, _: record(invoice, request, who, self.clock),
+            _recording(request, who, self.clock),
             seal=seal,
         )
         assert stored is not None
         return Outcome(stored)
+
+    async def create_payments(
+        self,
+        who: Principal,
+        items: Sequence[tuple[int, Decoded]],
+        *,
+        each: bool,
+        seal: Seal | None = None,
+    ) -> list[Outcome | GatewayError]:
+        steps = [
+            Step(_stored(invoice_id, "Invoice"), _recording(request, who, self.clock))
+            for invoice_id, request in items
+        ]
+        try:
+            written = await self.store.apply_many(who.tenant, steps, each=each, seal=seal)
+        except NotFound as missing:  # an invoice no step could load: say whose it was
+            for invoice_id, request in items:
+                if (
+                    missing.sent is None
+                    and await self.store.invoice(who.tenant, invoice_id) is None
+                ):
+                    missing.sent = request.sent
+            raise
+        made: list[Outcome | GatewayError] = []
+        for stored in written:
+            assert stored is not None
+            made.append(stored if isinstance(stored, GatewayError) else Outcome(stored))
+        return made
 
     async def update_payment(
         self,

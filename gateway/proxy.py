@@ -41,7 +41,7 @@ from .ledger import today_midnight
 from .logs import event
 from .metrics import BREAKER, BREAKER_STATES
 from .search import select
-from .store import BackendRef, KeyState, Seal, Store
+from .store import REFUSALS, BackendRef, KeyState, Seal, Store
 from .upstream import Answer, UpstreamClient, retry_after, unanswered
 
 # Optional canonical fields: dropped (with a warning) where the backend has no place.
@@ -57,6 +57,19 @@ def lost_money(values: Mapping[str, Any], target: Dialect) -> list[str]:
 def lost_fields(values: Mapping[str, Any], target: Dialect) -> list[str]:
     """The optional values `target` has no field for: dropped, with a warning."""
     return [a for a in _OPTIONAL if values.get(a) and a not in target.writable]
+
+
+BATCH_REFUSED = (
+    "A proxied backend stores each payment on its own, so a batch of several cannot be"
+    " stored all or nothing, nor under one Idempotency-Key: send them one by one, or"
+    " ask for each to be answered on its own, without an Idempotency-Key"
+)
+
+
+ITEM_UNKNOWN = (
+    "The backend did not answer for this payment, which it may have stored:"
+    " check its invoice before sending it again"
+)
 
 
 class ProxyBackend:
@@ -143,6 +156,42 @@ class ProxyBackend:
         payment = (await self._settle(seal, read, tuple(warnings)))[0]
         return Outcome(payment, tuple(warnings))
 
+    async def create_payments(
+        self,
+        who: Principal,
+        items: Sequence[tuple[int, Decoded]],
+        *,
+        each: bool,
+        seal: Seal | None = None,
+    ) -> list[Outcome | GatewayError]:
+        """A backend takes each payment in a write of its own: several can be neither
+        one transaction there nor one Idempotency-Key's single write, so such a batch is
+        refused before anything is sent; item by item, each stands on its own."""
+        if len(items) > 1 and (seal is not None or not each):
+            raise ValidationFailed(BATCH_REFUSED)
+        if not each or seal is None:
+            made: list[Outcome | GatewayError] = []
+            for invoice_id, request in items:
+                try:
+                    made.append(await self.create_payment(who, invoice_id, request, seal=seal))
+                except GatewayError as failed:
+                    if not each:
+                        failed.sent = request.sent
+                        raise
+                    made.append(_item_failure(failed))
+            return made
+        if not items:  # every item refused before any write: the key keeps that answer
+            seal.close([])
+            await self.store.complete_key(seal)
+            return []
+        ((invoice_id, request),) = items
+        try:
+            return [await self.create_payment(who, invoice_id, request, seal=seal)]
+        except REFUSALS as refused:  # the backend stored nothing: the key keeps the refusal
+            seal.close([refused])
+            await self.store.complete_key(seal)
+            return [refused]
+
     async def update_payment(
         self,
         who: Principal,
@@ -199,7 +248,7 @@ class ProxyBackend:
             payments = await read
         except GatewayError as exc:  # the backend acted; what it did cannot be told
             raise await self._unknown(seal) from exc
-        seal.close(payments[0] if payments else None, warnings)
+        seal.close(payments[:1] or [None], warnings)
         await self.store.complete_key(seal)
         return payments
 
@@ -480,6 +529,14 @@ def _owned(payment: Payment, tenant: str, invoice_id: int | None, local: int) ->
     data = payment.__dict__.copy()
     data.update(tenant=tenant, invoice_id=invoice_id, id=local)
     return stored_payment(data)
+
+
+def _item_failure(failed: GatewayError) -> GatewayError:
+    """What a batch item answered item by item says of a backend failure: never that
+    nothing was stored when the backend may have acted on it."""
+    if isinstance(failed, REFUSALS) or not unanswered(failed):
+        return failed
+    return UpstreamTimeout(ITEM_UNKNOWN)
 
 
 async def _nothing() -> list[Payment]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 
 from aiohttp import web
@@ -13,7 +13,6 @@ from dialects import Decoded, Dialect, Format, Reply, _values
 from dialects.errors import (
     BadRequest,
     GatewayError,
-    LedgerRefused,
     NotFound,
     ValidationFailed,
 )
@@ -33,7 +32,7 @@ from .http import (
     split_suffix,
 )
 from .state import FORMAT, GATEWAY, Gateway
-from .store import Seal
+from .store import MAX_ID, REFUSALS, Seal, Written, only
 
 
 def unit_for(path: str) -> DialectUnit | None:
@@ -60,6 +59,7 @@ class Call:
     raw: bytes | None = None
     seal: Seal | None = None  # the Idempotency-Key this write completes
     current: Payment | None = None  # the payment a removal acts on, for its answer
+    batch: Batch | None = None  # a batch create's items, for its answer
 
     @property
     def dialect(self) -> Dialect:
@@ -184,46 +184,69 @@ async def create_payment(call: Call) -> web.Response:
 async def create_many(call: Call) -> web.Response:
     """One or many payments in one body; each names its invoice by id or by number.
 
-    Summarised (the default), the first item refused answers for the batch, items
-    before it staying recorded; else every item is answered, made or refused. An
-    Idempotency-Key covers one payment (one write), so it is answered summarised.
+    Summarised (the default), the batch is one transaction: the first item refused
+    answers for the batch and nothing of it is stored. Else every item is stored or
+    refused on its own and answered in its place. An Idempotency-Key covers the batch.
     """
     raw = await call.raw_body()
-    items = [call.completed(item) for item in call.dialect.decode_list(raw, call.body_format())]
+    items = call.dialect.decode_items(raw, call.body_format())
     if not items:
         raise BadRequest("The request holds no payments")
-    if call.seal is not None and len(items) > 1:
-        raise BadRequest("An Idempotency-Key covers one payment: send them one by one")
-    summarised = call.seal is not None or call.dialect.summarised(call.request.query)
-    if summarised:
+    batch = call.batch = Batch(items, call.dialect.summarised(call.request.query))
+    if batch.summarised:  # every item read and checked before any is looked up
         for item in items:
-            call.dialect.check_create(item)
-    results: list[Payment | GatewayError] = []
-    warnings: list[str] = []
-    for item in items:
+            _check_item(call, item)
+    entries: list[tuple[int, Decoded]] = []
+    for place, item in enumerate(items):
         try:
-            call.dialect.check_create(item)
-            outcome = await _create_in_body(call, item)
-        except (ValidationFailed, LedgerRefused) as refused:
-            if summarised:
+            request = _check_item(call, item)
+            entries.append((await _invoice_named(call, request), request))
+        except REFUSALS as refused:
+            if batch.summarised:
                 raise
-            results.append(refused)
-            continue
-        results.append(outcome.payment)
-        warnings += outcome.warnings
-    if summarised:
-        made = [r for r in results if isinstance(r, Payment)]
-        body = call.dialect.encode_payments(made, call.fmt, warnings)
-    else:
-        body = call.dialect.encode_batch(results, call.fmt, warnings)
-    return _respond(call, _reply(call, body, tuple(warnings)))
+            batch.refused[place] = refused
+    try:
+        made = await call.backend.create_payments(
+            _who(call), entries, each=not batch.summarised, seal=call.seal
+        )
+    except NotFound as exc:
+        raise _item_refusal(exc) from exc
+    written = [outcome.payment if isinstance(outcome, Outcome) else outcome for outcome in made]
+    warnings = [w for outcome in made if isinstance(outcome, Outcome) for w in outcome.warnings]
+    return _respond(call, _batch_answer(call, written, tuple(warnings)))
 
 
-def _made(call: Call, payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
-    """The answer to a batch of one, as an Idempotency-Key stores it."""
-    assert payment is not None
+@dataclass
+class Batch:
+    """A batch's items as read, and those refused before any write, by place."""
+
+    items: list[Decoded | GatewayError]
+    summarised: bool
+    refused: dict[int, GatewayError] = field(default_factory=dict)
+
+
+def _batch_answer(call: Call, written: Sequence[Written], warnings: tuple[str, ...]) -> Reply:
+    """A batch's answer, from what its writes left (those refused before any write put
+    back in their places), as sent and as an Idempotency-Key stores it."""
+    batch = call.batch
+    assert batch is not None
+    left = iter(written)
+    results: list[Payment | GatewayError] = []
+    for place, item in enumerate(batch.items):
+        result = batch.refused[place] if place in batch.refused else next(left)
+        assert result is not None
+        if isinstance(result, GatewayError):
+            result = _item_refusal(result)
+            if result.sent is None and isinstance(item, Decoded):
+                result.sent = item.sent  # which item it was, whoever refused it
+        results.append(result)
     found = list(warnings)
-    return _reply(call, call.dialect.encode_payments([payment], call.fmt, found), tuple(found))
+    if batch.summarised:
+        made = [result for result in results if isinstance(result, Payment)]
+        body = call.dialect.encode_payments(made, call.fmt, found)
+    else:
+        body = call.dialect.encode_batch(results, call.fmt, found)
+    return _reply(call, body, tuple(found))
 
 
 def _reply(call: Call, body: bytes, warnings: tuple[str, ...]) -> Reply:
@@ -233,23 +256,42 @@ def _reply(call: Call, body: bytes, warnings: tuple[str, ...]) -> Reply:
     return Reply(call.route.status, body, headers)
 
 
-async def _create_in_body(call: Call, request: Decoded) -> Outcome:
-    """Create a payment on the invoice its body names by id or by number.
-
-    An invoice that does not exist is a problem with the payment (a field), not a
-    missing resource, since the path named none.
-    """
+async def _invoice_named(call: Call, request: Decoded) -> int:
+    """The invoice a body names by id or by number; one that does not exist is a
+    problem with the payment (a field), not a missing resource: the path named none."""
     invoice_id = request.payment.invoice_id
     number = request.options.get("invoice_number")
     if invoice_id is None and isinstance(number, str):
         invoice_id = await call.backend.invoice_by_number(_who(call), number)
+    if invoice_id is None or invoice_id > MAX_ID:
+        missing = NotFound("Invoice not found")
+        missing.sent = request.sent
+        raise _item_refusal(missing)
+    return invoice_id
+
+
+def _check_item(call: Call, item: Decoded | GatewayError) -> Decoded:
+    """A batch item read, its account completed and checked as a create; else its
+    refusal (saying which item it was) is raised."""
     try:
-        if invoice_id is None:
-            raise NotFound("Invoice not found")
-        return await call.backend.create_payment(_who(call), invoice_id, request, seal=call.seal)
-    except NotFound as exc:
+        if isinstance(item, GatewayError):
+            raise item
+        request = call.completed(item)
+        call.dialect.check_create(request)
+        return request
+    except REFUSALS as refused:
+        if refused.sent is None and not isinstance(item, GatewayError):
+            refused.sent = item.sent
+        raise
+
+
+def _item_refusal(error: GatewayError) -> GatewayError:
+    if isinstance(error, NotFound):
         problem = {"invoice_id": "could not be found"}
-        raise ValidationFailed("Invoice could not be found", fields=problem) from exc
+        refused = ValidationFailed("Invoice could not be found", fields=problem)
+        refused.sent = error.sent
+        return refused
+    return error
 
 
 async def search_payments(call: Call) -> web.Response:
@@ -361,14 +403,26 @@ OPERATIONS: dict[Op, Operation] = {
     Op.CREATE_MANY: create_many,
     Op.REMOVE: remove_payment,
 }
+Answer = Callable[[Call, Sequence[Written], tuple[str, ...]], Reply]
+
+
+def _single(encode: Callable[[Call, Payment | None, tuple[str, ...]], Reply]) -> Answer:
+    """The answer of a write of one payment, from what its one step left."""
+
+    def answer(call: Call, written: Sequence[Written], warnings: tuple[str, ...]) -> Reply:
+        return encode(call, only(written), warnings)
+
+    return answer
+
+
 # The writes an Idempotency-Key guards, and how each one's answer is encoded.
-ANSWERS: dict[Op, Callable[[Call, Payment | None, tuple[str, ...]], Reply]] = {
-    Op.CREATE: _encode_payment,
-    Op.REPLACE: _encode_payment,
-    Op.PATCH: _encode_payment,
-    Op.DELETE: _deleted,
-    Op.CREATE_MANY: _made,
-    Op.REMOVE: _removed,
+ANSWERS: dict[Op, Answer] = {
+    Op.CREATE: _single(_encode_payment),
+    Op.REPLACE: _single(_encode_payment),
+    Op.PATCH: _single(_encode_payment),
+    Op.DELETE: _single(_deleted),
+    Op.CREATE_MANY: _batch_answer,
+    Op.REMOVE: _single(_removed),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ from dialects.errors import Conflict
 from dialects.model import Invoice, Payment
 from gateway.config import Idempotency
 from gateway.idempotency import Keys
-from gateway.store import Change, KeyClaim, KeyState, NewInvoice, Seal, Store
+from gateway.store import Change, KeyClaim, KeyState, NewInvoice, Seal, Store, Written, only
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -34,7 +35,8 @@ def record_payment(invoice: Invoice, current: Payment | None) -> Change:
     return Change(marked_paid=False, upsert=payment)
 
 
-def answer_with_id(payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
+def answer_with_id(written: Sequence[Written], warnings: tuple[str, ...]) -> Reply:
+    payment = only(written)
     assert payment is not None
     return Reply(201, f"payment {payment.id}".encode(), {"Location": f"/p/{payment.id}"})
 
@@ -77,7 +79,7 @@ async def test_an_answer_that_cannot_be_stored_undoes_the_effect(store: Store) -
     invoice = await new_invoice(store)
     assert await store.claim_key(claim("k", "me")) is None
 
-    def broken(payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
+    def broken(written: Sequence[Written], warnings: tuple[str, ...]) -> Reply:
         raise RuntimeError("the answer could not be encoded")
 
     with pytest.raises(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import (
     MAX_ID,
+    REFUSALS,
     BackendRef,
     Change,
     KeyClaim,
@@ -12,7 +13,10 @@ from .base import (
     NewInvoice,
     Rule,
     Seal,
+    Step,
     Store,
+    Written,
+    only,
 )
 from .migrations import SchemaTooNew, StoreError
 from .postgres import PostgresStore, masked
@@ -40,6 +44,7 @@ def open_store(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> S
 
 __all__ = [
     "MAX_ID",
+    "REFUSALS",
     "BackendRef",
     "Change",
     "KeyClaim",
@@ -51,8 +56,11 @@ __all__ = [
     "SQLiteStore",
     "SchemaTooNew",
     "Seal",
+    "Step",
     "Store",
     "StoreError",
     "masked",
+    "Written",
+    "only",
     "open_store",
 ]

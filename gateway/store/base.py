@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from dialects import Reply
+from dialects.errors import GatewayError, LedgerRefused, NotFound, ValidationFailed
 from dialects.listing import Row
 from dialects.model import Invoice, Payment
 
@@ -80,6 +81,29 @@ class BackendRef:
 Rule = Callable[[Invoice, Payment | None], Change]
 
 
+@dataclass(frozen=True)
+class Step:
+    """One rule of a batch: the invoice it acts on (and the payment, if it names one)."""
+
+    invoice_id: int
+    rule: Rule
+    payment_id: int | None = None
+
+
+# What one write left: the payment as stored (None once deleted), or, for an item of a
+# batch answered item by item, why it was refused.
+Written = Payment | GatewayError | None
+# The refusals that concern one item of a batch, not the batch or the store.
+REFUSALS = (ValidationFailed, LedgerRefused, NotFound)
+
+
+def only(written: Sequence[Written]) -> Payment | None:
+    """What the one step of a single write left (never a refusal: it raises)."""
+    (stored,) = written
+    assert not isinstance(stored, GatewayError)
+    return stored
+
+
 class KeyState(StrEnum):
     """Where a request holding an idempotency key stands."""
 
@@ -133,18 +157,19 @@ class KeyRecord:
 class Seal:
     """A held key to complete with the write it guards, in that write's transaction.
 
-    `answer` encodes the reply from the payment as stored (None once deleted) and the
-    translation warnings; `close` keeps it, so what is stored is what is sent.
+    `answer` encodes the reply from what the write left, one entry per item (a single
+    write has one) and the translation warnings; `close` keeps it, so what is stored is
+    what is sent.
     """
 
     tenant: str
     key: str
     owner: str
-    answer: Callable[[Payment | None, tuple[str, ...]], Reply]
+    answer: Callable[[Sequence[Written], tuple[str, ...]], Reply]
     sealed: Reply | None = None
 
-    def close(self, payment: Payment | None, warnings: tuple[str, ...] = ()) -> Reply:
-        self.sealed = self.answer(payment, warnings)
+    def close(self, written: Sequence[Written], warnings: tuple[str, ...] = ()) -> Reply:
+        self.sealed = self.answer(written, warnings)
         return self.sealed
 
 
@@ -214,6 +239,26 @@ class Store(Protocol):
 
         With a `seal`, its key is completed with its answer in the same transaction;
         if the key is no longer held by the seal's owner, nothing is stored (Conflict).
+        """
+        ...
+
+    async def apply_many(
+        self,
+        tenant: str,
+        steps: Sequence[Step],
+        *,
+        each: bool = False,
+        seal: Seal | None = None,
+    ) -> list[Written]:
+        """Every step in one transaction, in order, each rule seeing the steps before it;
+        what each left, in the same order.
+
+        The invoices are locked in id order before any rule runs, so batches naming the
+        same invoices in another order wait for each other instead of deadlocking. Unless
+        `each`, the first step that raises undoes them all; with `each`, a step refused
+        (one of `REFUSALS`) is undone alone and stands in the list as its refusal. With a
+        `seal`, its key is completed with the answer to the whole list, in the same
+        transaction.
         """
         ...
 

@@ -21,6 +21,7 @@ from dialects.model import Invoice, Method, Payment
 
 from .base import (
     PAYMENT_COLUMNS,
+    REFUSALS,
     BackendRef,
     KeyClaim,
     KeyRecord,
@@ -28,7 +29,10 @@ from .base import (
     NewInvoice,
     Rule,
     Seal,
+    Step,
+    Written,
     listed_columns,
+    only,
 )
 from .migrations import VERSIONS_TABLE, StoreError, pending
 
@@ -287,12 +291,41 @@ class PostgresStore:
         payment_id: int | None = None,
         seal: Seal | None = None,
     ) -> Payment | None:
-        async def write(conn: Connection) -> Payment | None:
-            stored = await _apply(conn, tenant, invoice_id, rule, payment_id)
+        return only(await self.apply_many(tenant, [Step(invoice_id, rule, payment_id)], seal=seal))
+
+    async def apply_many(
+        self,
+        tenant: str,
+        steps: Sequence[Step],
+        *,
+        each: bool = False,
+        seal: Seal | None = None,
+    ) -> list[Written]:
+        invoice_ids = sorted({step.invoice_id for step in steps})
+
+        async def write(conn: Connection) -> list[Written]:
+            if len(invoice_ids) > 1:
+                # Locked in one order by every writer, so no two batches deadlock.
+                await conn.execute(
+                    "SELECT id FROM invoices WHERE tenant = $1 AND id = ANY($2::bigint[])"
+                    " ORDER BY id FOR UPDATE",
+                    tenant,
+                    invoice_ids,
+                )
+            written: list[Written] = []
+            for step in steps:
+                if not each:
+                    written.append(await _apply(conn, tenant, step))
+                    continue
+                try:
+                    async with conn.transaction():  # a savepoint: undone alone if refused
+                        written.append(await _apply(conn, tenant, step))
+                except REFUSALS as refused:
+                    written.append(refused)
             if seal is not None:
-                seal.close(stored)
+                seal.close(written)
                 await _complete_key(conn, seal)
-            return stored
+            return written
 
         return await self._run(write)
 
@@ -471,10 +504,9 @@ async def _transaction(
     return result
 
 
-async def _apply(
-    conn: Connection, tenant: str, invoice_id: int, rule: Rule, payment_id: int | None
-) -> Payment | None:
+async def _apply(conn: Connection, tenant: str, step: Step) -> Payment | None:
     """Lock the invoice row, let the rule decide on what is committed, store its decision."""
+    invoice_id, rule, payment_id = step.invoice_id, step.rule, step.payment_id
     locked = await conn.fetchval(
         "SELECT id FROM invoices WHERE id = $1 AND tenant = $2 FOR UPDATE", invoice_id, tenant
     )

@@ -25,6 +25,7 @@ from dialects.model import Invoice, Method, Payment, stored_payment
 from ..metrics import STORE_BATCH, STORE_WRITE_SECONDS
 from .base import (
     PAYMENT_COLUMNS,
+    REFUSALS,
     BackendRef,
     KeyClaim,
     KeyRecord,
@@ -32,7 +33,10 @@ from .base import (
     NewInvoice,
     Rule,
     Seal,
+    Step,
+    Written,
     listed_columns,
+    only,
 )
 from .migrations import VERSIONS_TABLE, StoreError, pending
 from .writelock import WriteLock
@@ -492,23 +496,40 @@ class SQLiteStore:
         payment_id: int | None = None,
         seal: Seal | None = None,
     ) -> Payment | None:
-        def write(db: sqlite3.Connection) -> Payment | None:
-            stored = self._apply(db, tenant, invoice_id, rule, payment_id)
+        return only(await self.apply_many(tenant, [Step(invoice_id, rule, payment_id)], seal=seal))
+
+    async def apply_many(
+        self,
+        tenant: str,
+        steps: Sequence[Step],
+        *,
+        each: bool = False,
+        seal: Seal | None = None,
+    ) -> list[Written]:
+        # One writer at a time holds the database: no lock order to keep. A step that
+        # raises undoes the whole job (the group commit's savepoint around it).
+        def write(db: sqlite3.Connection) -> list[Written]:
+            written: list[Written] = []
+            for step in steps:
+                if not each:
+                    written.append(self._apply(db, tenant, step))
+                    continue
+                db.execute("SAVEPOINT item")
+                try:
+                    written.append(self._apply(db, tenant, step))
+                except REFUSALS as refused:
+                    db.execute("ROLLBACK TO item")
+                    written.append(refused)
+                db.execute("RELEASE item")
             if seal is not None:
-                seal.close(stored)
+                seal.close(written)
                 self._complete_key(db, seal)
-            return stored
+            return written
 
         return await self._write(write)
 
-    def _apply(
-        self,
-        db: sqlite3.Connection,
-        tenant: str,
-        invoice_id: int,
-        rule: Rule,
-        payment_id: int | None,
-    ) -> Payment | None:
+    def _apply(self, db: sqlite3.Connection, tenant: str, step: Step) -> Payment | None:
+        invoice_id, rule, payment_id = step.invoice_id, step.rule, step.payment_id
         invoice = self._load_invoice(db, tenant, invoice_id)
         if invoice is None:
             raise NotFound("Invoice not found")
