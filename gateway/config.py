@@ -226,13 +226,16 @@ def mask_url(url: str) -> str:
     return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
-def expand(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace `${VAR}` and `${VAR:-default}` in every string of a loaded YAML tree."""
+def expand(value: Any, environ: Mapping[str, str] | None = None, where: str = "") -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a loaded YAML tree.
+
+    An unset variable without a default is a ConfigError naming its key path (`where`
+    is the path of `value` itself, dotted)."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {key: expand(item, env) for key, item in value.items()}
+        return {key: expand(item, env, _join(where, key)) for key, item in value.items()}
     if isinstance(value, list):
-        return [expand(item, env) for item in value]
+        return [expand(item, env, _join(where, index)) for index, item in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -242,9 +245,13 @@ def expand(value: Any, environ: Mapping[str, str] | None = None) -> Any:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"environment variable {name} is not set")
+        raise ConfigError(f"{where + ': ' if where else ''}${{{name}}} is not set")
 
     return _REFERENCE.sub(substitute, value)
+
+
+def _join(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
 
 
 def load(path: str | Path, environ: dict[str, str] | None = None) -> Config:
@@ -269,7 +276,11 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def parse(raw: Any, environ: dict[str, str] | None = None, source: str = "config") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must be a mapping")
-    return _validate(expand(raw, environ), source)
+    try:
+        expanded = expand(raw, environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return _validate(expanded, source)
 
 
 def override(config: Config, values: Mapping[str, Any], source: str = "command line") -> Config:
