@@ -564,6 +564,7 @@ class XeroAuth(Section):
     tenant_id: str = Field(description="the organisation's id, a UUID")
     tenant_name: str = ""
     clients: tuple[XeroClient, ...] = ()
+    routing = ("tenant_id", "clients.*.client_id")
 
     @field_validator("tenant_id")
     @classmethod

@@ -25,6 +25,8 @@ import dialects
 from dialects.registry import RegistryError, unknown
 from dialects.unit import BackendConfig, Section, Strict
 
+from . import passwords
+
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -301,10 +303,59 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
     except RegistryError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     try:
-        return model.model_validate(raw)
+        config = model.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigError(f"{source}: {problems}") from exc
+    problem = _hash_problem(config) or _shared_route(config)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+    return config
+
+
+def _hash_problem(config: Config) -> str | None:
+    """A scrypt hash in a tenant's sections that no secret could ever match."""
+    for tenant, spec in config.tenants.items():
+        for dialect, section in spec.sections().items():
+            found = _hashes(section.model_dump(), f"tenants.{tenant}.{dialect}")
+            for where, stored in found:
+                problem = passwords.hash_problem(stored)
+                if problem:
+                    return f"{where}: the scrypt hash is damaged: {problem}"
+    return None
+
+
+def _hashes(node: Any, where: str) -> list[tuple[str, str]]:
+    if isinstance(node, str):
+        return [(where, node)] if passwords.is_hash(node) else []
+    if isinstance(node, dict):
+        items: Any = node.items()
+    elif isinstance(node, list | tuple):
+        items = enumerate(node)
+    else:
+        return []
+    return [found for key, child in items for found in _hashes(child, f"{where}.{key}")]
+
+
+def _shared_route(config: Config) -> str | None:
+    """Two tenants naming one identifier that routes a caller (a login, an app, a key):
+    whichever came later would take the other's callers over.
+
+    Values compare as written: plain to plain, and a scrypt hash to the same hash text.
+    A key one tenant stores plain and another hashed, or two hashes of one key made with
+    different salts, cannot be compared without the key (and are not)."""
+    seen: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for tenant, spec in config.tenants.items():
+        for dialect, section in spec.sections().items():
+            for rule, path, value in section.routing_values():
+                where = f"tenants.{tenant}.{dialect}.{path}"
+                owner, first = seen.setdefault((dialect, rule, value), (tenant, where))
+                if owner != tenant:
+                    return (
+                        f"{where} is the same as {first}: tenants {owner} and {tenant}"
+                        " cannot share a value that routes a caller to its tenant"
+                    )
+    return None
 
 
 def _problem(error: Any) -> str:
