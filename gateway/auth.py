@@ -285,6 +285,8 @@ class Authenticator:
                 app = apps.get(claims["sub"])
                 if app is None or claims.get(scheme.scope_claim) != app.credential.scope:
                     raise NotAuthenticated(scheme.invalid)
+                if not _lives_at_most(claims, self._token_lifetime):
+                    raise NotAuthenticated(f"{scheme.invalid}: claims not accepted")
                 return app
             app = apps.get(issuer) if isinstance(issuer, str) else None
             if app is None or app.key is None or not isinstance(issuer, str):
@@ -298,9 +300,7 @@ class Authenticator:
         if (
             claims["sub"] != issuer
             or not _carries(claims, scheme.claims)
-            or not _numeric_date(claims["exp"])
-            or not _numeric_date(claims["iat"])
-            or claims["exp"] - claims["iat"] > scheme.max_lifetime
+            or not _lives_at_most(claims, scheme.max_lifetime)
         ):
             raise NotAuthenticated(f"{scheme.invalid}: claims not accepted")
         return app
@@ -348,6 +348,18 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return bool(value)
+
+
+def _lives_at_most(claims: Mapping[str, Any], lifetime: int) -> bool:
+    """Whether a token expires within `lifetime` seconds of its issue, and of now.
+
+    A token signed with a known key but an `exp` years away (the signing key leaked
+    once, or an app's clock ran wild) would otherwise open its scope for that long."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not _numeric_date(exp) or not _numeric_date(iat):
+        return False
+    assert isinstance(exp, int | float) and isinstance(iat, int | float)
+    return exp - iat <= lifetime and exp - time.time() <= lifetime + _LEEWAY
 
 
 def _numeric_date(value: object) -> bool:

@@ -187,6 +187,13 @@ class Metrics(Strict):
     enabled: bool = True
 
 
+# The published values config.yaml falls back to: refused outside demo mode.
+SHIPPED_SECRETS = {
+    "admin_token": "demo-admin-token",
+    "token_secret": "demo-token-secret-not-for-production",
+}
+
+
 class Config(Strict):
     server: Server = Server()
     idempotency: Idempotency = Idempotency()
@@ -204,6 +211,18 @@ class Config(Strict):
     token_lifetime_seconds: int = Field(default=3600, gt=0, le=86400)
     demo: bool = False
     tenants: dict[str, Tenant]
+
+    @model_validator(mode="after")
+    def _no_shipped_secret(self) -> Config:
+        if not self.demo:
+            for name, shipped in SHIPPED_SECRETS.items():
+                if getattr(self, name) == shipped:
+                    raise ValueError(
+                        f"{name}: the value config.yaml ships, which anyone may read, is refused"
+                        " outside demo mode:"
+                        " set your own (or demo: true, for a gateway on your own machine)"
+                    )
+        return self
 
     @field_validator("tenants")
     @classmethod
@@ -361,6 +380,8 @@ def _shared_route(config: Config) -> str | None:
 def _problem(error: Any) -> str:
     """One validation problem; an unknown tenant section or backend dialect names the closest."""
     where = [str(p) for p in error["loc"]]
+    if not where:  # the whole file's check: its message names the keys
+        return str(error["msg"]).removeprefix("Value error, ")
     text = f"{'.'.join(where)}: {error['msg']}"
     known = dialects.units()
     if error["type"] == "extra_forbidden" and len(where) == 3 and where[0] == "tenants":

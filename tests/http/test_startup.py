@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from gateway.config import SHIPPED_SECRETS, load, parse
 
 from .server import write_config
 from .test_cli import assert_clean_failure, gateway
@@ -122,3 +126,41 @@ def test_ctrl_c_while_start_up_waits_for_the_database_exits_quietly(tmp_path: Pa
 
     assert process.returncode == 130, stderr
     assert (stdout, stderr) == (b"", b"")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_refused_values_are_the_ones_config_yaml_ships() -> None:
+    shipped = load(ROOT / "config.yaml", environ={})
+
+    assert {name: getattr(shipped, name) for name in SHIPPED_SECRETS} == SHIPPED_SECRETS
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_SECRETS))
+def test_a_shipped_secret_outside_demo_mode_stops_start_up(tmp_path: Path, name: str) -> None:
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    raw["demo"] = False
+    own = {"admin_token": "own-admin-token", "token_secret": "own-token-secret"}
+    raw.update({key: value for key, value in own.items() if key != name})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", "config.yaml"],
+        cwd=tmp_path, env=env, capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+
+    assert _one_line(result) == (
+        f"error: config.yaml: {name}: the value config.yaml ships, which anyone may read,"
+        " is refused outside demo mode: set your own (or demo: true, for a gateway on your"
+        " own machine)\n"
+    )
+
+
+def test_demo_mode_may_keep_the_shipped_secrets() -> None:
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    raw["demo"] = True
+    raw.update(SHIPPED_SECRETS)
+
+    assert parse(raw).admin_token == SHIPPED_SECRETS["admin_token"]
