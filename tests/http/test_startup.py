@@ -14,7 +14,7 @@ import yaml
 
 from gateway.config import SHIPPED_SECRETS, load, parse
 
-from .server import write_config
+from .server import running, send, write_config
 from .test_cli import assert_clean_failure, gateway
 
 
@@ -164,3 +164,23 @@ def test_demo_mode_may_keep_the_shipped_secrets() -> None:
     raw.update(SHIPPED_SECRETS)
 
     assert parse(raw).admin_token == SHIPPED_SECRETS["admin_token"]
+
+
+def test_a_crafted_path_writes_no_forged_line_in_the_text_log(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw["server"]["access_log"] = True
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    forged = "/invoices/1%1b[2J%0d%0a2026-01-01T00:00:00.000Z%20INFO%20request%20status=200%07"
+    with running(config, tmp_path / "x.db", tmp_path / "x.log") as server:
+        server.wait_ready()
+        assert send(server.port, "GET", forged).status in (401, 404)
+        output = server.wait_for("2026-01-01T00:00:00.000Z")
+
+    lines = output.splitlines()
+    assert all(line.isprintable() for line in lines), lines
+    assert not any(line.startswith("2026-01-01T00:00:00.000Z") for line in lines)
+    assert (
+        "path='/invoices/1\\x1b[2J\\r\\n2026-01-01T00:00:00.000Z INFO request status=200\\x07'"
+        in (output)
+    )
