@@ -461,9 +461,8 @@ def _payment_element(item: Mapping[str, Any]) -> Any:
     if "ValidationErrors" in item:
         errors = etree.SubElement(element, "ValidationErrors")
         for problem in item["ValidationErrors"]:
-            etree.SubElement(etree.SubElement(errors, "ValidationError"), "Message").text = problem[
-                "Message"
-            ]
+            message = etree.SubElement(etree.SubElement(errors, "ValidationError"), "Message")
+            message.text = _text(problem["Message"])
     return element
 
 
@@ -475,9 +474,10 @@ def _child(root: etree._Element, name: str) -> etree._Element:
 
 
 def _text(value: object) -> str:
+    """A value as element text: every text this writer puts in an answer passes here."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _xml.safe(str(value))
 
 
 def _element(name: str, document: Mapping[str, Any], *, namespaces: bool = False) -> Any:
@@ -515,7 +515,7 @@ def _api_exception(document: Mapping[str, Any]) -> bytes:
     """`<ApiException>`, Xero's XML error, validation messages in `<Elements>`."""
     root = etree.Element("ApiException", nsmap=_NAMESPACES)
     for key in ("ErrorNumber", "Type", "Message"):
-        etree.SubElement(root, key).text = str(document[key])
+        etree.SubElement(root, key).text = _text(document[key])
     if "Elements" in document:
         elements = etree.SubElement(root, "Elements")
         for item in document["Elements"]:
@@ -524,7 +524,7 @@ def _api_exception(document: Mapping[str, Any]) -> bytes:
             errors = etree.SubElement(element, "ValidationErrors")
             for problem in item["ValidationErrors"]:
                 error = etree.SubElement(errors, "ValidationError")
-                etree.SubElement(error, "Message").text = problem["Message"]
+                etree.SubElement(error, "Message").text = _text(problem["Message"])
     return _serialise(root)
 
 
