@@ -156,13 +156,29 @@ def records(root: etree._Element, item: str) -> list[dict[str, str | None]]:
 XmlField = tuple[str, str | None, str | None]
 
 
-SPECIALS = "&<>\r"  # what element text escapes
-SPECIAL = re.compile(f"[{SPECIALS}]")
+# Characters XML 1.0 cannot hold at all, not even as a character reference: the C0
+# controls but tab, LF and CR, lone surrogates, U+FFFE and U+FFFF.
+_UNFIT = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
+UNFIT = re.compile(f"[{_UNFIT}]")
+# What element text escapes: markup, a bare CR, and (replaced) what XML cannot hold.
+SPECIAL = re.compile(f"[&<>\r{_UNFIT}]")
+REPLACEMENT = "\ufffd"
+
+
+def safe(value: str) -> str:
+    """`value` with each character XML 1.0 cannot hold replaced by U+FFFD, visibly.
+
+    Every text an XML answer carries passes here (through `text`, or lxml's writers):
+    a payment's notes, a backend's error message, whatever its source."""
+    return UNFIT.sub(REPLACEMENT, value)
 
 
 def text(value: str) -> str:
-    """Element text: markup escaped, and a bare CR as `&#13;` (XML would read it as LF)."""
-    return escape(value, {"\r": "&#13;"}) if SPECIAL.search(value) else value
+    """Element text: markup escaped, a bare CR as `&#13;` (XML would read it as LF), and
+    what XML cannot hold replaced (`safe`)."""
+    if not SPECIAL.search(value):
+        return value
+    return escape(safe(value), {"\r": "&#13;"})
 
 
 class Record:
@@ -213,5 +229,5 @@ def array_of_encoded(name: str, items: list[bytes]) -> bytes:
 
 def errors(messages: Iterable[str]) -> bytes:
     """Rails' validation error document."""
-    body = "".join(f"\n  <error>{escape(message)}</error>" for message in messages)
+    body = "".join(f"\n  <error>{text(message)}</error>" for message in messages)
     return DECLARATION + f"<errors>{body}\n</errors>\n".encode()

@@ -71,6 +71,7 @@ class FastBillUser(Strict):
 
 class FastBillAuth(Section):
     users: tuple[FastBillUser, ...] = ()
+    routing = ("users.*.email",)
 
     def credentials(self) -> tuple[Credential, ...]:
         return tuple(email_login(u.email, u.api_key, u.name) for u in self.users)

@@ -44,6 +44,7 @@ class HarvestUser(Strict):
 
 class HarvestAuth(Section):
     users: tuple[HarvestUser, ...] = ()
+    routing = ("users.*.email",)
 
     def credentials(self) -> tuple[Credential, ...]:
         return tuple(email_login(u.email, u.password, u.name) for u in self.users)

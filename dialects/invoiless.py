@@ -86,6 +86,7 @@ class InvoilessKey(Strict):
 
 class InvoilessAuth(Section):
     keys: tuple[InvoilessKey, ...] = ()
+    routing = ("keys.*.key",)
 
     def credentials(self) -> tuple[Credential, ...]:
         return tuple(

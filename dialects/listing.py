@@ -138,26 +138,26 @@ def _dates(convert: Convert) -> TextMemo:
 
 class Enclose:
     """A final form that puts a value's text between `start` and `end` (None: `nil`),
-    escaped with `escape` where it holds one of `specials`; a value that is not text is
-    shown by `show` first. Compiled rows write text values inline."""
+    escaped with `escape` where `special` finds a character in it; a value that is not
+    text is shown by `show` first. Compiled rows write text values inline."""
 
     def __init__(
         self,
         start: str,
         end: str,
         nil: str,
-        specials: str,
+        special: re.Pattern[str],
         escape: Callable[[str], str],
         show: Callable[[object], str] = str,
     ) -> None:
         self.start, self.end, self.nil = start, end, nil
-        self.specials, self.escape, self.show = specials, escape, show
+        self.special, self.escape, self.show = special, escape, show
 
     def __call__(self, value: object) -> object:
         if value is None:
             return self.nil
         shown = value if isinstance(value, str) else self.show(value)
-        special = any(character in shown for character in self.specials)
+        special = self.special.search(shown) is not None
         return self.start + (self.escape(shown) if special else shown) + self.end
 
 
@@ -171,8 +171,8 @@ class Field:
     """One shown field of a row plan: the columns it reads, and how its final form is
     written in a compiled row (`source`).
 
-    A field whose `source` writes text as it is (no escaping) names in `checks` the
-    characters that text must not hold, and in `safe` how to write it then: a row whose
+    A field whose `source` writes text as it is (no escaping) gives in `checks` a pattern
+    of the characters that text must not hold, and in `safe` how to write it then: a row whose
     such text holds none (nearly all) is written by the `source`s, checked once.
     """
 
@@ -183,7 +183,7 @@ class Field:
         source: Source,
         *,
         safe: Source | None = None,
-        checks: str | None = None,
+        checks: re.Pattern[str] | None = None,
     ) -> None:
         self.spec = spec
         self.columns = columns
@@ -227,7 +227,7 @@ class Plan:
         checked = [(key, f.checks) for key, f in zip(keys, self.fields, strict=True) if f.checks]
         if checked:
             safe = shape([(f.spec, f.safe(k, f"v{n}", name)) for n, (f, k) in self._keyed(keys)])
-            row = f"({safe} if {_escapes(checked)} else {row})"
+            row = f"({safe} if {_escapes(checked, name)} else {row})"
         source = f"def encode(rows):\n    return [{row} for row in rows]\n"
         exec(compile(source, f"<rows of {self.dialect.name}>", "exec"), names)  # noqa: S102
         encode: Callable[[Sequence[Row]], list[Any]] = names["encode"]  # type: ignore[assignment]
@@ -250,13 +250,11 @@ class Plan:
         warnings.extend(filter(None, words))
 
 
-def _escapes(checked: list[tuple[str, str]]) -> str:
+def _escapes(checked: list[tuple[str, re.Pattern[str]]], name: Callable[[object], str]) -> str:
     """The source of the test whether a row's checked text holds a character to escape:
-    the texts joined once, then one `in` a character (a markup has one set of them)."""
-    (specials,) = {checks for _, checks in checked}
-    first = f"(text := {_joined(key for key, _ in checked)})"
-    texts = [first, *["text"] * (len(specials) - 1)]
-    return " or ".join(f"{c!r} in {text}" for c, text in zip(specials, texts, strict=True))
+    the texts joined once, then one search (a markup has one pattern of them)."""
+    (special,) = {checks for _, checks in checked}
+    return f"{name(special.search)}({_joined(key for key, _ in checked)})"
 
 
 def literal(text: str) -> str:
@@ -339,7 +337,7 @@ def _enclosed_text(spec: Spec, finish: Enclose) -> Field:
             f" if {var}.__class__ is str else {name(finish)}({var}))"
         ),
         safe=lambda key, var, name: f"{name(finish)}({key})",
-        checks=finish.specials,
+        checks=finish.special,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from functools import cached_property
@@ -193,9 +194,10 @@ class RailsDialect(Dialect):
             headers["WWW-Authenticate"] = f'Basic realm="{self.realm}"'
         messages = self.messages(error)
         if status == 400:
-            # Header values are ASCII: non-ASCII quoted from the body is escaped, not sent raw.
-            hint = "; ".join(messages).encode("ascii", "backslashreplace").decode()
-            headers["Hint"] = hint[:500].replace("\n", " ")
+            # Header values are printable ASCII: anything else quoted from the body (non-ASCII,
+            # a control character a backend's message held) is escaped, not sent raw.
+            hint = "; ".join(messages).replace("\n", " ")
+            headers["Hint"] = _UNPRINTABLE.sub(_escaped, hint)[:500]
         if fmt == "json":
             body = _json.dumps({"errors": messages})
         else:
@@ -221,8 +223,15 @@ class RailsDialect(Dialect):
         return "; ".join(messages) or "Request refused", fields
 
 
+_UNPRINTABLE = re.compile(r"[^ -~]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    return found.group().encode("unicode_escape").decode("ascii")
+
+
 def _xml_line(start: str, end: str, nil: str) -> listing.Enclose:
-    return listing.Enclose(start, end, nil, _xml.SPECIALS, _xml.text, _text)
+    return listing.Enclose(start, end, nil, _xml.SPECIAL, _xml.text, _text)
 
 
 def _json_finish(spec: Spec) -> listing.Finish | None:

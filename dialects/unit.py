@@ -233,10 +233,37 @@ class Strict(BaseModel):
 
 
 class Section(Strict):
-    """A tenant's section for one dialect: the credentials its callers present."""
+    """A tenant's section for one dialect: the credentials its callers present.
+
+    `routing` lists the section's values that route a caller to its tenant (a login,
+    an app id, an api key, the scope a request names), as dotted paths where `*`
+    stands for each item of a list: `("users.*.email",)`. No two tenants may share
+    one of them in a dialect (the gateway refuses such a config).
+    """
+
+    routing: ClassVar[tuple[str, ...]] = ()
 
     def credentials(self) -> tuple[Credential, ...]:
         raise NotImplementedError
+
+    def routing_values(self) -> list[tuple[str, str, str]]:
+        """Each (`routing` path, dotted path of the value, value) in this section."""
+        return [
+            (rule, where, value)
+            for rule in self.routing
+            for where, value in _walk(self, rule.split("."), "")
+        ]
+
+
+def _walk(node: Any, steps: list[str], where: str) -> list[tuple[str, str]]:
+    if node is None:
+        return []
+    if not steps:
+        return [(where, str(node))]
+    step, rest = steps[0], steps[1:]
+    if step == "*":
+        return [item for i, child in enumerate(node) for item in _walk(child, rest, f"{where}.{i}")]
+    return _walk(getattr(node, step), rest, f"{where}.{step}" if where else step)
 
 
 class BackendConfig(Strict):

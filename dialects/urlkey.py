@@ -173,6 +173,7 @@ class UrlKeyApp(Strict):
 class UrlKeyAuth(Section):
     business: str
     apps: tuple[UrlKeyApp, ...] = ()
+    routing = ("business", "apps.*.app_id")
 
     def credentials(self) -> tuple[Credential, ...]:
         return tuple(

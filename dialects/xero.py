@@ -499,7 +499,7 @@ def _echo(refused: GatewayError) -> dict[str, Any]:
     for wire, value in (refused.sent or {}).items():
         if wire not in _ECHOED or not isinstance(value, str | int | float | Decimal):
             continue
-        _place(document, wire, _NOT_XML.sub("\ufffd", value) if isinstance(value, str) else value)
+        _place(document, wire, _xml.safe(value) if isinstance(value, str) else value)
     return document
 
 
@@ -549,9 +549,8 @@ def _payment_element(item: Mapping[str, Any]) -> Any:
     if "ValidationErrors" in item:
         errors = etree.SubElement(element, "ValidationErrors")
         for problem in item["ValidationErrors"]:
-            etree.SubElement(etree.SubElement(errors, "ValidationError"), "Message").text = problem[
-                "Message"
-            ]
+            message = etree.SubElement(etree.SubElement(errors, "ValidationError"), "Message")
+            message.text = _text(problem["Message"])
     return element
 
 
@@ -563,9 +562,10 @@ def _child(root: etree._Element, name: str) -> etree._Element:
 
 
 def _text(value: object) -> str:
+    """A value as element text: every text this writer puts in an answer passes here."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _xml.safe(str(value))
 
 
 def _element(name: str, document: Mapping[str, Any], *, namespaces: bool = False) -> Any:
@@ -602,14 +602,13 @@ def _problem(status: int, detail: str) -> dict[str, Any]:
 _ERROR_KEYS = ("ValidationErrors", "HasValidationErrors")
 # What a refused item's echo may hold: the payment's fields, and only characters XML has.
 _ECHOED = frozenset(spec.wire for spec in Xero.fields) - set(_ERROR_KEYS)
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _api_exception(document: Mapping[str, Any]) -> bytes:
     """`<ApiException>`, Xero's XML error, validation messages in `<Elements>`."""
     root = etree.Element("ApiException", nsmap=_NAMESPACES)
     for key in ("ErrorNumber", "Type", "Message"):
-        etree.SubElement(root, key).text = str(document[key])
+        etree.SubElement(root, key).text = _text(document[key])
     if "Elements" in document:
         elements = etree.SubElement(root, "Elements")
         for item in document["Elements"]:
@@ -618,7 +617,7 @@ def _api_exception(document: Mapping[str, Any]) -> bytes:
             errors = etree.SubElement(element, "ValidationErrors")
             for problem in item["ValidationErrors"]:
                 error = etree.SubElement(errors, "ValidationError")
-                etree.SubElement(error, "Message").text = problem["Message"]
+                etree.SubElement(error, "Message").text = _text(problem["Message"])
             _fill(element, {k: v for k, v in item.items() if k not in _ERROR_KEYS})
     return _serialise(root)
 
@@ -683,6 +682,7 @@ class XeroAuth(Section):
     tenant_name: str = ""
     clients: tuple[XeroClient, ...] = ()
     organisation: XeroOrganisation = Field(default_factory=XeroOrganisation)
+    routing = ("tenant_id", "clients.*.client_id")
 
     @field_validator("tenant_id")
     @classmethod

@@ -1,13 +1,27 @@
 """Command line: serve the gateway, migrate its database, translate a payment, hash a secret."""
 
+# ruff: noqa: E402  (the SIGINT handler is set before the imports, which take most of a start)
 from __future__ import annotations
+
+import signal
+import sys
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C before the gateway serves (imports, migrations): leave quietly, status 130.
+
+    Once it serves, its event loop takes SIGINT over and drains (gateway.process)."""
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _interrupted)
 
 import argparse
 import asyncio
 import getpass
 import logging
 import os
-import sys
 from argparse import SUPPRESS
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
@@ -23,7 +37,7 @@ from dialects.errors import GatewayError
 from . import logs, passwords, process, translation, workers
 from .accept import Seat
 from .config import Config, ConfigError, load, override
-from .store import StoreError, open_store
+from .store import Store, StoreError, open_store
 
 log = logging.getLogger("gateway")
 VERSION = version("invoice-payments-gateway")
@@ -81,13 +95,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        migrate(_configured(args))  # a database out of reach or too new stops us here
-    except (ConfigError, ValueError) as exc:
+        config = _configured(args)
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        store = open_store(config.database, synchronous=config.sqlite_synchronous, pool_size=1)
+    except ValueError as exc:  # a URL of no engine it knows: the message names it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        migrate(store)  # a database out of reach or too new stops us here
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2  # as every start-up that cannot go on (gateway.process)
+    except Exception as exc:  # what a driver raises on a URL it cannot use (a bad port, ...)
+        print(f"error: {process.database_failure(config.database, exc)}", file=sys.stderr)
+        return 2
     if args.command == "migrate":
         log.info("database migrated")
         return 0
@@ -112,8 +136,8 @@ def _supervise(args: argparse.Namespace) -> int:
     try:
         port = workers.Listener(config.server.host, config.server.port, args.workers)
     except OSError as exc:
-        where = f"{config.server.host}:{config.server.port}"
-        print(f"error: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
+        host, number = config.server.host, config.server.port
+        print(f"error: {process.listen_failure(host, number, exc)}", file=sys.stderr)
         return 2
     log.info("serving with %d workers", args.workers)
     serve = workers.Supervisor(
@@ -134,9 +158,8 @@ def _serve(reread: Callable[[], Config], path: str, seat: Seat | None = None) ->
     return 0
 
 
-def migrate(config: Config) -> None:
+def migrate(store: Store) -> None:
     """Connect, apply pending migrations (under the engine's lock) and disconnect."""
-    store = open_store(config.database, synchronous=config.sqlite_synchronous, pool_size=1)
 
     async def run() -> None:
         await store.open()
@@ -187,12 +210,30 @@ def translate(args: argparse.Namespace) -> int:
 
 
 def hash_secret(args: argparse.Namespace) -> int:
-    secret = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass("Secret: ")
+    """Hash a secret typed at a terminal, or the first line of stdin (`--stdin`, or no terminal)."""
+    try:
+        secret = _read_secret(args.stdin)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not secret:
         print("error: empty secret", file=sys.stderr)
         return 2
     print(passwords.make_hash(secret))
     return 0
+
+
+def _read_secret(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        line = sys.stdin.buffer.readline().rstrip(b"\r\n")
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("the secret is not UTF-8 text") from None
+    try:
+        return getpass.getpass("Secret: ")
+    except EOFError:  # Ctrl-D at the prompt
+        return ""
 
 
 class ClientFaults(logging.Filter):
@@ -213,6 +254,13 @@ class ClientFaults(logging.Filter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C once the event loop gave SIGINT back
+        return 128 + signal.SIGINT
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     logs.setup(args.log_format, args.log_level)
     logging.getLogger("aiohttp.server").addFilter(ClientFaults())

@@ -292,8 +292,16 @@ _READY_TIMEOUT = 2.0
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: 200 once the store answers a query; each proxied backend's breaker."""
+    """Readiness: 200 once the store answers a query, else 503; the status alone.
+
+    With the admin token, the detail too: the reason, and each proxied backend's
+    breaker (which names tenants and their dialects: no one else's business). A wrong
+    token is refused (and counted) as the admin API refuses it."""
     gateway = request.app[GATEWAY]
+    header = request.headers.get("Authorization")
+    detailed = header is not None
+    if detailed:
+        gateway.auth.admin(header)
     backends = {
         tenant: {"dialect": proxy.dialect.name, "breaker": proxy.client.breaker.state}
         for tenant, proxy in sorted(gateway.proxies.items())
@@ -304,7 +312,11 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # whatever the engine raises, the store is not answering
         reason = f"the store did not answer: {' '.join(str(exc).split()) or type(exc).__name__}"
         event("not_ready", logging.WARNING, reason=reason)
+        if not detailed:
+            return _json_reply({"status": "unavailable"}, 503)
         return _json_reply({"status": "unavailable", "reason": reason, "backends": backends}, 503)
+    if not detailed:
+        return _json_reply({"status": "ready"})
     return _json_reply({"status": "ready", "store": "ok", "backends": backends})
 
 

@@ -336,6 +336,8 @@ class Authenticator:
                 if app is None or claims.get(scheme.scope_claim) != app.credential.scope:
                     raise NotAuthenticated(scheme.invalid)
                 self._check_times(scheme, claims)
+                if not _lives_at_most(claims, self._token_lifetime, self._now()):
+                    raise NotAuthenticated(f"{scheme.invalid}: claims not accepted")
                 return app
             app = apps.get(issuer) if isinstance(issuer, str) else None
             if app is None or app.key is None or not isinstance(issuer, str):
@@ -350,17 +352,18 @@ class Authenticator:
         if (
             claims["sub"] != issuer
             or not _carries(claims, scheme.claims)
-            or not _numeric_date(claims["exp"])
-            or not _numeric_date(claims["iat"])
-            or claims["exp"] - claims["iat"] > scheme.max_lifetime
+            or not _lives_at_most(claims, scheme.max_lifetime, self._now())
         ):
             raise NotAuthenticated(f"{scheme.invalid}: claims not accepted")
         return app
 
+    def _now(self) -> float:
+        return self._clock().timestamp()
+
     def _check_times(self, scheme: BearerAuth, claims: Mapping[str, Any]) -> None:
         """A token's `exp`, `iat` and `nbf` against the gateway's clock, with leeway; an
         expired token is refused in the words the dialect's clients refresh on."""
-        now = self._clock().timestamp()
+        now = self._now()
         for name in ("exp", "iat", "nbf"):
             if name in claims and not (_numeric_date(claims[name]) and math.isfinite(claims[name])):
                 raise NotAuthenticated(f"{scheme.invalid}: {name} is not a number")
@@ -426,6 +429,18 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return bool(value)
+
+
+def _lives_at_most(claims: Mapping[str, Any], lifetime: int, now: float) -> bool:
+    """Whether a token expires within `lifetime` seconds of its issue, and of `now`.
+
+    A token signed with a known key but an `exp` years away (the signing key leaked
+    once, or an app's clock ran wild) would otherwise open its scope for that long."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not _numeric_date(exp) or not _numeric_date(iat):
+        return False
+    assert isinstance(exp, int | float) and isinstance(iat, int | float)
+    return exp - iat <= lifetime and exp - now <= lifetime + _LEEWAY
 
 
 def _numeric_date(value: object) -> bool:

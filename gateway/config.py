@@ -25,6 +25,8 @@ import dialects
 from dialects.registry import RegistryError, unknown
 from dialects.unit import BackendConfig, Section, Strict
 
+from . import passwords
+
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -203,6 +205,13 @@ class Metrics(Strict):
     enabled: bool = True
 
 
+# The published values config.yaml falls back to: refused outside demo mode.
+SHIPPED_SECRETS = {
+    "admin_token": "demo-admin-token",
+    "token_secret": "demo-token-secret-not-for-production",
+}
+
+
 class Config(Strict):
     server: Server = Server()
     idempotency: Idempotency = Idempotency()
@@ -220,6 +229,18 @@ class Config(Strict):
     token_lifetime_seconds: int = Field(default=3600, gt=0, le=86400)
     demo: bool = False
     tenants: dict[str, Tenant]
+
+    @model_validator(mode="after")
+    def _no_shipped_secret(self) -> Config:
+        if not self.demo:
+            for name, shipped in SHIPPED_SECRETS.items():
+                if getattr(self, name) == shipped:
+                    raise ValueError(
+                        f"{name}: the value config.yaml ships, which anyone may read, is refused"
+                        " outside demo mode:"
+                        " set your own (or demo: true, for a gateway on your own machine)"
+                    )
+        return self
 
     @field_validator("tenants")
     @classmethod
@@ -244,13 +265,16 @@ def mask_url(url: str) -> str:
     return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
-def expand(value: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Replace `${VAR}` and `${VAR:-default}` in every string of a loaded YAML tree."""
+def expand(value: Any, environ: Mapping[str, str] | None = None, where: str = "") -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a loaded YAML tree.
+
+    An unset variable without a default is a ConfigError naming its key path (`where`
+    is the path of `value` itself, dotted)."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {key: expand(item, env) for key, item in value.items()}
+        return {key: expand(item, env, _join(where, key)) for key, item in value.items()}
     if isinstance(value, list):
-        return [expand(item, env) for item in value]
+        return [expand(item, env, _join(where, index)) for index, item in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -260,9 +284,13 @@ def expand(value: Any, environ: Mapping[str, str] | None = None) -> Any:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"environment variable {name} is not set")
+        raise ConfigError(f"{where + ': ' if where else ''}${{{name}}} is not set")
 
     return _REFERENCE.sub(substitute, value)
+
+
+def _join(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
 
 
 def load(path: str | Path, environ: dict[str, str] | None = None) -> Config:
@@ -287,7 +315,11 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def parse(raw: Any, environ: dict[str, str] | None = None, source: str = "config") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source} must be a mapping")
-    return _validate(expand(raw, environ), source)
+    try:
+        expanded = expand(raw, environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return _validate(expanded, source)
 
 
 def override(config: Config, values: Mapping[str, Any], source: str = "command line") -> Config:
@@ -308,15 +340,66 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
     except RegistryError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     try:
-        return model.model_validate(raw)
+        config = model.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigError(f"{source}: {problems}") from exc
+    problem = _hash_problem(config) or _shared_route(config)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+    return config
+
+
+def _hash_problem(config: Config) -> str | None:
+    """A scrypt hash in a tenant's sections that no secret could ever match."""
+    for tenant, spec in config.tenants.items():
+        for dialect, section in spec.sections().items():
+            found = _hashes(section.model_dump(), f"tenants.{tenant}.{dialect}")
+            for where, stored in found:
+                problem = passwords.hash_problem(stored)
+                if problem:
+                    return f"{where}: the scrypt hash is damaged: {problem}"
+    return None
+
+
+def _hashes(node: Any, where: str) -> list[tuple[str, str]]:
+    if isinstance(node, str):
+        return [(where, node)] if passwords.is_hash(node) else []
+    if isinstance(node, dict):
+        items: Any = node.items()
+    elif isinstance(node, list | tuple):
+        items = enumerate(node)
+    else:
+        return []
+    return [found for key, child in items for found in _hashes(child, f"{where}.{key}")]
+
+
+def _shared_route(config: Config) -> str | None:
+    """Two tenants naming one identifier that routes a caller (a login, an app, a key):
+    whichever came later would take the other's callers over.
+
+    Values compare as written: plain to plain, and a scrypt hash to the same hash text.
+    A key one tenant stores plain and another hashed, or two hashes of one key made with
+    different salts, cannot be compared without the key (and are not)."""
+    seen: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for tenant, spec in config.tenants.items():
+        for dialect, section in spec.sections().items():
+            for rule, path, value in section.routing_values():
+                where = f"tenants.{tenant}.{dialect}.{path}"
+                owner, first = seen.setdefault((dialect, rule, value), (tenant, where))
+                if owner != tenant:
+                    return (
+                        f"{where} is the same as {first}: tenants {owner} and {tenant}"
+                        " cannot share a value that routes a caller to its tenant"
+                    )
+    return None
 
 
 def _problem(error: Any) -> str:
     """One validation problem; an unknown tenant section or backend dialect names the closest."""
     where = [str(p) for p in error["loc"]]
+    if not where:  # the whole file's check: its message names the keys
+        return str(error["msg"]).removeprefix("Value error, ")
     text = f"{'.'.join(where)}: {error['msg']}"
     known = dialects.units()
     if error["type"] == "extra_forbidden" and len(where) == 3 and where[0] == "tenants":

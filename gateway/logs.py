@@ -81,23 +81,41 @@ class TextFormatter(logging.Formatter):
             name, fields = parts.pop("message"), parts
         else:
             name = record.msg
-        line = f"{_stamp(record)} {record.levelname} {name}"
+        line = f"{_stamp(record)} {record.levelname} {_message(name)}"
         for key, value in fields.items():
             if value is not None:
                 # Numbers are never quoted: no look at their text (most of an access line).
                 line += f" {key}={value if type(value) in _NUMBERS else _text(value)}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + _traceback(self.formatException(record.exc_info))
         return line
 
 
 _NUMBERS = frozenset((int, float))
-_QUOTED = re.compile(r'[ ="\n]')  # a value holding one of these is written quoted
+# A value holding one of these, or any character that is not printable (a newline, CR,
+# ESC, ...), is written quoted, with those escaped: whatever a caller puts in a path or
+# a header, a line stays one line and its fields stay its own.
+_QUOTED = re.compile(r"[ =\"'\\]")
 
 
 def _text(value: Any) -> str:
     text = str(value)
-    return repr(text) if not text or _QUOTED.search(text) else text
+    return repr(text) if not text or _QUOTED.search(text) or not text.isprintable() else text
+
+
+def _message(value: Any) -> str:
+    """A plain message (a library's line) keeps its spaces, and is quoted as a value is
+    when it holds a character that could pass for a field or a line of its own."""
+    text = str(value)
+    return repr(text) if _MESSAGE_QUOTED.search(text) or not text.isprintable() else text
+
+
+_MESSAGE_QUOTED = re.compile(r"[=\"'\\]")
+
+
+def _traceback(text: str) -> str:
+    """A traceback's lines, indented, each escaped: an exception's message is no log line."""
+    return "\n".join("  " + repr(line)[1:-1] for line in text.splitlines())
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]

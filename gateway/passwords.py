@@ -36,6 +36,35 @@ def is_hash(stored: str) -> bool:
     return stored.startswith(PREFIX)
 
 
+_MAX_MEMORY = 64 * 1024 * 1024  # what a check may take (`_check`); a hash needing more fails
+
+
+def hash_problem(stored: str) -> str | None:
+    """What makes a stored `scrypt$...` value unusable (no secret would ever match it), or None.
+
+    Read once at start-up, so that a damaged hash is a config error, not a silent 401."""
+    fields = stored[len(PREFIX) :].split("$")
+    if len(fields) != 5:
+        return f"has {len(fields)} $-separated fields after scrypt$, not 5 (N, r, p, salt, hash)"
+    n, r, p, salt, digest = fields
+    if not all(f.isascii() and f.isdigit() for f in (n, r, p)):
+        return "N, r and p must be whole numbers"
+    cost, block, parallel = int(n), int(r), int(p)
+    if cost < 2 or cost & (cost - 1):
+        return "N must be a power of 2 greater than 1"
+    if block < 1 or parallel < 1 or block * parallel >= 2**30:
+        return "r and p must be at least 1, and r * p less than 2^30"
+    if 128 * block * cost > _MAX_MEMORY:
+        return f"N and r need more than {_MAX_MEMORY // 2**20} MiB to check"
+    for name, text in (("salt", salt), ("hash", digest)):
+        try:
+            if not base64.b64decode(text, validate=True):
+                return f"its {name} is empty"
+        except ValueError:
+            return f"its {name} is not base64"
+    return None
+
+
 async def verify(stored: str, presented: str) -> bool:
     """Whether `presented` matches `stored` (a hash, or a plain secret), in constant time.
 
@@ -65,7 +94,7 @@ def _check(stored: str, presented: str) -> bool:
             r=int(r),
             p=int(p),
             dklen=len(expected),
-            maxmem=64 * 1024 * 1024,
+            maxmem=_MAX_MEMORY,
         )
     except ValueError:
         return False

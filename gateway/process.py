@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,20 +47,41 @@ def _reason(exc: BaseException, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+def database_failure(url: str, exc: BaseException) -> str:
+    """Why the database at `url` cannot be used, on one line naming it (password masked)."""
+    return f"database {mask_url(url)}: {_reason(exc, _password(url))}"
+
+
+def listen_failure(host: str, port: int, exc: OSError) -> str:
+    """Why the gateway cannot listen on host:port, on one line naming the address."""
+    where = f"{host}:{port}"
+    if isinstance(exc, socket.gaierror):  # its errno is a resolver code, not an OS error
+        return (
+            f"cannot listen on {where}: {host!r} is neither an address of this machine"
+            f" nor a name it resolves ({exc.strerror})"
+        )
+    return f"cannot listen on {where}: {_reason(exc, None)}"
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 async def _start(config: Config, seat: Seat | None = None) -> tuple[web.AppRunner, web.BaseSite]:
     server = config.server
-    database = mask_url(config.database)
     try:
         app = create_app(config)
     except ValueError as exc:
-        raise StartupError(f"database {database}: {_reason(exc, None)}") from None
+        raise StartupError(database_failure(config.database, exc)) from None
     limits = WriteLimits(server.write_buffer_bytes, server.write_timeout_seconds)
     runner = Runner(app, limits, handle_signals=False, access_log=None, shutdown_timeout=_CUT_GRACE)
     try:
         await runner.setup()
     except Exception as exc:  # the store, whatever engine it is, cannot be opened
-        secret = urlsplit(config.database).password
-        raise StartupError(f"database {database}: {_reason(exc, secret)}") from None
+        raise StartupError(database_failure(config.database, exc)) from None
     site: web.BaseSite
     try:  # a --workers worker listens only now, once it can answer
         site = (
@@ -70,8 +92,7 @@ async def _start(config: Config, seat: Seat | None = None) -> tuple[web.AppRunne
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        where = f"{server.host}:{server.port}"
-        raise StartupError(f"cannot listen on {where}: {_reason(exc, None)}") from None
+        raise StartupError(listen_failure(server.host, server.port, exc)) from None
     return runner, site
 
 

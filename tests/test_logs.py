@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import logging
+import re
+import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.logs import LineHandler, TextFormatter
 
@@ -127,3 +132,75 @@ def test_a_library_line_names_its_logger() -> None:
     assert TextFormatter().format(record) == (
         "2026-01-01T00:00:00.000Z INFO GET / logger=aiohttp.access"
     )
+
+
+# --- every value escaped: a caller's text never makes a line, or a field, of its own -------
+
+_FIELD = re.compile(r""" (\w+)=('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^ '"]+)""")
+_STAMP = "2026-01-01T00:00:00.250Z"
+# Text a caller chooses, heavy in what could break a line: controls, quotes, separators.
+_HOSTILE = st.text(
+    st.one_of(
+        st.sampled_from(list("\n\r\x1b\x07\x00\x85\u2028 =\"'\\")),
+        st.characters(codec="utf-8"),
+    ),
+    max_size=40,
+)
+
+
+def _fields(line: str, prefix: str) -> dict[str, str]:
+    assert line.startswith(prefix), line
+    rest = line[len(prefix) :]
+    found = {}
+    while rest:
+        match = _FIELD.match(rest)
+        assert match is not None, rest
+        key, text = match.groups()
+        found[key] = ast.literal_eval(text) if text[0] in "'\"" else text
+        rest = rest[match.end() :]
+    return found
+
+
+@settings(max_examples=300)
+@given(path=_HOSTILE, tenant=_HOSTILE, reason=_HOSTILE, agent=_HOSTILE)
+def test_a_text_line_is_one_line_whose_fields_read_back(
+    path: str, tenant: str, reason: str, agent: str
+) -> None:
+    values = {"path": path, "tenant": tenant, "reason": reason, "user_agent": agent}
+
+    line = TextFormatter().format(_record("request", status=500, **values))
+
+    assert line.isprintable(), line
+    assert _fields(line, f"{_STAMP} INFO request") == {"status": "500", **values}
+
+
+@settings(max_examples=300)
+@given(path=_HOSTILE)
+def test_a_plain_message_is_one_line_that_reads_back(path: str) -> None:
+    record = logging.LogRecord(
+        "gateway", logging.ERROR, "", 0, "unexpected error on %s %s", ("GET", path), None
+    )
+    record.created, record.msecs = 1_767_225_600.25, 250.0
+
+    line = TextFormatter().format(record)
+
+    assert line.isprintable(), line
+    message = line.removeprefix(f"{_STAMP} ERROR ")
+    read = ast.literal_eval(message) if message[:1] in "'\"" else message
+    assert read == f"unexpected error on GET {path}"
+
+
+@settings(max_examples=100)
+@given(reason=_HOSTILE)
+def test_a_traceback_cannot_write_a_line_of_its_own(reason: str) -> None:
+    try:
+        raise RuntimeError(f"{reason}\n{_STAMP} INFO request status=200")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "gateway", logging.ERROR, "", 0, "unexpected error", (), sys.exc_info()
+        )
+
+    first, *rest = TextFormatter().format(record).split("\n")
+
+    assert rest and all(line.startswith("  ") and line.isprintable() for line in rest), rest
+    assert first.endswith(" ERROR unexpected error")

@@ -295,7 +295,7 @@ def test_missing_config_exits_2_with_an_error(tmp_path: Path) -> None:
         ("admin_token: x\ntenants: {}\nport: 1\n", "port: Extra inputs are not permitted"),
         (
             "admin_token: ${GATEWAY_TEST_UNSET_VARIABLE}\ntenants: {}\n",
-            "GATEWAY_TEST_UNSET_VARIABLE is not set",
+            "config.yaml: admin_token: ${GATEWAY_TEST_UNSET_VARIABLE} is not set",
         ),
     ],
 )

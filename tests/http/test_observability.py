@@ -197,20 +197,40 @@ async def test_metrics_count_requests_latency_auth_failures_and_store_writes(
 async def test_readyz_is_200_while_the_store_answers_and_503_with_the_reason_after(
     client: Client,
 ) -> None:
-    ready = await client.get("/readyz")
+    ready = await client.get("/readyz", headers=ADMIN)
     assert (ready.status, await ready.json()) == (
         200,
         {"status": "ready", "store": "ok", "backends": {}},
     )
 
     await client.app[GATEWAY].store.close()
-    unready = await client.get("/readyz")
+    unready = await client.get("/readyz", headers=ADMIN)
 
     body = await unready.json()
     assert unready.status == 503
     assert body["status"] == "unavailable"
     assert body["reason"].startswith("the store did not answer: ")
     assert (await client.get("/healthz")).status == 200  # liveness touches no store
+
+
+async def test_readyz_without_the_admin_token_says_its_status_alone(client: Client) -> None:
+    ready = await client.get("/readyz")
+    assert (ready.status, await ready.json()) == (200, {"status": "ready"})
+
+    await client.app[GATEWAY].store.close()
+    unready = await client.get("/readyz")
+
+    assert (unready.status, await unready.json()) == (503, {"status": "unavailable"})
+
+
+async def test_readyz_with_a_wrong_token_is_refused_as_the_admin_api_refuses(
+    client: Client,
+) -> None:
+    reply = await client.get("/readyz", headers={"Authorization": "Bearer not-the-token"})
+    admin = await client.get("/gateway/v1/invoices/1", headers={"Authorization": "Bearer no"})
+
+    assert reply.status == admin.status == 401
+    assert (await reply.json()).keys() == (await admin.json()).keys()
 
 
 def test_a_process_serves_metrics_to_the_admin_token(tmp_path: Path) -> None:

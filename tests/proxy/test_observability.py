@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from gateway.state import GATEWAY
 
 from ..http.server import free_port
+from ..support import ADMIN
 from .conftest import ProxyFactory
 from .fake import FakeBackend, dropped, raw_answer
 from .harness import upstream
@@ -116,7 +117,8 @@ async def test_readyz_names_each_backends_breaker_state(
 ) -> None:
     proxy = await make_proxy(upstream("invoiless", fake.url))
 
-    reply = await proxy.get("/readyz")
+    reply = await proxy.get("/readyz", headers=ADMIN)
+    anonymous = await proxy.get("/readyz")
 
     assert reply.status == 200
     assert await reply.json() == {
@@ -124,3 +126,4 @@ async def test_readyz_names_each_backends_breaker_state(
         "store": "ok",
         "backends": {"acme": {"dialect": "invoiless", "breaker": "closed"}},
     }
+    assert (anonymous.status, await anonymous.json()) == (200, {"status": "ready"})

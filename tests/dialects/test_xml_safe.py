@@ -1,0 +1,99 @@
+"""Any text, whatever its source, gives a well-formed XML answer in every XML dialect.
+
+XML 1.0 cannot hold most C0 controls (ESC, BEL, NUL ...), lone surrogates, U+FFFE or
+U+FFFF, even as character references: the shared writers replace them with U+FFFD.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from dialects import DIALECTS, Dialect, listing
+from dialects.errors import BadRequest, GatewayError, UpstreamError, ValidationFailed
+from dialects.model import Payment
+
+from .test_roundtrip import payments
+
+XML = sorted(name for name, dialect in DIALECTS.items() if "xml" in dialect.formats)
+# Any Unicode text, heavy in what XML cannot hold.
+ANY_TEXT = st.text(
+    st.one_of(
+        st.sampled_from(list("\x1b\x07\x00\x0b\x0c\x1f\ud800\udfff\ufffe\uffff\r&<>]]>")),
+        st.characters(),
+    ),
+    max_size=60,
+)
+TEXT_FIELDS = ("notes", "reference", "recorded_by", "recorded_by_email", "client_app")
+# A parser as strict as a client's: no recovery from a document that is not well-formed.
+STRICT = etree.XMLParser(recover=False, resolve_entities=False)
+
+
+def well_formed(body: bytes) -> etree._Element:
+    return etree.fromstring(body, STRICT)
+
+
+def texts_of(root: etree._Element) -> str:
+    return "".join(str(part) for part in root.itertext())
+
+
+@st.composite
+def hostile_payments(draw: st.DrawFn, dialect: Dialect) -> Payment:
+    payment = draw(payments(dialect))
+    changes: dict[str, Any] = {name: draw(st.none() | ANY_TEXT) for name in TEXT_FIELDS}
+    return payment.model_copy(update=changes)
+
+
+@pytest.mark.parametrize("name", XML)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_every_text_field_gives_a_well_formed_payment(name: str, data: st.DataObject) -> None:
+    dialect = DIALECTS[name]
+    sent = data.draw(st.lists(hostile_payments(dialect), min_size=1, max_size=3))
+
+    well_formed(dialect.encode_payment(sent[0], "xml"))
+    listed = dialect.encode_payments(sent, "xml")
+    well_formed(listed)
+    rows = listing.rows_of(sent, dialect.row_columns)
+    assert dialect.encode_rows(rows, "xml") == listed  # the compiled rows escape alike
+
+
+@pytest.mark.parametrize("name", XML)
+@settings(max_examples=150, deadline=None)
+@given(message=ANY_TEXT, problem=ANY_TEXT)
+def test_every_error_message_gives_a_well_formed_error(
+    name: str, message: str, problem: str
+) -> None:
+    dialect = DIALECTS[name]
+    errors: list[GatewayError] = [
+        BadRequest(message),
+        UpstreamError(message),
+        ValidationFailed(message, fields={"notes": problem}),
+    ]
+    roots = [well_formed(dialect.encode_error(error, "xml").body) for error in errors]
+
+    if message.isprintable() and message.strip() == message:  # kept as it was
+        assert message in texts_of(roots[0])
+
+
+@pytest.mark.parametrize("name", XML)
+@settings(max_examples=100, deadline=None)
+@given(notes=ANY_TEXT)
+def test_a_request_to_a_backend_is_well_formed(name: str, notes: str) -> None:
+    dialect = DIALECTS[name]
+    body = dialect.encode_request({"amount": "1.00", "notes": notes, "invoice_id": 1}, "xml")
+
+    well_formed(body)
+
+
+def test_what_xml_cannot_hold_is_replaced_visibly() -> None:
+    dialect = DIALECTS[XML[0]]
+    sent = Payment(id=1, invoice_id=1, notes="a\x1bb\x07c\ud800d")
+
+    root = well_formed(dialect.encode_payment(sent, "xml"))
+
+    assert "a\ufffdb\ufffdc\ufffdd" in texts_of(root)
