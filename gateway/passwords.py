@@ -9,6 +9,8 @@ import hmac
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from dialects import _values
+
 from . import metrics
 
 PREFIX = "scrypt$"
@@ -47,9 +49,9 @@ def hash_problem(stored: str) -> str | None:
     if len(fields) != 5:
         return f"has {len(fields)} $-separated fields after scrypt$, not 5 (N, r, p, salt, hash)"
     n, r, p, salt, digest = fields
-    if not all(f.isascii() and f.isdigit() for f in (n, r, p)):
+    cost, block, parallel = (_values.ascii_number(f) for f in (n, r, p))
+    if cost is None or block is None or parallel is None:
         return "N, r and p must be whole numbers"
-    cost, block, parallel = int(n), int(r), int(p)
     if cost < 2 or cost & (cost - 1):
         return "N must be a power of 2 greater than 1"
     if block < 1 or parallel < 1 or block * parallel >= 2**30:
