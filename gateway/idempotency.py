@@ -15,7 +15,7 @@ import itertools
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -23,7 +23,7 @@ from multidict import CIMultiDictProxy
 
 from dialects import Reply
 from dialects.errors import BadRequest, Conflict, GatewayError, KeyReused, UpstreamTimeout
-from dialects.model import Payment
+from dialects.model import InvoiceFacts, Payment
 
 from .backend import Principal
 from .config import Idempotency
@@ -39,7 +39,7 @@ OUTCOME_UNKNOWN = (
 )
 
 Clock = Callable[[], datetime]
-Answer = Callable[[Payment | None, tuple[str, ...]], Reply]
+Answer = Callable[[Payment | None, tuple[str, ...], Mapping[int, InvoiceFacts]], Reply]
 
 log = logging.getLogger("gateway.idempotency")
 

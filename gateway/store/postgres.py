@@ -57,6 +57,7 @@ _SELECT_INVOICE = (
     "  WHERE p.invoice_id = i.id AND p.deleted_at IS NULL) AS payment_count"
     " FROM invoices i WHERE i.id = $1 AND i.tenant = $2"
 )
+_SELECT_INVOICES = _SELECT_INVOICE.replace("i.id = $1", "i.id = ANY($1::bigint[])")
 _SELECT_KEY = (
     "SELECT tenant, key, fingerprint, state, owner, lease_until, created_at, expires_at,"
     " status, headers, body FROM idempotency_keys WHERE tenant = $1 AND key = $2"
@@ -219,6 +220,13 @@ class PostgresStore:
         # One statement, or one snapshot for the totals and the listing.
         return await self._run(load, read="snapshot" if with_payments else "one")
 
+    async def invoices(self, tenant: str, invoice_ids: Sequence[int]) -> list[Invoice]:
+        async def load(conn: Connection) -> list[Invoice]:
+            rows = await conn.fetch(f"{_SELECT_INVOICES} ORDER BY i.id", list(invoice_ids), tenant)
+            return [Invoice.model_construct(payments=(), **dict(row)) for row in rows]
+
+        return await self._run(load, read="one")
+
     async def payment(
         self, tenant: str, payment_id: int, *, deleted: bool = False
     ) -> Payment | None:
@@ -287,9 +295,9 @@ class PostgresStore:
         seal: Seal | None = None,
     ) -> Payment | None:
         async def write(conn: Connection) -> Payment | None:
-            stored = await _apply(conn, tenant, invoice_id, rule, payment_id)
+            stored, after = await _apply(conn, tenant, invoice_id, rule, payment_id)
             if seal is not None:
-                seal.close(stored)
+                seal.close(stored, invoices={after.id: after.facts()})
                 await _complete_key(conn, seal)
             return stored
 
@@ -472,8 +480,9 @@ async def _transaction(
 
 async def _apply(
     conn: Connection, tenant: str, invoice_id: int, rule: Rule, payment_id: int | None
-) -> Payment | None:
-    """Lock the invoice row, let the rule decide on what is committed, store its decision."""
+) -> tuple[Payment | None, Invoice]:
+    """Lock the invoice row, let the rule decide on what is committed, store its decision;
+    the payment as stored, and the invoice as it stands after."""
     locked = await conn.fetchval(
         "SELECT id FROM invoices WHERE id = $1 AND tenant = $2 FOR UPDATE", invoice_id, tenant
     )
@@ -487,6 +496,7 @@ async def _apply(
         if current is None:
             raise NotFound("Payment not found")
     change = rule(invoice, current)
+    after = change.after(invoice, current)
     now = _now()
     stored: Payment | None = None
     if change.upsert is not None:
@@ -499,7 +509,7 @@ async def _apply(
         await conn.execute(
             "UPDATE invoices SET marked_paid = $1 WHERE id = $2", change.marked_paid, invoice_id
         )
-    return stored
+    return stored, after
 
 
 async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:

@@ -396,6 +396,17 @@ class SQLiteStore:
             lambda db: self._load_invoice(db, tenant, invoice_id, with_payments)
         )
 
+    async def invoices(self, tenant: str, invoice_ids: Sequence[int]) -> list[Invoice]:
+        def load(db: sqlite3.Connection) -> list[Invoice]:
+            marks = ", ".join("?" * len(invoice_ids))
+            query = f"{_SELECT_INVOICE} WHERE tenant = ? AND id IN ({marks}) ORDER BY id"
+            rows = db.execute(query, (tenant, *invoice_ids)).fetchall()
+            return [
+                _invoice(row, Decimal(cents).scaleb(-2), count, ()) for *row, cents, count in rows
+            ]
+
+        return await self._read(load)
+
     async def payment(
         self, tenant: str, payment_id: int, *, deleted: bool = False
     ) -> Payment | None:
@@ -493,9 +504,9 @@ class SQLiteStore:
         seal: Seal | None = None,
     ) -> Payment | None:
         def write(db: sqlite3.Connection) -> Payment | None:
-            stored = self._apply(db, tenant, invoice_id, rule, payment_id)
+            stored, after = self._apply(db, tenant, invoice_id, rule, payment_id)
             if seal is not None:
-                seal.close(stored)
+                seal.close(stored, invoices={after.id: after.facts()})
                 self._complete_key(db, seal)
             return stored
 
@@ -508,7 +519,8 @@ class SQLiteStore:
         invoice_id: int,
         rule: Rule,
         payment_id: int | None,
-    ) -> Payment | None:
+    ) -> tuple[Payment | None, Invoice]:
+        """The payment as stored after the rule's change, and the invoice as it stands."""
         invoice = self._load_invoice(db, tenant, invoice_id)
         if invoice is None:
             raise NotFound("Invoice not found")
@@ -518,6 +530,7 @@ class SQLiteStore:
             if current is None:
                 raise NotFound("Payment not found")
         change = rule(invoice, current)
+        after = change.after(invoice, current)
         now = _now().isoformat()
         stored: Payment | None = None
         if change.upsert is not None:
@@ -527,13 +540,12 @@ class SQLiteStore:
                 "UPDATE payments SET deleted_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, change.delete),
             )
-        settled, count = change.totals(invoice, current)
         db.execute(
             "UPDATE invoices SET settled_cents = ?, payment_count = ?, marked_paid = ?"
             " WHERE id = ?",
-            (_cents(settled), count, int(change.marked_paid), invoice_id),
+            (_cents(after.settled), after.payment_count, int(after.marked_paid), invoice_id),
         )
-        return stored
+        return stored, after
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:
