@@ -181,7 +181,7 @@ class Store(Protocol):
 
     async def invoices(self, tenant: str, invoice_ids: Sequence[int]) -> list[Invoice]:
         """The tenant's invoices among `invoice_ids` (their totals, not their payments),
-        in one statement."""
+        by id, in one read however many are named."""
         ...
 
     async def payment(

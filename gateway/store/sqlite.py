@@ -64,6 +64,7 @@ _KEY_COLUMNS = (
     "tenant", "key", "fingerprint", "state", "owner", "lease_until", "created_at",
     "expires_at", "status", "headers", "body",
 )  # fmt: skip
+_IDS_PER_STATEMENT = 500
 _SELECT_KEY = f"SELECT {', '.join(_KEY_COLUMNS)} FROM idempotency_keys"
 _HELD = "state IN ('pending', 'sent')"
 
@@ -398,11 +399,16 @@ class SQLiteStore:
 
     async def invoices(self, tenant: str, invoice_ids: Sequence[int]) -> list[Invoice]:
         def load(db: sqlite3.Connection) -> list[Invoice]:
-            marks = ", ".join("?" * len(invoice_ids))
-            query = f"{_SELECT_INVOICE} WHERE tenant = ? AND id IN ({marks}) ORDER BY id"
-            rows = db.execute(query, (tenant, *invoice_ids)).fetchall()
+            rows = []
+            # A statement takes a bounded number of parameters: a long list goes in parts.
+            for start in range(0, len(invoice_ids), _IDS_PER_STATEMENT):
+                part = invoice_ids[start : start + _IDS_PER_STATEMENT]
+                marks = ", ".join("?" * len(part))
+                query = f"{_SELECT_INVOICE} WHERE tenant = ? AND id IN ({marks})"
+                rows += db.execute(query, (tenant, *part)).fetchall()
             return [
-                _invoice(row, Decimal(cents).scaleb(-2), count, ()) for *row, cents, count in rows
+                _invoice(row, Decimal(cents).scaleb(-2), count, ())
+                for *row, cents, count in sorted(rows)
             ]
 
         return await self._read(load)
