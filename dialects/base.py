@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from . import _json, _values, listing
 from .errors import BadRequest, GatewayError, ValidationFailed
-from .model import ZERO, Method, Page, Payment, PaymentQuery
+from .model import NO_FACTS, ZERO, Facts, Method, Page, Payment, PaymentQuery
 
 Format = Literal["xml", "json"]
 WireId = int | str
@@ -126,6 +126,9 @@ class Dialect:
     # The id form as a format of the number (`format(number, id_format)`, text); None:
     # the number itself. Lists write ids of such forms inline (see `listing`).
     id_format: ClassVar[str | None] = None
+    # Whether answers tell of more than the payments (see `Facts`): the handlers then
+    # look the facts up and hand them to the encoders, which others are never given.
+    shows_facts: ClassVar[bool] = False
 
     # --- ids: one bijection per dialect over the canonical integer ids ---------
 
@@ -203,12 +206,22 @@ class Dialect:
             raise ValidationFailed(fields=missing)
 
     def encode_payment(
-        self, payment: Payment, fmt: Format, warnings: list[str] | None = None
+        self,
+        payment: Payment,
+        fmt: Format,
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         raise NotImplementedError
 
     def encode_payments(
-        self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
+        self,
+        payments: Sequence[Payment],
+        fmt: Format,
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         raise NotImplementedError
 
@@ -299,9 +312,10 @@ class Dialect:
         page: Page | None = None,
         *,
         warnings: list[str] | None = None,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         """A search's answer; `page` says where a paged one stands."""
-        return self.encode_payments(payments, fmt, warnings)
+        return self.encode_payments(payments, fmt, warnings, facts=facts)
 
     def summarised(self, query: Mapping[str, str]) -> bool:
         """Whether one failed item of a batch fails the whole answer (else each says)."""
@@ -312,6 +326,8 @@ class Dialect:
         results: Sequence[Payment | GatewayError],
         fmt: Format,
         warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         """A batch create's answer, item by item: the payment made or why it was not
         (a refusal's `sent` holds the item as it was sent)."""
@@ -321,7 +337,7 @@ class Dialect:
         """Check that a body asks to delete the payment; refuse any other change."""
         raise NotImplementedError
 
-    def encode_removed(self, payment: Payment, fmt: Format) -> bytes:
+    def encode_removed(self, payment: Payment, fmt: Format, *, facts: Facts = NO_FACTS) -> bytes:
         """The answer to a removal: the payment as it was, marked deleted."""
         raise NotImplementedError
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from . import _json, listing
 from .base import Decoded, Dialect, Format, Kind, Spec, require_mapping
 from .errors import BadRequest
-from .model import Payment
+from .model import NO_FACTS, Facts, Payment
 
 
 class JsonDialect(Dialect):
@@ -28,12 +28,22 @@ class JsonDialect(Dialect):
         return {spec.wire: read(payment, warnings) for spec, read in self.shown_readers}
 
     def encode_payment(
-        self, payment: Payment, fmt: Format, warnings: list[str] | None = None
+        self,
+        payment: Payment,
+        fmt: Format,
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         return _json.dumps(self.payment_object(payment, warnings))
 
     def encode_payments(
-        self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
+        self,
+        payments: Sequence[Payment],
+        fmt: Format,
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         items = [self.payment_object(p, warnings) for p in payments]
         return _json.dumps(items if self.list_key is None else {self.list_key: items})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -174,6 +174,33 @@ class Invoice(BaseModel):
         if self.payment_count:
             return InvoiceStatus.PARTIAL
         return InvoiceStatus.OPEN
+
+    def facts(self, today: date | None = None) -> InvoiceFacts:
+        """What an answer may tell of this invoice, as it stands now."""
+        return InvoiceFacts(self.number, self.currency, self.due_amount, self.status(today))
+
+
+@dataclass(frozen=True)
+class InvoiceFacts:
+    """A payment's invoice as an answer may tell of it: its number, currency, the
+    amount still due and its status, as of the answer."""
+
+    number: str
+    currency: str
+    due: Decimal
+    status: InvoiceStatus
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What an answer may tell beside its payments, each dialect choosing what to show:
+    their invoices by id, and the names of deposit accounts by code."""
+
+    invoices: Mapping[int, InvoiceFacts] = field(default_factory=dict)
+    account_names: Mapping[str, str] = field(default_factory=dict)
+
+
+NO_FACTS = Facts()
 
 
 # The comparisons a query may make (`PaymentQuery.paid`, a dialect's own filters).

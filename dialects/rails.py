@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from . import _json, _values, _xml, listing
 from .base import Decoded, Dialect, Format, Reader, Reply, Spec, require_mapping
 from .errors import BadRequest, GatewayError
-from .model import Payment
+from .model import NO_FACTS, Facts, Payment
 
 
 class RailsDialect(Dialect):
@@ -109,7 +109,12 @@ class RailsDialect(Dialect):
         return value
 
     def encode_payment(
-        self, payment: Payment, fmt: Format, warnings: list[str] | None = None
+        self,
+        payment: Payment,
+        fmt: Format,
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         if fmt == "json":
             return _json.dumps({_xml.local(self.root): self._json_fields(payment, warnings)})
@@ -117,7 +122,12 @@ class RailsDialect(Dialect):
         return _xml.DECLARATION + body.encode() + b"\n"
 
     def encode_payments(
-        self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
+        self,
+        payments: Sequence[Payment],
+        fmt: Format,
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         if fmt == "json":
             key = _xml.local(self.root)

@@ -40,7 +40,7 @@ from .errors import (
     UpstreamError,
     ValidationFailed,
 )
-from .model import Page, Payment, PaymentQuery
+from .model import NO_FACTS, Facts, InvoiceStatus, Page, Payment, PaymentQuery
 from .unit import (
     BackendConfig,
     BearerAuth,
@@ -108,6 +108,17 @@ def xml_moment(moment: datetime) -> str:
     return naive.isoformat(timespec="seconds")
 
 
+# An invoice's status as Xero names it: open, partly paid and overdue are all AUTHORISED.
+_INVOICE_STATUSES = {
+    InvoiceStatus.DRAFT: "DRAFT",
+    InvoiceStatus.OPEN: "AUTHORISED",
+    InvoiceStatus.PARTIAL: "AUTHORISED",
+    InvoiceStatus.OVERDUE: "AUTHORISED",
+    InvoiceStatus.PAID: "PAID",
+    InvoiceStatus.VOID: "VOIDED",
+}
+
+
 def _has_account(payment: Payment) -> bool:
     return payment.account_code is not None or payment.account_id is not None
 
@@ -148,6 +159,7 @@ class Xero(Dialect):
     required = frozenset({"amount"})
     statuses = {"validation": 400, "ledger": 400}
     shows_deleted = True
+    shows_facts = True
 
     # --- ids: UUIDs whose 128-bit value is the canonical id ------------------------------
 
@@ -306,9 +318,15 @@ class Xero(Dialect):
     # --- encoding ------------------------------------------------------------------------------
 
     def payment_object(
-        self, payment: Payment, fmt: Format, warnings: list[str] | None, status: str | None = None
+        self,
+        payment: Payment,
+        fmt: Format,
+        warnings: list[str] | None,
+        status: str | None = None,
+        facts: Facts = NO_FACTS,
     ) -> dict[str, Any]:
-        """A payment as nested mappings in table order; absent values are left out."""
+        """A payment as nested mappings in table order; absent values are left out.
+        The invoice's summary and the account's name come from `facts`, where known."""
         document: dict[str, Any] = {}
         for spec in self.shown:
             value = self.native(spec, payment, fmt, warnings)
@@ -321,27 +339,50 @@ class Xero(Dialect):
             for parent in parents:
                 target = target.setdefault(parent, {})
             target[leaf] = value
+        invoice = facts.invoices.get(payment.invoice_id or 0)
+        if invoice is not None:
+            document["Invoice"].update(
+                InvoiceNumber=invoice.number,
+                AmountDue=invoice.due.quantize(_values.CENT),
+                Status=_INVOICE_STATUSES[invoice.status],
+                CurrencyCode=invoice.currency,
+            )
+        name = facts.account_names.get(payment.account_code or "")
+        if name and "Account" in document:
+            document["Account"]["Name"] = name
         return document
 
     def encode_payment(
-        self, payment: Payment, fmt: Format, warnings: list[str] | None = None
+        self,
+        payment: Payment,
+        fmt: Format,
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
-        return self.encode_page([payment], fmt, warnings=warnings)
+        return self.encode_page([payment], fmt, warnings=warnings, facts=facts)
 
     def encode_payments(
-        self, payments: Sequence[Payment], fmt: Format, warnings: list[str] | None = None
+        self,
+        payments: Sequence[Payment],
+        fmt: Format,
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
-        return self.encode_page(payments, fmt, warnings=warnings)
+        return self.encode_page(payments, fmt, warnings=warnings, facts=facts)
 
-    def encode_removed(self, payment: Payment, fmt: Format) -> bytes:
+    def encode_removed(self, payment: Payment, fmt: Format, *, facts: Facts = NO_FACTS) -> bytes:
         """The answer to a delete: the payment echoed with `Status` DELETED."""
-        return self.encode_page([payment], fmt, status="DELETED")
+        return self.encode_page([payment], fmt, status="DELETED", facts=facts)
 
     def encode_batch(
         self,
         results: Sequence[Payment | GatewayError],
         fmt: Format,
         warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         """Each item with `StatusAttributeString` OK, or ERROR with its ValidationErrors
         beside the fields it was sent with, as Xero echoes a refused item."""
@@ -353,7 +394,7 @@ class Xero(Dialect):
                 item = {"HasValidationErrors": True, "ValidationErrors": problems}
                 items.append({**echo, "StatusAttributeString": "ERROR", **item})
             else:
-                document = self.payment_object(result, fmt, warnings)
+                document = self.payment_object(result, fmt, warnings, facts=facts)
                 items.append({**document, "StatusAttributeString": "OK"})
         return self._envelope(items, fmt, None)
 
@@ -365,9 +406,10 @@ class Xero(Dialect):
         *,
         warnings: list[str] | None = None,
         status: str | None = None,
+        facts: Facts = NO_FACTS,
     ) -> bytes:
         """Xero's response envelope around `payments`, with a `pagination` block if paged."""
-        items = [self.payment_object(p, fmt, warnings, status) for p in payments]
+        items = [self.payment_object(p, fmt, warnings, status, facts) for p in payments]
         return self._envelope(items, fmt, page)
 
     def _envelope(

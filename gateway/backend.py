@@ -9,7 +9,7 @@ from typing import Protocol
 from dialects import Decoded
 from dialects.errors import GatewayError
 from dialects.listing import Row
-from dialects.model import Page, Payment, PaymentQuery
+from dialects.model import InvoiceFacts, Page, Payment, PaymentQuery
 
 from .store import Seal
 
@@ -102,4 +102,10 @@ class Backend(Protocol):
 
     async def invoice_by_number(self, who: Principal, number: str) -> int | None:
         """The id of the tenant's invoice with that number, if there is one."""
+        ...
+
+    async def invoice_facts(
+        self, who: Principal, invoice_ids: Sequence[int]
+    ) -> dict[int, InvoiceFacts]:
+        """What an answer may tell of those invoices now, by id (those known here)."""
         ...

@@ -15,7 +15,7 @@ import itertools
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -23,6 +23,7 @@ from multidict import CIMultiDictProxy
 
 from dialects import Reply
 from dialects.errors import BadRequest, Conflict, GatewayError, KeyReused, UpstreamTimeout
+from dialects.model import InvoiceFacts
 
 from .backend import Principal
 from .config import Idempotency
@@ -38,7 +39,7 @@ OUTCOME_UNKNOWN = (
 )
 
 Clock = Callable[[], datetime]
-Answer = Callable[[Sequence[Written], tuple[str, ...]], Reply]
+Answer = Callable[[Sequence[Written], tuple[str, ...], Mapping[int, InvoiceFacts]], Reply]
 
 log = logging.getLogger("gateway.idempotency")
 

@@ -20,6 +20,7 @@ from dialects.listing import Row
 from dialects.model import (
     ZERO,
     Invoice,
+    InvoiceFacts,
     InvoiceStatus,
     Page,
     Payment,
@@ -272,6 +273,13 @@ class Ledger:
 
     async def invoice_by_number(self, who: Principal, number: str) -> int | None:
         return await self.store.invoice_id(who.tenant, number)
+
+    async def invoice_facts(
+        self, who: Principal, invoice_ids: Sequence[int]
+    ) -> dict[int, InvoiceFacts]:
+        held = [number for number in dict.fromkeys(invoice_ids) if 0 < number <= MAX_ID]
+        found = await self.store.invoices(who.tenant, held) if held else []
+        return {invoice.id: invoice.facts() for invoice in found}
 
     async def delete_payment(
         self, who: Principal, payment_id: int, *, seal: Seal | None = None

@@ -21,7 +21,7 @@ import dialects
 from dialects import Dialect, _json
 from dialects import errors as gateway_errors
 from dialects.errors import GatewayError, MethodNotAllowed, NotFound, ValidationFailed
-from dialects.model import Invoice, Method, Payment
+from dialects.model import Facts, Invoice, InvoiceFacts, InvoiceStatus, Method, Payment
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, Credential, DialectUnit, Op, Route
 
 from . import admin
@@ -70,9 +70,15 @@ def _payments() -> tuple[Payment, Payment]:
         method=Method.BANK_TRANSFER, notes="Wire", reference="REF-1",
         tax_withheld=Decimal("1.00"), fee=Decimal("0.50"), recorded_by="Owner",
         recorded_by_email="owner@example.com", client_app="app", notify_customer=True,
-        created_at=_MOMENT, updated_at=_MOMENT,
+        created_at=_MOMENT, updated_at=_MOMENT, account_code="090",
     )  # fmt: skip
     return full, Payment(amount=Decimal("3"))
+
+
+# What an answer may tell beside the full payment (a dialect that shows facts shows them).
+_FACTS = Facts(
+    {3: InvoiceFacts("INV-3", "EUR", Decimal("249.50"), InvoiceStatus.PARTIAL)}, {"090": "Bank"}
+)
 
 
 def _errors() -> list[GatewayError]:
@@ -160,8 +166,9 @@ def _content(codec: Dialect, schemas: dict[str, Schema]) -> dict[str, Any]:
 def _operation(unit: DialectUnit, route: Route, extra: list[Schema]) -> Schema:
     codec = unit.codec
     full, bare = _payments()
-    one = infer(*(_json.loads(codec.encode_payment(p, "json", [])) for p in (full, bare)))
-    many = infer(_json.loads(codec.encode_payments([full, bare], "json", [])))
+    encoded = (codec.encode_payment(p, "json", [], facts=_FACTS) for p in (full, bare))
+    one = infer(*(_json.loads(answer) for answer in encoded))
+    many = infer(_json.loads(codec.encode_payments([full, bare], "json", [], facts=_FACTS)))
     body = {"json": many} if route.op is Op.LIST else {"json": one}
     success: Schema = {"description": f"{route.op.value}: done"}
     if route.status != 204:

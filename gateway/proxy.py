@@ -30,7 +30,7 @@ from dialects.errors import (
     ValidationFailed,
 )
 from dialects.listing import Row, rows_of
-from dialects.model import ZERO, Page, Payment, PaymentQuery, stored_payment
+from dialects.model import ZERO, InvoiceFacts, Page, Payment, PaymentQuery, stored_payment
 from dialects.unit import DialectUnit, Op, Route
 
 from .backend import Outcome, Principal
@@ -279,6 +279,12 @@ class ProxyBackend:
 
     async def invoice_by_number(self, who: Principal, number: str) -> int | None:
         raise NotSupported("Through the proxy, an invoice is named by its id")
+
+    async def invoice_facts(
+        self, who: Principal, invoice_ids: Sequence[int]
+    ) -> dict[int, InvoiceFacts]:
+        """None: the backend's invoices are known here by their ids alone."""
+        return {}
 
     # --- ids ---------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -16,7 +16,7 @@ from dialects.errors import (
     NotFound,
     ValidationFailed,
 )
-from dialects.model import Payment
+from dialects.model import NO_FACTS, Facts, InvoiceFacts, Payment
 from dialects.registry import owner_of
 from dialects.unit import DialectUnit, Endpoint, EndpointCall, Op, Route
 
@@ -167,7 +167,7 @@ async def get_payment(call: Call) -> web.Response:
         _who(call), payment_id, deleted=call.dialect.shows_deleted
     )
     _check_invoice(call, payment.invoice_id)
-    return _answer_payment(call, payment, ())
+    return _answer_payment(call, payment, (), await _invoices(call, [payment]))
 
 
 async def create_payment(call: Call) -> web.Response:
@@ -178,7 +178,8 @@ async def create_payment(call: Call) -> web.Response:
     else:
         invoice_id = request.payment.invoice_id or 0
     outcome = await call.backend.create_payment(_who(call), invoice_id, request, seal=call.seal)
-    return _answer_payment(call, outcome.payment, outcome.warnings)
+    invoices = await _invoices(call, [outcome.payment])
+    return _answer_payment(call, outcome.payment, outcome.warnings, invoices)
 
 
 async def create_many(call: Call) -> web.Response:
@@ -213,7 +214,8 @@ async def create_many(call: Call) -> web.Response:
         raise _item_refusal(exc) from exc
     written = [outcome.payment if isinstance(outcome, Outcome) else outcome for outcome in made]
     warnings = [w for outcome in made if isinstance(outcome, Outcome) for w in outcome.warnings]
-    return _respond(call, _batch_answer(call, written, tuple(warnings)))
+    invoices = await _invoices(call, [w for w in written if isinstance(w, Payment)])
+    return _respond(call, _batch_answer(call, written, tuple(warnings), invoices))
 
 
 @dataclass
@@ -225,7 +227,12 @@ class Batch:
     refused: dict[int, GatewayError] = field(default_factory=dict)
 
 
-def _batch_answer(call: Call, written: Sequence[Written], warnings: tuple[str, ...]) -> Reply:
+def _batch_answer(
+    call: Call,
+    written: Sequence[Written],
+    warnings: tuple[str, ...],
+    invoices: Mapping[int, InvoiceFacts],
+) -> Reply:
     """A batch's answer, from what its writes left (those refused before any write put
     back in their places), as sent and as an Idempotency-Key stores it."""
     batch = call.batch
@@ -241,11 +248,12 @@ def _batch_answer(call: Call, written: Sequence[Written], warnings: tuple[str, .
                 result.sent = item.sent  # which item it was, whoever refused it
         results.append(result)
     found = list(warnings)
+    facts = _facts(call, invoices)
     if batch.summarised:
         made = [result for result in results if isinstance(result, Payment)]
-        body = call.dialect.encode_payments(made, call.fmt, found)
+        body = call.dialect.encode_payments(made, call.fmt, found, facts=facts)
     else:
-        body = call.dialect.encode_batch(results, call.fmt, found)
+        body = call.dialect.encode_batch(results, call.fmt, found, facts=facts)
     return _reply(call, body, tuple(found))
 
 
@@ -298,7 +306,8 @@ async def search_payments(call: Call) -> web.Response:
     query = call.dialect.read_search(call.request.query, call.request.headers)
     payments, page = await call.backend.search_payments(_who(call), query)
     warnings: list[str] = []
-    body = call.dialect.encode_page(payments, call.fmt, page, warnings=warnings)
+    facts = _facts(call, await _invoices(call, payments))
+    body = call.dialect.encode_page(payments, call.fmt, page, warnings=warnings, facts=facts)
     return call.answer(body, warnings=tuple(warnings))
 
 
@@ -308,12 +317,19 @@ async def remove_payment(call: Call) -> web.Response:
     payment_id = _payment_in_path(call)
     call.current = await call.backend.get_payment(_who(call), payment_id)
     await call.backend.delete_payment(_who(call), payment_id, seal=call.seal)
-    return _respond(call, _removed(call, None, ()))
+    return _respond(call, _removed(call, None, (), await _invoices(call, [call.current])))
 
 
-def _removed(call: Call, payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
+def _removed(
+    call: Call,
+    payment: Payment | None,
+    warnings: tuple[str, ...],
+    invoices: Mapping[int, InvoiceFacts],
+) -> Reply:
+    """The payment as it was, marked deleted; its invoice as the deletion left it."""
     assert call.current is not None
-    return _reply(call, call.dialect.encode_removed(call.current, call.fmt), warnings)
+    body = call.dialect.encode_removed(call.current, call.fmt, facts=_facts(call, invoices))
+    return _reply(call, body, warnings)
 
 
 async def replace_payment(call: Call) -> web.Response:
@@ -331,7 +347,8 @@ async def _update(call: Call, request: Decoded, *, replace: bool) -> web.Respons
     outcome = await call.backend.update_payment(
         _who(call), payment_id, request, replace=replace, seal=call.seal
     )
-    return _answer_payment(call, outcome.payment, outcome.warnings)
+    invoices = await _invoices(call, [outcome.payment])
+    return _answer_payment(call, outcome.payment, outcome.warnings, invoices)
 
 
 async def delete_payment(call: Call) -> web.Response:
@@ -340,22 +357,37 @@ async def delete_payment(call: Call) -> web.Response:
         current = await call.backend.get_payment(_who(call), payment_id)
         _check_invoice(call, current.invoice_id)
     await call.backend.delete_payment(_who(call), payment_id, seal=call.seal)
-    return _respond(call, _deleted(call, None, ()))
+    return _respond(call, _deleted(call, None, (), {}))
 
 
-def _deleted(call: Call, payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
+def _deleted(
+    call: Call,
+    payment: Payment | None,
+    warnings: tuple[str, ...],
+    invoices: Mapping[int, InvoiceFacts],
+) -> Reply:
     return Reply(call.route.status, b"", {})
 
 
-def _answer_payment(call: Call, payment: Payment, warnings: tuple[str, ...]) -> web.Response:
-    return _respond(call, _encode_payment(call, payment, warnings))
+def _answer_payment(
+    call: Call,
+    payment: Payment,
+    warnings: tuple[str, ...],
+    invoices: Mapping[int, InvoiceFacts],
+) -> web.Response:
+    return _respond(call, _encode_payment(call, payment, warnings, invoices))
 
 
-def _encode_payment(call: Call, payment: Payment | None, warnings: tuple[str, ...]) -> Reply:
+def _encode_payment(
+    call: Call,
+    payment: Payment | None,
+    warnings: tuple[str, ...],
+    invoices: Mapping[int, InvoiceFacts],
+) -> Reply:
     """A payment's answer: status, the headers that matter, the body's exact bytes."""
     assert payment is not None
     found = list(warnings)
-    body = call.dialect.encode_payment(payment, call.fmt, found)
+    body = call.dialect.encode_payment(payment, call.fmt, found, facts=_facts(call, invoices))
     headers: dict[str, str] = {}
     if call.route.location and payment.id is not None and payment.invoice_id is not None:
         wire = call.dialect.wire_id
@@ -374,6 +406,25 @@ def _respond(call: Call, answer: Reply) -> web.Response:
     if call.seal is not None and call.seal.sealed is not None:
         answer = call.seal.sealed
     return web.Response(body=answer.body, status=answer.status, headers=answer.headers)
+
+
+async def _invoices(call: Call, payments: Iterable[Payment | None]) -> Mapping[int, InvoiceFacts]:
+    """The facts of the payments' invoices as they stand now, where the dialect shows
+    them and no answer was stored already (a keyed write's tells of its own change)."""
+    if not call.dialect.shows_facts or (call.seal is not None and call.seal.sealed is not None):
+        return {}
+    ids = [p.invoice_id for p in payments if p is not None and p.invoice_id is not None]
+    return await call.backend.invoice_facts(_who(call), ids) if ids else {}
+
+
+def _facts(call: Call, invoices: Mapping[int, InvoiceFacts]) -> Facts:
+    """What an answer may tell beside its payments: `invoices`, and the names the
+    tenant gives its deposit accounts (for the dialects that show them)."""
+    if not call.dialect.shows_facts:
+        return NO_FACTS
+    tenant = call.gateway.config.tenants[_who(call).tenant]
+    names = {account.code: account.name for account in tenant.accounts if account.name}
+    return Facts(invoices, names)
 
 
 def _who(call: Call) -> Principal:
@@ -403,14 +454,20 @@ OPERATIONS: dict[Op, Operation] = {
     Op.CREATE_MANY: create_many,
     Op.REMOVE: remove_payment,
 }
-Answer = Callable[[Call, Sequence[Written], tuple[str, ...]], Reply]
+Answer = Callable[[Call, Sequence[Written], tuple[str, ...], Mapping[int, InvoiceFacts]], Reply]
+Encode = Callable[[Call, Payment | None, tuple[str, ...], Mapping[int, InvoiceFacts]], Reply]
 
 
-def _single(encode: Callable[[Call, Payment | None, tuple[str, ...]], Reply]) -> Answer:
+def _single(encode: Encode) -> Answer:
     """The answer of a write of one payment, from what its one step left."""
 
-    def answer(call: Call, written: Sequence[Written], warnings: tuple[str, ...]) -> Reply:
-        return encode(call, only(written), warnings)
+    def answer(
+        call: Call,
+        written: Sequence[Written],
+        warnings: tuple[str, ...],
+        invoices: Mapping[int, InvoiceFacts],
+    ) -> Reply:
+        return encode(call, only(written), warnings, invoices)
 
     return answer
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -10,7 +10,7 @@ import pytest
 
 from dialects import Reply
 from dialects.errors import Conflict
-from dialects.model import Invoice, Payment
+from dialects.model import Invoice, InvoiceFacts, Payment
 from gateway.config import Idempotency
 from gateway.idempotency import Keys
 from gateway.store import Change, KeyClaim, KeyState, NewInvoice, Seal, Store, Written, only
@@ -35,10 +35,13 @@ def record_payment(invoice: Invoice, current: Payment | None) -> Change:
     return Change(marked_paid=False, upsert=payment)
 
 
-def answer_with_id(written: Sequence[Written], warnings: tuple[str, ...]) -> Reply:
+def answer_with_id(
+    written: Sequence[Written], warnings: tuple[str, ...], invoices: Mapping[int, InvoiceFacts]
+) -> Reply:
     payment = only(written)
-    assert payment is not None
-    return Reply(201, f"payment {payment.id}".encode(), {"Location": f"/p/{payment.id}"})
+    assert payment is not None and payment.invoice_id is not None
+    due = invoices[payment.invoice_id].due
+    return Reply(201, f"payment {payment.id} due {due}".encode(), {"Location": f"/p/{payment.id}"})
 
 
 async def new_invoice(store: Store) -> Invoice:
@@ -71,7 +74,9 @@ async def test_the_effect_and_its_answer_are_stored_in_one_transaction(store: St
     assert stored is not None
     record = await store.key_record("acme", "k")
     assert record is not None and record.state is KeyState.DONE
-    expected = Reply(201, f"payment {stored.id}".encode(), {"Location": f"/p/{stored.id}"})
+    # The answer tells of the invoice as the payment left it, in the same transaction.
+    body = f"payment {stored.id} due 90.00".encode()
+    expected = Reply(201, body, {"Location": f"/p/{stored.id}"})
     assert record.answer == seal.sealed == expected
 
 
@@ -79,7 +84,9 @@ async def test_an_answer_that_cannot_be_stored_undoes_the_effect(store: Store) -
     invoice = await new_invoice(store)
     assert await store.claim_key(claim("k", "me")) is None
 
-    def broken(written: Sequence[Written], warnings: tuple[str, ...]) -> Reply:
+    def broken(
+        written: Sequence[Written], warnings: tuple[str, ...], invoices: Mapping[int, InvoiceFacts]
+    ) -> Reply:
         raise RuntimeError("the answer could not be encoded")
 
     with pytest.raises(RuntimeError):

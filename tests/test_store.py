@@ -132,6 +132,25 @@ async def test_a_recorded_payment_keeps_every_field_exactly(store: Store) -> Non
     assert after.due_amount == Decimal("898.15") and after.payment_count == 1
 
 
+async def test_invoices_are_read_many_at_once_however_many_are_named(store: Store) -> None:
+    """A list's invoices in one read: the tenant's own, by id, their totals as they stand."""
+    mine = [await store.create_invoice(_new(f"INV-{n}")) for n in range(3)]
+    theirs = await store.create_invoice(_new("INV-9", tenant="globex"))
+    await store.apply("acme", mine[1].id, _pay("100.10"))
+    # More ids than one SQLite statement may take as parameters.
+    limit = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    named = [*range(10_000, 10_001 + limit), mine[2].id, theirs.id, mine[1].id, mine[0].id]
+
+    found = await store.invoices("acme", named)
+
+    assert [invoice.id for invoice in found] == [invoice.id for invoice in mine]
+    assert [invoice.due_amount for invoice in found] == [
+        Decimal("1000.00"), Decimal("899.90"), Decimal("1000.00")
+    ]  # fmt: skip
+    assert found[1].payment_count == 1 and found[1].number == "INV-1"
+    assert await store.invoices("acme", []) == []
+
+
 async def _listed_payments(store: Store, count: int) -> tuple[Invoice, list[Payment]]:
     invoice = await store.create_invoice(_new(total="100000.00"))
     made = [await store.apply("acme", invoice.id, _pay(f"{n}.50")) for n in range(1, count + 1)]

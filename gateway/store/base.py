@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -12,7 +12,7 @@ from typing import Protocol
 from dialects import Reply
 from dialects.errors import GatewayError, LedgerRefused, NotFound, ValidationFailed
 from dialects.listing import Row
-from dialects.model import Invoice, Payment
+from dialects.model import Invoice, InvoiceFacts, Payment
 
 # Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
 # spells up to 2^96) names no stored object.
@@ -70,14 +70,20 @@ class Change:
             settled, count = settled + self.upsert.settled, count + 1
         return settled, count
 
+    def after(self, invoice: Invoice, current: Payment | None) -> Invoice:
+        """The invoice as it stands once this change is made (its totals and mark)."""
+        settled, count = self.totals(invoice, current)
+        update = {"settled": settled, "payment_count": count, "marked_paid": self.marked_paid}
+        return invoice.model_copy(update=update)
 
-# A ledger rule: given the invoice (and the payment it acts on), decide a Change.
+
 @dataclass(frozen=True)
 class BackendRef:
     backend_id: str
     parent: str | None = None
 
 
+# A ledger rule: given the invoice (and the payment it acts on), decide a Change.
 Rule = Callable[[Invoice, Payment | None], Change]
 
 
@@ -158,18 +164,24 @@ class Seal:
     """A held key to complete with the write it guards, in that write's transaction.
 
     `answer` encodes the reply from what the write left, one entry per item (a single
-    write has one) and the translation warnings; `close` keeps it, so what is stored is
-    what is sent.
+    write has one), the translation warnings and the facts of the invoices the write
+    changed, as they stand after it (by id; none where the system of record is
+    elsewhere); `close` keeps it, so what is stored is what is sent.
     """
 
     tenant: str
     key: str
     owner: str
-    answer: Callable[[Sequence[Written], tuple[str, ...]], Reply]
+    answer: Callable[[Sequence[Written], tuple[str, ...], Mapping[int, InvoiceFacts]], Reply]
     sealed: Reply | None = None
 
-    def close(self, written: Sequence[Written], warnings: tuple[str, ...] = ()) -> Reply:
-        self.sealed = self.answer(written, warnings)
+    def close(
+        self,
+        written: Sequence[Written],
+        warnings: tuple[str, ...] = (),
+        invoices: Mapping[int, InvoiceFacts] | None = None,
+    ) -> Reply:
+        self.sealed = self.answer(written, warnings, invoices or {})
         return self.sealed
 
 
@@ -190,6 +202,11 @@ class Store(Protocol):
     async def invoice(
         self, tenant: str, invoice_id: int, *, with_payments: bool = False
     ) -> Invoice | None: ...
+
+    async def invoices(self, tenant: str, invoice_ids: Sequence[int]) -> list[Invoice]:
+        """The tenant's invoices among `invoice_ids` (their totals, not their payments),
+        by id, in one read however many are named."""
+        ...
 
     async def payment(
         self, tenant: str, payment_id: int, *, deleted: bool = False

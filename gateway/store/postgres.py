@@ -17,7 +17,7 @@ import asyncpg
 from dialects import Reply
 from dialects.errors import Conflict, NotFound, ServiceUnavailable
 from dialects.listing import Row
-from dialects.model import Invoice, Method, Payment
+from dialects.model import Invoice, InvoiceFacts, Method, Payment
 
 from .base import (
     PAYMENT_COLUMNS,
@@ -61,6 +61,7 @@ _SELECT_INVOICE = (
     "  WHERE p.invoice_id = i.id AND p.deleted_at IS NULL) AS payment_count"
     " FROM invoices i WHERE i.id = $1 AND i.tenant = $2"
 )
+_SELECT_INVOICES = _SELECT_INVOICE.replace("i.id = $1", "i.id = ANY($1::bigint[])")
 _SELECT_KEY = (
     "SELECT tenant, key, fingerprint, state, owner, lease_until, created_at, expires_at,"
     " status, headers, body FROM idempotency_keys WHERE tenant = $1 AND key = $2"
@@ -224,6 +225,13 @@ class PostgresStore:
         # One statement, or one snapshot for the totals and the listing.
         return await self._run(load, read="snapshot" if with_payments else "one")
 
+    async def invoices(self, tenant: str, invoice_ids: Sequence[int]) -> list[Invoice]:
+        async def load(conn: Connection) -> list[Invoice]:
+            rows = await conn.fetch(f"{_SELECT_INVOICES} ORDER BY i.id", list(invoice_ids), tenant)
+            return [Invoice.model_construct(payments=(), **dict(row)) for row in rows]
+
+        return await self._run(load, read="one")
+
     async def payment(
         self, tenant: str, payment_id: int, *, deleted: bool = False
     ) -> Payment | None:
@@ -313,17 +321,24 @@ class PostgresStore:
                     invoice_ids,
                 )
             written: list[Written] = []
+            invoices: dict[int, InvoiceFacts] = {}
+
+            async def one(step: Step) -> None:
+                stored, after = await _apply(conn, tenant, step)
+                written.append(stored)
+                invoices[after.id] = after.facts()
+
             for step in steps:
                 if not each:
-                    written.append(await _apply(conn, tenant, step))
+                    await one(step)
                     continue
                 try:
                     async with conn.transaction():  # a savepoint: undone alone if refused
-                        written.append(await _apply(conn, tenant, step))
+                        await one(step)
                 except REFUSALS as refused:
                     written.append(refused)
             if seal is not None:
-                seal.close(written)
+                seal.close(written, invoices=invoices)
                 await _complete_key(conn, seal)
             return written
 
@@ -504,8 +519,9 @@ async def _transaction(
     return result
 
 
-async def _apply(conn: Connection, tenant: str, step: Step) -> Payment | None:
-    """Lock the invoice row, let the rule decide on what is committed, store its decision."""
+async def _apply(conn: Connection, tenant: str, step: Step) -> tuple[Payment | None, Invoice]:
+    """Lock the invoice row, let the rule decide on what is committed, store its decision;
+    the payment as stored, and the invoice as it stands after."""
     invoice_id, rule, payment_id = step.invoice_id, step.rule, step.payment_id
     locked = await conn.fetchval(
         "SELECT id FROM invoices WHERE id = $1 AND tenant = $2 FOR UPDATE", invoice_id, tenant
@@ -520,6 +536,7 @@ async def _apply(conn: Connection, tenant: str, step: Step) -> Payment | None:
         if current is None:
             raise NotFound("Payment not found")
     change = rule(invoice, current)
+    after = change.after(invoice, current)
     now = _now()
     stored: Payment | None = None
     if change.upsert is not None:
@@ -532,7 +549,7 @@ async def _apply(conn: Connection, tenant: str, step: Step) -> Payment | None:
         await conn.execute(
             "UPDATE invoices SET marked_paid = $1 WHERE id = $2", change.marked_paid, invoice_id
         )
-    return stored
+    return stored, after
 
 
 async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from dialects import Reply
 from dialects.errors import Conflict, NotFound, ServiceUnavailable
 from dialects.listing import Row
-from dialects.model import Invoice, Method, Payment, stored_payment
+from dialects.model import Invoice, InvoiceFacts, Method, Payment, stored_payment
 
 from ..metrics import STORE_BATCH, STORE_WRITE_SECONDS
 from .base import (
@@ -68,6 +68,7 @@ _KEY_COLUMNS = (
     "tenant", "key", "fingerprint", "state", "owner", "lease_until", "created_at",
     "expires_at", "status", "headers", "body",
 )  # fmt: skip
+_IDS_PER_STATEMENT = 500
 _SELECT_KEY = f"SELECT {', '.join(_KEY_COLUMNS)} FROM idempotency_keys"
 _HELD = "state IN ('pending', 'sent')"
 
@@ -400,6 +401,22 @@ class SQLiteStore:
             lambda db: self._load_invoice(db, tenant, invoice_id, with_payments)
         )
 
+    async def invoices(self, tenant: str, invoice_ids: Sequence[int]) -> list[Invoice]:
+        def load(db: sqlite3.Connection) -> list[Invoice]:
+            rows = []
+            # A statement takes a bounded number of parameters: a long list goes in parts.
+            for start in range(0, len(invoice_ids), _IDS_PER_STATEMENT):
+                part = invoice_ids[start : start + _IDS_PER_STATEMENT]
+                marks = ", ".join("?" * len(part))
+                query = f"{_SELECT_INVOICE} WHERE tenant = ? AND id IN ({marks})"
+                rows += db.execute(query, (tenant, *part)).fetchall()
+            return [
+                _invoice(row, Decimal(cents).scaleb(-2), count, ())
+                for *row, cents, count in sorted(rows)
+            ]
+
+        return await self._read(load)
+
     async def payment(
         self, tenant: str, payment_id: int, *, deleted: bool = False
     ) -> Payment | None:
@@ -510,25 +527,35 @@ class SQLiteStore:
         # raises undoes the whole job (the group commit's savepoint around it).
         def write(db: sqlite3.Connection) -> list[Written]:
             written: list[Written] = []
+            invoices: dict[int, InvoiceFacts] = {}
+
+            def one(step: Step) -> None:
+                stored, after = self._apply(db, tenant, step)
+                written.append(stored)
+                invoices[after.id] = after.facts()
+
             for step in steps:
                 if not each:
-                    written.append(self._apply(db, tenant, step))
+                    one(step)
                     continue
                 db.execute("SAVEPOINT item")
                 try:
-                    written.append(self._apply(db, tenant, step))
+                    one(step)
                 except REFUSALS as refused:
                     db.execute("ROLLBACK TO item")
                     written.append(refused)
                 db.execute("RELEASE item")
             if seal is not None:
-                seal.close(written)
+                seal.close(written, invoices=invoices)
                 self._complete_key(db, seal)
             return written
 
         return await self._write(write)
 
-    def _apply(self, db: sqlite3.Connection, tenant: str, step: Step) -> Payment | None:
+    def _apply(
+        self, db: sqlite3.Connection, tenant: str, step: Step
+    ) -> tuple[Payment | None, Invoice]:
+        """The payment as stored after the step's change, and the invoice as it stands."""
         invoice_id, rule, payment_id = step.invoice_id, step.rule, step.payment_id
         invoice = self._load_invoice(db, tenant, invoice_id)
         if invoice is None:
@@ -539,6 +566,7 @@ class SQLiteStore:
             if current is None:
                 raise NotFound("Payment not found")
         change = rule(invoice, current)
+        after = change.after(invoice, current)
         now = _now().isoformat()
         stored: Payment | None = None
         if change.upsert is not None:
@@ -548,13 +576,12 @@ class SQLiteStore:
                 "UPDATE payments SET deleted_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, change.delete),
             )
-        settled, count = change.totals(invoice, current)
         db.execute(
             "UPDATE invoices SET settled_cents = ?, payment_count = ?, marked_paid = ?"
             " WHERE id = ?",
-            (_cents(settled), count, int(change.marked_paid), invoice_id),
+            (_cents(after.settled), after.payment_count, int(after.marked_paid), invoice_id),
         )
-        return stored
+        return stored, after
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:

@@ -11,7 +11,7 @@ import pytest
 
 import dialects
 from dialects import listing
-from dialects.model import Method, Payment
+from dialects.model import Facts, InvoiceFacts, InvoiceStatus, Method, Payment
 from dialects.xero import NOW
 
 CODECS = [
@@ -102,6 +102,40 @@ def test_a_listed_payment_reads_as_the_same_payment_answered_alone(
 
     assert (item.payment, item.ids, item.options) == (one.payment, one.ids, one.options)
     assert listed == alone
+
+
+# The payments' invoice and deposit account, as a handler hands them to an encoder.
+FACTS = Facts(
+    {7: InvoiceFacts("INV-7", "EUR", Decimal("12.50"), InvoiceStatus.PARTIAL)}, {"090": "Bank"}
+)
+IN_AN_ACCOUNT = [payment.model_copy(update={"account_code": "090"}) for payment in PAYMENTS]
+
+
+@pytest.mark.parametrize(("codec", "fmt"), CODECS)
+def test_facts_beside_the_payments_change_only_a_dialect_that_shows_them(
+    codec: dialects.Dialect, fmt: dialects.Format
+) -> None:
+    """Every other dialect's answers stay byte for byte what they were."""
+    many = codec.encode_payments(IN_AN_ACCOUNT, fmt, [])
+    one = codec.encode_payment(IN_AN_ACCOUNT[0], fmt, [])
+    told_many = codec.encode_payments(IN_AN_ACCOUNT, fmt, [], facts=FACTS)
+    told_one = codec.encode_payment(IN_AN_ACCOUNT[0], fmt, [], facts=FACTS)
+
+    assert (told_many != many, told_one != one) == (codec.shows_facts, codec.shows_facts)
+
+
+@pytest.mark.parametrize(("codec", "fmt"), CODECS)
+@pytest.mark.parametrize("payment", IN_AN_ACCOUNT, ids=lambda p: f"payment-{p.id}")
+def test_a_listed_payment_tells_of_its_invoice_as_it_does_alone(
+    codec: dialects.Dialect, fmt: dialects.Format, payment: Payment
+) -> None:
+    alone = codec.decode_payment(
+        codec.encode_payment(payment, fmt, [], facts=FACTS), fmt, foreign_ids=True
+    )
+    listed = codec.encode_payments([payment, *IN_AN_ACCOUNT], fmt, [], facts=FACTS)
+    item = codec.decode_list(listed, fmt, foreign_ids=True)[0]
+
+    assert (item.payment, item.ids, item.options) == (alone.payment, alone.ids, alone.options)
 
 
 def test_a_dialect_lists_only_the_columns_its_fields_read() -> None:

@@ -54,6 +54,19 @@ async def test_a_dialect_document_has_every_route_and_its_success_status(
         assert "post" in found["paths"][unit.token_endpoint.path]
 
 
+async def test_a_document_names_what_a_dialect_tells_beside_its_payments(
+    client: Client,
+) -> None:
+    """Xero's answers carry the invoice's summary and the account's name, where known."""
+    found = await document(client, "xero")
+    answer = found["paths"]["/api.xro/2.0/Payments/{payment_id}"]["get"]["responses"]["200"]
+    schema = answer["content"]["application/json"]["schema"]
+    payment = schema["properties"]["Payments"]["items"]["properties"]
+    invoice = payment["Invoice"]["properties"]
+    assert {"InvoiceNumber", "AmountDue", "CurrencyCode", "Status"} <= set(invoice)
+    assert "Name" in payment["Account"]["properties"]
+
+
 async def test_the_admin_document_has_every_admin_route(client: Client) -> None:
     found = await document(client, "admin")
 

@@ -296,7 +296,7 @@ async def test_put_creates_one_payment_in_json_with_the_default_account(client: 
     [payment] = document["Payments"]
     assert payment["Amount"] == 40.0 and payment["Reference"] == "wire 7"
     assert payment["Date"] == "/Date(1795132800000+0000)/"
-    assert payment["Account"] == {"AccountID": ACCOUNT_ID, "Code": "090"}
+    assert payment["Account"] == {"AccountID": ACCOUNT_ID, "Code": "090", "Name": "Bank"}
     assert payment["Invoice"]["InvoiceID"] == uuid_of(invoice["id"])
     assert payment["PaymentID"].startswith("00000000-0000-0000-0000-")
 
@@ -635,3 +635,90 @@ async def test_harvest_and_xero_see_each_others_payments(client: Client) -> None
         headers={"Authorization": "Bearer test-admin-token"},
     )
     assert Decimal((await state.json())["due_amount"]) == Decimal("50.00")
+
+
+# --- the invoice and the account beside the payment ------------------------------------
+
+
+def summary(payment: dict[str, Any]) -> tuple[object, ...]:
+    """What an answer tells of a payment's invoice and account."""
+    invoice = payment["Invoice"]
+    shown = ("InvoiceNumber", "AmountDue", "Status", "CurrencyCode")
+    return (*(invoice.get(name) for name in shown), payment["Account"].get("Name"))
+
+
+def xml_summary(body: bytes) -> tuple[object, ...]:
+    payment = etree.fromstring(body).find("Payments/Payment")
+    assert payment is not None
+    shown = ("InvoiceNumber", "AmountDue", "Status", "CurrencyCode")
+    found = (payment.findtext(f"Invoice/{name}") for name in shown)
+    return (*found, payment.findtext("Account/Name"))
+
+
+@pytest.mark.stores
+async def test_every_answer_tells_of_the_invoice_as_it_stands_and_the_accounts_name(
+    client: Client,
+) -> None:
+    """Create (by number, summarised, item by item, keyed), get, list and delete (plain
+    and keyed): each answer carries the invoice's number, currency and amount due as of
+    that answer, and the deposit account's name from the tenant's accounts."""
+    invoice = await new_invoice(client, total="100.00", currency="GBP")
+    number = invoice["number"]
+    made = await put_json(client, {"Invoice": {"InvoiceNumber": number}, "Amount": "40.00"})
+    assert made.status == 200, made.body
+    [first] = made.json()["Payments"]
+    assert summary(first) == (number, 60.0, "AUTHORISED", "GBP", "Bank")
+    assert first["Invoice"]["InvoiceID"] == uuid_of(invoice["id"])
+    assert "Contact" not in first["Invoice"]  # invoices have no customer here
+
+    each = await put_json(client, by_id(invoice["id"], "10.00"), query="?summarizeErrors=false")
+    [second] = each.json()["Payments"]
+    assert second["StatusAttributeString"] == "OK"
+    assert summary(second) == (number, 50.0, "AUTHORISED", "GBP", "Bank")
+
+    keyed = {**JSON_IO, "Idempotency-Key": "pay-the-rest"}
+    body = json.dumps(by_id(invoice["id"], "50.00")).encode()
+    rest = await xero(client, "PUT", PAYMENTS, body, keyed)
+    assert rest.status == 200, rest.body
+    [third] = rest.json()["Payments"]
+    assert summary(third) == (number, 0.0, "PAID", "GBP", "Bank")
+    again = await xero(client, "PUT", PAYMENTS, body, keyed)
+    assert (again.body, again.headers["Idempotent-Replayed"]) == (rest.body, "true")
+
+    # Read later, the first payment's invoice is as it stands now: paid.
+    one = await xero(client, "GET", f"{PAYMENTS}/{first['PaymentID']}", headers=JSON_IO)
+    assert summary(one.json()["Payments"][0]) == (number, 0.0, "PAID", "GBP", "Bank")
+    as_xml = await xero(client, "GET", f"{PAYMENTS}/{first['PaymentID']}")
+    assert xml_summary(as_xml.body) == (number, "0.00", "PAID", "GBP", "Bank")
+    where = quote(f'Invoice.InvoiceNumber=="{number}"')
+    listed = await xero(client, "GET", f"{PAYMENTS}?where={where}", headers=JSON_IO)
+    assert [summary(p) for p in listed.json()["Payments"]] == [
+        (number, 0.0, "PAID", "GBP", "Bank")
+    ] * 3
+
+    # A deletion answers with the invoice as it left it, keyed or not.
+    gone = await xero(
+        client, "POST", f"{PAYMENTS}/{third['PaymentID']}", b'{"Status": "DELETED"}', JSON_IO
+    )
+    assert summary(gone.json()["Payments"][0]) == (number, 50.0, "AUTHORISED", "GBP", "Bank")
+    removal = b"<Payment><Status>DELETED</Status></Payment>"
+    key = {"Idempotency-Key": "delete-the-second", "Content-Type": "application/xml"}
+    path = f"{PAYMENTS}/{second['PaymentID']}"
+    deleted = await xero(client, "POST", path, removal, key)
+    assert deleted.status == 200, deleted.body
+    assert xml_summary(deleted.body) == (number, "60.00", "AUTHORISED", "GBP", "Bank")
+    assert (await xero(client, "POST", path, removal, key)).body == deleted.body
+
+
+async def test_an_account_without_a_name_and_another_dialects_answer_show_none(
+    client: Client,
+) -> None:
+    invoice = await new_invoice(client, total="100.00")
+    made = await put_json(client, by_id(invoice["id"], "40.00", Account={"Code": "091"}))
+    [payment] = made.json()["Payments"]
+    assert payment["Account"] == {"Code": "091"}
+    assert payment["Invoice"]["AmountDue"] == 60.0
+    harvest = await client.get(
+        f"/invoices/{invoice['id']}/payments", headers=basic("acme@example.com", "acme-harvest")
+    )
+    assert b"AmountDue" not in await harvest.read()

@@ -132,6 +132,11 @@ def harvest(server: Server, method: str, path: str, body: bytes | None = None) -
         return answer
 
 
+def invoice_summary(payment: Payment) -> tuple[object, ...]:
+    invoice = payment.invoice
+    return (invoice.invoice_number, invoice.amount_due, invoice.currency_code, payment.account.name)
+
+
 def test_sdk_creates_lists_gets_and_deletes_a_payment(
     server: Server, sdk: tuple[AccountingApi, str]
 ) -> None:
@@ -152,17 +157,22 @@ def test_sdk_creates_lists_gets_and_deletes_a_payment(
     assert created.status == "AUTHORISED"
     assert created.invoice.invoice_id == invoice_id
     assert created.account.code == "090"
+    # The invoice's summary and the account's name, as the SDK's models read them.
+    assert invoice_summary(created) == ("SDK-1", 59.75, CurrencyCode.EUR, "Bank")
 
     listed = api.get_payments(tenant, where=f'Invoice.InvoiceID==guid("{invoice_id}")').payments
     assert [p.payment_id for p in listed] == [created.payment_id]
+    assert [invoice_summary(p) for p in listed] == [("SDK-1", 59.75, CurrencyCode.EUR, "Bank")]
 
     [fetched] = api.get_payment(tenant, created.payment_id).payments
     assert (fetched.reference, fetched.amount) == ("paid by the SDK", 40.25)
+    assert invoice_summary(fetched) == ("SDK-1", 59.75, CurrencyCode.EUR, "Bank")
 
     [deleted] = api.delete_payment(
         tenant, created.payment_id, PaymentDelete(status="DELETED")
     ).payments
     assert deleted.status == "DELETED"
+    assert invoice_summary(deleted) == ("SDK-1", 100.0, CurrencyCode.EUR, "Bank")
     # Xero keeps a deleted payment readable, marked deleted; it cannot be deleted twice.
     [kept] = api.get_payment(tenant, created.payment_id).payments
     assert (kept.status, kept.amount, kept.reference) == ("DELETED", 40.25, "paid by the SDK")

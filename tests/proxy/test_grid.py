@@ -262,3 +262,19 @@ async def test_rails_backend_spoken_to_in_json_serves_every_operation(
     assert listed == [{**view, "paid_on": "2026-11-20"}]
     assert deleted.status == 204, deleted.body
     assert await backend.payments(number) == []
+
+
+async def test_through_the_proxy_an_answer_tells_nothing_of_the_backends_invoice(
+    backend: LedgerBackend, make_proxy: ProxyFactory
+) -> None:
+    """The invoices are the backend's: a dialect that shows invoice facts shows none."""
+    proxy = await make_proxy(upstream("harvest", backend.url))
+    number = await backend.new_invoice("1000.00")
+    for caller in (name for name in DIALECTS if dialects.get(name).shows_facts):
+        invoice = await caller_invoice(proxy, "harvest", number)
+        client = CLIENTS[caller](proxy)
+        created, payment = await client.create(invoice, "250.50")
+        assert payment is not None, created.body
+        view: View = {"id": payment, "amount": Decimal("250.5"), "paid_on": "2026-11-20"}
+        assert await client.get(invoice, payment) == {**view, "notes": None}
+        assert b"AmountDue" not in created.body and b"InvoiceNumber" not in created.body
