@@ -177,6 +177,8 @@ async def test_interim_answers_are_skipped_and_an_empty_204_keeps_the_connection
         pytest.param(OK + b"Content-Length: 1\r\nContent-Length: 1\r\n\r\nx", id="length-twice"),
         pytest.param(OK + b"X-A: 1\r\n folded\r\n\r\n", id="folded-header"),
         pytest.param(OK + b"X-A: 1\rX-B: 2\r\n\r\n", id="bare-cr"),
+        pytest.param(OK + b"X-A: 1\0\r\n\r\n", id="nul-in-value"),
+        pytest.param(b"HTTP/1.1 2000 OK\r\n\r\n", id="four-digit-status"),
         pytest.param(b"HTTP/1.1 200 OK\nContent-Length: 0\n\n", id="bare-lf"),
         pytest.param(b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", id="http-2-line"),
         pytest.param(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", id="upgrade"),
