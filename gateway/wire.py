@@ -141,6 +141,8 @@ class _Connection(asyncio.Protocol):
         self._fields: list[tuple[bytes, bytes]] = []
         self._headers = _NO_HEADERS
         self._head_size = 0  # bytes received while the head was incomplete
+        self._received = 0  # bytes of the answer, framing and all
+        self._chunk_count = 0
         self._framing: Framing = "none"
         self._keep = False
         self._chunks: list[bytes] = []
@@ -174,6 +176,7 @@ class _Connection(asyncio.Protocol):
             self.close()  # bytes nobody asked for: the connection cannot be trusted
             return
         self.received = True
+        self._received += len(data)
         if not self._status:
             self._head_size += len(data)
         try:
@@ -181,7 +184,7 @@ class _Connection(asyncio.Protocol):
             if not self._status and self._head_size > MAX_HEAD:
                 raise Broken("The backend's answer has too large a head")
             if self._framing == "chunked" and not self._done:
-                self._declared(data)
+                self._chunked(data)
         except (WireError, httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._keep = False
             self.close()
@@ -240,6 +243,7 @@ class _Connection(asyncio.Protocol):
 
     def on_chunk_header(self) -> None:
         self._sized = True
+        self._chunk_count += 1
 
     def on_body(self, body: bytes) -> None:
         if self._done:
@@ -280,12 +284,20 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _declared(self, data: bytes) -> None:
-        """A chunk declared larger than the limit is refused before its bytes come.
+    def _chunked(self, data: bytes) -> None:
+        """What llhttp leaves unbounded in a chunked body, bounded.
 
-        llhttp does not tell a chunk's size; when the packet ends with a size line it
-        has accepted, that line is the packet's last, read here for its number only.
+        Size lines with their extensions, and trailers, are not body: together they
+        may take a head's size for the trailers and `MAX_CHUNK_LINE` a chunk (llhttp
+        would read endless extensions, and `httptools` gathers a header value in
+        memory until its line ends). A chunk declared larger than the limit is refused
+        before its bytes come: llhttp does not tell a chunk's size, so when a packet
+        ends with a size line the parser accepted, that line, the packet's last, is
+        read here for its number only.
         """
+        framing = self._received - self._size
+        if framing > 2 * MAX_HEAD + MAX_CHUNK_LINE * (self._chunk_count + 1):
+            raise Broken("The backend's chunk size lines or trailers are too large")
         if self._sized:  # the packet ends with a size line: its last line
             self._sized = False
             text = data if len(data) > MAX_CHUNK_LINE else self._tail + data

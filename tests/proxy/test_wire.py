@@ -414,3 +414,29 @@ def test_a_status_length_or_chunk_size_with_a_digit_that_is_not_ascii_is_broken(
                 await client.close()
 
     asyncio.run(calls())
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        pytest.param(b"1;ext=" + b"e" * (8 * wire.MAX_HEAD), id="endless-extension"),
+        pytest.param(b"0\r\nX-Late: " + b"t" * (8 * wire.MAX_HEAD), id="endless-trailer"),
+        pytest.param(b"0\r\n" + b"X-Late: t\r\n" * wire.MAX_HEAD, id="endless-trailers"),
+    ],
+)
+async def test_chunk_framing_that_does_not_end_is_broken_before_the_deadline(
+    framing: bytes,
+) -> None:
+    chunked = OK + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"
+    stalled = asyncio.Event()
+
+    async def script(writer: asyncio.StreamWriter, request: bytes) -> None:
+        pieces = [framing[i : i + 4096] for i in range(0, len(framing), 4096)]
+        await answering(chunked, *pieces)(writer, request)
+        await stalled.wait()  # never set: the bound, not the deadline, ends the call
+
+    async with backend(script) as served:
+        client = pool(timeout=30.0)
+        with pytest.raises(wire.Broken):
+            await get(client, served)
+        await client.close()
