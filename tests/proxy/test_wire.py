@@ -372,20 +372,28 @@ async def test_header_values_lose_their_trailing_spaces_and_trailers_stay_out() 
     assert "x-late" not in answer.headers
 
 
-async def test_a_chunk_declared_past_the_limit_in_single_bytes_is_too_large_at_once() -> None:
-    chunked = OK + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"
-    size = b"%x;ext=1\r\n" % LIMIT
+CHUNK_OF_TWO = OK + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"
+
+
+async def refused_before_the_deadline(rest: bytes, step: int, error: type[wire.WireError]) -> None:
+    """A chunk of two bytes, then `rest` in writes of `step` bytes, then a stall that only
+    the client's own refusal ends (its deadline is far)."""
     stalled = asyncio.Event()
 
     async def script(writer: asyncio.StreamWriter, request: bytes) -> None:
-        await answering(chunked, *[size[i : i + 1] for i in range(len(size))])(writer, request)
-        await stalled.wait()  # never set: the limit, not the deadline, ends the call
+        pieces = [rest[i : i + step] for i in range(0, len(rest), step)]
+        await answering(CHUNK_OF_TWO, *pieces)(writer, request)
+        await stalled.wait()  # never set
 
     async with backend(script) as served:
         client = pool(timeout=30.0)
-        with pytest.raises(wire.TooLarge):
+        with pytest.raises(error):
             await get(client, served)
         await client.close()
+
+
+async def test_a_chunk_declared_past_the_limit_in_single_bytes_is_too_large_at_once() -> None:
+    await refused_before_the_deadline(b"%x;ext=1\r\n" % LIMIT, 1, wire.TooLarge)
 
 
 def _digit_answers(digit: bytes) -> list[bytes]:
@@ -427,16 +435,4 @@ def test_a_status_length_or_chunk_size_with_a_digit_that_is_not_ascii_is_broken(
 async def test_chunk_framing_that_does_not_end_is_broken_before_the_deadline(
     framing: bytes,
 ) -> None:
-    chunked = OK + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"
-    stalled = asyncio.Event()
-
-    async def script(writer: asyncio.StreamWriter, request: bytes) -> None:
-        pieces = [framing[i : i + 4096] for i in range(0, len(framing), 4096)]
-        await answering(chunked, *pieces)(writer, request)
-        await stalled.wait()  # never set: the bound, not the deadline, ends the call
-
-    async with backend(script) as served:
-        client = pool(timeout=30.0)
-        with pytest.raises(wire.Broken):
-            await get(client, served)
-        await client.close()
+    await refused_before_the_deadline(framing, 4096, wire.Broken)
