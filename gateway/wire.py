@@ -149,7 +149,7 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._done = False  # the answer was handed over
         self._sized = False  # a chunk's size line was the last thing parsed
-        self._tail = b""  # the last bytes received, while a chunked body is read
+        self._tail = b""  # the last bytes of a chunked body: a size line may span packets
 
     # --- asyncio.Protocol ------------------------------------------------------------
 
@@ -298,8 +298,8 @@ class _Connection(asyncio.Protocol):
         framing = self._received - self._size
         if framing > 2 * MAX_HEAD + MAX_CHUNK_LINE * (self._chunk_count + 1):
             raise Broken("The backend's chunk size lines or trailers are too large")
-        if self._sized:  # the packet ends with a size line: its last line
-            self._sized = False
+        if self._sized and data.endswith(b"\r\n"):  # the packet ends with a whole line
+            self._sized = False  # the size line, or after the last chunk's a trailer
             text = data if len(data) > MAX_CHUNK_LINE else self._tail + data
             line = text[text.rfind(b"\n", 0, len(text) - 1) + 1 : -2].split(b";", 1)[0]
             size = _values.ascii_number(line.decode("latin-1"), digits=16, base=16)
