@@ -181,6 +181,7 @@ async def test_interim_answers_are_skipped_and_an_empty_204_keeps_the_connection
         pytest.param(b"HTTP/1.1 2000 OK\r\n\r\n", id="four-digit-status"),
         pytest.param(b"HTTP/1.1 200 OK\nContent-Length: 0\n\n", id="bare-lf"),
         pytest.param(b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", id="http-2-line"),
+        pytest.param(b"HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n", id="http-1-2-line"),
         pytest.param(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", id="upgrade"),
         pytest.param(
             OK + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
