@@ -6,9 +6,10 @@
 Times, in one process per checkout and in CPU time (`time.process_time`, best of
 `--rounds` runs of `--calls` calls, so a busy machine slows the figures but not
 their ratio), what a proxied get-one does in Python around the two socket
-operations: the backend's answer parsed from its bytes (`wire`), decoded and given
-its caller's ids (`ProxyBackend._payments`), and the request's bytes built. The
-checkouts run alternately, round after round, and a markdown table is printed.
+operations: the backend's answer parsed from its bytes (`wire`; also a 64 KiB chunked
+answer as it comes, in 4 KiB packets), decoded and given its caller's ids
+(`ProxyBackend._payments`), and the request's bytes built. The checkouts run
+alternately, round after round, and a markdown table is printed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,18 @@ HEAD = (
     b"Content-Length: %d\r\nDate: Wed, 02 Dec 2026 06:43:21 GMT\r\n"
     b"Server: Python/3.11 aiohttp/3.9.5\r\n\r\n" % len(BODY)
 )
-STEPS = ("answer parsed (wire)", "answer decoded, ids given", "request bytes built")
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + (b"1000\r\n" + b" " * 4096 + b"\r\n") * 16
+    + b"0\r\n\r\n"
+)
+PACKETS = [CHUNKED[i : i + 4096] for i in range(0, len(CHUNKED), 4096)]  # 64 KiB, as it comes
+STEPS = (
+    "answer parsed (wire)",
+    "64 KiB chunked answer parsed, 4 KiB packets (wire)",
+    "answer decoded, ids given",
+    "request bytes built",
+)
 
 
 def _cpu(step: Callable[[], object], calls: int) -> float:
@@ -78,17 +90,19 @@ async def _measure(calls: int) -> dict[str, float]:
             loop = asyncio.get_running_loop()
             connection = wire._Connection(1 << 20)
 
-            def parsed() -> object:
+            def parsed(*packets: bytes) -> object:
                 waiter = loop.create_future()  # no transport: the answer is fed by hand
                 connection._reset()
                 connection._waiter, connection._head_request = waiter, False
-                connection.data_received(HEAD + BODY)
+                for packet in packets:
+                    connection.data_received(packet)
                 return waiter.result()
 
             steps: dict[str, Callable[[], object]] = {
-                STEPS[0]: parsed,
-                STEPS[1]: lambda: _done(proxy._payments(caller, answer, None, None, single=True)),
-                STEPS[2]: lambda: wire._request("GET", "/v1/payments/1", origin, headers, None),
+                STEPS[0]: lambda: parsed(HEAD + BODY),
+                STEPS[1]: lambda: parsed(*PACKETS),
+                STEPS[2]: lambda: _done(proxy._payments(caller, answer, None, None, single=True)),
+                STEPS[3]: lambda: wire._request("GET", "/v1/payments/1", origin, headers, None),
             }
             for step in steps.values():
                 step()  # ids minted, caches warm

@@ -1,10 +1,10 @@
 """A lean HTTP/1.1 client for one backend: pooled keep-alive connections, one write a request.
 
 The proxy's hop spends its time in per-request Python, so this client does only what a
-backend call needs: the request in one write on a TCP_NODELAY socket, an incremental
-parser for the answer (status line, headers, Content-Length, chunked or close-delimited
-bodies), gzip and deflate decoding bounded like the raw body, a total deadline per call
-and a connect deadline per connection. What goes wrong is told by the exception's kind,
+backend call needs: the request in one write on a TCP_NODELAY socket, the answer parsed
+as it arrives by llhttp (`httptools`: status line, headers, Content-Length, chunked or
+close-delimited bodies), gzip and deflate decoding bounded like the raw body, a total
+deadline per call and a connect deadline per connection. What goes wrong is told by the exception's kind,
 so the caller knows whether the request can have reached the backend.
 """
 
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 from urllib.parse import unquote, urlencode, urlsplit
 
+import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from dialects import _values
@@ -33,10 +34,10 @@ _QUERY_SAFE = "?/:@!$'()*,"  # what stays unescaped in a query value, as aiohttp
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _WITH_LENGTH = frozenset({"POST", "PUT", "PATCH"})  # sent with a length even when empty
 _BREAK = re.compile("[\r\n\0]")
-_ASCII_SPACE = " \t\n\r\x0b\x0c"  # what `bytes.strip` strips: no latin-1 spaces
 _NO_BODY = frozenset({204, 304})
 _DECODED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 Framing = Literal["none", "length", "chunked", "close"]
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 class WireError(Exception):
@@ -104,29 +105,51 @@ class Origin:
         )  # fmt: skip
 
 
+class _Surplus(Exception):
+    """Bytes after the whole answer: the connection cannot be trusted with another call."""
+
+
 class _Connection(asyncio.Protocol):
-    """One kept-alive connection: sends a request, parses its answer as bytes arrive."""
+    """One kept-alive connection: sends a request; llhttp parses its answer as bytes arrive.
+
+    llhttp (through `httptools`) owns the framing: the status line, the header syntax,
+    Content-Length, chunks with their extensions and trailers, a length and chunks
+    together, interim 1xx answers and the answers without a body (204, 304). What it
+    leaves to this class: the HTTP version (1.0 or 1.1 only), transfer codings other
+    than chunked, a body read to the close (the parser is not told of the stream's end),
+    the answer to a HEAD (the parser does not know the request), the head's size, the
+    body's size as it arrives, and whether the connection may serve another call.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self._buffer = bytearray()
+        self._parser = httptools.HttpResponseParser(self)
+        self._clean = True  # the parser stands between two answers
         self._waiter: asyncio.Future[Response] | None = None
         self._head_request = False
         self._reset()
 
     def _reset(self) -> None:
+        if not self._clean:
+            self._parser = httptools.HttpResponseParser(self)
+            self._clean = True
         self.received = False  # any byte of the current answer
-        self._status = 0
-        self._headers: CIMultiDict[str] = CIMultiDict()
+        self._status = 0  # the final answer's, once its head is in
+        self._fields: list[tuple[bytes, bytes]] = []
+        self._headers = _NO_HEADERS
+        self._head_size = 0  # bytes received while the head was incomplete
+        self._received = 0  # bytes of the answer, framing and all
+        self._chunk_count = 0
         self._framing: Framing = "none"
         self._keep = False
-        self._left = 0  # body bytes (length) or chunk bytes (chunked) still to come
         self._chunks: list[bytes] = []
         self._size = 0
-        self._trailers = False
+        self._done = False  # the answer was handed over
+        self._sized = False  # a chunk's size line was the last thing parsed
+        self._tail = b""  # the last bytes of a chunked body: a size line may span packets
 
     # --- asyncio.Protocol ------------------------------------------------------------
 
@@ -143,25 +166,99 @@ class _Connection(asyncio.Protocol):
             return
         if self._status and self._framing == "close":
             self._keep = False
-            self._finish(bytes(self._buffer))
+            self._finish(b"".join(self._chunks))
         else:
             waiter.set_exception(Broken("The backend closed the connection mid-answer"))
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None or self._waiter.done():
+        waiter = self._waiter
+        if waiter is None or waiter.done():
             self.close()  # bytes nobody asked for: the connection cannot be trusted
             return
         self.received = True
-        self._buffer += data
+        self._received += len(data)
+        if not self._status:
+            self._head_size += len(data)
         try:
-            self._parse()
-        except WireError as exc:
+            self._parser.feed_data(data)
+            if not self._status and self._head_size > MAX_HEAD:
+                raise Broken("The backend's answer has too large a head")
+            if self._framing == "chunked" and not self._done:
+                self._chunked(data)
+        except (WireError, httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._keep = False
             self.close()
-            if not self._waiter.done():
-                self._waiter.set_exception(exc)
+            if not waiter.done():
+                waiter.set_exception(_failure(exc))
 
     def eof_received(self) -> bool:
         return False  # the transport closes; connection_lost ends a close-delimited body
+
+    # --- the parser's callbacks ------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._done:
+            raise _Surplus  # the first byte of a second answer to one request
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields.append((name, value))  # after the head: a chunked body's trailers
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if status < 200:
+            self._fields = []  # an interim answer; the real one follows
+            return
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise Broken("The backend's status line is not HTTP/1.x")
+        fields = self._fields
+        if self._head_size > MAX_HEAD and sum(len(n) + len(v) + 4 for n, v in fields) > MAX_HEAD:
+            raise Broken("The backend's answer has too large a head")
+        headers = CIMultiDictProxy(
+            CIMultiDict(
+                [(n.decode("latin-1"), v.decode("latin-1").rstrip(" \t")) for n, v in fields]
+            )
+        )
+        self._status, self._headers = status, headers
+        if self._head_request:
+            self._keep = version == "1.1" and "close" not in _tokens(headers, "Connection")
+            self._clean = False  # the parser would wait for the body a GET would have had
+            self._finish(b"")
+            return
+        self._keep = version == "1.1" and parser.should_keep_alive()
+        if "Transfer-Encoding" in headers:
+            if _tokens(headers, "Transfer-Encoding")[-1:] != ["chunked"]:
+                raise Broken("The backend sent a transfer coding other than chunked")
+            self._framing = "chunked"
+        elif "Content-Length" in headers:
+            length = _values.ascii_number(headers["Content-Length"])
+            if length is None:
+                raise Broken("The backend sent an unreadable Content-Length")
+            if length > self.limit:
+                raise TooLarge("The backend's answer is too large")
+            self._framing = "length"
+        elif status not in _NO_BODY:
+            self._framing = "close"
+
+    def on_chunk_header(self) -> None:
+        self._sized = True
+        self._chunk_count += 1
+
+    def on_body(self, body: bytes) -> None:
+        if self._done:
+            raise _Surplus  # a body after the head of the answer to a HEAD
+        self._sized = False
+        self._size += len(body)
+        if self._size > self.limit:
+            raise TooLarge("The backend's answer is too large")
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._done:
+            self._clean = True  # a HEAD's answer that said it has no body
+        elif self._status:
+            self._finish(b"".join(self._chunks))
 
     # --- one exchange ----------------------------------------------------------------
 
@@ -180,122 +277,41 @@ class _Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self._keep and not self.closed and not self._buffer
+        return self._keep and not self.closed
 
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
 
-    # --- parsing -----------------------------------------------------------------------
+    def _chunked(self, data: bytes) -> None:
+        """What llhttp leaves unbounded in a chunked body, bounded.
 
-    def _parse(self) -> None:
-        while not self._status:
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0 or end > MAX_HEAD:
-                if len(self._buffer) > MAX_HEAD:
-                    raise Broken("The backend's answer has too large a head")
-                return
-            head = bytes(self._buffer[:end])
-            del self._buffer[: end + 4]
-            self._head(head)
-        if self._framing == "length":
-            if len(self._buffer) >= self._left:
-                body = bytes(self._buffer[: self._left])
-                del self._buffer[: self._left]
-                self._finish(body)
-        elif self._framing == "chunked":
-            self._chunked()
-        elif self._framing == "close":
-            if len(self._buffer) > self.limit:
+        Size lines with their extensions, and trailers, are not body: together they
+        may take a head's size for the trailers and `MAX_CHUNK_LINE` a chunk (llhttp
+        would read endless extensions, and `httptools` gathers a header value in
+        memory until its line ends). A chunk declared larger than the limit is refused
+        before its bytes come: llhttp does not tell a chunk's size, so when a packet
+        ends with a size line the parser accepted, that line, the packet's last, is
+        read here for its number only.
+        """
+        framing = self._received - self._size
+        if framing > 2 * MAX_HEAD + MAX_CHUNK_LINE * (self._chunk_count + 1):
+            raise Broken("The backend's chunk size lines or trailers are too large")
+        if self._sized and data.endswith(b"\r\n"):  # the packet ends with a whole line
+            self._sized = False  # the size line, or after the last chunk's a trailer
+            text = data if len(data) > MAX_CHUNK_LINE else self._tail + data
+            line = text[text.rfind(b"\n", 0, len(text) - 1) + 1 : -2].split(b";", 1)[0]
+            size = _values.ascii_number(line.decode("latin-1"), digits=16, base=16)
+            if size is not None and self._size + size > self.limit:
                 raise TooLarge("The backend's answer is too large")
-        else:
-            self._finish(b"")
-
-    def _head(self, head: bytes) -> None:
-        status_line, _, fields = head.partition(b"\r\n")
-        version, _, rest = status_line.partition(b" ")
-        code = _values.ascii_number(rest[:3].decode("latin-1"), digits=3)
-        if (
-            version not in (b"HTTP/1.1", b"HTTP/1.0")
-            or code is None
-            or rest[3:4] not in (b"", b" ")
-        ):
-            raise Broken("The backend's status line is not HTTP/1.x")
-        status = code
-        if 100 <= status < 200:
-            return  # an interim answer; the real one follows
-        headers = CIMultiDict(_fields(fields))
-        self._status, self._headers = status, headers
-        self._framing = self._framing_of(status, headers)
-        persistent = version == b"HTTP/1.1" and "close" not in _tokens(headers, "Connection")
-        self._keep = persistent and self._framing != "close"
-
-    def _framing_of(self, status: int, headers: CIMultiDict[str]) -> Framing:
-        if self._head_request or status in _NO_BODY:
-            return "none"
-        if "Transfer-Encoding" in headers:
-            if _tokens(headers, "Transfer-Encoding")[-1:] != ["chunked"]:
-                raise Broken("The backend sent a transfer coding other than chunked")
-            if "Content-Length" in headers:
-                raise Broken("The backend sent both a length and chunks")
-            return "chunked"
-        lengths = set(headers.getall("Content-Length", []))
-        if not lengths:
-            return "close"
-        length = _values.ascii_number(lengths.pop())
-        if lengths or length is None:
-            raise Broken("The backend sent an unreadable Content-Length")
-        self._left = length
-        if self._left > self.limit:
-            raise TooLarge("The backend's answer is too large")
-        return "length"
-
-    def _chunked(self) -> None:
-        buffer = self._buffer
-        while True:
-            if self._trailers:
-                end = buffer.find(b"\r\n")
-                if end < 0:
-                    if len(buffer) > MAX_HEAD:
-                        raise Broken("The backend's chunk trailers are too large")
-                    return
-                del buffer[: end + 2]
-                if end == 0:
-                    self._finish(b"".join(self._chunks))
-                    return
-                continue
-            if self._left == 0:
-                end = buffer.find(b"\r\n")
-                if end < 0:
-                    if len(buffer) > MAX_CHUNK_LINE:
-                        raise Broken("The backend's chunk size line is too long")
-                    return
-                line = bytes(buffer[:end]).split(b";", 1)[0].strip().decode("latin-1")
-                size = _values.ascii_number(line, digits=15, base=16)
-                if size is None:
-                    raise Broken("The backend sent an unreadable chunk size")
-                del buffer[: end + 2]
-                if size == 0:
-                    self._trailers = True
-                    continue
-                self._left = size + 2  # the chunk and its CRLF
-                self._size += self._left - 2
-                if self._size > self.limit:
-                    raise TooLarge("The backend's answer is too large")
-            if len(buffer) < self._left:
-                return
-            if buffer[self._left - 2 : self._left] != b"\r\n":
-                raise Broken("The backend sent a chunk of the wrong size")
-            self._chunks.append(bytes(buffer[: self._left - 2]))
-            del buffer[: self._left]
-            self._left = 0
+        self._tail = (data if len(data) >= MAX_CHUNK_LINE else self._tail + data)[-MAX_CHUNK_LINE:]
 
     def _finish(self, body: bytes) -> None:
         waiter = self._waiter
         assert waiter is not None
-        self._waiter = None
-        headers = CIMultiDictProxy(self._headers)
+        self._done = True
+        headers = self._headers
         try:
             decoded = _decoded(body, headers.get("Content-Encoding", ""), self.limit)
         except WireError as exc:
@@ -305,20 +321,16 @@ class _Connection(asyncio.Protocol):
         waiter.set_result(Response(self._status, headers, decoded))
 
 
-def _fields(block: bytes) -> list[tuple[str, str]]:
-    """The header lines of an answer's head, as names and values (latin-1, decoded once)."""
-    pairs: list[tuple[str, str]] = []
-    if not block:
-        return pairs
-    for line in block.decode("latin-1").split("\r\n"):
-        name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip(_ASCII_SPACE) or " " in name:
-            raise Broken("The backend sent a malformed header")
-        pairs.append((name, value.strip(" \t")))
-    return pairs
+def _failure(exc: Exception) -> WireError:
+    """What a parser's refusal, or one raised from its callbacks, means for the call."""
+    if isinstance(exc, WireError):
+        return exc
+    if isinstance(exc.__context__, WireError):
+        return exc.__context__  # raised by a callback: llhttp wraps it
+    return Broken(f"The backend's answer breaks HTTP: {exc}")
 
 
-def _tokens(headers: CIMultiDict[str], name: str) -> list[str]:
+def _tokens(headers: CIMultiDictProxy[str], name: str) -> list[str]:
     return [t.strip().lower() for v in headers.getall(name, []) for t in v.split(",")]
 
 

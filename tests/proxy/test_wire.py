@@ -9,8 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import wire
+
+from ..dialects.test_calendar import NOT_ASCII_DIGITS
 
 Script = Callable[[asyncio.StreamWriter, bytes], Awaitable[None]]
 LIMIT = 64 * 1024
@@ -170,6 +174,15 @@ async def test_interim_answers_are_skipped_and_an_empty_204_keeps_the_connection
         pytest.param(OK + b"Bad Name: x\r\n\r\n", id="space-in-name"),
         pytest.param(OK + b"Content-Length: 1x\r\n\r\n", id="bad-length"),
         pytest.param(OK + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n", id="two-lengths"),
+        pytest.param(OK + b"Content-Length: 1\r\nContent-Length: 1\r\n\r\nx", id="length-twice"),
+        pytest.param(OK + b"X-A: 1\r\n folded\r\n\r\n", id="folded-header"),
+        pytest.param(OK + b"X-A: 1\rX-B: 2\r\n\r\n", id="bare-cr"),
+        pytest.param(OK + b"X-A: 1\0\r\n\r\n", id="nul-in-value"),
+        pytest.param(b"HTTP/1.1 2000 OK\r\n\r\n", id="four-digit-status"),
+        pytest.param(b"HTTP/1.1 200 OK\nContent-Length: 0\n\n", id="bare-lf"),
+        pytest.param(b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", id="http-2-line"),
+        pytest.param(b"HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n", id="http-1-2-line"),
+        pytest.param(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", id="upgrade"),
         pytest.param(
             OK + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             id="length-and-chunks",
@@ -299,3 +312,128 @@ async def test_a_kept_connection_the_backend_hung_up_on_is_replaced_for_a_get_on
     assert retried.status == 200
     assert [r.split(b" ")[0] for r in served.requests] == [b"GET", b"GET", b"GET", b"POST"]
     assert served.connections == 2
+
+
+def answers(*scripted: bytes) -> Script:
+    """Each request gets the next of `scripted` in one write (the last one from then on)."""
+    left = list(scripted)
+
+    async def script(writer: asyncio.StreamWriter, request: bytes) -> None:
+        writer.write(left.pop(0) if len(left) > 1 else left[0])
+
+    return script
+
+
+async def test_a_head_answer_has_no_body_and_its_connection_serves_the_next_call() -> None:
+    head = OK + b"Content-Length: 9\r\n\r\n"  # what a GET would have had
+    async with backend(answers(head, with_length(b'{"id": 1}'))) as served:
+        client = pool()
+        first = await get(client, served, "HEAD")
+        second = await get(client, served)
+        await client.close()
+
+    assert (first.status, first.body, first.headers["content-length"]) == (200, b"", "9")
+    assert second.body == b'{"id": 1}'
+    assert served.connections == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(with_length(b"{}") + b"HTTP/1.1 200 OK\r\n", id="surplus-bytes"),
+        pytest.param(with_length(b"{}") + b"x", id="surplus-junk"),
+        pytest.param(with_length(b"{}", OK + b"Connection: keep-alive, close\r\n"), id="close"),
+        pytest.param(
+            with_length(b"{}", b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"), id="http-1-0"
+        ),
+        pytest.param(b"HTTP/1.1 204 No Content\r\n\r\n{}", id="body-after-204"),
+    ],
+)
+async def test_a_connection_is_not_kept_when_its_answer_says_close_or_runs_over(
+    answer: bytes,
+) -> None:
+    async with backend(answering(answer)) as served:
+        client = pool()
+        first = await get(client, served)
+        second = await get(client, served)
+        await client.close()
+
+    assert first.status == second.status and first.body == second.body
+    assert served.connections == 2
+
+
+async def test_header_values_lose_their_trailing_spaces_and_trailers_stay_out() -> None:
+    chunked = OK + b"Transfer-Encoding: chunked\r\nX-Note:  a b \t\r\n\r\n"
+    async with backend(answering(chunked + b"2\r\n{}\r\n0\r\nX-Late: 1\r\n\r\n")) as served:
+        client = pool()
+        answer = await get(client, served)
+        await client.close()
+
+    assert (answer.body, answer.headers["x-note"]) == (b"{}", "a b")
+    assert "x-late" not in answer.headers
+
+
+CHUNK_OF_TWO = OK + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"
+
+
+async def refused_before_the_deadline(rest: bytes, step: int, error: type[wire.WireError]) -> None:
+    """A chunk of two bytes, then `rest` in writes of `step` bytes, then a stall that only
+    the client's own refusal ends (its deadline is far)."""
+    stalled = asyncio.Event()
+
+    async def script(writer: asyncio.StreamWriter, request: bytes) -> None:
+        pieces = [rest[i : i + step] for i in range(0, len(rest), step)]
+        await answering(CHUNK_OF_TWO, *pieces)(writer, request)
+        await stalled.wait()  # never set
+
+    async with backend(script) as served:
+        client = pool(timeout=30.0)
+        with pytest.raises(error):
+            await get(client, served)
+        await client.close()
+
+
+async def test_a_chunk_declared_past_the_limit_in_single_bytes_is_too_large_at_once() -> None:
+    await refused_before_the_deadline(b"%x;ext=1\r\n" % LIMIT, 1, wire.TooLarge)
+
+
+def _digit_answers(digit: bytes) -> list[bytes]:
+    chunked = OK + b"Transfer-Encoding: chunked\r\n\r\n"
+    return [
+        b"HTTP/1.1 2" + digit + b"0 OK\r\nContent-Length: 0\r\n\r\n",
+        OK + b"Content-Length: 1" + digit + b"\r\n\r\n" + b"x" * 20,
+        chunked + b"1" + digit + b"\r\n" + b"x" * 40 + b"\r\n0\r\n\r\n",
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(digit=st.sampled_from(NOT_ASCII_DIGITS), encoding=st.sampled_from(["utf-8", "latin-1"]))
+def test_a_status_length_or_chunk_size_with_a_digit_that_is_not_ascii_is_broken(
+    digit: str, encoding: str
+) -> None:
+    raw = digit.encode(encoding, errors="ignore") or digit.encode()
+
+    async def calls() -> None:
+        async with backend(answering()) as served:
+            for answer in _digit_answers(raw):
+                served.script = answering(answer, close=True)
+                client = pool()
+                with pytest.raises(wire.Broken):
+                    await get(client, served)
+                await client.close()
+
+    asyncio.run(calls())
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        pytest.param(b"1;ext=" + b"e" * (8 * wire.MAX_HEAD), id="endless-extension"),
+        pytest.param(b"0\r\nX-Late: " + b"t" * (8 * wire.MAX_HEAD), id="endless-trailer"),
+        pytest.param(b"0\r\n" + b"X-Late: t\r\n" * wire.MAX_HEAD, id="endless-trailers"),
+    ],
+)
+async def test_chunk_framing_that_does_not_end_is_broken_before_the_deadline(
+    framing: bytes,
+) -> None:
+    await refused_before_the_deadline(framing, 4096, wire.Broken)
