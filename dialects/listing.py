@@ -252,9 +252,19 @@ class Plan:
 
 def _escapes(checked: list[tuple[str, re.Pattern[str]]], name: Callable[[object], str]) -> str:
     """The source of the test whether a row's checked text holds a character to escape:
-    the texts joined once, then one search (a markup has one pattern of them)."""
+    the texts joined once, then one look for any (a markup has one pattern of them).
+
+    ASCII text (nearly every row; `isascii` costs nothing) is looked at as bytes, the
+    pattern's ASCII characters deleted: a length that changed found one, in half the
+    time the pattern's search takes. Other text is searched with the pattern."""
     (special,) = {checks for _, checks in checked}
-    return f"{name(special.search)}({_joined(key for key, _ in checked)})"
+    ascii_specials = bytes(code for code in range(128) if special.match(chr(code)))
+    text, deleted = "text", f"text.encode().translate(None, {name(ascii_specials)})"
+    return (
+        f"(len({deleted}) != len({text})"
+        f" if ({text} := {_joined(key for key, _ in checked)}).isascii()"
+        f" else {name(special.search)}({text}))"
+    )
 
 
 def literal(text: str) -> str:

@@ -321,12 +321,12 @@ class PostgresStore:
                     invoice_ids,
                 )
             written: list[Written] = []
-            invoices: dict[int, InvoiceFacts] = {}
+            # The invoices' facts after the write, for the answer a key keeps (only a
+            # seal reads them).
+            invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
 
             async def one(step: Step) -> None:
-                stored, after = await _apply(conn, tenant, step)
-                written.append(stored)
-                invoices[after.id] = after.facts()
+                written.append(await _apply(conn, tenant, step, invoices))
 
             for step in steps:
                 if not each:
@@ -519,9 +519,11 @@ async def _transaction(
     return result
 
 
-async def _apply(conn: Connection, tenant: str, step: Step) -> tuple[Payment | None, Invoice]:
+async def _apply(
+    conn: Connection, tenant: str, step: Step, invoices: dict[int, InvoiceFacts] | None = None
+) -> Payment | None:
     """Lock the invoice row, let the rule decide on what is committed, store its decision;
-    the payment as stored, and the invoice as it stands after."""
+    the payment as stored, and into `invoices` (if given) the invoice's facts after."""
     invoice_id, rule, payment_id = step.invoice_id, step.rule, step.payment_id
     locked = await conn.fetchval(
         "SELECT id FROM invoices WHERE id = $1 AND tenant = $2 FOR UPDATE", invoice_id, tenant
@@ -536,7 +538,6 @@ async def _apply(conn: Connection, tenant: str, step: Step) -> tuple[Payment | N
         if current is None:
             raise NotFound("Payment not found")
     change = rule(invoice, current)
-    after = change.after(invoice, current)
     now = _now()
     stored: Payment | None = None
     if change.upsert is not None:
@@ -549,7 +550,9 @@ async def _apply(conn: Connection, tenant: str, step: Step) -> tuple[Payment | N
         await conn.execute(
             "UPDATE invoices SET marked_paid = $1 WHERE id = $2", change.marked_paid, invoice_id
         )
-    return stored, after
+    if invoices is not None:
+        invoices[invoice_id] = change.after(invoice, current).facts()
+    return stored
 
 
 async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:

@@ -527,12 +527,12 @@ class SQLiteStore:
         # raises undoes the whole job (the group commit's savepoint around it).
         def write(db: sqlite3.Connection) -> list[Written]:
             written: list[Written] = []
-            invoices: dict[int, InvoiceFacts] = {}
+            # The invoices' facts after the write, for the answer a key keeps: only a
+            # seal reads them, and they cost more than the write's own bookkeeping.
+            invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
 
             def one(step: Step) -> None:
-                stored, after = self._apply(db, tenant, step)
-                written.append(stored)
-                invoices[after.id] = after.facts()
+                written.append(self._apply(db, tenant, step, invoices))
 
             for step in steps:
                 if not each:
@@ -553,9 +553,14 @@ class SQLiteStore:
         return await self._write(write)
 
     def _apply(
-        self, db: sqlite3.Connection, tenant: str, step: Step
-    ) -> tuple[Payment | None, Invoice]:
-        """The payment as stored after the step's change, and the invoice as it stands."""
+        self,
+        db: sqlite3.Connection,
+        tenant: str,
+        step: Step,
+        invoices: dict[int, InvoiceFacts] | None = None,
+    ) -> Payment | None:
+        """The payment as stored after the step's change; into `invoices` (if given), the
+        invoice's facts as it stands after."""
         invoice_id, rule, payment_id = step.invoice_id, step.rule, step.payment_id
         invoice = self._load_invoice(db, tenant, invoice_id)
         if invoice is None:
@@ -566,7 +571,7 @@ class SQLiteStore:
             if current is None:
                 raise NotFound("Payment not found")
         change = rule(invoice, current)
-        after = change.after(invoice, current)
+        settled, count = change.totals(invoice, current)
         now = _now().isoformat()
         stored: Payment | None = None
         if change.upsert is not None:
@@ -579,9 +584,11 @@ class SQLiteStore:
         db.execute(
             "UPDATE invoices SET settled_cents = ?, payment_count = ?, marked_paid = ?"
             " WHERE id = ?",
-            (_cents(after.settled), after.payment_count, int(after.marked_paid), invoice_id),
+            (_cents(settled), count, int(change.marked_paid), invoice_id),
         )
-        return stored, after
+        if invoices is not None:
+            invoices[invoice_id] = change.after(invoice, current).facts()
+        return stored
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:

@@ -62,6 +62,28 @@ def test_every_text_field_gives_a_well_formed_payment(name: str, data: st.DataOb
     assert dialect.encode_rows(rows, "xml") == listed  # the compiled rows escape alike
 
 
+# ASCII text, heavy in the controls and markup a compiled row looks for as bytes.
+ASCII_TEXT = st.text(
+    st.one_of(st.sampled_from(list("\x00\x07\x0b\x0c\x1b\x1f\x7f\t\n\r&<>")),
+              st.characters(max_codepoint=127)),
+    max_size=60,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", XML)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_ascii_rows_escape_as_every_other_writer(name: str, data: st.DataObject) -> None:
+    dialect = DIALECTS[name]
+    payment = data.draw(payments(dialect))
+    sent = payment.model_copy(update={n: data.draw(ASCII_TEXT) for n in TEXT_FIELDS})
+
+    listed = dialect.encode_payments([sent], "xml")
+    well_formed(listed)
+    rows = listing.rows_of([sent], dialect.row_columns)
+    assert dialect.encode_rows(rows, "xml") == listed
+
+
 @pytest.mark.parametrize("name", XML)
 @settings(max_examples=150, deadline=None)
 @given(message=ANY_TEXT, problem=ANY_TEXT)
