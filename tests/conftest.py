@@ -24,6 +24,7 @@ from gateway.store import Store, open_store
 from .http.server import LOGS
 from .logscan import Collector, leaks
 from .postgres import Cluster
+from .security.harness import FIGURES
 from .support import make_config
 
 Client = TestClient[web.Request, web.Application]
@@ -33,6 +34,33 @@ ENGINES = ("sqlite", "postgresql")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stores: run the test on SQLite and on PostgreSQL")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands the security catalogue's figures to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["security_figures"] = FIGURES.lines()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    lines = getattr(node, "workeroutput", {}).get("security_figures")
+    if lines:
+        WORKER_FIGURES.append((str(node.gateway.id), lines))
+
+
+# (worker, its security catalogue figures), gathered by the controller under pytest-xdist.
+WORKER_FIGURES: list[tuple[str, list[str]]] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The security catalogue's figures: this process's, or each worker's."""
+    found = [("", FIGURES.lines())] if FIGURES.lines() else WORKER_FIGURES
+    for worker, lines in sorted(found):
+        terminalreporter.section(f"security catalogue figures {worker}".rstrip())
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,4 +1,8 @@
-"""kill -9 under concurrent keyed writers, twenty times over: nothing lost, nothing doubled."""
+"""kill -9 under concurrent keyed writers: nothing lost, nothing doubled.
+
+The default run kills a few times per shape (one process; a supervisor with two
+workers); the soak run (`python -m pytest -m soak`) twenty times over.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,15 @@ from benchmarks import crash
 pytestmark = pytest.mark.stores  # SQLite, then PostgreSQL
 
 
-@pytest.mark.parametrize(("workers", "cycles"), [(1, 20), (2, 5)])
+@pytest.mark.parametrize(
+    ("workers", "cycles"),
+    [
+        (1, 3),
+        (2, 2),
+        pytest.param(1, 20, marks=pytest.mark.soak),
+        pytest.param(2, 5, marks=pytest.mark.soak),
+    ],
+)
 async def test_kills_under_keyed_writers_lose_and_double_nothing(
     database_factory: Callable[..., str], tmp_path: Path, workers: int, cycles: int
 ) -> None:

@@ -4,11 +4,14 @@ The catalogue server has tenants acme and globex (plain secrets, as tests.suppor
 `hashed` (every secret a scrypt hash, as config.yaml keeps them) and `fuzz` (what the
 fuzz test authenticates as). Its failed-authentication limit is off, since the catalogue
 fails on purpose hundreds of times from one address; test_abuse.py runs its own servers
-to prove that limit and the others. Figures are printed at the end of the run.
+to prove that limit and the others. Figures are printed at the end of the run
+(tests/conftest.py, from each worker).
 """
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -17,7 +20,7 @@ import pytest
 
 from ..http.server import Server
 from ..support import tenant_config
-from .harness import FIGURES, gateway, hashed_tenant, memory_kb, warm_up
+from .harness import FIGURES, MAX_RSS_GROWTH_MB, gateway, hashed_tenant, memory_kb, warm_up
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,23 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
         auth_global_failures=None,
     ) as server:
         FIGURES.rss_baseline_kb = memory_kb(server.process.pid)["VmRSS"]
-        yield Catalogue(server)
+        catalogue = Catalogue(server)
+        yield catalogue
+        # After every catalogue test this process ran, in whatever order they came.
+        assert_alive_small_and_quiet(catalogue)
+
+
+def assert_alive_small_and_quiet(catalogue: Catalogue) -> None:
+    """The server answers, its peak RSS grew less than the bound, and it logged no 500."""
+    with urllib.request.urlopen(f"{catalogue.url}/healthz", timeout=30) as answer:
+        assert (answer.status, json.load(answer)) == (200, {"status": "ok"})
+    memory = memory_kb(catalogue.pid)
+    FIGURES.rss_peak_kb, FIGURES.rss_end_kb = memory["VmHWM"], memory["VmRSS"]
+    growth_mb = (memory["VmHWM"] - FIGURES.rss_baseline_kb) / 1024
+    assert growth_mb < MAX_RSS_GROWTH_MB, f"peak RSS grew {growth_mb:.1f} MB"
+    log = catalogue.server.output()
+    assert "unexpected error" not in log, "a request met an unhandled exception (a 500)"
+    assert "Traceback" not in log, "malformed requests are logged in one line each"
 
 
 @pytest.fixture
@@ -64,11 +83,3 @@ async def http(catalogue: Catalogue) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         await warm_up(session, catalogue.url)
         yield session
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    lines = FIGURES.lines()
-    if lines:
-        terminalreporter.section("security catalogue figures")
-        for line in lines:
-            terminalreporter.write_line(line)
