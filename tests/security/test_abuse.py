@@ -66,8 +66,9 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The failed-login limit, tight; no rate limit; a trusted proxy at PROXY."""
-    tenants = {"acme": tenant_config("acme"), "globex": tenant_config("globex")}
+    """The failed-login limit, tight; no rate limit; a trusted proxy at PROXY. globex's
+    identities fail in the per-dialect cases; initech's are never spent."""
+    tenants = {name: tenant_config(name) for name in ("acme", "globex", "initech")}
     directory = tmp_path_factory.mktemp("guarded")
     with gateway(directory, "guarded", tenants, auth_failures=FAILURES,
                  trusted_proxies=[PROXY]) as server:  # fmt: skip
@@ -145,7 +146,9 @@ def wrong(dialect: str) -> dict[str, str]:
     if isinstance(scheme, ApiKeyAuth):
         return {**right, scheme.header: right[scheme.header] + "-wrong"}
     head, payload, signature = right["Authorization"].split(" ", 1)[1].split(".")
-    return {**right, "Authorization": f"Bearer {head}.{payload}.{signature[::-1]}"}
+    # another first character: still base64url, so the token is read and names its app
+    spoiled = ("B" if signature[0] == "A" else "A") + signature[1:]
+    return {**right, "Authorization": f"Bearer {head}.{payload}.{spoiled}"}
 
 
 async def fail_until_refused(http: aiohttp.ClientSession, url: str, dialect: str,
@@ -224,7 +227,7 @@ async def test_token_endpoint_and_admin_failures_lock_out_that_app_and_the_admin
                             headers=json_type, body=login("acme-app", "acme-app-secret"))  # fmt: skip
         assert_error("urlkey", answer, "rate_limited", message="failed authentications")
         answer = await send(shared, guarded.url, "POST", "/authentication",
-                            headers=json_type, body=login("globex-app", "globex-app-secret"))  # fmt: skip
+                            headers=json_type, body=login("initech-app", "initech-app-secret"))  # fmt: skip
         assert answer.status == 201, answer.body  # another app, same address
 
         guess = {"Authorization": "Bearer guess"}
