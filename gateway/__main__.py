@@ -38,8 +38,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 import dialects
-from dialects import _values
 from dialects.errors import GatewayError
+from dialects.parsing import ascii_number
 
 from . import logs, passwords, process, translation, workers
 from .accept import Seat
@@ -51,7 +51,7 @@ VERSION = version("invoice-payments-gateway")
 
 
 def _count(text: str) -> int:
-    number = _values.ascii_number(text, digits=3)
+    number = ascii_number(text, digits=3)
     if number is None or not 1 <= number <= 256:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1-256)")
     return number

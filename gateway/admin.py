@@ -14,10 +14,18 @@ from typing import Any
 from aiohttp import web
 
 import dialects
-from dialects import Dialect, Reply, _json, _values
+from dialects import Dialect, Reply
 from dialects.base import error_object
 from dialects.errors import GatewayError, NotFound, ValidationFailed
 from dialects.model import Invoice, Payment, currency_exponent
+from dialects.parsing import (
+    ValueProblem,
+    ascii_number,
+    json_dumps,
+    json_loads,
+    parse_amount,
+    parse_date,
+)
 
 from . import idempotency, metrics, playground, trace
 from .http import read_body
@@ -65,7 +73,7 @@ def canonical_error(error: GatewayError) -> Reply:
 
 
 def _json_reply(data: object, status: int = 200) -> web.Response:
-    return web.Response(body=_json.dumps(data), status=status, content_type="application/json")
+    return web.Response(body=json_dumps(data), status=status, content_type="application/json")
 
 
 def _gateway(request: web.Request) -> Gateway:
@@ -92,16 +100,16 @@ def _new_invoice(gateway: Gateway, body: Any) -> NewInvoice:
             return None
         try:
             return parse(body[name])
-        except (_values.ValueProblem, TypeError) as exc:
+        except (ValueProblem, TypeError) as exc:
             problems[name] = str(exc) or "is invalid"
             return None
 
     tenant = field("tenant", _known_tenant(gateway))
     number = field("number", _text(NUMBER, "must be 1-64 characters"))
     currency = field("currency", _text(r"[A-Z]{3}", "must be an ISO 4217 code"))
-    total = field("total", _values.parse_amount)
-    issued_on = field("issued_on", _values.parse_date)
-    due_on = field("due_on", _values.parse_date)
+    total = field("total", parse_amount)
+    issued_on = field("issued_on", parse_date)
+    due_on = field("due_on", parse_date)
     draft = bool(body.get("draft", False))
     if total is not None and total <= 0:
         problems["total"] = "must be greater than 0"
@@ -121,7 +129,7 @@ def _step(currency: str) -> Decimal:
 def _known_tenant(gateway: Gateway) -> Any:
     def parse(value: object) -> str:
         if not isinstance(value, str) or value not in gateway.config.tenants:
-            raise _values.ValueProblem("is not a configured tenant")
+            raise ValueProblem("is not a configured tenant")
         return value
 
     return parse
@@ -130,7 +138,7 @@ def _known_tenant(gateway: Gateway) -> Any:
 def _text(pattern: str, message: str) -> Any:
     def parse(value: object) -> str:
         if not isinstance(value, str) or not re.fullmatch(pattern, value):
-            raise _values.ValueProblem(message)
+            raise ValueProblem(message)
         return value
 
     return parse
@@ -140,7 +148,7 @@ async def create_invoice(request: web.Request) -> web.Response:
     """Create an invoice in a ledger-mode tenant."""
     gateway = _gateway(request)
     server = gateway.config.server
-    body = _json.loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
+    body = json_loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
     new = _new_invoice(gateway, body)
     if new.tenant in gateway.proxies:
         problem = "is served by its backend; invoices are created there"
@@ -150,7 +158,7 @@ async def create_invoice(request: web.Request) -> web.Response:
 
 
 def _number(text: str) -> int:
-    number = _values.ascii_number(text)
+    number = ascii_number(text)
     if number is None or text.startswith("0"):
         raise NotFound("Not found")
     return number

@@ -11,7 +11,7 @@ from functools import partial
 from aiohttp import web, web_response
 
 import dialects
-from dialects import Dialect, Format, Reply, _json, _xml
+from dialects import Dialect, Format, Reply
 from dialects.errors import (
     BadRequest,
     Forbidden,
@@ -25,6 +25,7 @@ from dialects.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
+from dialects.parsing import JSON_DEPTH, XML_LIMITS, XmlLimits
 from dialects.unit import DialectUnit
 
 from . import admin, metrics, openapi, playground, routes, trace
@@ -147,10 +148,10 @@ async def guard(
     """
     gateway = request.app[GATEWAY]
     server = gateway.config.server
-    _xml.LIMITS.set(
-        _xml.Limits(server.xml_max_depth, server.xml_max_elements, server.xml_max_attributes)
+    XML_LIMITS.set(
+        XmlLimits(server.xml_max_depth, server.xml_max_elements, server.xml_max_attributes)
     )
-    _json.DEPTH.set(server.json_max_depth)
+    JSON_DEPTH.set(server.json_max_depth)
     attempt = gateway.limits.attempt(client_address(request, server.trusted_proxies))
     token = ATTEMPT.set(attempt)
     try:

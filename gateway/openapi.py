@@ -18,10 +18,11 @@ from typing import Any
 from aiohttp import web
 
 import dialects
-from dialects import Dialect, _json
+from dialects import Dialect
 from dialects import errors as gateway_errors
 from dialects.errors import GatewayError, MethodNotAllowed, NotFound, ValidationFailed
 from dialects.model import Facts, Invoice, InvoiceFacts, InvoiceStatus, Method, Payment
+from dialects.parsing import json_dumps, json_loads
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, Credential, DialectUnit, Op, Route
 
 from . import admin
@@ -108,7 +109,7 @@ def _error_responses(render: Any) -> dict[str, Any]:
         if media and "json" not in media[0]:  # an error in a type of its own (plain text)
             texts[status] = media[0].split(";")[0]
             continue
-        by_status.setdefault(status, []).append(_json.loads(body))
+        by_status.setdefault(status, []).append(json_loads(body))
     found = {
         status: {"application/json": {"schema": infer(*bodies)}}
         for status, bodies in by_status.items()
@@ -167,8 +168,8 @@ def _operation(unit: DialectUnit, route: Route, extra: list[Schema]) -> Schema:
     codec = unit.codec
     full, bare = _payments()
     encoded = (codec.encode_payment(p, "json", [], facts=_FACTS) for p in (full, bare))
-    one = infer(*(_json.loads(answer) for answer in encoded))
-    many = infer(_json.loads(codec.encode_payments([full, bare], "json", [], facts=_FACTS)))
+    one = infer(*(json_loads(answer) for answer in encoded))
+    many = infer(json_loads(codec.encode_payments([full, bare], "json", [], facts=_FACTS)))
     body = {"json": many} if route.op is Op.LIST else {"json": one}
     success: Schema = {"description": f"{route.op.value}: done"}
     if route.status != 204:
@@ -210,7 +211,7 @@ def _token_path(unit: DialectUnit) -> Schema:
             "responses": {
                 str(status): {
                     "description": "An access token",
-                    "content": {media.split(";")[0]: {"schema": infer(_json.loads(body))}},
+                    "content": {media.split(";")[0]: {"schema": infer(json_loads(body))}},
                 },
                 **_error_responses(lambda e: _rendered(unit.codec, e)),
             },
@@ -317,8 +318,8 @@ def _version() -> str:
 def rendered(name: str) -> bytes:
     """The document called `name` (a dialect, or `admin`), as JSON."""
     if name == ADMIN:
-        return _json.dumps(admin_document())
-    return _json.dumps(dialect_document(dialects.unit(name)))
+        return json_dumps(admin_document())
+    return json_dumps(dialect_document(dialects.unit(name)))
 
 
 def names() -> list[str]:

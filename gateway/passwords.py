@@ -9,7 +9,7 @@ import hmac
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from dialects import _values
+from dialects.parsing import ascii_number
 
 from . import metrics
 
@@ -49,7 +49,7 @@ def hash_problem(stored: str) -> str | None:
     if len(fields) != 5:
         return f"has {len(fields)} $-separated fields after scrypt$, not 5 (N, r, p, salt, hash)"
     n, r, p, salt, digest = fields
-    cost, block, parallel = (_values.ascii_number(f) for f in (n, r, p))
+    cost, block, parallel = (ascii_number(f) for f in (n, r, p))
     if cost is None or block is None or parallel is None:
         return "N, r and p must be whole numbers"
     if cost < 2 or cost & (cost - 1):

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 import dialects
-from dialects import Dialect, Format, _json
+from dialects import Dialect, Format
 from dialects.errors import BadRequest, GatewayError, TooManyRequests, ValidationFailed
+from dialects.parsing import json_dumps, json_loads
 
 from . import metrics, trace, translation
 from .http import client_address, read_body
@@ -90,7 +91,7 @@ def catalogue() -> list[dict[str, Any]]:
 def _page() -> bytes:
     template = files("gateway").joinpath("static/playground.html").read_text(encoding="utf-8")
     # `<` escaped, so no value can close the script element it is written into.
-    listing = _json.dumps(catalogue()).decode().replace("<", "\\u003c")
+    listing = json_dumps(catalogue()).decode().replace("<", "\\u003c")
     return template.replace("__DIALECTS__", listing).encode()
 
 
@@ -149,7 +150,7 @@ async def translate(request: web.Request) -> web.Response:
 
 
 def _translate(body: bytes) -> bytes:
-    source, fmt, raw = _request(_json.loads(body))
+    source, fmt, raw = _request(json_loads(body))
     document = translation.decode(source, raw, fmt)
     results = [
         _one(document, target, out)
@@ -164,4 +165,4 @@ def _translate(body: bytes) -> bytes:
         "many": document.many,
         "translations": results,
     }
-    return _json.dumps(answer)
+    return json_dumps(answer)

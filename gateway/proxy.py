@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import dialects
-from dialects import Decoded, Dialect, Format, _values
+from dialects import Decoded, Dialect, Format
 from dialects.errors import (
     BadRequest,
     Conflict,
@@ -31,6 +31,7 @@ from dialects.errors import (
 )
 from dialects.listing import Row, rows_of
 from dialects.model import ZERO, InvoiceFacts, Page, Payment, PaymentQuery, stored_payment
+from dialects.parsing import ascii_number
 from dialects.unit import DialectUnit, Op, Route
 
 from .backend import Outcome, Principal
@@ -554,7 +555,7 @@ _STANDS_IN = {Op.LIST: Op.SEARCH, Op.CREATE: Op.CREATE_MANY, Op.DELETE: Op.REMOV
 
 
 def _as_int(backend_id: str) -> int:
-    number = _values.ascii_number(backend_id)
+    number = ascii_number(backend_id)
     if number is None:
         raise UpstreamError("The backend's invoice id is not an integer")
     return number

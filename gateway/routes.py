@@ -9,7 +9,7 @@ from functools import partial
 from aiohttp import web
 
 import dialects
-from dialects import Decoded, Dialect, Format, Reply, _values
+from dialects import Decoded, Dialect, Format, Reply
 from dialects.errors import (
     BadRequest,
     GatewayError,
@@ -17,6 +17,7 @@ from dialects.errors import (
     ValidationFailed,
 )
 from dialects.model import NO_FACTS, Facts, InvoiceFacts, Payment
+from dialects.parsing import ValueProblem, parse_integer
 from dialects.registry import owner_of
 from dialects.unit import DialectUnit, Endpoint, EndpointCall, Op, Route
 
@@ -156,8 +157,8 @@ def _page(call: Call) -> tuple[int | None, int]:
 
 def _whole(text: str) -> int | None:
     try:
-        return _values.parse_integer(text)
-    except _values.ValueProblem:
+        return parse_integer(text)
+    except ValueProblem:
         return None
 
 

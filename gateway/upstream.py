@@ -16,13 +16,13 @@ from functools import partial
 import jwt
 from prometheus_client import Counter, Histogram
 
-from dialects import _values
 from dialects.errors import (
     GatewayError,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from dialects.parsing import ascii_number
 from dialects.unit import SelfSignedToken, StaticHeaders, TokenGrant
 
 from . import trace, wire
@@ -346,7 +346,7 @@ def retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time
     seconds from `now` to it (0 once it has passed).
     """
     value = headers.get("Retry-After", "").strip()
-    seconds: float | None = _values.ascii_number(value)
+    seconds: float | None = ascii_number(value)
     if seconds is None and value.isascii():
         try:
             when = parsedate_to_datetime(value)

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from dialects import _values
+from dialects.parsing import ascii_number
 
 MAX_HEAD = 64 * 1024  # the status line and headers of one answer together
 MAX_CHUNK_LINE = 1024  # a chunk-size line, extensions included
@@ -232,7 +232,7 @@ class _Connection(asyncio.Protocol):
                 raise Broken("The backend sent a transfer coding other than chunked")
             self._framing = "chunked"
         elif "Content-Length" in headers:
-            length = _values.ascii_number(headers["Content-Length"])
+            length = ascii_number(headers["Content-Length"])
             if length is None:
                 raise Broken("The backend sent an unreadable Content-Length")
             if length > self.limit:
@@ -302,7 +302,7 @@ class _Connection(asyncio.Protocol):
             self._sized = False  # the size line, or after the last chunk's a trailer
             text = data if len(data) > MAX_CHUNK_LINE else self._tail + data
             line = text[text.rfind(b"\n", 0, len(text) - 1) + 1 : -2].split(b";", 1)[0]
-            size = _values.ascii_number(line.decode("latin-1"), digits=16, base=16)
+            size = ascii_number(line.decode("latin-1"), digits=16, base=16)
             if size is not None and self._size + size > self.limit:
                 raise TooLarge("The backend's answer is too large")
         self._tail = (data if len(data) >= MAX_CHUNK_LINE else self._tail + data)[-MAX_CHUNK_LINE:]
