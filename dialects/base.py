@@ -61,7 +61,7 @@ class Spec:
     """One field of a dialect's payment document.
 
     `attr` is the canonical Payment attribute (or a request option such as
-    `mark_invoice_paid`); `writable=False` marks what the server owns: it is read
+    `mark_invoice_paid`); `server_owned=True` marks what the server owns: it is read
     from documents for translation but never taken from a request.
     """
 
@@ -69,7 +69,7 @@ class Spec:
     attr: str
     kind: Kind
     xml_type: str | None = None
-    writable: bool = True
+    server_owned: bool = False
     value: Callable[[Payment], object] | None = None
     # The canonical attributes `value` reads (None: any), so a list made from stored
     # rows fetches only those and computes the value once per distinct combination.
@@ -87,7 +87,7 @@ class Decoded:
     # The item's fields as sent (wire names), where its dialect echoes a refused item.
     sent: Mapping[str, Any] = field(default_factory=dict)
 
-    def writable(self) -> dict[str, Any]:
+    def provided_values(self) -> dict[str, Any]:
         """The client-owned fields the document carried, ready to store."""
         values = {name: getattr(self.payment, name) for name in self.provided}
         if "method" in self.provided:
@@ -193,7 +193,7 @@ class Dialect:
             target[spec.attr] = decoded
         if problems:
             raise ValidationFailed(fields=problems)
-        return Decoded(Payment(**values), self.writable.intersection(values), options, ids)
+        return Decoded(Payment(**values), self.settable.intersection(values), options, ids)
 
     def check_create(self, decoded: Decoded) -> None:
         """Refuse a create request that lacks what this dialect requires."""
@@ -255,7 +255,7 @@ class Dialect:
     def request_rows(
         self, fields: Mapping[str, Any], warnings: list[str] | None = None
     ) -> list[tuple[Spec, object]]:
-        """The writable fields of a request body, native values, in table order.
+        """The settable fields of a request body, native values, in table order.
 
         `fields` holds canonical attributes and request options; absent or None
         values are left out.
@@ -263,7 +263,7 @@ class Dialect:
         draft = Payment(**{k: v for k, v in fields.items() if k in _PAYMENT_ATTRS})
         rows: list[tuple[Spec, object]] = []
         for spec in self.fields:
-            if not spec.writable or spec.kind is Kind.CONST:
+            if spec.server_owned or spec.kind is Kind.CONST:
                 continue
             if spec.attr in _PAYMENT_ATTRS:
                 if fields.get(spec.attr) is None:
@@ -366,9 +366,9 @@ class Dialect:
         )
 
     @cached_property
-    def writable(self) -> frozenset[str]:
+    def settable(self) -> frozenset[str]:
         """The canonical attributes (and options) a client may set in this dialect."""
-        return frozenset(spec.attr for spec in self.fields if spec.writable)
+        return frozenset(spec.attr for spec in self.fields if not spec.server_owned)
 
     @cached_property
     def index(self) -> dict[str, Spec]:
@@ -378,7 +378,7 @@ class Dialect:
     def read(self, spec: Spec, value: Any) -> Any:
         kind = spec.kind
         if value is None:
-            if spec.writable and kind in _NOT_BLANK:
+            if not spec.server_owned and kind in _NOT_BLANK:
                 raise _values.ValueProblem("can't be blank")
             return ZERO if kind is _MONEY else None
         reader = _READERS.get(kind)

@@ -19,8 +19,8 @@ class FastBill(RailsDialect):
     list_root = "invoice-payments"
     realm = "FastBill"
     fields = (
-        Spec("id", "id", Kind.ID, "integer", writable=False),
-        Spec("created", "created_at", Kind.DATETIME, "datetime", writable=False),
+        Spec("id", "id", Kind.ID, "integer", server_owned=True),
+        Spec("created", "created_at", Kind.DATETIME, "datetime", server_owned=True),
         Spec("invoice_id", "invoice_id", Kind.INVOICE_ID, "integer"),
         Spec("date", "paid_at", Kind.DATE, "date"),
         Spec("amount", "amount", Kind.AMOUNT, "float"),

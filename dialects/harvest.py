@@ -20,13 +20,13 @@ class Harvest(RailsDialect):
     realm = "Harvest"
     fields = (
         Spec("amount", "amount", Kind.AMOUNT, "decimal"),
-        Spec("created-at", "created_at", Kind.DATETIME, "datetime", writable=False),
-        Spec("id", "id", Kind.ID, "integer", writable=False),
-        Spec("invoice-id", "invoice_id", Kind.INVOICE_ID, "integer", writable=False),
+        Spec("created-at", "created_at", Kind.DATETIME, "datetime", server_owned=True),
+        Spec("id", "id", Kind.ID, "integer", server_owned=True),
+        Spec("invoice-id", "invoice_id", Kind.INVOICE_ID, "integer", server_owned=True),
         Spec("notes", "notes", Kind.TEXT),
         Spec("paid-at", "paid_at", Kind.DATETIME, "datetime"),
-        Spec("recorded-by", "recorded_by", Kind.TEXT, writable=False),
-        Spec("recorded-by-email", "recorded_by_email", Kind.TEXT, writable=False),
+        Spec("recorded-by", "recorded_by", Kind.TEXT, server_owned=True),
+        Spec("recorded-by-email", "recorded_by_email", Kind.TEXT, server_owned=True),
     )
     required = frozenset({"amount", "paid_at"})
     # Over its rate limit Harvest answered 503 with Retry-After.

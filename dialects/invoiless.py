@@ -26,8 +26,8 @@ from .unit import (
 class Invoiless(JsonDialect):
     name = "invoiless"
     fields = (
-        Spec("id", "id", Kind.ID, writable=False),
-        Spec("invoice", "invoice_id", Kind.INVOICE_ID, writable=False),
+        Spec("id", "id", Kind.ID, server_owned=True),
+        Spec("invoice", "invoice_id", Kind.INVOICE_ID, server_owned=True),
         Spec("amount", "amount", Kind.AMOUNT),
         Spec("method", "method", Kind.METHOD),
         Spec("paidAt", "paid_at", Kind.DATE),

@@ -88,8 +88,8 @@ class UrlKey(JsonDialect):
         Spec("payerBusiness", "payer_business", Kind.CONST, value=lambda p: None, reads=()),
         Spec("isApproved", "approved", Kind.CONST, value=lambda p: True, reads=()),
         Spec("isRemoved", "removed", Kind.CONST, value=lambda p: False, reads=()),
-        Spec("appId", "client_app", Kind.TEXT, writable=False),
-        Spec("_id", "id", Kind.ID, writable=False),
+        Spec("appId", "client_app", Kind.TEXT, server_owned=True),
+        Spec("_id", "id", Kind.ID, server_owned=True),
     )
     required = frozenset({"amount"})
     methods = {

@@ -138,7 +138,7 @@ class Xero(Dialect):
     root = "Payment"
     list_root = "Payments"
     fields = (
-        Spec("PaymentID", "id", Kind.ID, writable=False),
+        Spec("PaymentID", "id", Kind.ID, server_owned=True),
         Spec("Date", "paid_at", Kind.DATE),
         Spec("BankAmount", "bank_amount", Kind.CONST, value=lambda p: p.amount),
         Spec("Amount", "amount", Kind.AMOUNT),
@@ -146,7 +146,7 @@ class Xero(Dialect):
         Spec("Reference", "notes", Kind.TEXT),
         Spec("PaymentType", "payment_type", Kind.CONST, value=_const("ACCRECPAYMENT")),
         Spec("Status", "status", Kind.CONST, value=_status, reads=("deleted_at",)),
-        Spec("UpdatedDateUTC", "updated_at", Kind.DATETIME, writable=False),
+        Spec("UpdatedDateUTC", "updated_at", Kind.DATETIME, server_owned=True),
         Spec("HasAccount", "has_account", Kind.CONST, value=_has_account),
         Spec("IsReconciled", "reconciled", Kind.CONST, value=_const(False)),
         Spec("Account.AccountID", "account_id", Kind.TEXT),

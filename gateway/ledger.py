@@ -95,7 +95,7 @@ def record(invoice: Invoice, request: Decoded, who: Principal, clock: Clock = ut
     """A new payment on `invoice`; `clock` says what day it is."""
     midnight = today_midnight(clock)
     check_payable(invoice, midnight.date())
-    fields = request.writable()
+    fields = request.provided_values()
     if fields.get("amount") is None:
         fields["amount"] = whole_due(invoice, fields)
     fields.setdefault("paid_at", midnight)
@@ -122,7 +122,7 @@ def revise(
     clock: Clock = utc_now,
 ) -> Change:
     """Change a payment: PUT (`replace`) resets what it leaves out, PATCH keeps it."""
-    fields = request.writable()
+    fields = request.provided_values()
     if replace:
         fields = {**_RESETS, **fields}
         fields.setdefault("paid_at", today_midnight(clock))

@@ -52,12 +52,12 @@ _MONEY = ("tax_withheld", "fee")
 
 def lost_money(values: Mapping[str, Any], target: Dialect) -> list[str]:
     """The money in `values` that `target` has no field for: refused, never dropped."""
-    return [a for a in _MONEY if values.get(a, ZERO) != ZERO and a not in target.writable]
+    return [a for a in _MONEY if values.get(a, ZERO) != ZERO and a not in target.settable]
 
 
 def lost_fields(values: Mapping[str, Any], target: Dialect) -> list[str]:
     """The optional values `target` has no field for: dropped, with a warning."""
-    return [a for a in _OPTIONAL if values.get(a) and a not in target.writable]
+    return [a for a in _OPTIONAL if values.get(a) and a not in target.settable]
 
 
 BATCH_REFUSED = (
@@ -148,7 +148,7 @@ class ProxyBackend:
     ) -> Outcome:
         invoice = await self._ref("invoice", invoice_id)
         fields, warnings = self._outbound(who, request, creating=True)
-        if "invoice_id" in self.dialect.writable:
+        if "invoice_id" in self.dialect.settable:
             number = self.dialect.parse_id(invoice.backend_id)
             fields["invoice_id"] = number if number is not None else _as_int(invoice.backend_id)
         body = self.dialect.encode_request(fields, self.fmt, warnings)
@@ -385,14 +385,14 @@ class ProxyBackend:
         self, who: Principal, request: Decoded, *, creating: bool
     ) -> tuple[dict[str, Any], list[str]]:
         """The caller's fields as the backend can carry them, and what had to give."""
-        fields: dict[str, Any] = {**request.writable(), **request.options}
+        fields: dict[str, Any] = {**request.provided_values(), **request.options}
         fields.pop("origin", None), fields.pop("method_label", None)
         if request.payment.origin == self.dialect.name:
             fields["origin"], fields["method_label"] = (
                 self.dialect.name,
                 request.payment.method_label,
             )
-        writable, name = self.dialect.writable, self.dialect.name
+        settable, name = self.dialect.settable, self.dialect.name
         caller = dialects.get(who.dialect)  # warnings name fields as the caller does
         warnings: list[str] = []
         problems: dict[str, str] = {}
@@ -409,10 +409,10 @@ class ProxyBackend:
         for attr in lost_fields(fields, self.dialect):
             give(attr, f"has no place in the {name} backend", " and was dropped")
         for attr in (*_MONEY, *_OPTIONAL):
-            if attr not in writable:
+            if attr not in settable:
                 fields.pop(attr, None)
         method = fields.get("method")
-        if "method" not in writable and method is not None:
+        if "method" not in settable and method is not None:
             give("method", f"has no place in the {name} backend", " and was dropped")
             fields.pop("method")
         elif method is not None and method not in self.dialect.method_words:

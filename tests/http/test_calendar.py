@@ -37,7 +37,7 @@ WRITABLE = [
     (name, spec)
     for name in dialects.units()
     for spec in dialects.get(name).fields
-    if spec.kind in (Kind.DATE, Kind.DATETIME) and spec.writable
+    if spec.kind in (Kind.DATE, Kind.DATETIME) and not spec.server_owned
 ]
 WRITABLE_IDS = [f"{name}-{spec.wire}" for name, spec in WRITABLE]
 OUT_OF_RANGE = (iso_texts() | ms_texts()).filter(lambda case: case[1] is None).map(lambda c: c[0])

@@ -139,7 +139,7 @@ def test_translate_a_method_urlkey_lacks_warns_on_stderr(
 
 # Dialects with no place for a tax withheld or a fee (urlKey's tds, transactionCharge).
 NO_MONEY_FIELDS = sorted(
-    name for name, codec in dialects.DIALECTS.items() if "tax_withheld" not in codec.writable
+    name for name, codec in dialects.DIALECTS.items() if "tax_withheld" not in codec.settable
 )
 URLKEY_PAYMENT = {"amount": 100, "paymentMethod": "UPI", "paymentDate": "2026-01-01T00:00:00Z"}
 

@@ -324,7 +324,7 @@ def legitimate(slot: BodySlot, value: object, live: Live) -> bool:
         return False
     number = dialects.get(slot.dialect).parse_id(value) if value is not None else None
     known = number is not None and (number in (live.invoice, live.payment))
-    ignored = not slot.spec.writable or slot.route.op in (Op.REPLACE, Op.PATCH)
+    ignored = slot.spec.server_owned or slot.route.op in (Op.REPLACE, Op.PATCH)
     return known or (ignored and (value is None or number is not None))
 
 
