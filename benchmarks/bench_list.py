@@ -99,18 +99,18 @@ async def _one(
     async def rows(codec: dialects.Dialect = codec) -> bytes:
         found = await store.listing(TENANT, invoice_id, codec.row_columns)
         assert found is not None
-        return codec.encode_rows(found, fmt, [])
+        return codec.codecs[fmt].encode_rows(found, [])
 
     async def payments() -> bytes:
         invoice = await store.invoice(TENANT, invoice_id, with_payments=True)
         assert invoice is not None
-        return codec.encode_payments(invoice.payments, fmt, [])
+        return codec.codecs[fmt].encode_payments(invoice.payments, [])
 
     assert await rows() == await payments()
     new, first, old = [], [], []
     for _ in range(repeat):  # alternate, so drift in the machine's load hits all alike
         fresh = type(codec)()  # nothing remembered yet: every value rendered anew
-        fresh.encode_rows([], fmt)  # compiled, apart from the timing
+        fresh.codecs[fmt].encode_rows([])  # compiled, apart from the timing
         first.append(await _best(partial(rows, fresh), 1))
         new.append(await _best(rows, 1))
         old.append(await _best(payments, 1))
@@ -140,14 +140,14 @@ async def _rows_figures(
 ) -> tuple[float, float]:
     found = await store.listing(TENANT, invoice_id, codec.row_columns)
     assert found is not None
-    codec.encode_rows(found, fmt, [])  # compiled and the values seen, apart from the timing
+    codec.codecs[fmt].encode_rows(found, [])  # compiled and the values seen, apart from the timing
 
     async def read() -> bytes:
         await store.listing(TENANT, invoice_id, codec.row_columns)
         return b""
 
     async def encode() -> bytes:
-        return codec.encode_rows(found, fmt, [])
+        return codec.codecs[fmt].encode_rows(found, [])
 
     return await _best(read, repeat), await _best(encode, repeat)
 

@@ -102,8 +102,10 @@ def main() -> None:
         )
         for row in listing.rows_of(sent, codec.row_columns)
     ]
-    assert codec.encode_rows(rows, "xml") == codec.encode_payments(sent, "xml")
-    print(f"50 Harvest XML rows {_best(lambda: codec.encode_rows(rows, 'xml'), 2000):6.2f} us")
+    assert codec.codecs["xml"].encode_rows(rows) == codec.codecs["xml"].encode_payments(sent)
+    print(
+        f"50 Harvest XML rows {_best(lambda: codec.codecs['xml'].encode_rows(rows), 2000):6.2f} us"
+    )
 
     invoice = Invoice(
         id=1, tenant="bench", number="INV-1", currency="EUR", total=Decimal(100),

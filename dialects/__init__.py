@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Decoded, Dialect, Format, Reply
+from .base import Codec, Decoded, Dialect, Format, Reply
 from .registry import Codecs, UnknownDialect, unit, units
 
 DIALECTS: Codecs = Codecs()
@@ -15,6 +15,7 @@ def get(name: str) -> Dialect:
 
 __all__ = [
     "DIALECTS",
+    "Codec",
     "Decoded",
     "Dialect",
     "Format",

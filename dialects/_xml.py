@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
@@ -231,3 +232,39 @@ def errors(messages: Iterable[str]) -> bytes:
     """Rails' validation error document."""
     body = "".join(f"\n  <error>{text(message)}</error>" for message in messages)
     return DECLARATION + f"<errors>{body}\n</errors>\n".encode()
+
+
+# --- nested documents (elements within elements), written through lxml -----------------------
+
+
+def value_text(value: object) -> str:
+    """A value as element text: a flag as `true`/`false`, what XML cannot hold replaced
+    (`safe`). Every text `tree` and `fill` write passes here."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return safe(str(value))
+
+
+def tree(
+    name: str, document: Mapping[str, Any], namespaces: Mapping[str, str] | None = None
+) -> etree._Element:
+    """An element `name` holding `document`: a mapping's values as child elements, a
+    nested mapping as an element of elements, in the mapping's order."""
+    root = etree.Element(name, nsmap=dict(namespaces) if namespaces else None)
+    fill(root, document)
+    return root
+
+
+def fill(parent: etree._Element, document: Mapping[str, Any]) -> None:
+    """`document`'s items appended to `parent` as child elements (see `tree`)."""
+    for key, value in document.items():
+        child = etree.SubElement(parent, key)
+        if isinstance(value, dict):
+            fill(child, value)
+        else:
+            child.text = value_text(value)
+
+
+def serialise(root: etree._Element) -> bytes:
+    """A nested document as UTF-8 bytes after the XML declaration, without indentation."""
+    return DECLARATION + bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=False))

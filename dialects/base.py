@@ -1,22 +1,29 @@
-"""The dialect contract and its field-table machinery, shared by all four codecs.
+"""The dialect contract: a dialect, and a codec for each format it speaks.
 
-A dialect declares its name, formats, field table and method table; the base
-classes here turn those tables into decode/encode for payments, lists and errors.
+A `Dialect` holds what does not depend on the format: its field table (`fields.Spec`),
+ids, methods, how a wire value is read and how a payment's field gets its native
+value, and the capabilities only some dialects have (`search`). A `Codec` reads and
+writes one format (XML or JSON) of one dialect: payments, lists, requests, errors. A
+dialect declares its codec classes in `codec_types`; the gateway picks one codec per
+request by media type (`dialect.codecs[fmt]`) and calls it without asking the format
+again. A capability a dialect or codec may lack is an attribute that is None then.
 """
 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from . import _json, _values, listing
 from .errors import BadRequest, GatewayError, ValidationFailed
+from .fields import Kind as Kind  # the field table's words, where dialects read them
+from .fields import Spec as Spec
 from .model import NO_FACTS, ZERO, Facts, Method, Page, Payment, PaymentQuery
 
 Format = Literal["xml", "json"]
@@ -32,21 +39,6 @@ MAX_TEXT = 4000
 _PAYMENT_ATTRS = frozenset(Payment.model_fields)
 
 
-class Kind(Enum):
-    """How a field's value is read and written."""
-
-    ID = "id"
-    INVOICE_ID = "invoice_id"
-    AMOUNT = "amount"
-    MONEY = "money"
-    DATE = "date"
-    DATETIME = "datetime"
-    TEXT = "text"
-    METHOD = "method"
-    BOOL = "bool"
-    CONST = "const"
-
-
 # Kinds as module names: an Enum member read off its class costs a descriptor call
 # (Python 3.11), and decoding asks a field's kind several times.
 _ID, _INVOICE_ID, _METHOD, _MONEY, _CONST = (
@@ -54,26 +46,6 @@ _ID, _INVOICE_ID, _METHOD, _MONEY, _CONST = (
 )  # fmt: skip
 _NOT_BLANK = frozenset({Kind.AMOUNT, Kind.DATE, Kind.DATETIME})
 _ID_TYPES = (str, int)
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One field of a dialect's payment document.
-
-    `attr` is the canonical Payment attribute (or a request option such as
-    `mark_invoice_paid`); `server_owned=True` marks what the server owns: it is read
-    from documents for translation but never taken from a request.
-    """
-
-    wire: str
-    attr: str
-    kind: Kind
-    xml_type: str | None = None
-    server_owned: bool = False
-    value: Callable[[Payment], object] | None = None
-    # The canonical attributes `value` reads (None: any), so a list made from stored
-    # rows fetches only those and computes the value once per distinct combination.
-    reads: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,10 +78,11 @@ class Reply:
 
 
 class Dialect:
-    """Base of every dialect codec; subclasses declare tables and override the rest."""
+    """Base of every dialect; subclasses declare tables, their codecs and capabilities."""
 
     name: ClassVar[str]
-    formats: ClassVar[tuple[Format, ...]]
+    # The formats it speaks, the first its default, each with its codec's class.
+    codec_types: ClassVar[Mapping[Format, Callable[[Dialect], Codec]]]
     root: ClassVar[str]
     fields: ClassVar[tuple[Spec, ...]]
     methods: ClassVar[Mapping[str, Method]] = {}
@@ -129,6 +102,18 @@ class Dialect:
     # Whether answers tell of more than the payments (see `Facts`): the handlers then
     # look the facts up and hand them to the encoders, which others are never given.
     shows_facts: ClassVar[bool] = False
+    # Op.SEARCH: how a list request's query (and headers) ask for payments; None: no search.
+    search: Search | None = None
+
+    @cached_property
+    def codecs(self) -> Mapping[Format, Codec]:
+        """A codec for each format the dialect speaks, made once."""
+        return {fmt: make(self) for fmt, make in self.codec_types.items()}
+
+    @cached_property
+    def formats(self) -> tuple[Format, ...]:
+        """The formats the dialect speaks, its default first."""
+        return tuple(self.codec_types)
 
     # --- ids: one bijection per dialect over the canonical integer ids ---------
 
@@ -151,13 +136,7 @@ class Dialect:
             return None
         return number if number > 0 else None
 
-    # --- payments -------------------------------------------------------------
-
-    def decode_payment(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> Decoded:
-        return self.decode_fields(self.payment_fields(body, fmt), foreign_ids=foreign_ids)
-
-    def payment_fields(self, body: bytes, fmt: Format) -> Mapping[str, Any]:
-        raise NotImplementedError
+    # --- payments, whatever the format (its codec reads and writes the documents) ---
 
     def decode_fields(self, raw: Mapping[str, Any], *, foreign_ids: bool = False) -> Decoded:
         """Read a document's fields; `foreign_ids` keeps ids as the text a backend sent.
@@ -205,53 +184,6 @@ class Dialect:
         if missing:
             raise ValidationFailed(fields=missing)
 
-    def encode_payment(
-        self,
-        payment: Payment,
-        fmt: Format,
-        warnings: list[str] | None = None,
-        *,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        raise NotImplementedError
-
-    def encode_payments(
-        self,
-        payments: Sequence[Payment],
-        fmt: Format,
-        warnings: list[str] | None = None,
-        *,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        raise NotImplementedError
-
-    @property
-    def row_columns(self) -> tuple[str, ...]:
-        """The stored columns `encode_rows` reads (see `listing`), in the rows' order."""
-        return listing.PAYMENT_FIELDS
-
-    def encode_rows(
-        self, rows: Sequence[listing.Row], fmt: Format, warnings: list[str] | None = None
-    ) -> bytes:
-        """A list from stored rows of `row_columns`: the same bytes as `encode_payments`."""
-        columns = self.row_columns
-        return self.encode_payments(
-            [listing.payment_of(columns, row) for row in rows], fmt, warnings
-        )
-
-    def decode_payments(self, body: bytes, fmt: Format) -> list[Payment]:
-        return [decoded.payment for decoded in self.decode_list(body, fmt)]
-
-    def decode_list(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> list[Decoded]:
-        raise NotImplementedError
-
-    def decode_items(self, body: bytes, fmt: Format) -> list[Decoded | GatewayError]:
-        """A batch's items, each read on its own: one that cannot be read stands in its
-        place as its refusal, so the others may still be answered one by one."""
-        return list(self.decode_list(body, fmt))
-
-    # --- requests this gateway sends as a client (proxy mode) ------------------
-
     def request_rows(
         self, fields: Mapping[str, Any], warnings: list[str] | None = None
     ) -> list[tuple[Spec, object]]:
@@ -275,15 +207,6 @@ class Dialect:
                 rows.append((spec, value))
         return rows
 
-    def encode_request(
-        self, fields: Mapping[str, Any], fmt: Format, warnings: list[str] | None = None
-    ) -> bytes:
-        raise NotImplementedError
-
-    def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
-        """The message and field problems (by wire name) of this dialect's error body."""
-        raise NotImplementedError
-
     def canonical_fields(self, wire_fields: Mapping[str, str]) -> dict[str, str]:
         index = self.index
         found: dict[str, str] = {}
@@ -292,64 +215,21 @@ class Dialect:
             found[spec.attr if spec else name] = problem
         return found
 
-    def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
-        raise NotImplementedError
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        """The stored columns a list is encoded from (see `listing`), in the rows' order:
+        the same in every format."""
+        return self.codecs[self.formats[0]].row_columns
 
-    # --- operations only some dialects serve (Op.SEARCH, CREATE_MANY, REMOVE) ------
-
-    def read_query(self, query: Mapping[str, str]) -> PaymentQuery:
-        """The search a list request's query string asks for."""
-        raise NotImplementedError
-
-    def read_search(self, query: Mapping[str, str], headers: Mapping[str, str]) -> PaymentQuery:
-        """The search a list request asks for, its headers too (`If-Modified-Since`, say)."""
-        return self.read_query(query)
-
-    def encode_page(
-        self,
-        payments: Sequence[Payment],
-        fmt: Format,
-        page: Page | None = None,
-        *,
-        warnings: list[str] | None = None,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        """A search's answer; `page` says where a paged one stands."""
-        return self.encode_payments(payments, fmt, warnings, facts=facts)
+    # --- operations only some dialects serve (Op.SEARCH, CREATE_MANY, REMOVE) ---------
 
     def summarised(self, query: Mapping[str, str]) -> bool:
         """Whether one failed item of a batch fails the whole answer (else each says)."""
         return True
 
-    def encode_batch(
-        self,
-        results: Sequence[Payment | GatewayError],
-        fmt: Format,
-        warnings: list[str] | None = None,
-        *,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        """A batch create's answer, item by item: the payment made or why it was not
-        (a refusal's `sent` holds the item as it was sent)."""
-        raise NotImplementedError
-
-    def read_removal(self, body: bytes, fmt: Format) -> None:
-        """Check that a body asks to delete the payment; refuse any other change."""
-        raise NotImplementedError
-
-    def encode_removed(self, payment: Payment, fmt: Format, *, facts: Facts = NO_FACTS) -> bytes:
-        """The answer to a removal: the payment as it was, marked deleted."""
-        raise NotImplementedError
-
-    # --- requests this gateway sends as a client (proxy mode) ------------------
-
     def list_params(self, invoice: str) -> dict[str, str]:
         """The query that lists one invoice's payments where its path does not name it."""
         return {"invoice_id": invoice}
-
-    def removal_request(self, fmt: Format) -> bytes:
-        """The body of a request that removes a payment (Op.REMOVE)."""
-        raise NotImplementedError
 
     # --- field reading and writing -------------------------------------------
 
@@ -479,6 +359,141 @@ class Dialect:
 
     def wire_fields(self, error: GatewayError) -> dict[str, str]:
         return {self.wire_name(attr): message for attr, message in error.fields.items()}
+
+
+class Search(Protocol):
+    """Op.SEARCH: the payments a list request's query string and headers ask for
+    (`If-Modified-Since`, say)."""
+
+    def read_search(self, query: Mapping[str, str], headers: Mapping[str, str]) -> PaymentQuery:
+        """The search a request asks for."""
+
+
+class Batches(Protocol):
+    """Op.CREATE_MANY answered item by item (`Dialect.summarised` False)."""
+
+    def encode_batch(
+        self,
+        results: Sequence[Payment | GatewayError],
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
+    ) -> bytes:
+        """Each item's answer: the payment made, or why it was not (a refusal's `sent`
+        holds the item as it was sent)."""
+
+
+class Removal(Protocol):
+    """Op.REMOVE: a payment deleted by a body that marks it so."""
+
+    def read_removal(self, body: bytes) -> None:
+        """Check that a body asks to delete the payment; refuse any other change."""
+
+    def encode_removed(self, payment: Payment, *, facts: Facts = NO_FACTS) -> bytes:
+        """The answer to a removal: the payment as it was, marked deleted."""
+
+    def removal_request(self) -> bytes:
+        """The body of a request that removes a payment (proxy mode)."""
+
+
+class Codec(ABC):
+    """One format of one dialect: its documents read into canonical payments, and
+    payments, lists, requests and errors written in it.
+
+    The format's shared mechanics are `_json` and `_xml`; the dialect (`self.dialect`)
+    gives the field table and every value's native form.
+    """
+
+    fmt: ClassVar[Format]
+    # Op.CREATE_MANY answered item by item, and Op.REMOVE: None where the dialect has none.
+    batches: Batches | None = None
+    removal: Removal | None = None
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    # --- reading ----------------------------------------------------------------------
+
+    @abstractmethod
+    def payment_fields(self, body: bytes) -> Mapping[str, Any]:
+        """The fields of one payment document, by wire name."""
+
+    @abstractmethod
+    def list_items(self, body: bytes) -> list[Mapping[str, Any]]:
+        """The fields of each payment of a list document."""
+
+    @abstractmethod
+    def error_details(self, body: bytes) -> tuple[str, dict[str, str]]:
+        """The message and field problems (by wire name) of this dialect's error body."""
+
+    def decode_payment(self, body: bytes, *, foreign_ids: bool = False) -> Decoded:
+        return self.dialect.decode_fields(self.payment_fields(body), foreign_ids=foreign_ids)
+
+    def decode_list(self, body: bytes, *, foreign_ids: bool = False) -> list[Decoded]:
+        decode = self.dialect.decode_fields
+        return [decode(item, foreign_ids=foreign_ids) for item in self.list_items(body)]
+
+    def decode_payments(self, body: bytes) -> list[Payment]:
+        return [decoded.payment for decoded in self.decode_list(body)]
+
+    def decode_items(self, body: bytes) -> list[Decoded | GatewayError]:
+        """A batch's items, each read on its own: one that cannot be read stands in its
+        place as its refusal, so the others may still be answered one by one."""
+        return list(self.decode_list(body))
+
+    # --- writing ----------------------------------------------------------------------
+
+    @abstractmethod
+    def encode_payment(
+        self, payment: Payment, warnings: list[str] | None = None, *, facts: Facts = NO_FACTS
+    ) -> bytes:
+        """One payment's document."""
+
+    @abstractmethod
+    def encode_payments(
+        self,
+        payments: Sequence[Payment],
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
+    ) -> bytes:
+        """A list's document."""
+
+    @abstractmethod
+    def encode_request(self, fields: Mapping[str, Any], warnings: list[str] | None = None) -> bytes:
+        """A request body this gateway sends as a client (proxy mode): `fields` holds
+        canonical attributes and request options."""
+
+    @abstractmethod
+    def encode_error(self, error: GatewayError) -> Reply:
+        """The dialect's answer to a refused request."""
+
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        """The stored columns `encode_rows` reads (see `listing`), in the rows' order."""
+        return listing.PAYMENT_FIELDS
+
+    def encode_rows(self, rows: Sequence[listing.Row], warnings: list[str] | None = None) -> bytes:
+        """A list from stored rows of `row_columns`: the same bytes as `encode_payments`."""
+        columns = self.row_columns
+        return self.encode_payments([listing.payment_of(columns, row) for row in rows], warnings)
+
+    def encode_page(
+        self,
+        payments: Sequence[Payment],
+        page: Page | None = None,
+        *,
+        warnings: list[str] | None = None,
+        facts: Facts = NO_FACTS,
+    ) -> bytes:
+        """A search's answer; `page` says where a paged one stands."""
+        return self.encode_payments(payments, warnings, facts=facts)
+
+
+def ids_by_format(dialect: Dialect) -> bool:
+    """Whether the dialect's ids are `format(number, id_format)`: a list may write them
+    inline (see `listing`)."""
+    return type(dialect).wire_id is Dialect.wire_id
 
 
 def error_object(error: GatewayError, status: int, fields: Mapping[str, str]) -> Reply:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 from . import _json
-from .base import Format, Kind, Reply, Spec, error_object
+from .base import Kind, Reply, Spec, error_object
 from .errors import GatewayError
-from .jsonapi import JsonDialect
+from .jsonapi import JsonCodec, JsonDialect
 from .model import Method
 from .unit import (
     ApiKeyAuth,
@@ -23,7 +23,24 @@ from .unit import (
 )
 
 
+class InvoilessJson(JsonCodec):
+    """Invoiless's error bodies, written and read."""
+
+    def encode_error(self, error: GatewayError) -> Reply:
+        return error_object(error, self.dialect.status_of(error), self.dialect.wire_fields(error))
+
+    def error_details(self, body: bytes) -> tuple[str, dict[str, str]]:
+        document = _json.loads(body) if body else None
+        error = document.get("error") if isinstance(document, dict) else None
+        if not isinstance(error, dict):
+            return "Request refused", {}
+        fields = error.get("fields")
+        problems = {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+        return str(error.get("message") or "Request refused"), problems
+
+
 class Invoiless(JsonDialect):
+    codec_types = {"json": InvoilessJson}
     name = "invoiless"
     fields = (
         Spec("id", "id", Kind.ID, server_owned=True),
@@ -64,18 +81,6 @@ class Invoiless(JsonDialect):
 
     def parse_id(self, text: object) -> int | None:
         return super().parse_id(text) if isinstance(text, str) else None
-
-    def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
-        document = _json.loads(body) if body else None
-        error = document.get("error") if isinstance(document, dict) else None
-        if not isinstance(error, dict):
-            return "Request refused", {}
-        fields = error.get("fields")
-        problems = {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
-        return str(error.get("message") or "Request refused"), problems
-
-    def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
-        return error_object(error, self.status_of(error), self.wire_fields(error))
 
 
 class InvoilessKey(Strict):

@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from . import _json, listing
-from .base import Decoded, Dialect, Format, Kind, Spec, require_mapping
+from .base import Codec, Dialect, Kind, Spec, ids_by_format, require_mapping
 from .errors import BadRequest
 from .model import NO_FACTS, Facts, Payment
 
@@ -15,75 +15,71 @@ from .model import NO_FACTS, Facts, Payment
 class JsonDialect(Dialect):
     """A JSON API whose payment is one flat object with the dialect's own keys.
 
-    `list_key` None answers a list as a bare array, else as `{list_key: [...]}`.
+    `list_key` None answers a list as a bare array, else as `{list_key: [...]}`. Its
+    codec is a `JsonCodec` subclass that writes and reads the vendor's error body.
     """
 
-    formats = ("json",)
     list_key: ClassVar[str | None] = None
-
-    def payment_fields(self, body: bytes, fmt: Format) -> Mapping[str, Any]:
-        return require_mapping(_json.loads(body), "a payment")
 
     def payment_object(self, payment: Payment, warnings: list[str] | None) -> dict[str, Any]:
         return {spec.wire: read(payment, warnings) for spec, read in self.shown_readers}
 
+
+class JsonCodec(Codec):
+    """A flat JSON object per payment; subclasses give `encode_error` and `error_details`."""
+
+    fmt = "json"
+    dialect: JsonDialect
+
+    def _listed(self, items: list[Any]) -> bytes:
+        key = self.dialect.list_key
+        return _json.dumps(items if key is None else {key: items})
+
+    def payment_fields(self, body: bytes) -> Mapping[str, Any]:
+        return require_mapping(_json.loads(body), "a payment")
+
+    def list_items(self, body: bytes) -> list[Mapping[str, Any]]:
+        document = _json.loads(body)
+        if self.dialect.list_key is not None:
+            document = require_mapping(document, "a payment list").get(self.dialect.list_key)
+        if not isinstance(document, list):
+            raise BadRequest("Expected a list of payments")
+        return [require_mapping(item, "a payment") for item in document]
+
     def encode_payment(
-        self,
-        payment: Payment,
-        fmt: Format,
-        warnings: list[str] | None = None,
-        *,
-        facts: Facts = NO_FACTS,
+        self, payment: Payment, warnings: list[str] | None = None, *, facts: Facts = NO_FACTS
     ) -> bytes:
-        return _json.dumps(self.payment_object(payment, warnings))
+        return _json.dumps(self.dialect.payment_object(payment, warnings))
 
     def encode_payments(
         self,
         payments: Sequence[Payment],
-        fmt: Format,
         warnings: list[str] | None = None,
         *,
         facts: Facts = NO_FACTS,
     ) -> bytes:
-        items = [self.payment_object(p, warnings) for p in payments]
-        return _json.dumps(items if self.list_key is None else {self.list_key: items})
+        return self._listed([self.dialect.payment_object(p, warnings) for p in payments])
+
+    def encode_request(self, fields: Mapping[str, Any], warnings: list[str] | None = None) -> bytes:
+        rows = self.dialect.request_rows(fields, warnings)
+        return _json.dumps({spec.wire: value for spec, value in rows})
 
     @cached_property
-    def _row_plan(self) -> listing.Plan:
-        return listing.Plan(self, _json_finish)
+    def _plan(self) -> listing.Plan:
+        return listing.Plan(self.dialect, _json_finish, ids_by_format=ids_by_format(self.dialect))
 
     @cached_property
-    def _row_encoder(self) -> Callable[[Sequence[listing.Row]], list[Any]]:
-        return self._row_plan.encoder(listing.json_object)
+    def _rows(self) -> Callable[[Sequence[listing.Row]], list[Any]]:
+        return self._plan.encoder(listing.json_object)
 
     @property
     def row_columns(self) -> tuple[str, ...]:
-        return self._row_plan.columns
+        return self._plan.columns
 
-    def encode_rows(
-        self, rows: Sequence[listing.Row], fmt: Format, warnings: list[str] | None = None
-    ) -> bytes:
-        items = self._row_encoder(rows)
-        self._row_plan.warnings(rows, warnings)
-        return _json.dumps(items if self.list_key is None else {self.list_key: items})
-
-    def decode_list(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> list[Decoded]:
-        document = _json.loads(body)
-        if self.list_key is not None:
-            document = require_mapping(document, "a payment list").get(self.list_key)
-        if not isinstance(document, list):
-            raise BadRequest("Expected a list of payments")
-        return [
-            self.decode_fields(require_mapping(item, "a payment"), foreign_ids=foreign_ids)
-            for item in document
-        ]
-
-    def encode_request(
-        self, fields: Mapping[str, Any], fmt: Format, warnings: list[str] | None = None
-    ) -> bytes:
-        return _json.dumps(
-            {spec.wire: value for spec, value in self.request_rows(fields, warnings)}
-        )
+    def encode_rows(self, rows: Sequence[listing.Row], warnings: list[str] | None = None) -> bytes:
+        items = self._rows(rows)
+        self._plan.warnings(rows, warnings)
+        return self._listed(items)
 
 
 def _json_finish(spec: Spec) -> listing.Finish | None:

@@ -18,14 +18,33 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .fields import Kind, Spec
 from .model import Method, Payment, stored_payment
 
-if TYPE_CHECKING:
-    from .base import Dialect, Spec
-
 Row = tuple[Any, ...]
+
+
+class Dialect(Protocol):
+    """What a plan reads of a dialect (`base.Dialect`): its shown fields and how it gives
+    a value its native form."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def shown(self) -> tuple[Spec, ...]: ...
+    @property
+    def id_format(self) -> str | None: ...
+    def wire_id(self, number: int) -> int | str: ...
+    def number(self, amount: Decimal) -> object: ...
+    def datetime(self, moment: datetime) -> str: ...
+    def datetime_text(self, stored: str) -> str: ...
+    def word_for(
+        self, method: Method | None, label: str | None, origin: str | None
+    ) -> tuple[str | None, str | None]: ...
+
+
 Convert = Callable[[Any], Any]
 # A value's final form (a JSON value, an XML line) from the native value of its field.
 Finish = Callable[[object], object]
@@ -193,7 +212,7 @@ class Field:
 
 
 # Builds a row's final form (a source expression) from its fields' (spec, expression).
-Shape = Callable[[list[tuple["Spec", str]]], str]
+Shape = Callable[[list[tuple[Spec, str]]], str]
 
 
 class Plan:
@@ -204,9 +223,15 @@ class Plan:
     final forms. `encoder` compiles the fields into one list comprehension.
     """
 
-    def __init__(self, dialect: Dialect, finish: Callable[[Spec], Finish | None]) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        finish: Callable[[Spec], Finish | None],
+        *,
+        ids_by_format: bool,
+    ) -> None:
         self.dialect = dialect
-        self.fields = [_field(dialect, spec, finish(spec)) for spec in dialect.shown]
+        self.fields = [_field(dialect, spec, finish(spec), ids_by_format) for spec in dialect.shown]
         self.columns = tuple(dict.fromkeys(name for f in self.fields for name in f.columns))
         self._where = {name: index for index, name in enumerate(self.columns)}
         self._method = _method_getter(dialect, self._where)
@@ -282,8 +307,6 @@ def _joined(keys: Iterable[str]) -> str:
 def _method_getter(
     dialect: Dialect, where: dict[str, int]
 ) -> tuple[Callable[[Row], Any], Memo] | None:
-    from .base import Kind
-
     if not any(spec.kind is Kind.METHOD and spec.value is None for spec in dialect.shown):
         return None
     read = itemgetter(where["method"], where["method_label"], where["origin"])
@@ -295,16 +318,15 @@ def _method_word(dialect: Dialect, found: tuple[Any, Any, Any]) -> tuple[str | N
     return dialect.word_for(canonical("method", method), label, origin)
 
 
-def _field(dialect: Dialect, spec: Spec, finish: Finish | None) -> Field:
-    from .base import Kind
-
+def _field(dialect: Dialect, spec: Spec, finish: Finish | None, ids_by_format: bool) -> Field:
     if spec.value is not None:
         return _computed(spec, finish)
     if spec.kind is Kind.METHOD:
         word = Memo(lambda found: _finished(finish, _method_word(dialect, found)[0]))
         return Field(spec, (spec.attr, "method_label", "origin"), _remembered(word))
     columns = (spec.attr,)
-    if spec.kind is Kind.ID and (inline := _inline_id(dialect, finish)) is not None:
+    inline = _inline_id(dialect, finish) if ids_by_format and spec.kind is Kind.ID else None
+    if inline is not None:
         return Field(spec, columns, inline)
     native = _native(dialect, spec)
     if native is None and finish is None:
@@ -354,10 +376,8 @@ def _enclosed_text(spec: Spec, finish: Enclose) -> Field:
 def _inline_id(dialect: Dialect, finish: Finish | None) -> Source | None:
     """A payment id written inline (an f-string) where the dialect's id form is a format
     of the number (`Dialect.id_format`): digits and hex letters need no escaping."""
-    from .base import Dialect as Base
-
     spec = dialect.id_format
-    if type(dialect).wire_id is not Base.wire_id or not _SPEC.fullmatch(spec or ""):
+    if not _SPEC.fullmatch(spec or ""):
         return None
     if finish is None and spec is None:
         return lambda key, var, name: key
@@ -394,8 +414,6 @@ def _computed(spec: Spec, finish: Finish | None) -> Field:
 def _native(dialect: Dialect, spec: Spec) -> Convert | None:
     """A stored value (not None) to the dialect's native value, as its reader gives it
     (None: the value itself)."""
-    from .base import Kind
-
     kind = spec.kind
     if kind in (Kind.ID, Kind.INVOICE_ID):
         return dialect.wire_id

@@ -9,9 +9,210 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from . import _json, _values, _xml, listing
-from .base import Decoded, Dialect, Format, Reader, Reply, Spec, require_mapping
+from .base import Codec, Dialect, Reader, Reply, Spec, ids_by_format, require_mapping
 from .errors import BadRequest, GatewayError
 from .model import NO_FACTS, Facts, Payment
+
+
+class RailsXml(Codec):
+    """Typed elements: `<payment><amount type="decimal">..`, lists `type="array"`."""
+
+    fmt = "xml"
+    dialect: RailsDialect
+
+    # --- reading ---------------------------------------------------------------------
+
+    def payment_fields(self, body: bytes) -> Mapping[str, Any]:
+        root, expected = _xml.parse(body), self.dialect.root
+        if _xml.local(str(root.tag)) != _xml.local(expected):
+            raise BadRequest(f"Expected a <{expected}> document, got <{root.tag}>")
+        return _xml.record(root)
+
+    def list_items(self, body: bytes) -> list[Mapping[str, Any]]:
+        root, expected = _xml.parse(body), self.dialect.list_root
+        if _xml.local(str(root.tag)) != _xml.local(expected):
+            raise BadRequest(f"Expected a <{expected}> document, got <{root.tag}>")
+        return list(_xml.records(root, self.dialect.root))
+
+    def error_details(self, body: bytes) -> tuple[str, dict[str, str]]:
+        root = _xml.parse(body)
+        messages = [child.text or "" for child in root if _xml.local(str(child.tag)) == "error"]
+        return self.dialect.problems(messages)
+
+    # --- writing ---------------------------------------------------------------------
+
+    @cached_property
+    def _record(self) -> _xml.Record:
+        dialect = self.dialect
+        return _xml.Record(dialect.root, [(spec.wire, spec.xml_type) for spec in dialect.shown])
+
+    @cached_property
+    def _list_item(self) -> _xml.Record:
+        dialect = self.dialect
+        shown = [(spec.wire, spec.xml_type) for spec in dialect.shown]
+        return _xml.Record(dialect.root, shown, "  ")
+
+    def _values(self, payment: Payment, warnings: list[str] | None) -> list[str | None]:
+        values: list[str | None] = []
+        for _, read in self.dialect.shown_readers:
+            value = read(payment, warnings)
+            values.append(None if value is None else _text(value))
+        return values
+
+    def encode_payment(
+        self, payment: Payment, warnings: list[str] | None = None, *, facts: Facts = NO_FACTS
+    ) -> bytes:
+        body = self._record.render(self._values(payment, warnings))
+        return _xml.DECLARATION + body.encode() + b"\n"
+
+    def encode_payments(
+        self,
+        payments: Sequence[Payment],
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
+    ) -> bytes:
+        item = self._list_item
+        return _xml.array_of(
+            self.dialect.list_root, [item.render(self._values(p, warnings)) for p in payments]
+        )
+
+    def encode_request(self, fields: Mapping[str, Any], warnings: list[str] | None = None) -> bytes:
+        rows = self.dialect.request_rows(fields, warnings)
+        xml_rows = [(spec.wire, _text(value), spec.xml_type) for spec, value in rows]
+        return _xml.document(self.dialect.root, xml_rows)
+
+    def encode_error(self, error: GatewayError) -> Reply:
+        return self.dialect.error_reply(error, _xml.errors)
+
+    # --- lists from stored rows (see `listing`) ----------------------------------------
+
+    @cached_property
+    def _plan(self) -> listing.Plan:
+        item = self._list_item
+        lines = {
+            spec: (start, end, nil)
+            for spec, start, end, nil in zip(
+                self.dialect.shown, item.opens, item.closes, item.nils, strict=True
+            )
+        }
+        by_format = ids_by_format(self.dialect)
+        return listing.Plan(
+            self.dialect, lambda spec: _xml_line(*lines[spec]), ids_by_format=by_format
+        )
+
+    @cached_property
+    def _rows(self) -> Callable[[Sequence[listing.Row]], list[bytes]]:
+        item = self._list_item
+
+        def lines(parts: list[tuple[Spec, str]]) -> str:  # one f-string a row, as UTF-8
+            inner = "\\n".join(f"{{({expression})}}" for _, expression in parts)
+            head, tail = listing.literal(item.head), listing.literal(item.tail)
+            return f'f"{head}\\n{inner}\\n{tail}".encode()'
+
+        return self._plan.encoder(lines)
+
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        return self._plan.columns
+
+    def encode_rows(self, rows: Sequence[listing.Row], warnings: list[str] | None = None) -> bytes:
+        rendered = self._rows(rows)
+        self._plan.warnings(rows, warnings)
+        return _xml.array_of_encoded(self.dialect.list_root, rendered)
+
+
+class RailsJson(Codec):
+    """`{"payment": {...}}` with underscored keys; a list is a bare array of those."""
+
+    fmt = "json"
+    dialect: RailsDialect
+
+    # --- reading ---------------------------------------------------------------------
+
+    def _unwrap(self, document: Any) -> Mapping[str, Any]:
+        root = self.dialect.root
+        fields = require_mapping(document, root)
+        if set(fields) == {self.dialect.key}:
+            return require_mapping(fields[self.dialect.key], root)
+        return fields
+
+    def payment_fields(self, body: bytes) -> Mapping[str, Any]:
+        return self._unwrap(_json.loads(body))
+
+    def list_items(self, body: bytes) -> list[Mapping[str, Any]]:
+        document = _json.loads(body)
+        if not isinstance(document, list):
+            raise BadRequest("Expected a JSON array of payments")
+        return [self._unwrap(item) for item in document]
+
+    def error_details(self, body: bytes) -> tuple[str, dict[str, str]]:
+        document = _json.loads(body)
+        errors = document.get("errors") if isinstance(document, dict) else None
+        messages = [str(e) for e in errors] if isinstance(errors, list) else []
+        return self.dialect.problems(messages)
+
+    # --- writing ---------------------------------------------------------------------
+
+    @cached_property
+    def _keys(self) -> tuple[tuple[str, bool, Reader], ...]:
+        """Per shown field: its JSON key, whether its text is a number, its reader."""
+        return tuple(
+            (_xml.local(spec.wire), spec.xml_type == "float", read)
+            for spec, read in self.dialect.shown_readers
+        )
+
+    def _fields(self, payment: Payment, warnings: list[str] | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for key, number, read in self._keys:
+            value = read(payment, warnings)
+            fields[key] = Decimal(value) if number and isinstance(value, str) else value
+        return fields
+
+    def encode_payment(
+        self, payment: Payment, warnings: list[str] | None = None, *, facts: Facts = NO_FACTS
+    ) -> bytes:
+        return _json.dumps({self.dialect.key: self._fields(payment, warnings)})
+
+    def encode_payments(
+        self,
+        payments: Sequence[Payment],
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
+    ) -> bytes:
+        key = self.dialect.key
+        return _json.dumps([{key: self._fields(p, warnings)} for p in payments])
+
+    def encode_request(self, fields: Mapping[str, Any], warnings: list[str] | None = None) -> bytes:
+        rows = self.dialect.request_rows(fields, warnings)
+        values = {_xml.local(spec.wire): _json_value(spec, value) for spec, value in rows}
+        return _json.dumps({self.dialect.key: values})
+
+    def encode_error(self, error: GatewayError) -> Reply:
+        return self.dialect.error_reply(error, lambda messages: _json.dumps({"errors": messages}))
+
+    # --- lists from stored rows (see `listing`) ----------------------------------------
+
+    @cached_property
+    def _plan(self) -> listing.Plan:
+        return listing.Plan(self.dialect, _json_finish, ids_by_format=ids_by_format(self.dialect))
+
+    @cached_property
+    def _rows(self) -> Callable[[Sequence[listing.Row]], list[Any]]:
+        root = self.dialect.key
+        return self._plan.encoder(
+            lambda parts: f"{{{root!r}: {listing.json_object(parts, _xml.local)}}}"
+        )
+
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        return self._plan.columns
+
+    def encode_rows(self, rows: Sequence[listing.Row], warnings: list[str] | None = None) -> bytes:
+        items = self._rows(rows)
+        self._plan.warnings(rows, warnings)
+        return _json.dumps(items)
 
 
 class RailsDialect(Dialect):
@@ -21,173 +222,22 @@ class RailsDialect(Dialect):
     and a bare array of those, keys underscored.
     """
 
-    formats = ("xml", "json")
+    codec_types = {"xml": RailsXml, "json": RailsJson}
     list_root: ClassVar[str]
     realm: ClassVar[str] = "Invoice payments"
 
     def normalise(self, key: str) -> str:
         return _xml.local(key)
 
-    # --- decoding --------------------------------------------------------------
-
-    def payment_fields(self, body: bytes, fmt: Format) -> Mapping[str, Any]:
-        if fmt == "json":
-            return self._unwrap(_json.loads(body))
-        root = _xml.parse(body)
-        if _xml.local(str(root.tag)) != _xml.local(self.root):
-            raise BadRequest(f"Expected a <{self.root}> document, got <{root.tag}>")
-        return _xml.record(root)
-
-    def _unwrap(self, document: Any) -> Mapping[str, Any]:
-        fields = require_mapping(document, self.root)
-        key = _xml.local(self.root)
-        if set(fields) == {key}:
-            return require_mapping(fields[key], self.root)
-        return fields
-
-    def decode_list(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> list[Decoded]:
-        if fmt == "json":
-            document = _json.loads(body)
-            if not isinstance(document, list):
-                raise BadRequest("Expected a JSON array of payments")
-            items = [self._unwrap(item) for item in document]
-        else:
-            root = _xml.parse(body)
-            if _xml.local(str(root.tag)) != _xml.local(self.list_root):
-                raise BadRequest(f"Expected a <{self.list_root}> document, got <{root.tag}>")
-            items = list(_xml.records(root, self.root))
-        return [self.decode_fields(item, foreign_ids=foreign_ids) for item in items]
-
-    def encode_request(
-        self, fields: Mapping[str, Any], fmt: Format, warnings: list[str] | None = None
-    ) -> bytes:
-        rows = self.request_rows(fields, warnings)
-        if fmt == "json":
-            values = {_xml.local(spec.wire): self._json_value(spec, value) for spec, value in rows}
-            return _json.dumps({_xml.local(self.root): values})
-        xml_rows = [(spec.wire, _text(value), spec.xml_type) for spec, value in rows]
-        return _xml.document(self.root, xml_rows)
-
-    # --- encoding --------------------------------------------------------------
-
     def number(self, amount: Decimal) -> object:
         return _values.rails_decimal(amount)
 
     @cached_property
-    def _record(self) -> _xml.Record:
-        return _xml.Record(self.root, [(spec.wire, spec.xml_type) for spec in self.shown])
+    def key(self) -> str:
+        """The root element's name as a JSON key (underscored)."""
+        return _xml.local(self.root)
 
-    @cached_property
-    def _list_item(self) -> _xml.Record:
-        return _xml.Record(self.root, [(spec.wire, spec.xml_type) for spec in self.shown], "  ")
-
-    @cached_property
-    def _json_keys(self) -> tuple[tuple[str, bool, Reader], ...]:
-        """Per shown field: its JSON key, whether its text is a number, its reader."""
-        return tuple(
-            (_xml.local(spec.wire), spec.xml_type == "float", read)
-            for spec, read in self.shown_readers
-        )
-
-    def _xml_values(self, payment: Payment, warnings: list[str] | None) -> list[str | None]:
-        values: list[str | None] = []
-        for _, read in self.shown_readers:
-            value = read(payment, warnings)
-            values.append(None if value is None else _text(value))
-        return values
-
-    def _json_fields(self, payment: Payment, warnings: list[str] | None) -> dict[str, Any]:
-        fields: dict[str, Any] = {}
-        for key, number, read in self._json_keys:
-            value = read(payment, warnings)
-            fields[key] = Decimal(value) if number and isinstance(value, str) else value
-        return fields
-
-    def _json_value(self, spec: Spec, value: object) -> object:
-        if isinstance(value, str) and spec.xml_type == "float":
-            return Decimal(value)
-        return value
-
-    def encode_payment(
-        self,
-        payment: Payment,
-        fmt: Format,
-        warnings: list[str] | None = None,
-        *,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        if fmt == "json":
-            return _json.dumps({_xml.local(self.root): self._json_fields(payment, warnings)})
-        body = self._record.render(self._xml_values(payment, warnings))
-        return _xml.DECLARATION + body.encode() + b"\n"
-
-    def encode_payments(
-        self,
-        payments: Sequence[Payment],
-        fmt: Format,
-        warnings: list[str] | None = None,
-        *,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        if fmt == "json":
-            key = _xml.local(self.root)
-            return _json.dumps([{key: self._json_fields(p, warnings)} for p in payments])
-        item = self._list_item
-        return _xml.array_of(
-            self.list_root, [item.render(self._xml_values(p, warnings)) for p in payments]
-        )
-
-    # --- lists from stored rows (see `listing`) -------------------------------------
-
-    @cached_property
-    def _xml_plan(self) -> listing.Plan:
-        item = self._list_item
-        lines = {
-            spec: (start, end, nil)
-            for spec, start, end, nil in zip(
-                self.shown, item.opens, item.closes, item.nils, strict=True
-            )
-        }
-        return listing.Plan(self, lambda spec: _xml_line(*lines[spec]))
-
-    @cached_property
-    def _json_plan(self) -> listing.Plan:
-        return listing.Plan(self, _json_finish)
-
-    @cached_property
-    def _json_rows(self) -> Callable[[Sequence[listing.Row]], list[Any]]:
-        root = _xml.local(self.root)
-        return self._json_plan.encoder(
-            lambda parts: f"{{{root!r}: {listing.json_object(parts, _xml.local)}}}"
-        )
-
-    @cached_property
-    def _xml_rows(self) -> Callable[[Sequence[listing.Row]], list[bytes]]:
-        item = self._list_item
-
-        def lines(parts: list[tuple[Spec, str]]) -> str:  # one f-string a row, as UTF-8
-            inner = "\\n".join(f"{{({expression})}}" for _, expression in parts)
-            head, tail = listing.literal(item.head), listing.literal(item.tail)
-            return f'f"{head}\\n{inner}\\n{tail}".encode()'
-
-        return self._xml_plan.encoder(lines)
-
-    @property
-    def row_columns(self) -> tuple[str, ...]:
-        return self._json_plan.columns
-
-    def encode_rows(
-        self, rows: Sequence[listing.Row], fmt: Format, warnings: list[str] | None = None
-    ) -> bytes:
-        if fmt == "json":
-            items = self._json_rows(rows)
-            self._json_plan.warnings(rows, warnings)
-            return _json.dumps(items)
-        rendered = self._xml_rows(rows)
-        self._xml_plan.warnings(rows, warnings)
-        return _xml.array_of_encoded(self.list_root, rendered)
-
-    # --- errors ------------------------------------------------------------------
+    # --- errors: Rails full messages, in either format -----------------------------
 
     def messages(self, error: GatewayError) -> list[str]:
         """Rails full messages: `Amount can't be blank`."""
@@ -197,7 +247,8 @@ class RailsDialect(Dialect):
             f"{_humanise(self.wire_name(attr))} {message}" for attr, message in error.fields.items()
         ]
 
-    def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
+    def error_reply(self, error: GatewayError, render: Callable[[list[str]], bytes]) -> Reply:
+        """The answer to `error`: its status and headers, its messages rendered by `render`."""
         status = self.status_of(error)
         headers = error.headers()
         if status == 401:
@@ -208,21 +259,10 @@ class RailsDialect(Dialect):
             # a control character a backend's message held) is escaped, not sent raw.
             hint = "; ".join(messages).replace("\n", " ")
             headers["Hint"] = _UNPRINTABLE.sub(_escaped, hint)[:500]
-        if fmt == "json":
-            body = _json.dumps({"errors": messages})
-        else:
-            body = _xml.errors(messages)
-        return Reply(status, body, headers)
+        return Reply(status, render(messages), headers)
 
-    def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
+    def problems(self, messages: list[str]) -> tuple[str, dict[str, str]]:
         """Rails full messages back into field problems: `Amount can't be blank`."""
-        if fmt == "json":
-            document = _json.loads(body)
-            errors = document.get("errors") if isinstance(document, dict) else None
-            messages = [str(e) for e in errors] if isinstance(errors, list) else []
-        else:
-            root = _xml.parse(body)
-            messages = [child.text or "" for child in root if _xml.local(str(child.tag)) == "error"]
         fields: dict[str, str] = {}
         for message in messages:
             for spec in sorted(self.fields, key=lambda s: -len(s.wire)):
@@ -249,6 +289,12 @@ def _json_finish(spec: Spec) -> listing.Finish | None:
     if spec.xml_type != "float":
         return None
     return lambda value: _json.jsonable(Decimal(value) if isinstance(value, str) else value)
+
+
+def _json_value(spec: Spec, value: object) -> object:
+    if isinstance(value, str) and spec.xml_type == "float":
+        return Decimal(value)
+    return value
 
 
 def _text(value: object) -> str:

@@ -13,9 +13,9 @@ import jwt
 from pydantic import Field, model_validator
 
 from . import _json, _values
-from .base import Format, Kind, Reply, Spec
+from .base import Kind, Reply, Spec
 from .errors import BadRequest, GatewayError, NotAuthenticated, UpstreamError
-from .jsonapi import JsonDialect
+from .jsonapi import JsonCodec, JsonDialect
 from .model import Method
 from .unit import (
     BackendConfig,
@@ -67,7 +67,25 @@ def business_id(tenant: str | None) -> str | None:
     return hashlib.sha256(tenant.encode()).hexdigest()[:24] if tenant else None
 
 
+class UrlKeyJson(JsonCodec):
+    """UrlKey's error bodies, written and read."""
+
+    def encode_error(self, error: GatewayError) -> Reply:
+        return feathers_error(
+            self.dialect.status_of(error), error.message, self.dialect.wire_fields(error), error
+        )
+
+    def error_details(self, body: bytes) -> tuple[str, dict[str, str]]:
+        document = _json.loads(body) if body else None
+        if not isinstance(document, dict):
+            return "Request refused", {}
+        errors = document.get("errors")
+        problems = {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+        return str(document.get("message") or "Request refused"), problems
+
+
 class UrlKey(JsonDialect):
+    codec_types = {"json": UrlKeyJson}
     name = "urlkey"
     list_key = "payments"
     fields = (
@@ -129,17 +147,6 @@ class UrlKey(JsonDialect):
 
     def datetime_text(self, stored: str) -> str:
         return _values.iso_z_text(stored, millis=True)
-
-    def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
-        document = _json.loads(body) if body else None
-        if not isinstance(document, dict):
-            return "Request refused", {}
-        errors = document.get("errors")
-        problems = {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
-        return str(document.get("message") or "Request refused"), problems
-
-    def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
-        return feathers_error(self.status_of(error), error.message, self.wire_fields(error), error)
 
 
 def feathers_error(

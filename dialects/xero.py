@@ -13,6 +13,7 @@ import hashlib
 import re
 import time
 import uuid
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
@@ -28,7 +29,18 @@ from pydantic import Field, field_validator
 
 from . import _json, _values, _xml, xero_query
 from .auth import basic_header
-from .base import Decoded, Dialect, Format, Kind, Reply, Spec, WireId, require_mapping
+from .base import (
+    Batches,
+    Codec,
+    Decoded,
+    Dialect,
+    Kind,
+    Removal,
+    Reply,
+    Spec,
+    WireId,
+    require_mapping,
+)
 from .errors import (
     BadQuery,
     BadRequest,
@@ -132,9 +144,368 @@ def _status(payment: Payment) -> str:
     return "AUTHORISED" if payment.deleted_at is None else "DELETED"
 
 
+class XeroSearch:
+    """Op.SEARCH: Xero's `where`, `order`, `page` and `If-Modified-Since`, read against
+    the payment's elements."""
+
+    def __init__(self, xero: Xero) -> None:
+        self.xero = xero
+
+    def read_query(self, query: Mapping[str, str]) -> PaymentQuery:
+        return xero_query.read(query, self.xero.parse_id, self.xero.elements)
+
+    def read_search(self, query: Mapping[str, str], headers: Mapping[str, str]) -> PaymentQuery:
+        since = xero_query.modified_since(headers.get("If-Modified-Since"))
+        return xero_query.read(query, self.xero.parse_id, self.xero.elements, since)
+
+
+class XeroCodec(Codec):
+    """Xero's documents in one format: the envelope, batches, removals and errors are
+    built as nested mappings here; `XeroXml` and `XeroJson` read and write them."""
+
+    dialect: Xero
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self.batches: Batches | None = self
+        self.removal: Removal | None = self
+
+    # --- what differs by format ------------------------------------------------------------
+
+    @abstractmethod
+    def moment(self, moment: datetime) -> str:
+        """A payment's date or time as this format writes it."""
+
+    @abstractmethod
+    def stamp(self, moment: datetime) -> str:
+        """The envelope's `DateTimeUTC` as this format writes it."""
+
+    @abstractmethod
+    def items(self, body: bytes) -> list[dict[str, Any]]:
+        """The payments of a document: a bare payment, a `Payments` list or a response."""
+
+    @abstractmethod
+    def write(self, name: str, document: Mapping[str, Any]) -> bytes:
+        """One document (a request, a removal) whose root is `name`."""
+
+    @abstractmethod
+    def write_envelope(
+        self, envelope: dict[str, Any], items: list[dict[str, Any]], listed_as: tuple[str, str]
+    ) -> bytes:
+        """The response envelope around `items`, listed as (plural, singular)."""
+
+    @abstractmethod
+    def write_exception(self, document: Mapping[str, Any]) -> bytes:
+        """Xero's ApiException."""
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def payment_fields(self, body: bytes) -> Mapping[str, Any]:
+        found = self.items(body)
+        if len(found) != 1:
+            raise BadRequest(f"Expected one payment, got {len(found)}")
+        return found[0]
+
+    def list_items(self, body: bytes) -> list[Mapping[str, Any]]:
+        return list(self.items(body))
+
+    def decode_items(self, body: bytes) -> list[Decoded | GatewayError]:
+        found: list[Decoded | GatewayError] = []
+        for item in self.items(body):
+            try:
+                found.append(replace(self.dialect.decode_fields(item), sent=item))
+            except ValidationFailed as refused:
+                refused.sent = item
+                found.append(refused)
+        return found
+
+    def read_removal(self, body: bytes) -> None:
+        """A delete is `{"Status": "DELETED"}` (bare or wrapped); a payment is never edited."""
+        if self.payment_fields(body).get("Status") != "DELETED":
+            raise ValidationFailed(
+                "A payment cannot be edited, only deleted",
+                fields={"status": 'must be "DELETED": a payment is never edited'},
+            )
+
+    def removal_request(self) -> bytes:
+        return self.write("Payment", {"Status": "DELETED"})
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def native(self, spec: Spec, payment: Payment, warnings: list[str] | None) -> Any:
+        """One field's value as Xero writes it in this format: dates by format, money with cents."""
+        if spec.kind in (Kind.DATE, Kind.DATETIME):
+            moment = getattr(payment, spec.attr)
+            if moment is None:
+                return None
+            return self.moment(moment)
+        value = self.dialect.value(spec, payment, warnings)
+        if isinstance(value, Decimal) and spec.attr != "currency_rate":
+            return value.quantize(_values.CENT)
+        return value
+
+    def payment_object(
+        self,
+        payment: Payment,
+        warnings: list[str] | None,
+        status: str | None = None,
+        facts: Facts = NO_FACTS,
+    ) -> dict[str, Any]:
+        """A payment as nested mappings in table order; absent values are left out.
+        The invoice's summary and the account's name come from `facts`, where known."""
+        document: dict[str, Any] = {}
+        for spec in self.dialect.shown:
+            value = self.native(spec, payment, warnings)
+            if spec.attr == "status" and status is not None:
+                value = status
+            if value is None:
+                continue
+            *parents, leaf = spec.wire.split(".")
+            target = document
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
+        invoice = facts.invoices.get(payment.invoice_id or 0)
+        if invoice is not None:
+            document["Invoice"].update(
+                InvoiceNumber=invoice.number,
+                AmountDue=invoice.due.quantize(_values.CENT),
+                Status=_INVOICE_STATUSES[invoice.status],
+                CurrencyCode=invoice.currency,
+            )
+        name = facts.account_names.get(payment.account_code or "")
+        if name and "Account" in document:
+            document["Account"]["Name"] = name
+        return document
+
+    def encode_payment(
+        self, payment: Payment, warnings: list[str] | None = None, *, facts: Facts = NO_FACTS
+    ) -> bytes:
+        return self.encode_page([payment], warnings=warnings, facts=facts)
+
+    def encode_payments(
+        self,
+        payments: Sequence[Payment],
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
+    ) -> bytes:
+        return self.encode_page(payments, warnings=warnings, facts=facts)
+
+    def encode_removed(self, payment: Payment, *, facts: Facts = NO_FACTS) -> bytes:
+        """The answer to a delete: the payment echoed with `Status` DELETED."""
+        return self.encode_page([payment], status="DELETED", facts=facts)
+
+    def encode_batch(
+        self,
+        results: Sequence[Payment | GatewayError],
+        warnings: list[str] | None = None,
+        *,
+        facts: Facts = NO_FACTS,
+    ) -> bytes:
+        """Each item with `StatusAttributeString` OK, or ERROR with its ValidationErrors
+        beside the fields it was sent with, as Xero echoes a refused item."""
+        items: list[dict[str, Any]] = []
+        for result in results:
+            if isinstance(result, GatewayError):
+                echo = _echo(result)
+                problems = [{"Message": m} for m in self.dialect.messages(result)]
+                item = {"HasValidationErrors": True, "ValidationErrors": problems}
+                items.append({**echo, "StatusAttributeString": "ERROR", **item})
+            else:
+                document = self.payment_object(result, warnings, facts=facts)
+                items.append({**document, "StatusAttributeString": "OK"})
+        return self.envelope(items, None)
+
+    def encode_page(
+        self,
+        payments: Sequence[Payment],
+        page: Page | None = None,
+        *,
+        warnings: list[str] | None = None,
+        status: str | None = None,
+        facts: Facts = NO_FACTS,
+    ) -> bytes:
+        """Xero's response envelope around `payments`, with a `pagination` block if paged."""
+        items = [self.payment_object(p, warnings, status, facts) for p in payments]
+        return self.envelope(items, page)
+
+    def envelope(
+        self,
+        items: list[dict[str, Any]],
+        page: Page | None,
+        listed_as: tuple[str, str] = ("Payments", "Payment"),
+    ) -> bytes:
+        moment = NOW.get()()
+        digest = hashlib.sha256(repr((moment, items)).encode()).digest()
+        envelope: dict[str, Any] = {
+            "Id": str(uuid.UUID(bytes=digest[:16], version=4)),
+            "Status": "OK",
+            "ProviderName": PROVIDER,
+            "DateTimeUTC": self.stamp(moment),
+        }
+        if page is not None:
+            envelope["pagination"] = {
+                "page": page.page,
+                "pageSize": page.page_size,
+                "pageCount": page.page_count,
+                "itemCount": page.item_count,
+            }
+        return self.write_envelope(envelope, items, listed_as)
+
+    def encode_request(self, fields: Mapping[str, Any], warnings: list[str] | None = None) -> bytes:
+        document: dict[str, Any] = {}
+        for spec, value in self.dialect.request_rows(fields, warnings):
+            if spec.kind is Kind.DATE:
+                value = fields[spec.attr].date().isoformat()
+            elif isinstance(value, Decimal):
+                value = value.quantize(_values.CENT)
+            *parents, leaf = spec.wire.split(".")
+            target = document
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
+        return self.write("Payment", document)
+
+    def encode_error(self, error: GatewayError) -> Reply:
+        status = self.dialect.status_of(error)
+        headers = error.headers()
+        if status == 404:
+            headers["Content-Type"] = "text/html; charset=utf-8"
+            return Reply(404, NOT_FOUND, headers)
+        if status in _PROBLEMS:
+            if status == 429:
+                headers["X-Rate-Limit-Problem"] = "minute"
+            if isinstance(error, TokenExpired):
+                # RFC 6750's challenge for a token past its expiry, Xero's words in it.
+                headers["WWW-Authenticate"] = (
+                    f'Bearer error="invalid_token", error_description="{error.message}"'
+                )
+            headers["Content-Type"] = "application/json; charset=utf-8"
+            return Reply(status, _json.dumps(_problem(status, error.message)), headers)
+        key = "bad_query" if isinstance(error, BadQuery) else error.kind
+        number, kind = _EXCEPTIONS.get(key, (status, "ApiException"))
+        messages = self.dialect.messages(error)
+        if kind == "ValidationException":
+            document = {
+                "ErrorNumber": number,
+                "Type": kind,
+                "Message": "A validation exception occurred",
+                "Elements": [
+                    {
+                        # Xero echoes the refused payment beside its messages.
+                        **_echo(error),
+                        "ValidationErrors": [{"Message": message} for message in messages],
+                        "HasValidationErrors": True,
+                    }
+                ],
+            }
+        else:
+            document = {"ErrorNumber": number, "Type": kind, "Message": "; ".join(messages)}
+        return Reply(status, self.write_exception(document), headers)
+
+
+class XeroXml(XeroCodec):
+    """Xero's XML: `<Response>` envelopes, UTC times without a zone, `xsi:nil`."""
+
+    fmt = "xml"
+
+    def moment(self, moment: datetime) -> str:
+        return xml_moment(moment)
+
+    def stamp(self, moment: datetime) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def items(self, body: bytes) -> list[dict[str, Any]]:
+        root = _xml.parse(body)
+        tag = _xml.local(str(root.tag))
+        if tag == "Response":
+            root = _child(root, "Payments")
+            tag = "Payments"
+        if tag == "Payment":
+            return [_xml_fields(root)]
+        if tag != "Payments":
+            raise BadRequest(f"Expected a <Payment> or <Payments> document, got <{root.tag}>")
+        found = []
+        for child in root:
+            if _xml.local(str(child.tag)) != "Payment":
+                raise BadRequest(f"Unexpected <{child.tag}> in <Payments>")
+            found.append(_xml_fields(child))
+        return found
+
+    def write(self, name: str, document: Mapping[str, Any]) -> bytes:
+        return _xml.serialise(_xml.tree(name, document))
+
+    def write_envelope(
+        self, envelope: dict[str, Any], items: list[dict[str, Any]], listed_as: tuple[str, str]
+    ) -> bytes:
+        plural, singular = listed_as
+        root = _xml.tree("Response", envelope, _NAMESPACES)
+        listed = etree.SubElement(root, plural)
+        for item in items:
+            is_payment = singular == "Payment"
+            listed.append(_payment_element(item) if is_payment else _xml.tree(singular, item))
+        return _xml.serialise(root)
+
+    def write_exception(self, document: Mapping[str, Any]) -> bytes:
+        return _api_exception(document)
+
+    def error_details(self, body: bytes) -> tuple[str, dict[str, str]]:
+        """Xero's error messages: the validation messages if any, else the summary."""
+        root = _xml.parse(body)
+        found = [e.text or "" for e in root.iter() if _xml.local(str(e.tag)) == "Message"]
+        return _details(found[1:] or found)
+
+
+class XeroJson(XeroCodec):
+    """Xero's JSON: the envelope as an object, Microsoft JSON dates (`/Date(..)/`)."""
+
+    fmt = "json"
+
+    def moment(self, moment: datetime) -> str:
+        return ms_date(moment)
+
+    def stamp(self, moment: datetime) -> str:
+        return ms_date(moment).replace("+0000", "")
+
+    def items(self, body: bytes) -> list[dict[str, Any]]:
+        document = require_mapping(_json.loads(body), "a payment")
+        if "Payments" not in document:
+            return [_flatten(document)]
+        listed = document["Payments"]
+        if not isinstance(listed, list):
+            raise BadRequest("Payments must be a list")
+        return [_flatten(require_mapping(item, "a payment")) for item in listed]
+
+    def write(self, name: str, document: Mapping[str, Any]) -> bytes:
+        return _json.dumps(document)
+
+    def write_envelope(
+        self, envelope: dict[str, Any], items: list[dict[str, Any]], listed_as: tuple[str, str]
+    ) -> bytes:
+        return _json.dumps({**envelope, listed_as[0]: items})
+
+    def write_exception(self, document: Mapping[str, Any]) -> bytes:
+        return _json.dumps(document)
+
+    def error_details(self, body: bytes) -> tuple[str, dict[str, str]]:
+        """Xero's error messages: the validation messages if any, else the summary."""
+        try:
+            found = list(_json_messages(_json.loads(body)))
+        except BadRequest:
+            found = []
+        return _details(found)
+
+
+def _details(found: list[str]) -> tuple[str, dict[str, str]]:
+    message = "; ".join(m for m in found if m) or "Request refused"
+    fields = {"Amount": "exceeds the amount outstanding"} if OVERPAYMENT in found else {}
+    return message, fields
+
+
 class Xero(Dialect):
     name = "xero"
-    formats = ("xml", "json")
+    codec_types = {"xml": XeroXml, "json": XeroJson}
     root = "Payment"
     list_root = "Payments"
     fields = (
@@ -160,6 +531,9 @@ class Xero(Dialect):
     statuses = {"validation": 400, "ledger": 400}
     shows_deleted = True
     shows_facts = True
+
+    def __init__(self) -> None:
+        self.search: XeroSearch = XeroSearch(self)
 
     # --- ids: UUIDs whose 128-bit value is the canonical id ------------------------------
 
@@ -189,30 +563,7 @@ class Xero(Dialect):
     def number(self, amount: Decimal) -> object:
         return amount.quantize(_values.CENT)
 
-    def native(self, spec: Spec, payment: Payment, fmt: Format, warnings: list[str] | None) -> Any:
-        """One field's value as Xero writes it in `fmt`: dates by format, money with cents."""
-        if spec.kind in (Kind.DATE, Kind.DATETIME):
-            moment = getattr(payment, spec.attr)
-            if moment is None:
-                return None
-            return ms_date(moment) if fmt == "json" else xml_moment(moment)
-        value = self.value(spec, payment, warnings)
-        if isinstance(value, Decimal) and spec.attr != "currency_rate":
-            return value.quantize(_values.CENT)
-        return value
-
     # --- decoding ----------------------------------------------------------------------------
-
-    def payment_fields(self, body: bytes, fmt: Format) -> Mapping[str, Any]:
-        items = self._items(body, fmt)
-        if len(items) != 1:
-            raise BadRequest(f"Expected one payment, got {len(items)}")
-        return items[0]
-
-    def decode_list(self, body: bytes, fmt: Format, *, foreign_ids: bool = False) -> list[Decoded]:
-        return [
-            self.decode_fields(item, foreign_ids=foreign_ids) for item in self._items(body, fmt)
-        ]
 
     def decode_fields(self, raw: Mapping[str, Any], *, foreign_ids: bool = False) -> Decoded:
         """A payment; one a backend marks `Status` DELETED is deleted as of its update."""
@@ -222,24 +573,6 @@ class Xero(Dialect):
         when = decoded.payment.updated_at or NOW.get()()
         payment = decoded.payment.model_copy(update={"deleted_at": when})
         return Decoded(payment, decoded.provided, decoded.options, decoded.ids)
-
-    def decode_items(self, body: bytes, fmt: Format) -> list[Decoded | GatewayError]:
-        found: list[Decoded | GatewayError] = []
-        for item in self._items(body, fmt):
-            try:
-                found.append(replace(self.decode_fields(item), sent=item))
-            except ValidationFailed as refused:
-                refused.sent = item
-                found.append(refused)
-        return found
-
-    def read_removal(self, body: bytes, fmt: Format) -> None:
-        """A delete is `{"Status": "DELETED"}` (bare or wrapped); a payment is never edited."""
-        if self.payment_fields(body, fmt).get("Status") != "DELETED":
-            raise ValidationFailed(
-                "A payment cannot be edited, only deleted",
-                fields={"status": 'must be "DELETED": a payment is never edited'},
-            )
 
     def check_create(self, decoded: Decoded) -> None:
         """Amount, account and invoice (by id or number) are required, as Xero requires them."""
@@ -256,18 +589,6 @@ class Xero(Dialect):
     def list_params(self, invoice: str) -> dict[str, str]:
         """An invoice's live payments: Xero lists deleted ones too, unless asked not to."""
         return {"where": f'Invoice.InvoiceID==guid("{invoice}") AND Status=="AUTHORISED"'}
-
-    def removal_request(self, fmt: Format) -> bytes:
-        if fmt == "json":
-            return _json.dumps({"Status": "DELETED"})
-        return _serialise(_element("Payment", {"Status": "DELETED"}))
-
-    def read_query(self, query: Mapping[str, str]) -> PaymentQuery:
-        return xero_query.read(query, self.parse_id, self.elements)
-
-    def read_search(self, query: Mapping[str, str], headers: Mapping[str, str]) -> PaymentQuery:
-        since = xero_query.modified_since(headers.get("If-Modified-Since"))
-        return xero_query.read(query, self.parse_id, self.elements, since)
 
     @cached_property
     def elements(self) -> dict[str, xero_query.Element]:
@@ -289,181 +610,6 @@ class Xero(Dialect):
     def summarised(self, query: Mapping[str, str]) -> bool:
         return query.get("summarizeErrors", "true").strip().lower() != "false"
 
-    def _items(self, body: bytes, fmt: Format) -> list[dict[str, Any]]:
-        """The payments of a document: a bare payment, a `Payments` list or a response."""
-        if fmt == "json":
-            document = require_mapping(_json.loads(body), "a payment")
-            if "Payments" not in document:
-                return [_flatten(document)]
-            listed = document["Payments"]
-            if not isinstance(listed, list):
-                raise BadRequest("Payments must be a list")
-            return [_flatten(require_mapping(item, "a payment")) for item in listed]
-        root = _xml.parse(body)
-        tag = _xml.local(str(root.tag))
-        if tag == "Response":
-            root = _child(root, "Payments")
-            tag = "Payments"
-        if tag == "Payment":
-            return [_xml_fields(root)]
-        if tag != "Payments":
-            raise BadRequest(f"Expected a <Payment> or <Payments> document, got <{root.tag}>")
-        items = []
-        for child in root:
-            if _xml.local(str(child.tag)) != "Payment":
-                raise BadRequest(f"Unexpected <{child.tag}> in <Payments>")
-            items.append(_xml_fields(child))
-        return items
-
-    # --- encoding ------------------------------------------------------------------------------
-
-    def payment_object(
-        self,
-        payment: Payment,
-        fmt: Format,
-        warnings: list[str] | None,
-        status: str | None = None,
-        facts: Facts = NO_FACTS,
-    ) -> dict[str, Any]:
-        """A payment as nested mappings in table order; absent values are left out.
-        The invoice's summary and the account's name come from `facts`, where known."""
-        document: dict[str, Any] = {}
-        for spec in self.shown:
-            value = self.native(spec, payment, fmt, warnings)
-            if spec.attr == "status" and status is not None:
-                value = status
-            if value is None:
-                continue
-            *parents, leaf = spec.wire.split(".")
-            target = document
-            for parent in parents:
-                target = target.setdefault(parent, {})
-            target[leaf] = value
-        invoice = facts.invoices.get(payment.invoice_id or 0)
-        if invoice is not None:
-            document["Invoice"].update(
-                InvoiceNumber=invoice.number,
-                AmountDue=invoice.due.quantize(_values.CENT),
-                Status=_INVOICE_STATUSES[invoice.status],
-                CurrencyCode=invoice.currency,
-            )
-        name = facts.account_names.get(payment.account_code or "")
-        if name and "Account" in document:
-            document["Account"]["Name"] = name
-        return document
-
-    def encode_payment(
-        self,
-        payment: Payment,
-        fmt: Format,
-        warnings: list[str] | None = None,
-        *,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        return self.encode_page([payment], fmt, warnings=warnings, facts=facts)
-
-    def encode_payments(
-        self,
-        payments: Sequence[Payment],
-        fmt: Format,
-        warnings: list[str] | None = None,
-        *,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        return self.encode_page(payments, fmt, warnings=warnings, facts=facts)
-
-    def encode_removed(self, payment: Payment, fmt: Format, *, facts: Facts = NO_FACTS) -> bytes:
-        """The answer to a delete: the payment echoed with `Status` DELETED."""
-        return self.encode_page([payment], fmt, status="DELETED", facts=facts)
-
-    def encode_batch(
-        self,
-        results: Sequence[Payment | GatewayError],
-        fmt: Format,
-        warnings: list[str] | None = None,
-        *,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        """Each item with `StatusAttributeString` OK, or ERROR with its ValidationErrors
-        beside the fields it was sent with, as Xero echoes a refused item."""
-        items: list[dict[str, Any]] = []
-        for result in results:
-            if isinstance(result, GatewayError):
-                echo = _echo(result)
-                problems = [{"Message": m} for m in self.messages(result)]
-                item = {"HasValidationErrors": True, "ValidationErrors": problems}
-                items.append({**echo, "StatusAttributeString": "ERROR", **item})
-            else:
-                document = self.payment_object(result, fmt, warnings, facts=facts)
-                items.append({**document, "StatusAttributeString": "OK"})
-        return self._envelope(items, fmt, None)
-
-    def encode_page(
-        self,
-        payments: Sequence[Payment],
-        fmt: Format,
-        page: Page | None = None,
-        *,
-        warnings: list[str] | None = None,
-        status: str | None = None,
-        facts: Facts = NO_FACTS,
-    ) -> bytes:
-        """Xero's response envelope around `payments`, with a `pagination` block if paged."""
-        items = [self.payment_object(p, fmt, warnings, status, facts) for p in payments]
-        return self._envelope(items, fmt, page)
-
-    def _envelope(
-        self,
-        items: list[dict[str, Any]],
-        fmt: Format,
-        page: Page | None,
-        listed_as: tuple[str, str] = ("Payments", "Payment"),
-    ) -> bytes:
-        moment = NOW.get()()
-        digest = hashlib.sha256(repr((moment, items)).encode()).digest()
-        envelope: dict[str, Any] = {
-            "Id": str(uuid.UUID(bytes=digest[:16], version=4)),
-            "Status": "OK",
-            "ProviderName": PROVIDER,
-            "DateTimeUTC": ms_date(moment).replace("+0000", "")
-            if fmt == "json"
-            else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        }
-        if page is not None:
-            envelope["pagination"] = {
-                "page": page.page,
-                "pageSize": page.page_size,
-                "pageCount": page.page_count,
-                "itemCount": page.item_count,
-            }
-        plural, singular = listed_as
-        if fmt == "json":
-            return _json.dumps({**envelope, plural: items})
-        root = _element("Response", envelope, namespaces=True)
-        listed = etree.SubElement(root, plural)
-        for item in items:
-            is_payment = singular == "Payment"
-            listed.append(_payment_element(item) if is_payment else _element(singular, item))
-        return _serialise(root)
-
-    def encode_request(
-        self, fields: Mapping[str, Any], fmt: Format, warnings: list[str] | None = None
-    ) -> bytes:
-        document: dict[str, Any] = {}
-        for spec, value in self.request_rows(fields, warnings):
-            if spec.kind is Kind.DATE:
-                value = fields[spec.attr].date().isoformat()
-            elif isinstance(value, Decimal):
-                value = value.quantize(_values.CENT)
-            *parents, leaf = spec.wire.split(".")
-            target = document
-            for parent in parents:
-                target = target.setdefault(parent, {})
-            target[leaf] = value
-        if fmt == "json":
-            return _json.dumps(document)
-        return _serialise(_element("Payment", document))
-
     # --- errors ---------------------------------------------------------------------------
 
     def messages(self, error: GatewayError) -> list[str]:
@@ -475,62 +621,6 @@ class Xero(Dialect):
         if not error.fields:
             return [error.message]
         return [f"{self.wire_name(attr)} {problem}" for attr, problem in error.fields.items()]
-
-    def encode_error(self, error: GatewayError, fmt: Format) -> Reply:
-        status = self.status_of(error)
-        headers = error.headers()
-        if status == 404:
-            headers["Content-Type"] = "text/html; charset=utf-8"
-            return Reply(404, NOT_FOUND, headers)
-        if status in _PROBLEMS:
-            if status == 429:
-                headers["X-Rate-Limit-Problem"] = "minute"
-            if isinstance(error, TokenExpired):
-                # RFC 6750's challenge for a token past its expiry, Xero's words in it.
-                headers["WWW-Authenticate"] = (
-                    f'Bearer error="invalid_token", error_description="{error.message}"'
-                )
-            headers["Content-Type"] = "application/json; charset=utf-8"
-            return Reply(status, _json.dumps(_problem(status, error.message)), headers)
-        key = "bad_query" if isinstance(error, BadQuery) else error.kind
-        number, kind = _EXCEPTIONS.get(key, (status, "ApiException"))
-        messages = self.messages(error)
-        if kind == "ValidationException":
-            document = {
-                "ErrorNumber": number,
-                "Type": kind,
-                "Message": "A validation exception occurred",
-                "Elements": [
-                    {
-                        # Xero echoes the refused payment beside its messages.
-                        **_echo(error),
-                        "ValidationErrors": [{"Message": message} for message in messages],
-                        "HasValidationErrors": True,
-                    }
-                ],
-            }
-        else:
-            document = {"ErrorNumber": number, "Type": kind, "Message": "; ".join(messages)}
-        if fmt == "json":
-            return Reply(status, _json.dumps(document), headers)
-        return Reply(status, _api_exception(document), headers)
-
-    def error_details(self, body: bytes, fmt: Format) -> tuple[str, dict[str, str]]:
-        """Xero's error messages: the validation messages if any, else the summary."""
-        try:
-            found = list(_json_messages(_json.loads(body)) if fmt == "json" else [])
-        except BadRequest:
-            found = []
-        if fmt == "xml":
-            root = _xml.parse(body)
-            found = [e.text or "" for e in root.iter() if _xml.local(str(e.tag)) == "Message"]
-            found = found[1:] or found
-        message = "; ".join(m for m in found if m) or "Request refused"
-        fields = {"Amount": "exceeds the amount outstanding"} if OVERPAYMENT in found else {}
-        return message, fields
-
-
-# --- helpers ------------------------------------------------------------------------------------
 
 
 def _echo(refused: GatewayError) -> dict[str, Any]:
@@ -585,14 +675,14 @@ def _payment_element(item: Mapping[str, Any]) -> Any:
     fields = {
         k: v for k, v in item.items() if k not in ("StatusAttributeString", "ValidationErrors")
     }
-    element = _element("Payment", fields)
+    element = _xml.tree("Payment", fields)
     if "StatusAttributeString" in item:
         element.set("status", item["StatusAttributeString"])
     if "ValidationErrors" in item:
         errors = etree.SubElement(element, "ValidationErrors")
         for problem in item["ValidationErrors"]:
             message = etree.SubElement(etree.SubElement(errors, "ValidationError"), "Message")
-            message.text = _text(problem["Message"])
+            message.text = _xml.value_text(problem["Message"])
     return element
 
 
@@ -601,32 +691,6 @@ def _child(root: etree._Element, name: str) -> etree._Element:
         if _xml.local(str(child.tag)) == name:
             return child
     raise BadRequest(f"Expected <{name}> in <{root.tag}>")
-
-
-def _text(value: object) -> str:
-    """A value as element text: every text this writer puts in an answer passes here."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return _xml.safe(str(value))
-
-
-def _element(name: str, document: Mapping[str, Any], *, namespaces: bool = False) -> Any:
-    root = etree.Element(name, nsmap=_NAMESPACES if namespaces else None)
-    _fill(root, document)
-    return root
-
-
-def _fill(parent: Any, document: Mapping[str, Any]) -> None:
-    for key, value in document.items():
-        child = etree.SubElement(parent, key)
-        if isinstance(value, dict):
-            _fill(child, value)
-        else:
-            child.text = _text(value)
-
-
-def _serialise(root: Any) -> bytes:
-    return _xml.DECLARATION + bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=False))
 
 
 def _problem(status: int, detail: str) -> dict[str, Any]:
@@ -650,7 +714,7 @@ def _api_exception(document: Mapping[str, Any]) -> bytes:
     """`<ApiException>`, Xero's XML error, validation messages in `<Elements>`."""
     root = etree.Element("ApiException", nsmap=_NAMESPACES)
     for key in ("ErrorNumber", "Type", "Message"):
-        etree.SubElement(root, key).text = _text(document[key])
+        etree.SubElement(root, key).text = _xml.value_text(document[key])
     if "Elements" in document:
         elements = etree.SubElement(root, "Elements")
         for item in document["Elements"]:
@@ -659,9 +723,9 @@ def _api_exception(document: Mapping[str, Any]) -> bytes:
             errors = etree.SubElement(element, "ValidationErrors")
             for problem in item["ValidationErrors"]:
                 error = etree.SubElement(errors, "ValidationError")
-                etree.SubElement(error, "Message").text = _text(problem["Message"])
-            _fill(element, {k: v for k, v in item.items() if k not in _ERROR_KEYS})
-    return _serialise(root)
+                etree.SubElement(error, "Message").text = _xml.value_text(problem["Message"])
+            _xml.fill(element, {k: v for k, v in item.items() if k not in _ERROR_KEYS})
+    return _xml.serialise(root)
 
 
 def _json_messages(document: Any) -> Iterator[str]:
@@ -899,9 +963,9 @@ def _organisation(call: EndpointCall) -> tuple[int, str, bytes]:
         "Edition": "BUSINESS",
     }
     shown = {key: value for key, value in organisation.items() if value is not None}
-    codec = UNIT.codec
-    assert isinstance(codec, Xero)
-    body = codec._envelope([shown], call.fmt, None, ("Organisations", "Organisation"))
+    codec = UNIT.codec.codecs[call.fmt]
+    assert isinstance(codec, XeroCodec)
+    body = codec.envelope([shown], None, ("Organisations", "Organisation"))
     return 200, _MEDIA_TYPES[call.fmt], body
 
 

@@ -65,7 +65,7 @@ def render_error(request: web.Request, error: GatewayError) -> web.Response:
         fmt: Format = "json"
     else:
         fmt = request.get(FORMAT) or _error_format(dialect, request)
-        rendered = _token_error(request, error) or dialect.encode_error(error, fmt)
+        rendered = _token_error(request, error) or dialect.codecs[fmt].encode_error(error)
     response = reply(rendered.body, fmt, status=rendered.status, headers=dict(rendered.headers))
     if isinstance(error, PayloadTooLarge | RequestTimeout):
         response.force_close()  # the rest of the body is never read: no keep-alive after it

@@ -167,9 +167,9 @@ def _content(codec: Dialect, schemas: dict[str, Schema]) -> dict[str, Any]:
 def _operation(unit: DialectUnit, route: Route, extra: list[Schema]) -> Schema:
     codec = unit.codec
     full, bare = _payments()
-    encoded = (codec.encode_payment(p, "json", [], facts=_FACTS) for p in (full, bare))
+    encoded = (codec.codecs["json"].encode_payment(p, [], facts=_FACTS) for p in (full, bare))
     one = infer(*(json_loads(answer) for answer in encoded))
-    many = infer(json_loads(codec.encode_payments([full, bare], "json", [], facts=_FACTS)))
+    many = infer(json_loads(codec.codecs["json"].encode_payments([full, bare], [], facts=_FACTS)))
     body = {"json": many} if route.op is Op.LIST else {"json": one}
     success: Schema = {"description": f"{route.op.value}: done"}
     if route.status != 204:
@@ -190,7 +190,7 @@ def _operation(unit: DialectUnit, route: Route, extra: list[Schema]) -> Schema:
 
 
 def _rendered(codec: Dialect, error: GatewayError) -> tuple[int, bytes, str]:
-    reply = codec.encode_error(error, "json")
+    reply = codec.codecs["json"].encode_error(error)
     return reply.status, reply.body, reply.headers.get("Content-Type", "application/json")
 
 

@@ -151,7 +151,7 @@ class ProxyBackend:
         if "invoice_id" in self.dialect.settable:
             number = self.dialect.parse_id(invoice.backend_id)
             fields["invoice_id"] = number if number is not None else _as_int(invoice.backend_id)
-        body = self.dialect.encode_request(fields, self.fmt, warnings)
+        body = self.dialect.codecs[self.fmt].encode_request(fields, warnings)
         answer = await self._write(seal, Op.CREATE, invoice=invoice.backend_id, body=body)
         read = self._payments(_caller(who), answer, invoice_id, invoice.backend_id, single=True)
         payment = (await self._settle(seal, read, tuple(warnings)))[0]
@@ -208,7 +208,7 @@ class ProxyBackend:
         ref = await self._ref("payment", payment_id)
         invoice_id = await self._invoice_of(ref, _caller(who))
         fields, warnings = self._outbound(who, request, creating=replace)
-        body = self.dialect.encode_request(fields, self.fmt, warnings)
+        body = self.dialect.codecs[self.fmt].encode_request(fields, warnings)
         answer = await self._write(seal, op, payment=ref.backend_id, invoice=ref.parent, body=body)
         read = self._payments(_caller(who), answer, invoice_id, ref.parent, single=True)
         payment = (await self._settle(seal, read, tuple(warnings)))[0]
@@ -352,8 +352,9 @@ class ProxyBackend:
     ) -> Answer:
         route = self._route(op)
         assert route is not None
-        if route.op is Op.REMOVE:
-            body = self.dialect.removal_request(self.fmt)
+        removal = self.dialect.codecs[self.fmt].removal
+        if route.op is Op.REMOVE and removal is not None:
+            body = removal.removal_request()
         values = {
             **self.client.config.path_values(),
             "invoice_id": invoice,
@@ -448,8 +449,8 @@ class ProxyBackend:
         fmt = self._answer_format(answer)
         try:
             if single:
-                return [self.dialect.decode_payment(answer.body, fmt, foreign_ids=True)]
-            return self.dialect.decode_list(answer.body, fmt, foreign_ids=True)
+                return [self.dialect.codecs[fmt].decode_payment(answer.body, foreign_ids=True)]
+            return self.dialect.codecs[fmt].decode_list(answer.body, foreign_ids=True)
         except GatewayError as exc:
             raise self._garbage(f"The backend sent an unreadable answer: {exc.message}") from exc
 
@@ -520,7 +521,9 @@ class ProxyBackend:
 
     def _error_details(self, answer: Answer) -> tuple[str, dict[str, str]]:
         try:
-            message, wire = self.dialect.error_details(answer.body, self._answer_format(answer))
+            message, wire = self.dialect.codecs[self._answer_format(answer)].error_details(
+                answer.body
+            )
         except GatewayError:
             return "The backend refused the request", {}
         return message, self.dialect.canonical_fields(wire)

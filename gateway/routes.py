@@ -87,7 +87,7 @@ class Call:
 
     async def body(self) -> Decoded:
         fmt = body_format(self.dialect, self.request, self.fmt)
-        return self.dialect.decode_payment(await self.raw_body(), fmt)
+        return self.dialect.codecs[fmt].decode_payment(await self.raw_body())
 
     def body_format(self) -> Format:
         return body_format(self.dialect, self.request, self.fmt)
@@ -127,7 +127,9 @@ async def list_payments(call: Call) -> web.Response:
         _who(call), invoice_id, dialect.row_columns, limit=limit, offset=offset
     )
     warnings: list[str] = []
-    return call.answer(dialect.encode_rows(rows, call.fmt, warnings), warnings=tuple(warnings))
+    return call.answer(
+        dialect.codecs[call.fmt].encode_rows(rows, warnings), warnings=tuple(warnings)
+    )
 
 
 _PAGE_BOUNDS = (
@@ -191,7 +193,7 @@ async def create_many(call: Call) -> web.Response:
     refused on its own and answered in its place. An Idempotency-Key covers the batch.
     """
     raw = await call.raw_body()
-    items = call.dialect.decode_items(raw, call.body_format())
+    items = call.dialect.codecs[call.body_format()].decode_items(raw)
     if not items:
         raise BadRequest("The request holds no payments")
     batch = call.batch = Batch(items, call.dialect.summarised(call.request.query))
@@ -252,9 +254,11 @@ def _batch_answer(
     facts = _facts(call, invoices)
     if batch.summarised:
         made = [result for result in results if isinstance(result, Payment)]
-        body = call.dialect.encode_payments(made, call.fmt, found, facts=facts)
+        body = call.dialect.codecs[call.fmt].encode_payments(made, found, facts=facts)
     else:
-        body = call.dialect.encode_batch(results, call.fmt, found, facts=facts)
+        batches = call.dialect.codecs[call.fmt].batches
+        assert batches is not None  # answered one by one only where the dialect can
+        body = batches.encode_batch(results, found, facts=facts)
     return _reply(call, body, tuple(found))
 
 
@@ -304,17 +308,21 @@ def _item_refusal(error: GatewayError) -> GatewayError:
 
 
 async def search_payments(call: Call) -> web.Response:
-    query = call.dialect.read_search(call.request.query, call.request.headers)
+    search = call.dialect.search
+    assert search is not None  # the route is served only where the dialect searches
+    query = search.read_search(call.request.query, call.request.headers)
     payments, page = await call.backend.search_payments(_who(call), query)
     warnings: list[str] = []
     facts = _facts(call, await _invoices(call, payments))
-    body = call.dialect.encode_page(payments, call.fmt, page, warnings=warnings, facts=facts)
+    body = call.dialect.codecs[call.fmt].encode_page(payments, page, warnings=warnings, facts=facts)
     return call.answer(body, warnings=tuple(warnings))
 
 
 async def remove_payment(call: Call) -> web.Response:
     """A POST whose body marks the payment deleted: answered with the payment as it was."""
-    call.dialect.read_removal(await call.raw_body(), call.body_format())
+    removal = call.dialect.codecs[call.body_format()].removal
+    assert removal is not None  # the route is served only where the dialect removes
+    removal.read_removal(await call.raw_body())
     payment_id = _payment_in_path(call)
     call.current = await call.backend.get_payment(_who(call), payment_id)
     await call.backend.delete_payment(_who(call), payment_id, seal=call.seal)
@@ -329,7 +337,9 @@ def _removed(
 ) -> Reply:
     """The payment as it was, marked deleted; its invoice as the deletion left it."""
     assert call.current is not None
-    body = call.dialect.encode_removed(call.current, call.fmt, facts=_facts(call, invoices))
+    removal = call.dialect.codecs[call.fmt].removal
+    assert removal is not None
+    body = removal.encode_removed(call.current, facts=_facts(call, invoices))
     return _reply(call, body, warnings)
 
 
@@ -388,7 +398,9 @@ def _encode_payment(
     """A payment's answer: status, the headers that matter, the body's exact bytes."""
     assert payment is not None
     found = list(warnings)
-    body = call.dialect.encode_payment(payment, call.fmt, found, facts=_facts(call, invoices))
+    body = call.dialect.codecs[call.fmt].encode_payment(
+        payment, found, facts=_facts(call, invoices)
+    )
     headers: dict[str, str] = {}
     if call.route.location and payment.id is not None and payment.invoice_id is not None:
         wire = call.dialect.wire_id

@@ -37,14 +37,14 @@ def decode(source: Dialect, body: bytes, fmt: Format) -> Document:
     if fmt not in source.formats:
         raise NotSpoken(source, fmt)
     try:
-        decoded = source.decode_payment(body, fmt)
+        decoded = source.codecs[fmt].decode_payment(body)
         if not decoded.provided:  # no payment field: perhaps a list under a key
             with suppress(GatewayError):
-                return Document(tuple(source.decode_payments(body, fmt)), many=True)
+                return Document(tuple(source.codecs[fmt].decode_payments(body)), many=True)
         return Document((decoded.payment,), many=False)
     except GatewayError as single:
         try:
-            return Document(tuple(source.decode_payments(body, fmt)), many=True)
+            return Document(tuple(source.codecs[fmt].decode_payments(body)), many=True)
         except GatewayError as many:
             # Report the reading that got further: a field problem, not "not a list".
             raise (many if isinstance(single, BadRequest) else single) from None
@@ -62,9 +62,9 @@ def encode(
         raise NotSpoken(target, fmt)
     warnings = losses(document, target, source)
     if document.many:
-        output = target.encode_payments(list(document.payments), fmt, warnings)
+        output = target.codecs[fmt].encode_payments(list(document.payments), warnings)
     else:
-        output = target.encode_payment(document.payments[0], fmt, warnings)
+        output = target.codecs[fmt].encode_payment(document.payments[0], warnings)
     return output, warnings
 
 

@@ -168,13 +168,15 @@ def test_every_instant_utc_holds_is_written_and_read_back_in_every_dialect(
     for name in NAMES:
         codec = dialects.get(name)
         for fmt in codec.formats:
-            body = codec.encode_payment(payment, fmt, [])
-            back = codec.decode_payment(body, fmt, foreign_ids=True).payment
+            body = codec.codecs[fmt].encode_payment(payment, [])
+            back = codec.codecs[fmt].decode_payment(body, foreign_ids=True).payment
             assert back.paid_at is not None and back.paid_at.date() == moment.date(), name
-            listed = codec.encode_payments([payment, payment], fmt, [])
-            assert [p.paid_at for p in codec.decode_payments(listed, fmt)] == [back.paid_at] * 2
-            sent = codec.encode_request(dict(payment), fmt, [])  # as a proxy sends it
-            assert codec.decode_payment(sent, fmt).payment.paid_at == back.paid_at, name
+            listed = codec.codecs[fmt].encode_payments([payment, payment], [])
+            assert [p.paid_at for p in codec.codecs[fmt].decode_payments(listed)] == [
+                back.paid_at
+            ] * 2
+            sent = codec.codecs[fmt].encode_request(dict(payment), [])  # as a proxy sends it
+            assert codec.codecs[fmt].decode_payment(sent).payment.paid_at == back.paid_at, name
 
 
 @pytest.mark.parametrize(

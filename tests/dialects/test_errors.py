@@ -53,7 +53,7 @@ def json_body(body: bytes) -> Any:
 
 
 def test_harvest_validation_error_is_rails_422_full_messages_in_xml() -> None:
-    reply = harvest.encode_error(BLANK_AMOUNT, "xml")
+    reply = harvest.codecs["xml"].encode_error(BLANK_AMOUNT)
     assert reply.status == 422
     assert reply.body == (
         b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -63,14 +63,14 @@ def test_harvest_validation_error_is_rails_422_full_messages_in_xml() -> None:
 
 
 def test_harvest_validation_error_in_json_is_an_errors_array() -> None:
-    reply = harvest.encode_error(BLANK_AMOUNT, "json")
+    reply = harvest.codecs["json"].encode_error(BLANK_AMOUNT)
     assert reply.status == 422
     assert json_body(reply.body) == {"errors": ["Amount can't be blank"]}
 
 
 @pytest.mark.parametrize(("name", "fmt"), RAILS)
 def test_rails_not_found_is_404_with_an_errors_document(name: str, fmt: Format) -> None:
-    reply = DIALECTS[name].encode_error(NotFound(), fmt)
+    reply = DIALECTS[name].codecs[fmt].encode_error(NotFound())
     assert reply.status == 404
     if fmt == "xml":
         assert reply.body == rails_errors("Not found")
@@ -80,7 +80,7 @@ def test_rails_not_found_is_404_with_an_errors_document(name: str, fmt: Format) 
 
 @pytest.mark.parametrize(("name", "realm"), [("harvest", "Harvest"), ("fastbill", "FastBill")])
 def test_rails_not_authenticated_is_401_with_a_basic_challenge(name: str, realm: str) -> None:
-    reply = DIALECTS[name].encode_error(NotAuthenticated(), "xml")
+    reply = DIALECTS[name].codecs["xml"].encode_error(NotAuthenticated())
     assert reply.status == 401
     assert reply.headers["WWW-Authenticate"] == f'Basic realm="{realm}"'
     assert reply.headers["WWW-Authenticate"].startswith("Basic ")
@@ -88,28 +88,28 @@ def test_rails_not_authenticated_is_401_with_a_basic_challenge(name: str, realm:
 
 
 def test_harvest_bad_request_is_400_with_a_hint_header() -> None:
-    reply = harvest.encode_error(BadRequest("Malformed XML: Premature end of data"), "xml")
+    reply = harvest.codecs["xml"].encode_error(BadRequest("Malformed XML: Premature end of data"))
     assert reply.status == 400
     assert reply.headers["Hint"] == "Malformed XML: Premature end of data"
     assert reply.body == rails_errors("Malformed XML: Premature end of data")
 
 
 def test_harvest_hint_header_is_one_line_of_at_most_500_characters() -> None:
-    reply = harvest.encode_error(BadRequest("line one\nline two " + "x" * 600), "json")
+    reply = harvest.codecs["json"].encode_error(BadRequest("line one\nline two " + "x" * 600))
     assert "\n" not in reply.headers["Hint"]
     assert reply.headers["Hint"].startswith("line one line two x")
     assert len(reply.headers["Hint"]) == 500
 
 
 def test_harvest_rate_limited_is_503_with_retry_after() -> None:
-    reply = harvest.encode_error(TooManyRequests(retry_after=30), "xml")
+    reply = harvest.codecs["xml"].encode_error(TooManyRequests(retry_after=30))
     assert reply.status == 503
     assert reply.headers["Retry-After"] == "30"
     assert reply.body == rails_errors("Too many requests")
 
 
 def test_fastbill_rate_limited_keeps_429_with_retry_after() -> None:
-    reply = fastbill.encode_error(TooManyRequests(retry_after=30), "xml")
+    reply = fastbill.codecs["xml"].encode_error(TooManyRequests(retry_after=30))
     assert (reply.status, reply.headers["Retry-After"]) == (429, "30")
 
 
@@ -120,7 +120,7 @@ def test_fastbill_validation_error_uses_fastbill_field_names() -> None:
             "paid_at": "is not a valid date",
         }
     )
-    reply = fastbill.encode_error(error, "xml")
+    reply = fastbill.codecs["xml"].encode_error(error)
     assert reply.status == 422
     assert reply.body == rails_errors(
         "Comment is too long (maximum is 4000 characters)", "Date is not a valid date"
@@ -128,21 +128,26 @@ def test_fastbill_validation_error_uses_fastbill_field_names() -> None:
 
 
 def test_harvest_validation_error_humanises_dasherized_field_names() -> None:
-    reply = harvest.encode_error(ValidationFailed(fields={"paid_at": "can't be blank"}), "json")
+    reply = harvest.codecs["json"].encode_error(
+        ValidationFailed(fields={"paid_at": "can't be blank"})
+    )
     assert json_body(reply.body) == {"errors": ["Paid at can't be blank"]}
 
 
 def test_rails_error_messages_are_xml_escaped() -> None:
-    reply = harvest.encode_error(BadRequest("Unexpected <payment> & more"), "xml")
+    reply = harvest.codecs["xml"].encode_error(BadRequest("Unexpected <payment> & more"))
     assert reply.body == rails_errors("Unexpected &lt;payment&gt; &amp; more")
-    assert rails("harvest").error_details(reply.body, "xml") == ("Unexpected <payment> & more", {})
+    assert rails("harvest").codecs["xml"].error_details(reply.body) == (
+        "Unexpected <payment> & more",
+        {},
+    )
 
 
 @pytest.mark.parametrize(("name", "fmt"), RAILS)
 def test_rails_error_documents_decode_back_to_their_field_problems(name: str, fmt: Format) -> None:
     dialect = rails(name)
-    reply = dialect.encode_error(BLANK_AMOUNT, fmt)
-    message, fields = dialect.error_details(reply.body, fmt)
+    reply = dialect.codecs[fmt].encode_error(BLANK_AMOUNT)
+    message, fields = dialect.codecs[fmt].error_details(reply.body)
     assert message == "Amount can't be blank"
     assert dialect.canonical_fields(fields) == {"amount": "can't be blank"}
 
@@ -151,7 +156,9 @@ def test_rails_error_documents_decode_back_to_their_field_problems(name: str, fm
 def test_json_error_documents_decode_back_to_canonical_fields(name: str) -> None:
     dialect = dialects.get(name)
     error = ValidationFailed(fields={"paid_at": "is not a valid date"})
-    message, fields = dialect.error_details(dialect.encode_error(error, "json").body, "json")
+    message, fields = dialect.codecs["json"].error_details(
+        dialect.codecs["json"].encode_error(error).body
+    )
     assert message == "Validation failed"
     assert dialect.canonical_fields(fields) == {"paid_at": "is not a valid date"}
 
@@ -160,7 +167,7 @@ def test_json_error_documents_decode_back_to_canonical_fields(name: str) -> None
 
 
 def test_invoiless_validation_error_is_400_with_code_message_and_fields() -> None:
-    reply = invoiless.encode_error(BLANK_AMOUNT, "json")
+    reply = invoiless.codecs["json"].encode_error(BLANK_AMOUNT)
     assert reply.status == 400
     assert json_body(reply.body) == {
         "error": {
@@ -173,27 +180,27 @@ def test_invoiless_validation_error_is_400_with_code_message_and_fields() -> Non
 
 def test_invoiless_field_names_are_its_wire_names() -> None:
     error = ValidationFailed(fields={"paid_at": "is not a valid date", "notify_customer": "bad"})
-    body = json_body(invoiless.encode_error(error, "json").body)
+    body = json_body(invoiless.codecs["json"].encode_error(error).body)
     assert body["error"]["fields"] == {"paidAt": "is not a valid date", "sendNotification": "bad"}
 
 
 def test_invoiless_not_found_is_404_without_fields() -> None:
-    reply = invoiless.encode_error(NotFound(), "json")
+    reply = invoiless.codecs["json"].encode_error(NotFound())
     assert reply.status == 404
     assert json_body(reply.body) == {"error": {"code": "not_found", "message": "Not found"}}
 
 
 def test_invoiless_not_authenticated_is_401_and_forbidden_403() -> None:
-    unauthenticated = invoiless.encode_error(NotAuthenticated(), "json")
+    unauthenticated = invoiless.codecs["json"].encode_error(NotAuthenticated())
     assert unauthenticated.status == 401
     assert json_body(unauthenticated.body) == {
         "error": {"code": "unauthenticated", "message": "Invalid login"}
     }
-    assert invoiless.encode_error(Forbidden(), "json").status == 403
+    assert invoiless.codecs["json"].encode_error(Forbidden()).status == 403
 
 
 def test_invoiless_rate_limited_is_429_with_retry_after() -> None:
-    reply = invoiless.encode_error(TooManyRequests(retry_after=30), "json")
+    reply = invoiless.codecs["json"].encode_error(TooManyRequests(retry_after=30))
     assert (reply.status, reply.headers["Retry-After"]) == (429, "30")
 
 
@@ -201,7 +208,7 @@ def test_invoiless_rate_limited_is_429_with_retry_after() -> None:
 
 
 def test_urlkey_validation_error_is_a_feathers_bad_request() -> None:
-    reply = urlkey.encode_error(BLANK_AMOUNT, "json")
+    reply = urlkey.codecs["json"].encode_error(BLANK_AMOUNT)
     assert reply.status == 400
     assert json_body(reply.body) == {
         "name": "BadRequest",
@@ -217,7 +224,7 @@ def test_urlkey_field_names_are_its_wire_names() -> None:
     error = ValidationFailed(
         fields={"paid_at": "can't be blank", "id": "is not a valid id", "fee": "bad"}
     )
-    body = json_body(urlkey.encode_error(error, "json").body)
+    body = json_body(urlkey.codecs["json"].encode_error(error).body)
     assert body["errors"] == {
         "paymentDate": "can't be blank",
         "_id": "is not a valid id",
@@ -226,7 +233,7 @@ def test_urlkey_field_names_are_its_wire_names() -> None:
 
 
 def test_urlkey_not_found_and_not_authenticated_are_feathers_errors() -> None:
-    assert json_body(urlkey.encode_error(NotFound(), "json").body) == {
+    assert json_body(urlkey.codecs["json"].encode_error(NotFound()).body) == {
         "name": "NotFound",
         "message": "Not found",
         "code": 404,
@@ -234,7 +241,7 @@ def test_urlkey_not_found_and_not_authenticated_are_feathers_errors() -> None:
         "data": {"message": "Not found"},
         "errors": {},
     }
-    reply = urlkey.encode_error(NotAuthenticated(), "json")
+    reply = urlkey.codecs["json"].encode_error(NotAuthenticated())
     assert reply.status == 401
     assert json_body(reply.body)["name"] == "NotAuthenticated"
     assert json_body(reply.body)["className"] == "not-authenticated"
@@ -259,7 +266,7 @@ def test_urlkey_not_found_and_not_authenticated_are_feathers_errors() -> None:
 def test_urlkey_feathers_names_follow_the_status(
     error: GatewayError, status: int, name: str, class_name: str
 ) -> None:
-    reply = urlkey.encode_error(error, "json")
+    reply = urlkey.codecs["json"].encode_error(error)
     body = json_body(reply.body)
     assert reply.status == status
     assert (body["name"], body["code"], body["className"]) == (name, status, class_name)
@@ -268,7 +275,7 @@ def test_urlkey_feathers_names_follow_the_status(
 
 
 def test_urlkey_rate_limited_carries_retry_after() -> None:
-    assert urlkey.encode_error(TooManyRequests(retry_after=30), "json").headers == {
+    assert urlkey.codecs["json"].encode_error(TooManyRequests(retry_after=30)).headers == {
         "Retry-After": "30"
     }
 
@@ -282,7 +289,7 @@ def test_urlkey_rate_limited_carries_retry_after() -> None:
 def test_every_dialect_renders_every_error_kind(name: str, fmt: Format) -> None:
     dialect = DIALECTS[name]
     for error in (BLANK_AMOUNT, NotFound(), NotAuthenticated(), TooManyRequests(retry_after=1)):
-        reply = dialect.encode_error(error, fmt)
+        reply = dialect.codecs[fmt].encode_error(error)
         assert 400 <= reply.status < 600
         # A dialect may answer some errors in a type of its own (Xero: plain-text 404,
         # JSON problem documents for 401): the body is then what its Content-Type says.

@@ -77,14 +77,14 @@ def test_a_list_from_stored_rows_is_the_list_of_its_payments(
     codec: dialects.Dialect, fmt: dialects.Format
 ) -> None:
     expected: list[str] = []
-    want = codec.encode_payments(PAYMENTS, fmt, expected)
+    want = codec.codecs[fmt].encode_payments(PAYMENTS, expected)
 
     for rows in (
         [_stored(payment, codec.row_columns) for payment in PAYMENTS],
         listing.rows_of(PAYMENTS, codec.row_columns),
     ):
         warnings: list[str] = []
-        assert codec.encode_rows(rows, fmt, warnings) == want
+        assert codec.codecs[fmt].encode_rows(rows, warnings) == want
         assert warnings == expected
 
 
@@ -95,10 +95,14 @@ def test_a_listed_payment_reads_as_the_same_payment_answered_alone(
 ) -> None:
     alone: list[str] = []
     listed: list[str] = []
-    one = codec.decode_payment(codec.encode_payment(payment, fmt, alone), fmt, foreign_ids=True)
+    one = codec.codecs[fmt].decode_payment(
+        codec.codecs[fmt].encode_payment(payment, alone), foreign_ids=True
+    )
 
     rows = [_stored(payment, codec.row_columns)]
-    (item,) = codec.decode_list(codec.encode_rows(rows, fmt, listed), fmt, foreign_ids=True)
+    (item,) = codec.codecs[fmt].decode_list(
+        codec.codecs[fmt].encode_rows(rows, listed), foreign_ids=True
+    )
 
     assert (item.payment, item.ids, item.options) == (one.payment, one.ids, one.options)
     assert listed == alone
@@ -116,10 +120,10 @@ def test_facts_beside_the_payments_change_only_a_dialect_that_shows_them(
     codec: dialects.Dialect, fmt: dialects.Format
 ) -> None:
     """Every other dialect's answers stay byte for byte what they were."""
-    many = codec.encode_payments(IN_AN_ACCOUNT, fmt, [])
-    one = codec.encode_payment(IN_AN_ACCOUNT[0], fmt, [])
-    told_many = codec.encode_payments(IN_AN_ACCOUNT, fmt, [], facts=FACTS)
-    told_one = codec.encode_payment(IN_AN_ACCOUNT[0], fmt, [], facts=FACTS)
+    many = codec.codecs[fmt].encode_payments(IN_AN_ACCOUNT, [])
+    one = codec.codecs[fmt].encode_payment(IN_AN_ACCOUNT[0], [])
+    told_many = codec.codecs[fmt].encode_payments(IN_AN_ACCOUNT, [], facts=FACTS)
+    told_one = codec.codecs[fmt].encode_payment(IN_AN_ACCOUNT[0], [], facts=FACTS)
 
     assert (told_many != many, told_one != one) == (codec.shows_facts, codec.shows_facts)
 
@@ -129,11 +133,11 @@ def test_facts_beside_the_payments_change_only_a_dialect_that_shows_them(
 def test_a_listed_payment_tells_of_its_invoice_as_it_does_alone(
     codec: dialects.Dialect, fmt: dialects.Format, payment: Payment
 ) -> None:
-    alone = codec.decode_payment(
-        codec.encode_payment(payment, fmt, [], facts=FACTS), fmt, foreign_ids=True
+    alone = codec.codecs[fmt].decode_payment(
+        codec.codecs[fmt].encode_payment(payment, [], facts=FACTS), foreign_ids=True
     )
-    listed = codec.encode_payments([payment, *IN_AN_ACCOUNT], fmt, [], facts=FACTS)
-    item = codec.decode_list(listed, fmt, foreign_ids=True)[0]
+    listed = codec.codecs[fmt].encode_payments([payment, *IN_AN_ACCOUNT], [], facts=FACTS)
+    item = codec.codecs[fmt].decode_list(listed, foreign_ids=True)[0]
 
     assert (item.payment, item.ids, item.options) == (alone.payment, alone.ids, alone.options)
 

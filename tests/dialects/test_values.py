@@ -91,7 +91,7 @@ def test_json_keeps_a_long_decimal_literal_exact() -> None:
 def test_json_amount_with_a_long_fraction_is_a_validation_error_not_a_rounding() -> None:
     body = b'{"amount": 1.0000000000000001, "method": "Cash"}'
     with pytest.raises(ValidationFailed) as caught:
-        invoiless.decode_payment(body, "json")
+        invoiless.codecs["json"].decode_payment(body)
     assert caught.value.fields == {"amount": "must have at most 2 decimal places"}
 
 
@@ -101,7 +101,7 @@ def test_json_exponent_literal_is_kept_as_text_and_refused_as_an_amount() -> Non
     with pytest.raises(_values.ValueProblem):
         _values.parse_amount(document["amount"])
     with pytest.raises(ValidationFailed) as caught:
-        invoiless.decode_payment(b'{"amount": 1e3, "method": "Cash"}', "json")
+        invoiless.codecs["json"].decode_payment(b'{"amount": 1e3, "method": "Cash"}')
     assert set(caught.value.fields) == {"amount"}
 
 
@@ -245,17 +245,19 @@ def test_xml_refuses_malformed_bodies() -> None:
 def test_xml_record_refuses_a_field_given_twice_dasherized_and_underscored() -> None:
     body = b"<payment><paid_at>2008-02-14</paid_at><paid-at>2008-02-15</paid-at></payment>"
     with pytest.raises(BadRequest, match="appears twice"):
-        harvest.decode_payment(body, "xml")
+        harvest.codecs["xml"].decode_payment(body)
 
 
 def test_xml_record_refuses_nested_elements_in_a_field() -> None:
     with pytest.raises(BadRequest, match="must hold a value"):
-        harvest.decode_payment(b"<payment><amount><value>5</value></amount></payment>", "xml")
+        harvest.codecs["xml"].decode_payment(
+            b"<payment><amount><value>5</value></amount></payment>"
+        )
 
 
 def test_xml_payment_of_another_dialect_is_refused_by_root_name() -> None:
     with pytest.raises(BadRequest, match="Expected a <invoice-payment> document"):
-        fastbill.decode_payment(b"<payment><amount>5</amount></payment>", "xml")
+        fastbill.codecs["xml"].decode_payment(b"<payment><amount>5</amount></payment>")
 
 
 # --- dates and times ----------------------------------------------------------------
@@ -300,19 +302,21 @@ def test_rails_datetime_type_spelled_datetime_camel_case_decodes() -> None:
   <paid-at type="dateTime">2008-02-14T00:00:00Z</paid-at>
   <amount type="decimal">52000.0</amount>
 </payment>"""
-    payment = harvest.decode_payment(body, "xml").payment
+    payment = harvest.codecs["xml"].decode_payment(body).payment
     assert payment.paid_at == datetime(2008, 2, 14, tzinfo=UTC)
 
 
 def test_rails_datetime_with_a_space_and_offset_decodes_to_utc() -> None:
     body = b"<payment><paid-at>2008-02-14 00:00:00 +01:00</paid-at><amount>5</amount></payment>"
-    payment = harvest.decode_payment(body, "xml").payment
+    payment = harvest.codecs["xml"].decode_payment(body).payment
     assert payment.paid_at == datetime(2008, 2, 13, 23, tzinfo=UTC)
 
 
 def test_rails_date_alone_decodes_as_midnight_utc() -> None:
     body = b"<payment><paid-at>2008-02-14</paid-at><amount>5</amount></payment>"
-    assert harvest.decode_payment(body, "xml").payment.paid_at == datetime(2008, 2, 14, tzinfo=UTC)
+    assert harvest.codecs["xml"].decode_payment(body).payment.paid_at == datetime(
+        2008, 2, 14, tzinfo=UTC
+    )
 
 
 def test_datetimes_are_written_with_four_digit_years() -> None:
@@ -334,7 +338,7 @@ def test_datetimes_are_written_with_four_digit_years() -> None:
     ids=["dasherized", "underscored"],
 )
 def test_rails_xml_keys_dasherized_or_underscored_both_decode(body: bytes) -> None:
-    decoded = harvest.decode_payment(body, "xml")
+    decoded = harvest.codecs["xml"].decode_payment(body)
     assert decoded.payment.paid_at == datetime(2008, 2, 14, tzinfo=UTC)
     assert decoded.provided == {"amount", "paid_at"}
 
@@ -349,14 +353,14 @@ def test_rails_xml_keys_dasherized_or_underscored_both_decode(body: bytes) -> No
     ids=["dasherized", "underscored", "unwrapped"],
 )
 def test_rails_json_keys_dasherized_or_underscored_both_decode(body: bytes) -> None:
-    decoded = harvest.decode_payment(body, "json")
+    decoded = harvest.codecs["json"].decode_payment(body)
     assert decoded.payment.paid_at == datetime(2008, 2, 14, tzinfo=UTC)
     assert decoded.payment.amount == Decimal("5.00")
 
 
 def test_fastbill_underscored_keys_also_decode_dasherized() -> None:
     body = b"<invoice-payment><invoice-id>1</invoice-id><amount>1</amount></invoice-payment>"
-    assert fastbill.decode_payment(body, "xml").payment.invoice_id == 1
+    assert fastbill.codecs["xml"].decode_payment(body).payment.invoice_id == 1
 
 
 def test_nil_elements_read_as_absent_values() -> None:
@@ -368,7 +372,7 @@ def test_nil_elements_read_as_absent_values() -> None:
   <created-at type="datetime" nil="true"/>
   <recorded-by nil="true"/>
 </payment>"""
-    payment = harvest.decode_payment(body, "xml").payment
+    payment = harvest.codecs["xml"].decode_payment(body).payment
     assert payment.notes is None
     assert payment.id is None
     assert payment.created_at is None
@@ -377,7 +381,7 @@ def test_nil_elements_read_as_absent_values() -> None:
 
 def test_nil_fastbill_type_reads_as_no_method() -> None:
     body = b'<invoice-payment><amount>1</amount><type nil="true"/></invoice-payment>'
-    payment = fastbill.decode_payment(body, "xml").payment
+    payment = fastbill.codecs["xml"].decode_payment(body).payment
     assert (payment.method, payment.method_label, payment.origin) == (None, None, None)
 
 
@@ -385,12 +389,15 @@ def test_nil_fastbill_type_reads_as_no_method() -> None:
 def test_nil_for_a_required_client_field_cannot_be_blank(field: str) -> None:
     body = f'<payment><{field} nil="true"/></payment>'.encode()
     with pytest.raises(ValidationFailed) as caught:
-        harvest.decode_payment(body, "xml")
+        harvest.codecs["xml"].decode_payment(body)
     assert caught.value.fields == {field.replace("-", "_"): "can't be blank"}
 
 
 def test_element_without_nil_but_empty_is_empty_text() -> None:
-    assert harvest.decode_payment(b"<payment><notes></notes></payment>", "xml").payment.notes == ""
+    assert (
+        harvest.codecs["xml"].decode_payment(b"<payment><notes></notes></payment>").payment.notes
+        == ""
+    )
 
 
 # --- text fields ----------------------------------------------------------------------
@@ -412,18 +419,18 @@ def test_element_without_nil_but_empty_is_empty_text() -> None:
 def test_text_that_utf8_or_xml_cannot_carry_is_refused(escaped: bytes) -> None:
     body = b'{"method": "Cash", "notes": "before ' + escaped + b' after"}'
     with pytest.raises(ValidationFailed) as caught:
-        invoiless.decode_payment(body, "json")
+        invoiless.codecs["json"].decode_payment(body)
     assert caught.value.fields == {"notes": "must not contain control characters"}
 
 
 def test_tab_and_line_ends_are_text() -> None:
     body = b'{"method": "Cash", "notes": "a\\tb\\r\\nc\\nd"}'
-    assert invoiless.decode_payment(body, "json").payment.notes == "a\tb\r\nc\nd"
+    assert invoiless.codecs["json"].decode_payment(body).payment.notes == "a\tb\r\nc\nd"
 
 
 def test_invoiless_notes_are_limited_to_500_characters() -> None:
-    accepted = invoiless.decode_payment(b'{"notes": "' + b"x" * 500 + b'"}', "json")
+    accepted = invoiless.codecs["json"].decode_payment(b'{"notes": "' + b"x" * 500 + b'"}')
     assert accepted.payment.notes == "x" * 500
     with pytest.raises(ValidationFailed) as caught:
-        invoiless.decode_payment(b'{"notes": "' + b"x" * 501 + b'"}', "json")
+        invoiless.codecs["json"].decode_payment(b'{"notes": "' + b"x" * 501 + b'"}')
     assert caught.value.fields == {"notes": "is too long (maximum is 500 characters)"}

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from dialects import DIALECTS, Format, _json
+from dialects.base import Removal
 from dialects.errors import (
     BadRequest,
     Forbidden,
@@ -37,6 +38,14 @@ def _xero() -> Xero:
 
 
 xero = _xero()
+
+
+def removal(fmt: Format) -> Removal:
+    """Xero's removal in `fmt` (Op.REMOVE)."""
+    found = xero.codecs[fmt].removal
+    assert found is not None
+    return found
+
 
 # --- xero-payments.md section 4: a JSON answer (ids made canonical: see below) --------
 
@@ -85,7 +94,7 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: in
 
 
 def test_json_answer_sample_decodes_every_field() -> None:
-    decoded = xero.decode_payment(JSON_ANSWER, "json")
+    decoded = xero.codecs["json"].decode_payment(JSON_ANSWER)
     assert decoded.payment == Payment(
         id=42,
         invoice_id=4,
@@ -99,7 +108,7 @@ def test_json_answer_sample_decodes_every_field() -> None:
 
 
 def test_xml_answer_sample_decodes_every_field() -> None:
-    payment = xero.decode_payment(XML_ANSWER, "xml").payment
+    payment = xero.codecs["xml"].decode_payment(XML_ANSWER).payment
     assert payment == Payment(
         id=7,
         invoice_id=3,
@@ -116,12 +125,15 @@ def test_xml_answer_sample_decodes_every_field() -> None:
 def test_answer_samples_round_trip_through_both_formats(
     body: bytes, fmt: Format, into: Format
 ) -> None:
-    payment = xero.decode_payment(body, fmt).payment
-    assert xero.decode_payment(xero.encode_payment(payment, into), into).payment == payment
+    payment = xero.codecs[fmt].decode_payment(body).payment
+    assert (
+        xero.codecs[into].decode_payment(xero.codecs[into].encode_payment(payment)).payment
+        == payment
+    )
 
 
 def test_pyxero_put_body_is_a_list_of_one_payment() -> None:
-    [decoded] = xero.decode_list(PYXERO_PUT, "xml")
+    [decoded] = xero.codecs["xml"].decode_list(PYXERO_PUT)
     assert decoded.payment == Payment(
         invoice_id=5,
         amount=Decimal("32.06"),
@@ -133,7 +145,7 @@ def test_pyxero_put_body_is_a_list_of_one_payment() -> None:
 
 
 def test_sdk_create_references_the_invoice_by_number_with_a_microsoft_date() -> None:
-    decoded = xero.decode_payment(SDK_CREATE, "json")
+    decoded = xero.codecs["json"].decode_payment(SDK_CREATE)
     assert decoded.payment.invoice_id is None
     assert decoded.options == {"invoice_number": "INV-0002"}
     assert decoded.payment.paid_at == utc(2019, 3, 12)
@@ -150,23 +162,23 @@ def test_sdk_create_references_the_invoice_by_number_with_a_microsoft_date() -> 
     ],
 )
 def test_delete_body_is_read_bare_or_wrapped(body: bytes, fmt: Format) -> None:
-    xero.read_removal(body, fmt)
+    removal(fmt).read_removal(body)
 
 
 def test_a_payment_is_never_edited() -> None:
     with pytest.raises(ValidationFailed, match="only deleted"):
-        xero.read_removal(b'{"Amount": 3}', "json")
+        removal("json").read_removal(b'{"Amount": 3}')
 
 
 def test_many_payments_in_the_envelope_keep_their_order() -> None:
     body = b'{"Payments": [{"Amount": 1}, {"Amount": 2.5}, {"Amount": "3.10"}]}'
-    amounts = [d.payment.amount for d in xero.decode_list(body, "json")]
+    amounts = [d.payment.amount for d in xero.codecs["json"].decode_list(body)]
     assert amounts == [Decimal("1.00"), Decimal("2.50"), Decimal("3.10")]
 
 
 def test_one_payment_is_expected_where_one_is_decoded() -> None:
     with pytest.raises(BadRequest, match="Expected one payment, got 2"):
-        xero.decode_payment(b'{"Payments": [{"Amount": 1}, {"Amount": 2}]}', "json")
+        xero.codecs["json"].decode_payment(b'{"Payments": [{"Amount": 1}, {"Amount": 2}]}')
 
 
 # --- dates -------------------------------------------------------------------------------
@@ -185,17 +197,17 @@ def test_one_payment_is_expected_where_one_is_decoded() -> None:
 )
 def test_request_dates_in_every_form_xero_clients_send(text: str) -> None:
     body = _json.dumps({"Amount": 1, "Date": text})
-    assert xero.decode_payment(body, "json").payment.paid_at == utc(2019, 3, 12)
+    assert xero.codecs["json"].decode_payment(body).payment.paid_at == utc(2019, 3, 12)
 
 
 def test_json_answers_write_microsoft_dates_and_xml_answers_iso_without_zone() -> None:
     payment = Payment(
         id=1, amount=Decimal(5), paid_at=utc(2019, 3, 12), updated_at=utc(2019, 11, 14, 18, 10, 38)
     )
-    document = _json.loads(xero.encode_payment(payment, "json"))["Payments"][0]
+    document = _json.loads(xero.codecs["json"].encode_payment(payment))["Payments"][0]
     assert document["Date"] == "/Date(1552348800000+0000)/"
     assert document["UpdatedDateUTC"] == "/Date(1573755038000+0000)/"
-    root = etree.fromstring(xero.encode_payment(payment, "xml"))
+    root = etree.fromstring(xero.codecs["xml"].encode_payment(payment))
     assert root.findtext("Payments/Payment/Date") == "2019-03-12T00:00:00"
     assert root.findtext("Payments/Payment/UpdatedDateUTC") == "2019-11-14T18:10:38"
 
@@ -211,7 +223,7 @@ def test_microsoft_dates_round_trip_to_the_millisecond(moment: datetime) -> None
 )
 def test_malformed_dates_are_field_problems(text: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
-        xero.decode_payment(_json.dumps({"Amount": 1, "Date": text}), "json")
+        xero.codecs["json"].decode_payment(_json.dumps({"Amount": 1, "Date": text}))
     assert set(caught.value.fields) == {"paid_at"}
 
 
@@ -244,7 +256,7 @@ def test_what_is_not_a_canonical_uuid_is_no_id(text: str) -> None:
 
 def test_account_id_must_be_a_uuid() -> None:
     with pytest.raises(ValidationFailed) as caught:
-        xero.decode_payment(b'{"Account": {"AccountID": "090"}}', "json")
+        xero.codecs["json"].decode_payment(b'{"Account": {"AccountID": "090"}}')
     assert caught.value.fields == {"account_id": "is not a valid AccountID"}
 
 
@@ -252,7 +264,7 @@ def test_account_id_must_be_a_uuid() -> None:
 
 
 def test_json_envelope_carries_id_status_provider_and_time() -> None:
-    document = _json.loads(xero.encode_payments([], "json"))
+    document = _json.loads(xero.codecs["json"].encode_payments([]))
     assert set(document) == {"Id", "Status", "ProviderName", "DateTimeUTC", "Payments"}
     assert document["Status"] == "OK"
     assert document["DateTimeUTC"] == ms_date(WRITTEN).replace("+0000", "")
@@ -261,7 +273,7 @@ def test_json_envelope_carries_id_status_provider_and_time() -> None:
 
 
 def test_xml_envelope_is_a_response_with_payments() -> None:
-    root = etree.fromstring(xero.encode_payments([Payment(id=3, amount=Decimal(1))], "xml"))
+    root = etree.fromstring(xero.codecs["xml"].encode_payments([Payment(id=3, amount=Decimal(1))]))
     assert root.tag == "Response"
     assert root.findtext("Status") == "OK"
     assert root.findtext("DateTimeUTC") == "2026-11-20T09:30:15.123456Z"
@@ -270,7 +282,7 @@ def test_xml_envelope_is_a_response_with_payments() -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_a_paged_list_carries_the_pagination_block(fmt: Format) -> None:
-    body = xero.encode_page([], fmt, Page(page=2, page_size=10, page_count=3, item_count=25))
+    body = xero.codecs[fmt].encode_page([], Page(page=2, page_size=10, page_count=3, item_count=25))
     if fmt == "json":
         assert _json.loads(body)["pagination"] == {
             "page": 2,
@@ -291,7 +303,7 @@ def test_a_paged_list_carries_the_pagination_block(fmt: Format) -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_a_deleted_payment_is_echoed_with_status_deleted(fmt: Format) -> None:
-    body = xero.encode_removed(Payment(id=3, amount=Decimal(1)), fmt)
+    body = removal(fmt).encode_removed(Payment(id=3, amount=Decimal(1)))
     if fmt == "json":
         assert _json.loads(body)["Payments"][0]["Status"] == "DELETED"
     else:
@@ -300,7 +312,7 @@ def test_a_deleted_payment_is_echoed_with_status_deleted(fmt: Format) -> None:
 
 def test_money_is_written_with_cents_and_the_invoice_nested() -> None:
     payment = Payment(id=1, invoice_id=9, amount=Decimal("1238"), account_code="090")
-    document = _json.loads(xero.encode_payment(payment, "json"))["Payments"][0]
+    document = _json.loads(xero.codecs["json"].encode_payment(payment))["Payments"][0]
     assert document["Amount"] == Decimal("1238.00")
     assert document["BankAmount"] == Decimal("1238.00")
     assert document["Invoice"] == {"Type": "ACCREC", "InvoiceID": xero.wire_id(9)}
@@ -317,8 +329,8 @@ def test_request_bodies_are_bare_payments_xero_reads_back(fmt: Format) -> None:
         "notes": "wire",
         "account_code": "090",
     }
-    body = xero.encode_request(fields, fmt)
-    decoded = xero.decode_payment(body, fmt)
+    body = xero.codecs[fmt].encode_request(fields)
+    decoded = xero.codecs[fmt].decode_payment(body)
     assert decoded.payment == Payment(
         invoice_id=4,
         amount=Decimal("12.50"),
@@ -334,7 +346,9 @@ def test_request_bodies_are_bare_payments_xero_reads_back(fmt: Format) -> None:
 
 
 def test_overpayment_is_a_validation_exception_with_xeros_words() -> None:
-    reply = xero.encode_error(Overpayment(fields={"amount": "exceeds the amount due (5)"}), "json")
+    reply = xero.codecs["json"].encode_error(
+        Overpayment(fields={"amount": "exceeds the amount due (5)"})
+    )
     assert reply.status == 400
     assert _json.loads(reply.body) == {
         "ErrorNumber": 10,
@@ -352,7 +366,7 @@ def test_overpayment_is_a_validation_exception_with_xeros_words() -> None:
 
 
 def test_validation_exception_in_xml_is_an_api_exception() -> None:
-    reply = xero.encode_error(NotPayable(), "xml")
+    reply = xero.codecs["xml"].encode_error(NotPayable())
     assert reply.status == 400
     root = etree.fromstring(reply.body)
     assert root.tag == "ApiException"
@@ -373,7 +387,7 @@ def test_field_problems_are_named_by_their_xero_path() -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_not_found_is_plain_text_whatever_was_asked(fmt: Format) -> None:
-    reply = xero.encode_error(NotFound("Payment not found"), fmt)
+    reply = xero.codecs[fmt].encode_error(NotFound("Payment not found"))
     assert reply.status == 404
     assert reply.body == b"The resource you're looking for cannot be found"
     assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
@@ -387,7 +401,7 @@ def test_not_found_is_plain_text_whatever_was_asked(fmt: Format) -> None:
     ],
 )
 def test_401_and_403_are_xero_problem_documents(error: Any, status: int, title: str) -> None:
-    reply = xero.encode_error(error, "xml")
+    reply = xero.codecs["xml"].encode_error(error)
     assert reply.status == status
     document = _json.loads(reply.body)
     assert {k: v for k, v in document.items() if k != "Instance"} == {
@@ -401,20 +415,20 @@ def test_401_and_403_are_xero_problem_documents(error: Any, status: int, title: 
 
 
 def test_rate_limit_names_the_problem_and_when_to_retry() -> None:
-    reply = xero.encode_error(TooManyRequests(retry_after=7), "json")
+    reply = xero.codecs["json"].encode_error(TooManyRequests(retry_after=7))
     assert reply.status == 429
     assert reply.headers["Retry-After"] == "7"
     assert reply.headers["X-Rate-Limit-Problem"] == "minute"
 
 
 def test_malformed_body_and_missing_method_use_xeros_exception_types() -> None:
-    bad = _json.loads(xero.encode_error(BadRequest("Malformed JSON"), "json").body)
+    bad = _json.loads(xero.codecs["json"].encode_error(BadRequest("Malformed JSON")).body)
     assert (bad["ErrorNumber"], bad["Type"], bad["Message"]) == (
         11,
         "PostDataInvalidException",
         "Malformed JSON",
     )
-    root = etree.fromstring(xero.encode_error(NotSupported(), "xml").body)
+    root = etree.fromstring(xero.codecs["xml"].encode_error(NotSupported()).body)
     assert (root.findtext("ErrorNumber"), root.findtext("Type")) == (
         "20",
         "ApiMethodNotImplementedException",
@@ -423,8 +437,8 @@ def test_malformed_body_and_missing_method_use_xeros_exception_types() -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_error_details_read_back_what_the_codec_wrote(fmt: Format) -> None:
-    reply = xero.encode_error(Overpayment(), fmt)
-    message, fields = xero.error_details(reply.body, fmt)
+    reply = xero.codecs[fmt].encode_error(Overpayment())
+    message, fields = xero.codecs[fmt].error_details(reply.body)
     assert message == "Payment amount exceeds the amount outstanding on this document"
     assert fields == {"Amount": "exceeds the amount outstanding"}
 
@@ -446,7 +460,7 @@ _CENTS = st.integers(min_value=1, max_value=10**9).map(lambda n: Decimal(n).scal
 def test_where_compares_amounts_as_numbers(
     amount: Decimal, literal: Decimal, op: str, field: str
 ) -> None:
-    query = xero.read_query({"where": f"{field}{op}{literal}"})
+    query = xero.search.read_query({"where": f"{field}{op}{literal}"})
     assert query.where is not None
     assert query.where(Payment(amount=amount)) is _COMPARED[op](amount, literal)
 
@@ -457,7 +471,7 @@ def test_where_tests_text_as_xero_does(notes: str, wanted: str) -> None:
     for method, expected in (("Contains", wanted in notes), ("StartsWith", notes.startswith(wanted)),
                              ("EndsWith", notes.endswith(wanted)), ("==", notes == wanted)):  # fmt: skip
         clause = f'Reference=="{wanted}"' if method == "==" else f'Reference.{method}("{wanted}")'
-        query = xero.read_query({"where": clause})
+        query = xero.search.read_query({"where": clause})
         assert query.where is not None and query.where(payment) is expected
 
 
@@ -469,7 +483,7 @@ def test_where_reads_constants_flags_and_status() -> None:
              "IsReconciled==true": (False, False), 'Account.Code=="090"': (True, True),
              'Invoice.Type=="ACCREC"': (True, True)}  # fmt: skip
     for clause, expected in cases.items():
-        where = xero.read_query({"where": clause}).where
+        where = xero.search.read_query({"where": clause}).where
         assert where is not None and (where(live), where(deleted)) == expected, clause
 
 
@@ -480,11 +494,13 @@ def test_where_reads_constants_flags_and_status() -> None:
 )  # fmt: skip
 def test_where_refuses_what_it_cannot_compare(where: str) -> None:
     with pytest.raises(BadRequest):
-        xero.read_query({"where": where})
+        xero.search.read_query({"where": where})
 
 
 def test_invoice_numbers_are_selected_by_the_store() -> None:
-    query = xero.read_query({"where": 'Invoice.InvoiceNumber=="A" OR Invoice.InvoiceNumber=="B"'})
+    query = xero.search.read_query(
+        {"where": 'Invoice.InvoiceNumber=="A" OR Invoice.InvoiceNumber=="B"'}
+    )
     assert query.invoice_numbers == ("A", "B") and query.deleted
 
 
@@ -494,6 +510,6 @@ def test_invoice_numbers_are_selected_by_the_store() -> None:
      "2009-11-12T10:30:00Z"],
 )  # fmt: skip
 def test_if_modified_since_reads_the_forms_xeros_clients_send(header: str) -> None:
-    query = xero.read_search({}, {"If-Modified-Since": header})
+    query = xero.search.read_search({}, {"If-Modified-Since": header})
     assert query.modified_since == datetime(2009, 11, 12, 10, 30, tzinfo=UTC)
-    assert xero.read_search({}, {}).modified_since is None
+    assert xero.search.read_search({}, {}).modified_since is None

@@ -55,11 +55,11 @@ def test_every_text_field_gives_a_well_formed_payment(name: str, data: st.DataOb
     dialect = DIALECTS[name]
     sent = data.draw(st.lists(hostile_payments(dialect), min_size=1, max_size=3))
 
-    well_formed(dialect.encode_payment(sent[0], "xml"))
-    listed = dialect.encode_payments(sent, "xml")
+    well_formed(dialect.codecs["xml"].encode_payment(sent[0]))
+    listed = dialect.codecs["xml"].encode_payments(sent)
     well_formed(listed)
     rows = listing.rows_of(sent, dialect.row_columns)
-    assert dialect.encode_rows(rows, "xml") == listed  # the compiled rows escape alike
+    assert dialect.codecs["xml"].encode_rows(rows) == listed  # the compiled rows escape alike
 
 
 # ASCII text, heavy in the controls and markup a compiled row looks for as bytes.
@@ -78,10 +78,10 @@ def test_ascii_rows_escape_as_every_other_writer(name: str, data: st.DataObject)
     payment = data.draw(payments(dialect))
     sent = payment.model_copy(update={n: data.draw(ASCII_TEXT) for n in TEXT_FIELDS})
 
-    listed = dialect.encode_payments([sent], "xml")
+    listed = dialect.codecs["xml"].encode_payments([sent])
     well_formed(listed)
     rows = listing.rows_of([sent], dialect.row_columns)
-    assert dialect.encode_rows(rows, "xml") == listed
+    assert dialect.codecs["xml"].encode_rows(rows) == listed
 
 
 @pytest.mark.parametrize("name", XML)
@@ -96,7 +96,7 @@ def test_every_error_message_gives_a_well_formed_error(
         UpstreamError(message),
         ValidationFailed(message, fields={"notes": problem}),
     ]
-    roots = [well_formed(dialect.encode_error(error, "xml").body) for error in errors]
+    roots = [well_formed(dialect.codecs["xml"].encode_error(error).body) for error in errors]
 
     if message.isprintable() and message.strip() == message:  # kept as it was
         assert message in texts_of(roots[0])
@@ -107,7 +107,7 @@ def test_every_error_message_gives_a_well_formed_error(
 @given(notes=ANY_TEXT)
 def test_a_request_to_a_backend_is_well_formed(name: str, notes: str) -> None:
     dialect = DIALECTS[name]
-    body = dialect.encode_request({"amount": "1.00", "notes": notes, "invoice_id": 1}, "xml")
+    body = dialect.codecs["xml"].encode_request({"amount": "1.00", "notes": notes, "invoice_id": 1})
 
     well_formed(body)
 
@@ -116,6 +116,6 @@ def test_what_xml_cannot_hold_is_replaced_visibly() -> None:
     dialect = DIALECTS[XML[0]]
     sent = Payment(id=1, invoice_id=1, notes="a\x1bb\x07c\ud800d")
 
-    root = well_formed(dialect.encode_payment(sent, "xml"))
+    root = well_formed(dialect.codecs["xml"].encode_payment(sent))
 
     assert "a\ufffdb\ufffdc\ufffdd" in texts_of(root)

@@ -169,7 +169,7 @@ async def test_a_spray_of_made_up_identities_is_paced_and_starves_no_right_crede
 def limited(dialect: str) -> int:
     """The status `dialect` refuses too many requests with (Harvest: 503)."""
     codec = dialects.unit(dialect).codec
-    return codec.encode_error(TooManyRequests("", retry_after=1), codec.formats[0]).status
+    return codec.codecs[codec.formats[0]].encode_error(TooManyRequests("", retry_after=1)).status
 
 
 def candidates(config: Config, dialect: str) -> int:

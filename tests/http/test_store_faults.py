@@ -82,4 +82,4 @@ def error_body(dialect: str, content_type: str) -> bytes:
     """The 503 in the dialect's own error shape, in the format it answered in."""
     fmt: Format = "xml" if "xml" in content_type else "json"
     error = ServiceUnavailable("The database failed; retry shortly", retry_after=1)
-    return dialects.get(dialect).encode_error(error, fmt).body
+    return dialects.get(dialect).codecs[fmt].encode_error(error).body
