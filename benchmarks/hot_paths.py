@@ -102,10 +102,9 @@ def main() -> None:
         )
         for row in listing.rows_of(sent, codec.row_columns)
     ]
-    assert codec.codecs["xml"].encode_rows(rows) == codec.codecs["xml"].encode_payments(sent)
-    print(
-        f"50 Harvest XML rows {_best(lambda: codec.codecs['xml'].encode_rows(rows), 2000):6.2f} us"
-    )
+    xml = codec.codecs["xml"]
+    assert xml.encode_rows(rows) == xml.encode_payments(sent)
+    print(f"50 Harvest XML rows {_best(lambda: xml.encode_rows(rows), 2000):6.2f} us")
 
     invoice = Invoice(
         id=1, tenant="bench", number="INV-1", currency="EUR", total=Decimal(100),
