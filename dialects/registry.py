@@ -18,7 +18,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
 from .base import Dialect
-from .unit import BearerAuth, DialectUnit, shape
+from .unit import BearerAuth, DialectUnit, Op, shape
 
 GROUP = "invoice_gateway.dialects"
 
@@ -68,6 +68,9 @@ def check(units: Mapping[str, DialectUnit]) -> None:
                     f"dialects {other!r} and {unit.name!r} both claim {method} {path}"
                 )
     for unit in units.values():
+        lacking = missing_capability(unit)
+        if lacking is not None:
+            raise RegistryError(f"dialect {unit.name!r} serves {lacking}")
         if unit.token_endpoint is not None and not isinstance(unit.caller_auth, BearerAuth):
             raise RegistryError(f"dialect {unit.name!r} issues tokens but takes no bearer token")
         for path in unit.paths():
@@ -77,6 +80,19 @@ def check(units: Mapping[str, DialectUnit]) -> None:
                 raise RegistryError(
                     f"dialect {unit.name!r} serves {path}, a path under {held!r}'s prefixes"
                 )
+
+
+def missing_capability(unit: DialectUnit) -> str | None:
+    """What a unit's routes ask of its dialect that it lacks (None: nothing): a search
+    route needs `Dialect.search`, a removal route `Codec.removal` in every format."""
+    ops = {route.op for route in unit.routes}
+    dialect = unit.codec
+    if Op.SEARCH in ops and dialect.search is None:
+        return "a search route but has no search (Dialect.search)"
+    for fmt, codec in dialect.codecs.items():
+        if Op.REMOVE in ops and codec.removal is None:
+            return f"a removal route but its {fmt} codec has no removal (Codec.removal)"
+    return None
 
 
 def owner_of(units: Mapping[str, DialectUnit], path: str) -> DialectUnit | None:

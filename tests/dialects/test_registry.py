@@ -78,6 +78,15 @@ def test_a_route_under_another_dialects_prefix_is_refused() -> None:
         check(units)
 
 
+def test_a_route_whose_capability_the_dialect_lacks_is_refused() -> None:
+    search = Route("GET", "/v9/payments", Op.SEARCH)
+    with pytest.raises(RegistryError, match="'clone' serves a search route but has no search"):
+        check({"clone": clone(routes=(search,))})
+    remove = Route("POST", "/v9/payments/{payment_id}", Op.REMOVE)
+    with pytest.raises(RegistryError, match="removal route but its json codec has no removal"):
+        check({"clone": clone(routes=(remove,))})
+
+
 def test_errors_before_any_route_belong_to_the_longest_prefix() -> None:
     units = dialects.units()
     assert owner_of(units, "/v1/nowhere") is units["invoiless"]
