@@ -234,37 +234,46 @@ def errors(messages: Iterable[str]) -> bytes:
     return DECLARATION + f"<errors>{body}\n</errors>\n".encode()
 
 
-# --- nested documents (elements within elements), written through lxml -----------------------
+# --- nested documents: elements within elements, attributes, no indentation ------------------
 
 
 def value_text(value: object) -> str:
-    """A value as element text: a flag as `true`/`false`, what XML cannot hold replaced
-    (`safe`). Every text `tree` and `fill` write passes here."""
+    """A value as element text before escaping: a flag as `true`/`false`."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return safe(str(value))
+    return str(value)
 
 
-def tree(
-    name: str, document: Mapping[str, Any], namespaces: Mapping[str, str] | None = None
-) -> etree._Element:
-    """An element `name` holding `document`: a mapping's values as child elements, a
-    nested mapping as an element of elements, in the mapping's order."""
-    root = etree.Element(name, nsmap=dict(namespaces) if namespaces else None)
-    fill(root, document)
-    return root
+def attribute(value: str) -> str:
+    """An attribute value, quoted: markup, quotes and white space other than a space as
+    references, what XML cannot hold replaced (`safe`)."""
+    return '"' + escape(safe(value), _ATTRIBUTE) + '"'
 
 
-def fill(parent: etree._Element, document: Mapping[str, Any]) -> None:
-    """`document`'s items appended to `parent` as child elements (see `tree`)."""
-    for key, value in document.items():
-        child = etree.SubElement(parent, key)
-        if isinstance(value, dict):
-            fill(child, value)
-        else:
-            child.text = value_text(value)
+_ATTRIBUTE = {'"': "&quot;", "\n": "&#10;", "\t": "&#9;", "\r": "&#13;"}
 
 
-def serialise(root: etree._Element) -> bytes:
-    """A nested document as UTF-8 bytes after the XML declaration, without indentation."""
-    return DECLARATION + bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=False))
+def nested(name: str, document: Mapping[str, Any], attributes: Mapping[str, str] = {}) -> str:
+    """Element `name` holding `document` in its order: a mapping's items as child
+    elements (a mapping as an element of elements, a list as an element of the elements
+    already rendered in it, anything else as text through `text`); empty as `<name/>`."""
+    head = name + "".join(f" {key}={attribute(value)}" for key, value in attributes.items())
+    children = [_child(key, value) for key, value in document.items()]
+    if not children:
+        return f"<{head}/>"
+    return f"<{head}>{''.join(children)}</{name}>"
+
+
+def _child(name: str, value: object) -> str:
+    if isinstance(value, Mapping):
+        return nested(name, value)
+    if isinstance(value, list):
+        return f"<{name}>{''.join(value)}</{name}>" if value else f"<{name}/>"
+    return f"<{name}>{text(value_text(value))}</{name}>"
+
+
+def nested_document(
+    name: str, document: Mapping[str, Any], attributes: Mapping[str, str] = {}
+) -> bytes:
+    """`nested` as a document: the declaration, then the element, no newline after it."""
+    return DECLARATION + nested(name, document, attributes).encode()

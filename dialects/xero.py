@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, partial
 from operator import attrgetter
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
@@ -78,7 +78,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _MS_DATE = re.compile(r"/Date\((?P<ms>-?[0-9]{1,15})(?P<offset>[+-][0-9]{4})?\)/")
 _MAX_ID = 2**63 - 1
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
-_NAMESPACES = {"xsd": "http://www.w3.org/2001/XMLSchema", "xsi": _XSI}
+_NAMESPACES = {"xmlns:xsd": "http://www.w3.org/2001/XMLSchema", "xmlns:xsi": _XSI}
 
 # When documents are written (the envelope's DateTimeUTC): a clock tests may fix.
 NOW: ContextVar[Callable[[], datetime]] = ContextVar("xero_now", default=lambda: datetime.now(UTC))
@@ -434,18 +434,15 @@ class XeroXml(XeroCodec):
         return found
 
     def write(self, name: str, document: Mapping[str, Any]) -> bytes:
-        return _xml.serialise(_xml.tree(name, document))
+        return _xml.nested_document(name, document)
 
     def write_envelope(
         self, envelope: dict[str, Any], items: list[dict[str, Any]], listed_as: tuple[str, str]
     ) -> bytes:
         plural, singular = listed_as
-        root = _xml.tree("Response", envelope, _NAMESPACES)
-        listed = etree.SubElement(root, plural)
-        for item in items:
-            is_payment = singular == "Payment"
-            listed.append(_payment_element(item) if is_payment else _xml.tree(singular, item))
-        return _xml.serialise(root)
+        write = _payment_element if singular == "Payment" else partial(_xml.nested, singular)
+        listed = [write(item) for item in items]
+        return _xml.nested_document("Response", {**envelope, plural: listed}, _NAMESPACES)
 
     def write_exception(self, document: Mapping[str, Any]) -> bytes:
         return _api_exception(document)
@@ -670,20 +667,20 @@ def _xml_fields(element: etree._Element, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _payment_element(item: Mapping[str, Any]) -> Any:
+def _payment_element(item: Mapping[str, Any]) -> str:
     """A `<Payment>`; a batch item's status is its `status` attribute, as in Xero's XML."""
-    fields = {
+    fields: dict[str, Any] = {
         k: v for k, v in item.items() if k not in ("StatusAttributeString", "ValidationErrors")
     }
-    element = _xml.tree("Payment", fields)
-    if "StatusAttributeString" in item:
-        element.set("status", item["StatusAttributeString"])
     if "ValidationErrors" in item:
-        errors = etree.SubElement(element, "ValidationErrors")
-        for problem in item["ValidationErrors"]:
-            message = etree.SubElement(etree.SubElement(errors, "ValidationError"), "Message")
-            message.text = _xml.value_text(problem["Message"])
-    return element
+        fields["ValidationErrors"] = _validation_errors(item["ValidationErrors"])
+    status = item.get("StatusAttributeString")
+    return _xml.nested("Payment", fields, {"status": status} if status is not None else {})
+
+
+def _validation_errors(problems: list[dict[str, Any]]) -> list[str]:
+    """`<ValidationError><Message>..</Message></ValidationError>` for each problem."""
+    return [_xml.nested("ValidationError", {"Message": p["Message"]}) for p in problems]
 
 
 def _child(root: etree._Element, name: str) -> etree._Element:
@@ -712,20 +709,20 @@ _ECHOED = frozenset(spec.wire for spec in Xero.fields) - set(_ERROR_KEYS)
 
 def _api_exception(document: Mapping[str, Any]) -> bytes:
     """`<ApiException>`, Xero's XML error, validation messages in `<Elements>`."""
-    root = etree.Element("ApiException", nsmap=_NAMESPACES)
-    for key in ("ErrorNumber", "Type", "Message"):
-        etree.SubElement(root, key).text = _xml.value_text(document[key])
+    exception = {key: document[key] for key in ("ErrorNumber", "Type", "Message")}
     if "Elements" in document:
-        elements = etree.SubElement(root, "Elements")
-        for item in document["Elements"]:
-            element = etree.SubElement(elements, "DataContractBase")
-            element.set(f"{{{_XSI}}}type", "Payment")
-            errors = etree.SubElement(element, "ValidationErrors")
-            for problem in item["ValidationErrors"]:
-                error = etree.SubElement(errors, "ValidationError")
-                etree.SubElement(error, "Message").text = _xml.value_text(problem["Message"])
-            _xml.fill(element, {k: v for k, v in item.items() if k not in _ERROR_KEYS})
-    return _xml.serialise(root)
+        exception["Elements"] = [
+            _xml.nested(
+                "DataContractBase",
+                {
+                    "ValidationErrors": _validation_errors(item["ValidationErrors"]),
+                    **{k: v for k, v in item.items() if k not in _ERROR_KEYS},
+                },
+                {"xsi:type": "Payment"},
+            )
+            for item in document["Elements"]
+        ]
+    return _xml.nested_document("ApiException", exception, _NAMESPACES)
 
 
 def _json_messages(document: Any) -> Iterator[str]:
