@@ -34,7 +34,7 @@ class Outcome:
     warnings: tuple[str, ...] = ()
 
 
-class Backend(Protocol):
+class PaymentService(Protocol):
     """Payment operations in canonical terms; every call is scoped to one tenant.
 
     Unknown or foreign ids raise NotFound; rule violations raise LedgerRefused. A write

@@ -159,7 +159,7 @@ def _target(payment: Payment | None) -> Payment:
 
 
 class Ledger:
-    """The embedded system of record: a Backend over a Store.
+    """The embedded system of record: a PaymentService over a Store.
 
     `clock` is the wall clock whose day decides what is overdue and dates a payment
     given without one (tests set it to any day).

@@ -21,7 +21,7 @@ from dialects.model import NO_FACTS, Facts, InvoiceFacts, Payment
 from dialects.registry import owner_of
 from dialects.unit import DialectUnit, Endpoint, EndpointCall, Op, Route
 from gateway.ledger import accounts, idempotency
-from gateway.ledger.contract import Backend, Outcome, Principal
+from gateway.ledger.contract import Outcome, PaymentService, Principal
 from gateway.observability import trace
 from gateway.serving.http import (
     body_format,
@@ -66,9 +66,9 @@ class Call:
         return self.unit.codec
 
     @property
-    def backend(self) -> Backend:
+    def service(self) -> PaymentService:
         assert self.who is not None
-        return self.gateway.backend(self.who.tenant)
+        return self.gateway.service(self.who.tenant)
 
     def id_of(self, name: str, what: str) -> int:
         number = self.dialect.parse_id(self.ids.get(name))
@@ -122,7 +122,7 @@ async def list_payments(call: Call) -> web.Response:
     invoice_id = call.id_of("invoice_id", "Invoice")
     limit, offset = _page(call)
     dialect = call.dialect
-    rows = await call.backend.list_rows(
+    rows = await call.service.list_rows(
         _who(call), invoice_id, dialect.row_columns, limit=limit, offset=offset
     )
     warnings: list[str] = []
@@ -163,7 +163,7 @@ def _whole(text: str) -> int | None:
 
 async def get_payment(call: Call) -> web.Response:
     payment_id = _payment_in_path(call)
-    payment = await call.backend.get_payment(
+    payment = await call.service.get_payment(
         _who(call), payment_id, deleted=call.dialect.shows_deleted
     )
     _check_invoice(call, payment.invoice_id)
@@ -177,7 +177,7 @@ async def create_payment(call: Call) -> web.Response:
         invoice_id = call.id_of("invoice_id", "Invoice")
     else:
         invoice_id = request.payment.invoice_id or 0
-    outcome = await call.backend.create_payment(_who(call), invoice_id, request, seal=call.seal)
+    outcome = await call.service.create_payment(_who(call), invoice_id, request, seal=call.seal)
     invoices = await _invoices(call, [outcome.payment])
     return _answer_payment(call, outcome.payment, outcome.warnings, invoices)
 
@@ -207,7 +207,7 @@ async def create_many(call: Call) -> web.Response:
                 raise
             batch.refused[place] = refused
     try:
-        made = await call.backend.create_payments(
+        made = await call.service.create_payments(
             _who(call), entries, each=not batch.summarised, seal=call.seal
         )
     except NotFound as exc:
@@ -270,7 +270,7 @@ async def _invoice_named(call: Call, request: Decoded) -> int:
     invoice_id = request.payment.invoice_id
     number = request.options.get("invoice_number")
     if invoice_id is None and isinstance(number, str):
-        invoice_id = await call.backend.invoice_by_number(_who(call), number)
+        invoice_id = await call.service.invoice_by_number(_who(call), number)
     if invoice_id is None or invoice_id > MAX_ID:
         missing = NotFound("Invoice not found")
         missing.sent = request.sent
@@ -304,7 +304,7 @@ def _item_refusal(error: GatewayError) -> GatewayError:
 
 async def search_payments(call: Call) -> web.Response:
     query = call.dialect.read_search(call.request.query, call.request.headers)
-    payments, page = await call.backend.search_payments(_who(call), query)
+    payments, page = await call.service.search_payments(_who(call), query)
     warnings: list[str] = []
     facts = _facts(call, await _invoices(call, payments))
     body = call.dialect.encode_page(payments, call.fmt, page, warnings=warnings, facts=facts)
@@ -315,8 +315,8 @@ async def remove_payment(call: Call) -> web.Response:
     """A POST whose body marks the payment deleted: answered with the payment as it was."""
     call.dialect.read_removal(await call.raw_body(), call.body_format())
     payment_id = _payment_in_path(call)
-    call.current = await call.backend.get_payment(_who(call), payment_id)
-    await call.backend.delete_payment(_who(call), payment_id, seal=call.seal)
+    call.current = await call.service.get_payment(_who(call), payment_id)
+    await call.service.delete_payment(_who(call), payment_id, seal=call.seal)
     return _respond(call, _removed(call, None, (), await _invoices(call, [call.current])))
 
 
@@ -344,7 +344,7 @@ async def patch_payment(call: Call) -> web.Response:
 
 async def _update(call: Call, request: Decoded, *, replace: bool) -> web.Response:
     payment_id = _payment_in_path(call)
-    outcome = await call.backend.update_payment(
+    outcome = await call.service.update_payment(
         _who(call), payment_id, request, replace=replace, seal=call.seal
     )
     invoices = await _invoices(call, [outcome.payment])
@@ -354,9 +354,9 @@ async def _update(call: Call, request: Decoded, *, replace: bool) -> web.Respons
 async def delete_payment(call: Call) -> web.Response:
     payment_id = _payment_in_path(call)
     if "invoice_id" in call.ids:
-        current = await call.backend.get_payment(_who(call), payment_id)
+        current = await call.service.get_payment(_who(call), payment_id)
         _check_invoice(call, current.invoice_id)
-    await call.backend.delete_payment(_who(call), payment_id, seal=call.seal)
+    await call.service.delete_payment(_who(call), payment_id, seal=call.seal)
     return _respond(call, _deleted(call, None, (), {}))
 
 
@@ -414,7 +414,7 @@ async def _invoices(call: Call, payments: Iterable[Payment | None]) -> Mapping[i
     if not call.dialect.shows_facts or (call.seal is not None and call.seal.sealed is not None):
         return {}
     ids = [p.invoice_id for p in payments if p is not None and p.invoice_id is not None]
-    return await call.backend.invoice_facts(_who(call), ids) if ids else {}
+    return await call.service.invoice_facts(_who(call), ids) if ids else {}
 
 
 def _facts(call: Call, invoices: Mapping[int, InvoiceFacts]) -> Facts:

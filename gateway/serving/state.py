@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.access.auth import Authenticator
 from gateway.access.limits import RateLimiter
 from gateway.config import Config
-from gateway.ledger.contract import Backend
+from gateway.ledger.contract import PaymentService
 from gateway.ledger.idempotency import Keys
 from gateway.ledger.rules import Ledger
 from gateway.proxy.service import ProxyBackend
@@ -18,7 +18,7 @@ from gateway.store import Store
 
 @dataclass
 class Gateway:
-    """Everything a request may need: config, auth, store, and each tenant's backend."""
+    """Everything a request may need: config, auth, store, and each tenant's payment service."""
 
     config: Config
     auth: Authenticator
@@ -28,7 +28,7 @@ class Gateway:
     keys: Keys
     proxies: dict[str, ProxyBackend] = field(default_factory=dict)
 
-    def backend(self, tenant: str) -> Backend:
+    def service(self, tenant: str) -> PaymentService:
         """The tenant's system of record: its upstream in proxy mode, else the ledger."""
         return self.proxies.get(tenant) or self.ledger
 
