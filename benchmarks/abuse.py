@@ -36,7 +36,7 @@ import aiohttp
 from benchmarks.harness import ADMIN, XERO_TENANT, gateway_server
 from dialects import testing
 from dialects.auth import basic_header
-from gateway import passwords
+from gateway.config import hashes
 
 HERE = Path(__file__).resolve().parents[1]
 LEGIT = "127.0.0.2"
@@ -67,7 +67,7 @@ def _config(tree: Path, **server: Any) -> dict[str, Any]:
         "server": {"access_log": False, "trusted_proxies": [], **settings},
         "tenants": {
             "plain": _tenant("plain", str),
-            "hashed": _tenant("hashed", passwords.make_hash),
+            "hashed": _tenant("hashed", hashes.make_hash),
         },
     }
 

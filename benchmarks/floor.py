@@ -14,7 +14,7 @@ line a request) has to do, and nothing more:
   store's read connection), answer it as JSON.
 - `GET /relay/{path}` (with `--backend URL`): check the key, ask the backend for
   `/{path}` with the backend's key through the proxy's own HTTP client
-  (`gateway.wire`), and hand its answer back unchanged: a proxy's hop without the
+  (`gateway.proxy.httpclient`), and hand its answer back unchanged: a proxy's hop without the
   translation, which only adds to it.
 
 Each request logs one access line through the gateway's own logging. No dialects, no
@@ -37,9 +37,9 @@ import orjson
 from aiohttp import web
 
 from benchmarks.bare import serve
-from gateway import logs
+from gateway.observability import logs
+from gateway.proxy.httpclient import Pool
 from gateway.store.sqlite import SQLiteStore
-from gateway.wire import Pool
 
 _KEYS = {"bench-key": "bench"}  # api key -> tenant
 _COLUMNS = ("id", "invoice_id", "amount", "paid_at", "method", "notes", "created_at")

@@ -6,7 +6,7 @@
 Times, in one process per checkout and in CPU time (`time.process_time`, best of
 `--rounds` runs of `--calls` calls, so a busy machine slows the figures but not
 their ratio), what a proxied get-one does in Python around the two socket
-operations: the backend's answer parsed from its bytes (`wire`; also a 64 KiB chunked
+operations: the backend's answer parsed from its bytes (`httpclient`; also a 64 KiB chunked
 answer as it comes, in 4 KiB packets), decoded and given its caller's ids
 (`ProxyBackend._payments`), and the request's bytes built. The checkouts run
 alternately, round after round, and a markdown table is printed.
@@ -68,11 +68,11 @@ def _done(coroutine: Any) -> Any:
 async def _measure(calls: int) -> dict[str, float]:
     """One round in this process: microseconds of CPU per call, per step."""
     import dialects
-    from gateway import wire
     from gateway.config import parse
-    from gateway.proxy import ProxyBackend
+    from gateway.proxy import httpclient
+    from gateway.proxy.service import ProxyBackend
+    from gateway.proxy.upstream import Answer, UpstreamClient
     from gateway.store import open_store
-    from gateway.upstream import Answer, UpstreamClient
 
     backend = {"dialect": "invoiless", "url": "http://127.0.0.1:9", "api_key": "k"}
     raw = {"admin_token": "t", "token_secret": "s", "tenants": {"bench": {"backend": backend}}}
@@ -85,10 +85,10 @@ async def _measure(calls: int) -> dict[str, float]:
             proxy = ProxyBackend("bench", UpstreamClient(tenant), store)
             caller = dialects.get("invoiless")
             answer = Answer(200, {"Content-Type": "application/json"}, BODY)
-            origin = wire.Origin.parse(tenant.url)
+            origin = httpclient.Origin.parse(tenant.url)
             headers = {"Accept": "application/json", "api-key": "k", "X-Request-Id": "0" * 16}
             loop = asyncio.get_running_loop()
-            connection = wire._Connection(1 << 20)
+            connection = httpclient._Connection(1 << 20)
 
             def parsed(*packets: bytes) -> object:
                 waiter = loop.create_future()  # no transport: the answer is fed by hand
@@ -102,7 +102,9 @@ async def _measure(calls: int) -> dict[str, float]:
                 STEPS[0]: lambda: parsed(HEAD + BODY),
                 STEPS[1]: lambda: parsed(*PACKETS),
                 STEPS[2]: lambda: _done(proxy._payments(caller, answer, None, None, single=True)),
-                STEPS[3]: lambda: wire._request("GET", "/v1/payments/1", origin, headers, None),
+                STEPS[3]: lambda: httpclient._request(
+                    "GET", "/v1/payments/1", origin, headers, None
+                ),
             }
             for step in steps.values():
                 step()  # ids minted, caches warm

@@ -53,9 +53,9 @@ def main() -> None:
     from benchmarks.suite import gateway_config
     from dialects import DIALECTS, listing
     from dialects.model import Invoice, Payment
-    from gateway.auth import Authenticator
+    from gateway.access.auth import Authenticator
     from gateway.config import parse
-    from gateway.logs import TextFormatter
+    from gateway.observability.logs import TextFormatter
     from gateway.store.base import Change
 
     print(f"gateway from {Path(dialects.__file__).resolve().parents[1].name}")

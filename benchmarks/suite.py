@@ -2,6 +2,7 @@
 
     python -m benchmarks.suite            # median of three alternating 8 s runs (~10 min)
     python -m benchmarks.suite --quick    # one-second runs: a ~2-minute version
+    python -m benchmarks.suite --against ../older-checkout   # A/B of the gateway's rows
 
 Starts, each its own process on a free 127.0.0.1 port: the bare baseline
 (`benchmarks.bare`), the floor of this design (`benchmarks.floor`: the least a ledger
@@ -14,6 +15,10 @@ them once per round; each figure is the median over the rounds. Server CPU is th
 server processes' user+system time over the run. Prints the issue's table, in
 markdown, with each ratio and its target, then the floor's ratios beside the same
 targets.
+
+`--against CHECKOUT` also starts a ledger gateway and a proxy (in front of the same
+backend) from another source tree, and measures their rows in the same rounds, in
+turn with this tree's: a refactoring's A/B in one sitting, printed as a third table.
 """
 
 from __future__ import annotations
@@ -94,6 +99,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 s runs: about two minutes")
     parser.add_argument("--idle", type=int, default=1000, help="idle connections for RSS")
     parser.add_argument("--no-workers", action="store_true", help="skip the --workers 2 row")
+    parser.add_argument("--against", type=Path, help="another source tree: its rows beside")
     args = parser.parse_args()
     seconds = 1.0 if args.quick else args.seconds
     ensure_tools()
@@ -119,6 +125,13 @@ def main() -> None:
         multi = None
         if workers is not None:
             multi = stack.enter_context(gateway_server(gateway_config(), extra=workers))
+        against = None
+        if args.against is not None:
+            other = args.against.resolve()
+            against = (
+                stack.enter_context(gateway_server(gateway_config(), checkout=other)),
+                stack.enter_context(gateway_server(proxy_config(backend), checkout=other)),
+            )
         print("preparing data", file=sys.stderr, flush=True)
         bare_base = f"http://127.0.0.1:{bare_port}"
         measures = asyncio.run(
@@ -128,6 +141,14 @@ def main() -> None:
                 (nginx, nginx_pid), multi and (multi[0], multi[1].pid),
             )
         )  # fmt: skip
+        if against is not None:
+            (other_ledger, other_pid), (other_proxy, other_proxy_pid) = (
+                (base, process.pid) for base, process in against
+            )
+            measures += asyncio.run(
+                _against(measures, (other_ledger, other_pid), (backend, backend_process.pid),
+                         (other_proxy, other_proxy_pid))
+            )  # fmt: skip
         medians = alternate(measures, seconds, args.rounds, workdir)
         memory = idle.rss_with_idle(ledger, ledger_process.pid, args.idle)
     figures = Figures(medians, memory, args.idle, workers is not None)
@@ -136,6 +157,9 @@ def main() -> None:
     print(table(figures))
     print()
     print(floor_table(figures.runs))
+    if against is not None:
+        print()
+        print(against_table(medians, args.against))
 
 
 async def _measures(
@@ -148,38 +172,22 @@ async def _measures(
     nginx: tuple[str, int],
     multi: tuple[str, int] | None,
 ) -> list[Measure]:
-    (gateway, pid), (upstream, upstream_pid) = ledger, backend
-    creates = await fixtures.invoices(gateway, "create", 64)
-    fifty, two_thousand = await fixtures.invoices(gateway, "list", 2)
-    payments = await fixtures.pay(gateway, fifty, 50)
-    await fixtures.pay(gateway, two_thousand, 2000)
-    token = await fixtures.urlkey_token(gateway)
-    backend_invoice = (await fixtures.invoices(upstream, "hop", 1))[0]
-    backend_payment = (await fixtures.pay(upstream, backend_invoice, 1))[0]
-    proxied_payment = await fixtures.local_id(proxy[0], "payment", backend_payment)
+    own, backend_payment = await _measures_of(ledger, backend, proxy)
+    upstream, upstream_pid = backend
     found = [
         Measure("bare POST", fixtures.bare_post(bare), 16, bare_pid),
         Measure("bare GET", fixtures.bare_get(bare), 16, bare_pid),
         Measure("floor POST", fixtures.floor_post(floor[0]), 16, floor[1]),
         Measure("floor GET", fixtures.floor_get(floor[0]), 16, floor[1]),
-        Measure("invoiless create", fixtures.invoiless_create(gateway, creates), 16, pid),
-        Measure("harvest create", fixtures.harvest_create(gateway, creates), 16, pid),
-        Measure("invoiless get", fixtures.invoiless_get(gateway, payments[0]), 16, pid),
-        Measure("invoiless list 50", fixtures.listing(gateway, "invoiless", fifty, token), 16, pid),
-        Measure("harvest list 50", fixtures.listing(gateway, "harvest", fifty, token), 16, pid),
+        *own,
         Measure(
             "direct get c1", fixtures.invoiless_get(upstream, backend_payment), 1, upstream_pid
         ),
         Measure("nginx get c1", fixtures.invoiless_get(nginx[0], backend_payment), 1, nginx[1]),
-        Measure("proxy get c1", fixtures.invoiless_get(proxy[0], proxied_payment), 1, proxy[1]),
         Measure("nginx get c16", fixtures.invoiless_get(nginx[0], backend_payment), 16, nginx[1]),
-        Measure("proxy get c16", fixtures.invoiless_get(proxy[0], proxied_payment), 16, proxy[1]),
         Measure("floor relay c1", fixtures.floor_relay(floor[0], backend_payment), 1, floor[1]),
         Measure("floor relay c16", fixtures.floor_relay(floor[0], backend_payment), 16, floor[1]),
     ]
-    for dialect in fixtures.LIST_DIALECTS:
-        scenario = fixtures.listing(gateway, dialect, two_thousand, token)
-        found.append(Measure(f"{dialect} list 2000", scenario, 1, pid, one_by_one=True))
     if multi is not None:
         targets = await fixtures.invoices(multi[0], "create", 64)
         found.append(
@@ -191,6 +199,77 @@ async def _measures(
             Measure("harvest create w2", fixtures.harvest_create(multi[0], targets), 16, multi[1])
         )
     return found
+
+
+AGAINST = " (against)"
+
+
+async def _against(
+    measures: list[Measure],
+    ledger: tuple[str, int],
+    backend: tuple[str, int],
+    proxy: tuple[str, int],
+) -> list[Measure]:
+    """The other tree's twin of each of this tree's ledger and proxy rows."""
+    theirs = {m.name: m for m in (await _measures_of(ledger, backend, proxy, "hop-against"))[0]}
+    return [
+        Measure(
+            m.name + AGAINST,
+            theirs[m.name].scenario,
+            m.connections,
+            theirs[m.name].pid,
+            m.one_by_one,
+        )  # fmt: skip
+        for m in measures
+        if m.name in theirs
+    ]
+
+
+async def _measures_of(
+    ledger: tuple[str, int], backend: tuple[str, int], proxy: tuple[str, int], hop: str = "hop"
+) -> tuple[list[Measure], str]:
+    """A gateway's own rows (ledger and proxy), on data of their own; the backend payment
+    the proxy rows read."""
+    (gateway, pid), (upstream, _) = ledger, backend
+    creates = await fixtures.invoices(gateway, "create", 64)
+    fifty, two_thousand = await fixtures.invoices(gateway, "list", 2)
+    payments = await fixtures.pay(gateway, fifty, 50)
+    await fixtures.pay(gateway, two_thousand, 2000)
+    token = await fixtures.urlkey_token(gateway)
+    backend_invoice = (await fixtures.invoices(upstream, hop, 1))[0]  # its own number there
+    backend_payment = (await fixtures.pay(upstream, backend_invoice, 1))[0]
+    proxied = await fixtures.local_id(proxy[0], "payment", backend_payment)
+    found = [
+        Measure("invoiless create", fixtures.invoiless_create(gateway, creates), 16, pid),
+        Measure("harvest create", fixtures.harvest_create(gateway, creates), 16, pid),
+        Measure("invoiless get", fixtures.invoiless_get(gateway, payments[0]), 16, pid),
+        Measure("invoiless list 50", fixtures.listing(gateway, "invoiless", fifty, token), 16, pid),
+        Measure("harvest list 50", fixtures.listing(gateway, "harvest", fifty, token), 16, pid),
+        Measure("proxy get c1", fixtures.invoiless_get(proxy[0], proxied), 1, proxy[1]),
+        Measure("proxy get c16", fixtures.invoiless_get(proxy[0], proxied), 16, proxy[1]),
+    ]
+    for dialect in fixtures.LIST_DIALECTS:
+        scenario = fixtures.listing(gateway, dialect, two_thousand, token)
+        found.append(Measure(f"{dialect} list 2000", scenario, 1, pid, one_by_one=True))
+    return found, backend_payment
+
+
+def against_table(medians: dict[str, Run], other: Path) -> str:
+    """Each row of both trees: requests/s and server CPU per request, and their ratios."""
+    lines = [
+        f"| row | this tree req/s | `{other.name}` req/s | ratio | CPU ms each | `{other.name}` | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for name, theirs in medians.items():
+        if not name.endswith(AGAINST):
+            continue
+        ours = medians[name.removesuffix(AGAINST)]
+        lines.append(
+            f"| {name.removesuffix(AGAINST)} | {ours.rate:,.0f} | {theirs.rate:,.0f} "
+            f"| {ours.rate / theirs.rate:.2f} | {ours.cpu_ms_each:.2f} | {theirs.cpu_ms_each:.2f} "
+            f"| {ours.cpu_ms_each / max(theirs.cpu_ms_each, 1e-9):.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def alternate(

@@ -40,11 +40,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 import dialects
 from dialects.errors import GatewayError
 from dialects.parsing import ascii_number
-
-from . import logs, passwords, process, translation, workers
-from .accept import Seat
-from .config import Config, ConfigError, load, override
-from .store import Store, StoreError, open_store
+from gateway.config import Config, ConfigError, hashes, load, override
+from gateway.ledger import translation
+from gateway.observability import logs
+from gateway.processes import lifecycle, workers
+from gateway.processes.accept import Seat
+from gateway.store import Store, StoreError, open_store
 
 log = logging.getLogger("gateway")
 VERSION = version("invoice-payments-gateway")
@@ -117,7 +118,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2  # as every start-up that cannot go on (gateway.process)
     except Exception as exc:  # what a driver raises on a URL it cannot use (a bad port, ...)
-        print(f"error: {process.database_failure(config.database, exc)}", file=sys.stderr)
+        print(f"error: {lifecycle.database_failure(config.database, exc)}", file=sys.stderr)
         return 2
     if args.command == "migrate":
         log.info("database migrated")
@@ -144,7 +145,7 @@ def _supervise(args: argparse.Namespace) -> int:
         port = workers.Listener(config.server.host, config.server.port, args.workers)
     except OSError as exc:
         host, number = config.server.host, config.server.port
-        print(f"error: {process.listen_failure(host, number, exc)}", file=sys.stderr)
+        print(f"error: {lifecycle.listen_failure(host, number, exc)}", file=sys.stderr)
         return 2
     log.info("serving with %d workers", args.workers)
     serve = workers.Supervisor(
@@ -156,8 +157,8 @@ def _supervise(args: argparse.Namespace) -> int:
 def _serve(reread: Callable[[], Config], path: str, seat: Seat | None = None) -> int:
     loop = _event_loop()
     try:
-        loop.run_until_complete(process.serve(reread, path, seat=seat))
-    except (ConfigError, process.StartupError) as exc:
+        loop.run_until_complete(lifecycle.serve(reread, path, seat=seat))
+    except (ConfigError, lifecycle.StartupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -226,7 +227,7 @@ def hash_secret(args: argparse.Namespace) -> int:
     if not secret:
         print("error: empty secret", file=sys.stderr)
         return 2
-    print(passwords.make_hash(secret))
+    print(hashes.make_hash(secret))
     return 0
 
 

@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
 from gateway.config import Config
+from gateway.serving.app import create_app
 from gateway.store import Store, open_store
 
 from .http.server import LOGS

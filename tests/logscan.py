@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from gateway.logs import JsonFormatter
+from gateway.observability.logs import JsonFormatter
 
 # The demo config's secrets (README), and those the tests configure and present.
 SECRETS = (

@@ -1,4 +1,4 @@
-"""Workers accepting from one listening socket by turns (gateway.accept), on asyncio and uvloop."""
+"""Workers accepting from one listening socket by turns (gateway.processes.accept), on asyncio and uvloop."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import cast
 import pytest
 import uvloop
 
-from gateway.accept import Acceptor, Seat
-from gateway.balance import Table, Turns
+from gateway.processes.accept import Acceptor, Seat
+from gateway.processes.balance import Table, Turns
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 WAIT = 1.0  # seconds of the injected clock, which only moves when a test moves it

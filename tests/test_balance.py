@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from gateway.balance import Table, Turns
+from gateway.processes.balance import Table, Turns
 
 
 class Clock:

@@ -12,7 +12,7 @@ from dialects import Reply
 from dialects.errors import Conflict
 from dialects.model import Invoice, InvoiceFacts, Payment
 from gateway.config import Idempotency
-from gateway.idempotency import Keys
+from gateway.ledger.idempotency import Keys
 from gateway.store import Change, KeyClaim, KeyState, NewInvoice, Seal, Store, Written, only
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

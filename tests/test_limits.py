@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from dialects.errors import TooManyRequests
-from gateway.app import create_app
+from gateway.access.limits import ATTEMPT, Identity, RateLimiter, claim, proven, unproven
 from gateway.config import RateLimit
-from gateway.limits import ATTEMPT, Identity, RateLimiter, claim, proven, unproven
-from gateway.reload import reload
-from gateway.state import GATEWAY
+from gateway.processes.reload import reload
+from gateway.serving.app import create_app
+from gateway.serving.state import GATEWAY
 
 from .support import make_config
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.logs import LineHandler, TextFormatter
+from gateway.observability.logs import LineHandler, TextFormatter
 
 
 class Stream:

@@ -8,10 +8,10 @@ import pytest
 
 import dialects
 from dialects.errors import TooManyRequests
+from gateway.access.limits import MAX_BUCKETS, RateLimiter
+from gateway.access.lru import LRU
 from gateway.config import RateLimit
-from gateway.idmap import IdMap
-from gateway.limits import MAX_BUCKETS, RateLimiter
-from gateway.lru import LRU
+from gateway.proxy.idmap import IdMap
 from gateway.store import BackendRef, SQLiteStore
 
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from dialects.model import Invoice, Payment
-from gateway.app import create_app
+from gateway.serving.app import create_app
 from gateway.store import Change, Store
 
 from .clients import CLIENTS

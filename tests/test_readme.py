@@ -44,9 +44,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from gateway.app import create_app
 from gateway.config import load, override
-from gateway.idempotency import Clock
+from gateway.ledger.idempotency import Clock
+from gateway.serving.app import create_app
 
 from .http.server import Server, free_port
 

@@ -16,7 +16,7 @@ import pytest
 from dialects import listing
 from dialects.errors import Conflict, LedgerRefused, NotFound
 from dialects.model import Invoice, Method, Payment
-from gateway.ledger import check_settles
+from gateway.ledger.rules import check_settles
 from gateway.store import (
     BackendRef,
     Change,

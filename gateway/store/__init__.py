@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import (
+from gateway.store.base import (
     MAX_ID,
     REFUSALS,
     BackendRef,
@@ -18,9 +18,9 @@ from .base import (
     Written,
     only,
 )
-from .migrations import SchemaTooNew, StoreError
-from .postgres import PostgresStore, masked
-from .sqlite import SQLiteStore
+from gateway.store.migrations import SchemaTooNew, StoreError
+from gateway.store.postgres import PostgresStore, masked
+from gateway.store.sqlite import SQLiteStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

@@ -18,8 +18,7 @@ from dialects import Reply
 from dialects.errors import Conflict, NotFound, ServiceUnavailable
 from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Method, Payment
-
-from .base import (
+from gateway.store.base import (
     PAYMENT_COLUMNS,
     REFUSALS,
     BackendRef,
@@ -34,7 +33,7 @@ from .base import (
     listed_columns,
     only,
 )
-from .migrations import VERSIONS_TABLE, StoreError, pending
+from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
 
 T = TypeVar("T")
 if TYPE_CHECKING:

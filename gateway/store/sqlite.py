@@ -21,9 +21,8 @@ from dialects import Reply
 from dialects.errors import Conflict, NotFound, ServiceUnavailable
 from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Method, Payment, stored_payment
-
-from ..metrics import STORE_BATCH, STORE_WRITE_SECONDS
-from .base import (
+from gateway.observability.metrics import STORE_BATCH, STORE_WRITE_SECONDS
+from gateway.store.base import (
     PAYMENT_COLUMNS,
     REFUSALS,
     BackendRef,
@@ -38,8 +37,8 @@ from .base import (
     listed_columns,
     only,
 )
-from .migrations import VERSIONS_TABLE, StoreError, pending
-from .writelock import WriteLock
+from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
+from gateway.store.writelock import WriteLock
 
 T = TypeVar("T")
 _MAX_BATCH = 64

@@ -22,7 +22,7 @@ from multidict import CIMultiDictProxy
 import dialects
 from dialects import testing
 from dialects.model import Invoice, Payment
-from gateway.state import GATEWAY
+from gateway.serving.state import GATEWAY
 from gateway.store import SQLiteStore
 
 from ..conftest import Client

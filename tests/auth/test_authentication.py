@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from gateway import config as gateway_config
-from gateway.app import create_app
-from gateway.auth import ISSUER
+from gateway.access.auth import ISSUER
+from gateway.serving.app import create_app
 
 from ..conftest import AiohttpClient, Client
 from ..support import APP_KEY, APP_PUBLIC_PEM, basic, hexid, new_invoice, self_signed_token

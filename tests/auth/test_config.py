@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 import dialects
-from gateway import passwords
-from gateway.config import Config, ConfigError, expand, load, parse
+from gateway.config import Config, ConfigError, expand, hashes, load, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -173,7 +172,7 @@ def test_invalid_values_are_config_errors_with_their_location(
 
 
 def test_a_public_key_that_is_not_p256_is_refused_when_the_app_starts(tmp_path: Path) -> None:
-    from gateway.auth import Authenticator
+    from gateway.access.auth import Authenticator
 
     config = parse(
         minimal(
@@ -238,7 +237,7 @@ def test_shipped_config_yaml_loads_with_its_defaults() -> None:
         demo.section("invoiless").keys[0].key,
         urlkey.apps[0].secret or "",
     ]
-    assert all(passwords.is_hash(secret) for secret in secrets)
+    assert all(hashes.is_hash(secret) for secret in secrets)
 
 
 def test_shipped_config_yaml_takes_its_settings_from_the_environment() -> None:

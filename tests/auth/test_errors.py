@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from gateway.app import create_app
 from gateway.config import Config
+from gateway.serving.app import create_app
 
 from ..clients import CLIENTS
 from ..conftest import AiohttpClient, Client

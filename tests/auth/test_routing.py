@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 import dialects
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth
-from gateway import passwords
-from gateway.config import ConfigError, parse
+from gateway.config import ConfigError, hashes, parse
 
 from ..http.server import running, write_config
 from ..http.test_cli import assert_clean_failure, gateway
@@ -96,7 +95,7 @@ def test_every_credential_value_that_routes_a_caller_is_declared(dialect: str) -
 
 def test_one_hash_text_in_two_tenants_is_the_same_key() -> None:
     raw = _two_tenants()
-    stored = passwords.make_hash("shared-key", salt=b"0123456789abcdef")
+    stored = hashes.make_hash("shared-key", salt=b"0123456789abcdef")
     for name in ("acme", "globex"):
         raw["tenants"][name]["invoiless"]["keys"][0]["key"] = stored
 
@@ -112,7 +111,7 @@ def test_one_tenant_may_repeat_its_own_values() -> None:
     assert parse(raw).tenants["acme"].section("urlkey").business == urlkey["business"]
 
 
-_GOOD = passwords.make_hash("secret", salt=b"0123456789abcdef")
+_GOOD = hashes.make_hash("secret", salt=b"0123456789abcdef")
 _N, _R, _P, _SALT, _DIGEST = _GOOD.removeprefix("scrypt$").split("$")
 
 
@@ -146,9 +145,9 @@ def test_a_damaged_hash_is_refused_naming_its_key(stored: str, problem: str) -> 
 @settings(max_examples=30, deadline=None)
 @given(st.binary(min_size=1, max_size=24), st.sampled_from([2, 4, 1024, 16384]))
 def test_every_hash_the_gateway_makes_is_sound(salt: bytes, cost: int) -> None:
-    stored = passwords.make_hash("x", salt=salt).replace("scrypt$16384$", f"scrypt${cost}$")
+    stored = hashes.make_hash("x", salt=salt).replace("scrypt$16384$", f"scrypt${cost}$")
 
-    assert passwords.hash_problem(stored) is None
+    assert hashes.hash_problem(stored) is None
 
 
 def test_start_up_with_shared_routing_values_is_one_line_exit_2(tmp_path: Path) -> None:

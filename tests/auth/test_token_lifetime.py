@@ -16,7 +16,7 @@ import dialects
 from dialects import testing
 from dialects.testing.urlkey import APP_KEY
 from dialects.unit import BearerAuth
-from gateway.state import GATEWAY
+from gateway.serving.state import GATEWAY
 
 from ..conftest import Client
 from ..support import new_invoice

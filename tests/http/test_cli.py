@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 import dialects
-from gateway import passwords
+from gateway.access import passwords
 
 from ..logscan import OUTPUTS
 

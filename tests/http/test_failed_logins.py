@@ -14,11 +14,11 @@ from dialects import testing
 from dialects.auth import basic_header
 from dialects.errors import TooManyRequests
 from dialects.unit import ApiKeyAuth, BasicAuth
-from gateway import passwords
-from gateway.app import create_app
-from gateway.config import Config
-from gateway.limits import RateLimiter
-from gateway.state import GATEWAY
+from gateway.access import passwords
+from gateway.access.limits import RateLimiter
+from gateway.config import Config, hashes
+from gateway.serving.app import create_app
+from gateway.serving.state import GATEWAY
 
 from ..conftest import AiohttpClient, Client
 from ..security.harness import hashed_tenant
@@ -112,7 +112,7 @@ SPRAYABLE = [  # the schemes whose secrets are checked by scrypt: Basic and api 
 async def test_a_spray_of_made_up_identities_is_paced_and_starves_no_right_credential(
     aiohttp_client: AiohttpClient, database: str, monkeypatch: pytest.MonkeyPatch, dialect: str
 ) -> None:
-    monkeypatch.setattr(passwords, "_N", 16)  # cheap hashes: the test counts, not waits
+    monkeypatch.setattr(hashes, "_N", 16)  # cheap hashes: the test counts, not waits
     runs: list[str] = []
     check = passwords._check
 

@@ -33,7 +33,8 @@ from dialects import testing
 from dialects.base import Kind, Spec
 from dialects.testing import Answer
 from dialects.unit import DialectUnit, Op, Route
-from gateway import admin, idempotency
+from gateway.ledger import idempotency
+from gateway.serving import admin
 from gateway.store import MAX_ID
 
 from ..conftest import ENGINES

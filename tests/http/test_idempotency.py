@@ -15,7 +15,7 @@ import yaml
 import dialects
 from dialects import testing
 from dialects.errors import Overpayment
-from gateway.app import create_app
+from gateway.serving.app import create_app
 
 from ..clients import CLIENTS, Reply
 from ..conftest import ENGINES, AiohttpClient, Client

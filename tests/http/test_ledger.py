@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dialects import testing
-from gateway.app import create_app
+from gateway.serving.app import create_app
 
 from ..clients import Reply
 from ..conftest import AiohttpClient, Client

@@ -16,8 +16,8 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.app import create_app
-from gateway.state import GATEWAY
+from gateway.serving.app import create_app
+from gateway.serving.state import GATEWAY
 
 from ..conftest import AiohttpClient, Client
 from ..support import ADMIN, make_config, new_invoice, tenant_config
@@ -282,7 +282,7 @@ def test_processes_sharing_a_metrics_directory_are_scraped_as_one(tmp_path: Path
 
 FORKED_WORKERS = """
 import os
-from gateway import metrics
+from gateway.observability import metrics
 
 metrics.prepare_workers()  # as a supervisor does before it forks
 for _ in range(3):

@@ -14,8 +14,8 @@ from openapi_spec_validator import validate
 
 import dialects
 from dialects import testing
-from gateway import admin, openapi
-from gateway.openapi import path_of
+from gateway.serving import admin, openapi
+from gateway.serving.openapi import path_of
 
 from ..conftest import Client
 from .server import Server, running

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from dialects.model import Invoice, Payment
-from gateway.state import GATEWAY
+from gateway.serving.state import GATEWAY
 from gateway.store import Change
 
 from ..clients import CLIENTS

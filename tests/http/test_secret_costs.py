@@ -19,8 +19,8 @@ import pytest
 import dialects
 from dialects import testing
 from dialects.unit import BasicAuth
-from gateway import passwords
-from gateway.app import create_app
+from gateway.config import hashes
+from gateway.serving.app import create_app
 
 from ..conftest import AiohttpClient, Client
 from ..security.harness import hashed_tenant
@@ -51,7 +51,7 @@ LOGINS = {dialect: attempt_of(dialect) for dialect in WITH_LOGINS}
 
 @pytest.fixture(autouse=True)
 def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_N", 16)  # the tests count scrypt runs, not wait for them
+    monkeypatch.setattr(hashes, "_N", 16)  # the tests count scrypt runs, not wait for them
 
 
 def known(tenant: str, dialect: str) -> tuple[str, str]:
@@ -68,7 +68,7 @@ def tenant(name: str, hashed: str | None) -> dict[str, Any]:
         return hashed_tenant(name)
     config = tenant_config(name)
     if hashed is not None:
-        config[hashed] = testing.support(hashed).hashed(config[hashed], passwords.make_hash)
+        config[hashed] = testing.support(hashed).hashed(config[hashed], hashes.make_hash)
     return config
 
 

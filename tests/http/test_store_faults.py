@@ -14,7 +14,7 @@ import dialects
 from dialects import Format, testing
 from dialects.errors import ServiceUnavailable
 from dialects.testing import Answer
-from gateway.app import create_app
+from gateway.serving.app import create_app
 from gateway.store import SQLiteStore
 
 from ..conftest import AiohttpClient, Client

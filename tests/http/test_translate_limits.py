@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from gateway import translation
-from gateway.app import create_app
-from gateway.playground import POOL
-from gateway.state import GATEWAY
+from gateway.ledger import translation
+from gateway.serving.app import create_app
+from gateway.serving.playground import POOL
+from gateway.serving.state import GATEWAY
 
 from ..conftest import AiohttpClient, Client
 from ..support import make_config

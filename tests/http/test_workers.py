@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import yaml
 
-from gateway import workers
+from gateway.processes import workers
 
 from ..clients import CLIENTS
 from .processes import (

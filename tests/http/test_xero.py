@@ -14,8 +14,8 @@ from lxml import etree
 
 from dialects.testing.xero import tenant_id as xero_tenant_id
 from dialects.xero import parse_moment
-from gateway.app import create_app
 from gateway.config import Config
+from gateway.serving.app import create_app
 
 from ..clients import Reply
 from ..conftest import AiohttpClient, Client

@@ -34,7 +34,7 @@ from xero_python.exceptions import (  # type: ignore[import-untyped]
 from xero_python.identity import IdentityApi  # type: ignore[import-untyped]
 
 from dialects.testing.xero import tenant_id as xero_tenant_id
-from gateway.app import create_app
+from gateway.serving.app import create_app
 
 from ..support import basic, make_config
 from .server import ADMIN_TOKEN, Server, running, write_config

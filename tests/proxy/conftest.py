@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpServer
 
-from gateway.app import create_app
+from gateway.serving.app import create_app
 
 from ..conftest import AiohttpClient, Client
 from ..http.server import Server

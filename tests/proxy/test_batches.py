@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dialects import testing
-from gateway.proxy import BATCH_REFUSED, ITEM_UNKNOWN
+from gateway.proxy.service import BATCH_REFUSED, ITEM_UNKNOWN
 
 from ..http.test_batches import BATCHERS, ITEM_BY_ITEM, KEY, send_batch
 from .conftest import ProxyFactory

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.idmap import MINTED
+from gateway.proxy.idmap import MINTED
 
 from ..clients import CLIENTS
 from ..http.server import Server

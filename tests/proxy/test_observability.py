@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.state import GATEWAY
+from gateway.serving.state import GATEWAY
 
 from ..http.server import free_port
 from ..support import ADMIN

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 
 from dialects.errors import UpstreamTimeout
-from gateway import wire
 from gateway.config import backend_config
-from gateway.upstream import UpstreamClient
+from gateway.proxy import httpclient
+from gateway.proxy.upstream import UpstreamClient
 
 from ..clients import CLIENTS
 from ..http.wire import pay, urlkey_path
@@ -314,7 +314,7 @@ class _Unreachable:
 
     async def request(self, *args: object, **kwargs: object) -> object:
         self.attempts += 1
-        raise wire.ConnectFailed("connect timed out", timed_out=True)
+        raise httpclient.ConnectFailed("connect timed out", timed_out=True)
 
     async def close(self) -> None:
         return None

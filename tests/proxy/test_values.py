@@ -19,7 +19,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from gateway.upstream import MAX_RETRY_AFTER, retry_after
+from gateway.proxy.upstream import MAX_RETRY_AFTER, retry_after
 
 from ..clients import Reply
 from ..dialects.test_calendar import EDGES

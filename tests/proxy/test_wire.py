@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import wire
+from gateway.proxy import httpclient
 
 from ..dialects.test_calendar import NOT_ASCII_DIGITS
 
@@ -73,11 +73,11 @@ def answering(*pieces: bytes, close: bool = False) -> Script:
     return script
 
 
-def pool(timeout: float = 5.0) -> wire.Pool:
-    return wire.Pool(size=4, connect_timeout=1.0, timeout=timeout, max_body=LIMIT)
+def pool(timeout: float = 5.0) -> httpclient.Pool:
+    return httpclient.Pool(size=4, connect_timeout=1.0, timeout=timeout, max_body=LIMIT)
 
 
-async def get(client: wire.Pool, served: Backend, method: str = "GET") -> wire.Response:
+async def get(client: httpclient.Pool, served: Backend, method: str = "GET") -> httpclient.Response:
     return await client.request(method, served.url, "/things/1", {"Accept": "application/json"})
 
 
@@ -167,8 +167,10 @@ async def test_interim_answers_are_skipped_and_an_empty_204_keeps_the_connection
 @pytest.mark.parametrize(
     "answer",
     [
-        pytest.param(OK + b"X-Big: " + b"a" * (wire.MAX_HEAD + 1) + b"\r\n\r\n", id="huge-head"),
-        pytest.param(OK + b"X-Big: " + b"a" * (wire.MAX_HEAD + 1), id="endless-head"),
+        pytest.param(
+            OK + b"X-Big: " + b"a" * (httpclient.MAX_HEAD + 1) + b"\r\n\r\n", id="huge-head"
+        ),
+        pytest.param(OK + b"X-Big: " + b"a" * (httpclient.MAX_HEAD + 1), id="endless-head"),
         pytest.param(b"SPDY/3 200 OK\r\n\r\n", id="not-http"),
         pytest.param(b"HTTP/1.1 2x0 OK\r\n\r\n", id="bad-status"),
         pytest.param(OK + b"Bad Name: x\r\n\r\n", id="space-in-name"),
@@ -198,7 +200,7 @@ async def test_interim_answers_are_skipped_and_an_empty_204_keeps_the_connection
 async def test_an_answer_that_breaks_http_is_a_broken_call(answer: bytes) -> None:
     async with backend(answering(answer, close=True)) as served:
         client = pool()
-        with pytest.raises(wire.Broken):
+        with pytest.raises(httpclient.Broken):
             await get(client, served, "POST")
         await client.close()
 
@@ -228,7 +230,7 @@ async def test_an_answer_that_breaks_http_is_a_broken_call(answer: bytes) -> Non
 async def test_an_answer_past_the_limit_is_too_large(answer: bytes) -> None:
     async with backend(answering(answer)) as served:
         client = pool()
-        with pytest.raises(wire.TooLarge):
+        with pytest.raises(httpclient.TooLarge):
             await get(client, served)
         await client.close()
 
@@ -260,7 +262,7 @@ async def test_a_corrupt_compressed_answer_is_corrupt(body: bytes) -> None:
     head = OK + b"Content-Encoding: gzip\r\n"
     async with backend(answering(with_length(body, head))) as served:
         client = pool()
-        with pytest.raises(wire.Corrupt):
+        with pytest.raises(httpclient.Corrupt):
             await get(client, served)
         await client.close()
 
@@ -274,7 +276,7 @@ async def test_a_backend_that_stalls_mid_answer_times_out() -> None:
 
     async with backend(slowloris) as served:
         client = pool(timeout=0.2)
-        with pytest.raises(wire.TimedOut):
+        with pytest.raises(httpclient.TimedOut):
             await get(client, served)
         await client.close()
 
@@ -283,7 +285,7 @@ async def test_no_listener_is_a_connect_failure_that_sent_nothing() -> None:
     async with backend(answering()) as served:
         url = served.url
     client = pool()
-    with pytest.raises(wire.ConnectFailed) as failure:
+    with pytest.raises(httpclient.ConnectFailed) as failure:
         await client.request("GET", url, "/", {})
     assert not failure.value.timed_out
 
@@ -307,7 +309,7 @@ async def test_a_kept_connection_the_backend_hung_up_on_is_replaced_for_a_get_on
         client = pool()
         await get(client, served)
         retried = await get(client, served)  # hung up on; sent again on a new connection
-        with pytest.raises(wire.Broken):
+        with pytest.raises(httpclient.Broken):
             await get(client, served, "POST")  # may have been acted on: never sent twice
         await client.close()
 
@@ -378,7 +380,9 @@ async def test_header_values_lose_their_trailing_spaces_and_trailers_stay_out() 
 CHUNK_OF_TWO = OK + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"
 
 
-async def refused_before_the_deadline(rest: bytes, step: int, error: type[wire.WireError]) -> None:
+async def refused_before_the_deadline(
+    rest: bytes, step: int, error: type[httpclient.WireError]
+) -> None:
     """A chunk of two bytes, then `rest` in writes of `step` bytes, then a stall that only
     the client's own refusal ends (its deadline is far)."""
     stalled = asyncio.Event()
@@ -396,7 +400,7 @@ async def refused_before_the_deadline(rest: bytes, step: int, error: type[wire.W
 
 
 async def test_a_chunk_declared_past_the_limit_in_single_bytes_is_too_large_at_once() -> None:
-    await refused_before_the_deadline(b"%x;ext=1\r\n" % LIMIT, 1, wire.TooLarge)
+    await refused_before_the_deadline(b"%x;ext=1\r\n" % LIMIT, 1, httpclient.TooLarge)
 
 
 def _digit_answers(digit: bytes) -> list[bytes]:
@@ -420,7 +424,7 @@ def test_a_status_length_or_chunk_size_with_a_digit_that_is_not_ascii_is_broken(
             for answer in _digit_answers(raw):
                 served.script = answering(answer, close=True)
                 client = pool()
-                with pytest.raises(wire.Broken):
+                with pytest.raises(httpclient.Broken):
                     await get(client, served)
                 await client.close()
 
@@ -430,12 +434,12 @@ def test_a_status_length_or_chunk_size_with_a_digit_that_is_not_ascii_is_broken(
 @pytest.mark.parametrize(
     "framing",
     [
-        pytest.param(b"1;ext=" + b"e" * (8 * wire.MAX_HEAD), id="endless-extension"),
-        pytest.param(b"0\r\nX-Late: " + b"t" * (8 * wire.MAX_HEAD), id="endless-trailer"),
-        pytest.param(b"0\r\n" + b"X-Late: t\r\n" * wire.MAX_HEAD, id="endless-trailers"),
+        pytest.param(b"1;ext=" + b"e" * (8 * httpclient.MAX_HEAD), id="endless-extension"),
+        pytest.param(b"0\r\nX-Late: " + b"t" * (8 * httpclient.MAX_HEAD), id="endless-trailer"),
+        pytest.param(b"0\r\n" + b"X-Late: t\r\n" * httpclient.MAX_HEAD, id="endless-trailers"),
     ],
 )
 async def test_chunk_framing_that_does_not_end_is_broken_before_the_deadline(
     framing: bytes,
 ) -> None:
-    await refused_before_the_deadline(framing, 4096, wire.Broken)
+    await refused_before_the_deadline(framing, 4096, httpclient.Broken)

@@ -29,7 +29,7 @@ import yaml
 
 import dialects
 from dialects import testing
-from gateway import passwords
+from gateway.config import hashes
 
 from ..http.server import Server
 from ..support import tenant_config
@@ -185,7 +185,7 @@ def hashed_tenant(name: str) -> dict[str, Any]:
     """tenant_config(name) with every secret stored as a scrypt hash, as config.yaml has."""
     tenant = tenant_config(name)
     for dialect in dialects.units():
-        tenant[dialect] = testing.support(dialect).hashed(tenant[dialect], passwords.make_hash)
+        tenant[dialect] = testing.support(dialect).hashed(tenant[dialect], hashes.make_hash)
     return tenant
 
 

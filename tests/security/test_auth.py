@@ -22,7 +22,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway import passwords
+from gateway.access import passwords
+from gateway.config import hashes
 
 from ..auth.helpers import OTHER_KEY, app_claims, b64url, hs256_token, segment, unsigned_token
 from ..support import APP_KEY, APP_PUBLIC_PEM, self_signed_token
@@ -47,7 +48,7 @@ from .harness import (
 @cache
 def scrypt_ms() -> float:
     """What one scrypt check of a config hash costs on this machine (best of three)."""
-    stored = passwords.make_hash("probe")
+    stored = hashes.make_hash("probe")
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
@@ -302,7 +303,7 @@ async def test_wrong_secrets_of_hashed_credentials_are_401(
         config = yaml.safe_load((catalogue.server.log.parent / "catalogue.yaml").read_text())
         tenant = config["tenants"]["hashed"][dialect]["users"][0]
         secret = tenant["password" if dialect == "harvest" else "api_key"]
-        assert passwords.is_hash(secret)
+        assert hashes.is_hash(secret)
     answer, before, after = await attempt(catalogue, http, dialect, basic(user, secret),
                                           tenant="hashed")  # fmt: skip
 

@@ -16,9 +16,9 @@ from aiohttp.http_exceptions import BadHttpMessage
 from dialects import _json, _xml
 from dialects.errors import BadRequest, TooManyRequests
 from gateway.__main__ import ClientFaults
-from gateway.backend import Principal
+from gateway.access.limits import RateLimiter
 from gateway.config import RateLimit, Server
-from gateway.limits import RateLimiter
+from gateway.ledger.contract import Principal
 
 
 def nested(depth: int) -> bytes:

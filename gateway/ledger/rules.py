@@ -1,0 +1,301 @@
+"""The ledger: the rules that keep an invoice's due amount and status true, over a Store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from dialects import Decoded
+from dialects.errors import (
+    GatewayError,
+    LedgerRefused,
+    NotFound,
+    NotPayable,
+    Overpayment,
+    ValidationFailed,
+)
+from dialects.listing import Row
+from dialects.model import (
+    ZERO,
+    Invoice,
+    InvoiceFacts,
+    InvoiceStatus,
+    Page,
+    Payment,
+    PaymentQuery,
+    currency_exponent,
+)
+from gateway.ledger.contract import Outcome, Principal
+from gateway.ledger.idempotency import Clock, utc_now
+from gateway.ledger.search import select
+from gateway.store import MAX_ID, Change, Rule, Seal, Step, Store
+
+PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIAL, InvoiceStatus.OVERDUE)
+# What PUT resets when a field is left out (the amount resets to the whole due amount).
+_RESETS: dict[str, Any] = {
+    "method": None, "method_label": None, "origin": None, "notes": None, "reference": None,
+    "tax_withheld": ZERO, "fee": ZERO, "notify_customer": False,
+}  # fmt: skip
+
+
+def today_midnight(clock: Clock = utc_now) -> datetime:
+    """The start of the clock's day, UTC: a payment's date when its caller gives none."""
+    return datetime.combine(clock().astimezone(UTC).date(), time(), UTC)
+
+
+def check_amounts(invoice: Invoice, payment: Payment) -> None:
+    """Money fits the invoice's currency: positive amount, no more places than it has."""
+    places = currency_exponent(invoice.currency)
+    step = Decimal(1).scaleb(-places)
+    problems: dict[str, str] = {}
+    for name in ("amount", "tax_withheld", "fee"):
+        value: Decimal = getattr(payment, name) or ZERO
+        if value != value.quantize(step):
+            problems[name] = f"must have at most {places} decimal places for {invoice.currency}"
+    if payment.amount is None or payment.amount <= 0:
+        problems["amount"] = "must be greater than 0"
+    if problems:
+        raise ValidationFailed(fields=problems)
+
+
+def check_settles(invoice: Invoice, payment: Payment, *, replacing: Payment | None = None) -> None:
+    """Refuse a payment that would settle more than is due."""
+    due = invoice.due_amount + (replacing.settled if replacing else ZERO)
+    if payment.settled > due:
+        raise Overpayment(
+            f"Payment of {payment.settled} exceeds the amount due ({max(due, ZERO)})",
+            fields={"amount": f"exceeds the amount due ({max(due, ZERO)})"},
+        )
+
+
+def check_payable(invoice: Invoice, today: date) -> None:
+    status = invoice.status(today)
+    if status not in PAYABLE:
+        raise NotPayable(
+            f"Invoice is {status.value} and takes no payments",
+            fields={"invoice_id": f"is {status.value} and takes no payments"},
+        )
+
+
+def whole_due(
+    invoice: Invoice, fields: dict[str, Any], replacing: Payment | None = None
+) -> Decimal:
+    """The amount that settles the invoice, tax withheld and fee counted."""
+    due = invoice.due_amount + (replacing.settled if replacing else ZERO)
+    amount: Decimal = due - fields.get("tax_withheld", ZERO) - fields.get("fee", ZERO)
+    if amount <= 0:
+        raise LedgerRefused("Nothing is due on this invoice", fields={"amount": "nothing is due"})
+    return amount
+
+
+def record(invoice: Invoice, request: Decoded, who: Principal, clock: Clock = utc_now) -> Change:
+    """A new payment on `invoice`; `clock` says what day it is."""
+    midnight = today_midnight(clock)
+    check_payable(invoice, midnight.date())
+    fields = request.provided_values()
+    if fields.get("amount") is None:
+        fields["amount"] = whole_due(invoice, fields)
+    fields.setdefault("paid_at", midnight)
+    owned = {
+        "tenant": invoice.tenant,
+        "invoice_id": invoice.id,
+        "recorded_by": who.name,
+        "recorded_by_email": who.email,
+        "client_app": who.app,
+    }
+    payment = Payment(**{**fields, **owned})
+    check_amounts(invoice, payment)
+    check_settles(invoice, payment)
+    marked = invoice.marked_paid or bool(request.options.get("mark_invoice_paid"))
+    return Change(marked_paid=marked, upsert=payment)
+
+
+def revise(
+    invoice: Invoice,
+    current: Payment,
+    request: Decoded,
+    *,
+    replace: bool,
+    clock: Clock = utc_now,
+) -> Change:
+    """Change a payment: PUT (`replace`) resets what it leaves out, PATCH keeps it."""
+    fields = request.provided_values()
+    if replace:
+        fields = {**_RESETS, **fields}
+        fields.setdefault("paid_at", today_midnight(clock))
+        if fields.get("amount") is None:
+            fields["amount"] = whole_due(invoice, fields, replacing=current)
+    payment = current.model_copy(update=fields)
+    check_amounts(invoice, payment)
+    check_settles(invoice, payment, replacing=current)
+    return Change(marked_paid=invoice.marked_paid, upsert=payment)
+
+
+def remove(invoice: Invoice, current: Payment) -> Change:
+    """Delete a payment; the invoice goes back to open or overdue."""
+    return Change(marked_paid=False, delete=current.id)
+
+
+def _recording(request: Decoded, who: Principal, clock: Clock) -> Rule:
+    """The rule that records `request` on whichever invoice its step names; a refusal
+    says which request it refused (a batch's answer may echo it)."""
+
+    def rule(invoice: Invoice, _: Payment | None) -> Change:
+        try:
+            return record(invoice, request, who, clock)
+        except GatewayError as refused:
+            refused.sent = request.sent
+            raise
+
+    return rule
+
+
+def _target(payment: Payment | None) -> Payment:
+    if payment is None:  # the store found none: it says NotFound before asking
+        raise NotFound("Payment not found")
+    return payment
+
+
+class Ledger:
+    """The embedded system of record: a PaymentService over a Store.
+
+    `clock` is the wall clock whose day decides what is overdue and dates a payment
+    given without one (tests set it to any day).
+    """
+
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+
+    def today(self) -> date:
+        return self.clock().astimezone(UTC).date()
+
+    async def list_rows(
+        self,
+        who: Principal,
+        invoice_id: int,
+        columns: Sequence[str],
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        rows = await self.store.listing(
+            who.tenant, _stored(invoice_id, "Invoice"), columns, limit=limit, offset=offset
+        )
+        if rows is None:
+            raise NotFound("Invoice not found")
+        return rows
+
+    async def get_payment(
+        self, who: Principal, payment_id: int, *, deleted: bool = False
+    ) -> Payment:
+        stored = _stored(payment_id, "Payment")
+        payment = await self.store.payment(who.tenant, stored, deleted=deleted)
+        if payment is None:
+            raise NotFound("Payment not found")
+        return payment
+
+    async def create_payment(
+        self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
+    ) -> Outcome:
+        stored = await self.store.apply(
+            who.tenant,
+            _stored(invoice_id, "Invoice"),
+            _recording(request, who, self.clock),
+            seal=seal,
+        )
+        assert stored is not None
+        return Outcome(stored)
+
+    async def create_payments(
+        self,
+        who: Principal,
+        items: Sequence[tuple[int, Decoded]],
+        *,
+        each: bool,
+        seal: Seal | None = None,
+    ) -> list[Outcome | GatewayError]:
+        steps = [
+            Step(_stored(invoice_id, "Invoice"), _recording(request, who, self.clock))
+            for invoice_id, request in items
+        ]
+        try:
+            written = await self.store.apply_many(who.tenant, steps, each=each, seal=seal)
+        except NotFound as missing:  # an invoice no step could load: say whose it was
+            for invoice_id, request in items:
+                if (
+                    missing.sent is None
+                    and await self.store.invoice(who.tenant, invoice_id) is None
+                ):
+                    missing.sent = request.sent
+            raise
+        made: list[Outcome | GatewayError] = []
+        for stored in written:
+            assert stored is not None
+            made.append(stored if isinstance(stored, GatewayError) else Outcome(stored))
+        return made
+
+    async def update_payment(
+        self,
+        who: Principal,
+        payment_id: int,
+        request: Decoded,
+        *,
+        replace: bool,
+        seal: Seal | None = None,
+    ) -> Outcome:
+        current = await self.get_payment(who, payment_id)
+        assert current.invoice_id is not None
+        stored = await self.store.apply(
+            who.tenant,
+            current.invoice_id,
+            lambda invoice, payment: revise(
+                invoice, _target(payment), request, replace=replace, clock=self.clock
+            ),
+            payment_id=payment_id,
+            seal=seal,
+        )
+        assert stored is not None
+        return Outcome(stored)
+
+    async def search_payments(
+        self, who: Principal, query: PaymentQuery
+    ) -> tuple[list[Payment], Page | None]:
+        invoice_ids = query.invoice_ids
+        if query.invoice_numbers is not None:
+            named = [await self.store.invoice_id(who.tenant, n) or 0 for n in query.invoice_numbers]
+            invoice_ids = tuple(i for i in named if invoice_ids is None or i in invoice_ids)
+        found = await self.store.payments(who.tenant, invoice_ids, deleted=query.deleted)
+        return select(found, query)
+
+    async def invoice_by_number(self, who: Principal, number: str) -> int | None:
+        return await self.store.invoice_id(who.tenant, number)
+
+    async def invoice_facts(
+        self, who: Principal, invoice_ids: Sequence[int]
+    ) -> dict[int, InvoiceFacts]:
+        held = [number for number in dict.fromkeys(invoice_ids) if 0 < number <= MAX_ID]
+        found = await self.store.invoices(who.tenant, held) if held else []
+        return {invoice.id: invoice.facts() for invoice in found}
+
+    async def delete_payment(
+        self, who: Principal, payment_id: int, *, seal: Seal | None = None
+    ) -> None:
+        current = await self.get_payment(who, payment_id)
+        assert current.invoice_id is not None
+        await self.store.apply(
+            who.tenant,
+            current.invoice_id,
+            lambda invoice, payment: remove(invoice, _target(payment)),
+            payment_id=payment_id,
+            seal=seal,
+        )
+
+
+def _stored(number: int, what: str) -> int:
+    """`number`, if a store can hold it; else nothing has it (404, not a store error)."""
+    if number > MAX_ID:
+        raise NotFound(f"{what} not found")
+    return number

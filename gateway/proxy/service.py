@@ -1,0 +1,558 @@
+"""Proxy mode: a Backend that translates each operation into another dialect's API.
+
+The caller's request arrives decoded (canonical); here it is re-encoded in the
+backend's dialect, sent, and the backend's answer decoded back. Ids cross through
+the id map (idmap.py): callers use the backend's own ids wherever their id form can
+carry them, and ids minted once and kept in the store where it cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import dialects
+from dialects import Decoded, Dialect, Format
+from dialects.errors import (
+    BadRequest,
+    Conflict,
+    GatewayError,
+    LedgerRefused,
+    NotFound,
+    NotSupported,
+    PayloadTooLarge,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
+from dialects.listing import Row, rows_of
+from dialects.media import CONTENT_TYPES, media_format
+from dialects.model import InvoiceFacts, Page, Payment, PaymentQuery, stored_payment
+from dialects.parsing import ascii_number
+from dialects.unit import DialectUnit, Op, Route
+from gateway.ledger.contract import Outcome, Principal
+from gateway.ledger.idempotency import OUTCOME_UNKNOWN
+from gateway.ledger.losses import MONEY, OPTIONAL, lost_fields, lost_money
+from gateway.ledger.rules import today_midnight
+from gateway.ledger.search import select
+from gateway.observability.logs import event
+from gateway.observability.metrics import BREAKER, BREAKER_STATES
+from gateway.proxy.idmap import IdMap
+from gateway.proxy.upstream import Answer, UpstreamClient, retry_after, unanswered
+from gateway.store import REFUSALS, BackendRef, KeyState, Seal, Store
+
+BATCH_REFUSED = (
+    "A proxied backend stores each payment on its own, so a batch of several cannot be"
+    " stored all or nothing, nor under one Idempotency-Key: send them one by one, or"
+    " ask for each to be answered on its own, without an Idempotency-Key"
+)
+
+
+ITEM_UNKNOWN = (
+    "The backend did not answer for this payment, which it may have stored:"
+    " check its invoice before sending it again"
+)
+
+
+class ProxyBackend:
+    """Serves one tenant's payment operations from an upstream in any dialect."""
+
+    def __init__(self, tenant: str, client: UpstreamClient, store: Store) -> None:
+        self.tenant = tenant
+        self.client = client
+        self.store = store
+        self.unit: DialectUnit = dialects.unit(client.config.dialect)
+        self.dialect: Dialect = self.unit.codec
+        self.ids = IdMap(store, tenant, self.dialect, parents=self._nested())
+        self.fmt: Format = client.config.format or self.dialect.formats[0]
+        self.strict = client.config.strict
+        self._accept = CONTENT_TYPES[self.fmt].split(";")[0]
+        client.breaker.watch = self._breaker_moved
+        self._breaker_moved(client.breaker.state, quiet=True)
+
+    def _breaker_moved(self, state: str, *, quiet: bool = False) -> None:
+        BREAKER.labels(self.tenant, self.dialect.name).set(BREAKER_STATES[state])
+        if not quiet:
+            level = logging.INFO if state == "closed" else logging.WARNING
+            event(f"breaker_{state.replace('-', '_')}", level, tenant=self.tenant,
+                  backend=self.dialect.name)  # fmt: skip
+
+    def _garbage(self, message: str) -> UpstreamError:
+        """An answer the backend should never have sent: refused, and logged."""
+        event("backend_garbage", logging.WARNING, backend=self.dialect.name, reason=message)
+        return UpstreamError(message)
+
+    # --- Backend -----------------------------------------------------------------------
+
+    async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
+        invoice = await self._ref("invoice", invoice_id)
+        return await self._list(_caller(who), invoice_id, invoice.backend_id)
+
+    async def list_rows(
+        self,
+        who: Principal,
+        invoice_id: int,
+        columns: Sequence[str],
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """The backend's list, decoded whole (backends answer lists whole), then paged."""
+        payments = await self.list_payments(who, invoice_id)
+        end = None if limit is None else offset + limit
+        return rows_of(payments[offset:end], columns)
+
+    async def get_payment(
+        self, who: Principal, payment_id: int, *, deleted: bool = False
+    ) -> Payment:
+        """A live payment at the backend: through the proxy a deleted payment is gone (a
+        backend's lists hold live payments only), whatever `deleted` asks."""
+        caller = _caller(who)
+        ref = await self._ref("payment", payment_id)
+        invoice_id = await self._invoice_of(ref, caller)
+        if self.unit.route(Op.GET) is None:
+            # No get-one route: the nearest honest thing is its invoice's list.
+            if ref.parent is None:
+                raise NotFound("Payment not found")
+            for payment in await self._list(caller, invoice_id, ref.parent):
+                if payment.id == payment_id:
+                    return payment
+            raise NotFound("Payment not found")
+        answer = await self._call(Op.GET, payment=ref.backend_id, invoice=ref.parent)
+        [found] = await self._payments(caller, answer, invoice_id, ref.parent, single=True)
+        if found.deleted_at is not None:  # a backend that keeps them, marked deleted
+            raise NotFound("Payment not found")
+        return found
+
+    async def create_payment(
+        self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
+    ) -> Outcome:
+        invoice = await self._ref("invoice", invoice_id)
+        fields, warnings = self._outbound(who, request, creating=True)
+        if "invoice_id" in self.dialect.settable:
+            number = self.dialect.parse_id(invoice.backend_id)
+            fields["invoice_id"] = number if number is not None else _as_int(invoice.backend_id)
+        body = self.dialect.codecs[self.fmt].encode_request(fields, warnings)
+        answer = await self._write(seal, Op.CREATE, invoice=invoice.backend_id, body=body)
+        read = self._payments(_caller(who), answer, invoice_id, invoice.backend_id, single=True)
+        payment = (await self._settle(seal, read, tuple(warnings)))[0]
+        return Outcome(payment, tuple(warnings))
+
+    async def create_payments(
+        self,
+        who: Principal,
+        items: Sequence[tuple[int, Decoded]],
+        *,
+        each: bool,
+        seal: Seal | None = None,
+    ) -> list[Outcome | GatewayError]:
+        """A backend takes each payment in a write of its own: several can be neither
+        one transaction there nor one Idempotency-Key's single write, so such a batch is
+        refused before anything is sent; item by item, each stands on its own."""
+        if len(items) > 1 and (seal is not None or not each):
+            raise ValidationFailed(BATCH_REFUSED)
+        if not each or seal is None:
+            made: list[Outcome | GatewayError] = []
+            for invoice_id, request in items:
+                try:
+                    made.append(await self.create_payment(who, invoice_id, request, seal=seal))
+                except GatewayError as failed:
+                    if not each:
+                        failed.sent = request.sent
+                        raise
+                    made.append(_item_failure(failed))
+            return made
+        if not items:  # every item refused before any write: the key keeps that answer
+            seal.close([])
+            await self.store.complete_key(seal)
+            return []
+        ((invoice_id, request),) = items
+        try:
+            return [await self.create_payment(who, invoice_id, request, seal=seal)]
+        except REFUSALS as refused:  # the backend stored nothing: the key keeps the refusal
+            seal.close([refused])
+            await self.store.complete_key(seal)
+            return [refused]
+
+    async def update_payment(
+        self,
+        who: Principal,
+        payment_id: int,
+        request: Decoded,
+        *,
+        replace: bool,
+        seal: Seal | None = None,
+    ) -> Outcome:
+        op = Op.REPLACE if replace else Op.PATCH
+        if self.unit.route(op) is None:
+            raise NotSupported(f"The {self.dialect.name} backend cannot change a payment")
+        ref = await self._ref("payment", payment_id)
+        invoice_id = await self._invoice_of(ref, _caller(who))
+        fields, warnings = self._outbound(who, request, creating=replace)
+        body = self.dialect.codecs[self.fmt].encode_request(fields, warnings)
+        answer = await self._write(seal, op, payment=ref.backend_id, invoice=ref.parent, body=body)
+        read = self._payments(_caller(who), answer, invoice_id, ref.parent, single=True)
+        payment = (await self._settle(seal, read, tuple(warnings)))[0]
+        return Outcome(payment, tuple(warnings))
+
+    async def delete_payment(
+        self, who: Principal, payment_id: int, *, seal: Seal | None = None
+    ) -> None:
+        if self._route(Op.DELETE) is None:
+            raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
+        ref = await self._ref("payment", payment_id)
+        await self._write(seal, Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
+        await self._settle(seal, _nothing(), ())
+
+    # --- writes under an Idempotency-Key -----------------------------------------------
+
+    async def _write(self, seal: Seal | None, op: Op, **request: Any) -> Answer:
+        """A write sent to the backend. With a key, it is marked sent first, so no retry
+        sends it again; sent but never answered, its outcome is unknown (504, held)."""
+        if seal is None:
+            return await self._call(op, **request)
+        if not await self.store.set_key_state(seal.tenant, seal.key, seal.owner, KeyState.SENT):
+            raise Conflict("The request's Idempotency-Key was taken over by a retry")
+        try:
+            return await self._call(op, key=seal.key, **request)
+        except GatewayError as exc:
+            if not unanswered(exc):
+                raise  # never sent, or refused by the backend: the key is freed for a retry
+            raise await self._unknown(seal) from exc
+
+    async def _settle(
+        self, seal: Seal | None, read: Awaitable[list[Payment]], warnings: tuple[str, ...]
+    ) -> list[Payment]:
+        """The backend's answer read back; with a key, stored as the key's answer."""
+        if seal is None:
+            return await read
+        try:
+            payments = await read
+        except GatewayError as exc:  # the backend acted; what it did cannot be told
+            raise await self._unknown(seal) from exc
+        seal.close(payments[:1] or [None], warnings)
+        await self.store.complete_key(seal)
+        return payments
+
+    async def _unknown(self, seal: Seal) -> GatewayError:
+        await self.store.set_key_state(seal.tenant, seal.key, seal.owner, KeyState.UNKNOWN)
+        return UpstreamTimeout(OUTCOME_UNKNOWN)
+
+    def _forwarded_key(self, key: str) -> dict[str, str]:
+        """The key for a backend that takes one: derived from tenant and key, so tenants
+        sharing one backend account never share a key there."""
+        header = self.unit.idempotency_header
+        if header is None:
+            return {}
+        return {header: hashlib.sha256(f"{self.tenant}\0{key}".encode()).hexdigest()}
+
+    async def search_payments(
+        self, who: Principal, query: PaymentQuery
+    ) -> tuple[list[Payment], Page | None]:
+        """A search within named invoices, from their lists at the backend."""
+        if query.invoice_ids is None:
+            raise NotSupported("Through the proxy, payments are listed by invoice")
+        if query.invoice_numbers is not None:
+            raise NotSupported("Through the proxy, an invoice is named by its id")
+        found: list[Payment] = []
+        for invoice_id in dict.fromkeys(query.invoice_ids):
+            found += await self.list_payments(who, invoice_id)
+        return select(found, query)
+
+    async def invoice_by_number(self, who: Principal, number: str) -> int | None:
+        raise NotSupported("Through the proxy, an invoice is named by its id")
+
+    async def invoice_facts(
+        self, who: Principal, invoice_ids: Sequence[int]
+    ) -> dict[int, InvoiceFacts]:
+        """None: the backend's invoices are known here by their ids alone."""
+        return {}
+
+    # --- ids ---------------------------------------------------------------------------
+
+    def _nested(self) -> bool:
+        """Whether the backend reaches a payment only through its invoice."""
+        routes = [self.unit.route(op) for op in (Op.GET, Op.DELETE)]
+        return any(route is None or "{invoice_id}" in route.path for route in routes)
+
+    async def _ref(self, kind: str, local_id: int) -> BackendRef:
+        ref = await self.ids.ref(kind, local_id)
+        if ref is None:
+            raise NotFound(f"{kind.capitalize()} not found")
+        return ref
+
+    async def _invoice_of(self, ref: BackendRef, caller: Dialect) -> int | None:
+        if ref.parent is None:
+            return None
+        return (await self.ids.local("invoice", [BackendRef(ref.parent)], caller))[0]
+
+    async def check(self, kind: str, ref: BackendRef) -> None:
+        """Raise NotFound unless the backend has the object.
+
+        An invoice exists if its payments can be listed; a payment if the backend
+        can show it alone, or its invoice's list holds it.
+        """
+        if kind == "invoice":
+            await self._call(Op.LIST, invoice=ref.backend_id)
+            return
+        route = self.unit.route(Op.GET)
+        if route is not None and ("{invoice_id}" not in route.path or ref.parent is not None):
+            await self._call(Op.GET, payment=ref.backend_id, invoice=ref.parent)
+            return
+        if ref.parent is None:
+            raise NotFound("List the payment's invoice to learn its id")
+        answer = await self._call(Op.LIST, invoice=ref.parent)
+        if all(
+            item.ids.get("id") != ref.backend_id for item in self._decoded(answer, single=False)
+        ):
+            raise NotFound("Payment not found")
+
+    async def callers_ids(self, kind: str, ref: BackendRef) -> dict[str, object]:
+        """The object's id as each dialect's callers know it."""
+        found: dict[str, object] = {}
+        for name, caller in dialects.DIALECTS.items():
+            local = (await self.ids.local(kind, [ref], caller))[0]
+            found[name] = caller.wire_id(local)
+        return found
+
+    # --- requests ----------------------------------------------------------------------
+
+    def _route(self, op: Op) -> Route | None:
+        """The backend's route for `op`, or the one that does its work there (a search
+        lists an invoice, a batch create takes one, a removal deletes)."""
+        return self.unit.route(op) or self.unit.route(_STANDS_IN.get(op, op))
+
+    async def _call(
+        self,
+        op: Op,
+        *,
+        invoice: str | None = None,
+        payment: str | None = None,
+        body: bytes | None = None,
+        key: str | None = None,
+    ) -> Answer:
+        route = self._route(op)
+        assert route is not None
+        removal = self.dialect.codecs[self.fmt].removal
+        if route.op is Op.REMOVE and removal is not None:
+            body = removal.removal_request()
+        values = {
+            **self.client.config.path_values(),
+            "invoice_id": invoice,
+            "payment_id": payment,
+        }
+        if "{invoice_id}" in route.path and invoice is None:
+            raise NotSupported(f"The {self.dialect.name} backend needs the payment's invoice")
+        path = route.path.format(**{k: _quote(v or "") for k, v in values.items()})
+        listing = op is Op.LIST and "{" not in route.path
+        params = self.dialect.list_params(invoice or "") if listing else None
+        headers = {"Accept": self._accept}
+        if body is not None:
+            headers["Content-Type"] = CONTENT_TYPES[self.fmt]
+        if key is not None:
+            headers.update(self._forwarded_key(key))
+        idempotent = op in (Op.LIST, Op.GET, Op.REPLACE, Op.DELETE)
+        answer = await self.client.send(
+            route.method, path, body=body, headers=headers, params=params, idempotent=idempotent
+        )
+        if answer.status == 404:
+            raise NotFound(
+                "Invoice not found" if op in (Op.LIST, Op.CREATE) else "Payment not found"
+            )
+        if answer.status >= 300:
+            raise self._inbound_error(answer)
+        return answer
+
+    def _outbound(
+        self, who: Principal, request: Decoded, *, creating: bool
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The caller's fields as the backend can carry them, and what had to give."""
+        fields: dict[str, Any] = {**request.provided_values(), **request.options}
+        fields.pop("origin", None), fields.pop("method_label", None)
+        if request.payment.origin == self.dialect.name:
+            fields["origin"], fields["method_label"] = (
+                self.dialect.name,
+                request.payment.method_label,
+            )
+        settable, name = self.dialect.settable, self.dialect.name
+        caller = dialects.get(who.dialect)  # warnings name fields as the caller does
+        warnings: list[str] = []
+        problems: dict[str, str] = {}
+
+        def give(attr: str, problem: str, outcome: str) -> None:
+            # Strict: refused, so nothing was dropped or substituted; else warned.
+            if self.strict:
+                problems[attr] = f"{problem} (strict translation)"
+            else:
+                warnings.append(f"{caller.wire_name(attr)} {problem}{outcome}")
+
+        for attr in lost_money(fields, self.dialect):
+            problems[attr] = f"has no place in the {name} backend; refused so no money is lost"
+        for attr in lost_fields(fields, self.dialect):
+            give(attr, f"has no place in the {name} backend", " and was dropped")
+        for attr in (*MONEY, *OPTIONAL):
+            if attr not in settable:
+                fields.pop(attr, None)
+        method = fields.get("method")
+        if "method" not in settable and method is not None:
+            give("method", f"has no place in the {name} backend", " and was dropped")
+            fields.pop("method")
+        elif method is not None and method not in self.dialect.method_words:
+            # Not strict, the backend's codec sends its fallback and warns of it itself.
+            if fields.get("origin") != name and self.strict:
+                give("method", f"{method.value} has no {name} equivalent", "")
+        if creating:
+            self._fill_required(fields, problems, give)
+        if problems:
+            # Not a malformed request but one the system of record cannot take: 422 in
+            # every dialect (ValidationFailed is 400 in some dialects).
+            raise LedgerRefused("The backend cannot carry this payment", fields=problems)
+        return fields, warnings
+
+    def _fill_required(
+        self,
+        fields: dict[str, Any],
+        problems: dict[str, str],
+        give: Callable[[str, str, str], None],
+    ) -> None:
+        required = self.dialect.required - {"invoice_id"}
+        if "amount" in required and fields.get("amount") is None:
+            problems["amount"] = f"is required by the {self.dialect.name} backend"
+        if "paid_at" in required and fields.get("paid_at") is None:
+            fields["paid_at"] = today_midnight()  # the caller's own default: today
+        if "method" in required and fields.get("method") is None:
+            give("method", f"is required by the {self.dialect.name} backend", "; sent as other")
+            fields["method"] = dialects.model.Method.OTHER
+
+    # --- answers -----------------------------------------------------------------------
+
+    def _decoded(self, answer: Answer, *, single: bool) -> list[Decoded]:
+        fmt = self._answer_format(answer)
+        try:
+            if single:
+                return [self.dialect.codecs[fmt].decode_payment(answer.body, foreign_ids=True)]
+            return self.dialect.codecs[fmt].decode_list(answer.body, foreign_ids=True)
+        except GatewayError as exc:
+            raise self._garbage(f"The backend sent an unreadable answer: {exc.message}") from exc
+
+    async def _payments(
+        self,
+        caller: Dialect,
+        answer: Answer,
+        invoice_id: int | None,
+        invoice_ref: str | None,
+        *,
+        single: bool,
+    ) -> list[Payment]:
+        """The backend's payments with the ids `caller` knows them by."""
+        decoded = self._decoded(answer, single=single)
+        parents = [d.ids.get("invoice_id", invoice_ref) for d in decoded]
+        if invoice_id is None and parents and parents[0] is not None:
+            invoice_id = (await self.ids.local("invoice", [BackendRef(parents[0])], caller))[0]
+        refs = []
+        for item, parent in zip(decoded, parents, strict=True):
+            if "id" not in item.ids:
+                raise self._garbage("The backend sent a payment without an id")
+            refs.append(BackendRef(item.ids["id"], parent))
+        local_ids = await self.ids.local("payment", refs, caller)
+        return [
+            _owned(d.payment, self.tenant, invoice_id, local)
+            for d, local in zip(decoded, local_ids, strict=True)
+        ]
+
+    async def _list(
+        self, caller: Dialect, invoice_id: int | None, backend_invoice: str
+    ) -> list[Payment]:
+        answer = await self._call(Op.LIST, invoice=backend_invoice)
+        found = await self._payments(caller, answer, invoice_id, backend_invoice, single=False)
+        return [payment for payment in found if payment.deleted_at is None]
+
+    def _answer_format(self, answer: Answer) -> Format:
+        found = media_format(answer.headers.get("Content-Type", ""))
+        if found is None or found not in self.dialect.formats:
+            raise self._garbage("The backend answered in an unexpected content type")
+        return found
+
+    def _inbound_error(self, answer: Answer) -> GatewayError:
+        """A backend's error, as the canonical error the caller's dialect will render."""
+        status = answer.status
+        retry = retry_after(answer.headers)
+        if status in (429, 503):
+            return UpstreamUnavailable("The backend is busy", retry_after=retry or 1)
+        if status >= 500:
+            return UpstreamError(f"The backend failed ({status})")
+        if status in (401, 403):
+            return UpstreamError("The backend refused the gateway's credentials")
+        if status == 404:
+            return NotFound("Not found")
+        if status in (405, 501):
+            return NotSupported("The backend does not support this operation")
+        message, fields = self._error_details(answer)
+        if status == 409:
+            return Conflict(message, fields=fields)
+        if status == 413:
+            return PayloadTooLarge(message)
+        if status == 422:
+            return LedgerRefused(message, fields=fields)
+        if status == 400 and fields:
+            return ValidationFailed(message, fields=fields)
+        if 400 <= status < 500:
+            return BadRequest(message, fields=fields)
+        return UpstreamError(f"The backend answered {status}")
+
+    def _error_details(self, answer: Answer) -> tuple[str, dict[str, str]]:
+        try:
+            message, wire = self.dialect.codecs[self._answer_format(answer)].error_details(
+                answer.body
+            )
+        except GatewayError:
+            return "The backend refused the request", {}
+        return message, self.dialect.canonical_fields(wire)
+
+
+def _owned(payment: Payment, tenant: str, invoice_id: int | None, local: int) -> Payment:
+    """A decoded (so validated) payment with the tenant and ids this gateway gives it.
+
+    Built as the store builds its rows' payments: every value is already of its
+    final type, so pydantic's copy (a validated model's dict copied field by field)
+    has nothing left to check.
+    """
+    data = payment.__dict__.copy()
+    data.update(tenant=tenant, invoice_id=invoice_id, id=local)
+    return stored_payment(data)
+
+
+def _item_failure(failed: GatewayError) -> GatewayError:
+    """What a batch item answered item by item says of a backend failure: never that
+    nothing was stored when the backend may have acted on it."""
+    if isinstance(failed, REFUSALS) or not unanswered(failed):
+        return failed
+    return UpstreamTimeout(ITEM_UNKNOWN)
+
+
+async def _nothing() -> list[Payment]:
+    return []
+
+
+# Operations a backend may serve through another of its routes.
+_STANDS_IN = {Op.LIST: Op.SEARCH, Op.CREATE: Op.CREATE_MANY, Op.DELETE: Op.REMOVE}
+
+
+def _as_int(backend_id: str) -> int:
+    number = ascii_number(backend_id)
+    if number is None:
+        raise UpstreamError("The backend's invoice id is not an integer")
+    return number
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _caller(who: Principal) -> Dialect:
+    """The caller's dialect: the id form its ids are given and answered in."""
+    return dialects.get(who.dialect)

@@ -1,0 +1,377 @@
+"""The canonical admin API under /gateway/v1 (bearer admin token, JSON), /healthz, /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+import dialects
+from dialects import Dialect, Reply
+from dialects.base import error_object
+from dialects.errors import GatewayError, NotFound, ValidationFailed
+from dialects.model import Invoice, Payment, currency_exponent
+from dialects.parsing import (
+    ValueProblem,
+    ascii_number,
+    json_dumps,
+    json_loads,
+    parse_amount,
+    parse_date,
+)
+from gateway.ledger import idempotency
+from gateway.observability import metrics, trace
+from gateway.observability.logs import event
+from gateway.proxy.service import ProxyBackend
+from gateway.serving import playground
+from gateway.serving.http import read_body
+from gateway.serving.state import GATEWAY, Gateway
+from gateway.store import MAX_ID, BackendRef, KeyRecord, NewInvoice
+
+_KINDS = ("invoice", "payment")
+
+
+def dialect_ids(number: int) -> dict[str, object]:
+    return {name: d.wire_id(number) for name, d in dialects.DIALECTS.items()}
+
+
+def payment_json(payment: Payment) -> dict[str, Any]:
+    data = payment.model_dump(mode="json", exclude={"method_label", "deleted_at"})
+    for money in ("amount", "tax_withheld", "fee"):
+        data[money] = str(getattr(payment, money))
+    data["dialect_ids"] = dialect_ids(payment.id) if payment.id is not None else None
+    return data
+
+
+def invoice_json(invoice: Invoice, today: date) -> dict[str, Any]:
+    """The canonical invoice; its status as of `today` (the ledger's day)."""
+    return {
+        "id": invoice.id,
+        "tenant": invoice.tenant,
+        "number": invoice.number,
+        "currency": invoice.currency,
+        "total": str(invoice.total),
+        "due_amount": str(invoice.due_amount),
+        "status": invoice.status(today).value,
+        "issued_on": invoice.issued_on.isoformat(),
+        "due_on": invoice.due_on.isoformat(),
+        "marked_paid": invoice.marked_paid,
+        "payments": [payment_json(p) for p in invoice.payments],
+        "dialect_ids": dialect_ids(invoice.id),
+    }
+
+
+def canonical_error(error: GatewayError) -> Reply:
+    """The canonical error object, with canonical field names."""
+    return error_object(error, error.status, error.fields)
+
+
+def _json_reply(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=json_dumps(data), status=status, content_type="application/json")
+
+
+def _gateway(request: web.Request) -> Gateway:
+    trace.note(dialect="admin")
+    gateway = request.app[GATEWAY]
+    gateway.auth.admin(request.headers.get("Authorization"))
+    return gateway
+
+
+# An invoice number: text a caller can name it by (dialects whose payments name their
+# invoice by number read no other) and a store can hold: no control character, lone
+# surrogate (PostgreSQL refuses one) or non-character.
+NUMBER = r"[^\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]{1,64}"
+
+
+def _new_invoice(gateway: Gateway, body: Any) -> NewInvoice:
+    if not isinstance(body, dict):
+        raise ValidationFailed("Expected a JSON object")
+    problems: dict[str, str] = {}
+
+    def field(name: str, parse: Any) -> Any:
+        if body.get(name) is None:
+            problems[name] = "can't be blank"
+            return None
+        try:
+            return parse(body[name])
+        except (ValueProblem, TypeError) as exc:
+            problems[name] = str(exc) or "is invalid"
+            return None
+
+    tenant = field("tenant", _known_tenant(gateway))
+    number = field("number", _text(NUMBER, "must be 1-64 characters"))
+    currency = field("currency", _text(r"[A-Z]{3}", "must be an ISO 4217 code"))
+    total = field("total", parse_amount)
+    issued_on = field("issued_on", parse_date)
+    due_on = field("due_on", parse_date)
+    draft = bool(body.get("draft", False))
+    if total is not None and total <= 0:
+        problems["total"] = "must be greater than 0"
+    if total is not None and currency and total != total.quantize(_step(currency)):
+        problems["total"] = f"must have at most {currency_exponent(currency)} decimal places"
+    if issued_on and due_on and due_on < issued_on:
+        problems["due_on"] = "must not be before issued_on"
+    if problems:
+        raise ValidationFailed(fields=problems)
+    return NewInvoice(tenant, number, currency, total, issued_on, due_on, draft)
+
+
+def _step(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-currency_exponent(currency))
+
+
+def _known_tenant(gateway: Gateway) -> Any:
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or value not in gateway.config.tenants:
+            raise ValueProblem("is not a configured tenant")
+        return value
+
+    return parse
+
+
+def _text(pattern: str, message: str) -> Any:
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            raise ValueProblem(message)
+        return value
+
+    return parse
+
+
+async def create_invoice(request: web.Request) -> web.Response:
+    """Create an invoice in a ledger-mode tenant."""
+    gateway = _gateway(request)
+    server = gateway.config.server
+    body = json_loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
+    new = _new_invoice(gateway, body)
+    if new.tenant in gateway.proxies:
+        problem = "is served by its backend; invoices are created there"
+        raise ValidationFailed(fields={"tenant": problem})
+    invoice = await gateway.store.create_invoice(new)
+    return _json_reply(invoice_json(invoice, gateway.ledger.today()), status=201)
+
+
+def _number(text: str) -> int:
+    number = ascii_number(text)
+    if number is None or text.startswith("0"):
+        raise NotFound("Not found")
+    return number
+
+
+async def get_invoice(request: web.Request) -> web.Response:
+    """An invoice with its payments, due amount and status."""
+    gateway = _gateway(request)
+    invoice_id = _number(request.match_info["id"])
+    tenant = await gateway.store.owner("invoice", invoice_id)
+    invoice = (
+        await gateway.store.invoice(tenant, invoice_id, with_payments=True) if tenant else None
+    )
+    if invoice is None:
+        raise NotFound("Invoice not found")
+    return _json_reply(invoice_json(invoice, gateway.ledger.today()))
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    """A payment in canonical form, with its id in every dialect."""
+    gateway = _gateway(request)
+    payment_id = _number(request.match_info["id"])
+    tenant = await gateway.store.owner("payment", payment_id)
+    payment = await gateway.store.payment(tenant, payment_id) if tenant else None
+    if payment is None:
+        raise NotFound("Payment not found")
+    return _json_reply(payment_json(payment))
+
+
+async def lookup_ids(request: web.Request) -> web.Response:
+    """The ids of one object in every dialect, from its id in one of them."""
+    gateway = _gateway(request)
+    kind = request.match_info["kind"]
+    try:
+        dialect = dialects.get(request.match_info["dialect"])
+    except dialects.UnknownDialect as exc:
+        raise NotFound(str(exc.args[0])) from exc
+    if kind not in _KINDS:
+        raise NotFound(f"No such kind {kind!r}: use invoice or payment")
+    tenant = request.query.get("tenant")
+    proxy = gateway.proxies.get(tenant) if tenant else None
+    if proxy is not None:
+        return _json_reply(await _proxied_ids(proxy, dialect, kind, request.match_info["id"]))
+    number = dialect.parse_id(request.match_info["id"])
+    held = number is not None and number <= MAX_ID
+    owner = await gateway.store.owner(kind, number) if held and number else None
+    if number is None or owner is None or (tenant and owner != tenant):
+        raise NotFound(f"No {kind} with that id")
+    return _json_reply({"dialect_ids": dialect_ids(number)})
+
+
+async def _proxied_ids(
+    proxy: ProxyBackend, dialect: Dialect, kind: str, wire_id: str
+) -> dict[str, object]:
+    """In proxy mode an id in the backend's own dialect is the backend's id; in any other
+    dialect it is the id that dialect's callers use. The object must exist at the backend."""
+    if dialect.name == proxy.dialect.name:
+        ref: BackendRef | None = BackendRef(wire_id)
+    else:
+        number = dialect.parse_id(wire_id)
+        ref = await proxy.ids.ref(kind, number) if number is not None else None
+    if ref is None:
+        raise NotFound(f"No {kind} with that id")
+    await proxy.check(kind, ref)
+    return {"dialect_ids": await proxy.callers_ids(kind, ref), "backend_id": ref.backend_id}
+
+
+def key_json(record: KeyRecord) -> dict[str, Any]:
+    """A key as an operator sees it: state, lease, expiry and the stored answer."""
+    answer = None
+    if record.answer is not None:
+        try:
+            body: str = record.answer.body.decode("utf-8")
+        except UnicodeDecodeError:
+            body = record.answer.body.hex()
+        answer = {
+            "status": record.answer.status,
+            "headers": dict(record.answer.headers),
+            "body": body,
+        }
+    return {
+        "tenant": record.tenant,
+        "key": record.key,
+        "state": record.state.value,
+        "fingerprint": record.fingerprint,
+        "created_at": record.created_at.isoformat(),
+        "lease_until": record.lease_until.isoformat(),
+        "expires_at": record.expires_at.isoformat(),
+        "answer": answer,
+    }
+
+
+async def get_key(request: web.Request) -> web.Response:
+    """An Idempotency-Key's state and stored answer."""
+    gateway = _gateway(request)
+    tenant, key = _key_in_path(request)
+    record = await gateway.store.key_record(tenant, key)
+    if record is None:
+        raise NotFound("No such Idempotency-Key")
+    return _json_reply(key_json(record))
+
+
+async def forget_key(request: web.Request) -> web.Response:
+    """Resolve a held key (an unknown outcome, say) by forgetting it: the operator has
+    checked the backend, and the client's next request with the key runs afresh."""
+    gateway = _gateway(request)
+    tenant, key = _key_in_path(request)
+    if not await gateway.store.forget_key(tenant, key):
+        raise NotFound("No such Idempotency-Key")
+    return web.Response(status=204)
+
+
+def _key_in_path(request: web.Request) -> tuple[str, str]:
+    """The tenant and key a path names; none is held under text no key can be."""
+    tenant, key = request.match_info["tenant"], request.match_info["key"]
+    if not (idempotency.holdable(tenant) and idempotency.holdable(key)):
+        raise NotFound("No such Idempotency-Key")
+    return tenant, key
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers. Touches nothing else, so it stays cheap."""
+    return _json_reply({"status": "ok"})
+
+
+async def scrape(request: web.Request) -> web.Response:
+    """`GET /metrics`: behind the admin token unless the config makes it public."""
+    gateway = request.app[GATEWAY]
+    if not gateway.config.metrics.enabled:
+        raise NotFound("Metrics are disabled in the config")
+    if not gateway.config.metrics.public:
+        gateway.auth.admin(request.headers.get("Authorization"))
+    response = web.Response(body=metrics.exposition())
+    response.headers["Content-Type"] = metrics.CONTENT_TYPE
+    return response
+
+
+_READY_TIMEOUT = 2.0
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 once the store answers a query, else 503; the status alone.
+
+    With the admin token, the detail too: the reason, and each proxied backend's
+    breaker (which names tenants and their dialects: no one else's business). A wrong
+    token is refused (and counted) as the admin API refuses it."""
+    gateway = request.app[GATEWAY]
+    header = request.headers.get("Authorization")
+    detailed = header is not None
+    if detailed:
+        gateway.auth.admin(header)
+    backends = {
+        tenant: {"dialect": proxy.dialect.name, "breaker": proxy.client.breaker.state}
+        for tenant, proxy in sorted(gateway.proxies.items())
+    }
+    try:
+        async with asyncio.timeout(_READY_TIMEOUT):
+            await gateway.store.owner("invoice", 1)
+    except Exception as exc:  # whatever the engine raises, the store is not answering
+        reason = f"the store did not answer: {' '.join(str(exc).split()) or type(exc).__name__}"
+        event("not_ready", logging.WARNING, reason=reason)
+        if not detailed:
+            return _json_reply({"status": "unavailable"}, 503)
+        return _json_reply({"status": "unavailable", "reason": reason, "backends": backends}, 503)
+    if not detailed:
+        return _json_reply({"status": "ready"})
+    return _json_reply({"status": "ready", "store": "ok", "backends": backends})
+
+
+@dataclass(frozen=True)
+class AdminRoute:
+    """One endpoint of the admin API; `body` is the JSON schema of what it takes."""
+
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    status: int = 200
+    body: dict[str, Any] | None = None
+    public: bool = False
+    media: str = "application/json"
+
+
+# What POST /gateway/v1/invoices takes (checked field by field in `_new_invoice`).
+NEW_INVOICE: dict[str, Any] = {
+    "type": "object",
+    "required": ["tenant", "number", "currency", "total", "issued_on", "due_on"],
+    "properties": {
+        "tenant": {"type": "string"},
+        "number": {"type": "string", "minLength": 1, "maxLength": 64},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "total": {"type": ["string", "number"]},
+        "issued_on": {"type": "string", "format": "date"},
+        "due_on": {"type": "string", "format": "date"},
+        "draft": {"type": "boolean"},
+    },
+}
+
+ROUTES: tuple[AdminRoute, ...] = (
+    AdminRoute("POST", "/gateway/v1/invoices", create_invoice, 201, NEW_INVOICE),
+    AdminRoute("GET", "/gateway/v1/invoices/{id}", get_invoice),
+    AdminRoute("GET", "/gateway/v1/payments/{id}", get_payment),
+    AdminRoute("GET", "/gateway/v1/ids/{dialect}/{kind}/{id}", lookup_ids),
+    AdminRoute("GET", "/gateway/v1/idempotency/{tenant}/{key:.+}", get_key),
+    AdminRoute("DELETE", "/gateway/v1/idempotency/{tenant}/{key:.+}", forget_key, 204),
+    AdminRoute("POST", playground.TRANSLATE, playground.translate, 200, playground.REQUEST, True),
+    AdminRoute("GET", playground.PAGE, playground.page, public=True, media="text/html"),
+    AdminRoute("GET", "/healthz", healthz, public=True),
+    AdminRoute("GET", "/readyz", readyz, public=True),
+    AdminRoute("GET", "/metrics", scrape, media="text/plain"),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
