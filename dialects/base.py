@@ -490,6 +490,40 @@ class Codec(ABC):
         return self.encode_payments(payments, warnings, facts=facts)
 
 
+class RowsCodec(Codec):
+    """A codec that writes lists straight from stored rows (see `listing`): one plan of
+    the dialect's shown fields, compiled once into one encoder of rows."""
+
+    @abstractmethod
+    def finish(self, spec: Spec) -> listing.Finish | None:
+        """What turns a field's native value into its final form here (None: as it is)."""
+
+    @abstractmethod
+    def row_shape(self, parts: list[tuple[Spec, str]]) -> str:
+        """The source of one row's final form from its fields' (spec, expression)."""
+
+    @abstractmethod
+    def listed(self, items: list[Any]) -> bytes:
+        """A list's document around rows already in their final forms."""
+
+    @cached_property
+    def plan(self) -> listing.Plan:
+        return listing.Plan(self.dialect, self.finish, ids_by_format=ids_by_format(self.dialect))
+
+    @cached_property
+    def _rows(self) -> Callable[[Sequence[listing.Row]], list[Any]]:
+        return self.plan.encoder(self.row_shape)
+
+    @property
+    def row_columns(self) -> tuple[str, ...]:
+        return self.plan.columns
+
+    def encode_rows(self, rows: Sequence[listing.Row], warnings: list[str] | None = None) -> bytes:
+        items = self._rows(rows)
+        self.plan.warnings(rows, warnings)
+        return self.listed(items)
+
+
 def ids_by_format(dialect: Dialect) -> bool:
     """Whether the dialect's ids are `format(number, id_format)`: a list may write them
     inline (see `listing`)."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from functools import cached_property
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from . import _json, listing
-from .base import Codec, Dialect, Kind, Spec, ids_by_format, require_mapping
+from .base import Dialect, Kind, RowsCodec, Spec, require_mapping
 from .errors import BadRequest
 from .model import NO_FACTS, Facts, Payment
 
@@ -25,15 +24,11 @@ class JsonDialect(Dialect):
         return {spec.wire: read(payment, warnings) for spec, read in self.shown_readers}
 
 
-class JsonCodec(Codec):
+class JsonCodec(RowsCodec):
     """A flat JSON object per payment; subclasses give `encode_error` and `error_details`."""
 
     fmt = "json"
     dialect: JsonDialect
-
-    def _listed(self, items: list[Any]) -> bytes:
-        key = self.dialect.list_key
-        return _json.dumps(items if key is None else {key: items})
 
     def payment_fields(self, body: bytes) -> Mapping[str, Any]:
         return require_mapping(_json.loads(body), "a payment")
@@ -58,28 +53,21 @@ class JsonCodec(Codec):
         *,
         facts: Facts = NO_FACTS,
     ) -> bytes:
-        return self._listed([self.dialect.payment_object(p, warnings) for p in payments])
+        return self.listed([self.dialect.payment_object(p, warnings) for p in payments])
 
     def encode_request(self, fields: Mapping[str, Any], warnings: list[str] | None = None) -> bytes:
         rows = self.dialect.request_rows(fields, warnings)
         return _json.dumps({spec.wire: value for spec, value in rows})
 
-    @cached_property
-    def _plan(self) -> listing.Plan:
-        return listing.Plan(self.dialect, _json_finish, ids_by_format=ids_by_format(self.dialect))
+    def finish(self, spec: Spec) -> listing.Finish | None:
+        return _json_finish(spec)
 
-    @cached_property
-    def _rows(self) -> Callable[[Sequence[listing.Row]], list[Any]]:
-        return self._plan.encoder(listing.json_object)
+    def row_shape(self, parts: list[tuple[Spec, str]]) -> str:
+        return listing.json_object(parts)
 
-    @property
-    def row_columns(self) -> tuple[str, ...]:
-        return self._plan.columns
-
-    def encode_rows(self, rows: Sequence[listing.Row], warnings: list[str] | None = None) -> bytes:
-        items = self._rows(rows)
-        self._plan.warnings(rows, warnings)
-        return self._listed(items)
+    def listed(self, items: list[Any]) -> bytes:
+        key = self.dialect.list_key
+        return _json.dumps(items if key is None else {key: items})
 
 
 def _json_finish(spec: Spec) -> listing.Finish | None:

@@ -9,12 +9,12 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from . import _json, _values, _xml, listing
-from .base import Codec, Dialect, Reader, Reply, Spec, ids_by_format, require_mapping
+from .base import Dialect, Reader, Reply, RowsCodec, Spec, require_mapping
 from .errors import BadRequest, GatewayError
 from .model import NO_FACTS, Facts, Payment
 
 
-class RailsXml(Codec):
+class RailsXml(RowsCodec):
     """Typed elements: `<payment><amount type="decimal">..`, lists `type="array"`."""
 
     fmt = "xml"
@@ -88,41 +88,31 @@ class RailsXml(Codec):
     # --- lists from stored rows (see `listing`) ----------------------------------------
 
     @cached_property
-    def _plan(self) -> listing.Plan:
+    def _lines(self) -> dict[Spec, listing.Enclose]:
+        """Per shown field, its line of a listed item: start, end and nil rendered once."""
         item = self._list_item
-        lines = {
-            spec: (start, end, nil)
+        return {
+            spec: _xml_line(start, end, nil)
             for spec, start, end, nil in zip(
                 self.dialect.shown, item.opens, item.closes, item.nils, strict=True
             )
         }
-        by_format = ids_by_format(self.dialect)
-        return listing.Plan(
-            self.dialect, lambda spec: _xml_line(*lines[spec]), ids_by_format=by_format
-        )
 
-    @cached_property
-    def _rows(self) -> Callable[[Sequence[listing.Row]], list[bytes]]:
+    def finish(self, spec: Spec) -> listing.Finish | None:
+        return self._lines[spec]
+
+    def row_shape(self, parts: list[tuple[Spec, str]]) -> str:
+        """One f-string a row, as UTF-8."""
         item = self._list_item
+        inner = "\\n".join(f"{{({expression})}}" for _, expression in parts)
+        head, tail = listing.literal(item.head), listing.literal(item.tail)
+        return f'f"{head}\\n{inner}\\n{tail}".encode()'
 
-        def lines(parts: list[tuple[Spec, str]]) -> str:  # one f-string a row, as UTF-8
-            inner = "\\n".join(f"{{({expression})}}" for _, expression in parts)
-            head, tail = listing.literal(item.head), listing.literal(item.tail)
-            return f'f"{head}\\n{inner}\\n{tail}".encode()'
-
-        return self._plan.encoder(lines)
-
-    @property
-    def row_columns(self) -> tuple[str, ...]:
-        return self._plan.columns
-
-    def encode_rows(self, rows: Sequence[listing.Row], warnings: list[str] | None = None) -> bytes:
-        rendered = self._rows(rows)
-        self._plan.warnings(rows, warnings)
-        return _xml.array_of_encoded(self.dialect.list_root, rendered)
+    def listed(self, items: list[Any]) -> bytes:
+        return _xml.array_of_encoded(self.dialect.list_root, items)
 
 
-class RailsJson(Codec):
+class RailsJson(RowsCodec):
     """`{"payment": {...}}` with underscored keys; a list is a bare array of those."""
 
     fmt = "json"
@@ -194,24 +184,13 @@ class RailsJson(Codec):
 
     # --- lists from stored rows (see `listing`) ----------------------------------------
 
-    @cached_property
-    def _plan(self) -> listing.Plan:
-        return listing.Plan(self.dialect, _json_finish, ids_by_format=ids_by_format(self.dialect))
+    def finish(self, spec: Spec) -> listing.Finish | None:
+        return _json_finish(spec)
 
-    @cached_property
-    def _rows(self) -> Callable[[Sequence[listing.Row]], list[Any]]:
-        root = self.dialect.key
-        return self._plan.encoder(
-            lambda parts: f"{{{root!r}: {listing.json_object(parts, _xml.local)}}}"
-        )
+    def row_shape(self, parts: list[tuple[Spec, str]]) -> str:
+        return f"{{{self.dialect.key!r}: {listing.json_object(parts, _xml.local)}}}"
 
-    @property
-    def row_columns(self) -> tuple[str, ...]:
-        return self._plan.columns
-
-    def encode_rows(self, rows: Sequence[listing.Row], warnings: list[str] | None = None) -> bytes:
-        items = self._rows(rows)
-        self._plan.warnings(rows, warnings)
+    def listed(self, items: list[Any]) -> bytes:
         return _json.dumps(items)
 
 
