@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from dialects import Reply
-from dialects.errors import Conflict, NotFound, ServiceUnavailable
+from dialects.errors import Conflict, ServiceUnavailable
 from dialects.listing import Row
-from dialects.model import Invoice, InvoiceFacts, Method, Payment, stored_payment
+from dialects.model import Invoice, Method, Payment, stored_payment
 from gateway.store.base import (
     PAYMENT_COLUMNS,
-    REFUSALS,
     BackendRef,
     KeyClaim,
     KeyRecord,
     KeyState,
     NewInvoice,
-    Rule,
     Seal,
+    SingleStep,
     Step,
     Written,
+    apply_steps,
+    finished,
     listed_columns,
-    only,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
 from gateway.store.writer import MEMORY, GroupCommit
@@ -60,7 +61,7 @@ _SELECT_KEY = f"SELECT {', '.join(_KEY_COLUMNS)} FROM idempotency_keys"
 _HELD = "state IN ('pending', 'sent')"
 
 
-class SQLiteStore:
+class SQLiteStore(SingleStep):
     """Store on one SQLite file: its queries, over a writer that commits in groups.
 
     Every write runs on the one writer thread of `GroupCommit` (writer.py), so the
@@ -269,17 +270,6 @@ class SQLiteStore:
             payments = tuple(_payment(row) for row in rows)
         return _invoice(row, Decimal(cents).scaleb(-2), count, payments)
 
-    async def apply(
-        self,
-        tenant: str,
-        invoice_id: int,
-        rule: Rule,
-        *,
-        payment_id: int | None = None,
-        seal: Seal | None = None,
-    ) -> Payment | None:
-        return only(await self.apply_many(tenant, [Step(invoice_id, rule, payment_id)], seal=seal))
-
     async def apply_many(
         self,
         tenant: str,
@@ -291,69 +281,9 @@ class SQLiteStore:
         # One writer at a time holds the database: no lock order to keep. A step that
         # raises undoes the whole job (the group commit's savepoint around it).
         def write(db: sqlite3.Connection) -> list[Written]:
-            written: list[Written] = []
-            # The invoices' facts after the write, for the answer a key keeps: only a
-            # seal reads them, and they cost more than the write's own bookkeeping.
-            invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
-
-            def one(step: Step) -> None:
-                written.append(self._apply(db, tenant, step, invoices))
-
-            for step in steps:
-                if not each:
-                    one(step)
-                    continue
-                db.execute("SAVEPOINT item")
-                try:
-                    one(step)
-                except REFUSALS as refused:
-                    db.execute("ROLLBACK TO item")
-                    written.append(refused)
-                db.execute("RELEASE item")
-            if seal is not None:
-                seal.close(written, invoices=invoices)
-                self._complete_key(db, seal)
-            return written
+            return finished(apply_steps(_Writes(db), tenant, steps, each=each, seal=seal))
 
         return await self._write(write)
-
-    def _apply(
-        self,
-        db: sqlite3.Connection,
-        tenant: str,
-        step: Step,
-        invoices: dict[int, InvoiceFacts] | None = None,
-    ) -> Payment | None:
-        """The payment as stored after the step's change; into `invoices` (if given), the
-        invoice's facts as it stands after."""
-        invoice_id, rule, payment_id = step.invoice_id, step.rule, step.payment_id
-        invoice = self._load_invoice(db, tenant, invoice_id)
-        if invoice is None:
-            raise NotFound("Invoice not found")
-        current = None
-        if payment_id is not None:
-            current = self._load_payment(db, tenant, payment_id, invoice_id)
-            if current is None:
-                raise NotFound("Payment not found")
-        change = rule(invoice, current)
-        settled, count = change.totals(invoice, current)
-        now = _now().isoformat()
-        stored: Payment | None = None
-        if change.upsert is not None:
-            stored = self._upsert(db, change.upsert, now)
-        if change.delete is not None:
-            db.execute(
-                "UPDATE payments SET deleted_at = ?, updated_at = ? WHERE id = ?",
-                (now, now, change.delete),
-            )
-        db.execute(
-            "UPDATE invoices SET settled_cents = ?, payment_count = ?, marked_paid = ?"
-            " WHERE id = ?",
-            (_cents(settled), count, int(change.marked_paid), invoice_id),
-        )
-        if invoices is not None:
-            invoices[invoice_id] = change.after(invoice, current).facts()
-        return stored
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:
@@ -529,6 +459,58 @@ class SQLiteStore:
             return cursor.rowcount
 
         return await self._write(write)
+
+
+class _Writes:
+    """A ledger write's database operations on the writer's connection. None waits (the
+    driver blocks on the writer thread), so `finished` runs the template through."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    async def lock(self, tenant: str, invoice_ids: Sequence[int]) -> None:
+        """Nothing to lock: the one writer thread holds the database."""
+
+    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None:
+        return SQLiteStore._load_invoice(self.db, tenant, invoice_id)
+
+    async def payment(self, tenant: str, payment_id: int, invoice_id: int) -> Payment | None:
+        return SQLiteStore._load_payment(self.db, tenant, payment_id, invoice_id)
+
+    async def upsert(self, payment: Payment, now: datetime) -> Payment:
+        return SQLiteStore._upsert(self.db, payment, now.isoformat())
+
+    async def delete(self, payment_id: int, now: datetime) -> None:
+        moment = now.isoformat()
+        self.db.execute(
+            "UPDATE payments SET deleted_at = ?, updated_at = ? WHERE id = ?",
+            (moment, moment, payment_id),
+        )
+
+    async def invoice_totals(
+        self, invoice_id: int, settled: Decimal, count: int, marked_paid: bool
+    ) -> None:
+        self.db.execute(
+            "UPDATE invoices SET settled_cents = ?, payment_count = ?, marked_paid = ?"
+            " WHERE id = ?",
+            (_cents(settled), count, int(marked_paid), invoice_id),
+        )
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        self.db.execute("SAVEPOINT item")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO item")
+            self.db.execute("RELEASE item")
+            raise
+        self.db.execute("RELEASE item")
+
+    async def complete_key(self, seal: Seal) -> None:
+        SQLiteStore._complete_key(self.db, seal)
 
 
 def _now() -> datetime:
