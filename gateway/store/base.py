@@ -366,22 +366,11 @@ class LedgerWrites(Protocol):
         ...
 
 
-class _AppliesMany(Protocol):
-    async def apply_many(
-        self,
-        tenant: str,
-        steps: Sequence[Step],
-        *,
-        each: bool = False,
-        seal: Seal | None = None,
-    ) -> list[Written]: ...
-
-
 class SingleStep:
     """`Store.apply` as the one step of `apply_many`, for every store."""
 
     async def apply(
-        self: _AppliesMany,
+        self: Store,
         tenant: str,
         invoice_id: int,
         rule: Rule,
