@@ -494,6 +494,8 @@ class _Writes:
             )
 
     async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None:
+        # Locked and read in one statement: a row another write held while this one
+        # waited is read again as that write committed it, totals included.
         row = await self.conn.fetchrow(
             f"{_SELECT_INVOICE} WHERE id = $1 AND tenant = $2 FOR UPDATE", invoice_id, tenant
         )
