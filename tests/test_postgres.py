@@ -12,13 +12,14 @@ import pytest
 from dialects.model import Invoice, Payment
 from gateway.serving.app import create_app
 from gateway.store import Change, Store
+from gateway.store.migrations import MIGRATIONS, VERSIONS_TABLE
 
 from .clients import CLIENTS
 from .conftest import AiohttpClient
 from .postgres import Cluster
 from .proxy.test_faults import shaped
 from .support import make_config, new_invoice
-from .test_store import _new, _pay
+from .test_store import _new, _pay, totals_kept_after_upgrade
 
 pytestmark = pytest.mark.parametrize("engine", ["postgresql"])
 
@@ -119,3 +120,30 @@ async def test_the_calendars_edges_are_kept_as_instants_and_infinities_read_as_t
     assert again is not None and again.paid_at == read, (infinite, again)
     [listed] = await store.payments("acme", [invoice.id])
     assert listed.paid_at == read
+
+
+async def test_an_older_database_gets_its_invoice_totals_on_upgrade(database: str) -> None:
+    """Migrated before the totals were kept on the invoice row: summed once, then kept."""
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(VERSIONS_TABLE)
+        for migration in MIGRATIONS[:6]:
+            for statement in migration.statements("postgresql"):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_migrations VALUES ($1, 'then')", migration.version
+            )
+        await conn.execute(
+            "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on, created_at)"
+            " VALUES ('acme', 'INV-1', 'EUR', 100, '2026-01-01', '2999-01-01', now())"
+        )
+        for amount, fee, deleted in (("10.00", "0.50", None), ("2.00", "0", None), ("40", "0", 1)):
+            await conn.execute(
+                "INSERT INTO payments (tenant, invoice_id, amount, fee, paid_at, created_at,"
+                " updated_at, deleted_at) VALUES ('acme', 1, $1::numeric, $2::numeric, now(),"
+                " now(), now(), CASE WHEN $3::int IS NULL THEN NULL ELSE now() END)",
+                amount, fee, deleted,
+            )  # fmt: skip
+    finally:
+        await conn.close()
+    await totals_kept_after_upgrade(database)

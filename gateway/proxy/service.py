@@ -8,42 +8,36 @@ carry them, and ids minted once and kept in the store where it cannot.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import dialects
 from dialects import Decoded, Dialect, Format
 from dialects.errors import (
-    BadRequest,
-    Conflict,
     GatewayError,
-    LedgerRefused,
     NotFound,
     NotSupported,
-    PayloadTooLarge,
     UpstreamError,
     UpstreamTimeout,
-    UpstreamUnavailable,
     ValidationFailed,
 )
 from dialects.listing import Row, rows_of
 from dialects.media import CONTENT_TYPES, media_format
 from dialects.model import InvoiceFacts, Page, Payment, PaymentQuery, stored_payment
-from dialects.parsing import ascii_number
 from dialects.unit import DialectUnit, Op, Route
 from gateway.ledger.contract import Outcome, Principal
-from gateway.ledger.idempotency import OUTCOME_UNKNOWN
-from gateway.ledger.losses import MONEY, OPTIONAL, lost_fields, lost_money
-from gateway.ledger.rules import today_midnight
 from gateway.ledger.search import select
 from gateway.observability.logs import event
 from gateway.observability.metrics import BREAKER, BREAKER_STATES
+from gateway.proxy.errors import Refusal, caller_error
 from gateway.proxy.idmap import IdMap
+from gateway.proxy.keys import KeyStates
+from gateway.proxy.outbound import OutboundRules
 from gateway.proxy.upstream import Answer, UpstreamClient, retry_after, unanswered
-from gateway.store import REFUSALS, BackendRef, KeyState, Seal, Store
+from gateway.store import REFUSALS, BackendRef, Seal, Store
 
 BATCH_REFUSED = (
     "A proxied backend stores each payment on its own, so a batch of several cannot be"
@@ -59,7 +53,13 @@ ITEM_UNKNOWN = (
 
 
 class ProxyBackend:
-    """Serves one tenant's payment operations from an upstream in any dialect."""
+    """Serves one tenant's payment operations from an upstream in any dialect.
+
+    It orchestrates: ids cross through the id map (`IdMap`), a write's fields through
+    the backend's outbound rules (`OutboundRules`), a write under an Idempotency-Key
+    through its key states (`KeyStates`), and a backend's error status becomes the
+    caller's error through one table (`errors.caller_error`).
+    """
 
     def __init__(self, tenant: str, client: UpstreamClient, store: Store) -> None:
         self.tenant = tenant
@@ -70,6 +70,8 @@ class ProxyBackend:
         self.ids = IdMap(store, tenant, self.dialect, parents=self._nested())
         self.fmt: Format = client.config.format or self.dialect.formats[0]
         self.strict = client.config.strict
+        self.outbound = OutboundRules(self.dialect, strict=self.strict)
+        self.keys = KeyStates(store, tenant, self.unit.idempotency_header)
         self._accept = CONTENT_TYPES[self.fmt].split(";")[0]
         client.breaker.watch = self._breaker_moved
         self._breaker_moved(client.breaker.state, quiet=True)
@@ -132,14 +134,12 @@ class ProxyBackend:
         self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
     ) -> Outcome:
         invoice = await self._ref("invoice", invoice_id)
-        fields, warnings = self._outbound(who, request, creating=True)
-        if "invoice_id" in self.dialect.settable:
-            number = self.dialect.parse_id(invoice.backend_id)
-            fields["invoice_id"] = number if number is not None else _as_int(invoice.backend_id)
+        fields, warnings = self.outbound.fields(_caller(who), request, creating=True)
+        self.outbound.invoice(fields, invoice.backend_id)
         body = self.dialect.codecs[self.fmt].encode_request(fields, warnings)
         answer = await self._write(seal, Op.CREATE, invoice=invoice.backend_id, body=body)
         read = self._payments(_caller(who), answer, invoice_id, invoice.backend_id, single=True)
-        payment = (await self._settle(seal, read, tuple(warnings)))[0]
+        payment = (await self.keys.settle(seal, read, tuple(warnings)))[0]
         return Outcome(payment, tuple(warnings))
 
     async def create_payments(
@@ -167,15 +167,13 @@ class ProxyBackend:
                     made.append(_item_failure(failed))
             return made
         if not items:  # every item refused before any write: the key keeps that answer
-            seal.close([])
-            await self.store.complete_key(seal)
+            await self.keys.keep(seal, [])
             return []
         ((invoice_id, request),) = items
         try:
             return [await self.create_payment(who, invoice_id, request, seal=seal)]
         except REFUSALS as refused:  # the backend stored nothing: the key keeps the refusal
-            seal.close([refused])
-            await self.store.complete_key(seal)
+            await self.keys.keep(seal, [refused])
             return [refused]
 
     async def update_payment(
@@ -192,11 +190,11 @@ class ProxyBackend:
             raise NotSupported(f"The {self.dialect.name} backend cannot change a payment")
         ref = await self._ref("payment", payment_id)
         invoice_id = await self._invoice_of(ref, _caller(who))
-        fields, warnings = self._outbound(who, request, creating=replace)
+        fields, warnings = self.outbound.fields(_caller(who), request, creating=replace)
         body = self.dialect.codecs[self.fmt].encode_request(fields, warnings)
         answer = await self._write(seal, op, payment=ref.backend_id, invoice=ref.parent, body=body)
         read = self._payments(_caller(who), answer, invoice_id, ref.parent, single=True)
-        payment = (await self._settle(seal, read, tuple(warnings)))[0]
+        payment = (await self.keys.settle(seal, read, tuple(warnings)))[0]
         return Outcome(payment, tuple(warnings))
 
     async def delete_payment(
@@ -206,49 +204,11 @@ class ProxyBackend:
             raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
         ref = await self._ref("payment", payment_id)
         await self._write(seal, Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
-        await self._settle(seal, _nothing(), ())
-
-    # --- writes under an Idempotency-Key -----------------------------------------------
+        await self.keys.settle(seal, _nothing(), ())
 
     async def _write(self, seal: Seal | None, op: Op, **request: Any) -> Answer:
-        """A write sent to the backend. With a key, it is marked sent first, so no retry
-        sends it again; sent but never answered, its outcome is unknown (504, held)."""
-        if seal is None:
-            return await self._call(op, **request)
-        if not await self.store.set_key_state(seal.tenant, seal.key, seal.owner, KeyState.SENT):
-            raise Conflict("The request's Idempotency-Key was taken over by a retry")
-        try:
-            return await self._call(op, key=seal.key, **request)
-        except GatewayError as exc:
-            if not unanswered(exc):
-                raise  # never sent, or refused by the backend: the key is freed for a retry
-            raise await self._unknown(seal) from exc
-
-    async def _settle(
-        self, seal: Seal | None, read: Awaitable[list[Payment]], warnings: tuple[str, ...]
-    ) -> list[Payment]:
-        """The backend's answer read back; with a key, stored as the key's answer."""
-        if seal is None:
-            return await read
-        try:
-            payments = await read
-        except GatewayError as exc:  # the backend acted; what it did cannot be told
-            raise await self._unknown(seal) from exc
-        seal.close(payments[:1] or [None], warnings)
-        await self.store.complete_key(seal)
-        return payments
-
-    async def _unknown(self, seal: Seal) -> GatewayError:
-        await self.store.set_key_state(seal.tenant, seal.key, seal.owner, KeyState.UNKNOWN)
-        return UpstreamTimeout(OUTCOME_UNKNOWN)
-
-    def _forwarded_key(self, key: str) -> dict[str, str]:
-        """The key for a backend that takes one: derived from tenant and key, so tenants
-        sharing one backend account never share a key there."""
-        header = self.unit.idempotency_header
-        if header is None:
-            return {}
-        return {header: hashlib.sha256(f"{self.tenant}\0{key}".encode()).hexdigest()}
+        """A write sent to the backend, through its key's states if it has one."""
+        return await self.keys.send(seal, lambda key: self._call(op, key=key, **request))
 
     async def search_payments(
         self, who: Principal, query: PaymentQuery
@@ -354,79 +314,17 @@ class ProxyBackend:
         if body is not None:
             headers["Content-Type"] = CONTENT_TYPES[self.fmt]
         if key is not None:
-            headers.update(self._forwarded_key(key))
+            headers.update(self.keys.forwarded(key))
         idempotent = op in (Op.LIST, Op.GET, Op.REPLACE, Op.DELETE)
         answer = await self.client.send(
             route.method, path, body=body, headers=headers, params=params, idempotent=idempotent
         )
-        if answer.status == 404:
-            raise NotFound(
-                "Invoice not found" if op in (Op.LIST, Op.CREATE) else "Payment not found"
-            )
         if answer.status >= 300:
-            raise self._inbound_error(answer)
+            missing = "Invoice not found" if op in (Op.LIST, Op.CREATE) else "Payment not found"
+            details = partial(self._error_details, answer)
+            refusal = Refusal(answer.status, retry_after(answer.headers), details, missing)
+            raise caller_error(refusal)
         return answer
-
-    def _outbound(
-        self, who: Principal, request: Decoded, *, creating: bool
-    ) -> tuple[dict[str, Any], list[str]]:
-        """The caller's fields as the backend can carry them, and what had to give."""
-        fields: dict[str, Any] = {**request.provided_values(), **request.options}
-        fields.pop("origin", None), fields.pop("method_label", None)
-        if request.payment.origin == self.dialect.name:
-            fields["origin"], fields["method_label"] = (
-                self.dialect.name,
-                request.payment.method_label,
-            )
-        settable, name = self.dialect.settable, self.dialect.name
-        caller = dialects.get(who.dialect)  # warnings name fields as the caller does
-        warnings: list[str] = []
-        problems: dict[str, str] = {}
-
-        def give(attr: str, problem: str, outcome: str) -> None:
-            # Strict: refused, so nothing was dropped or substituted; else warned.
-            if self.strict:
-                problems[attr] = f"{problem} (strict translation)"
-            else:
-                warnings.append(f"{caller.wire_name(attr)} {problem}{outcome}")
-
-        for attr in lost_money(fields, self.dialect):
-            problems[attr] = f"has no place in the {name} backend; refused so no money is lost"
-        for attr in lost_fields(fields, self.dialect):
-            give(attr, f"has no place in the {name} backend", " and was dropped")
-        for attr in (*MONEY, *OPTIONAL):
-            if attr not in settable:
-                fields.pop(attr, None)
-        method = fields.get("method")
-        if "method" not in settable and method is not None:
-            give("method", f"has no place in the {name} backend", " and was dropped")
-            fields.pop("method")
-        elif method is not None and method not in self.dialect.method_words:
-            # Not strict, the backend's codec sends its fallback and warns of it itself.
-            if fields.get("origin") != name and self.strict:
-                give("method", f"{method.value} has no {name} equivalent", "")
-        if creating:
-            self._fill_required(fields, problems, give)
-        if problems:
-            # Not a malformed request but one the system of record cannot take: 422 in
-            # every dialect (ValidationFailed is 400 in some dialects).
-            raise LedgerRefused("The backend cannot carry this payment", fields=problems)
-        return fields, warnings
-
-    def _fill_required(
-        self,
-        fields: dict[str, Any],
-        problems: dict[str, str],
-        give: Callable[[str, str, str], None],
-    ) -> None:
-        required = self.dialect.required - {"invoice_id"}
-        if "amount" in required and fields.get("amount") is None:
-            problems["amount"] = f"is required by the {self.dialect.name} backend"
-        if "paid_at" in required and fields.get("paid_at") is None:
-            fields["paid_at"] = today_midnight()  # the caller's own default: today
-        if "method" in required and fields.get("method") is None:
-            give("method", f"is required by the {self.dialect.name} backend", "; sent as other")
-            fields["method"] = dialects.model.Method.OTHER
 
     # --- answers -----------------------------------------------------------------------
 
@@ -477,33 +375,6 @@ class ProxyBackend:
             raise self._garbage("The backend answered in an unexpected content type")
         return found
 
-    def _inbound_error(self, answer: Answer) -> GatewayError:
-        """A backend's error, as the canonical error the caller's dialect will render."""
-        status = answer.status
-        retry = retry_after(answer.headers)
-        if status in (429, 503):
-            return UpstreamUnavailable("The backend is busy", retry_after=retry or 1)
-        if status >= 500:
-            return UpstreamError(f"The backend failed ({status})")
-        if status in (401, 403):
-            return UpstreamError("The backend refused the gateway's credentials")
-        if status == 404:
-            return NotFound("Not found")
-        if status in (405, 501):
-            return NotSupported("The backend does not support this operation")
-        message, fields = self._error_details(answer)
-        if status == 409:
-            return Conflict(message, fields=fields)
-        if status == 413:
-            return PayloadTooLarge(message)
-        if status == 422:
-            return LedgerRefused(message, fields=fields)
-        if status == 400 and fields:
-            return ValidationFailed(message, fields=fields)
-        if 400 <= status < 500:
-            return BadRequest(message, fields=fields)
-        return UpstreamError(f"The backend answered {status}")
-
     def _error_details(self, answer: Answer) -> tuple[str, dict[str, str]]:
         try:
             message, wire = self.dialect.codecs[self._answer_format(answer)].error_details(
@@ -540,13 +411,6 @@ async def _nothing() -> list[Payment]:
 
 # Operations a backend may serve through another of its routes.
 _STANDS_IN = {Op.LIST: Op.SEARCH, Op.CREATE: Op.CREATE_MANY, Op.DELETE: Op.REMOVE}
-
-
-def _as_int(backend_id: str) -> int:
-    number = ascii_number(backend_id)
-    if number is None:
-        raise UpstreamError("The backend's invoice id is not an integer")
-    return number
 
 
 def _quote(value: str) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from dialects import Reply
 from dialects.errors import GatewayError, LedgerRefused, NotFound, ValidationFailed
@@ -319,3 +320,140 @@ class Store(Protocol):
     async def purge_keys(self, now: datetime, limit: int) -> int:
         """Delete at most `limit` keys expired by `now`; how many were deleted."""
         ...
+
+
+# --- one ledger write, the same on every database --------------------------------------
+
+
+class LedgerWrites(Protocol):
+    """What a ledger write needs of one database, inside one open write transaction.
+
+    The few operations that differ between databases: how invoices are locked, the
+    SQL of the reads and writes, and savepoints. `apply_steps` is the rest.
+    """
+
+    async def lock(self, tenant: str, invoice_ids: Sequence[int]) -> None:
+        """Lock the invoices (ids in ascending order) against other writers, if the
+        database lets writers in side by side."""
+        ...
+
+    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None:
+        """The invoice with its totals, locked for this transaction; no payments."""
+        ...
+
+    async def payment(self, tenant: str, payment_id: int, invoice_id: int) -> Payment | None:
+        """The live payment of that invoice."""
+        ...
+
+    async def upsert(self, payment: Payment, now: datetime) -> Payment:
+        """Insert (no id) or replace the payment; as stored."""
+        ...
+
+    async def delete(self, payment_id: int, now: datetime) -> None: ...
+
+    async def invoice_totals(
+        self, invoice_id: int, settled: Decimal, count: int, marked_paid: bool
+    ) -> None:
+        """Store the invoice's running totals and mark."""
+        ...
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A block undone alone when it raises (the exception goes on)."""
+        ...
+
+    async def complete_key(self, seal: Seal) -> None:
+        """`seal.sealed` stored as its key's answer; Conflict if the key is not held."""
+        ...
+
+
+class SingleStep:
+    """`Store.apply` as the one step of `apply_many`, for every store."""
+
+    async def apply(
+        self: Store,
+        tenant: str,
+        invoice_id: int,
+        rule: Rule,
+        *,
+        payment_id: int | None = None,
+        seal: Seal | None = None,
+    ) -> Payment | None:
+        return only(await self.apply_many(tenant, [Step(invoice_id, rule, payment_id)], seal=seal))
+
+
+async def apply_steps(
+    db: LedgerWrites,
+    tenant: str,
+    steps: Sequence[Step],
+    *,
+    each: bool = False,
+    seal: Seal | None = None,
+) -> list[Written]:
+    """`Store.apply_many` inside its transaction: every step in order, each rule seeing
+    the steps before it, the invoices locked in id order first (see `Store`)."""
+    await db.lock(tenant, sorted({step.invoice_id for step in steps}))
+    written: list[Written] = []
+    # The invoices' facts after the write, for the answer a key keeps: only a seal
+    # reads them, and they cost more than the write's own bookkeeping.
+    invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
+    for step in steps:
+        if not each:
+            written.append(await apply_step(db, tenant, step, invoices))
+            continue
+        try:
+            async with db.savepoint():
+                stored = await apply_step(db, tenant, step, invoices)
+        except REFUSALS as refused:
+            written.append(refused)
+        else:
+            written.append(stored)
+    if seal is not None:
+        seal.close(written, invoices=invoices)
+        await db.complete_key(seal)
+    return written
+
+
+async def apply_step(
+    db: LedgerWrites,
+    tenant: str,
+    step: Step,
+    invoices: dict[int, InvoiceFacts] | None = None,
+) -> Payment | None:
+    """Load the locked invoice (and the payment named), let the rule decide, store its
+    decision and the invoice's new totals; the payment as stored, and into `invoices`
+    (if given) the invoice's facts as it stands after."""
+    invoice = await db.invoice(tenant, step.invoice_id)
+    if invoice is None:
+        raise NotFound("Invoice not found")
+    current = None
+    if step.payment_id is not None:
+        current = await db.payment(tenant, step.payment_id, step.invoice_id)
+        if current is None:
+            raise NotFound("Payment not found")
+    change = step.rule(invoice, current)
+    settled, count = change.totals(invoice, current)
+    now = datetime.now(UTC)
+    stored: Payment | None = None
+    if change.upsert is not None:
+        stored = await db.upsert(change.upsert, now)
+    if change.delete is not None:
+        await db.delete(change.delete, now)
+    await db.invoice_totals(step.invoice_id, settled, count, change.marked_paid)
+    if invoices is not None:
+        invoices[step.invoice_id] = change.after(invoice, current).facts()
+    return stored
+
+
+T = TypeVar("T")
+
+
+def finished(coroutine: Coroutine[Any, Any, T]) -> T:
+    """A coroutine run to its end on this thread, without an event loop: for a
+    `LedgerWrites` whose methods never wait (they call a blocking driver)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+    coroutine.close()
+    raise RuntimeError("a synchronous database adapter waited")

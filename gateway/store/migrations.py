@@ -221,6 +221,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         postgresql="",
     ),
+    # One policy for an invoice's totals on every engine: PostgreSQL keeps them on the
+    # invoice row too, written with each payment in the transaction that holds the row's
+    # lock, instead of summing every live payment on each read and each write. Stop
+    # older gateways before upgrading: their writes would not keep the totals.
+    Migration(
+        7,
+        sqlite="",
+        postgresql="""
+        ALTER TABLE invoices ADD COLUMN settled NUMERIC NOT NULL DEFAULT 0;
+        ALTER TABLE invoices ADD COLUMN payment_count BIGINT NOT NULL DEFAULT 0;
+        UPDATE invoices SET
+            settled = (SELECT COALESCE(SUM(p.amount + p.tax_withheld + p.fee), 0)
+                FROM payments p WHERE p.invoice_id = invoices.id AND p.deleted_at IS NULL),
+            payment_count = (SELECT COUNT(*) FROM payments p
+                WHERE p.invoice_id = invoices.id AND p.deleted_at IS NULL);
+        """,
+    ),
 )
 
 # The table each engine records applied versions in (created before the first migration).

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
@@ -15,23 +16,22 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from dialects import Reply
-from dialects.errors import Conflict, NotFound, ServiceUnavailable
+from dialects.errors import Conflict, ServiceUnavailable
 from dialects.listing import Row
-from dialects.model import Invoice, InvoiceFacts, Method, Payment
+from dialects.model import Invoice, Method, Payment
 from gateway.store.base import (
     PAYMENT_COLUMNS,
-    REFUSALS,
     BackendRef,
     KeyClaim,
     KeyRecord,
     KeyState,
     NewInvoice,
-    Rule,
     Seal,
+    SingleStep,
     Step,
     Written,
+    apply_steps,
     listed_columns,
-    only,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
 
@@ -51,16 +51,11 @@ _ATTEMPTS = 5  # for serialisation failures, deadlocks and connections lost befo
 _RETURNED = f"{', '.join(PAYMENT_COLUMNS)}, paid_at_offset"
 _SELECT_PAYMENTS = f"SELECT {_RETURNED} FROM payments"
 _LIVE = " AND deleted_at IS NULL"
+# An invoice's live payments summed are kept on its row (see migration 7).
 _SELECT_INVOICE = (
-    "SELECT i.id, i.tenant, i.number, i.currency, i.total, i.issued_on, i.due_on, i.draft,"
-    " i.void, i.marked_paid, i.created_at,"
-    " (SELECT COALESCE(SUM(p.amount + p.tax_withheld + p.fee), 0) FROM payments p"
-    "  WHERE p.invoice_id = i.id AND p.deleted_at IS NULL) AS settled,"
-    " (SELECT COUNT(*) FROM payments p"
-    "  WHERE p.invoice_id = i.id AND p.deleted_at IS NULL) AS payment_count"
-    " FROM invoices i WHERE i.id = $1 AND i.tenant = $2"
+    "SELECT id, tenant, number, currency, total, issued_on, due_on, draft, void, marked_paid,"
+    " created_at, settled, payment_count FROM invoices"
 )
-_SELECT_INVOICES = _SELECT_INVOICE.replace("i.id = $1", "i.id = ANY($1::bigint[])")
 _SELECT_KEY = (
     "SELECT tenant, key, fingerprint, state, owner, lease_until, created_at, expires_at,"
     " status, headers, body FROM idempotency_keys WHERE tenant = $1 AND key = $2"
@@ -99,7 +94,7 @@ class _CommitUnknown(Exception):
     """The connection broke during COMMIT: the write may or may not have been stored."""
 
 
-class PostgresStore:
+class PostgresStore(SingleStep):
     """Store on a PostgreSQL database, shared by any number of gateway processes.
 
     Each ledger write runs in one transaction that first locks the invoice's row
@@ -226,7 +221,8 @@ class PostgresStore:
 
     async def invoices(self, tenant: str, invoice_ids: Sequence[int]) -> list[Invoice]:
         async def load(conn: Connection) -> list[Invoice]:
-            rows = await conn.fetch(f"{_SELECT_INVOICES} ORDER BY i.id", list(invoice_ids), tenant)
+            query = f"{_SELECT_INVOICE} WHERE id = ANY($1::bigint[]) AND tenant = $2 ORDER BY id"
+            rows = await conn.fetch(query, list(invoice_ids), tenant)
             return [Invoice.model_construct(payments=(), **dict(row)) for row in rows]
 
         return await self._run(load, read="one")
@@ -289,17 +285,6 @@ class PostgresStore:
 
         return await self._run(find, read="one")
 
-    async def apply(
-        self,
-        tenant: str,
-        invoice_id: int,
-        rule: Rule,
-        *,
-        payment_id: int | None = None,
-        seal: Seal | None = None,
-    ) -> Payment | None:
-        return only(await self.apply_many(tenant, [Step(invoice_id, rule, payment_id)], seal=seal))
-
     async def apply_many(
         self,
         tenant: str,
@@ -308,38 +293,8 @@ class PostgresStore:
         each: bool = False,
         seal: Seal | None = None,
     ) -> list[Written]:
-        invoice_ids = sorted({step.invoice_id for step in steps})
-
         async def write(conn: Connection) -> list[Written]:
-            if len(invoice_ids) > 1:
-                # Locked in one order by every writer, so no two batches deadlock.
-                await conn.execute(
-                    "SELECT id FROM invoices WHERE tenant = $1 AND id = ANY($2::bigint[])"
-                    " ORDER BY id FOR UPDATE",
-                    tenant,
-                    invoice_ids,
-                )
-            written: list[Written] = []
-            # The invoices' facts after the write, for the answer a key keeps (only a
-            # seal reads them).
-            invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
-
-            async def one(step: Step) -> None:
-                written.append(await _apply(conn, tenant, step, invoices))
-
-            for step in steps:
-                if not each:
-                    await one(step)
-                    continue
-                try:
-                    async with conn.transaction():  # a savepoint: undone alone if refused
-                        await one(step)
-                except REFUSALS as refused:
-                    written.append(refused)
-            if seal is not None:
-                seal.close(written, invoices=invoices)
-                await _complete_key(conn, seal)
-            return written
+            return await apply_steps(_Writes(conn), tenant, steps, each=each, seal=seal)
 
         return await self._run(write)
 
@@ -518,40 +473,63 @@ async def _transaction(
     return result
 
 
-async def _apply(
-    conn: Connection, tenant: str, step: Step, invoices: dict[int, InvoiceFacts] | None = None
-) -> Payment | None:
-    """Lock the invoice row, let the rule decide on what is committed, store its decision;
-    the payment as stored, and into `invoices` (if given) the invoice's facts after."""
-    invoice_id, rule, payment_id = step.invoice_id, step.rule, step.payment_id
-    locked = await conn.fetchval(
-        "SELECT id FROM invoices WHERE id = $1 AND tenant = $2 FOR UPDATE", invoice_id, tenant
-    )
-    if locked is None:
-        raise NotFound("Invoice not found")
-    invoice = await _load_invoice(conn, tenant, invoice_id)
-    assert invoice is not None
-    current = None
-    if payment_id is not None:
-        current = await _load_payment(conn, tenant, payment_id, invoice_id)
-        if current is None:
-            raise NotFound("Payment not found")
-    change = rule(invoice, current)
-    now = _now()
-    stored: Payment | None = None
-    if change.upsert is not None:
-        stored = await _upsert(conn, change.upsert, now)
-    if change.delete is not None:
-        await conn.execute(
-            "UPDATE payments SET deleted_at = $1, updated_at = $1 WHERE id = $2", now, change.delete
+class _Writes:
+    """A ledger write's database operations on one connection, in its transaction:
+    every invoice written is locked first (`FOR UPDATE`), so writes on one invoice from
+    any two processes run one after the other and the second sees the first's."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def lock(self, tenant: str, invoice_ids: Sequence[int]) -> None:
+        if len(invoice_ids) > 1:
+            # Locked in one order by every writer, so no two batches deadlock.
+            await self.conn.execute(
+                "SELECT id FROM invoices WHERE tenant = $1 AND id = ANY($2::bigint[])"
+                " ORDER BY id FOR UPDATE",
+                tenant,
+                list(invoice_ids),
+            )
+
+    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None:
+        # Locked and read in one statement: a row another write held while this one
+        # waited is read again as that write committed it, totals included.
+        row = await self.conn.fetchrow(
+            f"{_SELECT_INVOICE} WHERE id = $1 AND tenant = $2 FOR UPDATE", invoice_id, tenant
         )
-    if change.marked_paid != invoice.marked_paid:
-        await conn.execute(
-            "UPDATE invoices SET marked_paid = $1 WHERE id = $2", change.marked_paid, invoice_id
+        return None if row is None else Invoice.model_construct(payments=(), **dict(row))
+
+    async def payment(self, tenant: str, payment_id: int, invoice_id: int) -> Payment | None:
+        return await _load_payment(self.conn, tenant, payment_id, invoice_id)
+
+    async def upsert(self, payment: Payment, now: datetime) -> Payment:
+        return await _upsert(self.conn, payment, now)
+
+    async def delete(self, payment_id: int, now: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE payments SET deleted_at = $1, updated_at = $1 WHERE id = $2", now, payment_id
         )
-    if invoices is not None:
-        invoices[invoice_id] = change.after(invoice, current).facts()
-    return stored
+
+    async def invoice_totals(
+        self, invoice_id: int, settled: Decimal, count: int, marked_paid: bool
+    ) -> None:
+        await self.conn.execute(
+            "UPDATE invoices SET settled = $1, payment_count = $2, marked_paid = $3 WHERE id = $4",
+            settled,
+            count,
+            marked_paid,
+            invoice_id,
+        )
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        async with self.conn.transaction():
+            yield
+
+    async def complete_key(self, seal: Seal) -> None:
+        await _complete_key(self.conn, seal)
 
 
 async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:
@@ -578,7 +556,9 @@ async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:
 async def _load_invoice(
     conn: Connection, tenant: str, invoice_id: int, with_payments: bool = False
 ) -> Invoice | None:
-    row = await conn.fetchrow(_SELECT_INVOICE, invoice_id, tenant)
+    row = await conn.fetchrow(
+        f"{_SELECT_INVOICE} WHERE id = $1 AND tenant = $2", invoice_id, tenant
+    )
     if row is None:
         return None
     payments: tuple[Payment, ...] = ()

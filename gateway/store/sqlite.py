@@ -2,50 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import queue
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 
 from dialects import Reply
-from dialects.errors import Conflict, NotFound, ServiceUnavailable
+from dialects.errors import Conflict, ServiceUnavailable
 from dialects.listing import Row
-from dialects.model import Invoice, InvoiceFacts, Method, Payment, stored_payment
-from gateway.observability.metrics import STORE_BATCH, STORE_WRITE_SECONDS
+from dialects.model import Invoice, Method, Payment, stored_payment
 from gateway.store.base import (
     PAYMENT_COLUMNS,
-    REFUSALS,
     BackendRef,
     KeyClaim,
     KeyRecord,
     KeyState,
     NewInvoice,
-    Rule,
     Seal,
+    SingleStep,
     Step,
     Written,
+    apply_steps,
+    finished,
     listed_columns,
-    only,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
-from gateway.store.writelock import WriteLock
+from gateway.store.writer import MEMORY, GroupCommit
 
 T = TypeVar("T")
-_MAX_BATCH = 64
-log = logging.getLogger("gateway.store")
 # How long a write waits for another process's write lock before it is answered 503.
 _BUSY_TIMEOUT_MS = 10_000
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 _SELECT_PAYMENTS = f"SELECT {', '.join(PAYMENT_COLUMNS)} FROM payments"
 _LIVE = " AND deleted_at IS NULL"
@@ -72,37 +61,13 @@ _SELECT_KEY = f"SELECT {', '.join(_KEY_COLUMNS)} FROM idempotency_keys"
 _HELD = "state IN ('pending', 'sent')"
 
 
-@dataclass
-class _Job:
-    fn: Callable[[], Any]
-    write: bool
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
+class SQLiteStore(SingleStep):
+    """Store on one SQLite file: its queries, over a writer that commits in groups.
 
-    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
-        self.loop.call_soon_threadsafe(_settle, self.future, result, error)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller went away; the work itself stands
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-class SQLiteStore:
-    """Store on one SQLite file, in WAL mode, with group commit.
-
-    Every write runs on one worker thread, so the event loop never waits on a
-    commit and transactions never interleave. Writers of other processes sharing
-    the file take turns with it on an OS lock beside the file (`writelock`), taken
-    before `BEGIN IMMEDIATE`, so none sleeps in SQLite's busy handler. Writes that
-    queue up while a commit is on disk, or while another process holds the lock,
-    are committed together: each runs in its own savepoint (a refused one rolls
-    back alone) and none is answered before the shared COMMIT, which with
-    `synchronous=FULL` means before it is on disk.
+    Every write runs on the one writer thread of `GroupCommit` (writer.py), so the
+    event loop never waits on a commit and transactions never interleave; writes
+    that queue up are committed together, each in its own savepoint, and none is
+    answered before the shared COMMIT.
 
     Reads run on the event loop, on a read-only connection of their own, each in
     one snapshot: in WAL mode a reader never waits for the writer, and a read of a
@@ -119,27 +84,28 @@ class SQLiteStore:
     def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
         self._path = path
         self._synchronous = synchronous
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._db: sqlite3.Connection | None = None
+        self._writer: GroupCommit | None = None
         self._reader: sqlite3.Connection | None = None
-        self._lock: WriteLock | None = None  # none for :memory:, which no one shares
-        self._lost = False  # the connection was dropped after a fault: reopen it
 
     # --- lifecycle ---------------------------------------------------------------
 
     async def open(self) -> None:
-        self._thread = threading.Thread(target=self._serve, name="sqlite", daemon=True)
-        self._thread.start()
+        writer = GroupCommit(
+            self._path,
+            prepare=_migrate,
+            synchronous=self._synchronous,
+            busy_timeout_ms=self.busy_timeout_ms,
+            factory=self.connection_factory,
+        )
         try:
-            await self._submit(self._connect, write=False)
+            await writer.start()
         except BaseException as exc:
-            await self.close()
             if isinstance(exc, OSError | sqlite3.Error | ServiceUnavailable):
                 reason = " ".join(str(exc).split())
                 raise StoreError(f"cannot open the database {self._path}: {reason}") from exc
             raise
-        if self._path != ":memory:":  # a second connection to :memory: is another database
+        self._writer = writer
+        if self._path != MEMORY:  # a second connection to :memory: is another database
             reader = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             reader.execute("PRAGMA query_only=ON")
             reader.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
@@ -149,95 +115,19 @@ class SQLiteStore:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        if self._thread is None:
-            return
-        if self._db is not None:
-            await self._submit(self._disconnect, write=False)
-        self._jobs.put(None)
-        await asyncio.to_thread(self._thread.join)
-        self._thread = None
+        if self._writer is not None:
+            await self._writer.stop()
+            self._writer = None
 
-    def _connect(self) -> None:
-        if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(
-            self._path,
-            isolation_level=None,
-            check_same_thread=False,
-            factory=self.connection_factory,
-        )
-        try:
-            # The busy timeout first, then the writer lock around the switch to WAL and
-            # the migrations: processes opening one new file together take turns at
-            # them (SQLite answers a journal-mode switch that meets another process's
-            # set-up "busy" at once, without waiting in its busy handler).
-            db.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-            if self._lock is None and self._path != ":memory:":
-                self._lock = WriteLock(self._path)
-            with self._locked():
-                db.execute("PRAGMA journal_mode=WAL")
-                self._migrate(db)
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-            db.execute("PRAGMA foreign_keys=ON")
-        except BaseException:
-            db.close()
-            raise
-        self._db = db
-
-    def _disconnect(self) -> None:
-        assert self._db is not None
-        self._db.close()
-        self._db = None
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the writer lock for a block, unless the caller holds it already."""
-        lock = self._lock
-        if lock is None or lock.held:
-            yield
-            return
-        lock.acquire()
-        try:
-            yield
-        finally:
-            lock.release()
-
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        """Apply the pending migrations; `BEGIN IMMEDIATE` makes other processes wait."""
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(VERSIONS_TABLE)
-            applied = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
-            for migration in pending(applied):
-                for statement in migration.statements("sqlite"):
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?)",
-                    (migration.version, _now().isoformat()),
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-    # --- the worker thread ---------------------------------------------------------
-
-    async def _submit(self, fn: Callable[[], T], *, write: bool) -> T:
-        if self._thread is None:
+    def _started(self) -> GroupCommit:
+        if self._writer is None:
             raise RuntimeError("store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(fn, write, loop, future))
-        return await future
+        return self._writer
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         reader = self._reader
         if reader is None:
-            return await self._submit(lambda: fn(self._conn()), write=False)
+            return await self._started().read(fn)
         reader.execute("BEGIN")  # one snapshot for all of fn's statements
         try:
             return fn(reader)
@@ -245,130 +135,7 @@ class SQLiteStore:
             reader.execute("COMMIT")
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        started = time.perf_counter()
-        try:
-            return await self._submit(lambda: fn(self._conn()), write=True)
-        finally:
-            STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
-
-    def _serve(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            if job.write and self._lock is not None:
-                # The lock first, then the batch: the writes that queue up while
-                # another process commits join this one's transaction.
-                self._lock.acquire()
-            try:
-                self._run_batch(self._gather(job))
-            finally:
-                if self._lock is not None:
-                    self._lock.release()
-
-    def _gather(self, job: _Job) -> list[_Job]:
-        """`job` and those queued behind it, up to a batch's worth."""
-        batch = [job]
-        while len(batch) < _MAX_BATCH:
-            try:
-                queued = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if queued is None:
-                self._jobs.put(None)  # stop after this batch
-                break
-            batch.append(queued)
-        return batch
-
-    def _run_batch(self, batch: list[_Job]) -> None:
-        """Reads run alone; each run of consecutive writes shares one transaction."""
-        writes: list[_Job] = []
-        for job in batch:
-            if job.write:
-                writes.append(job)
-                continue
-            self._commit_group(writes)
-            writes = []
-            try:
-                job.settle(job.fn())
-            except BaseException as exc:  # handed to the caller, never lost here
-                job.settle(error=_busy_to_unavailable(exc))
-        self._commit_group(writes)
-
-    def _commit_group(self, writes: list[_Job]) -> None:
-        if not writes:
-            return
-        STORE_BATCH.observe(len(writes))
-        try:
-            db = self._conn()
-        except ServiceUnavailable as exc:
-            for job in writes:
-                job.settle(error=exc)
-            return
-        if self._lock is not None:
-            self._lock.acquire()  # a no-op when the batch began with a write
-        try:
-            outcomes = self._transaction(db, writes)
-        except BaseException as exc:
-            failure = self._abort(db, exc)
-            for job in writes:
-                job.settle(error=_busy_to_unavailable(failure))
-            return
-        finally:
-            if self._lock is not None:
-                self._lock.release()  # before the answers: the other process goes on
-        for job, (result, error) in zip(writes, outcomes, strict=True):
-            job.settle(result, error)
-
-    @staticmethod
-    def _transaction(
-        db: sqlite3.Connection, writes: list[_Job]
-    ) -> list[tuple[Any, BaseException | None]]:
-        """Run the writes in one transaction, each in a savepoint of its own."""
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        db.execute("BEGIN IMMEDIATE")
-        for job in writes:
-            db.execute("SAVEPOINT job")
-            try:
-                outcomes.append((job.fn(), None))
-            except BaseException as exc:
-                db.execute("ROLLBACK TO job")
-                outcomes.append((None, exc))
-            db.execute("RELEASE job")
-        db.execute("COMMIT")
-        return outcomes
-
-    def _abort(self, db: sqlite3.Connection, exc: BaseException) -> BaseException:
-        """Roll back a failed group; if even ROLLBACK fails, start on a new connection.
-
-        The worker thread must outlive any database fault: the group is then answered
-        503 and the next one finds a connection with no transaction left open.
-        """
-        try:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            return exc
-        except sqlite3.Error as failed:
-            log.error("ROLLBACK failed (%s); reopening the database", failed)
-        self._db, self._lost = None, True
-        try:
-            db.close()
-            self._connect()
-            self._lost = False
-        except (sqlite3.Error, OSError) as failed:
-            log.error("cannot reopen the database (%s); will retry", failed)
-        return ServiceUnavailable("The database failed; retry shortly", retry_after=1)
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None and self._lost:
-            try:
-                self._connect()  # the connection a failed ROLLBACK cost
-            except (sqlite3.Error, OSError) as exc:
-                raise ServiceUnavailable("The database is unavailable", retry_after=1) from exc
-            self._lost = False
-        if self._db is None:
-            raise RuntimeError("store is not open")
-        return self._db
+        return await self._started().write(fn)
 
     # --- invoices and payments -----------------------------------------------------
 
@@ -503,17 +270,6 @@ class SQLiteStore:
             payments = tuple(_payment(row) for row in rows)
         return _invoice(row, Decimal(cents).scaleb(-2), count, payments)
 
-    async def apply(
-        self,
-        tenant: str,
-        invoice_id: int,
-        rule: Rule,
-        *,
-        payment_id: int | None = None,
-        seal: Seal | None = None,
-    ) -> Payment | None:
-        return only(await self.apply_many(tenant, [Step(invoice_id, rule, payment_id)], seal=seal))
-
     async def apply_many(
         self,
         tenant: str,
@@ -525,69 +281,9 @@ class SQLiteStore:
         # One writer at a time holds the database: no lock order to keep. A step that
         # raises undoes the whole job (the group commit's savepoint around it).
         def write(db: sqlite3.Connection) -> list[Written]:
-            written: list[Written] = []
-            # The invoices' facts after the write, for the answer a key keeps: only a
-            # seal reads them, and they cost more than the write's own bookkeeping.
-            invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
-
-            def one(step: Step) -> None:
-                written.append(self._apply(db, tenant, step, invoices))
-
-            for step in steps:
-                if not each:
-                    one(step)
-                    continue
-                db.execute("SAVEPOINT item")
-                try:
-                    one(step)
-                except REFUSALS as refused:
-                    db.execute("ROLLBACK TO item")
-                    written.append(refused)
-                db.execute("RELEASE item")
-            if seal is not None:
-                seal.close(written, invoices=invoices)
-                self._complete_key(db, seal)
-            return written
+            return finished(apply_steps(_Writes(db), tenant, steps, each=each, seal=seal))
 
         return await self._write(write)
-
-    def _apply(
-        self,
-        db: sqlite3.Connection,
-        tenant: str,
-        step: Step,
-        invoices: dict[int, InvoiceFacts] | None = None,
-    ) -> Payment | None:
-        """The payment as stored after the step's change; into `invoices` (if given), the
-        invoice's facts as it stands after."""
-        invoice_id, rule, payment_id = step.invoice_id, step.rule, step.payment_id
-        invoice = self._load_invoice(db, tenant, invoice_id)
-        if invoice is None:
-            raise NotFound("Invoice not found")
-        current = None
-        if payment_id is not None:
-            current = self._load_payment(db, tenant, payment_id, invoice_id)
-            if current is None:
-                raise NotFound("Payment not found")
-        change = rule(invoice, current)
-        settled, count = change.totals(invoice, current)
-        now = _now().isoformat()
-        stored: Payment | None = None
-        if change.upsert is not None:
-            stored = self._upsert(db, change.upsert, now)
-        if change.delete is not None:
-            db.execute(
-                "UPDATE payments SET deleted_at = ?, updated_at = ? WHERE id = ?",
-                (now, now, change.delete),
-            )
-        db.execute(
-            "UPDATE invoices SET settled_cents = ?, payment_count = ?, marked_paid = ?"
-            " WHERE id = ?",
-            (_cents(settled), count, int(change.marked_paid), invoice_id),
-        )
-        if invoices is not None:
-            invoices[invoice_id] = change.after(invoice, current).facts()
-        return stored
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:
@@ -765,16 +461,73 @@ class SQLiteStore:
         return await self._write(write)
 
 
-def _busy_to_unavailable(exc: BaseException) -> BaseException:
-    """Another process held the write lock past the busy timeout: a 503, not a 500."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if isinstance(exc, sqlite3.OperationalError) and code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-        return ServiceUnavailable("The database is busy; retry shortly", retry_after=1)
-    return exc
+class _Writes:
+    """A ledger write's database operations on the writer's connection. None waits (the
+    driver blocks on the writer thread), so `finished` runs the template through."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    async def lock(self, tenant: str, invoice_ids: Sequence[int]) -> None:
+        """Nothing to lock: the one writer thread holds the database."""
+
+    async def invoice(self, tenant: str, invoice_id: int) -> Invoice | None:
+        return SQLiteStore._load_invoice(self.db, tenant, invoice_id)
+
+    async def payment(self, tenant: str, payment_id: int, invoice_id: int) -> Payment | None:
+        return SQLiteStore._load_payment(self.db, tenant, payment_id, invoice_id)
+
+    async def upsert(self, payment: Payment, now: datetime) -> Payment:
+        return SQLiteStore._upsert(self.db, payment, now.isoformat())
+
+    async def delete(self, payment_id: int, now: datetime) -> None:
+        moment = now.isoformat()
+        self.db.execute(
+            "UPDATE payments SET deleted_at = ?, updated_at = ? WHERE id = ?",
+            (moment, moment, payment_id),
+        )
+
+    async def invoice_totals(
+        self, invoice_id: int, settled: Decimal, count: int, marked_paid: bool
+    ) -> None:
+        self.db.execute(
+            "UPDATE invoices SET settled_cents = ?, payment_count = ?, marked_paid = ?"
+            " WHERE id = ?",
+            (_cents(settled), count, int(marked_paid), invoice_id),
+        )
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        self.db.execute("SAVEPOINT item")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO item")
+            self.db.execute("RELEASE item")
+            raise
+        self.db.execute("RELEASE item")
+
+    async def complete_key(self, seal: Seal) -> None:
+        SQLiteStore._complete_key(self.db, seal)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply the pending migrations (inside the writer's `BEGIN IMMEDIATE`)."""
+    db.execute(VERSIONS_TABLE)
+    applied = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
+    for migration in pending(applied):
+        for statement in migration.statements("sqlite"):
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?)",
+            (migration.version, _now().isoformat()),
+        )
 
 
 def _rowid(cursor: sqlite3.Cursor) -> int:
