@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dialects import Reply
 from dialects.errors import GatewayError, LedgerRefused, NotFound, ValidationFailed
 from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Payment
+
+if TYPE_CHECKING:
+    from gateway.store.outbox import EventPage, Outbox
 
 # Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
 # spells up to 2^96) names no stored object.
@@ -190,8 +193,12 @@ class Store(Protocol):
 
     `apply` loads an invoice's totals (and the live payment `payment_id`, if named)
     under a write lock, lets `rule` decide, and stores the decision atomically: no
-    two rules on one invoice interleave.
+    two rules on one invoice interleave. Every change appends its events (`outbox`)
+    in its own transaction.
     """
+
+    # Decides the events a change makes, and times them (by the gateway's clock).
+    outbox: Outbox
 
     async def open(self) -> None: ...
 
@@ -318,4 +325,16 @@ class Store(Protocol):
 
     async def purge_keys(self, now: datetime, limit: int) -> int:
         """Delete at most `limit` keys expired by `now`; how many were deleted."""
+        ...
+
+    # --- the outbox (gateway/store/outbox.py) -----------------------------------------
+
+    async def events(self, tenant: str, after: int, limit: int) -> EventPage:
+        """At most `limit` of the tenant's events after sequence `after`, in order, read
+        in one snapshot with the cursors still answerable."""
+        ...
+
+    async def purge_events(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` events created before `before`, oldest first, and
+        record per tenant the last sequence deleted; how many were deleted."""
         ...

@@ -34,6 +34,7 @@ from gateway.store.base import (
     only,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
+from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
 
 T = TypeVar("T")
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ class PostgresStore:
         self._url = url
         self._pool_size = pool_size
         self._pool: asyncpg.Pool[Any] | None = None
+        self.outbox = Outbox()
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -309,8 +311,10 @@ class PostgresStore:
         seal: Seal | None = None,
     ) -> list[Written]:
         invoice_ids = sorted({step.invoice_id for step in steps})
+        appended: list[NewEvent] = []  # the outbox's events, counted once committed
 
         async def write(conn: Connection) -> list[Written]:
+            appended.clear()  # a transaction run again appends them again
             if len(invoice_ids) > 1:
                 # Locked in one order by every writer, so no two batches deadlock.
                 await conn.execute(
@@ -325,7 +329,11 @@ class PostgresStore:
             invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
 
             async def one(step: Step) -> None:
-                written.append(await _apply(conn, tenant, step, invoices))
+                written.append(
+                    await _apply(
+                        conn, tenant, step, invoices, outbox=self.outbox, appended=appended
+                    )
+                )
 
             for step in steps:
                 if not each:
@@ -341,7 +349,9 @@ class PostgresStore:
                 await _complete_key(conn, seal)
             return written
 
-        return await self._run(write)
+        done = await self._run(write)
+        committed(appended)
+        return done
 
     async def owner(self, kind: str, object_id: int) -> str | None:
         query = {
@@ -423,6 +433,42 @@ class PostgresStore:
                 "DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2", tenant, key
             )
             return _count(done) > 0
+
+        return await self._run(write)
+
+    async def events(self, tenant: str, after: int, limit: int) -> EventPage:
+        async def read(conn: Connection) -> EventPage:
+            found = await conn.fetchrow(
+                "SELECT last_sequence, purged_through FROM event_sequences WHERE tenant = $1",
+                tenant,
+            )
+            last, purged = (found[0], found[1]) if found else (0, 0)
+            rows = await conn.fetch(
+                "SELECT sequence, id, type, created_at, data FROM events"
+                " WHERE tenant = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+                tenant,
+                after,
+                limit,
+            )
+            events = [stored_event(tenant, r[0], (r[1], r[2], r[3], r[4])) for r in rows]
+            return EventPage(events, purged, last)
+
+        return await self._run(read, read="snapshot")
+
+    async def purge_events(self, before: datetime, limit: int) -> int:
+        async def write(conn: Connection) -> int:
+            rows = await conn.fetch(
+                "WITH gone AS (DELETE FROM events WHERE (tenant, sequence) IN (SELECT tenant,"
+                " sequence FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2)"
+                " RETURNING tenant, sequence),"
+                " marks AS (SELECT tenant, MAX(sequence) AS upto, COUNT(*) AS n FROM gone"
+                " GROUP BY tenant)"
+                " UPDATE event_sequences s SET purged_through = GREATEST(s.purged_through,"
+                " marks.upto) FROM marks WHERE s.tenant = marks.tenant RETURNING marks.n",
+                before,
+                limit,
+            )
+            return sum(int(row[0]) for row in rows)
 
         return await self._run(write)
 
@@ -519,7 +565,13 @@ async def _transaction(
 
 
 async def _apply(
-    conn: Connection, tenant: str, step: Step, invoices: dict[int, InvoiceFacts] | None = None
+    conn: Connection,
+    tenant: str,
+    step: Step,
+    invoices: dict[int, InvoiceFacts] | None = None,
+    *,
+    outbox: Outbox,
+    appended: list[NewEvent] | None = None,
 ) -> Payment | None:
     """Lock the invoice row, let the rule decide on what is committed, store its decision;
     the payment as stored, and into `invoices` (if given) the invoice's facts after."""
@@ -549,9 +601,40 @@ async def _apply(
         await conn.execute(
             "UPDATE invoices SET marked_paid = $1 WHERE id = $2", change.marked_paid, invoice_id
         )
+    made = outbox.made(invoice, current, change, stored, now)
+    await _append_events(conn, tenant, made, appended)
     if invoices is not None:
         invoices[invoice_id] = change.after(invoice, current).facts()
     return stored
+
+
+async def _append_events(
+    conn: Connection, tenant: str, events: list[NewEvent], appended: list[NewEvent] | None
+) -> None:
+    """The outbox: `events` numbered on from the tenant's counter row, which stays locked
+    until this transaction ends, so no later sequence commits before these."""
+    if not events:
+        return
+    await conn.execute(
+        "WITH counter AS (INSERT INTO event_sequences (tenant, last_sequence) VALUES ($1, $2)"
+        " ON CONFLICT (tenant) DO UPDATE SET last_sequence = event_sequences.last_sequence"
+        " + EXCLUDED.last_sequence RETURNING last_sequence)"
+        " INSERT INTO events (tenant, sequence, id, type, created_at, invoice_id, payment_id,"
+        " data) SELECT $1, counter.last_sequence - $2 + e.n, e.id, e.type, e.at::timestamptz,"
+        " e.invoice_id, e.payment_id, e.data FROM counter, unnest($3::text[], $4::text[],"
+        " $5::text[], $6::bigint[], $7::bigint[], $8::text[]) WITH ORDINALITY"
+        " AS e(id, type, at, invoice_id, payment_id, data, n)",
+        tenant,
+        len(events),
+        [e.id for e in events],
+        [e.type for e in events],
+        [e.at.isoformat() for e in events],
+        [e.invoice_id for e in events],
+        [e.payment_id for e in events],
+        [e.data for e in events],
+    )
+    if appended is not None:
+        appended.extend(events)
 
 
 async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:

@@ -38,6 +38,7 @@ from gateway.store.base import (
     only,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
+from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
 from gateway.store.writelock import WriteLock
 
 T = TypeVar("T")
@@ -125,6 +126,7 @@ class SQLiteStore:
         self._reader: sqlite3.Connection | None = None
         self._lock: WriteLock | None = None  # none for :memory:, which no one shares
         self._lost = False  # the connection was dropped after a fault: reopen it
+        self.outbox = Outbox()
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -524,14 +526,17 @@ class SQLiteStore:
     ) -> list[Written]:
         # One writer at a time holds the database: no lock order to keep. A step that
         # raises undoes the whole job (the group commit's savepoint around it).
+        appended: list[NewEvent] = []  # the outbox's events, counted once committed
+
         def write(db: sqlite3.Connection) -> list[Written]:
+            appended.clear()
             written: list[Written] = []
             # The invoices' facts after the write, for the answer a key keeps: only a
             # seal reads them, and they cost more than the write's own bookkeeping.
             invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
 
             def one(step: Step) -> None:
-                written.append(self._apply(db, tenant, step, invoices))
+                written.append(self._apply(db, tenant, step, invoices, appended))
 
             for step in steps:
                 if not each:
@@ -549,7 +554,9 @@ class SQLiteStore:
                 self._complete_key(db, seal)
             return written
 
-        return await self._write(write)
+        done = await self._write(write)
+        committed(appended)
+        return done
 
     def _apply(
         self,
@@ -557,6 +564,7 @@ class SQLiteStore:
         tenant: str,
         step: Step,
         invoices: dict[int, InvoiceFacts] | None = None,
+        appended: list[NewEvent] | None = None,
     ) -> Payment | None:
         """The payment as stored after the step's change; into `invoices` (if given), the
         invoice's facts as it stands after."""
@@ -585,9 +593,78 @@ class SQLiteStore:
             " WHERE id = ?",
             (_cents(settled), count, int(change.marked_paid), invoice_id),
         )
+        made = self.outbox.made(invoice, current, change, stored, datetime.fromisoformat(now))
+        self._append_events(db, tenant, made, appended)
         if invoices is not None:
             invoices[invoice_id] = change.after(invoice, current).facts()
         return stored
+
+    @staticmethod
+    def _append_events(
+        db: sqlite3.Connection,
+        tenant: str,
+        events: list[NewEvent],
+        appended: list[NewEvent] | None = None,
+    ) -> None:
+        """The outbox: `events` numbered on from the tenant's counter, in this transaction."""
+        if not events:
+            return
+        (last,) = db.execute(
+            "INSERT INTO event_sequences (tenant, last_sequence) VALUES (?, ?)"
+            " ON CONFLICT (tenant) DO UPDATE"
+            " SET last_sequence = last_sequence + excluded.last_sequence RETURNING last_sequence",
+            (tenant, len(events)),
+        ).fetchone()
+        first = int(last) - len(events) + 1
+        db.executemany(
+            "INSERT INTO events (tenant, sequence, id, type, created_at, invoice_id, payment_id,"
+            " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (tenant, first + n, e.id, e.type, _moment(e.at), e.invoice_id, e.payment_id, e.data)
+                for n, e in enumerate(events)
+            ],
+        )
+        if appended is not None:
+            appended.extend(events)
+
+    async def events(self, tenant: str, after: int, limit: int) -> EventPage:
+        def read(db: sqlite3.Connection) -> EventPage:
+            found = db.execute(
+                "SELECT last_sequence, purged_through FROM event_sequences WHERE tenant = ?",
+                (tenant,),
+            ).fetchone()
+            last, purged = (int(found[0]), int(found[1])) if found else (0, 0)
+            rows = db.execute(
+                "SELECT sequence, id, type, created_at, data FROM events"
+                " WHERE tenant = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                (tenant, after, limit),
+            ).fetchall()
+            events = [
+                stored_event(tenant, int(r[0]), (r[1], r[2], datetime.fromisoformat(r[3]), r[4]))
+                for r in rows
+            ]
+            return EventPage(events, purged, last)
+
+        return await self._read(read)
+
+    async def purge_events(self, before: datetime, limit: int) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            gone = db.execute(
+                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events"
+                " WHERE created_at < ? ORDER BY created_at LIMIT ?) RETURNING tenant, sequence",
+                (_moment(before), limit),
+            ).fetchall()
+            through: dict[str, int] = {}
+            for tenant, sequence in gone:
+                through[tenant] = max(through.get(tenant, 0), int(sequence))
+            db.executemany(
+                "UPDATE event_sequences SET purged_through = MAX(purged_through, ?)"
+                " WHERE tenant = ?",
+                [(sequence, tenant) for tenant, sequence in through.items()],
+            )
+            return len(gone)
+
+        return await self._write(write)
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:
