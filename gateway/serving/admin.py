@@ -285,7 +285,7 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
         "id": event.id,
         "sequence": event.sequence,
         "type": event.type,
-        "timestamp": event.at.isoformat().replace("+00:00", "Z"),
+        "timestamp": event.at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "tenant": event.tenant,
         "data": data,
     }

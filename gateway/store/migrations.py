@@ -244,7 +244,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             data TEXT NOT NULL,
             PRIMARY KEY (tenant, sequence)
         );
-        CREATE INDEX events_age ON events (created_at);
+        CREATE INDEX events_age ON events (created_at, tenant, sequence);
         """,
         postgresql="""
         CREATE TABLE event_sequences (
@@ -263,7 +263,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             data TEXT NOT NULL,
             PRIMARY KEY (tenant, sequence)
         );
-        CREATE INDEX events_age ON events (created_at);
+        CREATE INDEX events_age ON events (created_at, tenant, sequence);
         """,
     ),
 )

@@ -459,7 +459,7 @@ class PostgresStore:
         async def write(conn: Connection) -> int:
             rows = await conn.fetch(
                 "WITH gone AS (DELETE FROM events WHERE (tenant, sequence) IN (SELECT tenant,"
-                " sequence FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2)"
+                " sequence FROM events WHERE created_at < $1 ORDER BY created_at, tenant, sequence LIMIT $2)"
                 " RETURNING tenant, sequence),"
                 " marks AS (SELECT tenant, MAX(sequence) AS upto, COUNT(*) AS n FROM gone"
                 " GROUP BY tenant)"

@@ -651,7 +651,7 @@ class SQLiteStore:
         def write(db: sqlite3.Connection) -> int:
             gone = db.execute(
                 "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events"
-                " WHERE created_at < ? ORDER BY created_at LIMIT ?) RETURNING tenant, sequence",
+                " WHERE created_at < ? ORDER BY created_at, tenant, sequence LIMIT ?) RETURNING tenant, sequence",
                 (_moment(before), limit),
             ).fetchall()
             through: dict[str, int] = {}
