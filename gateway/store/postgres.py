@@ -601,6 +601,7 @@ async def _apply(
         await conn.execute(
             "UPDATE invoices SET marked_paid = $1 WHERE id = $2", change.marked_paid, invoice_id
         )
+    # The outbox: the change's events, in the change's own transaction.
     made = outbox.made(invoice, current, change, stored, now)
     await _append_events(conn, tenant, made, appended)
     if invoices is not None:

@@ -593,6 +593,7 @@ class SQLiteStore:
             " WHERE id = ?",
             (_cents(settled), count, int(change.marked_paid), invoice_id),
         )
+        # The outbox: the change's events, in the change's own transaction.
         made = self.outbox.made(invoice, current, change, stored, datetime.fromisoformat(now))
         self._append_events(db, tenant, made, appended)
         if invoices is not None:
