@@ -194,6 +194,16 @@ class Idempotency(Strict):
     purge_batch: int = Field(default=500, gt=0, le=100_000)
 
 
+class Events(Strict):
+    """The outbox: every ledger change's events, kept for the change feed and deliveries."""
+
+    # Events older than this are deleted in the background, a small batch at a time; a
+    # feed cursor older than what is kept is answered 410 with the oldest one kept.
+    retention_seconds: float = Field(default=7 * 86_400, gt=0)
+    # A process delivering an event holds it this long; past it, another may take it over.
+    lease_seconds: float = Field(default=30, gt=0, le=3600)
+
+
 class Metrics(Strict):
     """`GET /metrics`: behind the admin token unless public (for a scraper on a private network).
 
@@ -214,6 +224,7 @@ SHIPPED_SECRETS = {
 class Config(Strict):
     server: Server = Server()
     idempotency: Idempotency = Idempotency()
+    events: Events = Events()
     metrics: Metrics = Metrics()
     # sqlite:///relative/path.db, sqlite:////absolute/path.db, or
     # postgresql://user:password@host:5432/dbname for a database many gateways share.

@@ -92,6 +92,12 @@ SECRET_CHECKS = Counter(
     ["form"],
 )
 
+EVENTS_WRITTEN = Counter(
+    "gateway_events_written",
+    "Events appended to the outbox by committed ledger changes, by type",
+    ["type"],
+)
+
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -111,7 +117,7 @@ def child(metric: M, *values: str) -> M:
 _ALL = (
     REQUESTS, REQUEST_SECONDS, IN_FLIGHT, BACKEND_CALLS, BACKEND_SECONDS, BREAKER,
     STORE_WRITE_SECONDS, STORE_BATCH, AUTH_FAILURES, RATE_LIMITED, CONNECTIONS_CLOSED,
-    SECRET_CHECKS,
+    SECRET_CHECKS, EVENTS_WRITTEN,
 )  # fmt: skip
 
 

@@ -34,6 +34,7 @@ from gateway.serving import playground
 from gateway.serving.http import read_body
 from gateway.serving.state import GATEWAY, Gateway
 from gateway.store import MAX_ID, BackendRef, KeyRecord, NewInvoice
+from gateway.store.outbox import StoredEvent, payment_of
 
 _KINDS = ("invoice", "payment")
 
@@ -280,6 +281,56 @@ def _key_in_path(request: web.Request) -> tuple[str, str]:
     return tenant, key
 
 
+# The change feed: the events one page holds unless asked for fewer, and at most.
+EVENTS_PAGE = 100
+EVENTS_PAGE_MAX = 1000
+
+
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    """An event as the feed shows it: its payment as the admin API shows payments."""
+    data = {"payment": payment_json(payment_of(event)), "invoice": event.data["invoice"]}
+    return {
+        "id": event.id,
+        "sequence": event.sequence,
+        "type": event.type,
+        "timestamp": event.at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "tenant": event.tenant,
+        "data": data,
+    }
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """A tenant's events after a cursor, in sequence order: the change feed."""
+    gateway = _gateway(request)
+    query = request.query
+    problems: dict[str, str] = {}
+    tenant = query.get("tenant")
+    if tenant is None or tenant not in gateway.config.tenants:
+        problems["tenant"] = "is not a configured tenant"
+    after = _whole(query.get("after"), "after", problems)
+    limit = _whole(query.get("limit"), "limit", problems)
+    if limit is not None and not 1 <= limit <= EVENTS_PAGE_MAX:
+        problems["limit"] = f"must be from 1 to {EVENTS_PAGE_MAX}"
+    if problems:
+        raise ValidationFailed(fields=problems)
+    assert tenant is not None
+    page = await gateway.feed.page(tenant, after, limit or EVENTS_PAGE)
+    events = [event_json(event) for event in page.events]
+    last = page.events[-1].sequence if page.events else None
+    cursor = last if last is not None else after if after is not None else page.purged_through
+    return _json_reply({"events": events, "next": cursor})
+
+
+def _whole(text: str | None, name: str, problems: dict[str, str]) -> int | None:
+    """A query parameter's whole number (None if absent); a problem noted if it is not one."""
+    if text is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,18}", text):
+        problems[name] = "must be a whole number"
+        return None
+    return int(text)
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers. Touches nothing else, so it stays cheap."""
     return _json_reply({"status": "ok"})
@@ -364,6 +415,7 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/gateway/v1/ids/{dialect}/{kind}/{id}", lookup_ids),
     AdminRoute("GET", "/gateway/v1/idempotency/{tenant}/{key:.+}", get_key),
     AdminRoute("DELETE", "/gateway/v1/idempotency/{tenant}/{key:.+}", forget_key, 204),
+    AdminRoute("GET", "/gateway/v1/events", list_events),
     AdminRoute("POST", playground.TRANSLATE, playground.translate, 200, playground.REQUEST, True),
     AdminRoute("GET", playground.PAGE, playground.page, public=True, media="text/html"),
     AdminRoute("GET", "/healthz", healthz, public=True),

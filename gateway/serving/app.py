@@ -30,6 +30,7 @@ from dialects.unit import DialectUnit
 from gateway.access.auth import Authenticator
 from gateway.access.limits import ATTEMPT, RateLimiter, per_tenant
 from gateway.config import Config
+from gateway.ledger.events import Feed
 from gateway.ledger.idempotency import Clock, Keys, utc_now
 from gateway.ledger.rules import Ledger
 from gateway.observability import metrics, trace
@@ -49,6 +50,7 @@ from gateway.serving.http import (
 from gateway.serving.observe import observe
 from gateway.serving.state import FORMAT, GATEWAY, TRAFFIC, Gateway, Traffic
 from gateway.store import Store, open_store
+from gateway.store.outbox import Outbox
 
 log = logging.getLogger("gateway")
 
@@ -197,8 +199,9 @@ def create_app(
 ) -> web.Application:
     """The gateway as an aiohttp application; the store opens on start-up, closes on cleanup.
 
-    `clock` is the wall clock idempotency keys expire by and whose day the ledger
-    keeps (what is overdue, a payment's default date); tests move it.
+    `clock` is the wall clock idempotency keys expire by, events are timed and kept by,
+    and whose day the ledger keeps (what is overdue, a payment's default date); tests
+    move it.
     """
     timeout = config.server.read_timeout_seconds
     app = web.Application(
@@ -217,6 +220,7 @@ def create_app(
     store = store or open_store(
         config.database, synchronous=config.sqlite_synchronous, pool_size=config.database_pool_size
     )
+    store.outbox = Outbox(clock)  # events are timed by the gateway's clock
     gateway = Gateway(
         config=config,
         auth=Authenticator(config, clock=clock),
@@ -231,6 +235,7 @@ def create_app(
             wait_limit=timeout,
         ),
         keys=Keys(store, config.idempotency, clock),
+        feed=Feed(store, config.events, clock),
     )
     for name, tenant in config.tenants.items():
         if tenant.backend is not None:
@@ -243,10 +248,12 @@ def create_app(
         for proxy in gateway.proxies.values():
             await proxy.client.open()
         purging = asyncio.create_task(gateway.keys.purge_forever())
+        retiring = asyncio.create_task(gateway.feed.purge_forever())
         yield
-        purging.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purging
+        for task in (purging, retiring):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for proxy in gateway.proxies.values():
             await proxy.client.close()
         await store.close()

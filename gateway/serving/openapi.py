@@ -24,7 +24,9 @@ from dialects.errors import GatewayError, MethodNotAllowed, NotFound, Validation
 from dialects.model import Facts, Invoice, InvoiceFacts, InvoiceStatus, Method, Payment
 from dialects.parsing import json_dumps, json_loads
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, Credential, DialectUnit, Op, Route
+from gateway.ledger.events import CursorPurged
 from gateway.serving import admin
+from gateway.store.outbox import StoredEvent
 
 Schema = dict[str, Any]
 ADMIN = "admin"
@@ -254,7 +256,17 @@ def _admin_answers() -> dict[str, Schema]:
             admin.payment_json(full), admin.payment_json(bare.model_copy(update={"id": 8}))
         ),
         "lookup_ids": infer(ids, {**ids, "backend_id": "b-1"}),
+        "list_events": infer({"events": [admin.event_json(_event(full))], "next": 42}),
     }
+
+
+def _event(payment: Payment) -> StoredEvent:
+    """An event as the change feed shows one."""
+    facts = {"id": 3, "number": "INV-1", "due_amount": "249.50", "status": "partial"}
+    data = {"payment": payment.model_dump(mode="json"), "invoice": facts}
+    return StoredEvent(
+        "evt_01M7YSMB78K048Z2KXG1ND9CAA", "acme", 42, "payment.created", _MOMENT, data
+    )
 
 
 def admin_document() -> Schema:
@@ -299,6 +311,12 @@ def _admin_success(route: admin.AdminRoute, answers: dict[str, Schema]) -> dict[
     found = {str(route.status): done}
     if route.handler is admin.readyz:  # not ready: its own shape, with the reason
         found["503"] = {"description": "Not ready", "content": done["content"]}
+    if route.handler is admin.list_events:  # a cursor older than the events kept
+        gone = _admin_rendered(CursorPurged(41))[1]
+        found["410"] = {
+            "description": "Events after the cursor were purged",
+            "content": {"application/json": {"schema": infer(json_loads(gone))}},
+        }
     return found
 
 

@@ -10,6 +10,7 @@ from gateway.access.auth import Authenticator
 from gateway.access.limits import RateLimiter
 from gateway.config import Config
 from gateway.ledger.contract import PaymentService
+from gateway.ledger.events import Feed
 from gateway.ledger.idempotency import Keys
 from gateway.ledger.rules import Ledger
 from gateway.proxy.service import ProxyBackend
@@ -26,6 +27,7 @@ class Gateway:
     ledger: Ledger
     limits: RateLimiter
     keys: Keys
+    feed: Feed
     proxies: dict[str, ProxyBackend] = field(default_factory=dict)
 
     def service(self, tenant: str) -> PaymentService:

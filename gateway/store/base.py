@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from dialects import Reply
 from dialects.errors import GatewayError, LedgerRefused, NotFound, ValidationFailed
 from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Payment
+
+if TYPE_CHECKING:
+    from gateway.store.outbox import EventPage, NewEvent, Outbox
 
 # Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
 # spells up to 2^96) names no stored object.
@@ -191,8 +194,12 @@ class Store(Protocol):
 
     `apply` loads an invoice's totals (and the live payment `payment_id`, if named)
     under a write lock, lets `rule` decide, and stores the decision atomically: no
-    two rules on one invoice interleave.
+    two rules on one invoice interleave. Every change appends its events (`outbox`)
+    in its own transaction.
     """
+
+    # Decides the events a change makes, and times them (by the gateway's clock).
+    outbox: Outbox
 
     async def open(self) -> None: ...
 
@@ -321,6 +328,18 @@ class Store(Protocol):
         """Delete at most `limit` keys expired by `now`; how many were deleted."""
         ...
 
+    # --- the outbox (gateway/store/outbox.py) -----------------------------------------
+
+    async def events(self, tenant: str, after: int, limit: int) -> EventPage:
+        """At most `limit` of the tenant's events after sequence `after`, in order, read
+        in one snapshot with the cursors still answerable."""
+        ...
+
+    async def purge_events(self, before: datetime, limit: int) -> int:
+        """Delete at most `limit` events created before `before`, oldest first, and
+        record per tenant the last sequence deleted; how many were deleted."""
+        ...
+
 
 # --- one ledger write, the same on every database --------------------------------------
 
@@ -365,6 +384,10 @@ class LedgerWrites(Protocol):
         """`seal.sealed` stored as its key's answer; Conflict if the key is not held."""
         ...
 
+    async def append_events(self, tenant: str, events: Sequence[NewEvent]) -> None:
+        """The outbox: `events` numbered on from the tenant's counter, in this transaction."""
+        ...
+
 
 class SingleStep:
     """`Store.apply` as the one step of `apply_many`, for every store."""
@@ -388,9 +411,13 @@ async def apply_steps(
     *,
     each: bool = False,
     seal: Seal | None = None,
+    outbox: Outbox | None = None,
+    appended: list[NewEvent] | None = None,
 ) -> list[Written]:
     """`Store.apply_many` inside its transaction: every step in order, each rule seeing
-    the steps before it, the invoices locked in id order first (see `Store`)."""
+    the steps before it, the invoices locked in id order first (see `Store`). With an
+    `outbox`, each change appends its events in the same transaction (and into
+    `appended`, to be counted once it commits)."""
     await db.lock(tenant, sorted({step.invoice_id for step in steps}))
     written: list[Written] = []
     # The invoices' facts after the write, for the answer a key keeps: only a seal
@@ -398,11 +425,11 @@ async def apply_steps(
     invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
     for step in steps:
         if not each:
-            written.append(await apply_step(db, tenant, step, invoices))
+            written.append(await apply_step(db, tenant, step, invoices, outbox, appended))
             continue
         try:
             async with db.savepoint():
-                stored = await apply_step(db, tenant, step, invoices)
+                stored = await apply_step(db, tenant, step, invoices, outbox, appended)
         except REFUSALS as refused:
             written.append(refused)
         else:
@@ -418,10 +445,12 @@ async def apply_step(
     tenant: str,
     step: Step,
     invoices: dict[int, InvoiceFacts] | None = None,
+    outbox: Outbox | None = None,
+    appended: list[NewEvent] | None = None,
 ) -> Payment | None:
     """Load the locked invoice (and the payment named), let the rule decide, store its
-    decision and the invoice's new totals; the payment as stored, and into `invoices`
-    (if given) the invoice's facts as it stands after."""
+    decision, the invoice's new totals and the change's events; the payment as stored,
+    and into `invoices` (if given) the invoice's facts as it stands after."""
     invoice = await db.invoice(tenant, step.invoice_id)
     if invoice is None:
         raise NotFound("Invoice not found")
@@ -439,6 +468,10 @@ async def apply_step(
     if change.delete is not None:
         await db.delete(change.delete, now)
     await db.invoice_totals(step.invoice_id, settled, count, change.marked_paid)
+    if outbox is not None and (made := outbox.made(invoice, current, change, stored, now)):
+        await db.append_events(tenant, made)
+        if appended is not None:
+            appended.extend(made)
     if invoices is not None:
         invoices[step.invoice_id] = change.after(invoice, current).facts()
     return stored

@@ -238,6 +238,51 @@ MIGRATIONS: tuple[Migration, ...] = (
                 WHERE p.invoice_id = invoices.id AND p.deleted_at IS NULL);
         """,
     ),
+    # The outbox (gateway/store/outbox.py): the events every ledger change appends in its
+    # own transaction, numbered per tenant from a counter row the transaction keeps locked
+    # until it commits, so sequences become visible in order. `purged_through`: the last
+    # sequence retention deleted (a cursor before it has missed events).
+    Migration(
+        8,
+        sqlite="""
+        CREATE TABLE event_sequences (
+            tenant TEXT PRIMARY KEY,
+            last_sequence INTEGER NOT NULL,
+            purged_through INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE events (
+            tenant TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            invoice_id INTEGER NOT NULL,
+            payment_id INTEGER,
+            data TEXT NOT NULL,
+            PRIMARY KEY (tenant, sequence)
+        );
+        CREATE INDEX events_age ON events (created_at, tenant, sequence);
+        """,
+        postgresql="""
+        CREATE TABLE event_sequences (
+            tenant TEXT PRIMARY KEY,
+            last_sequence BIGINT NOT NULL,
+            purged_through BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE events (
+            tenant TEXT NOT NULL,
+            sequence BIGINT NOT NULL,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            invoice_id BIGINT NOT NULL,
+            payment_id BIGINT,
+            data TEXT NOT NULL,
+            PRIMARY KEY (tenant, sequence)
+        );
+        CREATE INDEX events_age ON events (created_at, tenant, sequence);
+        """,
+    ),
 )
 
 # The table each engine records applied versions in (created before the first migration).

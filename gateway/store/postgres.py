@@ -34,6 +34,7 @@ from gateway.store.base import (
     listed_columns,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
+from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
 
 T = TypeVar("T")
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class PostgresStore(SingleStep):
         self._url = url
         self._pool_size = pool_size
         self._pool: asyncpg.Pool[Any] | None = None
+        self.outbox = Outbox()
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -293,10 +295,16 @@ class PostgresStore(SingleStep):
         each: bool = False,
         seal: Seal | None = None,
     ) -> list[Written]:
-        async def write(conn: Connection) -> list[Written]:
-            return await apply_steps(_Writes(conn), tenant, steps, each=each, seal=seal)
+        appended: list[NewEvent] = []  # the outbox's events, counted once committed
 
-        return await self._run(write)
+        async def write(conn: Connection) -> list[Written]:
+            appended.clear()  # a transaction run again appends them again
+            return await apply_steps(_Writes(conn), tenant, steps, each=each, seal=seal,
+                                     outbox=self.outbox, appended=appended)  # fmt: skip
+
+        done = await self._run(write)
+        committed(appended)
+        return done
 
     async def owner(self, kind: str, object_id: int) -> str | None:
         query = {
@@ -378,6 +386,42 @@ class PostgresStore(SingleStep):
                 "DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2", tenant, key
             )
             return _count(done) > 0
+
+        return await self._run(write)
+
+    async def events(self, tenant: str, after: int, limit: int) -> EventPage:
+        async def read(conn: Connection) -> EventPage:
+            found = await conn.fetchrow(
+                "SELECT last_sequence, purged_through FROM event_sequences WHERE tenant = $1",
+                tenant,
+            )
+            last, purged = (found[0], found[1]) if found else (0, 0)
+            rows = await conn.fetch(
+                "SELECT sequence, id, type, created_at, data FROM events"
+                " WHERE tenant = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+                tenant,
+                after,
+                limit,
+            )
+            events = [stored_event(tenant, r[0], (r[1], r[2], r[3], r[4])) for r in rows]
+            return EventPage(events, purged, last)
+
+        return await self._run(read, read="snapshot")
+
+    async def purge_events(self, before: datetime, limit: int) -> int:
+        async def write(conn: Connection) -> int:
+            rows = await conn.fetch(
+                "WITH gone AS (DELETE FROM events WHERE (tenant, sequence) IN (SELECT tenant,"
+                " sequence FROM events WHERE created_at < $1 ORDER BY created_at, tenant, sequence LIMIT $2)"
+                " RETURNING tenant, sequence),"
+                " marks AS (SELECT tenant, MAX(sequence) AS upto, COUNT(*) AS n FROM gone"
+                " GROUP BY tenant)"
+                " UPDATE event_sequences s SET purged_through = GREATEST(s.purged_through,"
+                " marks.upto) FROM marks WHERE s.tenant = marks.tenant RETURNING marks.n",
+                before,
+                limit,
+            )
+            return sum(int(row[0]) for row in rows)
 
         return await self._run(write)
 
@@ -530,6 +574,34 @@ class _Writes:
 
     async def complete_key(self, seal: Seal) -> None:
         await _complete_key(self.conn, seal)
+
+    async def append_events(self, tenant: str, events: Sequence[NewEvent]) -> None:
+        await _append_events(self.conn, tenant, events)
+
+
+async def _append_events(conn: Connection, tenant: str, events: Sequence[NewEvent]) -> None:
+    """The outbox: `events` numbered on from the tenant's counter row, which stays locked
+    until this transaction ends, so no later sequence commits before these."""
+    if not events:
+        return
+    await conn.execute(
+        "WITH counter AS (INSERT INTO event_sequences (tenant, last_sequence) VALUES ($1, $2)"
+        " ON CONFLICT (tenant) DO UPDATE SET last_sequence = event_sequences.last_sequence"
+        " + EXCLUDED.last_sequence RETURNING last_sequence)"
+        " INSERT INTO events (tenant, sequence, id, type, created_at, invoice_id, payment_id,"
+        " data) SELECT $1, counter.last_sequence - $2 + e.n, e.id, e.type, e.at::timestamptz,"
+        " e.invoice_id, e.payment_id, e.data FROM counter, unnest($3::text[], $4::text[],"
+        " $5::text[], $6::bigint[], $7::bigint[], $8::text[]) WITH ORDINALITY"
+        " AS e(id, type, at, invoice_id, payment_id, data, n)",
+        tenant,
+        len(events),
+        [e.id for e in events],
+        [e.type for e in events],
+        [e.at.isoformat() for e in events],
+        [e.invoice_id for e in events],
+        [e.payment_id for e in events],
+        [e.data for e in events],
+    )
 
 
 async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:

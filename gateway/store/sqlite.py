@@ -30,6 +30,7 @@ from gateway.store.base import (
     listed_columns,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
+from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
 from gateway.store.writer import MEMORY, GroupCommit
 
 T = TypeVar("T")
@@ -86,6 +87,7 @@ class SQLiteStore(SingleStep):
         self._synchronous = synchronous
         self._writer: GroupCommit | None = None
         self._reader: sqlite3.Connection | None = None
+        self.outbox = Outbox()
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -280,8 +282,84 @@ class SQLiteStore(SingleStep):
     ) -> list[Written]:
         # One writer at a time holds the database: no lock order to keep. A step that
         # raises undoes the whole job (the group commit's savepoint around it).
+        appended: list[NewEvent] = []  # the outbox's events, counted once committed
+
         def write(db: sqlite3.Connection) -> list[Written]:
-            return finished(apply_steps(_Writes(db), tenant, steps, each=each, seal=seal))
+            appended.clear()  # a retried job appends again
+            writes = _Writes(db)
+            return finished(
+                apply_steps(
+                    writes,
+                    tenant,
+                    steps,
+                    each=each,
+                    seal=seal,
+                    outbox=self.outbox,
+                    appended=appended,
+                )  # fmt: skip
+            )
+
+        done = await self._write(write)
+        committed(appended)
+        return done
+
+    @staticmethod
+    def _append_events(db: sqlite3.Connection, tenant: str, events: Sequence[NewEvent]) -> None:
+        """The outbox: `events` numbered on from the tenant's counter, in this transaction."""
+        if not events:
+            return
+        (last,) = db.execute(
+            "INSERT INTO event_sequences (tenant, last_sequence) VALUES (?, ?)"
+            " ON CONFLICT (tenant) DO UPDATE"
+            " SET last_sequence = last_sequence + excluded.last_sequence RETURNING last_sequence",
+            (tenant, len(events)),
+        ).fetchone()
+        first = int(last) - len(events) + 1
+        db.executemany(
+            "INSERT INTO events (tenant, sequence, id, type, created_at, invoice_id, payment_id,"
+            " data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (tenant, first + n, e.id, e.type, _moment(e.at), e.invoice_id, e.payment_id, e.data)
+                for n, e in enumerate(events)
+            ],
+        )
+
+    async def events(self, tenant: str, after: int, limit: int) -> EventPage:
+        def read(db: sqlite3.Connection) -> EventPage:
+            found = db.execute(
+                "SELECT last_sequence, purged_through FROM event_sequences WHERE tenant = ?",
+                (tenant,),
+            ).fetchone()
+            last, purged = (int(found[0]), int(found[1])) if found else (0, 0)
+            rows = db.execute(
+                "SELECT sequence, id, type, created_at, data FROM events"
+                " WHERE tenant = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+                (tenant, after, limit),
+            ).fetchall()
+            events = [
+                stored_event(tenant, int(r[0]), (r[1], r[2], datetime.fromisoformat(r[3]), r[4]))
+                for r in rows
+            ]
+            return EventPage(events, purged, last)
+
+        return await self._read(read)
+
+    async def purge_events(self, before: datetime, limit: int) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            gone = db.execute(
+                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events"
+                " WHERE created_at < ? ORDER BY created_at, tenant, sequence LIMIT ?) RETURNING tenant, sequence",
+                (_moment(before), limit),
+            ).fetchall()
+            through: dict[str, int] = {}
+            for tenant, sequence in gone:
+                through[tenant] = max(through.get(tenant, 0), int(sequence))
+            db.executemany(
+                "UPDATE event_sequences SET purged_through = MAX(purged_through, ?)"
+                " WHERE tenant = ?",
+                [(sequence, tenant) for tenant, sequence in through.items()],
+            )
+            return len(gone)
 
         return await self._write(write)
 
@@ -511,6 +589,9 @@ class _Writes:
 
     async def complete_key(self, seal: Seal) -> None:
         SQLiteStore._complete_key(self.db, seal)
+
+    async def append_events(self, tenant: str, events: Sequence[NewEvent]) -> None:
+        SQLiteStore._append_events(self.db, tenant, events)
 
 
 def _now() -> datetime:
