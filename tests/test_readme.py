@@ -66,7 +66,7 @@ SKIPPED = {
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e .": (
         "PostgreSQL: installs the package, needs Debian's postgresql and a normal user, and"
         " runs a server of its own with initdb on fixed ports; gateway processes sharing one"
-        " PostgreSQL are tested in tests/http/test_processes.py on the tests' own cluster"
+        " PostgreSQL are tested in tests/processes/test_shared_database.py on the tests' own cluster"
     ),
     "python -m gateway [serve] [--config config.yaml] [--host H] [--port 8080] [--database URL]": (
         "Command line: a synopsis with placeholders, not commands"

@@ -2,7 +2,7 @@
 
 Each dialect's requests, credentials and error shape come from its own test support
 (`dialects.testing`), so a dialect installed as a package is held to the same rules
-with no edit here. The built-in dialects' exact messages are pinned in test_errors.py
+with no edit here. The built-in dialects' exact messages are pinned in serving/test_error_answers.py
 and test_authentication.py.
 """
 

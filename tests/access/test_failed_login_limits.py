@@ -16,7 +16,7 @@ from gateway.processes.reload import reload
 from gateway.serving.app import create_app
 from gateway.serving.state import GATEWAY
 
-from .support import make_config
+from ..support import make_config
 
 ME: Identity = ("harvest", "login", "me@example.com")
 YOU: Identity = ("harvest", "login", "you@example.com")

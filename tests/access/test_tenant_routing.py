@@ -17,7 +17,7 @@ from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth
 from gateway.config import ConfigError, hashes, parse
 
 from ..http.server import running, write_config
-from ..http.test_cli import assert_clean_failure, gateway
+from ..processes.test_command_line import assert_clean_failure, gateway
 from ..support import tenant_config
 
 UNITS = sorted(dialects.units())

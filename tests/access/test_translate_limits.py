@@ -21,8 +21,8 @@ from gateway.serving.playground import POOL
 from gateway.serving.state import GATEWAY
 
 from ..conftest import AiohttpClient, Client
+from ..processes.test_command_line import HARVEST_PAYMENT
 from ..support import make_config
-from .test_cli import HARVEST_PAYMENT
 
 TRANSLATE = "/gateway/v1/translate"
 REQUEST = {"from": "harvest", "document": HARVEST_PAYMENT.decode()}

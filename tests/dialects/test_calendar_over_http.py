@@ -26,10 +26,10 @@ from dialects.errors import ValidationFailed
 from dialects.testing import Answer
 
 from ..conftest import ENGINES
-from ..dialects.test_calendar import EDGES, NOT_ASCII_DIGITS, iso_texts, ms_texts
-from .server import ADMIN_TOKEN, Server, engine_database, send, write_config
-from .test_cli import assert_clean_failure, gateway
-from .test_id_edges import Live, admin_invoice, with_id
+from ..http.server import ADMIN_TOKEN, Server, engine_database, send, write_config
+from ..processes.test_command_line import assert_clean_failure, gateway
+from ..serving.test_id_edges import Live, admin_invoice, with_id
+from .test_calendar import EDGES, NOT_ASCII_DIGITS, iso_texts, ms_texts
 
 TENANT = "acme"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}

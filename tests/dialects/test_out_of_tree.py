@@ -129,7 +129,7 @@ def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -
     failed-login limits, slow clients and fuzzer, run with it installed."""
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-k", "tallybook",
-         "tests/test_smoke_http.py", "tests/proxy/test_grid.py", "tests/auth/test_every_dialect.py",
+         "tests/serving/test_smoke.py", "tests/proxy/test_grid.py", "tests/access/test_every_dialect.py",
          "tests/security/test_abuse.py", "tests/security/test_fuzz.py"],
         cwd=ROOT, env=environment(installed), capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -36,8 +36,8 @@ from xero_python.identity import IdentityApi  # type: ignore[import-untyped]
 from dialects.testing.xero import tenant_id as xero_tenant_id
 from gateway.serving.app import create_app
 
+from ..http.server import ADMIN_TOKEN, Server, running, write_config
 from ..support import basic, make_config
-from .server import ADMIN_TOKEN, Server, running, write_config
 
 HARVEST = basic("acme@example.com", "acme-harvest")
 

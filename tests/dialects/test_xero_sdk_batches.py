@@ -14,7 +14,7 @@ from xero_python.accounting import (  # type: ignore[import-untyped]
     Payments,
 )
 
-from .server import Server
+from ..http.server import Server
 from .test_xero_sdk import admin, new_invoice
 from .test_xero_sdk import sdk as sdk  # noqa: F401 (fixtures)
 from .test_xero_sdk import server as server  # noqa: F401

@@ -17,8 +17,8 @@ from dialects.unit import Op
 
 from ..clients import CLIENTS, Reply
 from ..conftest import Client
+from ..dialects.test_xero_over_http import by_id, put_json, uuid_of
 from ..support import invoice_state, new_invoice
-from .test_xero import by_id, put_json, uuid_of
 
 pytestmark = pytest.mark.stores
 BATCHERS = [name for name in sorted(dialects.units()) if dialects.unit(name).route(Op.CREATE_MANY)]

@@ -18,7 +18,7 @@ from dialects import testing
 from dialects.testing import Answer
 
 from ..conftest import ENGINES
-from .server import ADMIN_TOKEN, Server, running, send, write_config
+from ..http.server import ADMIN_TOKEN, Server, running, send, write_config
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
 XERO = testing.support("xero")

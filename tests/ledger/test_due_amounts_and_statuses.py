@@ -15,8 +15,7 @@ from gateway.serving.app import create_app
 
 from ..clients import Reply
 from ..conftest import AiohttpClient, Client
-from ..support import ADMIN, make_config
-from .wire import (
+from ..http.wire import (
     DIALECTS,
     call,
     delete,
@@ -29,6 +28,7 @@ from .wire import (
     state,
     urlkey_path,
 )
+from ..support import ADMIN, make_config
 
 pytestmark = pytest.mark.stores
 

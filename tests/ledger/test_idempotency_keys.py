@@ -19,10 +19,8 @@ from gateway.serving.app import create_app
 
 from ..clients import CLIENTS, Reply
 from ..conftest import ENGINES, AiohttpClient, Client
-from ..postgres import Cluster
-from ..support import ADMIN, make_config, tenant_config
-from .server import Server
-from .wire import (
+from ..http.server import Server
+from ..http.wire import (
     DIALECTS,
     call,
     make_invoice,
@@ -30,6 +28,8 @@ from .wire import (
     payment_request,
     state,
 )
+from ..postgres import Cluster
+from ..support import ADMIN, make_config, tenant_config
 
 KEY = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"

@@ -26,7 +26,7 @@ from dialects import testing
 from dialects.testing import Answer
 from dialects.unit import Op
 
-from .server import ADMIN_TOKEN, Server, send, write_config
+from ..http.server import ADMIN_TOKEN, Server, send, write_config
 
 TENANT = "acme"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

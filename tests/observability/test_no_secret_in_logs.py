@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from ..http.server import ADMIN_TOKEN, free_port, running, write_config
 from ..logscan import SECRETS, leaks
-from .server import ADMIN_TOKEN, free_port, running, write_config
-from .test_cli import gateway
+from ..processes.test_command_line import gateway
 
 WRONG = "wrong-guess-of-a-secret"
 BACKEND = {"api_key": "backend-api-key-secret", "url_password": "backend-url-password"}

@@ -20,8 +20,8 @@ from gateway.serving.app import create_app
 from gateway.serving.state import GATEWAY
 
 from ..conftest import AiohttpClient, Client
+from ..http.server import ADMIN_TOKEN, running, write_config
 from ..support import ADMIN, make_config, new_invoice, tenant_config
-from .server import ADMIN_TOKEN, running, write_config
 
 INVOILESS = {"api-key": "acme-invoiless"}
 

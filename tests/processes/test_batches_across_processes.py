@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from ..conftest import Client
-from .processes import Remote, invoice_state, new_invoice, started
-from .server import write_config
-from .test_batches import send_batch
+from ..http.processes import Remote, invoice_state, new_invoice, started
+from ..http.server import write_config
+from ..ledger.test_batches import send_batch
 
 pytestmark = pytest.mark.stores
 

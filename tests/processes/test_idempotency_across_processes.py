@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 
 from ..clients import Reply
-from .processes import invoice_state, new_invoice, speak, started
-from .server import write_config
-from .wire import payment_request
+from ..http.processes import invoice_state, new_invoice, speak, started
+from ..http.server import write_config
+from ..http.wire import payment_request
 
 pytestmark = pytest.mark.stores  # SQLite (under --workers), then PostgreSQL
 

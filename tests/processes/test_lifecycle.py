@@ -17,8 +17,8 @@ import yaml
 
 from gateway.__main__ import _parser
 
-from .server import ADMIN_TOKEN, Server, running, write_config
-from .test_cli import assert_clean_failure, gateway
+from ..http.server import ADMIN_TOKEN, Server, running, write_config
+from .test_command_line import assert_clean_failure, gateway
 
 JSON_LOGS = ("serve", "--log-format", "json")
 

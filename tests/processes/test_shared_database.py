@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from ..clients import CLIENTS
-from .processes import Payer, invoice_state, new_invoice, pay_all, speak, started
-from .server import write_config
+from ..http.processes import Payer, invoice_state, new_invoice, pay_all, speak, started
+from ..http.server import write_config
 
 pytestmark = pytest.mark.stores
 

@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 from lxml import etree
 
+from ..http.server import ADMIN_TOKEN, Server, running, write_config
 from ..support import basic
-from .server import ADMIN_TOKEN, Server, running, write_config
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 HARVEST = basic("acme@example.com", "acme-harvest")

@@ -14,8 +14,8 @@ import yaml
 
 from gateway.config import SHIPPED_SECRETS, load, parse
 
-from .server import running, send, write_config
-from .test_cli import assert_clean_failure, gateway
+from ..http.server import running, send, write_config
+from .test_command_line import assert_clean_failure, gateway
 
 
 def _one_line(result: subprocess.CompletedProcess[bytes], code: int = 2) -> str:

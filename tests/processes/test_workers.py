@@ -20,7 +20,7 @@ import yaml
 from gateway.processes import workers
 
 from ..clients import CLIENTS
-from .processes import (
+from ..http.processes import (
     ADMIN,
     Payer,
     invoice_state,
@@ -31,8 +31,8 @@ from .processes import (
     started,
     worker_pids,
 )
-from .server import Server, write_config
-from .test_observability import value
+from ..http.server import Server, write_config
+from ..observability.test_request_ids_logs_metrics import value
 
 pytestmark = pytest.mark.stores
 WORKERS = ("--workers", "2")

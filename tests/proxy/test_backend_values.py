@@ -27,7 +27,7 @@ from .conftest import ProxyFactory
 from .fake import FakeBackend, invoiless_payment, json_answer, status_answer, urlkey_backend
 from .harness import lookup, upstream
 from .test_faults import LIST, list_as, proxied, shaped
-from .test_wire import Backend, answering, backend
+from .test_http_client import Backend, answering, backend
 
 CALLERS = ("harvest", "fastbill", "invoiless", "urlkey")
 OUT_OF_RANGE_MS = ["/Date(253402300800000+0000)/", "/Date(-62135596800001)/"]

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway.access import passwords
 from gateway.config import hashes
 
-from ..auth.helpers import OTHER_KEY, app_claims, b64url, hs256_token, segment, unsigned_token
+from ..access.helpers import OTHER_KEY, app_claims, b64url, hs256_token, segment, unsigned_token
 from ..support import APP_KEY, APP_PUBLIC_PEM, self_signed_token
 from .conftest import Catalogue
 from .harness import (

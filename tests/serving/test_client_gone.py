@@ -34,6 +34,7 @@ import pytest
 import dialects
 from dialects import testing
 
+from ..http.server import START_TIMEOUT, Server, send
 from ..security.harness import (
     ADMIN,
     DIALECTS,
@@ -45,7 +46,6 @@ from ..security.harness import (
     server_end,
 )
 from ..support import tenant_config
-from .server import START_TIMEOUT, Server, send
 
 FRAMINGS = ("content-length", "chunked")
 TRANSLATE = "/gateway/v1/translate"

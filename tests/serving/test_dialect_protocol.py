@@ -10,8 +10,7 @@ from lxml import etree
 
 from ..clients import CLIENTS, Reply
 from ..conftest import Client
-from ..support import ADMIN, hexid
-from .wire import (
+from ..http.wire import (
     DECLARATION,
     call,
     error_messages,
@@ -22,6 +21,7 @@ from .wire import (
     state,
     urlkey_path,
 )
+from ..support import ADMIN, hexid
 
 XML_TYPE = "application/xml; charset=utf-8"
 JSON_TYPE = "application/json; charset=utf-8"

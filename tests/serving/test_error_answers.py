@@ -12,10 +12,7 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.serving.app import create_app
 
-from ..clients import CLIENTS
-from ..conftest import AiohttpClient, Client
-from ..support import hexid, invoice_state, make_config, new_invoice, tenant_config
-from .helpers import (
+from ..access.helpers import (
     DECLARATION,
     JSON,
     NEVER_INVOICE,
@@ -37,6 +34,9 @@ from .helpers import (
     send,
     sqlite_path,
 )
+from ..clients import CLIENTS
+from ..conftest import AiohttpClient, Client
+from ..support import hexid, invoice_state, make_config, new_invoice, tenant_config
 
 RAILS = ("harvest", "fastbill")
 XML_IN = {"Content-Type": "application/xml"}

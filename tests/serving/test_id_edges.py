@@ -38,7 +38,7 @@ from gateway.serving import admin
 from gateway.store import MAX_ID
 
 from ..conftest import ENGINES
-from .server import ADMIN_TOKEN, Server, engine_database, send, write_config
+from ..http.server import ADMIN_TOKEN, Server, engine_database, send, write_config
 
 TENANT = "acme"
 BODY_METHODS = ("POST", "PUT", "PATCH")

@@ -14,7 +14,7 @@ from gateway.store import Change
 
 from ..clients import CLIENTS
 from ..conftest import Client
-from .wire import DIALECTS, call, error_messages, make_invoice, pay, payment_id
+from ..http.wire import DIALECTS, call, error_messages, make_invoice, pay, payment_id
 
 
 async def _invoice_with_payments(client: Client, count: int) -> tuple[int, list[int]]:

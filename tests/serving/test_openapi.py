@@ -18,7 +18,7 @@ from gateway.serving import admin, openapi
 from gateway.serving.openapi import path_of
 
 from ..conftest import Client
-from .server import Server, running
+from ..http.server import Server, running
 
 JSON_DIALECTS = sorted(n for n, u in dialects.units().items() if u.codec.formats == ("json",))
 ADMIN_TOKEN = "openapi-admin-token"

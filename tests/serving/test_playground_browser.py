@@ -1,6 +1,6 @@
 """The translation playground's page in headless Chromium, against a real gateway process.
 
-Apart from the endpoint's tests (test_playground.py): sync Playwright keeps an event loop
+Apart from the endpoint's tests (test_playground_endpoint.py): sync Playwright keeps an event loop
 running for as long as its browser is open, which no async test may share.
 """
 
@@ -16,8 +16,8 @@ from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 import dialects
 
-from .server import Server, running, write_config
-from .test_playground import CREDIT_NOTE, every_other
+from ..http.server import Server, running, write_config
+from .test_playground_endpoint import CREDIT_NOTE, every_other
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium; .ci/run installs it
 CHROMIUM_FLAGS = [

@@ -1,5 +1,5 @@
 """The translation playground's endpoint, `POST /gateway/v1/translate` (its page in a real
-browser: test_playground_page.py)."""
+browser: test_playground_browser.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import dialects
 
 from ..conftest import Client
-from .test_cli import HARVEST_PAYMENT, gateway
+from ..processes.test_command_line import HARVEST_PAYMENT, gateway
 
 CREDIT_NOTE = "<invoice-payment><amount>12.34</amount><type>CREDIT_NOTE</type></invoice-payment>"
 

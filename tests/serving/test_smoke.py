@@ -8,9 +8,9 @@ import pytest
 
 from dialects import testing
 
-from .clients import CLIENTS
-from .conftest import Client
-from .support import invoice_state, new_invoice
+from ..clients import CLIENTS
+from ..conftest import Client
+from ..support import invoice_state, new_invoice
 
 pytestmark = pytest.mark.stores
 

@@ -10,8 +10,8 @@ import pytest
 
 from gateway.store.migrations import MIGRATIONS, latest
 
-from ..test_store import _sql
-from .server import write_config
+from ..http.server import write_config
+from .test_contract import _sql
 
 pytestmark = pytest.mark.stores
 

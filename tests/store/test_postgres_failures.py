@@ -13,12 +13,12 @@ from dialects.model import Invoice, Payment
 from gateway.serving.app import create_app
 from gateway.store import Change, Store
 
-from .clients import CLIENTS
-from .conftest import AiohttpClient
-from .postgres import Cluster
-from .proxy.test_faults import shaped
-from .support import make_config, new_invoice
-from .test_store import _new, _pay
+from ..clients import CLIENTS
+from ..conftest import AiohttpClient
+from ..postgres import Cluster
+from ..proxy.test_faults import shaped
+from ..support import make_config, new_invoice
+from .test_contract import _new, _pay
 
 pytestmark = pytest.mark.parametrize("engine", ["postgresql"])
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from . import postgres as harness
-from .postgres import CHOSEN, WHEEL, Cluster
+from .. import postgres as harness
+from ..postgres import CHOSEN, WHEEL, Cluster
 
 
 def _release(cluster: Cluster) -> str:

@@ -18,8 +18,8 @@ from gateway.serving.app import create_app
 from gateway.store import SQLiteStore
 
 from ..conftest import AiohttpClient, Client
+from ..http.wire import make_invoice, state
 from ..support import make_config
-from .wire import make_invoice, state
 
 # Statements the next connection fails on, once each, as a disk that gave out would.
 FAILING: set[str] = set()

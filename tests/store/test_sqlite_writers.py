@@ -20,10 +20,10 @@ from gateway.store import Change
 from gateway.store.sqlite import SQLiteStore
 from gateway.store.writelock import lock_path
 
-from .sqlite_writer import NoWait, payment
-from .test_store import _new
+from ..sqlite_writer import NoWait, payment
+from .test_contract import _new
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def lock_is_free(database: str) -> bool:
