@@ -1,6 +1,6 @@
 """What a stranger can make the gateway spend: three figures, each on a real gateway process.
 
-    python -m benchmarks.abuse [timing] [spray] [flood] [--quick] [--against OTHER_CHECKOUT]
+    python -m benchmarks.probes.abuse [timing] [spray] [flood] [--quick] [--against OTHER_CHECKOUT]
 
 - timing: a wrong secret for a login that exists against one that does not, per
   dialect that takes a login (Basic, and the token endpoints), with plain secrets in
@@ -38,7 +38,7 @@ from dialects import testing
 from dialects.auth import basic_header
 from gateway.config import hashes
 
-HERE = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parents[2]
 LEGIT = "127.0.0.2"
 
 
@@ -299,7 +299,7 @@ def main() -> None:
         FIGURES[name](trees, args.quick)
     quick = " --quick" if args.quick else ""
     against = f" --against {args.against}" if args.against else ""
-    print(f"\n<!-- python -m benchmarks.abuse {' '.join(args.figures)}{quick}{against} -->")
+    print(f"\n<!-- python -m benchmarks.probes.abuse {' '.join(args.figures)}{quick}{against} -->")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ connection: the bytes in its kernel send queue, and whether it still exists; the
 client's own socket says how many answer bytes reached it unread. The hold ends when
 the server's end is gone (the gateway aborted it) or at `--limit` seconds.
 
-    python -m benchmarks.slow_reader                       # this tree, default settings
-    python -m benchmarks.slow_reader --write-timeout 2
-    python -m benchmarks.slow_reader --checkout ../other --limit 120   # another tree
+    python -m benchmarks.probes.slow_reader                       # this tree, default settings
+    python -m benchmarks.probes.slow_reader --write-timeout 2
+    python -m benchmarks.probes.slow_reader --checkout ../other --limit 120   # another tree
 """
 
 from __future__ import annotations

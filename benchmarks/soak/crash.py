@@ -1,6 +1,6 @@
 """Crash harness: keyed writers, kill -9 at random moments, restarts; nothing lost or doubled.
 
-    python -m benchmarks.crash [--cycles 20] [--writers 8] [--stores sqlite postgresql]
+    python -m benchmarks.soak.crash [--cycles 20] [--writers 8] [--stores sqlite postgresql]
                                [--workers 1 2]
 
 Each cycle starts the gateway on one port and one database, lets the writers record

@@ -1,6 +1,6 @@
 """A longer fuzz run than CI's, against a real gateway process.
 
-    python -m benchmarks.fuzz_long --examples 20000 --seconds 600 [--seed N]
+    python -m benchmarks.soak.fuzz_long --examples 20000 --seconds 600 [--seed N]
 
 The same generated requests as tests/security/test_fuzz.py (tests/security/fuzz.py),
 in rounds at endpoints picked at random, each round from a fresh seed, until either
@@ -28,7 +28,9 @@ ROUND = 50  # examples per round, one endpoint and one seed each
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fuzz_long", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.soak.fuzz_long", description=__doc__
+    )
     parser.add_argument("--examples", type=int, default=5000, help="at most this many requests")
     parser.add_argument("--seconds", type=float, default=300.0, help="and for at most this long")
     parser.add_argument("--seed", type=int, help="seed of the run (default: random)")

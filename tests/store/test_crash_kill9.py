@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import crash
+from benchmarks.soak import crash
 
 pytestmark = pytest.mark.stores  # SQLite, then PostgreSQL
 
