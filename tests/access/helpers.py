@@ -19,15 +19,15 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 from multidict import CIMultiDictProxy
 
-import dialects
 from dialects import testing
 from dialects.model import Invoice, Payment
 from gateway.serving.state import GATEWAY
 from gateway.store import SQLiteStore
 
 from ..conftest import Client
+from ..registry import ALL
 
-DIALECTS = tuple(dialects.units())
+DIALECTS = ALL
 XML = "application/xml; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'

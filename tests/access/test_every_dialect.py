@@ -17,10 +17,11 @@ from dialects import testing
 from dialects.testing import Request
 
 from ..conftest import Client
+from ..registry import ALL
 from ..support import new_invoice
 from .helpers import NEVER_INVOICE, NEVER_PAYMENT, Answer, send
 
-DIALECTS = tuple(dialects.units())
+DIALECTS = ALL
 
 
 async def call(

@@ -14,6 +14,7 @@ import pytest
 
 from ..clients import CLIENTS
 from ..conftest import Client
+from ..registry import ALL, deletes, names
 from ..support import hexid, invoice_state, new_invoice
 from .helpers import NEVER_INVOICE, NEVER_PAYMENT, Answer, credentials, send
 
@@ -150,7 +151,7 @@ async def test_other_tenants_ids_answer_like_ids_that_do_not_exist(
         assert await acme.get(acme_invoice, acme_payment) == listed_before[0]
 
 
-@pytest.mark.parametrize("dialect", ["harvest", "fastbill", "invoiless", "urlkey", "xero"])
+@pytest.mark.parametrize("dialect", ALL)
 async def test_a_tenant_lists_only_its_own_invoices_payments(client: Client, dialect: str) -> None:
     acme_invoice = (await new_invoice(client, tenant="acme"))["id"]
     globex_invoice = (await new_invoice(client, tenant="globex"))["id"]
@@ -163,7 +164,7 @@ async def test_a_tenant_lists_only_its_own_invoices_payments(client: Client, dia
     assert (await invoice_state(client, globex_invoice))["due_amount"] == "980.00"
 
 
-@pytest.mark.parametrize("dialect", ["harvest", "fastbill", "invoiless", "xero"])
+@pytest.mark.parametrize("dialect", names(deletes))
 async def test_owner_can_still_delete_after_the_other_tenants_attempt(
     client: Client, dialect: str
 ) -> None:

@@ -18,9 +18,10 @@ from gateway.config import ConfigError, hashes, parse
 
 from ..http.server import running, write_config
 from ..processes.test_command_line import assert_clean_failure, gateway
+from ..registry import names
 from ..support import tenant_config
 
-UNITS = sorted(dialects.units())
+UNITS = names()
 
 
 def _two_tenants() -> dict[str, Any]:

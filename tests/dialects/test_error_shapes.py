@@ -24,6 +24,8 @@ from dialects.errors import (
 )
 from dialects.rails import RailsDialect
 
+from ..registry import json_only, names
+
 harvest = DIALECTS["harvest"]
 fastbill = DIALECTS["fastbill"]
 invoiless = DIALECTS["invoiless"]
@@ -147,7 +149,7 @@ def test_rails_error_documents_decode_back_to_their_field_problems(name: str, fm
     assert dialect.canonical_fields(fields) == {"amount": "can't be blank"}
 
 
-@pytest.mark.parametrize("name", ["invoiless", "urlkey"])
+@pytest.mark.parametrize("name", names(json_only))
 def test_json_error_documents_decode_back_to_canonical_fields(name: str) -> None:
     dialect = dialects.get(name)
     error = ValidationFailed(fields={"paid_at": "is not a valid date"})

@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 from lxml import etree
 
-import dialects
 from dialects import testing
 from dialects.unit import Op
 
 from ..clients import CLIENTS, Reply
 from ..conftest import Client
 from ..dialects.test_xero_over_http import by_id, put_json, uuid_of
+from ..registry import has, names
 from ..support import invoice_state, new_invoice
 
 pytestmark = pytest.mark.stores
-BATCHERS = [name for name in sorted(dialects.units()) if dialects.unit(name).route(Op.CREATE_MANY)]
+BATCHERS = names(has(Op.CREATE_MANY))
 KEY = "Idempotency-Key"
 ITEM_BY_ITEM = "?summarizeErrors=false"
 OVERPAID = "Payment amount exceeds the amount outstanding on this document"

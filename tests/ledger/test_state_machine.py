@@ -27,11 +27,12 @@ from dialects.testing import Answer
 from dialects.unit import Op
 
 from ..http.server import ADMIN_TOKEN, Server, send, write_config
+from ..registry import names
 
 TENANT = "acme"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KEY = "Idempotency-Key"
-NAMES = sorted(dialects.units())
+NAMES = names()
 WRITERS = [n for n in NAMES if dialects.unit(n).route(Op.CREATE)]
 UPDATERS = [n for n in NAMES if dialects.unit(n).route(Op.PATCH)]
 DELETERS = [n for n in NAMES if testing.support(n).deleted_status is not None]

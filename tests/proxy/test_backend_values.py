@@ -23,13 +23,14 @@ from gateway.proxy.upstream import MAX_RETRY_AFTER, retry_after
 
 from ..clients import Reply
 from ..dialects.test_calendar import EDGES
+from ..registry import ALL
 from .conftest import ProxyFactory
 from .fake import FakeBackend, invoiless_payment, json_answer, status_answer, urlkey_backend
 from .harness import lookup, upstream
 from .test_faults import LIST, list_as, proxied, shaped
 from .test_http_client import Backend, answering, backend
 
-CALLERS = ("harvest", "fastbill", "invoiless", "urlkey")
+CALLERS = ALL
 OUT_OF_RANGE_MS = ["/Date(253402300800000+0000)/", "/Date(-62135596800001)/"]
 
 

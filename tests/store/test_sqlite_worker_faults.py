@@ -19,6 +19,7 @@ from gateway.store import SQLiteStore
 
 from ..conftest import AiohttpClient, Client
 from ..http.wire import make_invoice, state
+from ..registry import ALL
 from ..support import make_config
 
 # Statements the next connection fails on, once each, as a disk that gave out would.
@@ -46,7 +47,7 @@ async def faulty(aiohttp_client: AiohttpClient, tmp_path: Path) -> AsyncIterator
     FAILING.clear()
 
 
-@pytest.mark.parametrize("dialect", sorted(dialects.units()))
+@pytest.mark.parametrize("dialect", ALL)
 async def test_a_failed_rollback_is_answered_503_and_later_writes_work(
     faulty: Client, dialect: str
 ) -> None:
