@@ -123,6 +123,7 @@ def test_the_installed_dialects_own_endpoint_answers_its_authenticated_callers(
     assert (refused, problem) == (401, {"problem": "Missing x-tally-key", "fields": {}})
 
 
+@pytest.mark.spread
 def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -> None:
     """The record/read grid, the proxy's caller x backend grid, the error, auth and
     isolation rules every dialect keeps, and the security catalogue's rate limits,

@@ -112,6 +112,7 @@ def credentials(name: str) -> dict[str, str]:
     return testing.support(name).credentials("acme")
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name", [*JSON_DIALECTS, openapi.ADMIN])
 def test_schemathesis_finds_no_5xx_and_no_answer_off_its_document(
     served: Server, name: str, tmp_path: Path

@@ -16,6 +16,7 @@ from benchmarks.soak import crash
 pytestmark = pytest.mark.stores  # SQLite, then PostgreSQL
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize(
     ("workers", "cycles"),
     [
