@@ -34,6 +34,26 @@ ENGINES = ("sqlite", "postgresql")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stores: run the test on SQLite and on PostgreSQL")
+    config.addinivalue_line(
+        "markers",
+        "spread: a long run of its own (a subprocess for seconds): under pytest-xdist each of"
+        " its cases may go to any worker, and they start first",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The units pytest-xdist hands out (`--dist loadgroup`): a module's tests stay on one
+    worker, so a server a module starts once starts once, but each case of a `spread`
+    test is a unit of its own, and those long ones are handed out first, so no worker
+    is left with one at the end while the others idle."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        spread = item.get_closest_marker("spread") is not None
+        module = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(item.nodeid if spread else module))
+    items.sort(key=lambda item: item.get_closest_marker("spread") is None)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

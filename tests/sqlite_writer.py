@@ -21,7 +21,7 @@ from dialects.model import Invoice, Payment
 from gateway.store import Change
 from gateway.store.sqlite import SQLiteStore
 
-from .test_store import PAID_AT
+from .store.test_contract import PAID_AT
 
 
 class NoWait(SQLiteStore):

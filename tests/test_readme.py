@@ -66,7 +66,7 @@ SKIPPED = {
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e .": (
         "PostgreSQL: installs the package, needs Debian's postgresql and a normal user, and"
         " runs a server of its own with initdb on fixed ports; gateway processes sharing one"
-        " PostgreSQL are tested in tests/http/test_processes.py on the tests' own cluster"
+        " PostgreSQL are tested in tests/processes/test_shared_database.py on the tests' own cluster"
     ),
     "python -m gateway [serve] [--config config.yaml] [--host H] [--port 8080] [--database URL]": (
         "Command line: a synopsis with placeholders, not commands"
@@ -294,6 +294,7 @@ def fixed(moment: datetime) -> Clock:
 # --- the tests -------------------------------------------------------------------------------
 
 
+@pytest.mark.spread
 def test_every_readme_command_gives_what_it_shows_today(tmp_path: Path) -> None:
     directory = workdir(tmp_path)
     server = Server(directory / "config.yaml", directory / "data" / "gateway.db", tmp_path / "log")
@@ -306,6 +307,7 @@ def test_every_readme_command_gives_what_it_shows_today(tmp_path: Path) -> None:
     assert not outcome.failures, "\n".join(outcome.failures) + f"\n{outcome.stderr}"
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize(
     "today",
     [datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, 23, 59, tzinfo=UTC)],
@@ -321,6 +323,7 @@ def test_every_readme_command_gives_what_it_shows_on_any_date(
     assert not outcome.failures, "\n".join(outcome.failures) + f"\n{outcome.stderr}"
 
 
+@pytest.mark.spread
 def test_past_the_due_date_the_readme_would_be_wrong_and_the_run_says_where(
     tmp_path: Path,
 ) -> None:

@@ -28,7 +28,9 @@ from dialects.errors import BadQuery, ValidationFailed
 from dialects.model import Method, Payment
 from dialects.xero import Xero
 
-NAMES = tuple(dialects.units())
+from ..registry import ALL
+
+NAMES = ALL
 _XERO_CODEC = Xero()
 _XERO = (_XERO_CODEC.parse_id, _XERO_CODEC.elements)
 DATE_FIELDS = [

@@ -123,13 +123,14 @@ def test_the_installed_dialects_own_endpoint_answers_its_authenticated_callers(
     assert (refused, problem) == (401, {"problem": "Missing x-tally-key", "fields": {}})
 
 
+@pytest.mark.spread
 def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -> None:
     """The record/read grid, the proxy's caller x backend grid, the error, auth and
     isolation rules every dialect keeps, and the security catalogue's rate limits,
     failed-login limits, slow clients and fuzzer, run with it installed."""
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-k", "tallybook",
-         "tests/test_smoke_http.py", "tests/proxy/test_grid.py", "tests/auth/test_every_dialect.py",
+         "tests/serving/test_smoke.py", "tests/proxy/test_grid.py", "tests/access/test_every_dialect.py",
          "tests/security/test_abuse.py", "tests/security/test_fuzz.py"],
         cwd=ROOT, env=environment(installed), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -143,6 +144,24 @@ def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -
     n = len(dialects.units()) + 1
     expected = 2 * (2 * n - 1) * len(ENGINES) + 2 * n + 1 + 4 + 4
     assert passed is not None and int(passed.group(1)) == expected, run.stdout[-500:]
+
+
+def test_every_dialect_list_of_the_suite_takes_the_installed_dialect(installed: Path) -> None:
+    """The suites' one dialect list (tests/registry.py) reads the registry, and a subset
+    goes by what a dialect declares: tallybook, a JSON dialect with an api key and a
+    delete, is in the lists of those and in no other, with no test edited (the grids
+    that run on these lists take it: the test above)."""
+    lists = subprocess.run(
+        [sys.executable, "-c",
+         "import json; from tests import registry as r; print(json.dumps({"
+         "'all': r.ALL, 'api_key': r.names(r.api_key), 'json_only': r.names(r.json_only),"
+         " 'deletes': r.names(r.deletes), 'basic': r.names(r.basic_auth),"
+         " 'bearer': r.names(r.bearer), 'xml': r.names(r.speaks_xml)}))"],
+        cwd=ROOT, env=environment(installed), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert lists.returncode == 0, lists.stderr
+    found = {name for name, names in json.loads(lists.stdout).items() if "tallybook" in names}
+    assert found == {"all", "api_key", "json_only", "deletes"}
 
 
 def test_a_misspelt_section_stops_the_gateway_with_one_line(

@@ -7,15 +7,15 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import dialects
 from dialects import testing
 from dialects.testing import decimal_json
 
 from ..clients import CLIENTS, Reply
 from ..conftest import Client
+from ..registry import ALL
 from ..support import ADMIN, hexid
 
-DIALECTS = tuple(dialects.units())
+DIALECTS = ALL
 _NUMBERS = itertools.count(1)
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 

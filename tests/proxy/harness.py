@@ -25,9 +25,10 @@ from gateway.config import Config
 
 from ..conftest import Client
 from ..http.server import Server
+from ..registry import ALL
 from ..support import ADMIN, make_config, tenant_config
 
-DIALECTS = tuple(dialects.units())
+DIALECTS = ALL
 BACKEND_ADMIN = {"Authorization": "Bearer backend-admin-token"}
 
 # The proxy's own ES256 key at the backend (app acme-signer), apart from support.APP_KEY.

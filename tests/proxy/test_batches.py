@@ -8,7 +8,7 @@ import pytest
 from dialects import testing
 from gateway.proxy.service import BATCH_REFUSED, ITEM_UNKNOWN
 
-from ..http.test_batches import BATCHERS, ITEM_BY_ITEM, KEY, send_batch
+from ..ledger.test_batches import BATCHERS, ITEM_BY_ITEM, KEY, send_batch
 from .conftest import ProxyFactory
 from .fake import FakeBackend, Handler, dropped, invoiless_backend, json_answer, status_answer
 from .test_faults import CREATE, proxied

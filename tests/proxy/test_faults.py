@@ -16,7 +16,6 @@ from dialects import testing
 from ..clients import CLIENTS, Reply
 from ..conftest import Client
 from ..http.server import free_port
-from ..http.wire import urlkey_path
 from .conftest import ProxyFactory
 from .fake import (
     FakeBackend,
@@ -60,13 +59,8 @@ async def proxied(
 
 
 async def list_as(caller: str, proxy: Client, invoice: int) -> Reply:
-    paths = {
-        "harvest": f"/invoices/{invoice}/payments",
-        "fastbill": f"/api/invoice-payments?invoice_id={invoice}",
-        "invoiless": f"/v1/invoices/{invoice}/payments",
-        "urlkey": urlkey_path(invoice),
-    }
-    return await CLIENTS[caller](proxy).call("GET", paths[caller])
+    """The caller's list of `invoice`'s payments, as its test support asks for it."""
+    return await CLIENTS[caller](proxy).send(testing.support(caller).listing("acme", invoice))
 
 
 async def create_as_invoiless(proxy: Client, invoice: int) -> Reply:
@@ -79,7 +73,8 @@ async def create_as_invoiless(proxy: Client, invoice: int) -> Reply:
 def shaped(caller: str, reply: Reply) -> tuple[int, str]:
     """(status, message) of an error reply, checked to be in the caller's own shape."""
     if caller == "xero":
-        return reply.status, testing.support(caller).error(reply.answer(), reply.status, "", "xml")
+        fmt = "xml" if "xml" in reply.headers.get("Content-Type", "") else "json"
+        return reply.status, testing.support(caller).error(reply.answer(), reply.status, "", fmt)
     if caller in ("harvest", "fastbill"):
         assert reply.headers["Content-Type"] == "application/xml; charset=utf-8"
         root = reply.xml()

@@ -1,7 +1,7 @@
 """Ids at the edges of the caller's form, through a proxy: 404 or 400, never a nonsense call.
 
 Every id-bearing route of every caller dialect, with the fixed list of edge ids
-(`tests.http.test_id_edges.edge_list`), in front of an Invoiless backend that has
+(`tests.serving.test_id_edges.edge_list`), in front of an Invoiless backend that has
 nothing (a fake answering 404). An id the caller's form cannot spell never reaches the
 backend (only the request's other ids may be asked about); one it can reaches it only in
 the backend's own form.
@@ -17,7 +17,7 @@ import dialects
 from dialects import testing
 
 from ..clients import CLIENTS
-from ..http.test_id_edges import Live, Slot, edge_list, path_of, slots
+from ..serving.test_id_edges import Live, Slot, edge_list, path_of, slots
 from .conftest import ProxyFactory
 from .fake import FakeBackend, status_answer
 from .harness import upstream

@@ -1,7 +1,7 @@
 """The fuzzer: generated malformed requests at every endpoint of every dialect.
 
 Shared by tests/security/test_fuzz.py (a bounded run in CI) and
-benchmarks/fuzz_long.py (a longer one). Requests are raw bytes on a socket, so paths,
+benchmarks/soak/fuzz_long.py (a longer one). Requests are raw bytes on a socket, so paths,
 headers and bodies can be anything HTTP/1.1 framing allows: random bytes, valid
 samples mutated, generated JSON and XML, junk credentials, odd content types and
 codings, random path segments and queries. Every answer must be below 500 and carry

@@ -32,11 +32,12 @@ from dialects import testing
 from gateway.config import hashes
 
 from ..http.server import Server
+from ..registry import ALL
 from ..support import tenant_config
 
 ADMIN_TOKEN = "security-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-DIALECTS = tuple(dialects.units())
+DIALECTS = ALL
 # A refusal is answered within this, measured around the request after a warm-up.
 BOUND_MS = 50.0
 # Growth of the catalogue server's peak RSS over its RSS after start-up.

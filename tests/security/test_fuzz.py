@@ -1,7 +1,7 @@
 """Generated malformed requests at every endpoint of every dialect, on the real server.
 
 A bounded, derandomized run (SECURITY_FUZZ_EXAMPLES, default 300, spread over the
-endpoints); `python -m benchmarks.fuzz_long` runs longer. Every answer is below 500
+endpoints); `python -m benchmarks.soak.fuzz_long` runs longer. Every answer is below 500
 with no traceback in it; afterwards the ledger is unchanged and the server alive.
 """
 

@@ -1,6 +1,6 @@
 """Tenant isolation (OWASP API1) over the network: another tenant's ids do not exist.
 
-The probes of tests/auth/test_isolation.py (every operation of every dialect, both
+The probes of tests/access/test_tenant_isolation.py (every operation of every dialect, both
 Harvest path spellings, both format suffixes, with and without scope-id) are sent by
 globex, with its own good credentials, at acme's invoice and payment, and again at ids
 never used. The two answers must be the same bytes: status, headers and body.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from ..auth.test_isolation import PROBES, Probe, _fill
+from ..access.test_tenant_isolation import PROBES, Probe, _fill
 from .conftest import Catalogue
 from .harness import (
     NEVER,

@@ -1,0 +1,340 @@
+"""Crash harness: keyed writers, kill -9 at random moments, restarts; nothing lost or doubled.
+
+    python -m benchmarks.soak.crash [--cycles 20] [--writers 8] [--stores sqlite postgresql]
+                               [--workers 1 2]
+
+Each cycle starts the gateway on one port and one database, lets the writers record
+payments for a random moment, then kills every gateway process with SIGKILL. Each
+payment has its own Idempotency-Key (also written in its notes) and is retried with
+that key on a connection error, a timeout, 409 or 503, across restarts, until it is
+acknowledged. After the last cycle the gateway starts once more, the writers finish the
+payments they hold, and the ledger is read back through the admin API: every
+acknowledged payment must be there, none twice, and each invoice's due amount must be
+its total less its live payments. Runs every store and worker count named (SQLite on a
+new file, PostgreSQL on a throwaway server it starts, as the tests do) and prints the
+figures as a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import aiohttp
+import yaml
+
+from benchmarks.harness import ADMIN, bench_config, free_port
+
+HARVEST = {"Authorization": "Basic " + base64.b64encode(b"bench@example.com:bench").decode()}
+FASTBILL = HARVEST
+INVOILESS = {"api-key": "bench-key"}
+TOTAL = Decimal("1000000.00")
+AMOUNT = "1.00"
+RETRIED = (409, 503)
+
+
+@dataclass
+class Tally:
+    acknowledged: dict[str, int] = field(default_factory=dict)  # key -> payment id
+    retries: int = 0
+    replays: int = 0
+    unexpected: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Figures:
+    store: str
+    workers: int
+    cycles: int
+    writers: int
+    acknowledged: int
+    retries: int
+    lost: int
+    duplicated: int
+    unacknowledged: int
+    wrong_due: int
+    unexpected: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        failures = (self.lost, self.duplicated, self.unacknowledged, self.wrong_due)
+        return not any(failures) and not self.unexpected
+
+    @staticmethod
+    def header() -> str:
+        return (
+            "| store | workers | cycles | writers | acknowledged | retried | lost | duplicated"
+            " | unacknowledged | wrong due | seconds |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|"
+        )
+
+    def row(self) -> str:
+        return (
+            f"| {self.store} | {self.workers} | {self.cycles} | {self.writers}"
+            f" | {self.acknowledged} | {self.retries} | {self.lost} | {self.duplicated}"
+            f" | {self.unacknowledged} | {self.wrong_due} | {self.seconds:.0f} |"
+        )
+
+
+def request(base: str, dialect: str, invoice: int, key: str) -> tuple[str, bytes, dict[str, str]]:
+    """(url, body, headers) of a keyed create of AMOUNT with the key in its notes."""
+    if dialect == "harvest":
+        body = (
+            f'<payment><paid-at type="datetime">2026-11-20T00:00:00Z</paid-at>'
+            f'<amount type="decimal">{AMOUNT}</amount><notes>{key}</notes></payment>'
+        )
+        headers = {**HARVEST, "Content-Type": "application/xml"}
+        return f"{base}/invoices/{invoice}/payments", body.encode(), headers
+    if dialect == "fastbill":
+        body = (
+            f"<invoice-payment><invoice_id>{invoice}</invoice_id><date>2026-11-20</date>"
+            f"<amount>{AMOUNT}</amount><comment>{key}</comment><type>CASH</type>"
+            f"</invoice-payment>"
+        )
+        headers = {**FASTBILL, "Content-Type": "application/xml"}
+        return f"{base}/api/invoice-payments", body.encode(), headers
+    document = {"amount": float(AMOUNT), "method": "Cash", "paidAt": "2026-11-20", "notes": key}
+    headers = {**INVOILESS, "Content-Type": "application/json"}
+    return f"{base}/v1/invoices/{invoice}/payments", json.dumps(document).encode(), headers
+
+
+def created_id(dialect: str, body: bytes) -> int:
+    if dialect == "invoiless":
+        return int(json.loads(body)["id"])
+    return int(ElementTree.fromstring(body).findtext("id") or "0")
+
+
+class Gateway:
+    """The gateway's processes on one port; `kill` is SIGKILL to all of them at once."""
+
+    def __init__(self, config: Path, port: int, workers: int, log: Path) -> None:
+        self.command = [sys.executable, "-m", "gateway", "--config", str(config)]
+        self.command += ["--port", str(port)]
+        if workers > 1:
+            self.command += ["--workers", str(workers)]
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited; see {self.log}")
+            try:
+                async with session.get(f"{self.base}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"gateway did not start; see {self.log}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+async def write(
+    session: aiohttp.ClientSession, base: str, dialect: str, invoice: int, key: str, tally: Tally
+) -> None:
+    """One payment, retried with its key until acknowledged."""
+    url, body, headers = request(base, dialect, invoice, key)
+    headers["Idempotency-Key"] = key
+    while True:
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                answer = await response.read()
+                status = response.status
+                replayed = response.headers.get("Idempotent-Replayed") == "true"
+        except (aiohttp.ClientError, TimeoutError):
+            status = 0
+        if status == 201:
+            tally.acknowledged[key] = created_id(dialect, answer)
+            tally.replays += replayed
+            return
+        if status and status not in RETRIED:
+            tally.unexpected.append(f"{key}: {status} {answer[:200]!r}")
+            return
+        tally.retries += 1
+        await asyncio.sleep(0.02)
+
+
+async def writer(
+    number: int, base: str, invoices: list[int], tally: Tally, stop: asyncio.Event
+) -> None:
+    dialects = ("harvest", "fastbill", "invoiless")
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for index in range(1_000_000):
+            if stop.is_set():
+                return
+            key = f"w{number}-{index}-{random.getrandbits(32):08x}"
+            dialect = dialects[(number + index) % len(dialects)]
+            await write(session, base, dialect, invoices[index % len(invoices)], key, tally)
+
+
+async def new_invoices(session: aiohttp.ClientSession, base: str, count: int) -> list[int]:
+    ids = []
+    for number in range(count):
+        body = {
+            "tenant": "bench",
+            "number": f"CRASH-{number}",
+            "currency": "EUR",
+            "total": str(TOTAL),
+            "issued_on": "2026-01-01",
+            "due_on": "2999-12-31",
+        }
+        async with session.post(f"{base}/gateway/v1/invoices", json=body, headers=ADMIN) as r:
+            assert r.status == 201, await r.text()
+            ids.append((await r.json())["id"])
+    return ids
+
+
+async def check(
+    session: aiohttp.ClientSession, base: str, invoices: list[int], tally: Tally
+) -> tuple[int, int, int, int]:
+    """(lost, duplicated, unacknowledged, invoices whose due amount is wrong)."""
+    live: dict[int, str] = {}
+    notes: Counter[str] = Counter()
+    wrong_due = 0
+    for invoice in invoices:
+        async with session.get(f"{base}/gateway/v1/invoices/{invoice}", headers=ADMIN) as r:
+            data: dict[str, Any] = await r.json()
+        paid = sum((Decimal(p["amount"]) for p in data["payments"]), Decimal(0))
+        wrong_due += Decimal(data["due_amount"]) != Decimal(data["total"]) - paid
+        for payment in data["payments"]:
+            live[payment["id"]] = payment["notes"]
+            notes[payment["notes"]] += 1
+    lost = sum(live.get(number) != key for key, number in tally.acknowledged.items())
+    duplicated = sum(count - 1 for count in notes.values())
+    unacknowledged = sum(key not in tally.acknowledged for key in notes)
+    return lost, duplicated, unacknowledged, wrong_due
+
+
+async def run(
+    database: str,
+    *,
+    cycles: int = 20,
+    writers: int = 8,
+    workers: int = 1,
+    window: tuple[float, float] = (0.2, 0.8),
+    workdir: Path,
+) -> Figures:
+    """`cycles` kill -9s under `writers` concurrent keyed writers, then the check."""
+    started = time.monotonic()
+    config = bench_config(database=database, idempotency={"lease_seconds": 1})
+    path = workdir / "crash.yaml"
+    path.write_text(yaml.safe_dump(config))
+    gateway = Gateway(path, free_port(), workers, workdir / "crash.log")
+    tally, stop = Tally(), asyncio.Event()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        await gateway.start(session)
+        invoices = await new_invoices(session, gateway.base, 4)
+        tasks = [
+            asyncio.create_task(writer(n, gateway.base, invoices, tally, stop))
+            for n in range(writers)
+        ]
+        try:
+            for cycle in range(cycles):
+                if cycle:
+                    await gateway.start(session)
+                await asyncio.sleep(random.uniform(*window))
+                gateway.kill()
+            await gateway.start(session)
+            stop.set()
+            await asyncio.gather(*tasks)
+            lost, duplicated, unacknowledged, wrong_due = await check(
+                session, gateway.base, invoices, tally
+            )
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            gateway.stop()
+    store = database.split(":", 1)[0]
+    return Figures(
+        store, workers, cycles, writers, len(tally.acknowledged), tally.retries, lost,
+        duplicated, unacknowledged, wrong_due, len(tally.unexpected),
+        time.monotonic() - started,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=20)
+    parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--stores", nargs="+", choices=("sqlite", "postgresql"))
+    parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
+    args = parser.parse_args()
+    print(Figures.header())
+    ok = True
+    for store in args.stores or ("sqlite", "postgresql"):
+        with databases(store) as fresh:
+            for workers in args.workers:
+                with tempfile.TemporaryDirectory() as tmp:
+                    figures = asyncio.run(
+                        run(
+                            fresh(Path(tmp)),
+                            cycles=args.cycles,
+                            writers=args.writers,
+                            workers=workers,
+                            workdir=Path(tmp),
+                        )
+                    )
+                print(figures.row(), flush=True)
+                ok = ok and figures.ok
+    sys.exit(0 if ok else 1)
+
+
+@contextmanager
+def databases(store: str) -> Iterator[Callable[[Path], str]]:
+    """Fresh database URLs of one engine: SQLite files, or schemas of a throwaway server."""
+    if store == "sqlite":
+        yield lambda directory: f"sqlite:///{directory / 'crash.db'}"
+        return
+    from tests.postgres import Cluster  # the tests' throwaway server, durable here
+
+    cluster = Cluster(durable=True).start()
+    try:
+        yield lambda directory: cluster.url(cluster.create())
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The dialects under test, read from the registry: every suite's dialect list comes from here.
+
+A dialect installed through its entry point, built in or shipped as its own package, is
+in every list, so it is tested everywhere with no test edited. A list that is a subset
+on purpose is chosen by what a dialect declares (its caller auth, its formats, its
+routes), never by its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dialects
+from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, DialectUnit, Op
+
+Where = Callable[[DialectUnit], bool]
+
+
+def names(*where: Where) -> list[str]:
+    """The registered dialects' names, sorted, that meet every condition in `where`."""
+    return [n for n, unit in sorted(dialects.units().items()) if all(w(unit) for w in where)]
+
+
+def basic_auth(unit: DialectUnit) -> bool:
+    """Callers present a Basic `login:secret`."""
+    return isinstance(unit.caller_auth, BasicAuth)
+
+
+def api_key(unit: DialectUnit) -> bool:
+    """Callers present a key in a header."""
+    return isinstance(unit.caller_auth, ApiKeyAuth)
+
+
+def bearer(unit: DialectUnit) -> bool:
+    """Callers present a bearer token."""
+    return isinstance(unit.caller_auth, BearerAuth)
+
+
+def speaks_xml(unit: DialectUnit) -> bool:
+    return "xml" in unit.codec.formats
+
+
+def speaks_json(unit: DialectUnit) -> bool:
+    return "json" in unit.codec.formats
+
+
+def json_only(unit: DialectUnit) -> bool:
+    return unit.codec.formats == ("json",)
+
+
+def has(*ops: Op) -> Where:
+    """Serves every one of `ops`."""
+    return lambda unit: all(unit.route(op) is not None for op in ops)
+
+
+def lacks(op: Op) -> Where:
+    """Serves no route for `op`."""
+    return lambda unit: unit.route(op) is None
+
+
+def deletes(unit: DialectUnit) -> bool:
+    """A caller can delete a payment (a DELETE, or a POST marking it removed)."""
+    return unit.route(Op.DELETE) is not None or unit.route(Op.REMOVE) is not None
+
+
+ALL: tuple[str, ...] = tuple(names())

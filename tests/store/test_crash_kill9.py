@@ -1,0 +1,42 @@
+"""kill -9 under concurrent keyed writers: nothing lost, nothing doubled.
+
+The default run kills a few times per shape (one process; a supervisor with two
+workers); the soak run (`python -m pytest -m soak`) twenty times over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from benchmarks.soak import crash
+
+pytestmark = pytest.mark.stores  # SQLite, then PostgreSQL
+
+
+@pytest.mark.spread
+@pytest.mark.parametrize(
+    ("workers", "cycles"),
+    [
+        (1, 3),
+        (2, 2),
+        pytest.param(1, 20, marks=pytest.mark.soak),
+        pytest.param(2, 5, marks=pytest.mark.soak),
+    ],
+)
+async def test_kills_under_keyed_writers_lose_and_double_nothing(
+    database_factory: Callable[..., str], tmp_path: Path, workers: int, cycles: int
+) -> None:
+    figures = await crash.run(
+        database_factory("crash"),
+        cycles=cycles,
+        writers=6,
+        workers=workers,
+        window=(0.05, 0.4),
+        workdir=tmp_path,
+    )
+    assert figures.acknowledged >= cycles, figures
+    assert (figures.lost, figures.duplicated, figures.unacknowledged) == (0, 0, 0), figures
+    assert (figures.wrong_due, figures.unexpected) == (0, 0), figures
