@@ -8,7 +8,7 @@ Times, in one process per checkout and in CPU time (`time.process_time`, best of
 their ratio), what a proxied get-one does in Python around the two socket
 operations: the backend's answer parsed from its bytes (`httpclient`; also a 64 KiB chunked
 answer as it comes, in 4 KiB packets), decoded and given its caller's ids
-(`ProxyBackend._payments`), and the request's bytes built. The checkouts run
+(`ProxyService._payments`), and the request's bytes built. The checkouts run
 alternately, round after round, and a markdown table is printed.
 """
 
@@ -70,7 +70,7 @@ async def _measure(calls: int) -> dict[str, float]:
     import dialects
     from gateway.config import parse
     from gateway.proxy import httpclient
-    from gateway.proxy.service import ProxyBackend
+    from gateway.proxy.service import ProxyService
     from gateway.proxy.upstream import Answer, UpstreamClient
     from gateway.store import open_store
 
@@ -82,7 +82,7 @@ async def _measure(calls: int) -> dict[str, float]:
         try:
             tenant = parse(raw).tenants["bench"].backend
             assert tenant is not None
-            proxy = ProxyBackend("bench", UpstreamClient(tenant), store)
+            proxy = ProxyService("bench", UpstreamClient(tenant), store)
             caller = dialects.get("invoiless")
             answer = Answer(200, {"Content-Type": "application/json"}, BODY)
             origin = httpclient.Origin.parse(tenant.url)

@@ -210,10 +210,6 @@ def document(name: str, fields: Sequence[XmlField]) -> bytes:
     return DECLARATION + element(name, fields).encode() + b"\n"
 
 
-def array(name: str, item: str, rows: Sequence[Sequence[XmlField]]) -> bytes:
-    return array_of(name, [element(item, fields, "  ") for fields in rows])
-
-
 def array_of(name: str, items: Sequence[str]) -> bytes:
     """A `type="array"` document of items already rendered (at two spaces' indent)."""
     inner = "\n" + "\n".join(items) + "\n" if items else ""

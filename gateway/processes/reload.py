@@ -11,7 +11,7 @@ from gateway.access.auth import Authenticator
 from gateway.access.limits import per_tenant
 from gateway.config import Config, ConfigError
 from gateway.observability.logs import event
-from gateway.proxy.service import ProxyBackend
+from gateway.proxy.service import ProxyService
 from gateway.proxy.upstream import UpstreamClient
 from gateway.serving.state import Gateway
 
@@ -58,9 +58,9 @@ async def reload(gateway: Gateway, reread: Callable[[], Config], path: str | Pat
 
 async def _proxies(
     gateway: Gateway, config: Config
-) -> tuple[dict[str, ProxyBackend], list[ProxyBackend]]:
+) -> tuple[dict[str, ProxyService], list[ProxyService]]:
     """Each proxy tenant's backend: kept when its settings did not change, else new."""
-    proxies: dict[str, ProxyBackend] = {}
+    proxies: dict[str, ProxyService] = {}
     for name, tenant in config.tenants.items():
         if tenant.backend is None:
             continue
@@ -68,14 +68,14 @@ async def _proxies(
         if old is not None and old.client.config == tenant.backend:
             proxies[name] = old
             continue
-        proxy = ProxyBackend(name, UpstreamClient(tenant.backend), gateway.store)
+        proxy = ProxyService(name, UpstreamClient(tenant.backend), gateway.store)
         await proxy.client.open()
         proxies[name] = proxy
     kept = {id(p) for p in proxies.values()}
     return proxies, [p for p in gateway.proxies.values() if id(p) not in kept]
 
 
-def _close_later(retired: list[ProxyBackend]) -> None:
+def _close_later(retired: list[ProxyService]) -> None:
     """Close replaced backends' sessions once the calls they may still carry are over."""
     if not retired:
         return

@@ -1,4 +1,4 @@
-"""Proxy mode: a Backend that translates each operation into another dialect's API.
+"""Proxy mode: a PaymentService that translates each operation into another dialect's API.
 
 The caller's request arrives decoded (canonical); here it is re-encoded in the
 backend's dialect, sent, and the backend's answer decoded back. Ids cross through
@@ -52,7 +52,7 @@ ITEM_UNKNOWN = (
 )
 
 
-class ProxyBackend:
+class ProxyService:
     """Serves one tenant's payment operations from an upstream in any dialect.
 
     It orchestrates: ids cross through the id map (`IdMap`), a write's fields through
@@ -88,7 +88,7 @@ class ProxyBackend:
         event("backend_garbage", logging.WARNING, backend=self.dialect.name, reason=message)
         return UpstreamError(message)
 
-    # --- Backend -----------------------------------------------------------------------
+    # --- PaymentService ----------------------------------------------------------------
 
     async def list_payments(self, who: Principal, invoice_id: int) -> list[Payment]:
         invoice = await self._ref("invoice", invoice_id)

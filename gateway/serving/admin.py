@@ -29,7 +29,7 @@ from dialects.parsing import (
 from gateway.ledger import idempotency
 from gateway.observability import metrics, trace
 from gateway.observability.logs import event
-from gateway.proxy.service import ProxyBackend
+from gateway.proxy.service import ProxyService
 from gateway.serving import playground
 from gateway.serving.http import read_body
 from gateway.serving.state import GATEWAY, Gateway
@@ -213,7 +213,7 @@ async def lookup_ids(request: web.Request) -> web.Response:
 
 
 async def _proxied_ids(
-    proxy: ProxyBackend, dialect: Dialect, kind: str, wire_id: str
+    proxy: ProxyService, dialect: Dialect, kind: str, wire_id: str
 ) -> dict[str, object]:
     """In proxy mode an id in the backend's own dialect is the backend's id; in any other
     dialect it is the id that dialect's callers use. The object must exist at the backend."""

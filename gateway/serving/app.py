@@ -35,7 +35,7 @@ from gateway.ledger.idempotency import Clock, Keys, utc_now
 from gateway.ledger.rules import Ledger
 from gateway.observability import metrics, trace
 from gateway.observability.logs import event
-from gateway.proxy.service import ProxyBackend
+from gateway.proxy.service import ProxyService
 from gateway.proxy.upstream import UpstreamClient
 from gateway.serving import admin, openapi, playground, routes
 from gateway.serving.http import (
@@ -239,7 +239,7 @@ def create_app(
     )
     for name, tenant in config.tenants.items():
         if tenant.backend is not None:
-            gateway.proxies[name] = ProxyBackend(name, UpstreamClient(tenant.backend), store)
+            gateway.proxies[name] = ProxyService(name, UpstreamClient(tenant.backend), store)
     app[GATEWAY] = gateway
     app[TRAFFIC] = Traffic()
 

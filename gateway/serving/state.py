@@ -13,7 +13,7 @@ from gateway.ledger.contract import PaymentService
 from gateway.ledger.events import Feed
 from gateway.ledger.idempotency import Keys
 from gateway.ledger.rules import Ledger
-from gateway.proxy.service import ProxyBackend
+from gateway.proxy.service import ProxyService
 from gateway.store import Store
 
 
@@ -28,7 +28,7 @@ class Gateway:
     limits: RateLimiter
     keys: Keys
     feed: Feed
-    proxies: dict[str, ProxyBackend] = field(default_factory=dict)
+    proxies: dict[str, ProxyService] = field(default_factory=dict)
 
     def service(self, tenant: str) -> PaymentService:
         """The tenant's system of record: its upstream in proxy mode, else the ledger."""
