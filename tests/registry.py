@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import dialects
+from dialects.rails import RailsDialect
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, DialectUnit, Op
 
 Where = Callable[[DialectUnit], bool]
@@ -42,6 +43,16 @@ def speaks_xml(unit: DialectUnit) -> bool:
 
 def speaks_json(unit: DialectUnit) -> bool:
     return "json" in unit.codec.formats
+
+
+def rails(unit: DialectUnit) -> bool:
+    """Speaks the Rails family's documents: `<errors>`, a Basic challenge naming a realm."""
+    return isinstance(unit.codec, RailsDialect)
+
+
+def answers_xml(unit: DialectUnit) -> bool:
+    """Answers in XML unless a caller asks otherwise (XML is its default format)."""
+    return unit.codec.formats[0] == "xml"
 
 
 def json_only(unit: DialectUnit) -> bool:

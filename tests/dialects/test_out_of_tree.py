@@ -156,7 +156,8 @@ def test_every_dialect_list_of_the_suite_takes_the_installed_dialect(installed: 
          "import json; from tests import registry as r; print(json.dumps({"
          "'all': r.ALL, 'api_key': r.names(r.api_key), 'json_only': r.names(r.json_only),"
          " 'deletes': r.names(r.deletes), 'basic': r.names(r.basic_auth),"
-         " 'bearer': r.names(r.bearer), 'xml': r.names(r.speaks_xml)}))"],
+         " 'bearer': r.names(r.bearer), 'xml': r.names(r.speaks_xml), 'rails': r.names(r.rails),"
+         " 'answers_xml': r.names(r.answers_xml)}))"],
         cwd=ROOT, env=environment(installed), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert lists.returncode == 0, lists.stderr

@@ -150,7 +150,7 @@ async def test_overpayment_is_refused_with_422_in_the_callers_shape(
     assert await state(client, invoice) == before
 
 
-@pytest.mark.parametrize("dialect", ["invoiless", "harvest"])
+@pytest.mark.parametrize("dialect", DIALECTS)
 async def test_updating_a_payment_beyond_the_due_amount_is_refused(
     client: Client, dialect: str
 ) -> None:

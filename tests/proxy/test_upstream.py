@@ -11,6 +11,7 @@ import jwt
 import pytest
 from aiohttp import web
 
+from dialects import testing
 from dialects.errors import UpstreamTimeout
 from gateway.config import backend_config
 from gateway.proxy import httpclient
@@ -18,6 +19,7 @@ from gateway.proxy.upstream import UpstreamClient
 
 from ..clients import CLIENTS
 from ..http.wire import pay, urlkey_path
+from ..registry import names, rails
 from .conftest import ProxyFactory
 from .fake import TOKEN_KEY, FakeBackend, raw_answer, urlkey_backend
 from .harness import (
@@ -64,11 +66,13 @@ async def test_caller_headers_cannot_redirect_the_backend_url(
     assert not {"X-Forwarded-Host", "Forwarded", "X-Original-URL"} & set(seen)
 
 
-@pytest.mark.parametrize("dialect", ["harvest", "fastbill"])
+@pytest.mark.parametrize("dialect", names(rails))
 async def test_rails_backends_get_the_configured_basic_credentials(
     dialect: str, make_proxy: ProxyFactory, fake: FakeBackend
 ) -> None:
-    root = {"harvest": b"payments", "fastbill": b"invoice-payments"}[dialect]
+    support = testing.support(dialect)
+    assert isinstance(support, testing.RailsSupport)
+    root = support.list_root.encode()
     fake.answer = raw_answer(b'<%s type="array"/>' % root, content_type="application/xml")
     credentials = {"user": "gateway@backend.example", "password": f"{dialect}-backend-secret"}
     proxy = await make_proxy(upstream(dialect, fake.url, **credentials))

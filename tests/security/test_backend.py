@@ -23,14 +23,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from dialects import testing
+
 from ..http.server import Server, free_port
+from ..registry import ALL
 from ..support import tenant_config
 from .harness import (
     FIGURES,
     assert_error,
     credentials,
     gateway,
-    hexid,
     memory_kb,
     send,
     timed,
@@ -231,16 +233,13 @@ async def caller_invoice(http: aiohttp.ClientSession, proxy: Proxy, tenant: str)
     return number
 
 
-def list_path(dialect: str, invoice: int, tenant: str) -> str:
-    return {
-        "harvest": f"/invoices/{invoice}/payments",
-        "fastbill": f"/api/invoice-payments?invoice_id={invoice}",
-        "invoiless": f"/v1/invoices/{invoice}/payments",
-        "urlkey": f"/businesses/{tenant}-biz/invoices/{hexid(invoice)}/payments",
-    }[dialect]
+def listing(dialect: str, invoice: int, tenant: str) -> tuple[str, dict[str, str]]:
+    """(path, headers) of `tenant`'s list of `invoice` in `dialect`, with its credentials."""
+    request = testing.support(dialect).listing(tenant, invoice)
+    return request.path, {**request.headers, **credentials(dialect, tenant)}
 
 
-CALLERS = ["harvest", "fastbill", "invoiless", "urlkey"]
+CALLERS = ALL
 CASES = [
     pytest.param("acme", hostile, caller, id=f"xml-{hostile.name}-to-{caller}")
     for hostile in XML_ANSWERS
@@ -260,16 +259,16 @@ async def test_a_hostile_backend_answer_is_a_502_in_the_callers_dialect(
     proxy.backend.answer = hostile.answer
     proxy.backend.seen.clear()
 
-    answer = await send(http, proxy.server.url, "GET", list_path(caller, invoice, tenant),
-                        headers=credentials(caller, tenant))  # fmt: skip
+    path, headers = listing(caller, invoice, tenant)
+    answer = await send(http, proxy.server.url, "GET", path, headers=headers)
 
-    assert_error(caller, answer, "upstream", message=hostile.message)
+    asked = "json" if headers.get("Accept") == "application/json" else None  # as listed
+    assert_error(caller, answer, "upstream", fmt=asked, message=hostile.message)
     kind = "xml" if tenant == "acme" else "json"
     timed(f"backend {kind} {hostile.name} (to {caller})", answer)
     assert [s.split()[0] for s in proxy.backend.seen] == ["GET"], "one read, no write"
     proxy.backend.answer = good
-    again = await send(http, proxy.server.url, "GET", list_path(caller, invoice, tenant),
-                       headers=credentials(caller, tenant))  # fmt: skip
+    again = await send(http, proxy.server.url, "GET", path, headers=headers)
     assert again.status == 200, again.body
 
 

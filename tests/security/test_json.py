@@ -7,11 +7,16 @@ documents that are not a payment object at all.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
+import dialects
+from dialects import testing
+
+from ..registry import names, speaks_json
 from .conftest import Catalogue
 from .harness import (
     assert_error,
@@ -35,8 +40,31 @@ def endpoint(dialect: str, invoice: int) -> tuple[str, dict[str, str], str]:
     if dialect == "invoiless":
         fields = '"method": "Cash", "paidAt": "2026-11-20"'
         return f"/v1/invoices/{invoice}/payments", {}, fields
-    fields = '"paymentMethod": "CASH"'
-    return f"/businesses/acme-biz/invoices/{hexid(invoice)}/payments", {}, fields
+    if dialect == "urlkey":
+        fields = '"paymentMethod": "CASH"'
+        return f"/businesses/acme-biz/invoices/{hexid(invoice)}/payments", {}, fields
+    # Any other dialect: the JSON members its own test support writes.
+    support = testing.support(dialect)
+    written = support.fields(invoice, "2026-11-20", None)
+    notes = wire_name(dialect, "notes")  # the attacks write their own notes
+    members = json.dumps({k: v for k, v in written.items() if k != notes})[1:-1]
+    return support.create("acme", invoice, "10").path, {}, members
+
+
+def wire_name(dialect: str, attr: str) -> str:
+    """The dialect's member name for a canonical attribute (its amount, its notes)."""
+    return next(spec.wire for spec in dialects.get(dialect).fields if spec.attr == attr)
+
+
+def writes_json(dialect: str) -> bool:
+    """The dialect's test support writes a create's JSON members (`Support.fields`)."""
+    return type(testing.support(dialect)).fields is not testing.Support.fields
+
+
+# The dialects whose good payment is written out above, and every other JSON-speaking
+# dialect whose test support writes its JSON members.
+DOCUMENTED = ("harvest", "fastbill", "invoiless", "urlkey")
+JSON_DIALECTS = [d for d in names(speaks_json) if d in DOCUMENTED or writes_json(d)]
 
 
 @dataclass(frozen=True)
@@ -78,7 +106,7 @@ ATTACKS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("dialect", ["harvest", "fastbill", "invoiless", "urlkey"])
+@pytest.mark.parametrize("dialect", JSON_DIALECTS)
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 async def test_hostile_json_is_refused(
     catalogue: Catalogue, http: aiohttp.ClientSession, dialect: str, attack: Attack
@@ -86,8 +114,9 @@ async def test_hostile_json_is_refused(
     invoice = await new_invoice(http, catalogue.url)
     before = await ledger(http, catalogue.url, invoice)
     path, extra, fields = endpoint(dialect, invoice)
-    notes = "comment" if dialect == "fastbill" else "notes"
+    notes, amount = wire_name(dialect, "notes"), wire_name(dialect, "amount")
     text = attack.body.replace("FIELDS", fields).replace("NOTES", notes)
+    text = text.replace('"amount"', json.dumps(amount))
     body = attack.raw if attack.raw is not None else text.encode()
     assert len(body) <= 1024 * 1024
     headers = {**credentials(dialect), "Content-Type": "application/json", **extra}

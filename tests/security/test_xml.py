@@ -9,6 +9,7 @@ inflated), and codings the gateway does not take.
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +17,9 @@ from functools import cache
 import aiohttp
 import pytest
 
+from dialects import testing
+
+from ..registry import names, speaks_xml
 from .conftest import Catalogue
 from .harness import (
     BOUND_MS,
@@ -29,7 +33,8 @@ from .harness import (
 )
 
 LIMIT = 1024 * 1024  # the catalogue server's max_body_bytes (the default)
-XML_DIALECTS = ("harvest", "fastbill")
+XML_DIALECTS = names(speaks_xml)
+NOTES = "\x00notes\x00"  # where a support-built document's notes go (no real notes hold it)
 
 
 def document(dialect: str, invoice: int, notes: str = "paid", prolog: str = "",
@@ -41,12 +46,25 @@ def document(dialect: str, invoice: int, notes: str = "paid", prolog: str = "",
             f'<amount type="decimal">10.00</amount><notes>{notes}</notes>{extra}'
         )
         return f"{prolog}<payment{attributes}>{inner}</payment>".encode()
-    inner = f"<invoice_id>{invoice}</invoice_id><amount>10.00</amount><comment>{notes}</comment>"
-    return f"{prolog}<invoice-payment{attributes}>{inner}{extra}</invoice-payment>".encode()
+    if dialect == "fastbill":
+        inner = (
+            f"<invoice_id>{invoice}</invoice_id><amount>10.00</amount><comment>{notes}</comment>"
+        )
+        return f"{prolog}<invoice-payment{attributes}>{inner}{extra}</invoice-payment>".encode()
+    # Any other XML dialect: its own test support's create, the injections put in place.
+    text = (
+        testing.support(dialect).create("acme", invoice, "10.00", notes=NOTES).body or b""
+    ).decode()
+    root = re.match(r"<([^\s>/]+)", text)
+    assert root is not None and text.endswith(f"</{root[1]}>"), text
+    text = text.replace(NOTES, notes)
+    text = f"<{root[1]}{attributes}" + text[len(root[0]) :]
+    text = text[: -len(f"</{root[1]}>")] + f"{extra}</{root[1]}>"
+    return (prolog + text).encode()
 
 
 def path(dialect: str, invoice: int) -> str:
-    return f"/invoices/{invoice}/payments" if dialect == "harvest" else "/api/invoice-payments"
+    return testing.support(dialect).create("acme", invoice, "10.00").path
 
 
 LAUGHS = (
@@ -179,9 +197,9 @@ def bomb(coding: str) -> bytes:
 
 
 def head(dialect: str, invoice: int, *headers: str) -> bytes:
-    auth = credentials(dialect)["Authorization"]
+    auth = [f"{name}: {value}" for name, value in credentials(dialect).items()]
     lines = [f"POST {path(dialect, invoice)} HTTP/1.1", "Host: 127.0.0.1",
-             f"Authorization: {auth}", "Content-Type: application/xml", *headers]  # fmt: skip
+             *auth, "Content-Type: application/xml", *headers]  # fmt: skip
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
