@@ -17,7 +17,7 @@ import dialects
 from dialects import Dialect, Reply
 from dialects.base import error_object
 from dialects.errors import GatewayError, NotFound, ValidationFailed
-from dialects.model import Invoice, Payment, currency_exponent
+from dialects.model import Invoice, currency_exponent
 from dialects.parsing import (
     ValueProblem,
     ascii_number,
@@ -27,6 +27,7 @@ from dialects.parsing import (
     parse_date,
 )
 from gateway.ledger import idempotency
+from gateway.ledger.events import dialect_ids, event_json, payment_json
 from gateway.observability import metrics, trace
 from gateway.observability.logs import event
 from gateway.proxy.service import ProxyBackend
@@ -34,21 +35,8 @@ from gateway.serving import playground
 from gateway.serving.http import read_body
 from gateway.serving.state import GATEWAY, Gateway
 from gateway.store import MAX_ID, BackendRef, KeyRecord, NewInvoice
-from gateway.store.outbox import StoredEvent, payment_of
 
 _KINDS = ("invoice", "payment")
-
-
-def dialect_ids(number: int) -> dict[str, object]:
-    return {name: d.wire_id(number) for name, d in dialects.DIALECTS.items()}
-
-
-def payment_json(payment: Payment) -> dict[str, Any]:
-    data = payment.model_dump(mode="json", exclude={"method_label", "deleted_at"})
-    for money in ("amount", "tax_withheld", "fee"):
-        data[money] = str(getattr(payment, money))
-    data["dialect_ids"] = dialect_ids(payment.id) if payment.id is not None else None
-    return data
 
 
 def invoice_json(invoice: Invoice, today: date) -> dict[str, Any]:
@@ -284,19 +272,6 @@ def _key_in_path(request: web.Request) -> tuple[str, str]:
 # The change feed: the events one page holds unless asked for fewer, and at most.
 EVENTS_PAGE = 100
 EVENTS_PAGE_MAX = 1000
-
-
-def event_json(event: StoredEvent) -> dict[str, Any]:
-    """An event as the feed shows it: its payment as the admin API shows payments."""
-    data = {"payment": payment_json(payment_of(event)), "invoice": event.data["invoice"]}
-    return {
-        "id": event.id,
-        "sequence": event.sequence,
-        "type": event.type,
-        "timestamp": event.at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        "tenant": event.tenant,
-        "data": data,
-    }
 
 
 async def list_events(request: web.Request) -> web.Response:

@@ -24,6 +24,7 @@ from dialects.errors import GatewayError, MethodNotAllowed, NotFound, Validation
 from dialects.model import Facts, Invoice, InvoiceFacts, InvoiceStatus, Method, Payment
 from dialects.parsing import json_dumps, json_loads
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, Credential, DialectUnit, Op, Route
+from gateway.ledger import events as shown
 from gateway.ledger.events import CursorPurged
 from gateway.serving import admin
 from gateway.store.outbox import StoredEvent
@@ -248,15 +249,15 @@ def _admin_answers() -> dict[str, Schema]:
         issued_on=date(2026, 1, 1), due_on=date(2026, 2, 1), payments=(full,),
         created_at=_MOMENT,
     )  # fmt: skip
-    ids = {"dialect_ids": admin.dialect_ids(3)}
+    ids = {"dialect_ids": shown.dialect_ids(3)}
     return {
         "create_invoice": infer(admin.invoice_json(invoice, invoice.issued_on)),
         "get_invoice": infer(admin.invoice_json(invoice, invoice.issued_on)),
         "get_payment": infer(
-            admin.payment_json(full), admin.payment_json(bare.model_copy(update={"id": 8}))
+            shown.payment_json(full), shown.payment_json(bare.model_copy(update={"id": 8}))
         ),
         "lookup_ids": infer(ids, {**ids, "backend_id": "b-1"}),
-        "list_events": infer({"events": [admin.event_json(_event(full))], "next": 42}),
+        "list_events": infer({"events": [shown.event_json(_event(full))], "next": 42}),
     }
 
 
