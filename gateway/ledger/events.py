@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dialects
@@ -40,6 +40,11 @@ def payment_json(payment: Payment) -> dict[str, Any]:
     return data
 
 
+def moment(at: datetime) -> str:
+    """A time as the admin API writes one: UTC, to the microsecond, with a Z."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def event_json(event: StoredEvent) -> dict[str, Any]:
     """An event as the feed shows it: its payment as the admin API shows payments."""
     data = {"payment": payment_json(payment_of(event)), "invoice": event.data["invoice"]}
@@ -47,7 +52,7 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
         "id": event.id,
         "sequence": event.sequence,
         "type": event.type,
-        "timestamp": event.at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "timestamp": moment(event.at),
         "tenant": event.tenant,
         "data": data,
     }

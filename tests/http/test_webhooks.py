@@ -29,7 +29,7 @@ from gateway.store.deliveries import DELIVERED, FAILED, PENDING
 
 from ..clients import CLIENTS
 from ..conftest import AiohttpClient, Client
-from ..support import make_config, new_invoice, tenant_config
+from ..support import ADMIN, make_config, new_invoice, tenant_config
 from .wire import DIALECTS
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -57,6 +57,7 @@ class Receiver:
     secrets: list[str]
     answers: list[int] = field(default_factory=list)  # statuses to answer, in turn; then 204
     hang: bool = False
+    retry_after: str = "0"  # sent with each 429 and 503
     got: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
 
@@ -71,7 +72,9 @@ class Receiver:
         status = self.answers.pop(0) if self.answers else 204
         if 300 <= status < 400:
             return web.Response(status=status, headers={"Location": self.url + "/elsewhere"})
-        return web.Response(status=status, headers={"Retry-After": "0"} if status == 429 else {})
+        return web.Response(
+            status=status, headers={"Retry-After": self.retry_after} if status in (429, 503) else {}
+        )
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -181,7 +184,7 @@ async def test_each_event_is_delivered_once_signed_by_every_listed_secret(start:
     feed = await client.get(
         "/gateway/v1/events",
         params={"tenant": "acme"},
-        headers={"Authorization": "Bearer test-admin-token"},
+        headers=ADMIN,
     )
     shown = (await feed.json())["events"]
     for got, event in zip(receiver.got, shown[-2:], strict=True):
@@ -325,3 +328,94 @@ async def test_retention_keeps_what_an_active_subscription_is_still_owed(start: 
     await gateway.deliveries.step()
     assert await states(gateway) == {PENDING: 0, DELIVERED: 1, FAILED: 0}
     assert await gateway.feed.purge() == 2
+
+
+@pytest.mark.stores
+async def test_a_retry_after_longer_than_the_schedule_is_honoured(start: Start) -> None:
+    clock = Clock()
+    client, gateway, (busy,) = await start(
+        {"retry_schedule": [2], "events": ["payment.created"]}, clock=clock
+    )
+    busy.answers, busy.retry_after = [503], "30"
+    await pay(client)
+    assert await gateway.deliveries.step() == 1
+    clock.move(29)
+    assert await gateway.deliveries.step() == 0
+    clock.move(1)
+    assert await gateway.deliveries.step() == 1
+    assert await states(gateway) == {PENDING: 0, DELIVERED: 1, FAILED: 0}
+
+
+# --- the admin API ---------------------------------------------------------------------
+
+
+async def admin_json(
+    client: Client, method: str, path: str, status: int = 200, **kwargs: Any
+) -> Any:
+    response = await client.request(method, path, headers=ADMIN, **kwargs)
+    assert response.status == status, await response.text()
+    return await response.json()
+
+
+@pytest.mark.stores
+async def test_the_admin_api_shows_replays_and_enables_webhooks(start: Start) -> None:
+    clock = Clock()
+    client, gateway, (gone, dead) = await start(
+        {"events": ["payment.created"]},
+        {"events": ["payment.created"], "retry_schedule": [1]},
+        clock=clock,
+    )
+    gone.answers, dead.answers = [410], [500, 500]
+    await pay(client)
+    await gateway.deliveries.step()
+    clock.move(1)
+    await gateway.deliveries.step()
+    shown = await admin_json(client, "GET", "/gateway/v1/webhooks/acme")
+    by_name = {hook["name"]: hook for hook in shown["webhooks"]}
+    assert by_name["hook0"]["state"] == "disabled" and by_name["hook0"]["backlog"] == 1
+    assert by_name["hook1"]["state"] == "active" and by_name["hook1"]["backlog"] == 0
+    assert by_name["hook1"]["last_failure"] is not None and by_name["hook1"]["last_success"] is None
+
+    path = "/gateway/v1/webhooks/acme/hook1"
+    (failed,) = (await admin_json(client, "GET", f"{path}/deliveries?state=failed"))["deliveries"]
+    assert failed["attempts"] == 2 and failed["last_status"] == 500
+    assert (await admin_json(client, "GET", f"{path}/deliveries"))["deliveries"] == []
+    replayed = await admin_json(
+        client, "POST", f"{path}/replay", json={"event_id": failed["event_id"]}
+    )
+    assert replayed == {"replayed": 1}
+    assert await gateway.deliveries.step() == 1
+    (done,) = (await admin_json(client, "GET", f"{path}/deliveries?state=delivered"))["deliveries"]
+    assert done["event_id"] == failed["event_id"] and done["attempts"] == 1
+
+    assert await admin_json(client, "POST", f"{path}/replay", json={"after": 0}) == {"replayed": 1}
+    assert await gateway.deliveries.step() == 1
+    assert len(dead.got) == 4
+
+    assert await admin_json(client, "POST", "/gateway/v1/webhooks/acme/hook0/enable") == {
+        "name": "hook0", "state": "active",
+    }  # fmt: skip
+    assert await gateway.deliveries.step() == 1
+    assert len(gone.got) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/gateway/v1/webhooks/nobody", None, 404),
+        ("GET", "/gateway/v1/webhooks/acme/nonesuch/deliveries", None, 404),
+        ("GET", "/gateway/v1/webhooks/acme/hook0/deliveries?state=lost", None, 422),
+        ("POST", "/gateway/v1/webhooks/acme/hook0/replay", {}, 422),
+        ("POST", "/gateway/v1/webhooks/acme/hook0/replay", {"after": 1, "event_id": "e"}, 422),
+        ("POST", "/gateway/v1/webhooks/acme/hook0/replay", {"after": -1}, 422),
+        ("POST", "/gateway/v1/webhooks/acme/hook0/replay", {"event_id": "evt_nonesuch"}, 404),
+        ("POST", "/gateway/v1/webhooks/acme/nonesuch/enable", None, 404),
+    ],
+)
+async def test_the_webhook_admin_api_refuses_what_names_nothing(
+    start: Start, method: str, path: str, body: Any, status: int
+) -> None:
+    client, _, _ = await start({}, clock=Clock())
+    await admin_json(client, method, path, status, json=body)
+    response = await client.request(method, path, json=body)
+    assert response.status == 401
