@@ -37,6 +37,8 @@ from dialects.media import CONTENT_TYPES
 from gateway.config import Config, Webhook
 from gateway.ledger.events import event_json
 from gateway.ledger.idempotency import Clock, utc_now
+from gateway.observability.logs import event as logged
+from gateway.observability.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERIES, WEBHOOK_LAG, child
 from gateway.store import Store
 from gateway.store.deliveries import DELIVERED, FAILED, PENDING, Due, Settle
 from gateway.store.outbox import StoredEvent, payment_of
@@ -126,6 +128,12 @@ def settled(hook: Webhook, due: Due, outcome: Outcome, now: datetime) -> Settle:
     return Settle(PENDING, attempts, next_at, outcome.status, outcome.error, success=False)
 
 
+def _outcome(settle: Settle) -> str:
+    if settle.disable:
+        return "disabled"
+    return {DELIVERED: "delivered", FAILED: "failed"}.get(settle.state, "retry")
+
+
 class Deliveries:
     """Sends one process's share of every configured subscription's deliveries."""
 
@@ -172,7 +180,7 @@ class Deliveries:
             try:
                 sent = await self.step_one(tenant, hook)
             except Exception:
-                log.warning("webhook %s/%s: a delivery pass failed", tenant, hook.name)
+                log.exception("webhook %s/%s: a delivery pass failed", tenant, hook.name)
                 sent = 0
             if not sent:
                 await asyncio.sleep(POLL_SECONDS)
@@ -192,16 +200,32 @@ class Deliveries:
         await asyncio.gather(*(self._deliver(tenant, hook, item) for item in due))
         return len(due)
 
+    async def observe_lag(self) -> None:
+        """Set each webhook's lag gauge: the age of the oldest event it is still owed."""
+        now = self.clock()
+        for tenant, spec in self.config.tenants.items():
+            if not spec.webhooks:
+                continue
+            stored = {found.name: found for found in await self.store.webhooks(tenant)}
+            for hook in spec.webhooks:
+                found = stored.get(hook.name)
+                oldest = found.oldest_pending if found is not None else None
+                age = 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
+                child(WEBHOOK_LAG, tenant, hook.name).set(age)
+
     async def _deliver(self, tenant: str, hook: Webhook, due: Due) -> None:
         event = due.event
         body, content_type = body_of(hook, event)
         outcome = await self.attempt(hook, event, body, content_type)
         now = self.clock()
         settle = settled(hook, due, outcome, now)
+        child(WEBHOOK_ATTEMPTS, tenant, hook.name).inc()
+        child(WEBHOOK_DELIVERIES, tenant, hook.name, _outcome(settle)).inc()
         if not outcome.delivered:
-            log.warning(
-                "webhook %s/%s: event %s attempt %d failed: %s",
-                tenant, hook.name, event.id, settle.attempts, outcome.error,
+            logged(
+                "webhook_failed", logging.WARNING, tenant=tenant, webhook=hook.name,
+                event_id=event.id, attempt=settle.attempts, state=settle.state,
+                reason=outcome.error,
             )  # fmt: skip
         await self.store.webhook_settle(tenant, hook.name, event.sequence, self.owner, now, settle)
 

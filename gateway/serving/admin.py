@@ -441,6 +441,12 @@ async def scrape(request: web.Request) -> web.Response:
         raise NotFound("Metrics are disabled in the config")
     if not gateway.config.metrics.public:
         gateway.auth.admin(request.headers.get("Authorization"))
+    try:
+        async with asyncio.timeout(_READY_TIMEOUT):
+            await gateway.deliveries.observe_lag()
+    except Exception as exc:  # the other figures are still worth answering with
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        event("webhook_lag_unread", logging.WARNING, reason=reason)
     response = web.Response(body=metrics.exposition())
     response.headers["Content-Type"] = metrics.CONTENT_TYPE
     return response

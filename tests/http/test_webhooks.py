@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 from pytest_aiohttp import AiohttpServer
 from standardwebhooks import Webhook as Verifier
 
@@ -419,3 +421,38 @@ async def test_the_webhook_admin_api_refuses_what_names_nothing(
     await admin_json(client, method, path, status, json=body)
     response = await client.request(method, path, json=body)
     assert response.status == 401
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.mark.stores
+async def test_metrics_count_outcomes_and_attempts_and_show_the_lag(start: Start) -> None:
+    clock = Clock()
+    client, gateway, (receiver,) = await start(
+        {"name": f"lag{time.monotonic_ns()}", "events": ["payment.created"],
+         "retry_schedule": [10]},
+        clock=clock,
+    )  # fmt: skip
+    name = gateway.config.tenants["acme"].webhooks[0].name
+    receiver.answers = [500]
+    await pay(client)
+    await gateway.deliveries.step()
+    clock.move(7)
+    await admin_json_text(client, "/metrics")
+    labels = {"tenant": "acme", "webhook": name}
+    assert sample("gateway_webhook_lag_seconds", **labels) == 7.0
+    assert sample("gateway_webhook_deliveries_total", outcome="retry", **labels) == 1
+    clock.move(3)
+    await gateway.deliveries.step()
+    await admin_json_text(client, "/metrics")
+    assert sample("gateway_webhook_lag_seconds", **labels) == 0.0
+    assert sample("gateway_webhook_deliveries_total", outcome="delivered", **labels) == 1
+    assert sample("gateway_webhook_attempts_total", **labels) == 2
+
+
+async def admin_json_text(client: Client, path: str) -> str:
+    response = await client.get(path, headers=ADMIN)
+    assert response.status == 200, await response.text()
+    return await response.text()
