@@ -157,7 +157,9 @@ class Deliveries:
         """Record the configured subscriptions and open the HTTP client."""
         for tenant, spec in self.config.tenants.items():
             await self.store.webhook_sync(tenant, [hook.name for hook in spec.webhooks])
-        connector = aiohttp.TCPConnector(limit_per_host=IN_FLIGHT, force_close=True)
+        # No pool-wide cap: each subscription bounds its own requests (IN_FLIGHT), so
+        # receivers on one host never queue behind another subscription's slow one.
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
     async def close(self) -> None:
