@@ -120,7 +120,8 @@ def settled(hook: Webhook, due: Due, outcome: Outcome, now: datetime) -> Settle:
     if outcome.delivered:
         return Settle(DELIVERED, attempts, now, outcome.status, None, success=True)
     if outcome.status == 410:  # Gone: the subscription stops until an operator enables it
-        return Settle(PENDING, attempts, now, 410, outcome.error, success=False, disable=True)
+        # Not an attempt spent: the delivery waits, its schedule whole, for `enable`.
+        return Settle(PENDING, due.attempts, now, 410, outcome.error, success=False, disable=True)
     if attempts > len(hook.retry_schedule):
         return Settle(FAILED, attempts, now, outcome.status, outcome.error, success=False)
     delay = max(hook.retry_schedule[attempts - 1], outcome.retry_after or 0.0)

@@ -29,6 +29,13 @@ NOT_OWED = (
     " AND s.state = 'active' AND s.through < e.sequence)"
 )
 
+# A claimed delivery whose event retention deleted (while its subscription was disabled
+# or retired): it can never be sent, so it is failed, and no longer listed (its event gone).
+PURGED_BEFORE_DELIVERY = (
+    "state = 'failed', owner = NULL, lease_until = NULL,"
+    " last_error = 'the event was purged before it could be delivered'"
+)
+
 
 @dataclass(frozen=True)
 class Due:

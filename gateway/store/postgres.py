@@ -33,7 +33,14 @@ from gateway.store.base import (
     apply_steps,
     listed_columns,
 )
-from gateway.store.deliveries import NOT_OWED, Delivery, Due, Settle, Subscription
+from gateway.store.deliveries import (
+    NOT_OWED,
+    PURGED_BEFORE_DELIVERY,
+    Delivery,
+    Due,
+    Settle,
+    Subscription,
+)
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
 from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
 
@@ -510,6 +517,16 @@ class PostgresStore(SingleStep):
                 name,
                 now,
                 limit,
+                owner,
+                lease_until,
+            )
+            await conn.execute(  # purged while no active subscription was owed them
+                f"UPDATE webhook_deliveries d SET {PURGED_BEFORE_DELIVERY}"
+                " WHERE d.tenant = $1 AND d.subscription = $2 AND d.owner = $3"
+                " AND d.lease_until = $4 AND d.state = 'pending' AND NOT EXISTS"
+                " (SELECT 1 FROM events e WHERE e.tenant = d.tenant AND e.sequence = d.sequence)",
+                tenant,
+                name,
                 owner,
                 lease_until,
             )

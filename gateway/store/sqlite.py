@@ -29,7 +29,14 @@ from gateway.store.base import (
     finished,
     listed_columns,
 )
-from gateway.store.deliveries import NOT_OWED, Delivery, Due, Settle, Subscription
+from gateway.store.deliveries import (
+    NOT_OWED,
+    PURGED_BEFORE_DELIVERY,
+    Delivery,
+    Due,
+    Settle,
+    Subscription,
+)
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
 from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
 from gateway.store.writer import MEMORY, GroupCommit
@@ -440,7 +447,12 @@ class SQLiteStore(SingleStep):
                     " WHERE tenant = ? AND sequence = ?",
                     (tenant, sequence),
                 ).fetchone()
-                if event is None:  # purged while it was not owed (retired meanwhile)
+                if event is None:  # purged while no active subscription was owed it
+                    db.execute(
+                        f"UPDATE webhook_deliveries SET {PURGED_BEFORE_DELIVERY}"
+                        " WHERE tenant = ? AND subscription = ? AND sequence = ?",
+                        (tenant, name, sequence),
+                    )
                     continue
                 row = (event[0], event[1], datetime.fromisoformat(event[2]), event[3])
                 due.append(Due(stored_event(tenant, int(sequence), row), int(attempts)))

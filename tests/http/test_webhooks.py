@@ -456,3 +456,25 @@ async def admin_json_text(client: Client, path: str) -> str:
     response = await client.get(path, headers=ADMIN)
     assert response.status == 200, await response.text()
     return await response.text()
+
+
+@pytest.mark.stores
+async def test_a_disabled_webhook_holds_no_event_back_and_gives_up_what_was_purged(
+    start: Start,
+) -> None:
+    clock = Clock()
+    client, gateway, (gone,) = await start(
+        {"events": ["payment.created"]}, clock=clock, events={"retention_seconds": 60}
+    )
+    gone.answers = [410]
+    await pay(client)
+    await gateway.deliveries.step()
+    (waiting,) = await gateway.store.webhook_deliveries("acme", "hook0", PENDING, 10)
+    assert waiting.attempts == 0  # a 410 spends no attempt
+    clock.move(61)
+    assert await gateway.feed.purge() == 2
+    assert await gateway.store.webhook_enable("acme", "hook0")
+    assert await gateway.deliveries.step() == 0
+    assert await states(gateway) == {PENDING: 0, DELIVERED: 0, FAILED: 0}  # its event is gone
+    (shown,) = await gateway.store.webhooks("acme")
+    assert shown.backlog == 0 and len(gone.got) == 1
