@@ -19,6 +19,7 @@ from dialects import Reply
 from dialects.errors import Conflict, ServiceUnavailable
 from dialects.listing import Row
 from dialects.model import Invoice, Method, Payment
+from gateway.store import deliveries as hooks
 from gateway.store.base import (
     PAYMENT_COLUMNS,
     BackendRef,
@@ -32,14 +33,6 @@ from gateway.store.base import (
     Written,
     apply_steps,
     listed_columns,
-)
-from gateway.store.deliveries import (
-    NOT_OWED,
-    PURGED_BEFORE_DELIVERY,
-    Delivery,
-    Due,
-    Settle,
-    Subscription,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
 from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
@@ -420,7 +413,7 @@ class PostgresStore(SingleStep):
         async def write(conn: Connection) -> int:
             rows = await conn.fetch(
                 "WITH gone AS (DELETE FROM events WHERE (tenant, sequence) IN (SELECT tenant,"
-                f" sequence FROM events e WHERE created_at < $1 AND {NOT_OWED}"
+                f" sequence FROM events e WHERE created_at < $1 AND {hooks.NOT_OWED}"
                 " ORDER BY created_at, tenant, sequence LIMIT $2)"
                 " RETURNING tenant, sequence),"
                 " marks AS (SELECT tenant, MAX(sequence) AS upto, COUNT(*) AS n FROM gone"
@@ -498,8 +491,8 @@ class PostgresStore(SingleStep):
 
     async def webhook_claim(
         self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Due]:
-        async def write(conn: Connection) -> list[Due]:
+    ) -> list[hooks.Due]:
+        async def write(conn: Connection) -> list[hooks.Due]:
             rows = await conn.fetch(
                 "WITH due AS (SELECT d.tenant, d.subscription, d.sequence"
                 " FROM webhook_deliveries d JOIN webhook_subscriptions s"
@@ -521,7 +514,7 @@ class PostgresStore(SingleStep):
                 lease_until,
             )
             await conn.execute(  # purged while no active subscription was owed them
-                f"UPDATE webhook_deliveries d SET {PURGED_BEFORE_DELIVERY}"
+                f"UPDATE webhook_deliveries d SET {hooks.PURGED_BEFORE_DELIVERY}"
                 " WHERE d.tenant = $1 AND d.subscription = $2 AND d.owner = $3"
                 " AND d.lease_until = $4 AND d.state = 'pending' AND NOT EXISTS"
                 " (SELECT 1 FROM events e WHERE e.tenant = d.tenant AND e.sequence = d.sequence)",
@@ -530,12 +523,14 @@ class PostgresStore(SingleStep):
                 owner,
                 lease_until,
             )
-            return [Due(stored_event(tenant, r[0], (r[2], r[3], r[4], r[5])), r[1]) for r in rows]
+            return [
+                hooks.Due(stored_event(tenant, r[0], (r[2], r[3], r[4], r[5])), r[1]) for r in rows
+            ]
 
         return await self._run(write)
 
     async def webhook_settle(
-        self, tenant: str, name: str, sequence: int, owner: str, now: datetime, settle: Settle
+        self, tenant: str, name: str, sequence: int, owner: str, now: datetime, settle: hooks.Settle
     ) -> bool:
         async def write(conn: Connection) -> bool:
             done = await conn.execute(
@@ -579,8 +574,8 @@ class PostgresStore(SingleStep):
 
         return await self._run(write)
 
-    async def webhooks(self, tenant: str) -> list[Subscription]:
-        async def read(conn: Connection) -> list[Subscription]:
+    async def webhooks(self, tenant: str) -> list[hooks.Subscription]:
+        async def read(conn: Connection) -> list[hooks.Subscription]:
             rows = await conn.fetch(
                 "SELECT s.name, s.state, s.last_success, s.last_failure, COUNT(d.sequence),"
                 " MIN(e.created_at) FROM webhook_subscriptions s"
@@ -591,14 +586,14 @@ class PostgresStore(SingleStep):
                 " ORDER BY s.name",
                 tenant,
             )
-            return [Subscription(r[0], r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
+            return [hooks.Subscription(r[0], r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
 
         return await self._run(read, read="one")
 
     async def webhook_deliveries(
         self, tenant: str, name: str, state: str, limit: int
-    ) -> list[Delivery]:
-        async def read(conn: Connection) -> list[Delivery]:
+    ) -> list[hooks.Delivery]:
+        async def read(conn: Connection) -> list[hooks.Delivery]:
             rows = await conn.fetch(
                 "SELECT e.id, d.sequence, e.type, d.state, d.attempts, d.next_at,"
                 " d.last_status, d.last_error, d.updated_at FROM webhook_deliveries d"
@@ -610,7 +605,7 @@ class PostgresStore(SingleStep):
                 state,
                 limit,
             )
-            return [Delivery(*r) for r in rows]
+            return [hooks.Delivery(*r) for r in rows]
 
         return await self._run(read, read="one")
 
