@@ -163,13 +163,32 @@ class Deliveries:
         connector = aiohttp.TCPConnector(limit=0, force_close=True)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
-    async def close(self) -> None:
+    async def reconfigure(self, config: Config) -> None:
+        """Deliver for the webhooks of a reloaded `config`: the loops restart over them
+        (a delivery in flight is cut off and sent again once its lease ends)."""
+        running = bool(self._tasks)
+        await self._stop()
+        self.config = config
+        try:
+            for tenant, spec in config.tenants.items():
+                await self.store.webhook_sync(tenant, [hook.name for hook in spec.webhooks])
+        except Exception:
+            if not running:
+                raise  # at start-up: the gateway does not start
+            log.exception("recording the reloaded webhooks failed; reload again to retry")
+        if running:
+            self.start()
+
+    async def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+    async def close(self) -> None:
+        await self._stop()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -25,6 +25,7 @@ from standardwebhooks import Webhook as Verifier
 import dialects
 from dialects.media import CONTENT_TYPES
 from gateway.config import ConfigError, parse
+from gateway.processes.reload import reload
 from gateway.serving.app import create_app
 from gateway.serving.state import GATEWAY, Gateway
 from gateway.store.deliveries import DELIVERED, FAILED, PENDING
@@ -478,3 +479,23 @@ async def test_a_disabled_webhook_holds_no_event_back_and_gives_up_what_was_purg
     assert await states(gateway) == {PENDING: 0, DELIVERED: 0, FAILED: 0}  # its event is gone
     (shown,) = await gateway.store.webhooks("acme")
     assert shown.backlog == 0 and len(gone.got) == 1
+
+
+@pytest.mark.stores
+async def test_a_reload_adds_and_retires_webhooks(
+    start: Start, aiohttp_server: AiohttpServer, database: str
+) -> None:
+    clock = Clock()
+    client, gateway, (first,) = await start({"events": ["payment.created"]}, clock=clock)
+    added = Receiver([SECRET])
+    added.url = str((await aiohttp_server(added.app())).make_url(""))
+    hook = {"name": "added", "url": added.url + "/hooks", "secret": SECRET,
+            "events": ["payment.created"]}  # fmt: skip
+    acme = tenant_config("acme") | {"webhooks": [hook]}
+    reread = make_config(database, tenants={"acme": acme, "globex": tenant_config("globex")})
+    assert await reload(gateway, lambda: reread, "config.yaml")
+    await pay(client)
+    assert await gateway.deliveries.step() == 1
+    assert (len(first.got), len(added.got)) == (0, 1)
+    stored = {found.name: found.state for found in await gateway.store.webhooks("acme")}
+    assert stored == {"added": "active", "hook0": "retired"}
