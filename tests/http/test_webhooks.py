@@ -25,6 +25,7 @@ from standardwebhooks import Webhook as Verifier
 import dialects
 from dialects.media import CONTENT_TYPES
 from gateway.config import ConfigError, parse
+from gateway.events.webhooks import retry_after
 from gateway.processes.reload import reload
 from gateway.serving.app import create_app
 from gateway.serving.state import GATEWAY, Gateway
@@ -499,3 +500,21 @@ async def test_a_reload_adds_and_retires_webhooks(
     assert (len(first.got), len(added.got)) == (0, 1)
     stored = {found.name: found.state for found in await gateway.store.webhooks("acme")}
     assert stored == {"added": "active", "hook0": "retired"}
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, None),
+        ("120", 120.0),
+        ("Wed, 21 Oct 2026 07:28:30 GMT", 30.0),
+        ("Wed, 21 Oct 2026 07:27:00 GMT", 0.0),  # a date past: at once
+        ("999999999", 6 * 3600.0),  # bounded
+        ("soon", None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_a_date_and_bounded(
+    header: str | None, seconds: float | None
+) -> None:
+    now = datetime(2026, 10, 21, 7, 28, tzinfo=UTC)
+    assert retry_after(header, now) == seconds
