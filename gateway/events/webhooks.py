@@ -25,6 +25,7 @@ import hmac
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,7 +107,7 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     if value is None:
         return None
     try:
-        seconds = float(value) if value.strip().isdigit() else None
+        seconds = float(value) if re.fullmatch(r"\s*[0-9]{1,12}\s*", value) else None
         if seconds is None:
             seconds = (parsedate_to_datetime(value) - now).total_seconds()
     except (TypeError, ValueError):
@@ -156,25 +157,27 @@ class Deliveries:
 
     async def open(self) -> None:
         """Record the configured subscriptions and open the HTTP client."""
-        for tenant, spec in self.config.tenants.items():
-            await self.store.webhook_sync(tenant, [hook.name for hook in spec.webhooks])
+        await self._sync()
         # No pool-wide cap: each subscription bounds its own requests (IN_FLIGHT), so
         # receivers on one host never queue behind another subscription's slow one.
         connector = aiohttp.TCPConnector(limit=0, force_close=True)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
+    async def _sync(self) -> None:
+        for tenant, spec in self.config.tenants.items():
+            await self.store.webhook_sync(tenant, [hook.name for hook in spec.webhooks])
+
     async def reconfigure(self, config: Config) -> None:
-        """Deliver for the webhooks of a reloaded `config`: the loops restart over them
-        (a delivery in flight is cut off and sent again once its lease ends)."""
+        """Deliver for the webhooks of a reloaded `config`: once open, the loops restart
+        over them (a delivery in flight is cut off and sent again once its lease ends)."""
         running = bool(self._tasks)
         await self._stop()
         self.config = config
+        if self._session is None:
+            return  # not open yet: `open` records them
         try:
-            for tenant, spec in config.tenants.items():
-                await self.store.webhook_sync(tenant, [hook.name for hook in spec.webhooks])
+            await self._sync()
         except Exception:
-            if not running:
-                raise  # at start-up: the gateway does not start
             log.exception("recording the reloaded webhooks failed; reload again to retry")
         if running:
             self.start()
