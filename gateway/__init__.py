@@ -5,6 +5,7 @@ pyproject.toml); the dialects sit below them all:
 
     processes      the OS process, --workers, reload
     serving        the aiohttp app, routes, admin API, OpenAPI, playground
+    events         webhook deliveries from the outbox, signed, retried, leased
     proxy          proxy mode: a backend in another dialect, its id map, HTTP client
     access         authentication, rate and failed-login limits, secret checks
     ledger         ledger rules, idempotency keys, accounts, search, translation

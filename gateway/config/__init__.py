@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import uuid
@@ -98,6 +100,73 @@ class Account(Strict):
             raise ValueError("an account id must be a UUID") from exc
 
 
+# The event types a webhook may ask for (gateway.store.outbox.TYPES, which sits above config).
+EVENT_TYPES = ("payment.created", "payment.updated", "payment.deleted", "invoice.updated")
+# Seconds after each failed attempt before the next; after the last, the delivery fails.
+DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+_SECRET_PREFIX = "whsec_"
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key a Standard Webhooks secret (`whsec_` + base64 of 24-64 bytes) stands for."""
+    if not secret.startswith(_SECRET_PREFIX):
+        raise ValueError("a webhook secret must start with whsec_")
+    try:
+        key = base64.b64decode(secret[len(_SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("a webhook secret must be whsec_ followed by base64") from exc
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"a webhook secret must encode 24 to 64 bytes, not {len(key)}")
+    return key
+
+
+class Webhook(Strict):
+    """A subscription: where the gateway sends a tenant's events, signed (Standard Webhooks)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="unique within the tenant")
+    url: str = Field(description="http(s) URL the events are POSTed to")
+    # One secret, or several while rotating: every listed secret signs each delivery.
+    secret: str | tuple[str, ...]
+    events: tuple[str, ...] = EVENT_TYPES
+    format: str = Field(default="standard", description="standard, or a dialect's name")
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+
+    @model_validator(mode="after")
+    def _complete(self) -> Webhook:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", self.url):
+            raise ValueError(f"url {mask_url(self.url)!r} must be an http(s) URL")
+        for secret in self.secrets:
+            webhook_key(secret)
+        if not self.secrets:
+            raise ValueError("secret: give at least one")
+        for kind in self.events:
+            if kind not in EVENT_TYPES:
+                raise ValueError(f"events: {kind!r} is not one of {', '.join(EVENT_TYPES)}")
+        if not self.events:
+            raise ValueError("events: give at least one type (or leave it out: all four)")
+        if len(set(self.events)) != len(self.events):
+            raise ValueError("events: a type is listed twice")
+        if self.format != "standard" and self.format not in dialects.units():
+            raise ValueError(
+                f"format: {self.format!r} is neither standard nor a dialect"
+                f" ({unknown(self.format, dialects.units())})"
+            )
+        if not self.retry_schedule or not 1 <= len(self.retry_schedule) <= 50:
+            raise ValueError("retry_schedule: give 1 to 50 delays")
+        if any(not 0 < delay <= 7 * 86_400 for delay in self.retry_schedule):
+            raise ValueError("retry_schedule: each delay must be over 0 and at most 7 days")
+        return self
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.secret,) if isinstance(self.secret, str) else self.secret
+
+    def keys(self) -> list[bytes]:
+        """The HMAC keys every delivery is signed with, in the order listed."""
+        return [webhook_key(secret) for secret in self.secrets]
+
+
 class Tenant(Strict):
     """A tenant: one optional section per registered dialect, its limit and its backend.
 
@@ -109,9 +178,13 @@ class Tenant(Strict):
     backend: Upstream | None = Field(default=None, description="none: the embedded ledger")
     accounts: tuple[Account, ...] = Field(default=(), description="deposit accounts")
     default_account: str | None = Field(default=None, description="code of the default account")
+    webhooks: tuple[Webhook, ...] = Field(default=(), description="where events are sent")
 
     @model_validator(mode="after")
     def _default_is_listed(self) -> Tenant:
+        names = [hook.name for hook in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError("webhooks: two share a name")
         codes = [account.code for account in self.accounts]
         if len(set(codes)) != len(codes):
             raise ValueError("two accounts share a code")

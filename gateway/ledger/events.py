@@ -10,19 +10,52 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import dialects
 from dialects.errors import GatewayError, ValidationFailed
+from dialects.model import Payment
 from gateway.config import Events
 from gateway.ledger.idempotency import Clock, utc_now
 from gateway.store import Store
-from gateway.store.outbox import EventPage
+from gateway.store.outbox import EventPage, StoredEvent, payment_of
 
 log = logging.getLogger("gateway.events")
 
 # Events one purge transaction deletes, and the pause between purges, in seconds.
 PURGE_BATCH = 500
 PURGE_INTERVAL_SECONDS = 60.0
+
+
+def dialect_ids(number: int) -> dict[str, object]:
+    return {name: d.wire_id(number) for name, d in dialects.DIALECTS.items()}
+
+
+def payment_json(payment: Payment) -> dict[str, Any]:
+    data = payment.model_dump(mode="json", exclude={"method_label", "deleted_at"})
+    for money in ("amount", "tax_withheld", "fee"):
+        data[money] = str(getattr(payment, money))
+    data["dialect_ids"] = dialect_ids(payment.id) if payment.id is not None else None
+    return data
+
+
+def moment(at: datetime) -> str:
+    """A time as the admin API writes one: UTC, to the microsecond, with a Z."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    """An event as the feed shows it: its payment as the admin API shows payments."""
+    data = {"payment": payment_json(payment_of(event)), "invoice": event.data["invoice"]}
+    return {
+        "id": event.id,
+        "sequence": event.sequence,
+        "type": event.type,
+        "timestamp": moment(event.at),
+        "tenant": event.tenant,
+        "data": data,
+    }
 
 
 class CursorPurged(GatewayError):

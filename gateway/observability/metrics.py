@@ -97,6 +97,23 @@ EVENTS_WRITTEN = Counter(
     "Events appended to the outbox by committed ledger changes, by type",
     ["type"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "gateway_webhook_deliveries",
+    "Webhook delivery attempts by tenant, webhook and outcome (delivered; retry: failed,"
+    " tried again later; failed: the retry schedule spent; disabled: the receiver said 410)",
+    ["tenant", "webhook", "outcome"],
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "gateway_webhook_attempts",
+    "Webhook requests sent, by tenant and webhook",
+    ["tenant", "webhook"],
+)
+WEBHOOK_LAG = Gauge(
+    "gateway_webhook_lag_seconds",
+    "Age of the oldest event a webhook is still owed (0: none), read from the store when scraped",
+    ["tenant", "webhook"],
+    multiprocess_mode="livemax",
+)
 
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
@@ -117,7 +134,7 @@ def child(metric: M, *values: str) -> M:
 _ALL = (
     REQUESTS, REQUEST_SECONDS, IN_FLIGHT, BACKEND_CALLS, BACKEND_SECONDS, BREAKER,
     STORE_WRITE_SECONDS, STORE_BATCH, AUTH_FAILURES, RATE_LIMITED, CONNECTIONS_CLOSED,
-    SECRET_CHECKS, EVENTS_WRITTEN,
+    SECRET_CHECKS, EVENTS_WRITTEN, WEBHOOK_DELIVERIES, WEBHOOK_ATTEMPTS, WEBHOOK_LAG,
 )  # fmt: skip
 
 

@@ -42,6 +42,7 @@ async def reload(gateway: Gateway, reread: Callable[[], Config], path: str | Pat
     config = config.model_copy(update={"server": server})
     proxies, retired = await _proxies(gateway, config)
     gateway.config, gateway.auth, gateway.proxies = config, auth, proxies
+    await gateway.deliveries.reconfigure(config)
     gateway.limits.reconfigure(
         per_tenant(config),
         server.auth_failures,

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ import dialects
 from dialects import Dialect, Reply
 from dialects.base import error_object
 from dialects.errors import GatewayError, NotFound, ValidationFailed
-from dialects.model import Invoice, Payment, currency_exponent
+from dialects.model import Invoice, currency_exponent
 from dialects.parsing import (
     ValueProblem,
     ascii_number,
@@ -26,7 +26,9 @@ from dialects.parsing import (
     parse_amount,
     parse_date,
 )
+from gateway.config import Webhook
 from gateway.ledger import idempotency
+from gateway.ledger.events import dialect_ids, event_json, moment, payment_json
 from gateway.observability import metrics, trace
 from gateway.observability.logs import event
 from gateway.proxy.service import ProxyService
@@ -34,21 +36,15 @@ from gateway.serving import playground
 from gateway.serving.http import read_body
 from gateway.serving.state import GATEWAY, Gateway
 from gateway.store import MAX_ID, BackendRef, KeyRecord, NewInvoice
-from gateway.store.outbox import StoredEvent, payment_of
+from gateway.store.deliveries import (
+    ACTIVE,
+    DELIVERY_STATES,
+    PENDING,
+    Delivery,
+    Subscription,
+)
 
 _KINDS = ("invoice", "payment")
-
-
-def dialect_ids(number: int) -> dict[str, object]:
-    return {name: d.wire_id(number) for name, d in dialects.DIALECTS.items()}
-
-
-def payment_json(payment: Payment) -> dict[str, Any]:
-    data = payment.model_dump(mode="json", exclude={"method_label", "deleted_at"})
-    for money in ("amount", "tax_withheld", "fee"):
-        data[money] = str(getattr(payment, money))
-    data["dialect_ids"] = dialect_ids(payment.id) if payment.id is not None else None
-    return data
 
 
 def invoice_json(invoice: Invoice, today: date) -> dict[str, Any]:
@@ -286,19 +282,6 @@ EVENTS_PAGE = 100
 EVENTS_PAGE_MAX = 1000
 
 
-def event_json(event: StoredEvent) -> dict[str, Any]:
-    """An event as the feed shows it: its payment as the admin API shows payments."""
-    data = {"payment": payment_json(payment_of(event)), "invoice": event.data["invoice"]}
-    return {
-        "id": event.id,
-        "sequence": event.sequence,
-        "type": event.type,
-        "timestamp": event.at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        "tenant": event.tenant,
-        "data": data,
-    }
-
-
 async def list_events(request: web.Request) -> web.Response:
     """A tenant's events after a cursor, in sequence order: the change feed."""
     gateway = _gateway(request)
@@ -319,6 +302,121 @@ async def list_events(request: web.Request) -> web.Response:
     last = page.events[-1].sequence if page.events else None
     cursor = last if last is not None else after if after is not None else page.purged_through
     return _json_reply({"events": events, "next": cursor})
+
+
+# --- webhooks (gateway/events/webhooks.py) ----------------------------------------------
+
+DELIVERIES_PAGE = 100
+
+
+def _hook(gateway: Gateway, tenant: str, name: str | None = None) -> Webhook | None:
+    """The configured tenant (404 if not) and its webhook `name` (404 if not)."""
+    spec = gateway.config.tenants.get(tenant)
+    if spec is None:
+        raise NotFound("No such tenant")
+    if name is None:
+        return None
+    for hook in spec.webhooks:
+        if hook.name == name:
+            return hook
+    raise NotFound("No such webhook")
+
+
+def _when(at: datetime | None) -> str | None:
+    return None if at is None else moment(at)
+
+
+def subscription_json(found: Subscription, hook: Webhook) -> dict[str, Any]:
+    return {
+        "name": found.name,
+        "state": found.state,
+        "format": hook.format,
+        "events": list(hook.events),
+        "last_success": _when(found.last_success),
+        "last_failure": _when(found.last_failure),
+        "backlog": found.backlog,
+        "oldest_pending": _when(found.oldest_pending),
+    }
+
+
+def delivery_json(found: Delivery) -> dict[str, Any]:
+    return {
+        "event_id": found.event_id,
+        "sequence": found.sequence,
+        "type": found.type,
+        "state": found.state,
+        "attempts": found.attempts,
+        "next_attempt": _when(found.next_at) if found.state == PENDING else None,
+        "last_status": found.last_status,
+        "last_error": found.last_error,
+        "updated_at": _when(found.updated_at),
+    }
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    """A tenant's webhooks: each one's state, last success and failure, and backlog."""
+    gateway = _gateway(request)
+    tenant = request.match_info["tenant"]
+    _hook(gateway, tenant)
+    hooks = {hook.name: hook for hook in gateway.config.tenants[tenant].webhooks}
+    stored = await gateway.store.webhooks(tenant)
+    shown = [subscription_json(found, hooks[found.name]) for found in stored if found.name in hooks]
+    return _json_reply({"webhooks": shown})
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    """A webhook's deliveries in one state (pending, failed or delivered), newest first."""
+    gateway = _gateway(request)
+    tenant, name = request.match_info["tenant"], request.match_info["name"]
+    _hook(gateway, tenant, name)
+    problems: dict[str, str] = {}
+    state = request.query.get("state", PENDING)
+    if state not in DELIVERY_STATES:
+        problems["state"] = f"must be one of {', '.join(DELIVERY_STATES)}"
+    limit = _whole(request.query.get("limit"), "limit", problems)
+    if limit is not None and not 1 <= limit <= EVENTS_PAGE_MAX:
+        problems["limit"] = f"must be from 1 to {EVENTS_PAGE_MAX}"
+    if problems:
+        raise ValidationFailed(fields=problems)
+    found = await gateway.store.webhook_deliveries(tenant, name, state, limit or DELIVERIES_PAGE)
+    return _json_reply({"deliveries": [delivery_json(item) for item in found]})
+
+
+async def replay_webhook(request: web.Request) -> web.Response:
+    """Send a webhook's events again: every one kept after a sequence, or one event."""
+    gateway = _gateway(request)
+    tenant, name = request.match_info["tenant"], request.match_info["name"]
+    hook = _hook(gateway, tenant, name)
+    assert hook is not None
+    server = gateway.config.server
+    body = json_loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
+    after = body.get("after") if isinstance(body, dict) else None
+    event_id = body.get("event_id") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or set(body) not in ({"after"}, {"event_id"}):
+        raise ValidationFailed("Give exactly one of after and event_id")
+    if "after" in body and (
+        isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_ID
+    ):
+        raise ValidationFailed(fields={"after": "must be a whole number, an event sequence"})
+    if "event_id" in body and not (isinstance(event_id, str) and 0 < len(event_id) <= 64):
+        raise ValidationFailed(fields={"event_id": "must be an event id"})
+    now = gateway.deliveries.clock()
+    count = await gateway.store.webhook_replay(
+        tenant, name, hook.events, now, after=after, event_id=event_id
+    )
+    if event_id is not None and not count:
+        raise NotFound("No such event for this webhook (of its types, and still kept)")
+    return _json_reply({"replayed": count})
+
+
+async def enable_webhook(request: web.Request) -> web.Response:
+    """Make a webhook disabled by a 410 Gone active again: its pending deliveries resume."""
+    gateway = _gateway(request)
+    tenant, name = request.match_info["tenant"], request.match_info["name"]
+    _hook(gateway, tenant, name)
+    if not await gateway.store.webhook_enable(tenant, name):
+        raise NotFound("No such webhook")
+    return _json_reply({"name": name, "state": ACTIVE})
 
 
 def _whole(text: str | None, name: str, problems: dict[str, str]) -> int | None:
@@ -343,6 +441,12 @@ async def scrape(request: web.Request) -> web.Response:
         raise NotFound("Metrics are disabled in the config")
     if not gateway.config.metrics.public:
         gateway.auth.admin(request.headers.get("Authorization"))
+    try:
+        async with asyncio.timeout(_READY_TIMEOUT):
+            await gateway.deliveries.observe_lag()
+    except Exception as exc:  # the other figures are still worth answering with
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        event("webhook_lag_unread", logging.WARNING, reason=reason)
     response = web.Response(body=metrics.exposition())
     response.headers["Content-Type"] = metrics.CONTENT_TYPE
     return response
@@ -408,6 +512,23 @@ NEW_INVOICE: dict[str, Any] = {
     },
 }
 
+# What POST /gateway/v1/webhooks/{tenant}/{name}/replay takes: one of the two.
+REPLAY: dict[str, Any] = {
+    "type": "object",
+    "oneOf": [
+        {
+            "required": ["after"],
+            "properties": {"after": {"type": "integer", "minimum": 0}},
+            "additionalProperties": False,
+        },
+        {
+            "required": ["event_id"],
+            "properties": {"event_id": {"type": "string", "minLength": 1, "maxLength": 64}},
+            "additionalProperties": False,
+        },
+    ],
+}
+
 ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("POST", "/gateway/v1/invoices", create_invoice, 201, NEW_INVOICE),
     AdminRoute("GET", "/gateway/v1/invoices/{id}", get_invoice),
@@ -416,6 +537,10 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/gateway/v1/idempotency/{tenant}/{key:.+}", get_key),
     AdminRoute("DELETE", "/gateway/v1/idempotency/{tenant}/{key:.+}", forget_key, 204),
     AdminRoute("GET", "/gateway/v1/events", list_events),
+    AdminRoute("GET", "/gateway/v1/webhooks/{tenant}", list_webhooks),
+    AdminRoute("GET", "/gateway/v1/webhooks/{tenant}/{name}/deliveries", list_deliveries),
+    AdminRoute("POST", "/gateway/v1/webhooks/{tenant}/{name}/replay", replay_webhook, 200, REPLAY),
+    AdminRoute("POST", "/gateway/v1/webhooks/{tenant}/{name}/enable", enable_webhook),
     AdminRoute("POST", playground.TRANSLATE, playground.translate, 200, playground.REQUEST, True),
     AdminRoute("GET", playground.PAGE, playground.page, public=True, media="text/html"),
     AdminRoute("GET", "/healthz", healthz, public=True),

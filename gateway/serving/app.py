@@ -30,6 +30,7 @@ from dialects.unit import DialectUnit
 from gateway.access.auth import Authenticator
 from gateway.access.limits import ATTEMPT, RateLimiter, per_tenant
 from gateway.config import Config
+from gateway.events.webhooks import Deliveries
 from gateway.ledger.events import Feed
 from gateway.ledger.idempotency import Clock, Keys, utc_now
 from gateway.ledger.rules import Ledger
@@ -195,13 +196,18 @@ async def issue_token(unit: DialectUnit, request: web.Request) -> web.Response:
 
 
 def create_app(
-    config: Config, store: Store | None = None, *, clock: Clock = utc_now
+    config: Config,
+    store: Store | None = None,
+    *,
+    clock: Clock = utc_now,
+    deliver: bool = True,
 ) -> web.Application:
     """The gateway as an aiohttp application; the store opens on start-up, closes on cleanup.
 
     `clock` is the wall clock idempotency keys expire by, events are timed and kept by,
     and whose day the ledger keeps (what is overdue, a payment's default date); tests
-    move it.
+    move it. `deliver=False` leaves webhook deliveries to `gateway.deliveries.step()`
+    (tests call it, moving the clock) instead of the background loops.
     """
     timeout = config.server.read_timeout_seconds
     app = web.Application(
@@ -236,6 +242,7 @@ def create_app(
         ),
         keys=Keys(store, config.idempotency, clock),
         feed=Feed(store, config.events, clock),
+        deliveries=Deliveries(store, config, clock),
     )
     for name, tenant in config.tenants.items():
         if tenant.backend is not None:
@@ -249,7 +256,11 @@ def create_app(
             await proxy.client.open()
         purging = asyncio.create_task(gateway.keys.purge_forever())
         retiring = asyncio.create_task(gateway.feed.purge_forever())
+        await gateway.deliveries.open()
+        if deliver:
+            gateway.deliveries.start()
         yield
+        await gateway.deliveries.close()
         for task in (purging, retiring):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -24,8 +24,11 @@ from dialects.errors import GatewayError, MethodNotAllowed, NotFound, Validation
 from dialects.model import Facts, Invoice, InvoiceFacts, InvoiceStatus, Method, Payment
 from dialects.parsing import json_dumps, json_loads
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, Credential, DialectUnit, Op, Route
+from gateway.config import Webhook
+from gateway.ledger import events as shown
 from gateway.ledger.events import CursorPurged
 from gateway.serving import admin
+from gateway.store.deliveries import Delivery, Subscription
 from gateway.store.outbox import StoredEvent
 
 Schema = dict[str, Any]
@@ -248,16 +251,41 @@ def _admin_answers() -> dict[str, Schema]:
         issued_on=date(2026, 1, 1), due_on=date(2026, 2, 1), payments=(full,),
         created_at=_MOMENT,
     )  # fmt: skip
-    ids = {"dialect_ids": admin.dialect_ids(3)}
+    ids = {"dialect_ids": shown.dialect_ids(3)}
     return {
         "create_invoice": infer(admin.invoice_json(invoice, invoice.issued_on)),
         "get_invoice": infer(admin.invoice_json(invoice, invoice.issued_on)),
         "get_payment": infer(
-            admin.payment_json(full), admin.payment_json(bare.model_copy(update={"id": 8}))
+            shown.payment_json(full), shown.payment_json(bare.model_copy(update={"id": 8}))
         ),
         "lookup_ids": infer(ids, {**ids, "backend_id": "b-1"}),
-        "list_events": infer({"events": [admin.event_json(_event(full))], "next": 42}),
+        "list_events": infer({"events": [shown.event_json(_event(full))], "next": 42}),
+        **_webhook_answers(),
     }
+
+
+def _webhook_answers() -> dict[str, Schema]:
+    """What the webhook endpoints answer, rendered from made-up stored rows."""
+    hook = Webhook(name="erp", url="https://erp.example.com/hooks", secret=_SECRET)
+    once = Subscription("erp", "active", _MOMENT, None, 1, _MOMENT)
+    never = Subscription("erp", "disabled", None, _MOMENT, 0, None)
+    delivered = Delivery("evt_01M7YSMB78K048Z2KXG1ND9CAA", 42, "payment.created", "delivered",
+                         1, _MOMENT, 204, None, _MOMENT)  # fmt: skip
+    pending = Delivery("evt_01M7YSMB78K048Z2KXG1ND9CAB", 43, "payment.created", "pending",
+                       2, _MOMENT, None, "no answer within 10 s", _MOMENT)  # fmt: skip
+    subscriptions = [admin.subscription_json(s, hook) for s in (once, never)]
+    return {
+        "list_webhooks": infer({"webhooks": subscriptions}),
+        "list_deliveries": infer(
+            {"deliveries": [admin.delivery_json(d) for d in (delivered, pending)]}
+        ),
+        "replay_webhook": infer({"replayed": 3}),
+        "enable_webhook": infer({"name": "erp", "state": "active"}),
+    }
+
+
+# A made-up webhook secret: 24 zero bytes.
+_SECRET = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 
 def _event(payment: Payment) -> StoredEvent:

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.access.auth import Authenticator
 from gateway.access.limits import RateLimiter
 from gateway.config import Config
+from gateway.events.webhooks import Deliveries
 from gateway.ledger.contract import PaymentService
 from gateway.ledger.events import Feed
 from gateway.ledger.idempotency import Keys
@@ -28,6 +29,7 @@ class Gateway:
     limits: RateLimiter
     keys: Keys
     feed: Feed
+    deliveries: Deliveries
     proxies: dict[str, ProxyService] = field(default_factory=dict)
 
     def service(self, tenant: str) -> PaymentService:

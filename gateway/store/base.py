@@ -16,6 +16,7 @@ from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Payment
 
 if TYPE_CHECKING:
+    from gateway.store.deliveries import Delivery, Due, Settle, Subscription
     from gateway.store.outbox import EventPage, NewEvent, Outbox
 
 # Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
@@ -337,7 +338,65 @@ class Store(Protocol):
 
     async def purge_events(self, before: datetime, limit: int) -> int:
         """Delete at most `limit` events created before `before`, oldest first, and
-        record per tenant the last sequence deleted; how many were deleted."""
+        record per tenant the last sequence deleted; how many were deleted. An event still
+        owed to an active webhook subscription (pending, or not yet fanned out to it) is
+        kept, and so is every later event of its tenant: retention stops there."""
+        ...
+
+    # --- webhook deliveries (gateway/store/deliveries.py) ---------------------------------
+
+    async def webhook_sync(self, tenant: str, names: Sequence[str]) -> None:
+        """Record the tenant's configured subscriptions (a new one starts after the newest
+        event); one no longer listed is retired, one listed again is active again."""
+        ...
+
+    async def webhook_fanout(
+        self, tenant: str, name: str, types: Sequence[str], now: datetime, limit: int
+    ) -> int:
+        """Make pending deliveries for up to `limit` events after the subscription's
+        cursor (those of `types`) and move the cursor past them; how many events it read."""
+        ...
+
+    async def webhook_claim(
+        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Due]:
+        """Lease to `owner` up to `limit` pending deliveries due by `now` that no live lease
+        holds, oldest first; none while the subscription is not active."""
+        ...
+
+    async def webhook_settle(
+        self, tenant: str, name: str, sequence: int, owner: str, now: datetime, settle: Settle
+    ) -> bool:
+        """Record an attempt's outcome if `owner` still holds the lease; False if not."""
+        ...
+
+    async def webhook_enable(self, tenant: str, name: str) -> bool:
+        """Make a disabled subscription active; False if it is not stored or is retired."""
+        ...
+
+    async def webhooks(self, tenant: str) -> list[Subscription]:
+        """The tenant's stored subscriptions (retired ones too), by name."""
+        ...
+
+    async def webhook_deliveries(
+        self, tenant: str, name: str, state: str, limit: int
+    ) -> list[Delivery]:
+        """Up to `limit` deliveries in `state`, newest event first."""
+        ...
+
+    async def webhook_replay(
+        self,
+        tenant: str,
+        name: str,
+        types: Sequence[str],
+        now: datetime,
+        *,
+        after: int | None = None,
+        event_id: str | None = None,
+    ) -> int:
+        """Make deliveries pending again, due now, with no attempts: every kept event of
+        `types` after sequence `after` up to the subscription's cursor, or the one event
+        `event_id`; how many."""
         ...
 
 

@@ -283,6 +283,64 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX events_age ON events (created_at, tenant, sequence);
         """,
     ),
+    # Webhook deliveries (gateway/events/): each subscription's state and fan-out cursor
+    # (`through`: the last sequence its deliveries were made for), and one row per event
+    # owed to it, claimed with a lease (`owner`, `lease_until`) by the process sending it.
+    Migration(
+        9,
+        sqlite="""
+        CREATE TABLE webhook_subscriptions (
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            through INTEGER NOT NULL,
+            last_success TEXT,
+            last_failure TEXT,
+            PRIMARY KEY (tenant, name)
+        );
+        CREATE TABLE webhook_deliveries (
+            tenant TEXT NOT NULL,
+            subscription TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT NOT NULL,
+            owner TEXT,
+            lease_until TEXT,
+            last_status INTEGER,
+            last_error TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (tenant, subscription, sequence)
+        );
+        CREATE INDEX webhook_due ON webhook_deliveries (tenant, subscription, state, next_at);
+        """,
+        postgresql="""
+        CREATE TABLE webhook_subscriptions (
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            through BIGINT NOT NULL,
+            last_success TIMESTAMPTZ,
+            last_failure TIMESTAMPTZ,
+            PRIMARY KEY (tenant, name)
+        );
+        CREATE TABLE webhook_deliveries (
+            tenant TEXT NOT NULL,
+            subscription TEXT NOT NULL,
+            sequence BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TIMESTAMPTZ NOT NULL,
+            owner TEXT,
+            lease_until TIMESTAMPTZ,
+            last_status INTEGER,
+            last_error TEXT,
+            updated_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (tenant, subscription, sequence)
+        );
+        CREATE INDEX webhook_due ON webhook_deliveries (tenant, subscription, state, next_at);
+        """,
+    ),
 )
 
 # The table each engine records applied versions in (created before the first migration).

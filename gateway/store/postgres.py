@@ -19,6 +19,7 @@ from dialects import Reply
 from dialects.errors import Conflict, ServiceUnavailable
 from dialects.listing import Row
 from dialects.model import Invoice, Method, Payment
+from gateway.store import deliveries as hooks
 from gateway.store.base import (
     PAYMENT_COLUMNS,
     BackendRef,
@@ -412,7 +413,8 @@ class PostgresStore(SingleStep):
         async def write(conn: Connection) -> int:
             rows = await conn.fetch(
                 "WITH gone AS (DELETE FROM events WHERE (tenant, sequence) IN (SELECT tenant,"
-                " sequence FROM events WHERE created_at < $1 ORDER BY created_at, tenant, sequence LIMIT $2)"
+                f" sequence FROM events e WHERE created_at < $1 AND {hooks.NOT_OWED}"
+                " ORDER BY created_at, tenant, sequence LIMIT $2)"
                 " RETURNING tenant, sequence),"
                 " marks AS (SELECT tenant, MAX(sequence) AS upto, COUNT(*) AS n FROM gone"
                 " GROUP BY tenant)"
@@ -422,6 +424,219 @@ class PostgresStore(SingleStep):
                 limit,
             )
             return sum(int(row[0]) for row in rows)
+
+        return await self._run(write)
+
+    # --- webhook deliveries (gateway/store/deliveries.py) ---------------------------------
+
+    async def webhook_sync(self, tenant: str, names: Sequence[str]) -> None:
+        async def write(conn: Connection) -> None:
+            await conn.execute(
+                "INSERT INTO webhook_subscriptions (tenant, name, state, through)"
+                " SELECT $1, name, 'active', COALESCE((SELECT last_sequence FROM"
+                " event_sequences WHERE tenant = $1), 0) FROM unnest($2::text[]) AS name"
+                " ON CONFLICT (tenant, name) DO UPDATE SET state = 'active'"
+                " WHERE webhook_subscriptions.state = 'retired'",
+                tenant,
+                list(names),
+            )
+            await conn.execute(
+                "UPDATE webhook_subscriptions SET state = 'retired'"
+                " WHERE tenant = $1 AND NOT name = ANY($2::text[]) AND state != 'retired'",
+                tenant,
+                list(names),
+            )
+
+        await self._run(write)
+
+    async def webhook_fanout(
+        self, tenant: str, name: str, types: Sequence[str], now: datetime, limit: int
+    ) -> int:
+        async def write(conn: Connection) -> int:
+            through = await conn.fetchval(  # locked: one process fans a subscription out
+                "SELECT through FROM webhook_subscriptions"
+                " WHERE tenant = $1 AND name = $2 AND state = 'active' FOR UPDATE",
+                tenant,
+                name,
+            )
+            if through is None:
+                return 0
+            rows = await conn.fetch(
+                "SELECT sequence, type FROM events WHERE tenant = $1 AND sequence > $2"
+                " ORDER BY sequence LIMIT $3",
+                tenant,
+                through,
+                limit,
+            )
+            if not rows:
+                return 0
+            await conn.execute(
+                "INSERT INTO webhook_deliveries (tenant, subscription, sequence, state, next_at,"
+                " updated_at) SELECT $1, $2, sequence, 'pending', $3, $3"
+                " FROM unnest($4::bigint[]) AS sequence ON CONFLICT DO NOTHING",
+                tenant,
+                name,
+                now,
+                [row[0] for row in rows if row[1] in types],
+            )
+            await conn.execute(
+                "UPDATE webhook_subscriptions SET through = $3 WHERE tenant = $1 AND name = $2",
+                tenant,
+                name,
+                rows[-1][0],
+            )
+            return len(rows)
+
+        return await self._run(write)
+
+    async def webhook_claim(
+        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[hooks.Due]:
+        async def write(conn: Connection) -> list[hooks.Due]:
+            rows = await conn.fetch(
+                "WITH due AS (SELECT d.tenant, d.subscription, d.sequence"
+                " FROM webhook_deliveries d JOIN webhook_subscriptions s"
+                " ON s.tenant = d.tenant AND s.name = d.subscription AND s.state = 'active'"
+                " WHERE d.tenant = $1 AND d.subscription = $2 AND d.state = 'pending'"
+                " AND d.next_at <= $3 AND (d.lease_until IS NULL OR d.lease_until <= $3)"
+                " ORDER BY d.sequence LIMIT $4 FOR UPDATE OF d SKIP LOCKED),"
+                " claimed AS (UPDATE webhook_deliveries w SET owner = $5, lease_until = $6"
+                " FROM due WHERE w.tenant = due.tenant AND w.subscription = due.subscription"
+                " AND w.sequence = due.sequence RETURNING w.sequence, w.attempts)"
+                " SELECT c.sequence, c.attempts, e.id, e.type, e.created_at, e.data"
+                " FROM claimed c JOIN events e ON e.tenant = $1 AND e.sequence = c.sequence"
+                " ORDER BY c.sequence",
+                tenant,
+                name,
+                now,
+                limit,
+                owner,
+                lease_until,
+            )
+            await conn.execute(  # purged while no active subscription was owed them
+                f"UPDATE webhook_deliveries d SET {hooks.PURGED_BEFORE_DELIVERY}"
+                " WHERE d.tenant = $1 AND d.subscription = $2 AND d.owner = $3"
+                " AND d.lease_until = $4 AND d.state = 'pending' AND NOT EXISTS"
+                " (SELECT 1 FROM events e WHERE e.tenant = d.tenant AND e.sequence = d.sequence)",
+                tenant,
+                name,
+                owner,
+                lease_until,
+            )
+            return [
+                hooks.Due(stored_event(tenant, r[0], (r[2], r[3], r[4], r[5])), r[1]) for r in rows
+            ]
+
+        return await self._run(write)
+
+    async def webhook_settle(
+        self, tenant: str, name: str, sequence: int, owner: str, now: datetime, settle: hooks.Settle
+    ) -> bool:
+        async def write(conn: Connection) -> bool:
+            done = await conn.execute(
+                "UPDATE webhook_deliveries SET state = $5, attempts = $6, next_at = $7,"
+                " owner = NULL, lease_until = NULL, last_status = $8, last_error = $9,"
+                " updated_at = $10 WHERE tenant = $1 AND subscription = $2 AND sequence = $3"
+                " AND owner = $4",
+                tenant,
+                name,
+                sequence,
+                owner,
+                settle.state,
+                settle.attempts,
+                settle.next_at,
+                settle.status,
+                settle.error,
+                now,
+            )
+            column = "last_success" if settle.success else "last_failure"
+            state = "'disabled'" if settle.disable else "state"
+            await conn.execute(
+                f"UPDATE webhook_subscriptions SET {column} = $3, state = {state}"
+                " WHERE tenant = $1 AND name = $2",
+                tenant,
+                name,
+                now,
+            )
+            return _count(done) > 0
+
+        return await self._run(write)
+
+    async def webhook_enable(self, tenant: str, name: str) -> bool:
+        async def write(conn: Connection) -> bool:
+            done = await conn.execute(
+                "UPDATE webhook_subscriptions SET state = 'active'"
+                " WHERE tenant = $1 AND name = $2 AND state != 'retired'",
+                tenant,
+                name,
+            )
+            return _count(done) > 0
+
+        return await self._run(write)
+
+    async def webhooks(self, tenant: str) -> list[hooks.Subscription]:
+        async def read(conn: Connection) -> list[hooks.Subscription]:
+            rows = await conn.fetch(
+                "SELECT s.name, s.state, s.last_success, s.last_failure, COUNT(d.sequence),"
+                " MIN(e.created_at) FROM webhook_subscriptions s"
+                " LEFT JOIN webhook_deliveries d ON d.tenant = s.tenant"
+                " AND d.subscription = s.name AND d.state = 'pending'"
+                " LEFT JOIN events e ON e.tenant = d.tenant AND e.sequence = d.sequence"
+                " WHERE s.tenant = $1 GROUP BY s.name, s.state, s.last_success, s.last_failure"
+                " ORDER BY s.name",
+                tenant,
+            )
+            return [hooks.Subscription(r[0], r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
+
+        return await self._run(read, read="one")
+
+    async def webhook_deliveries(
+        self, tenant: str, name: str, state: str, limit: int
+    ) -> list[hooks.Delivery]:
+        async def read(conn: Connection) -> list[hooks.Delivery]:
+            rows = await conn.fetch(
+                "SELECT e.id, d.sequence, e.type, d.state, d.attempts, d.next_at,"
+                " d.last_status, d.last_error, d.updated_at FROM webhook_deliveries d"
+                " JOIN events e ON e.tenant = d.tenant AND e.sequence = d.sequence"
+                " WHERE d.tenant = $1 AND d.subscription = $2 AND d.state = $3"
+                " ORDER BY d.sequence DESC LIMIT $4",
+                tenant,
+                name,
+                state,
+                limit,
+            )
+            return [hooks.Delivery(*r) for r in rows]
+
+        return await self._run(read, read="one")
+
+    async def webhook_replay(
+        self,
+        tenant: str,
+        name: str,
+        types: Sequence[str],
+        now: datetime,
+        *,
+        after: int | None = None,
+        event_id: str | None = None,
+    ) -> int:
+        async def write(conn: Connection) -> int:
+            chosen = "e.sequence > $5" if after is not None else "e.id = $5"
+            rows = await conn.fetch(
+                "INSERT INTO webhook_deliveries (tenant, subscription, sequence, state, next_at,"
+                " updated_at) SELECT e.tenant, s.name, e.sequence, 'pending', $3, $3"
+                " FROM events e JOIN webhook_subscriptions s ON s.tenant = e.tenant"
+                " WHERE s.tenant = $1 AND s.name = $2 AND e.type = ANY($4::text[])"
+                f" AND e.sequence <= s.through AND {chosen}"
+                " ON CONFLICT (tenant, subscription, sequence) DO UPDATE SET state = 'pending',"
+                " attempts = 0, next_at = excluded.next_at, owner = NULL, lease_until = NULL,"
+                " updated_at = excluded.updated_at RETURNING sequence",
+                tenant,
+                name,
+                now,
+                list(types),
+                after if after is not None else event_id,
+            )
+            return len(rows)
 
         return await self._run(write)
 

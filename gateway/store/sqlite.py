@@ -29,6 +29,14 @@ from gateway.store.base import (
     finished,
     listed_columns,
 )
+from gateway.store.deliveries import (
+    NOT_OWED,
+    PURGED_BEFORE_DELIVERY,
+    Delivery,
+    Due,
+    Settle,
+    Subscription,
+)
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
 from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
 from gateway.store.writer import MEMORY, GroupCommit
@@ -347,8 +355,9 @@ class SQLiteStore(SingleStep):
     async def purge_events(self, before: datetime, limit: int) -> int:
         def write(db: sqlite3.Connection) -> int:
             gone = db.execute(
-                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events"
-                " WHERE created_at < ? ORDER BY created_at, tenant, sequence LIMIT ?) RETURNING tenant, sequence",
+                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events e"
+                f" WHERE created_at < ? AND {NOT_OWED}"
+                " ORDER BY created_at, tenant, sequence LIMIT ?) RETURNING tenant, sequence",
                 (_moment(before), limit),
             ).fetchall()
             through: dict[str, int] = {}
@@ -360,6 +369,219 @@ class SQLiteStore(SingleStep):
                 [(sequence, tenant) for tenant, sequence in through.items()],
             )
             return len(gone)
+
+        return await self._write(write)
+
+    # --- webhook deliveries (gateway/store/deliveries.py) ---------------------------------
+
+    async def webhook_sync(self, tenant: str, names: Sequence[str]) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT INTO webhook_subscriptions (tenant, name, state, through)"
+                " VALUES (?, ?, 'active', COALESCE((SELECT last_sequence FROM event_sequences"
+                " WHERE tenant = ?), 0))"
+                " ON CONFLICT (tenant, name) DO UPDATE SET state = 'active'"
+                " WHERE webhook_subscriptions.state = 'retired'",
+                [(tenant, name, tenant) for name in names],
+            )
+            listed = ", ".join("?" for _ in names) or "NULL"
+            db.execute(
+                "UPDATE webhook_subscriptions SET state = 'retired'"
+                f" WHERE tenant = ? AND name NOT IN ({listed})",
+                (tenant, *names),
+            )
+
+        await self._write(write)
+
+    async def webhook_fanout(
+        self, tenant: str, name: str, types: Sequence[str], now: datetime, limit: int
+    ) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            found = db.execute(
+                "SELECT through FROM webhook_subscriptions"
+                " WHERE tenant = ? AND name = ? AND state = 'active'",
+                (tenant, name),
+            ).fetchone()
+            if found is None:
+                return 0
+            rows = db.execute(
+                "SELECT sequence, type FROM events WHERE tenant = ? AND sequence > ?"
+                " ORDER BY sequence LIMIT ?",
+                (tenant, found[0], limit),
+            ).fetchall()
+            if not rows:
+                return 0
+            at = _moment(now)
+            db.executemany(
+                "INSERT INTO webhook_deliveries (tenant, subscription, sequence, state, next_at,"
+                " updated_at) VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
+                [(tenant, name, row[0], at, at) for row in rows if row[1] in types],
+            )
+            db.execute(
+                "UPDATE webhook_subscriptions SET through = ? WHERE tenant = ? AND name = ?",
+                (rows[-1][0], tenant, name),
+            )
+            return len(rows)
+
+        return await self._write(write)
+
+    async def webhook_claim(
+        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Due]:
+        def write(db: sqlite3.Connection) -> list[Due]:
+            at = _moment(now)
+            rows = db.execute(
+                "UPDATE webhook_deliveries SET owner = ?, lease_until = ?"
+                " WHERE (tenant, subscription, sequence) IN (SELECT d.tenant, d.subscription,"
+                " d.sequence FROM webhook_deliveries d JOIN webhook_subscriptions s"
+                " ON s.tenant = d.tenant AND s.name = d.subscription AND s.state = 'active'"
+                " WHERE d.tenant = ? AND d.subscription = ? AND d.state = 'pending'"
+                " AND d.next_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)"
+                " ORDER BY d.sequence LIMIT ?) RETURNING sequence, attempts",
+                (owner, _moment(lease_until), tenant, name, at, at, limit),
+            ).fetchall()
+            due: list[Due] = []
+            for sequence, attempts in sorted(rows):
+                event = db.execute(
+                    "SELECT id, type, created_at, data FROM events"
+                    " WHERE tenant = ? AND sequence = ?",
+                    (tenant, sequence),
+                ).fetchone()
+                if event is None:  # purged while no active subscription was owed it
+                    db.execute(
+                        f"UPDATE webhook_deliveries SET {PURGED_BEFORE_DELIVERY}"
+                        " WHERE tenant = ? AND subscription = ? AND sequence = ?",
+                        (tenant, name, sequence),
+                    )
+                    continue
+                row = (event[0], event[1], datetime.fromisoformat(event[2]), event[3])
+                due.append(Due(stored_event(tenant, int(sequence), row), int(attempts)))
+            return due
+
+        return await self._write(write)
+
+    async def webhook_settle(
+        self, tenant: str, name: str, sequence: int, owner: str, now: datetime, settle: Settle
+    ) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            at = _moment(now)
+            done = db.execute(
+                "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_at = ?,"
+                " owner = NULL, lease_until = NULL, last_status = ?, last_error = ?,"
+                " updated_at = ? WHERE tenant = ? AND subscription = ? AND sequence = ?"
+                " AND owner = ?",
+                (
+                    settle.state,
+                    settle.attempts,
+                    _moment(settle.next_at),
+                    settle.status,
+                    settle.error,
+                    at,
+                    tenant,
+                    name,
+                    sequence,
+                    owner,
+                ),
+            ).rowcount
+            column = "last_success" if settle.success else "last_failure"
+            state = "'disabled'" if settle.disable else "state"
+            db.execute(
+                f"UPDATE webhook_subscriptions SET {column} = ?, state = {state}"
+                " WHERE tenant = ? AND name = ?",
+                (at, tenant, name),
+            )
+            return bool(done)
+
+        return await self._write(write)
+
+    async def webhook_enable(self, tenant: str, name: str) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            return bool(
+                db.execute(
+                    "UPDATE webhook_subscriptions SET state = 'active'"
+                    " WHERE tenant = ? AND name = ? AND state != 'retired'",
+                    (tenant, name),
+                ).rowcount
+            )
+
+        return await self._write(write)
+
+    async def webhooks(self, tenant: str) -> list[Subscription]:
+        def read(db: sqlite3.Connection) -> list[Subscription]:
+            rows = db.execute(
+                "SELECT s.name, s.state, s.last_success, s.last_failure, COUNT(d.sequence),"
+                " MIN(e.created_at) FROM webhook_subscriptions s"
+                " LEFT JOIN webhook_deliveries d ON d.tenant = s.tenant"
+                " AND d.subscription = s.name AND d.state = 'pending'"
+                " LEFT JOIN events e ON e.tenant = d.tenant AND e.sequence = d.sequence"
+                " WHERE s.tenant = ? GROUP BY s.name, s.state, s.last_success, s.last_failure"
+                " ORDER BY s.name",
+                (tenant,),
+            ).fetchall()
+            return [
+                Subscription(r[0], r[1], _time(r[2]), _time(r[3]), int(r[4]), _time(r[5]))
+                for r in rows
+            ]
+
+        return await self._read(read)
+
+    async def webhook_deliveries(
+        self, tenant: str, name: str, state: str, limit: int
+    ) -> list[Delivery]:
+        def read(db: sqlite3.Connection) -> list[Delivery]:
+            rows = db.execute(
+                "SELECT e.id, d.sequence, e.type, d.state, d.attempts, d.next_at,"
+                " d.last_status, d.last_error, d.updated_at FROM webhook_deliveries d"
+                " JOIN events e ON e.tenant = d.tenant AND e.sequence = d.sequence"
+                " WHERE d.tenant = ? AND d.subscription = ? AND d.state = ?"
+                " ORDER BY d.sequence DESC LIMIT ?",
+                (tenant, name, state, limit),
+            ).fetchall()
+            return [
+                Delivery(
+                    r[0],
+                    int(r[1]),
+                    r[2],
+                    r[3],
+                    int(r[4]),
+                    datetime.fromisoformat(r[5]),
+                    r[6],
+                    r[7],
+                    datetime.fromisoformat(r[8]),
+                )  # fmt: skip
+                for r in rows
+            ]
+
+        return await self._read(read)
+
+    async def webhook_replay(
+        self,
+        tenant: str,
+        name: str,
+        types: Sequence[str],
+        now: datetime,
+        *,
+        after: int | None = None,
+        event_id: str | None = None,
+    ) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            kinds = ", ".join("?" for _ in types) or "NULL"
+            chosen, which = (
+                ("e.sequence > ?", after) if after is not None else ("e.id = ?", event_id)
+            )
+            at = _moment(now)
+            rows = db.execute(
+                "INSERT INTO webhook_deliveries (tenant, subscription, sequence, state, next_at,"
+                " updated_at) SELECT e.tenant, s.name, e.sequence, 'pending', ?, ?"
+                " FROM events e JOIN webhook_subscriptions s ON s.tenant = e.tenant"
+                f" WHERE s.tenant = ? AND s.name = ? AND e.type IN ({kinds})"
+                f" AND e.sequence <= s.through AND {chosen}"
+                " ON CONFLICT (tenant, subscription, sequence) DO UPDATE SET state = 'pending',"
+                " attempts = 0, next_at = excluded.next_at, owner = NULL, lease_until = NULL,"
+                " updated_at = excluded.updated_at RETURNING sequence",
+                (at, at, tenant, name, *types, which),
+            ).fetchall()
+            return len(rows)
 
         return await self._write(write)
 
@@ -674,6 +896,10 @@ def _invoice(
     for flag in ("draft", "void", "marked_paid"):
         data[flag] = bool(data[flag])
     return Invoice.model_construct(settled=settled, payment_count=count, payments=payments, **data)
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _moment(value: datetime) -> str:

@@ -385,7 +385,7 @@ def assert_dialect_error(support: testing.Support, answer: Answer) -> None:
 # --- ids the admin API takes in its paths, and Idempotency-Key headers -------------------------
 
 ADMIN_VALUES = {"id": "1", "dialect": "invoiless", "kind": "payment", "tenant": TENANT,
-                "key": "edge-key"}  # fmt: skip
+                "key": "edge-key", "name": "erp"}  # fmt: skip
 
 
 def admin_slots() -> list[tuple[str, str, str]]:

@@ -1,0 +1,1 @@
+"""Events leaving the gateway: signed webhook deliveries from the outbox (webhooks.py)."""

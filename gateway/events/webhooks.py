@@ -1,0 +1,286 @@
+"""Webhook deliveries from the outbox: at least once, signed as Standard Webhooks specify.
+
+Each configured subscription runs its own loop off the request path (one slow receiver
+delays no other): it fans the tenant's new events out into its delivery rows, claims
+the due ones with a lease (`events.lease_seconds`) so that processes sharing a database
+send each once, and POSTs at most `IN_FLIGHT` at a time. 2xx is delivered; 410 Gone
+disables the subscription (its deliveries wait for `enable`); anything else (timeouts,
+connection errors, redirects, which are not followed, other statuses) is retried after
+the subscription's `retry_schedule`, or a bounded `Retry-After` when longer, and is
+`failed` once the schedule is spent. A process that dies holding a lease leaves its
+deliveries to be sent again once the lease ends.
+
+Retention (gateway/ledger/events.py) keeps every event still owed to an active
+subscription, and all later ones of its tenant; a disabled or retired subscription
+holds nothing back, so its pending deliveries may lose their event to retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+
+import dialects
+from dialects.media import CONTENT_TYPES
+from gateway.config import Config, Webhook
+from gateway.ledger.events import event_json
+from gateway.ledger.idempotency import Clock, utc_now
+from gateway.observability.logs import event as logged
+from gateway.observability.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERIES, WEBHOOK_LAG, child
+from gateway.store import Store
+from gateway.store.deliveries import DELIVERED, FAILED, PENDING, Due, Settle
+from gateway.store.outbox import StoredEvent, payment_of
+
+log = logging.getLogger("gateway.webhooks")
+
+# Deliveries one subscription has in flight at once, and events one fan-out reads.
+IN_FLIGHT = 4
+FANOUT_BATCH = 200
+# Bytes of a receiver's answer read (the rest is dropped), and the longest Retry-After kept.
+BODY_BYTES = 4096
+MAX_RETRY_AFTER = 6 * 3600.0
+# Seconds between a subscription's passes when it has nothing due.
+POLL_SECONDS = 1.0
+
+
+def signature(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes) -> str:
+    """`webhook-signature`: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` for
+    every key (several while a secret is rotated), space-separated."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return " ".join(
+        "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        for key in keys
+    )
+
+
+def standard_body(event: StoredEvent) -> tuple[bytes, str]:
+    """`format: standard`: the event's type, time and data, as the feed shows them."""
+    shown = event_json(event)
+    body = {key: shown[key] for key in ("type", "timestamp", "data")}
+    return json.dumps(body, separators=(",", ":")).encode(), "application/json"
+
+
+def dialect_body(dialect_name: str, event: StoredEvent) -> tuple[bytes, str]:
+    """`format: <dialect>`: the event's payment as that dialect renders a single payment,
+    in its first (default) format, with that format's content type."""
+    dialect = dialects.get(dialect_name)
+    fmt = dialect.formats[0]
+    body = dialect.codecs[fmt].encode_payment(payment_of(event))
+    return body, CONTENT_TYPES[fmt]
+
+
+def body_of(hook: Webhook, event: StoredEvent) -> tuple[bytes, str]:
+    """What a delivery of `event` to `hook` sends, and its content type."""
+    if hook.format == "standard":
+        return standard_body(event)
+    return dialect_body(hook.format, event)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt: the receiver's status (None: no answer) and what went wrong."""
+
+    status: int | None
+    error: str | None
+    retry_after: float | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), bounded."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value) if re.fullmatch(r"\s*[0-9]{1,12}\s*", value) else None
+        if seconds is None:
+            seconds = (parsedate_to_datetime(value) - now).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def settled(hook: Webhook, due: Due, outcome: Outcome, now: datetime) -> Settle:
+    """The delivery's state after `outcome`, and when it is tried next."""
+    attempts = due.attempts + 1
+    if outcome.delivered:
+        return Settle(DELIVERED, attempts, now, outcome.status, None, success=True)
+    if outcome.status == 410:  # Gone: the subscription stops until an operator enables it
+        # Not an attempt spent: the delivery waits, its schedule whole, for `enable`.
+        return Settle(PENDING, due.attempts, now, 410, outcome.error, success=False, disable=True)
+    if attempts > len(hook.retry_schedule):
+        return Settle(FAILED, attempts, now, outcome.status, outcome.error, success=False)
+    delay = max(hook.retry_schedule[attempts - 1], outcome.retry_after or 0.0)
+    next_at = now + timedelta(seconds=delay)
+    return Settle(PENDING, attempts, next_at, outcome.status, outcome.error, success=False)
+
+
+def _outcome(settle: Settle) -> str:
+    if settle.disable:
+        return "disabled"
+    return {DELIVERED: "delivered", FAILED: "failed"}.get(settle.state, "retry")
+
+
+class Deliveries:
+    """Sends one process's share of every configured subscription's deliveries."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.owner = f"{os.getpid()}-{base64.b32encode(os.urandom(5)).decode()}"
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def hooks(self) -> list[tuple[str, Webhook]]:
+        return [(t, hook) for t, spec in self.config.tenants.items() for hook in spec.webhooks]
+
+    async def open(self) -> None:
+        """Record the configured subscriptions and open the HTTP client."""
+        await self._sync()
+        # No pool-wide cap: each subscription bounds its own requests (IN_FLIGHT), so
+        # receivers on one host never queue behind another subscription's slow one.
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+    async def _sync(self) -> None:
+        for tenant, spec in self.config.tenants.items():
+            await self.store.webhook_sync(tenant, [hook.name for hook in spec.webhooks])
+
+    async def reconfigure(self, config: Config) -> None:
+        """Deliver for the webhooks of a reloaded `config`: once open, the loops restart
+        over them (a delivery in flight is cut off and sent again once its lease ends)."""
+        running = bool(self._tasks)
+        await self._stop()
+        self.config = config
+        if self._session is None:
+            return  # not open yet: `open` records them
+        try:
+            await self._sync()
+        except Exception:
+            log.exception("recording the reloaded webhooks failed; reload again to retry")
+        if running:
+            self.start()
+
+    async def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def close(self) -> None:
+        await self._stop()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def start(self) -> None:
+        """One loop per subscription, off the request path."""
+        self._tasks = [asyncio.create_task(self._loop(t, hook)) for t, hook in self.hooks()]
+
+    async def _loop(self, tenant: str, hook: Webhook) -> None:
+        while True:
+            try:
+                sent = await self.step_one(tenant, hook)
+            except Exception:
+                log.exception("webhook %s/%s: a delivery pass failed", tenant, hook.name)
+                sent = 0
+            if not sent:
+                await asyncio.sleep(POLL_SECONDS)
+
+    async def step(self) -> int:
+        """One pass over every subscription, side by side; how many attempts were made."""
+        done = await asyncio.gather(*(self.step_one(t, hook) for t, hook in self.hooks()))
+        return sum(done)
+
+    async def step_one(self, tenant: str, hook: Webhook) -> int:
+        """Fan new events out, claim what is due, and send it, at most IN_FLIGHT at once."""
+        now = self.clock()
+        while await self.store.webhook_fanout(tenant, hook.name, hook.events, now, FANOUT_BATCH):
+            pass
+        lease = now + timedelta(seconds=self.config.events.lease_seconds)
+        due = await self.store.webhook_claim(tenant, hook.name, self.owner, now, lease, IN_FLIGHT)
+        await asyncio.gather(*(self._deliver(tenant, hook, item) for item in due))
+        return len(due)
+
+    async def observe_lag(self) -> None:
+        """Set each webhook's lag gauge: the age of the oldest event it is still owed."""
+        now = self.clock()
+        for tenant, spec in self.config.tenants.items():
+            if not spec.webhooks:
+                continue
+            stored = {found.name: found for found in await self.store.webhooks(tenant)}
+            for hook in spec.webhooks:
+                found = stored.get(hook.name)
+                oldest = found.oldest_pending if found is not None else None
+                age = 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
+                child(WEBHOOK_LAG, tenant, hook.name).set(age)
+
+    async def _deliver(self, tenant: str, hook: Webhook, due: Due) -> None:
+        event = due.event
+        body, content_type = body_of(hook, event)
+        outcome = await self.attempt(hook, event, body, content_type)
+        now = self.clock()
+        settle = settled(hook, due, outcome, now)
+        child(WEBHOOK_ATTEMPTS, tenant, hook.name).inc()
+        child(WEBHOOK_DELIVERIES, tenant, hook.name, _outcome(settle)).inc()
+        if not outcome.delivered:
+            logged(
+                "webhook_failed", logging.WARNING, tenant=tenant, webhook=hook.name,
+                event_id=event.id, attempt=settle.attempts, state=settle.state,
+                reason=outcome.error,
+            )  # fmt: skip
+        await self.store.webhook_settle(tenant, hook.name, event.sequence, self.owner, now, settle)
+
+    async def attempt(
+        self, hook: Webhook, event: StoredEvent, body: bytes, content_type: str
+    ) -> Outcome:
+        """POST one delivery, signed; redirects are not followed, the answer read bounded."""
+        assert self._session is not None, "open() first"
+        timestamp = int(self.clock().timestamp())
+        headers = {
+            "content-type": content_type,
+            "webhook-id": event.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature(hook.keys(), event.id, timestamp, body),
+            "webhook-event-type": event.type,
+            "webhook-sequence": str(event.sequence),
+        }
+        timeout = aiohttp.ClientTimeout(total=hook.timeout)
+        try:
+            async with self._session.post(
+                hook.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                await response.content.read(BODY_BYTES)
+                status = response.status
+                wait = retry_after(response.headers.get("Retry-After"), self.clock())
+        except TimeoutError:
+            return Outcome(None, f"no answer within {hook.timeout:g} s")
+        except aiohttp.ClientError as exc:
+            return Outcome(None, f"{type(exc).__name__}: {exc}"[:200])
+        if 200 <= status < 300:
+            return Outcome(status, None)
+        reason = "a redirect (not followed)" if 300 <= status < 400 else f"status {status}"
+        return Outcome(status, reason, wait)

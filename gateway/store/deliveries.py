@@ -1,0 +1,85 @@
+"""Webhook deliveries as the stores keep them (tables of migration 9).
+
+A subscription (`webhook_subscriptions`) is `active`, `disabled` (its receiver answered
+410 Gone, until an operator enables it) or `retired` (no longer in the config); its
+`through` is the last event sequence its deliveries were made for. Each event of a type it
+takes gets one `webhook_deliveries` row: `pending` until `delivered` or `failed` (the
+retry schedule spent). A process sending a delivery holds it with a lease (`owner`,
+`lease_until`); past the lease any process may take it again (a crash is retried).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.store.outbox import StoredEvent
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+DELIVERY_STATES = (PENDING, DELIVERED, FAILED)
+ACTIVE, DISABLED, RETIRED = "active", "disabled", "retired"
+
+# Retention's condition on an event `e`: no active subscription is still owed it, or an
+# earlier event of its tenant (so a tenant's kept events stay one unbroken run).
+NOT_OWED = (
+    "NOT EXISTS (SELECT 1 FROM webhook_deliveries d JOIN webhook_subscriptions s"
+    " ON s.tenant = d.tenant AND s.name = d.subscription AND s.state = 'active'"
+    " WHERE d.tenant = e.tenant AND d.state = 'pending' AND d.sequence <= e.sequence)"
+    " AND NOT EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.tenant = e.tenant"
+    " AND s.state = 'active' AND s.through < e.sequence)"
+)
+
+# A claimed delivery whose event retention deleted (while its subscription was disabled
+# or retired): it can never be sent, so it is failed, and no longer listed (its event gone).
+PURGED_BEFORE_DELIVERY = (
+    "state = 'failed', owner = NULL, lease_until = NULL,"
+    " last_error = 'the event was purged before it could be delivered'"
+)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A pending delivery claimed by one process: its event and the attempts made so far."""
+
+    event: StoredEvent
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Settle:
+    """What one attempt left: the delivery's new state, when to try next, and why."""
+
+    state: str
+    attempts: int
+    next_at: datetime
+    status: int | None
+    error: str | None
+    success: bool
+    disable: bool = False
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A subscription as stored: its state, last outcomes, and what it is still owed."""
+
+    name: str
+    state: str
+    last_success: datetime | None
+    last_failure: datetime | None
+    backlog: int
+    oldest_pending: datetime | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event's delivery to one subscription."""
+
+    event_id: str
+    sequence: int
+    type: str
+    state: str
+    attempts: int
+    next_at: datetime
+    last_status: int | None
+    last_error: str | None
+    updated_at: datetime
