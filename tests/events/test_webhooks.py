@@ -33,8 +33,8 @@ from gateway.store.deliveries import DELIVERED, FAILED, PENDING
 
 from ..clients import CLIENTS
 from ..conftest import AiohttpClient, Client
-from ..support import ADMIN, make_config, new_invoice, tenant_config
 from ..http.wire import DIALECTS
+from ..support import ADMIN, make_config, new_invoice, tenant_config
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"o" * 24).decode()
