@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,6 +35,13 @@ def tenant_config(name: str, *, rate_limit: dict[str, Any] | None = None) -> dic
 
 
 ACCOUNT_ID = "5690f1e8-1d02-4893-90c2-ee1a69eff942"
+
+
+def secret_checks(metrics: str) -> dict[str, float]:
+    """The secret checks a server has run, by form (`gateway_secret_checks_total{form=..}`),
+    read from its /metrics text."""
+    found = re.findall(r'^gateway_secret_checks_total\{form="(\w+)"\} (\S+)$', metrics, re.M)
+    return {form: float(count) for form, count in found}
 
 
 def make_config(database: str, **overrides: Any) -> Config:

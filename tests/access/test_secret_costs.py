@@ -10,7 +10,6 @@ spray from many addresses is bounded over the whole process.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ from gateway.serving.app import create_app
 
 from ..conftest import AiohttpClient, Client
 from ..security.harness import hashed_tenant
-from ..support import ADMIN, make_config, tenant_config
+from ..support import ADMIN, make_config, secret_checks, tenant_config
 
 # (method, path, headers, body) of a login attempt naming `login` with `secret`.
 Login = tuple[str, str, dict[str, str], bytes | None]
@@ -75,9 +74,7 @@ def tenant(name: str, hashed: str | None) -> dict[str, Any]:
 async def checks(client: Client) -> dict[str, float]:
     """The secret checks counted so far, by form."""
     async with client.get("/metrics", headers=ADMIN) as response:
-        text = await response.text()
-    found = re.findall(r'^gateway_secret_checks_total\{form="(\w+)"\} (\S+)$', text, re.M)
-    return {form: float(count) for form, count in found}
+        return secret_checks(await response.text())
 
 
 async def cost(client: Client, attempt: Login) -> tuple[int, dict[str, float]]:

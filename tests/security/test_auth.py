@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import time
 from collections.abc import Callable
 from functools import cache
@@ -29,7 +28,7 @@ from gateway.config import hashes
 
 from ..access.helpers import OTHER_KEY, app_claims, b64url, hs256_token, segment, unsigned_token
 from ..registry import ALL, basic_auth, names
-from ..support import APP_KEY, APP_PUBLIC_PEM, self_signed_token
+from ..support import APP_KEY, APP_PUBLIC_PEM, secret_checks, self_signed_token
 from .conftest import Catalogue
 from .harness import (
     ADMIN,
@@ -64,8 +63,7 @@ def scrypt_ms() -> float:
 async def scrypt_runs(http: aiohttp.ClientSession, url: str) -> float:
     """The scrypt checks the server has run (`gateway_secret_checks_total{form="scrypt"}`)."""
     text = (await send(http, url, "GET", "/metrics", headers=ADMIN)).body.decode()
-    found = re.search(r'^gateway_secret_checks_total\{form="scrypt"\} (\S+)$', text, re.M)
-    return float(found.group(1)) if found else 0.0
+    return secret_checks(text).get("scrypt", 0.0)
 
 
 def hashed_bound() -> float:
