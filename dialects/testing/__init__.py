@@ -109,6 +109,9 @@ class Support:
     get_suffix: ClassVar[str] = ""
     list_headers: ClassVar[Mapping[str, str]] = {}
     content_type: ClassVar[str] = "application/json"
+    # What a JSON create sends beside its Content-Type to be answered in JSON (a dialect
+    # answering XML by default is asked with an Accept).
+    json_headers: ClassVar[Mapping[str, str]] = {}
 
     def credentials(self, tenant: str) -> dict[str, str]:
         raise NotImplementedError

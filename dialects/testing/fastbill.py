@@ -19,6 +19,7 @@ class FastBillSupport(RailsSupport):
     create_path = "/api/invoice-payments"
     payment_path = "/api/invoice-payments/{payment}"
     content_type = "text/xml"
+    json_headers = {"Accept": "application/json"}
 
     def section(self, tenant: str) -> dict[str, Any]:
         return {"users": [{"email": f"{tenant}@example.com", "api_key": f"{tenant}-fastbill"}]}
@@ -34,6 +35,10 @@ class FastBillSupport(RailsSupport):
 
     def credentials(self, tenant: str) -> dict[str, str]:
         return basic_header(f"{tenant}@example.com", f"{tenant}-fastbill")
+
+    def fields(self, invoice: int, paid_on: str, notes: str | None) -> dict[str, Any]:
+        data: dict[str, Any] = {"invoice_id": invoice, "date": paid_on}
+        return data if notes is None else {**data, "comment": notes}
 
     def body(
         self, invoice: int, amount: str, paid_on: str, notes: str | None, extra: Mapping[str, str]

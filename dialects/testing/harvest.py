@@ -18,6 +18,7 @@ class HarvestSupport(RailsSupport):
     payment_path = "/invoices/{invoice}/payments/{payment}"
     get_suffix = ".xml"
     list_headers = {"Accept": "application/xml"}
+    json_headers = {"Accept": "application/json"}
 
     def section(self, tenant: str) -> dict[str, Any]:
         user = {"email": f"{tenant}@example.com", "password": f"{tenant}-harvest", "name": "Owner"}
@@ -34,6 +35,10 @@ class HarvestSupport(RailsSupport):
 
     def credentials(self, tenant: str) -> dict[str, str]:
         return basic_header(f"{tenant}@example.com", f"{tenant}-harvest")
+
+    def fields(self, invoice: int, paid_on: str, notes: str | None) -> dict[str, Any]:
+        data: dict[str, Any] = {"paid_at": f"{paid_on}T00:00:00Z"}
+        return data if notes is None else {**data, "notes": notes}
 
     def body(
         self, invoice: int, amount: str, paid_on: str, notes: str | None, extra: Mapping[str, str]

@@ -48,6 +48,7 @@ class XeroSupport(Support):
     list_path = PAYMENTS
     payment_path = PAYMENTS + "/{payment}"
     content_type = "application/xml"
+    json_headers = {"Accept": "application/json"}
 
     def section(self, tenant: str) -> dict[str, Any]:
         client = {
@@ -79,6 +80,15 @@ class XeroSupport(Support):
             "Content-Type": "application/x-www-form-urlencoded",
         }
         return Request("POST", "/connect/token", b"grant_type=client_credentials", headers)
+
+    def fields(self, invoice: int, paid_on: str, notes: str | None) -> dict[str, Any]:
+        """A JSON create's members: the invoice and account as nested objects, as Xero's are."""
+        data: dict[str, Any] = {
+            "Invoice": {"InvoiceID": self.wire_id(invoice)},
+            "Account": {"Code": "090"},
+            "Date": f"{paid_on}T00:00:00",
+        }
+        return data if notes is None else {**data, "Reference": notes}
 
     def create(
         self,

@@ -21,7 +21,6 @@ from .conftest import Catalogue
 from .harness import (
     assert_error,
     credentials,
-    hexid,
     ledger,
     new_invoice,
     send,
@@ -30,25 +29,13 @@ from .harness import (
 
 
 def endpoint(dialect: str, invoice: int) -> tuple[str, dict[str, str], str]:
-    """(path, headers, a good payment's members but its amount, as JSON text)."""
-    if dialect == "harvest":
-        fields = '"paid_at": "2026-11-20T00:00:00Z"'
-        return f"/invoices/{invoice}/payments", {"Accept": "application/json"}, fields
-    if dialect == "fastbill":
-        fields = f'"invoice_id": {invoice}'
-        return "/api/invoice-payments", {"Accept": "application/json"}, fields
-    if dialect == "invoiless":
-        fields = '"method": "Cash", "paidAt": "2026-11-20"'
-        return f"/v1/invoices/{invoice}/payments", {}, fields
-    if dialect == "urlkey":
-        fields = '"paymentMethod": "CASH"'
-        return f"/businesses/acme-biz/invoices/{hexid(invoice)}/payments", {}, fields
-    # Any other dialect: the JSON members its own test support writes.
+    """(path, headers, a good payment's members but its amount and notes, as JSON text):
+    the members the dialect's test support writes for a JSON create."""
     support = testing.support(dialect)
     written = support.fields(invoice, "2026-11-20", None)
     notes = wire_name(dialect, "notes")  # the attacks write their own notes
     members = json.dumps({k: v for k, v in written.items() if k != notes})[1:-1]
-    return support.create("acme", invoice, "10").path, {}, members
+    return support.create("acme", invoice, "10").path, dict(support.json_headers), members
 
 
 def wire_name(dialect: str, attr: str) -> str:
@@ -61,10 +48,8 @@ def writes_json(dialect: str) -> bool:
     return type(testing.support(dialect)).fields is not testing.Support.fields
 
 
-# The dialects whose good payment is written out above, and every other JSON-speaking
-# dialect whose test support writes its JSON members.
-DOCUMENTED = ("harvest", "fastbill", "invoiless", "urlkey")
-JSON_DIALECTS = [d for d in names(speaks_json) if d in DOCUMENTED or writes_json(d)]
+# Every JSON-speaking dialect whose test support writes its JSON members.
+JSON_DIALECTS = [d for d in names(speaks_json) if writes_json(d)]
 
 
 @dataclass(frozen=True)
@@ -126,6 +111,25 @@ async def test_hostile_json_is_refused(
     assert_error(dialect, answer, attack.kind, fmt="json", message=attack.message)
     timed(f"json {attack.name} ({dialect})", answer)
     assert await ledger(http, catalogue.url, invoice) == before
+
+
+@pytest.mark.parametrize("dialect", JSON_DIALECTS)
+async def test_the_attacks_good_members_make_a_payment_that_is_served(
+    catalogue: Catalogue, http: aiohttp.ClientSession, dialect: str
+) -> None:
+    """The members the attacks are written around are a good create, so each attack is
+    refused for what it does, not for a payment that would be refused anyway."""
+    invoice = await new_invoice(http, catalogue.url)
+    path, extra, fields = endpoint(dialect, invoice)
+    text = f"{{{fields}, {json.dumps(wire_name(dialect, 'amount'))}: 10}}"
+    headers = {**credentials(dialect), "Content-Type": "application/json", **extra}
+
+    answer = await send(http, catalogue.url, "POST", path, headers=headers, body=text.encode())
+
+    assert answer.status == testing.support(dialect).create_status, answer.body
+    assert answer.content_type.startswith("application/json"), answer.content_type
+    due, _, payments = (await ledger(http, catalogue.url, invoice))[0]
+    assert (due, len(payments)) == ("990.00", 1)
 
 
 AUTHENTICATION = [
