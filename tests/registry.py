@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import dialects
+from dialects import testing
 from dialects.rails import RailsDialect
 from dialects.unit import ApiKeyAuth, BasicAuth, BearerAuth, DialectUnit, Op
 
@@ -57,6 +58,12 @@ def answers_xml(unit: DialectUnit) -> bool:
 
 def json_only(unit: DialectUnit) -> bool:
     return unit.codec.formats == ("json",)
+
+
+def writes_json(unit: DialectUnit) -> bool:
+    """Its test support writes a create's JSON members (`Support.fields`)."""
+    support = testing.support(unit.codec.name)
+    return type(support).fields is not testing.Support.fields
 
 
 def has(*ops: Op) -> Where:

@@ -16,7 +16,7 @@ import pytest
 import dialects
 from dialects import testing
 
-from ..registry import names, speaks_json
+from ..registry import names, speaks_json, writes_json
 from .conftest import Catalogue
 from .harness import (
     assert_error,
@@ -43,13 +43,8 @@ def wire_name(dialect: str, attr: str) -> str:
     return next(spec.wire for spec in dialects.get(dialect).fields if spec.attr == attr)
 
 
-def writes_json(dialect: str) -> bool:
-    """The dialect's test support writes a create's JSON members (`Support.fields`)."""
-    return type(testing.support(dialect)).fields is not testing.Support.fields
-
-
 # Every JSON-speaking dialect whose test support writes its JSON members.
-JSON_DIALECTS = [d for d in names(speaks_json) if writes_json(d)]
+JSON_DIALECTS = names(speaks_json, writes_json)
 
 
 @dataclass(frozen=True)
