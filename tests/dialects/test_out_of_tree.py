@@ -27,6 +27,8 @@ import dialects
 
 from ..conftest import ENGINES
 from ..http.server import Server
+from ..security import test_json as hostile_json
+from ..security import test_money as money
 from ..support import basic, tenant_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,13 +127,16 @@ def test_the_installed_dialects_own_endpoint_answers_its_authenticated_callers(
 
 @pytest.mark.spread
 def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -> None:
-    """The record/read grid, the proxy's caller x backend grid, the error, auth and
-    isolation rules every dialect keeps, and the security catalogue's rate limits,
-    failed-login limits, slow clients and fuzzer, run with it installed."""
+    """The record/read grid, the proxy's caller x backend grid and its ids, the error,
+    auth and isolation rules every dialect keeps, and the security catalogue's rate
+    limits, failed-login limits, slow clients, fuzzer, hostile amounts, hostile JSON and
+    mass assignment, run with it installed."""
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-k", "tallybook",
          "tests/serving/test_smoke.py", "tests/proxy/test_grid.py", "tests/access/test_every_dialect.py",
-         "tests/security/test_abuse.py", "tests/security/test_fuzz.py"],
+         "tests/security/test_abuse.py", "tests/security/test_fuzz.py", "tests/proxy/test_id_map.py",
+         "tests/security/test_money.py", "tests/security/test_json.py",
+         "tests/security/test_mass_assignment.py"],
         cwd=ROOT, env=environment(installed), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
@@ -140,9 +145,14 @@ def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -
     # store engine), and in 2n + 1 cases of the rules (its own three, and 2(n - 1) pairs
     # with foreign credentials); the security catalogue rate-limits and times it out,
     # and limits its failed logins per identity, directly and behind a proxy (4 cases),
-    # and fuzzes its 4 routes.
+    # and fuzzes its 4 routes. The proxy's ids take it in 2n - 1 caller x backend pairs
+    # (on every engine); a JSON dialect, it is sent every amount that has a JSON form and
+    # every JSON attack (and the good members they are written around), and its create
+    # claims what the server owns once.
     n = len(dialects.units()) + 1
-    expected = 2 * (2 * n - 1) * len(ENGINES) + 2 * n + 1 + 4 + 4
+    amounts = sum(case.json is not None for case in money.CASES)
+    expected = (3 * (2 * n - 1) * len(ENGINES) + 2 * n + 1 + 4 + 4
+                + amounts + len(hostile_json.ATTACKS) + 1 + 1)  # fmt: skip
     assert passed is not None and int(passed.group(1)) == expected, run.stdout[-500:]
 
 
