@@ -23,6 +23,7 @@ from ..registry import names, rails
 from .conftest import ProxyFactory
 from .fake import TOKEN_KEY, FakeBackend, raw_answer, urlkey_backend
 from .harness import (
+    DIALECTS,
     SIGNER_KEY,
     SIGNER_PRIVATE_PEM,
     LedgerBackend,
@@ -130,17 +131,14 @@ async def test_urlkey_backend_token_is_fetched_once_and_reused(
 
     found = await lookup(proxy, "urlkey", "invoice", "inv-1")
     invoice = found["dialect_ids"]["harvest"]
-    listed = [await CLIENTS[c](proxy).list(invoice) for c in ("harvest", "invoiless", "urlkey")]
+    listed = [await CLIENTS[c](proxy).list(invoice) for c in DIALECTS]
     created = await pay(proxy, "invoiless", invoice, "12.50")
 
-    assert [len(items) for items in listed] == [1, 1, 1]
+    assert [len(items) for items in listed] == [1] * len(DIALECTS)
     assert created.status == 201, created.body
     assert fake.calls() == [
         "POST /authentication",
-        URLKEY_LIST,
-        URLKEY_LIST,
-        URLKEY_LIST,
-        URLKEY_LIST,
+        *[URLKEY_LIST] * (1 + len(DIALECTS)),  # the lookup, then each caller's list
         "POST /businesses/acme-biz/invoices/inv-1/payments",
     ]
     login = fake.requests[0]
