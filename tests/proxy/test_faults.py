@@ -28,7 +28,7 @@ from .fake import (
     status_answer,
     urlkey_backend,
 )
-from .harness import lookup, upstream
+from .harness import DIALECTS, lookup, upstream
 
 pytestmark = pytest.mark.stores
 
@@ -343,14 +343,18 @@ async def test_breaker_opens_after_n_failures_and_answers_503_without_calling_th
 
     failures = [await list_as("invoiless", proxy, invoice) for _ in range(3)]
     fake.answer = invoiless_backend
-    refused = [await list_as(caller, proxy, invoice) for caller in ("harvest", "urlkey")]
+    refused = {caller: await list_as(caller, proxy, invoice) for caller in DIALECTS}
 
     assert [r.status for r in failures] == [502, 502, 502]
     assert fake.calls() == [LIST, LIST, LIST]  # nothing after the third failure
     opened = "The backend is unavailable (circuit open)"
-    assert shaped("harvest", refused[0]) == (503, opened)
-    assert shaped("urlkey", refused[1]) == (503, f"Unavailable/unavailable: {opened}")
-    assert [r.headers["Retry-After"] for r in refused] == ["30", "30"]
+    assert shaped("harvest", refused["harvest"]) == (503, opened)
+    assert shaped("urlkey", refused["urlkey"]) == (503, f"Unavailable/unavailable: {opened}")
+    for caller, reply in refused.items():  # every caller, in its own shape
+        fmt = "xml" if "xml" in reply.headers.get("Content-Type", "") else "json"
+        text = testing.support(caller).error(reply.answer(), 503, "unavailable", fmt)
+        assert opened in text, (caller, text)
+        assert reply.headers["Retry-After"] == "30", caller
 
 
 async def test_breaker_lets_one_trial_through_after_reset_and_closes_on_success(
