@@ -9,6 +9,8 @@ each time. PostgreSQL is a real server the session starts on first use
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,12 +35,36 @@ ENGINES = ("sqlite", "postgresql")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _bytecode_cache(config)
     config.addinivalue_line("markers", "stores: run the test on SQLite and on PostgreSQL")
     config.addinivalue_line(
         "markers",
         "spread: a long run of its own (a subprocess for seconds): under pytest-xdist each of"
         " its cases may go to any worker, and they start first",
     )
+
+
+def _bytecode_cache(config: pytest.Config) -> None:
+    """Compile the sources once per machine, not once per process, where the environment
+    asks Python to write no bytecode (PYTHONDONTWRITEBYTECODE, as some CI images set).
+
+    The run starts a few hundred Python processes (pytest-xdist workers, gateways,
+    command-line runs); without bytecode each compiles every module of the gateway and
+    the tests again, a third of its start-up. The tree stays as the setting wants it:
+    the bytecode goes to a directory of this user's own under the temporary directory
+    (PYTHONPYCACHEPREFIX), which the processes the run starts inherit. Set by the
+    controlling process before it starts its workers; a chosen prefix is kept.
+    """
+    if hasattr(config, "workerinput") or not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return
+    if os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    cache = Path(tempfile.gettempdir()) / f"invoice-gateway-bytecode-{os.getuid()}"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    if cache.stat().st_uid != os.getuid() or cache.is_symlink():
+        return  # not ours: another user's bytecode is never run
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = str(cache)
 
 
 @pytest.hookimpl(tryfirst=True)
