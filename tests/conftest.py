@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -53,7 +54,8 @@ def _bytecode_cache(config: pytest.Config) -> None:
     the tests again, a third of its start-up. The tree stays as the setting wants it:
     the bytecode goes to a directory of this user's own under the temporary directory
     (PYTHONPYCACHEPREFIX), which the processes the run starts inherit. Set by the
-    controlling process before it starts its workers; a chosen prefix is kept.
+    controlling process before it starts its workers (and for the rest of its own
+    imports, for a run without workers); a chosen prefix is kept.
     """
     if hasattr(config, "workerinput") or not os.environ.get("PYTHONDONTWRITEBYTECODE"):
         return
@@ -65,6 +67,7 @@ def _bytecode_cache(config: pytest.Config) -> None:
         return  # not ours: another user's bytecode is never run
     del os.environ["PYTHONDONTWRITEBYTECODE"]
     os.environ["PYTHONPYCACHEPREFIX"] = str(cache)
+    sys.pycache_prefix, sys.dont_write_bytecode = str(cache), False  # this process's imports
 
 
 @pytest.hookimpl(tryfirst=True)
