@@ -9,6 +9,9 @@ each time. PostgreSQL is a real server the session starts on first use
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,12 +36,49 @@ ENGINES = ("sqlite", "postgresql")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _bytecode_cache(config)
     config.addinivalue_line("markers", "stores: run the test on SQLite and on PostgreSQL")
     config.addinivalue_line(
         "markers",
         "spread: a long run of its own (a subprocess for seconds): under pytest-xdist each of"
         " its cases may go to any worker, and they start first",
     )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: a worker per core and one more. A test spends part of its time waiting
+    (for a timeout to pass, a process to start, a socket to answer); with a worker per
+    core those waits left a core idle a third of the run. PYTEST_XDIST_AUTO_NUM_WORKERS
+    still decides where it is set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return len(os.sched_getaffinity(0)) + 1
+
+
+def _bytecode_cache(config: pytest.Config) -> None:
+    """Compile the sources once per machine, not once per process, where the environment
+    asks Python to write no bytecode (PYTHONDONTWRITEBYTECODE, as some CI images set).
+
+    The run starts a few hundred Python processes (pytest-xdist workers, gateways,
+    command-line runs); without bytecode each compiles every module of the gateway and
+    the tests again, a third of its start-up. The tree stays as the setting wants it:
+    the bytecode goes to a directory of this user's own under the temporary directory
+    (PYTHONPYCACHEPREFIX), which the processes the run starts inherit. Set by the
+    controlling process before it starts its workers (and for the rest of its own
+    imports, for a run without workers); a chosen prefix is kept.
+    """
+    if hasattr(config, "workerinput") or not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return
+    if os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    cache = Path(tempfile.gettempdir()) / f"invoice-gateway-bytecode-{os.getuid()}"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    if cache.stat().st_uid != os.getuid() or cache.is_symlink():
+        return  # not ours: another user's bytecode is never run
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = str(cache)
+    sys.pycache_prefix, sys.dont_write_bytecode = str(cache), False  # this process's imports
 
 
 @pytest.hookimpl(tryfirst=True)

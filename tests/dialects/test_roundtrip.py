@@ -102,36 +102,53 @@ account_codes = st.from_regex(r"[0-9A-Za-z]{1,10}", fullmatch=True)
 ids = st.integers(min_value=1, max_value=10**18 - 1)
 
 
+# Built once, not at each draw: hypothesis validates a strategy the first time it is drawn.
+maybe_texts = st.none() | texts
+maybe_tenants = st.none() | st.sampled_from(["acme", "globex"])
+maybe_account_codes = st.none() | account_codes
+maybe_uuids = st.none() | st.uuids().map(str)
+maybe_moments = st.none() | moments
+
+
+_LABELS: dict[str, st.SearchStrategy[str | None]] = {}
+
+
+def maybe_labels(dialect: Dialect) -> st.SearchStrategy[str | None]:
+    """None or one of the dialect's words for a method (one strategy per dialect)."""
+    if dialect.name not in _LABELS:
+        _LABELS[dialect.name] = st.none() | st.sampled_from(sorted(dialect.methods))
+    return _LABELS[dialect.name]
+
+
 @st.composite
 def payments(draw: st.DrawFn, dialect: Dialect) -> Payment:
     """A canonical payment as the store would hold one last written through `dialect`."""
     method: Method | None = None
     label: str | None = None
     if dialect.methods:
-        words = sorted(dialect.methods)
-        label = draw(st.none() | st.sampled_from(words))
+        label = draw(maybe_labels(dialect))
         method = None if label is None else dialect.methods[label]
     return Payment(
         id=draw(ids),
-        tenant=draw(st.none() | st.sampled_from(["acme", "globex"])),
+        tenant=draw(maybe_tenants),
         invoice_id=draw(ids),
         amount=draw(amounts),
         paid_at=draw(moments),
         method=method,
         method_label=label,
         origin=None if label is None else dialect.name,
-        notes=draw(st.none() | texts),
-        reference=draw(st.none() | texts),
-        account_code=draw(st.none() | account_codes),
-        account_id=draw(st.none() | st.uuids().map(str)),
+        notes=draw(maybe_texts),
+        reference=draw(maybe_texts),
+        account_code=draw(maybe_account_codes),
+        account_id=draw(maybe_uuids),
         tax_withheld=draw(fees),
         fee=draw(fees),
-        recorded_by=draw(st.none() | texts),
-        recorded_by_email=draw(st.none() | texts),
-        client_app=draw(st.none() | texts),
+        recorded_by=draw(maybe_texts),
+        recorded_by_email=draw(maybe_texts),
+        client_app=draw(maybe_texts),
         notify_customer=draw(st.booleans()),
-        created_at=draw(st.none() | moments),
-        updated_at=draw(st.none() | moments),
+        created_at=draw(maybe_moments),
+        updated_at=draw(maybe_moments),
     )
 
 

@@ -112,10 +112,20 @@ def credentials(name: str) -> dict[str, str]:
     return testing.support(name).credentials("acme")
 
 
+# The quick run: every case of the coverage phase and five fuzzed ones per operation, a
+# fixed amount of work, however busy the machine. The soak run fuzzes for up to a minute.
+QUICK = ("--max-examples=5",)
+SOAK = ("--max-examples=100", "--max-time=60")
+
+
 @pytest.mark.spread
 @pytest.mark.parametrize("name", [*JSON_DIALECTS, openapi.ADMIN])
+@pytest.mark.parametrize(
+    "budget",
+    [pytest.param(QUICK, id="quick"), pytest.param(SOAK, id="long", marks=pytest.mark.soak)],
+)
 def test_schemathesis_finds_no_5xx_and_no_answer_off_its_document(
-    served: Server, name: str, tmp_path: Path
+    served: Server, name: str, budget: tuple[str, ...], tmp_path: Path
 ) -> None:
     headers = [f"--header={k}: {v}" for k, v in credentials(name).items()]
     result = subprocess.run(
@@ -124,7 +134,7 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_its_document(
             f"{served.url}/gateway/v1/openapi/{name}.json", f"--url={served.url}", *headers,
             "--checks=not_a_server_error,status_code_conformance,content_type_conformance,"
             "response_schema_conformance",
-            "--phases=examples,coverage,fuzzing", "--max-examples=5", "--max-time=15",
+            "--phases=examples,coverage,fuzzing", *budget,
             "--workers=1", "--seed=1", "--no-color", "--generation-database=none",
         ],
         capture_output=True, cwd=tmp_path, timeout=300, check=False,
