@@ -35,7 +35,7 @@ from gateway.store.base import (
     listed_columns,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
-from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
+from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox, stored_event
 
 T = TypeVar("T")
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class PostgresStore(SingleStep):
         self._pool_size = pool_size
         self._pool: asyncpg.Pool[Any] | None = None
         self.outbox = Outbox()
+        self.notices = Notices()
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -304,7 +305,7 @@ class PostgresStore(SingleStep):
                                      outbox=self.outbox, appended=appended)  # fmt: skip
 
         done = await self._run(write)
-        committed(appended)
+        self.notices.committed(tenant, appended)
         return done
 
     async def owner(self, kind: str, object_id: int) -> str | None:
@@ -489,6 +490,22 @@ class PostgresStore(SingleStep):
 
         return await self._run(write)
 
+    async def webhook_owed(self, tenant: str, name: str) -> hooks.Owed | None:
+        async def read(conn: Connection) -> hooks.Owed | None:
+            found = await conn.fetchrow(
+                "SELECT s.through < COALESCE((SELECT last_sequence FROM event_sequences q"
+                " WHERE q.tenant = s.tenant), 0), (SELECT MIN(GREATEST(d.next_at,"
+                " d.lease_until)) FROM webhook_deliveries d WHERE d.tenant = s.tenant"
+                " AND d.subscription = s.name AND d.state = 'pending')"
+                " FROM webhook_subscriptions s"
+                " WHERE s.tenant = $1 AND s.name = $2 AND s.state = 'active'",
+                tenant,
+                name,
+            )
+            return None if found is None else hooks.Owed(found[0], found[1])
+
+        return await self._run(read, read="one")
+
     async def webhook_claim(
         self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
     ) -> list[hooks.Due]:
@@ -572,7 +589,9 @@ class PostgresStore(SingleStep):
             )
             return _count(done) > 0
 
-        return await self._run(write)
+        enabled = await self._run(write)
+        self.notices.tell(tenant)
+        return enabled
 
     async def webhooks(self, tenant: str) -> list[hooks.Subscription]:
         async def read(conn: Connection) -> list[hooks.Subscription]:
@@ -638,7 +657,9 @@ class PostgresStore(SingleStep):
             )
             return len(rows)
 
-        return await self._run(write)
+        replayed = await self._run(write)
+        self.notices.tell(tenant)
+        return replayed
 
     async def purge_keys(self, now: datetime, limit: int) -> int:
         async def write(conn: Connection) -> int:
