@@ -40,3 +40,40 @@ async def test_kills_under_keyed_writers_lose_and_double_nothing(
     assert figures.acknowledged >= cycles, figures
     assert (figures.lost, figures.duplicated, figures.unacknowledged) == (0, 0, 0), figures
     assert (figures.wrong_due, figures.unexpected) == (0, 0), figures
+
+
+@pytest.mark.spread
+@pytest.mark.parametrize(
+    ("workers", "cycles"),
+    [
+        (1, 3),
+        (2, 2),
+        pytest.param(1, 20, marks=pytest.mark.soak),
+        pytest.param(2, 20, marks=pytest.mark.soak),
+    ],
+)
+async def test_kills_with_a_webhook_subscriber_lose_no_event(
+    database_factory: Callable[..., str],
+    tmp_path: Path,
+    workers: int,
+    cycles: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    figures = await crash.run(
+        database_factory("crash"),
+        cycles=cycles,
+        writers=6,
+        workers=workers,
+        window=(0.05, 0.4),
+        workdir=tmp_path,
+        events=True,
+    )
+    with capsys.disabled():  # the figures, duplicates at the subscriber among them
+        print(f"\n{crash.Figures.header()}\n{figures.row()}")
+    assert figures.events is not None
+    assert figures.acknowledged >= cycles, figures
+    assert (figures.lost, figures.duplicated, figures.unacknowledged) == (0, 0, 0), figures
+    # Every acknowledged payment has its event; every event reached the subscriber.
+    assert figures.events.events >= 2 * figures.acknowledged, figures
+    assert (figures.events.without_event, figures.events.lost) == (0, 0), figures
+    assert figures.events.bad_signatures == 0, figures
