@@ -168,6 +168,11 @@ class Notices:
         for woken in self._watchers.get(tenant, ()):
             woken.set()
 
+    def tell_all(self) -> None:
+        """Wake every loop (what was written while no notice could arrive)."""
+        for tenant in list(self._watchers):
+            self.tell(tenant)
+
     def committed(self, tenant: str, events: Sequence[NewEvent]) -> None:
         """Count a write's committed events and wake the loops of their tenant."""
         committed(events)
