@@ -14,7 +14,7 @@ runs side by side, each on its own database:
 Throughput: Harvest XML creates over `--connections` keep-alive connections (the
 benchmarks' aiohttp load loop) for `--seconds`, alternating the variants for `--rounds`
 rounds in one sitting; after each run the gateway's deliveries are left to drain
-before the next run starts, so no run pays for another's backlog. Lag: creates at a
+(the receiver counts them) before the next run starts, so no run pays for another's backlog. Lag: creates at a
 steady `--rate` per second, below saturation, to the `webhooks` gateway, then the
 time from each event's timestamp to its receipt at the receiver (p50, p99, max).
 Prints markdown tables, the load average before and after each run included.
@@ -42,7 +42,7 @@ import aiohttp
 from aiohttp import web
 
 from benchmarks.bench_create import creator, new_invoices
-from benchmarks.harness import ADMIN, bench_config, free_port, gateway_process, load, server_process
+from benchmarks.harness import bench_config, free_port, gateway_process, load, server_process
 
 SECRET = "whsec_" + "YmVuY2gtZXZlbnRzLXdlYmhvb2stc2VjcmV0LTMyYg=="
 TENANT = "bench"
@@ -78,13 +78,19 @@ def config(variant: str, context: Context, database: dict[str, str]) -> dict[str
 
 
 def serve_receiver(port: int) -> None:
-    """Record each delivery's event time and receipt time; `GET /lags` hands them over."""
+    """Record each delivery's event time and receipt time; `GET /lags` hands them over,
+    `GET /count` says how many deliveries arrived in all."""
     received: list[tuple[str, float]] = []
+    count = [0]
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
         received.append((json.loads(body)["timestamp"], time.time()))
+        count[0] += 1
         return web.Response(status=204)
+
+    async def counted(request: web.Request) -> web.Response:
+        return web.json_response(count[0])
 
     async def lags(request: web.Request) -> web.Response:
         taken = [
@@ -97,6 +103,7 @@ def serve_receiver(port: int) -> None:
     app = web.Application()
     app.router.add_post("/{name}", receive)
     app.router.add_get("/lags", lags)
+    app.router.add_get("/count", counted)
     app.router.add_get("/healthz", lambda _: web.Response(text="ok"))  # type: ignore[arg-type,return-value]
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
@@ -111,18 +118,16 @@ def receiver() -> Iterator[str]:
 # --- measuring ----------------------------------------------------------------------
 
 
-async def backlog(base: str) -> int:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{base}/gateway/v1/webhooks/{TENANT}", headers=ADMIN) as r:
-            shown = (await r.json())["webhooks"]
-    return sum(int(hook["backlog"]) for hook in shown)
-
-
-async def drained(base: str, limit: float = 300.0) -> float:
-    """Seconds until the gateway's deliveries are all made (0 without subscriptions)."""
+async def delivered(receiver_base: str, owed: int, limit: float = 300.0) -> float:
+    """Seconds until the receiver has had `owed` deliveries in all (each event of the
+    `webhooks` gateway, to each of its two subscriptions)."""
     started = time.monotonic()
-    while await backlog(base) and time.monotonic() - started < limit:
-        await asyncio.sleep(0.1)
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() - started < limit:
+            async with session.get(f"{receiver_base}/count") as response:
+                if await response.json() >= owed:
+                    break
+            await asyncio.sleep(0.1)
     return time.monotonic() - started
 
 
@@ -185,13 +190,15 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
             entries = stack.enter_context(database())
             bases[variant] = stack.enter_context(gateway_process(config(variant, context, entries)))
         sends = {}
+        owed = 0  # deliveries the receiver is to have had: 2 events of a create, 2 webhooks
         for variant, base in bases.items():
             invoices = asyncio.run(new_invoices(base, f"ev-{variant}", 64))
             sends[variant] = (creator(base, "harvest", invoices), invoices)
             asyncio.run(load(sends[variant][0], connections=1, total=200))  # warm-up
-            asyncio.run(drained(base))
+            owed += 4 * 200 if variant == "webhooks" else 0
+            asyncio.run(delivered(receiver_base, owed))
         for _ in range(args.rounds):
-            for variant, base in bases.items():
+            for variant in bases:
                 before = loadavg()
                 result = asyncio.run(
                     load(
@@ -203,7 +210,8 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
                 )
                 after = loadavg()
                 assert result.errors == 0, f"{result.errors} failed creates"
-                drain = asyncio.run(drained(base))
+                owed += 4 * result.requests if variant == "webhooks" else 0
+                drain = asyncio.run(delivered(receiver_base, owed))
                 rows.append(Row(store, variant, result.rate, result.percentile(99), drain,
                                 before, after))  # fmt: skip
                 print(rows[-1].line(), flush=True)
@@ -212,10 +220,10 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
         before = loadavg()
         errors = asyncio.run(steady(base, sends["webhooks"][1], args.rate, args.lag_seconds))
         assert errors == 0, f"{errors} failed creates"
-        asyncio.run(drained(base))
+        expected = 4 * int(args.rate * args.lag_seconds)
+        asyncio.run(delivered(receiver_base, owed + expected))
         lags = asyncio.run(taken_lags(receiver_base))
         after = loadavg()
-        expected = 2 * 2 * int(args.rate * args.lag_seconds)  # two events, two subscriptions
         lag_line = (
             f"| {store} | {args.rate:g}/s for {args.lag_seconds:g} s | {len(lags)} of {expected}"
             f" | {percentile(lags, 50) * 1000:.1f} | {percentile(lags, 99) * 1000:.1f}"
