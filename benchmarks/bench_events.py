@@ -233,6 +233,8 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
     medians = []
     for variant in VARIANTS:
         mine = [row.rate for row in rows if row.variant == variant]
+        if not mine:
+            continue  # --rounds 0: the lag alone
         medians.append(f"| {store} | {variant} | {statistics.median(mine):,.0f} |")
     return [*medians, "", LAG_HEADER, lag_line, ""]
 
