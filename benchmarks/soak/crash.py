@@ -13,6 +13,12 @@ acknowledged payment must be there, none twice, and each invoice's due amount mu
 its total less its live payments. Runs every store and worker count named (SQLite on a
 new file, PostgreSQL on a throwaway server it starts, as the tests do) and prints the
 figures as a markdown table.
+
+With `--events`, a webhook subscriber (an aiohttp receiver in this process, checking each
+delivery's signature with `standardwebhooks`) takes every event, and the check also reads
+the change feed: each acknowledged payment must have its `payment.created` event, and
+each event of the feed must have reached the subscriber at least once, once its last
+lease ran out; the events it got more than once (sent again after a kill) are counted.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ from xml.etree import ElementTree
 
 import aiohttp
 import yaml
+from aiohttp import web
+from standardwebhooks import Webhook as Verifier
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from benchmarks.harness import ADMIN, bench_config, free_port
 
@@ -48,6 +57,9 @@ INVOILESS = {"api-key": "bench-key"}
 TOTAL = Decimal("1000000.00")
 AMOUNT = "1.00"
 RETRIED = (409, 503)
+SECRET = "whsec_" + base64.b64encode(b"crash-harness-webhook-key-32byte").decode()
+# How long the subscriber may take, after the last restart, to have every event.
+DELIVERY_SECONDS = 60.0
 
 
 @dataclass
@@ -72,26 +84,120 @@ class Figures:
     wrong_due: int
     unexpected: int
     seconds: float
+    events: Deliveries | None = None
 
     @property
     def ok(self) -> bool:
         failures = (self.lost, self.duplicated, self.unacknowledged, self.wrong_due)
-        return not any(failures) and not self.unexpected
+        events = self.events is None or self.events.ok
+        return not any(failures) and not self.unexpected and events
 
     @staticmethod
     def header() -> str:
         return (
             "| store | workers | cycles | writers | acknowledged | retried | lost | duplicated"
-            " | unacknowledged | wrong due | seconds |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|"
+            " | unacknowledged | wrong due | seconds | events | without event"
+            " | lost at subscriber | delivered twice or more | bad signatures |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         )
 
     def row(self) -> str:
+        shown = self.events.cells() if self.events is not None else "| - | - | - | - | - |"
         return (
             f"| {self.store} | {self.workers} | {self.cycles} | {self.writers}"
             f" | {self.acknowledged} | {self.retries} | {self.lost} | {self.duplicated}"
-            f" | {self.unacknowledged} | {self.wrong_due} | {self.seconds:.0f} |"
+            f" | {self.unacknowledged} | {self.wrong_due} | {self.seconds:.0f} {shown}"
         )
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    """The events' figures: the feed's events, acknowledged payments without their
+    `payment.created`, events the subscriber never got, events it got more than once
+    (and the extra receipts), and deliveries whose signature did not verify."""
+
+    events: int
+    without_event: int
+    lost: int
+    redelivered: int
+    extra: int
+    bad_signatures: int
+
+    @property
+    def ok(self) -> bool:
+        return not (self.without_event or self.lost or self.bad_signatures)
+
+    def cells(self) -> str:
+        return (
+            f"| {self.events} | {self.without_event} | {self.lost}"
+            f" | {self.redelivered} ({self.extra} extra) | {self.bad_signatures} |"
+        )
+
+
+class Subscriber:
+    """A webhook receiver: verifies each delivery (`standardwebhooks`), counts it by id."""
+
+    def __init__(self) -> None:
+        self.got: Counter[str] = Counter()
+        self.bad = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def receive(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            Verifier(SECRET).verify(body, dict(request.headers))
+        except WebhookVerificationError:
+            self.bad += 1
+            return web.Response(status=400)
+        self.got[request.headers["webhook-id"]] += 1
+        return web.Response(status=204)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hooks", self.receive)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/hooks"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def feed(session: aiohttp.ClientSession, base: str) -> list[dict[str, Any]]:
+    """Every event of the bench tenant, read page by page from the change feed."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        url = f"{base}/gateway/v1/events?tenant=bench&after={after}&limit=100"
+        async with session.get(url, headers=ADMIN) as response:
+            assert response.status == 200, await response.text()
+            page = await response.json()
+        if not page["events"]:
+            return events
+        events += page["events"]
+        after = page["next"]
+
+
+async def check_events(
+    session: aiohttp.ClientSession, base: str, tally: Tally, subscriber: Subscriber
+) -> Deliveries:
+    """Each acknowledged payment's event in the feed; each event at the subscriber."""
+    events = await feed(session, base)
+    created = {e["data"]["payment"]["id"] for e in events if e["type"] == "payment.created"}
+    without = sum(number not in created for number in tally.acknowledged.values())
+    wanted = {event["id"] for event in events}
+    deadline = time.monotonic() + DELIVERY_SECONDS
+    while not wanted <= subscriber.got.keys() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # a killed process's deliveries wait out their lease
+    twice = [count for count in subscriber.got.values() if count > 1]
+    return Deliveries(
+        len(events), without, len(wanted - subscriber.got.keys()), len(twice),
+        sum(twice) - len(twice), subscriber.bad,
+    )  # fmt: skip
 
 
 def request(base: str, dialect: str, invoice: int, key: str) -> tuple[str, bytes, dict[str, str]]:
@@ -254,14 +360,23 @@ async def run(
     workers: int = 1,
     window: tuple[float, float] = (0.2, 0.8),
     workdir: Path,
+    events: bool = False,
 ) -> Figures:
-    """`cycles` kill -9s under `writers` concurrent keyed writers, then the check."""
+    """`cycles` kill -9s under `writers` concurrent keyed writers, then the check; with
+    `events`, a webhook subscriber too, and the events' check."""
     started = time.monotonic()
     config = bench_config(database=database, idempotency={"lease_seconds": 1})
+    subscriber = Subscriber()
+    if events:
+        await subscriber.start()
+        hook = {"name": "crash", "url": subscriber.url, "secret": SECRET, "retry_schedule": [1]}
+        config["tenants"]["bench"]["webhooks"] = [hook]
+        config["events"] = {"lease_seconds": 1}
     path = workdir / "crash.yaml"
     path.write_text(yaml.safe_dump(config))
     gateway = Gateway(path, free_port(), workers, workdir / "crash.log")
     tally, stop = Tally(), asyncio.Event()
+    delivered = None
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         await gateway.start(session)
         invoices = await new_invoices(session, gateway.base, 4)
@@ -281,16 +396,19 @@ async def run(
             lost, duplicated, unacknowledged, wrong_due = await check(
                 session, gateway.base, invoices, tally
             )
+            if events:
+                delivered = await check_events(session, gateway.base, tally, subscriber)
         finally:
             stop.set()
             for task in tasks:
                 task.cancel()
             gateway.stop()
+            await subscriber.stop()
     store = database.split(":", 1)[0]
     return Figures(
         store, workers, cycles, writers, len(tally.acknowledged), tally.retries, lost,
         duplicated, unacknowledged, wrong_due, len(tally.unexpected),
-        time.monotonic() - started,
+        time.monotonic() - started, delivered,
     )  # fmt: skip
 
 
@@ -300,6 +418,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--stores", nargs="+", choices=("sqlite", "postgresql"))
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--events", action="store_true", help="with a webhook subscriber")
     args = parser.parse_args()
     print(Figures.header())
     ok = True
@@ -314,6 +433,7 @@ def main() -> None:
                             writers=args.writers,
                             workers=workers,
                             workdir=Path(tmp),
+                            events=args.events,
                         )
                     )
                 print(figures.row(), flush=True)

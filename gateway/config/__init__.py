@@ -262,6 +262,9 @@ class Idempotency(Strict):
     # A request holds its key this long; past it, a retry may take over the key of a
     # request that stored nothing (its process died). Longer than any request takes.
     lease_seconds: float = Field(default=30, gt=0, le=3600)
+    # A delivery loop is woken by its own process's commits; this slower poll finds the
+    # work other processes' commits made (another worker's replay, another gateway's events).
+    poll_seconds: float = Field(default=5, gt=0, le=3600)
     # Expired keys are deleted in the background, `purge_batch` at a time.
     purge_interval_seconds: float = Field(default=60, gt=0)
     purge_batch: int = Field(default=500, gt=0, le=100_000)
@@ -275,6 +278,9 @@ class Events(Strict):
     retention_seconds: float = Field(default=7 * 86_400, gt=0)
     # A process delivering an event holds it this long; past it, another may take it over.
     lease_seconds: float = Field(default=30, gt=0, le=3600)
+    # A delivery loop is woken by its own process's commits; this slower poll finds the
+    # work other processes' commits made (another worker's replay, another gateway's events).
+    poll_seconds: float = Field(default=5, gt=0, le=3600)
 
 
 class Metrics(Strict):

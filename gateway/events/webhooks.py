@@ -10,6 +10,12 @@ the subscription's `retry_schedule`, or a bounded `Retry-After` when longer, and
 `failed` once the schedule is spent. A process that dies holding a lease leaves its
 deliveries to be sent again once the lease ends.
 
+A loop does not poll the store: it sleeps until a commit of its own process gives its
+tenant's subscriptions work (the store's `notices`), until its earliest pending delivery
+is due (a retry, a lease's end), or at the latest `events.poll_seconds` (work that other
+processes' commits made). Each pass first reads what is owed, and writes nothing when
+that is nothing, so an idle gateway leaves the database alone.
+
 Retention (gateway/ledger/events.py) keeps every event still owed to an active
 subscription, and all later ones of its tenant; a disabled or retired subscription
 holds nothing back, so its pending deliveries may lose their event to retention.
@@ -39,9 +45,15 @@ from gateway.config import Config, Webhook
 from gateway.ledger.events import event_json
 from gateway.ledger.idempotency import Clock, utc_now
 from gateway.observability.logs import event as logged
-from gateway.observability.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERIES, WEBHOOK_LAG, child
+from gateway.observability.metrics import (
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LAG,
+    WEBHOOK_PASSES,
+    child,
+)
 from gateway.store import Store
-from gateway.store.deliveries import DELIVERED, FAILED, PENDING, Due, Settle
+from gateway.store.deliveries import DELIVERED, FAILED, PENDING, Due, Owed, Settle
 from gateway.store.outbox import StoredEvent, payment_of
 
 log = logging.getLogger("gateway.webhooks")
@@ -52,8 +64,10 @@ FANOUT_BATCH = 200
 # Bytes of a receiver's answer read (the rest is dropped), and the longest Retry-After kept.
 BODY_BYTES = 4096
 MAX_RETRY_AFTER = 6 * 3600.0
-# Seconds between a subscription's passes when it has nothing due.
-POLL_SECONDS = 1.0
+# Seconds a loop waits after a pass that failed, and at least between passes that sent
+# nothing (a delivery due but held by another process's live lease is not claimed early).
+PAUSE_SECONDS = 1.0
+MIN_WAIT_SECONDS = 0.01
 
 
 def signature(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes) -> str:
@@ -201,14 +215,35 @@ class Deliveries:
         self._tasks = [asyncio.create_task(self._loop(t, hook)) for t, hook in self.hooks()]
 
     async def _loop(self, tenant: str, hook: Webhook) -> None:
-        while True:
-            try:
-                sent = await self.step_one(tenant, hook)
-            except Exception:
-                log.exception("webhook %s/%s: a delivery pass failed", tenant, hook.name)
-                sent = 0
-            if not sent:
-                await asyncio.sleep(POLL_SECONDS)
+        woken = self.store.notices.watch(tenant)
+        try:
+            while True:
+                woken.clear()  # a commit from here on wakes the wait below at once
+                try:
+                    sent, owed = await self._pass(tenant, hook)
+                    wait = 0.0 if sent else await self._idle_for(tenant, hook, owed)
+                except Exception:
+                    log.exception("webhook %s/%s: a delivery pass failed", tenant, hook.name)
+                    child(WEBHOOK_PASSES, tenant, hook.name, "failed").inc()
+                    wait = PAUSE_SECONDS
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), wait)
+        finally:
+            self.store.notices.unwatch(tenant, woken)
+
+    async def _idle_for(self, tenant: str, hook: Webhook, owed: Owed | None) -> float:
+        """Seconds until the subscription's next pass: its earliest pending delivery's
+        due time (read again if the pass wrote), at most the poll interval."""
+        if owed is not None and (owed.behind or self._due(owed)):  # stale: the pass wrote
+            owed = await self.store.webhook_owed(tenant, hook.name)
+        wait = self.config.events.poll_seconds
+        if owed is not None and owed.next_due is not None:
+            wait = min(wait, (owed.next_due - self.clock()).total_seconds())
+        return max(wait, MIN_WAIT_SECONDS)
+
+    def _due(self, owed: Owed) -> bool:
+        return owed.next_due is not None and owed.next_due <= self.clock()
 
     async def step(self) -> int:
         """One pass over every subscription, side by side; how many attempts were made."""
@@ -217,13 +252,27 @@ class Deliveries:
 
     async def step_one(self, tenant: str, hook: Webhook) -> int:
         """Fan new events out, claim what is due, and send it, at most IN_FLIGHT at once."""
+        sent, _ = await self._pass(tenant, hook)
+        return sent
+
+    async def _pass(self, tenant: str, hook: Webhook) -> tuple[int, Owed | None]:
+        """`step_one`, and what the subscription was found to owe. What is owed is read
+        first: with nothing to fan out and nothing due, the pass writes nothing."""
+        owed = await self.store.webhook_owed(tenant, hook.name)
+        if owed is None or not (owed.behind or self._due(owed)):
+            child(WEBHOOK_PASSES, tenant, hook.name, "idle").inc()
+            return 0, owed
+        child(WEBHOOK_PASSES, tenant, hook.name, "work").inc()
         now = self.clock()
-        while await self.store.webhook_fanout(tenant, hook.name, hook.events, now, FANOUT_BATCH):
-            pass
+        if owed.behind:
+            while await self.store.webhook_fanout(
+                tenant, hook.name, hook.events, now, FANOUT_BATCH
+            ):
+                pass
         lease = now + timedelta(seconds=self.config.events.lease_seconds)
         due = await self.store.webhook_claim(tenant, hook.name, self.owner, now, lease, IN_FLIGHT)
         await asyncio.gather(*(self._deliver(tenant, hook, item) for item in due))
-        return len(due)
+        return len(due), owed
 
     async def observe_lag(self) -> None:
         """Set each webhook's lag gauge: the age of the oldest event it is still owed."""

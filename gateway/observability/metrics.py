@@ -115,6 +115,13 @@ WEBHOOK_LAG = Gauge(
     multiprocess_mode="livemax",
 )
 
+WEBHOOK_PASSES = Counter(
+    "gateway_webhook_passes",
+    "Delivery passes by tenant, webhook and what they found (idle: nothing to do, nothing"
+    " written; work: events fanned out or deliveries due; failed: the pass raised)",
+    ["tenant", "webhook", "found"],
+)
+
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -135,6 +142,7 @@ _ALL = (
     REQUESTS, REQUEST_SECONDS, IN_FLIGHT, BACKEND_CALLS, BACKEND_SECONDS, BREAKER,
     STORE_WRITE_SECONDS, STORE_BATCH, AUTH_FAILURES, RATE_LIMITED, CONNECTIONS_CLOSED,
     SECRET_CHECKS, EVENTS_WRITTEN, WEBHOOK_DELIVERIES, WEBHOOK_ATTEMPTS, WEBHOOK_LAG,
+    WEBHOOK_PASSES,
 )  # fmt: skip
 
 

@@ -16,8 +16,8 @@ from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Payment
 
 if TYPE_CHECKING:
-    from gateway.store.deliveries import Delivery, Due, Settle, Subscription
-    from gateway.store.outbox import EventPage, NewEvent, Outbox
+    from gateway.store.deliveries import Delivery, Due, Owed, Settle, Subscription
+    from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox
 
 # Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
 # spells up to 2^96) names no stored object.
@@ -201,6 +201,8 @@ class Store(Protocol):
 
     # Decides the events a change makes, and times them (by the gateway's clock).
     outbox: Outbox
+    # Wakes this process's delivery loops when its own commits give them work.
+    notices: Notices
 
     async def open(self) -> None: ...
 
@@ -355,6 +357,11 @@ class Store(Protocol):
     ) -> int:
         """Make pending deliveries for up to `limit` events after the subscription's
         cursor (those of `types`) and move the cursor past them; how many events it read."""
+        ...
+
+    async def webhook_owed(self, tenant: str, name: str) -> Owed | None:
+        """What an active subscription has to do (None while it is not active), read
+        without writing: a loop with nothing to do leaves the database alone."""
         ...
 
     async def webhook_claim(

@@ -38,6 +38,16 @@ PURGED_BEFORE_DELIVERY = (
 
 
 @dataclass(frozen=True)
+class Owed:
+    """What an active subscription has to do, as one read finds it: events not yet fanned
+    out to it (`behind`), and when its earliest pending delivery may next be claimed (its
+    `next_at`, or a lease's end if later; None: nothing pending)."""
+
+    behind: bool
+    next_due: datetime | None
+
+
+@dataclass(frozen=True)
 class Due:
     """A pending delivery claimed by one process: its event and the attempts made so far."""
 

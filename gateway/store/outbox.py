@@ -18,6 +18,7 @@ Deliveries of an event to a subscription can sit beside them, keyed by the event
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -144,6 +145,39 @@ def committed(events: Sequence[NewEvent]) -> None:
     """Count events whose transaction committed."""
     for event in events:
         child(EVENTS_WRITTEN, event.type).inc()
+
+
+class Notices:
+    """Wake-ups for this process's delivery loops when a commit of its own gives a tenant's
+    subscriptions something to do (new events, a replay, an enable), so no loop polls the
+    store to find out; commits made by other processes are found by each loop's slower
+    poll. Each watcher is an `asyncio.Event` that `tell` sets and its loop clears."""
+
+    def __init__(self) -> None:
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+
+    def watch(self, tenant: str) -> asyncio.Event:
+        woken = asyncio.Event()
+        self._watchers.setdefault(tenant, set()).add(woken)
+        return woken
+
+    def unwatch(self, tenant: str, woken: asyncio.Event) -> None:
+        self._watchers.get(tenant, set()).discard(woken)
+
+    def tell(self, tenant: str) -> None:
+        for woken in self._watchers.get(tenant, ()):
+            woken.set()
+
+    def tell_all(self) -> None:
+        """Wake every loop (what was written while no notice could arrive)."""
+        for tenant in list(self._watchers):
+            self.tell(tenant)
+
+    def committed(self, tenant: str, events: Sequence[NewEvent]) -> None:
+        """Count a write's committed events and wake the loops of their tenant."""
+        committed(events)
+        if events:
+            self.tell(tenant)
 
 
 def payment_of(event: StoredEvent) -> Payment:

@@ -35,7 +35,7 @@ from gateway.store.base import (
     listed_columns,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
-from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
+from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox, stored_event
 
 T = TypeVar("T")
 if TYPE_CHECKING:
@@ -49,6 +49,13 @@ _MIGRATION_LOCK = 0x6761_7465_7761_79  # "gateway"
 _CONNECT_TIMEOUT = 5.0
 _ACQUIRE_TIMEOUT = 10.0
 _ATTEMPTS = 5  # for serialisation failures, deadlocks and connections lost before COMMIT
+# Every gateway on one database announces the tenants whose events it committed here,
+# and listens, so that each wakes its delivery loops at once (see `_listen_forever`).
+CHANNEL = "gateway_events"
+LISTENER = "gateway-listener"  # the listening connection's application_name
+# How often the listening connection is checked, and how long to wait before reconnecting.
+_LISTEN_CHECK_SECONDS = 15.0
+_LISTEN_RETRY_SECONDS = 1.0
 
 _RETURNED = f"{', '.join(PAYMENT_COLUMNS)}, paid_at_offset"
 _SELECT_PAYMENTS = f"SELECT {_RETURNED} FROM payments"
@@ -112,6 +119,10 @@ class PostgresStore(SingleStep):
         self._pool_size = pool_size
         self._pool: asyncpg.Pool[Any] | None = None
         self.outbox = Outbox()
+        self.notices = Notices()
+        self._listening: asyncio.Task[None] | None = None
+        self._announced: set[str] = set()
+        self._announcing: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -136,11 +147,86 @@ class PostgresStore(SingleStep):
             await pool.close()
             raise
         self._pool = pool
+        self._listening = asyncio.create_task(self._listen_forever())
 
     async def close(self) -> None:
+        for task in (self._listening, self._announcing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._listening = self._announcing = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    # --- notices across gateways: LISTEN/NOTIFY ----------------------------------------
+
+    def _announce(self, tenant: str) -> None:
+        """NOTIFY the other processes on this database of a tenant's committed events.
+
+        Sent after the commit, not from the writing transaction: PostgreSQL serialises
+        the commits of notifying transactions (a database-wide lock held through the
+        commit's flush), which would cost concurrent writers their group commit. Tenants
+        committed while one NOTIFY is on its way go together in the next; a NOTIFY lost
+        with its process leaves the others' polls (`events.poll_seconds`) to find the work.
+        """
+        self._announced.add(tenant)
+        if self._announcing is None or self._announcing.done():
+            self._announcing = asyncio.create_task(self._send_announcements())
+
+    async def _send_announcements(self) -> None:
+        while self._announced and self._pool is not None:
+            tenants, self._announced = sorted(self._announced), set()
+            try:
+                async with self._pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+                    await conn.execute(
+                        "SELECT pg_notify($1, tenant) FROM unnest($2::text[]) AS tenant",
+                        CHANNEL,
+                        tenants,
+                    )
+            except (*_UNREACHABLE, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.debug("announcing committed events failed: %s", _reason(exc))
+
+    async def _listen_forever(self) -> None:
+        """LISTEN on a connection of its own; on a notice, wake that tenant's loops.
+
+        A lost connection is opened again (after a pause); each time it is (re)opened
+        every loop is woken once, for the events written while no notice could arrive.
+        """
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    self._url,
+                    timeout=_CONNECT_TIMEOUT,
+                    server_settings={"application_name": LISTENER},
+                )
+            except (*_UNREACHABLE, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(_LISTEN_RETRY_SECONDS)
+                continue
+            try:
+                await self._listen(conn)
+            except (*_UNREACHABLE, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.debug("listening for other gateways' events: %s", _reason(exc))
+            finally:
+                conn.terminate()
+            await asyncio.sleep(_LISTEN_RETRY_SECONDS)
+
+    async def _listen(self, conn: asyncpg.Connection[Any]) -> None:
+        """Until `conn` is lost: a connection closed by the server ends at once, a silent
+        one at the next check's `SELECT 1`."""
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: lost.set())
+        await conn.add_listener(CHANNEL, self._heard)
+        self.notices.tell_all()
+        while not (conn.is_closed() or lost.is_set()):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), _LISTEN_CHECK_SECONDS)
+            if not lost.is_set():
+                await conn.execute("SELECT 1", timeout=_CONNECT_TIMEOUT)
+
+    def _heard(self, conn: object, pid: int, channel: str, tenant: object) -> None:
+        self.notices.tell(str(tenant))
 
     @staticmethod
     async def _migrate(conn: Connection) -> None:
@@ -304,7 +390,9 @@ class PostgresStore(SingleStep):
                                      outbox=self.outbox, appended=appended)  # fmt: skip
 
         done = await self._run(write)
-        committed(appended)
+        self.notices.committed(tenant, appended)
+        if appended:
+            self._announce(tenant)
         return done
 
     async def owner(self, kind: str, object_id: int) -> str | None:
@@ -489,6 +577,22 @@ class PostgresStore(SingleStep):
 
         return await self._run(write)
 
+    async def webhook_owed(self, tenant: str, name: str) -> hooks.Owed | None:
+        async def read(conn: Connection) -> hooks.Owed | None:
+            found = await conn.fetchrow(
+                "SELECT s.through < COALESCE((SELECT last_sequence FROM event_sequences q"
+                " WHERE q.tenant = s.tenant), 0), (SELECT MIN(GREATEST(d.next_at,"
+                " d.lease_until)) FROM webhook_deliveries d WHERE d.tenant = s.tenant"
+                " AND d.subscription = s.name AND d.state = 'pending')"
+                " FROM webhook_subscriptions s"
+                " WHERE s.tenant = $1 AND s.name = $2 AND s.state = 'active'",
+                tenant,
+                name,
+            )
+            return None if found is None else hooks.Owed(found[0], found[1])
+
+        return await self._run(read, read="one")
+
     async def webhook_claim(
         self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
     ) -> list[hooks.Due]:
@@ -572,7 +676,9 @@ class PostgresStore(SingleStep):
             )
             return _count(done) > 0
 
-        return await self._run(write)
+        enabled = await self._run(write)
+        self.notices.tell(tenant)
+        return enabled
 
     async def webhooks(self, tenant: str) -> list[hooks.Subscription]:
         async def read(conn: Connection) -> list[hooks.Subscription]:
@@ -638,7 +744,9 @@ class PostgresStore(SingleStep):
             )
             return len(rows)
 
-        return await self._run(write)
+        replayed = await self._run(write)
+        self.notices.tell(tenant)
+        return replayed
 
     async def purge_keys(self, now: datetime, limit: int) -> int:
         async def write(conn: Connection) -> int:

@@ -34,11 +34,12 @@ from gateway.store.deliveries import (
     PURGED_BEFORE_DELIVERY,
     Delivery,
     Due,
+    Owed,
     Settle,
     Subscription,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
-from gateway.store.outbox import EventPage, NewEvent, Outbox, committed, stored_event
+from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox, stored_event
 from gateway.store.writer import MEMORY, GroupCommit
 
 T = TypeVar("T")
@@ -96,6 +97,7 @@ class SQLiteStore(SingleStep):
         self._writer: GroupCommit | None = None
         self._reader: sqlite3.Connection | None = None
         self.outbox = Outbox()
+        self.notices = Notices()
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -308,7 +310,7 @@ class SQLiteStore(SingleStep):
             )
 
         done = await self._write(write)
-        committed(appended)
+        self.notices.committed(tenant, appended)
         return done
 
     @staticmethod
@@ -425,6 +427,21 @@ class SQLiteStore(SingleStep):
 
         return await self._write(write)
 
+    async def webhook_owed(self, tenant: str, name: str) -> Owed | None:
+        def read(db: sqlite3.Connection) -> Owed | None:
+            found = db.execute(
+                "SELECT s.through < COALESCE((SELECT last_sequence FROM event_sequences q"
+                " WHERE q.tenant = s.tenant), 0), (SELECT MIN(MAX(d.next_at,"
+                " COALESCE(d.lease_until, d.next_at))) FROM webhook_deliveries d"
+                " WHERE d.tenant = s.tenant AND d.subscription = s.name AND d.state = 'pending')"
+                " FROM webhook_subscriptions s"
+                " WHERE s.tenant = ? AND s.name = ? AND s.state = 'active'",
+                (tenant, name),
+            ).fetchone()
+            return None if found is None else Owed(bool(found[0]), _time(found[1]))
+
+        return await self._read(read)
+
     async def webhook_claim(
         self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
     ) -> list[Due]:
@@ -504,7 +521,9 @@ class SQLiteStore(SingleStep):
                 ).rowcount
             )
 
-        return await self._write(write)
+        enabled = await self._write(write)
+        self.notices.tell(tenant)
+        return enabled
 
     async def webhooks(self, tenant: str) -> list[Subscription]:
         def read(db: sqlite3.Connection) -> list[Subscription]:
@@ -583,7 +602,9 @@ class SQLiteStore(SingleStep):
             ).fetchall()
             return len(rows)
 
-        return await self._write(write)
+        replayed = await self._write(write)
+        self.notices.tell(tenant)
+        return replayed
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:
