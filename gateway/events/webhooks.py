@@ -210,12 +210,17 @@ class Deliveries:
     async def step_one(self, tenant: str, hook: Webhook | Relay) -> int:
         """Fan new events out, claim what is due, and send it, at most IN_FLIGHT at once."""
         now = self.clock()
-        while await self.store.webhook_fanout(tenant, hook.name, hook.events, now, FANOUT_BATCH):
-            pass
+        await self.fan_out(tenant, hook)
         lease = now + timedelta(seconds=self.config.events.lease_seconds)
         due = await self.store.webhook_claim(tenant, hook.name, self.owner, now, lease, IN_FLIGHT)
         await asyncio.gather(*(self._deliver(tenant, hook, item) for item in due))
         return len(due)
+
+    async def fan_out(self, tenant: str, hook: Webhook | Relay) -> None:
+        """Make the subscription's deliveries for every event up to the newest."""
+        now = self.clock()
+        while await self.store.webhook_fanout(tenant, hook.name, hook.events, now, FANOUT_BATCH):
+            pass
 
     async def observe_lag(self) -> None:
         """Set each webhook's lag gauge: the age of the oldest event it is still owed."""

@@ -191,7 +191,9 @@ async def get_payment(request: web.Request) -> web.Response:
     if payment is None or tenant is None:
         raise NotFound("Payment not found")
     shown = payment_json(payment)
-    if tenant in gateway.deliveries.relays:
+    relay = gateway.deliveries.relays.get(tenant)
+    if relay is not None:
+        await gateway.deliveries.fan_out(tenant, relay)  # a payment just made is owed too
         shown["relay"] = relay_json(await gateway.store.relay_tracks(tenant, payment_id))
     return _json_reply(shown)
 
