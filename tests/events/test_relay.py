@@ -8,6 +8,7 @@ is tried exactly when due.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 
 import dialects
 from dialects.unit import DialectUnit
@@ -117,6 +119,10 @@ async def settle(client: Client, gateway: Gateway, clock: Clock, passes: int = 1
     raise AssertionError(f"still pending: {await listed(client, 'pending')}")
 
 
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def amounts(payments: list[dict[str, Any]]) -> list[Decimal]:
     return sorted(Decimal(payment["amount"]) for payment in payments)
 
@@ -192,16 +198,23 @@ async def test_each_payment_reaches_the_backend_once_and_its_delete_follows(
 
 @pytest.mark.parametrize("dialect", KEYED_AND_NOT)
 async def test_a_payment_made_while_the_backend_is_down_is_delivered_once_it_is_up(
-    start: Start, dialect: str, tmp_path: Path
+    start: Start, dialect: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()
     client, gateway, clock = await start(dialect, f"http://127.0.0.1:{port}")
     invoice = await ledger_invoice(client, dialect, 1)  # the backend's first invoice
     payment = await pay(client, invoice)  # answered with the backend down
-    await gateway.deliveries.step()
+    retried = sample("gateway_relay_items_total", tenant="acme", outcome="retry")
+    with caplog.at_level(logging.WARNING, logger="gateway"):
+        await gateway.deliveries.step()
     shown = await relay_of(client, payment)
     assert (shown["state"], shown["attempts"]) == ("pending", 1), shown
     assert shown["last_error"]
+    assert sample("gateway_relay_items_total", tenant="acme", outcome="retry") == retried + 1
+    [failed] = [r for r in caplog.records if r.getMessage() == "relay_failed"]
+    fields = failed.fields  # type: ignore[attr-defined]
+    assert fields["event_id"].startswith("evt_") and fields["request_id"], fields
+    assert fields["payment_id"] == payment
 
     config = write_backend_config(tmp_path)
     server = Server(config, tmp_path / "backend.db", tmp_path / "backend.log", port=port)
