@@ -308,7 +308,9 @@ class DialectUnit:
     matched; `suffixes` takes Rails' `.xml` / `.json` on paths; `vendor` lists the
     names the gateway core must never say; `testing` names the module holding the
     dialect's test client and samples; `idempotency_header` is the request header the
-    vendor's API takes an idempotency key in, if it has one (proxy mode sends one).
+    vendor's API takes an idempotency key in, if it has one (proxy mode sends the caller's
+    key there; relay sends one derived from each forwarded event, and without one looks
+    for a payment at the backend before sending it again).
     """
 
     codec: Dialect

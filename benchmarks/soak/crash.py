@@ -1,7 +1,7 @@
 """Crash harness: keyed writers, kill -9 at random moments, restarts; nothing lost or doubled.
 
     python -m benchmarks.soak.crash [--cycles 20] [--writers 8] [--stores sqlite postgresql]
-                               [--workers 1 2]
+                               [--workers 1 2] [--relay harvest|xero]
 
 Each cycle starts the gateway on one port and one database, lets the writers record
 payments for a random moment, then kills every gateway process with SIGKILL. Each
@@ -19,6 +19,12 @@ delivery's signature with `standardwebhooks`) takes every event, and the check a
 the change feed: each acknowledged payment must have its `payment.created` event, and
 each event of the feed must have reached the subscriber at least once, once its last
 lease ran out; the events it got more than once (sent again after a kill) are counted.
+
+With `--relay DIALECT` the tenant relays to a second gateway (ledger mode, never
+killed) spoken to in that dialect; once every forward is settled, the backend's
+payments are counted against the acknowledged ones: with a backend that takes
+idempotency keys (xero) they must match exactly, without (harvest) any duplicate the
+relay's look-before-resend missed is reported.
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ from aiohttp import web
 from standardwebhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from benchmarks.harness import ADMIN, bench_config, free_port
+import dialects
+from benchmarks.harness import ADMIN, XERO_TENANT, bench_config, free_port
 
 HARVEST = {"Authorization": "Basic " + base64.b64encode(b"bench@example.com:bench").decode()}
 FASTBILL = HARVEST
@@ -60,6 +67,12 @@ RETRIED = (409, 503)
 SECRET = "whsec_" + base64.b64encode(b"crash-harness-webhook-key-32byte").decode()
 # How long the subscriber may take, after the last restart, to have every event.
 DELIVERY_SECONDS = 60.0
+# The bench tenant's credentials at a relay backend, by the backend's dialect.
+RELAY_CREDENTIALS = {
+    "harvest": {"user": "bench@example.com", "password": "bench"},
+    "xero": {"client_id": "bench-xero", "client_secret": "bench", "tenant_id": XERO_TENANT},
+}
+SETTLE_SECONDS = 60.0  # the longest the relay may take to forward the rest after the last kill
 
 
 @dataclass
@@ -85,20 +98,26 @@ class Figures:
     unexpected: int
     seconds: float
     events: Deliveries | None = None
+    relay: str = "-"  # the relay backend's dialect, if the tenant relays
+    relayed: int = 0  # payments at the relay backend
+    relay_missing: int = 0
+    relay_duplicated: int = 0
 
     @property
     def ok(self) -> bool:
         failures = (self.lost, self.duplicated, self.unacknowledged, self.wrong_due)
         events = self.events is None or self.events.ok
-        return not any(failures) and not self.unexpected and events
+        relay = not self.relay_missing
+        return not any(failures) and not self.unexpected and events and relay
 
     @staticmethod
     def header() -> str:
         return (
             "| store | workers | cycles | writers | acknowledged | retried | lost | duplicated"
-            " | unacknowledged | wrong due | seconds | events | without event"
+            " | unacknowledged | wrong due | relay | relayed | relay missing | relay duplicated"
+            " | seconds | events | without event"
             " | lost at subscriber | delivered twice or more | bad signatures |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         )
 
     def row(self) -> str:
@@ -106,7 +125,8 @@ class Figures:
         return (
             f"| {self.store} | {self.workers} | {self.cycles} | {self.writers}"
             f" | {self.acknowledged} | {self.retries} | {self.lost} | {self.duplicated}"
-            f" | {self.unacknowledged} | {self.wrong_due} | {self.seconds:.0f} {shown}"
+            f" | {self.unacknowledged} | {self.wrong_due} | {self.relay} | {self.relayed}"
+            f" | {self.relay_missing} | {self.relay_duplicated} | {self.seconds:.0f} {shown}"
         )
 
 
@@ -314,10 +334,13 @@ async def writer(
             await write(session, base, dialect, invoices[index % len(invoices)], key, tally)
 
 
-async def new_invoices(session: aiohttp.ClientSession, base: str, count: int) -> list[int]:
+async def new_invoices(
+    session: aiohttp.ClientSession, base: str, count: int, backend: list[str] | None = None
+) -> list[int]:
+    """`count` invoices; with `backend`, each names that backend invoice (a relay's)."""
     ids = []
     for number in range(count):
-        body = {
+        body: dict[str, Any] = {
             "tenant": "bench",
             "number": f"CRASH-{number}",
             "currency": "EUR",
@@ -325,6 +348,8 @@ async def new_invoices(session: aiohttp.ClientSession, base: str, count: int) ->
             "issued_on": "2026-01-01",
             "due_on": "2999-12-31",
         }
+        if backend is not None:
+            body["backend_invoice_id"] = str(backend[number])
         async with session.post(f"{base}/gateway/v1/invoices", json=body, headers=ADMIN) as r:
             assert r.status == 201, await r.text()
             ids.append((await r.json())["id"])
@@ -352,6 +377,40 @@ async def check(
     return lost, duplicated, unacknowledged, wrong_due
 
 
+async def relay_backend(workdir: Path, session: aiohttp.ClientSession) -> Gateway:
+    """The relay's backend: a second gateway in ledger mode on a database of its own."""
+    config = bench_config(database=f"sqlite:///{workdir / 'relay-backend.db'}")
+    path = workdir / "relay-backend.yaml"
+    path.write_text(yaml.safe_dump(config))
+    backend = Gateway(path, free_port(), 1, workdir / "relay-backend.log")
+    await backend.start(session)
+    return backend
+
+
+async def settle_relay(session: aiohttp.ClientSession, base: str) -> None:
+    """Wait (bounded) until no forward is pending."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    url = f"{base}/gateway/v1/relay/bench?state=pending&limit=1"
+    while time.monotonic() < deadline:
+        async with session.get(url, headers=ADMIN) as r:
+            if not (await r.json())["relay"]:
+                return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the relay still had pending forwards after {SETTLE_SECONDS:g} s")
+
+
+async def relay_counts(
+    session: aiohttp.ClientSession, base: str, invoices: list[int], tally: Tally
+) -> tuple[int, int, int]:
+    """(payments at the backend, acknowledged ones missing there, ones there twice)."""
+    found = 0
+    for invoice in invoices:
+        async with session.get(f"{base}/gateway/v1/invoices/{invoice}", headers=ADMIN) as r:
+            found += len((await r.json())["payments"])
+    acknowledged = len(tally.acknowledged)
+    return found, max(acknowledged - found, 0), max(found - acknowledged, 0)
+
+
 async def run(
     database: str,
     *,
@@ -361,25 +420,41 @@ async def run(
     window: tuple[float, float] = (0.2, 0.8),
     workdir: Path,
     events: bool = False,
+    relay: str | None = None,
 ) -> Figures:
     """`cycles` kill -9s under `writers` concurrent keyed writers, then the check; with
-    `events`, a webhook subscriber too, and the events' check."""
+    `events`, a webhook subscriber too, and the events' check; with `relay`, the tenant
+    relays to a backend in that dialect, counted there at the end."""
     started = time.monotonic()
-    config = bench_config(database=database, idempotency={"lease_seconds": 1})
+    config = bench_config(
+        database=database, idempotency={"lease_seconds": 1}, events={"lease_seconds": 1}
+    )
     subscriber = Subscriber()
     if events:
         await subscriber.start()
         hook = {"name": "crash", "url": subscriber.url, "secret": SECRET, "retry_schedule": [1]}
         config["tenants"]["bench"]["webhooks"] = [hook]
-        config["events"] = {"lease_seconds": 1}
     path = workdir / "crash.yaml"
-    path.write_text(yaml.safe_dump(config))
     gateway = Gateway(path, free_port(), workers, workdir / "crash.log")
     tally, stop = Tally(), asyncio.Event()
     delivered = None
+    backend: Gateway | None = None
+    relayed = (0, 0, 0)
+    named: list[str] = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        backend_invoices: list[int] | None = None
+        if relay is not None:
+            backend = await relay_backend(workdir, session)
+            backend_invoices = await new_invoices(session, backend.base, 4)
+            wire = dialects.get(relay).wire_id
+            named = [str(wire(number)) for number in backend_invoices]
+            config["tenants"]["bench"]["relay"] = {
+                "dialect": relay, "url": backend.base, **RELAY_CREDENTIALS[relay],
+                "retries": 0, "timeout": 2, "retry_schedule": [0.5] * 40,
+            }  # fmt: skip
+        path.write_text(yaml.safe_dump(config))
         await gateway.start(session)
-        invoices = await new_invoices(session, gateway.base, 4)
+        invoices = await new_invoices(session, gateway.base, 4, named if relay else None)
         tasks = [
             asyncio.create_task(writer(n, gateway.base, invoices, tally, stop))
             for n in range(writers)
@@ -398,17 +473,22 @@ async def run(
             )
             if events:
                 delivered = await check_events(session, gateway.base, tally, subscriber)
+            if backend is not None and backend_invoices is not None:
+                await settle_relay(session, gateway.base)
+                relayed = await relay_counts(session, backend.base, backend_invoices, tally)
         finally:
             stop.set()
             for task in tasks:
                 task.cancel()
             gateway.stop()
             await subscriber.stop()
+            if backend is not None:
+                backend.stop()
     store = database.split(":", 1)[0]
     return Figures(
         store, workers, cycles, writers, len(tally.acknowledged), tally.retries, lost,
         duplicated, unacknowledged, wrong_due, len(tally.unexpected),
-        time.monotonic() - started, delivered,
+        time.monotonic() - started, delivered, relay or "-", *relayed,
     )  # fmt: skip
 
 
@@ -419,6 +499,7 @@ def main() -> None:
     parser.add_argument("--stores", nargs="+", choices=("sqlite", "postgresql"))
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--events", action="store_true", help="with a webhook subscriber")
+    parser.add_argument("--relay", choices=sorted(RELAY_CREDENTIALS), default=None)
     args = parser.parse_args()
     print(Figures.header())
     ok = True
@@ -434,6 +515,7 @@ def main() -> None:
                             workers=workers,
                             workdir=Path(tmp),
                             events=args.events,
+                            relay=args.relay,
                         )
                     )
                 print(figures.row(), flush=True)

@@ -120,6 +120,25 @@ def webhook_key(secret: str) -> bytes:
     return key
 
 
+def _check_schedule(schedule: tuple[float, ...]) -> None:
+    if not schedule or not 1 <= len(schedule) <= 50:
+        raise ValueError("retry_schedule: give 1 to 50 delays")
+    if any(not 0 < delay <= 7 * 86_400 for delay in schedule):
+        raise ValueError("retry_schedule: each delay must be over 0 and at most 7 days")
+
+
+class Relay(Upstream):
+    """A backend a ledger-mode tenant's payments are forwarded to (store and forward):
+    `backend:`'s keys, and the schedule failed forwards are retried on (a webhook's)."""
+
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+
+    @model_validator(mode="after")
+    def _schedule(self) -> Relay:
+        _check_schedule(self.retry_schedule)
+        return self
+
+
 class Webhook(Strict):
     """A subscription: where the gateway sends a tenant's events, signed (Standard Webhooks)."""
 
@@ -152,10 +171,7 @@ class Webhook(Strict):
                 f"format: {self.format!r} is neither standard nor a dialect"
                 f" ({unknown(self.format, dialects.units())})"
             )
-        if not self.retry_schedule or not 1 <= len(self.retry_schedule) <= 50:
-            raise ValueError("retry_schedule: give 1 to 50 delays")
-        if any(not 0 < delay <= 7 * 86_400 for delay in self.retry_schedule):
-            raise ValueError("retry_schedule: each delay must be over 0 and at most 7 days")
+        _check_schedule(self.retry_schedule)
         return self
 
     @property
@@ -179,9 +195,12 @@ class Tenant(Strict):
     accounts: tuple[Account, ...] = Field(default=(), description="deposit accounts")
     default_account: str | None = Field(default=None, description="code of the default account")
     webhooks: tuple[Webhook, ...] = Field(default=(), description="where events are sent")
+    relay: Relay | None = Field(default=None, description="a backend payments are forwarded to")
 
     @model_validator(mode="after")
     def _default_is_listed(self) -> Tenant:
+        if self.backend is not None and self.relay is not None:
+            raise ValueError("backend and relay exclude each other: proxy, or relay, not both")
         names = [hook.name for hook in self.webhooks]
         if len(set(names)) != len(names):
             raise ValueError("webhooks: two share a name")
@@ -507,8 +526,14 @@ def config_model() -> type[Config]:
         for unit in units.values()
     )
     backend: Any = Annotated[Union[backends], Field(discriminator="dialect")]  # noqa: UP007
+    relays = tuple(
+        type(f"{unit.backend.__name__}Relay", (unit.backend, Relay), {"__module__": __name__})
+        for unit in units.values()
+    )
+    relay: Any = Annotated[Union[relays], Field(discriminator="dialect")]  # noqa: UP007
     fields: dict[str, Any] = {name: (unit.section | None, None) for name, unit in units.items()}
     fields["backend"] = (backend | None, Field(default=None))
+    fields["relay"] = (relay | None, Field(default=None))
     tenant = create_model("Tenant", __base__=Tenant, **fields)
     return create_model("Config", __base__=Config, tenants=(dict[str, tenant], ...))
 

@@ -33,7 +33,6 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -42,6 +41,8 @@ import aiohttp
 import dialects
 from dialects.media import CONTENT_TYPES
 from gateway.config import Config, Webhook
+from gateway.events.attempts import Outcome, outcome_name, settled
+from gateway.events.relay import Relay
 from gateway.ledger.events import event_json
 from gateway.ledger.idempotency import Clock, utc_now
 from gateway.observability.logs import event as logged
@@ -53,7 +54,7 @@ from gateway.observability.metrics import (
     child,
 )
 from gateway.store import Store
-from gateway.store.deliveries import DELIVERED, FAILED, PENDING, Due, Owed, Settle
+from gateway.store.deliveries import RELAY, Due, Owed
 from gateway.store.outbox import StoredEvent, payment_of
 
 log = logging.getLogger("gateway.webhooks")
@@ -103,19 +104,6 @@ def body_of(hook: Webhook, event: StoredEvent) -> tuple[bytes, str]:
     return dialect_body(hook.format, event)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One attempt: the receiver's status (None: no answer) and what went wrong."""
-
-    status: int | None
-    error: str | None
-    retry_after: float | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-
 def retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), bounded."""
     if value is None:
@@ -127,27 +115,6 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     except (TypeError, ValueError):
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def settled(hook: Webhook, due: Due, outcome: Outcome, now: datetime) -> Settle:
-    """The delivery's state after `outcome`, and when it is tried next."""
-    attempts = due.attempts + 1
-    if outcome.delivered:
-        return Settle(DELIVERED, attempts, now, outcome.status, None, success=True)
-    if outcome.status == 410:  # Gone: the subscription stops until an operator enables it
-        # Not an attempt spent: the delivery waits, its schedule whole, for `enable`.
-        return Settle(PENDING, due.attempts, now, 410, outcome.error, success=False, disable=True)
-    if attempts > len(hook.retry_schedule):
-        return Settle(FAILED, attempts, now, outcome.status, outcome.error, success=False)
-    delay = max(hook.retry_schedule[attempts - 1], outcome.retry_after or 0.0)
-    next_at = now + timedelta(seconds=delay)
-    return Settle(PENDING, attempts, next_at, outcome.status, outcome.error, success=False)
-
-
-def _outcome(settle: Settle) -> str:
-    if settle.disable:
-        return "disabled"
-    return {DELIVERED: "delivered", FAILED: "failed"}.get(settle.state, "retry")
 
 
 class Deliveries:
@@ -165,13 +132,30 @@ class Deliveries:
         self.owner = f"{os.getpid()}-{base64.b32encode(os.urandom(5)).decode()}"
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.relays = self._relays(config)
 
-    def hooks(self) -> list[tuple[str, Webhook]]:
-        return [(t, hook) for t, spec in self.config.tenants.items() for hook in spec.webhooks]
+    def _relays(self, config: Config) -> dict[str, Relay]:
+        """Each relay tenant's forwarding (gateway/events/relay.py)."""
+        return {
+            tenant: Relay(tenant, spec.relay, self.store)
+            for tenant, spec in config.tenants.items()
+            if spec.relay is not None
+        }
+
+    def hooks(self) -> list[tuple[str, Webhook | Relay]]:
+        """Every subscription: each tenant's webhooks, and its relay if it has one."""
+        found: list[tuple[str, Webhook | Relay]] = []
+        for tenant, spec in self.config.tenants.items():
+            found += [(tenant, hook) for hook in spec.webhooks]
+            if tenant in self.relays:
+                found.append((tenant, self.relays[tenant]))
+        return found
 
     async def open(self) -> None:
-        """Record the configured subscriptions and open the HTTP client."""
+        """Record the configured subscriptions and open the HTTP clients."""
         await self._sync()
+        for relay in self.relays.values():
+            await relay.service.client.open()
         # No pool-wide cap: each subscription bounds its own requests (IN_FLIGHT), so
         # receivers on one host never queue behind another subscription's slow one.
         connector = aiohttp.TCPConnector(limit=0, force_close=True)
@@ -179,7 +163,8 @@ class Deliveries:
 
     async def _sync(self) -> None:
         for tenant, spec in self.config.tenants.items():
-            await self.store.webhook_sync(tenant, [hook.name for hook in spec.webhooks])
+            names = [hook.name for hook in spec.webhooks]
+            await self.store.webhook_sync(tenant, names + ([RELAY] if spec.relay else []))
 
     async def reconfigure(self, config: Config) -> None:
         """Deliver for the webhooks of a reloaded `config`: once open, the loops restart
@@ -187,8 +172,13 @@ class Deliveries:
         running = bool(self._tasks)
         await self._stop()
         self.config = config
+        retired, self.relays = self.relays, self._relays(config)
         if self._session is None:
             return  # not open yet: `open` records them
+        for relay in retired.values():
+            await relay.service.client.close()
+        for relay in self.relays.values():
+            await relay.service.client.open()
         try:
             await self._sync()
         except Exception:
@@ -209,12 +199,14 @@ class Deliveries:
         if self._session is not None:
             await self._session.close()
             self._session = None
+            for relay in self.relays.values():
+                await relay.service.client.close()
 
     def start(self) -> None:
         """One loop per subscription, off the request path."""
         self._tasks = [asyncio.create_task(self._loop(t, hook)) for t, hook in self.hooks()]
 
-    async def _loop(self, tenant: str, hook: Webhook) -> None:
+    async def _loop(self, tenant: str, hook: Webhook | Relay) -> None:
         woken = self.store.notices.watch(tenant)
         try:
             while True:
@@ -232,7 +224,7 @@ class Deliveries:
         finally:
             self.store.notices.unwatch(tenant, woken)
 
-    async def _idle_for(self, tenant: str, hook: Webhook, owed: Owed | None) -> float:
+    async def _idle_for(self, tenant: str, hook: Webhook | Relay, owed: Owed | None) -> float:
         """Seconds until the subscription's next pass: its earliest pending delivery's
         due time (read again if the pass wrote), at most the poll interval."""
         if owed is not None and (owed.behind or self._due(owed)):  # stale: the pass wrote
@@ -250,12 +242,12 @@ class Deliveries:
         done = await asyncio.gather(*(self.step_one(t, hook) for t, hook in self.hooks()))
         return sum(done)
 
-    async def step_one(self, tenant: str, hook: Webhook) -> int:
+    async def step_one(self, tenant: str, hook: Webhook | Relay) -> int:
         """Fan new events out, claim what is due, and send it, at most IN_FLIGHT at once."""
         sent, _ = await self._pass(tenant, hook)
         return sent
 
-    async def _pass(self, tenant: str, hook: Webhook) -> tuple[int, Owed | None]:
+    async def _pass(self, tenant: str, hook: Webhook | Relay) -> tuple[int, Owed | None]:
         """`step_one`, and what the subscription was found to owe. What is owed is read
         first: with nothing to fan out and nothing due, the pass writes nothing."""
         owed = await self.store.webhook_owed(tenant, hook.name)
@@ -265,14 +257,17 @@ class Deliveries:
         child(WEBHOOK_PASSES, tenant, hook.name, "work").inc()
         now = self.clock()
         if owed.behind:
-            while await self.store.webhook_fanout(
-                tenant, hook.name, hook.events, now, FANOUT_BATCH
-            ):
-                pass
+            await self.fan_out(tenant, hook)
         lease = now + timedelta(seconds=self.config.events.lease_seconds)
         due = await self.store.webhook_claim(tenant, hook.name, self.owner, now, lease, IN_FLIGHT)
         await asyncio.gather(*(self._deliver(tenant, hook, item) for item in due))
         return len(due), owed
+
+    async def fan_out(self, tenant: str, hook: Webhook | Relay) -> None:
+        """Make the subscription's deliveries for every event up to the newest."""
+        now = self.clock()
+        while await self.store.webhook_fanout(tenant, hook.name, hook.events, now, FANOUT_BATCH):
+            pass
 
     async def observe_lag(self) -> None:
         """Set each webhook's lag gauge: the age of the oldest event it is still owed."""
@@ -287,14 +282,17 @@ class Deliveries:
                 age = 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
                 child(WEBHOOK_LAG, tenant, hook.name).set(age)
 
-    async def _deliver(self, tenant: str, hook: Webhook, due: Due) -> None:
+    async def _deliver(self, tenant: str, hook: Webhook | Relay, due: Due) -> None:
+        if isinstance(hook, Relay):
+            await hook.deliver(due, self.owner, self.clock)
+            return
         event = due.event
         body, content_type = body_of(hook, event)
         outcome = await self.attempt(hook, event, body, content_type)
         now = self.clock()
         settle = settled(hook, due, outcome, now)
         child(WEBHOOK_ATTEMPTS, tenant, hook.name).inc()
-        child(WEBHOOK_DELIVERIES, tenant, hook.name, _outcome(settle)).inc()
+        child(WEBHOOK_DELIVERIES, tenant, hook.name, outcome_name(settle)).inc()
         if not outcome.delivered:
             logged(
                 "webhook_failed", logging.WARNING, tenant=tenant, webhook=hook.name,

@@ -121,6 +121,18 @@ WEBHOOK_PASSES = Counter(
     " written; work: events fanned out or deliveries due; failed: the pass raised)",
     ["tenant", "webhook", "found"],
 )
+RELAY_ITEMS = Counter(
+    "gateway_relay_items",
+    "Relay outcomes by tenant and outcome (delivered; retry: failed, tried again later;"
+    " failed: refused by the backend or the retry schedule spent; waiting: a delete"
+    " waiting for its create)",
+    ["tenant", "outcome"],
+)
+RELAY_ATTEMPTS = Counter(
+    "gateway_relay_attempts",
+    "Relay attempts made at the backend, by tenant",
+    ["tenant"],
+)
 
 BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 
@@ -142,7 +154,7 @@ _ALL = (
     REQUESTS, REQUEST_SECONDS, IN_FLIGHT, BACKEND_CALLS, BACKEND_SECONDS, BREAKER,
     STORE_WRITE_SECONDS, STORE_BATCH, AUTH_FAILURES, RATE_LIMITED, CONNECTIONS_CLOSED,
     SECRET_CHECKS, EVENTS_WRITTEN, WEBHOOK_DELIVERIES, WEBHOOK_ATTEMPTS, WEBHOOK_LAG,
-    WEBHOOK_PASSES,
+    WEBHOOK_PASSES, RELAY_ITEMS, RELAY_ATTEMPTS,
 )  # fmt: skip
 
 

@@ -232,6 +232,44 @@ class ProxyService:
         """None: the backend's invoices are known here by their ids alone."""
         return {}
 
+    # --- relay: a ledger payment forwarded (gateway/events/relay.py) ---------------------
+
+    def _relayed(self, payment: Payment, backend_invoice: str) -> dict[str, Any]:
+        """The fields a relayed create sends (refused, LedgerRefused, if money has no place)."""
+        fields, _ = self.outbound.fields(
+            _origin(payment, self.dialect), _as_sent(payment), creating=True
+        )
+        self.outbound.invoice(fields, backend_invoice)
+        return fields
+
+    async def relay_create(self, backend_invoice: str, payment: Payment, key: str | None) -> str:
+        """Create `payment` at the backend on its invoice `backend_invoice`, under `key`
+        where the backend's dialect takes one; the id the backend gave it."""
+        fields = self._relayed(payment, backend_invoice)
+        body = self.dialect.codecs[self.fmt].encode_request(fields, [])
+        answer = await self._call(Op.CREATE, invoice=backend_invoice, body=body, key=key)
+        (made,) = self._decoded(answer, single=True)
+        if "id" not in made.ids:
+            raise self._garbage("The backend sent a payment without an id")
+        return made.ids["id"]
+
+    async def relay_matches(self, backend_invoice: str, payment: Payment) -> list[str]:
+        """The backend ids of the live payments of `backend_invoice` holding what a relayed
+        create of `payment` sends (its amount, date, reference and notes where sent)."""
+        fields = self._relayed(payment, backend_invoice)
+        answer = await self._call(Op.LIST, invoice=backend_invoice)
+        return [
+            item.ids["id"]
+            for item in self._decoded(answer, single=False)
+            if "id" in item.ids and item.payment.deleted_at is None and _holds(item, fields)
+        ]
+
+    async def relay_delete(self, backend_id: str, backend_invoice: str) -> None:
+        """Delete the backend's payment `backend_id` (of invoice `backend_invoice`)."""
+        if self._route(Op.DELETE) is None:
+            raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
+        await self._call(Op.DELETE, payment=backend_id, invoice=backend_invoice)
+
     # --- ids ---------------------------------------------------------------------------
 
     def _nested(self) -> bool:
@@ -395,6 +433,39 @@ def _owned(payment: Payment, tenant: str, invoice_id: int | None, local: int) ->
     data = payment.__dict__.copy()
     data.update(tenant=tenant, invoice_id=invoice_id, id=local)
     return stored_payment(data)
+
+
+# What a stored payment's create sends, as a caller's document would have carried it.
+_SENT = ("amount", "paid_at", "method", "notes", "reference", "tax_withheld", "fee",
+         "notify_customer", "account_code", "account_id")  # fmt: skip
+
+
+def _as_sent(payment: Payment) -> Decoded:
+    defaults = Payment()
+    given = [a for a in _SENT if getattr(payment, a) not in (None, getattr(defaults, a))]
+    return Decoded(payment, frozenset(given))
+
+
+def _origin(payment: Payment, backend: Dialect) -> Dialect:
+    """The dialect that wrote the payment (what a dropped field is named as in warnings)."""
+    return dialects.DIALECTS.get(payment.origin or "") or backend
+
+
+def _holds(found: Decoded, sent: dict[str, Any]) -> bool:
+    """Whether a backend payment holds what was sent: its amount, its day (a day apart at
+    most: a backend may keep dates alone, in its own zone), its reference and notes."""
+    payment = found.payment
+    if payment.amount is None or payment.amount != sent.get("amount"):
+        return False
+    when = sent.get("paid_at")
+    if when is not None and payment.paid_at is not None:
+        if abs((payment.paid_at - when).total_seconds()) > 86_400:
+            return False
+    return all(
+        getattr(payment, text) in (sent[text], None)
+        for text in ("reference", "notes")
+        if sent.get(text)
+    )
 
 
 def _item_failure(failed: GatewayError) -> GatewayError:

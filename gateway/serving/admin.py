@@ -40,8 +40,10 @@ from gateway.store.deliveries import (
     ACTIVE,
     DELIVERY_STATES,
     PENDING,
+    RELAY,
     Delivery,
     Subscription,
+    Track,
 )
 
 _KINDS = ("invoice", "payment")
@@ -109,6 +111,11 @@ def _new_invoice(gateway: Gateway, body: Any) -> NewInvoice:
     issued_on = field("issued_on", parse_date)
     due_on = field("due_on", parse_date)
     draft = bool(body.get("draft", False))
+    backend_id = None
+    if body.get("backend_invoice_id") is not None:
+        backend_id = field("backend_invoice_id", _text(NUMBER, "must be 1-64 characters"))
+        if tenant is not None and gateway.config.tenants[tenant].relay is None:
+            problems["backend_invoice_id"] = "is taken for a relay tenant's invoices only"
     if total is not None and total <= 0:
         problems["total"] = "must be greater than 0"
     if total is not None and currency and total != total.quantize(_step(currency)):
@@ -117,7 +124,7 @@ def _new_invoice(gateway: Gateway, body: Any) -> NewInvoice:
         problems["due_on"] = "must not be before issued_on"
     if problems:
         raise ValidationFailed(fields=problems)
-    return NewInvoice(tenant, number, currency, total, issued_on, due_on, draft)
+    return NewInvoice(tenant, number, currency, total, issued_on, due_on, draft, backend_id)
 
 
 def _step(currency: str) -> Decimal:
@@ -181,9 +188,28 @@ async def get_payment(request: web.Request) -> web.Response:
     payment_id = _number(request.match_info["id"])
     tenant = await gateway.store.owner("payment", payment_id)
     payment = await gateway.store.payment(tenant, payment_id) if tenant else None
-    if payment is None:
+    if payment is None or tenant is None:
         raise NotFound("Payment not found")
-    return _json_reply(payment_json(payment))
+    shown = payment_json(payment)
+    relay = gateway.deliveries.relays.get(tenant)
+    if relay is not None:
+        await gateway.deliveries.fan_out(tenant, relay)  # a payment just made is owed too
+        shown["relay"] = relay_json(await gateway.store.relay_tracks(tenant, payment_id))
+    return _json_reply(shown)
+
+
+def relay_json(tracks: list[Track]) -> dict[str, Any] | None:
+    """Where a relayed payment stands at the backend: its latest delivery (its delete once
+    there is one, else its create), with the backend id its create was given."""
+    if not tracks:
+        return None  # made before the tenant's relay was configured
+    latest = tracks[-1]
+    return {
+        "state": latest.state,
+        "backend_id": tracks[0].backend_id,
+        "attempts": latest.attempts,
+        "last_error": latest.last_error,
+    }
 
 
 async def lookup_ids(request: web.Request) -> web.Response:
@@ -369,6 +395,13 @@ async def list_deliveries(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     tenant, name = request.match_info["tenant"], request.match_info["name"]
     _hook(gateway, tenant, name)
+    state, limit = _state_page(request)
+    found = await gateway.store.webhook_deliveries(tenant, name, state, limit)
+    return _json_reply({"deliveries": [delivery_json(item) for item in found]})
+
+
+def _state_page(request: web.Request) -> tuple[str, int]:
+    """A deliveries list's `state` (default pending) and `limit`, checked."""
     problems: dict[str, str] = {}
     state = request.query.get("state", PENDING)
     if state not in DELIVERY_STATES:
@@ -378,8 +411,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         problems["limit"] = f"must be from 1 to {EVENTS_PAGE_MAX}"
     if problems:
         raise ValidationFailed(fields=problems)
-    found = await gateway.store.webhook_deliveries(tenant, name, state, limit or DELIVERIES_PAGE)
-    return _json_reply({"deliveries": [delivery_json(item) for item in found]})
+    return state, limit or DELIVERIES_PAGE
 
 
 async def replay_webhook(request: web.Request) -> web.Response:
@@ -417,6 +449,47 @@ async def enable_webhook(request: web.Request) -> web.Response:
     if not await gateway.store.webhook_enable(tenant, name):
         raise NotFound("No such webhook")
     return _json_reply({"name": name, "state": ACTIVE})
+
+
+def _relay_tenant(gateway: Gateway, tenant: str) -> None:
+    if tenant not in gateway.deliveries.relays:
+        raise NotFound("No such relay tenant")
+
+
+async def list_relay(request: web.Request) -> web.Response:
+    """A relay tenant's forwards in one state (pending, failed or delivered), newest first."""
+    gateway = _gateway(request)
+    tenant = request.match_info["tenant"]
+    _relay_tenant(gateway, tenant)
+    state, limit = _state_page(request)
+    found = await gateway.store.webhook_deliveries(tenant, RELAY, state, limit)
+    shown = [
+        delivery_json(item) | {"payment_id": item.payment_id, "backend_id": item.backend_id}
+        for item in found
+    ]
+    return _json_reply({"relay": shown})
+
+
+async def replay_relay(request: web.Request) -> web.Response:
+    """Forward failed payments again (one, or every failed one) once their cause is fixed."""
+    gateway = _gateway(request)
+    tenant = request.match_info["tenant"]
+    _relay_tenant(gateway, tenant)
+    server = gateway.config.server
+    body = json_loads(await read_body(request, server.max_body_bytes, server.read_timeout_seconds))
+    if not isinstance(body, dict) or set(body) not in ({"payment_id"}, {"failed"}):
+        raise ValidationFailed('Give exactly one of payment_id and "failed": "all"')
+    payment_id = body.get("payment_id")
+    if "payment_id" in body and (
+        isinstance(payment_id, bool) or not isinstance(payment_id, int)
+        or not 0 < payment_id <= MAX_ID
+    ):  # fmt: skip
+        raise ValidationFailed(fields={"payment_id": "must be a payment id"})
+    if "failed" in body and body["failed"] != "all":
+        raise ValidationFailed(fields={"failed": 'must be "all"'})
+    now = gateway.deliveries.clock()
+    count = await gateway.store.relay_replay(tenant, now, payment_id)
+    return _json_reply({"replayed": count})
 
 
 def _whole(text: str | None, name: str, problems: dict[str, str]) -> int | None:
@@ -509,7 +582,25 @@ NEW_INVOICE: dict[str, Any] = {
         "issued_on": {"type": "string", "format": "date"},
         "due_on": {"type": "string", "format": "date"},
         "draft": {"type": "boolean"},
+        "backend_invoice_id": {"type": "string", "minLength": 1, "maxLength": 64},
     },
+}
+
+# What POST /gateway/v1/relay/{tenant}/replay takes: one payment, or every failed one.
+RELAY_REPLAY: dict[str, Any] = {
+    "type": "object",
+    "oneOf": [
+        {
+            "required": ["payment_id"],
+            "properties": {"payment_id": {"type": "integer", "minimum": 1}},
+            "additionalProperties": False,
+        },
+        {
+            "required": ["failed"],
+            "properties": {"failed": {"const": "all"}},
+            "additionalProperties": False,
+        },
+    ],
 }
 
 # What POST /gateway/v1/webhooks/{tenant}/{name}/replay takes: one of the two.
@@ -541,6 +632,8 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("GET", "/gateway/v1/webhooks/{tenant}/{name}/deliveries", list_deliveries),
     AdminRoute("POST", "/gateway/v1/webhooks/{tenant}/{name}/replay", replay_webhook, 200, REPLAY),
     AdminRoute("POST", "/gateway/v1/webhooks/{tenant}/{name}/enable", enable_webhook),
+    AdminRoute("GET", "/gateway/v1/relay/{tenant}", list_relay),
+    AdminRoute("POST", "/gateway/v1/relay/{tenant}/replay", replay_relay, 200, RELAY_REPLAY),
     AdminRoute("POST", playground.TRANSLATE, playground.translate, 200, playground.REQUEST, True),
     AdminRoute("GET", playground.PAGE, playground.page, public=True, media="text/html"),
     AdminRoute("GET", "/healthz", healthz, public=True),

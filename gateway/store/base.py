@@ -16,7 +16,7 @@ from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Payment
 
 if TYPE_CHECKING:
-    from gateway.store.deliveries import Delivery, Due, Owed, Settle, Subscription
+    from gateway.store.deliveries import Delivery, Due, Owed, Settle, Subscription, Track
     from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox
 
 # Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
@@ -50,6 +50,7 @@ class NewInvoice:
     issued_on: date
     due_on: date
     draft: bool = False
+    backend_id: str | None = None  # a relay tenant's: the invoice's id at its backend
 
 
 @dataclass(frozen=True)
@@ -404,6 +405,30 @@ class Store(Protocol):
         """Make deliveries pending again, due now, with no attempts: every kept event of
         `types` after sequence `after` up to the subscription's cursor, or the one event
         `event_id`; how many."""
+        ...
+
+    async def delivery_sending(self, tenant: str, name: str, sequence: int, owner: str) -> bool:
+        """Note that an attempt `owner` holds the lease of is going out (its outcome is
+        unknown until settled); False if the lease is no longer `owner`'s."""
+        ...
+
+    # --- relay (gateway/events/relay.py) --------------------------------------------------
+
+    async def invoice_backend_id(self, tenant: str, invoice_id: int) -> str | None:
+        """The backend invoice id a relay tenant's invoice was created with, if one was."""
+        ...
+
+    async def relay_tracks(self, tenant: str, payment_id: int) -> list[Track]:
+        """The relay's delivery rows of a payment (its create, then its delete), in order."""
+        ...
+
+    async def relay_taken(self, tenant: str, backend_ids: Sequence[str]) -> set[str]:
+        """Those of `backend_ids` a relayed create of the tenant was recorded with."""
+        ...
+
+    async def relay_replay(self, tenant: str, now: datetime, payment_id: int | None) -> int:
+        """Make the relay's failed deliveries (of one payment, or all) pending again, due
+        now, with no attempts; how many."""
         ...
 
 

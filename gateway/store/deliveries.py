@@ -6,6 +6,10 @@ A subscription (`webhook_subscriptions`) is `active`, `disabled` (its receiver a
 takes gets one `webhook_deliveries` row: `pending` until `delivered` or `failed` (the
 retry schedule spent). A process sending a delivery holds it with a lease (`owner`,
 `lease_until`); past the lease any process may take it again (a crash is retried).
+
+A relay tenant's forwarding to its backend is one more subscription, named `RELAY` (no
+webhook name can be), whose rows also keep their event's payment, the backend's id for a
+relayed create, and whether an attempt went out and was never answered (migration 10).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from gateway.store.outbox import StoredEvent
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 DELIVERY_STATES = (PENDING, DELIVERED, FAILED)
 ACTIVE, DISABLED, RETIRED = "active", "disabled", "retired"
+# The relay's subscription: a name the webhook name pattern excludes.
+RELAY = "@relay"
 
 # Retention's condition on an event `e`: no active subscription is still owed it, or an
 # earlier event of its tenant (so a tenant's kept events stay one unbroken run).
@@ -53,6 +59,7 @@ class Due:
 
     event: StoredEvent
     attempts: int
+    unknown: bool = False  # an attempt went out and was never answered
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ class Settle:
     error: str | None
     success: bool
     disable: bool = False
+    backend_id: str | None = None  # kept once set: the id a relayed create was given
+    unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,3 +102,17 @@ class Delivery:
     last_status: int | None
     last_error: str | None
     updated_at: datetime
+    payment_id: int | None = None
+    backend_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Track:
+    """A relayed payment's delivery row, as the relay and the admin API read it."""
+
+    sequence: int
+    state: str
+    attempts: int
+    next_at: datetime
+    backend_id: str | None
+    last_error: str | None

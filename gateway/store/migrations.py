@@ -341,6 +341,29 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX webhook_due ON webhook_deliveries (tenant, subscription, state, next_at);
         """,
     ),
+    # Relay (gateway/events/relay.py): a relay tenant's invoice names its invoice at the
+    # backend (`backend_id`, NULL: its own id in the backend's id form); a delivery row
+    # knows its event's payment, the id the backend gave a relayed create, and whether an
+    # attempt went out without an answer (`outcome_unknown`: look before sending again).
+    Migration(
+        10,
+        sqlite="""
+        ALTER TABLE invoices ADD COLUMN backend_id TEXT;
+        ALTER TABLE webhook_deliveries ADD COLUMN payment_id INTEGER;
+        ALTER TABLE webhook_deliveries ADD COLUMN backend_id TEXT;
+        ALTER TABLE webhook_deliveries ADD COLUMN outcome_unknown INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX webhook_payment ON webhook_deliveries (tenant, subscription, payment_id);
+        CREATE INDEX webhook_backend_id ON webhook_deliveries (tenant, subscription, backend_id);
+        """,
+        postgresql="""
+        ALTER TABLE invoices ADD COLUMN backend_id TEXT;
+        ALTER TABLE webhook_deliveries ADD COLUMN payment_id BIGINT;
+        ALTER TABLE webhook_deliveries ADD COLUMN backend_id TEXT;
+        ALTER TABLE webhook_deliveries ADD COLUMN outcome_unknown BOOLEAN NOT NULL DEFAULT FALSE;
+        CREATE INDEX webhook_payment ON webhook_deliveries (tenant, subscription, payment_id);
+        CREATE INDEX webhook_backend_id ON webhook_deliveries (tenant, subscription, backend_id);
+        """,
+    ),
 )
 
 # The table each engine records applied versions in (created before the first migration).

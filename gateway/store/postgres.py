@@ -286,10 +286,10 @@ class PostgresStore(SingleStep):
         async def insert(conn: Connection) -> Invoice:
             invoice_id = await conn.fetchval(
                 "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on, draft,"
-                " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " created_at, backend_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 " ON CONFLICT (tenant, number) DO NOTHING RETURNING id",
                 new.tenant, new.number, new.currency, new.total, new.issued_on, new.due_on,
-                new.draft, _now(),
+                new.draft, _now(), new.backend_id,
             )  # fmt: skip
             if invoice_id is None:
                 raise Conflict(f"Invoice number {new.number} already exists")
@@ -550,22 +550,25 @@ class PostgresStore(SingleStep):
             if through is None:
                 return 0
             rows = await conn.fetch(
-                "SELECT sequence, type FROM events WHERE tenant = $1 AND sequence > $2"
-                " ORDER BY sequence LIMIT $3",
+                "SELECT sequence, type, payment_id FROM events WHERE tenant = $1"
+                " AND sequence > $2 ORDER BY sequence LIMIT $3",
                 tenant,
                 through,
                 limit,
             )
             if not rows:
                 return 0
+            chosen = [row for row in rows if row[1] in types]
             await conn.execute(
                 "INSERT INTO webhook_deliveries (tenant, subscription, sequence, state, next_at,"
-                " updated_at) SELECT $1, $2, sequence, 'pending', $3, $3"
-                " FROM unnest($4::bigint[]) AS sequence ON CONFLICT DO NOTHING",
+                " updated_at, payment_id) SELECT $1, $2, item.sequence, 'pending', $3, $3,"
+                " item.payment_id FROM unnest($4::bigint[], $5::bigint[])"
+                " AS item (sequence, payment_id) ON CONFLICT DO NOTHING",
                 tenant,
                 name,
                 now,
-                [row[0] for row in rows if row[1] in types],
+                [row[0] for row in chosen],
+                [row[2] for row in chosen],
             )
             await conn.execute(
                 "UPDATE webhook_subscriptions SET through = $3 WHERE tenant = $1 AND name = $2",
@@ -606,8 +609,10 @@ class PostgresStore(SingleStep):
                 " ORDER BY d.sequence LIMIT $4 FOR UPDATE OF d SKIP LOCKED),"
                 " claimed AS (UPDATE webhook_deliveries w SET owner = $5, lease_until = $6"
                 " FROM due WHERE w.tenant = due.tenant AND w.subscription = due.subscription"
-                " AND w.sequence = due.sequence RETURNING w.sequence, w.attempts)"
-                " SELECT c.sequence, c.attempts, e.id, e.type, e.created_at, e.data"
+                " AND w.sequence = due.sequence"
+                " RETURNING w.sequence, w.attempts, w.outcome_unknown)"
+                " SELECT c.sequence, c.attempts, e.id, e.type, e.created_at, e.data,"
+                " c.outcome_unknown"
                 " FROM claimed c JOIN events e ON e.tenant = $1 AND e.sequence = c.sequence"
                 " ORDER BY c.sequence",
                 tenant,
@@ -628,7 +633,8 @@ class PostgresStore(SingleStep):
                 lease_until,
             )
             return [
-                hooks.Due(stored_event(tenant, r[0], (r[2], r[3], r[4], r[5])), r[1]) for r in rows
+                hooks.Due(stored_event(tenant, r[0], (r[2], r[3], r[4], r[5])), r[1], r[6])
+                for r in rows
             ]
 
         return await self._run(write)
@@ -640,8 +646,9 @@ class PostgresStore(SingleStep):
             done = await conn.execute(
                 "UPDATE webhook_deliveries SET state = $5, attempts = $6, next_at = $7,"
                 " owner = NULL, lease_until = NULL, last_status = $8, last_error = $9,"
-                " updated_at = $10 WHERE tenant = $1 AND subscription = $2 AND sequence = $3"
-                " AND owner = $4",
+                " updated_at = $10, backend_id = COALESCE($11, backend_id),"
+                " outcome_unknown = $12"
+                " WHERE tenant = $1 AND subscription = $2 AND sequence = $3 AND owner = $4",
                 tenant,
                 name,
                 sequence,
@@ -652,6 +659,8 @@ class PostgresStore(SingleStep):
                 settle.status,
                 settle.error,
                 now,
+                settle.backend_id,
+                settle.unknown,
             )
             column = "last_success" if settle.success else "last_failure"
             state = "'disabled'" if settle.disable else "state"
@@ -702,7 +711,8 @@ class PostgresStore(SingleStep):
         async def read(conn: Connection) -> list[hooks.Delivery]:
             rows = await conn.fetch(
                 "SELECT e.id, d.sequence, e.type, d.state, d.attempts, d.next_at,"
-                " d.last_status, d.last_error, d.updated_at FROM webhook_deliveries d"
+                " d.last_status, d.last_error, d.updated_at, d.payment_id, d.backend_id"
+                " FROM webhook_deliveries d"
                 " JOIN events e ON e.tenant = d.tenant AND e.sequence = d.sequence"
                 " WHERE d.tenant = $1 AND d.subscription = $2 AND d.state = $3"
                 " ORDER BY d.sequence DESC LIMIT $4",
@@ -747,6 +757,71 @@ class PostgresStore(SingleStep):
         replayed = await self._run(write)
         self.notices.tell(tenant)
         return replayed
+
+    async def _changed(self, statement: str, *args: Any) -> int:
+        """Rows one writing statement changed, in a transaction of its own."""
+
+        async def write(conn: Connection) -> int:
+            return _count(await conn.execute(statement, *args))
+
+        return await self._run(write)
+
+    async def delivery_sending(self, tenant: str, name: str, sequence: int, owner: str) -> bool:
+        changed = await self._changed(
+            "UPDATE webhook_deliveries SET outcome_unknown = TRUE WHERE tenant = $1"
+            " AND subscription = $2 AND sequence = $3 AND owner = $4",
+            *(tenant, name, sequence, owner),
+        )
+        return changed > 0
+
+    # --- relay (gateway/events/relay.py) --------------------------------------------------
+
+    async def invoice_backend_id(self, tenant: str, invoice_id: int) -> str | None:
+        async def read(conn: Connection) -> str | None:
+            found: str | None = await conn.fetchval(
+                "SELECT backend_id FROM invoices WHERE tenant = $1 AND id = $2",
+                tenant,
+                invoice_id,
+            )
+            return found
+
+        return await self._run(read, read="one")
+
+    async def relay_tracks(self, tenant: str, payment_id: int) -> list[hooks.Track]:
+        async def read(conn: Connection) -> list[hooks.Track]:
+            rows = await conn.fetch(
+                "SELECT sequence, state, attempts, next_at, backend_id, last_error"
+                " FROM webhook_deliveries WHERE tenant = $1 AND subscription = $2"
+                " AND payment_id = $3 ORDER BY sequence",
+                tenant,
+                hooks.RELAY,
+                payment_id,
+            )
+            return [hooks.Track(*row) for row in rows]
+
+        return await self._run(read, read="one")
+
+    async def relay_taken(self, tenant: str, backend_ids: Sequence[str]) -> set[str]:
+        async def read(conn: Connection) -> set[str]:
+            rows = await conn.fetch(
+                "SELECT backend_id FROM webhook_deliveries WHERE tenant = $1"
+                " AND subscription = $2 AND backend_id = ANY($3::text[])",
+                tenant,
+                hooks.RELAY,
+                list(backend_ids),
+            )
+            return {row[0] for row in rows}
+
+        return await self._run(read, read="one")
+
+    async def relay_replay(self, tenant: str, now: datetime, payment_id: int | None) -> int:
+        return await self._changed(
+            "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_at = $3,"
+            " owner = NULL, lease_until = NULL, updated_at = $3 WHERE tenant = $1"
+            " AND subscription = $2 AND state = 'failed'"
+            " AND ($4::bigint IS NULL OR payment_id = $4)",
+            *(tenant, hooks.RELAY, now, payment_id),
+        )
 
     async def purge_keys(self, now: datetime, limit: int) -> int:
         async def write(conn: Connection) -> int:

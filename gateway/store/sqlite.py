@@ -32,11 +32,13 @@ from gateway.store.base import (
 from gateway.store.deliveries import (
     NOT_OWED,
     PURGED_BEFORE_DELIVERY,
+    RELAY,
     Delivery,
     Due,
     Owed,
     Settle,
     Subscription,
+    Track,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
 from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox, stored_event
@@ -162,10 +164,10 @@ class SQLiteStore(SingleStep):
             raise Conflict(f"Invoice number {new.number} already exists")
         cursor = db.execute(
             "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on, draft,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, backend_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 new.tenant, new.number, new.currency, str(new.total), new.issued_on.isoformat(),
-                new.due_on.isoformat(), int(new.draft), _now().isoformat(),
+                new.due_on.isoformat(), int(new.draft), _now().isoformat(), new.backend_id,
             ),
         )  # fmt: skip
         invoice = self._load_invoice(db, new.tenant, _rowid(cursor))
@@ -407,7 +409,7 @@ class SQLiteStore(SingleStep):
             if found is None:
                 return 0
             rows = db.execute(
-                "SELECT sequence, type FROM events WHERE tenant = ? AND sequence > ?"
+                "SELECT sequence, type, payment_id FROM events WHERE tenant = ? AND sequence > ?"
                 " ORDER BY sequence LIMIT ?",
                 (tenant, found[0], limit),
             ).fetchall()
@@ -416,8 +418,9 @@ class SQLiteStore(SingleStep):
             at = _moment(now)
             db.executemany(
                 "INSERT INTO webhook_deliveries (tenant, subscription, sequence, state, next_at,"
-                " updated_at) VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
-                [(tenant, name, row[0], at, at) for row in rows if row[1] in types],
+                " updated_at, payment_id) VALUES (?, ?, ?, 'pending', ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                [(tenant, name, row[0], at, at, row[2]) for row in rows if row[1] in types],
             )
             db.execute(
                 "UPDATE webhook_subscriptions SET through = ? WHERE tenant = ? AND name = ?",
@@ -454,11 +457,11 @@ class SQLiteStore(SingleStep):
                 " ON s.tenant = d.tenant AND s.name = d.subscription AND s.state = 'active'"
                 " WHERE d.tenant = ? AND d.subscription = ? AND d.state = 'pending'"
                 " AND d.next_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)"
-                " ORDER BY d.sequence LIMIT ?) RETURNING sequence, attempts",
+                " ORDER BY d.sequence LIMIT ?) RETURNING sequence, attempts, outcome_unknown",
                 (owner, _moment(lease_until), tenant, name, at, at, limit),
             ).fetchall()
             due: list[Due] = []
-            for sequence, attempts in sorted(rows):
+            for sequence, attempts, unknown in sorted(rows):
                 event = db.execute(
                     "SELECT id, type, created_at, data FROM events"
                     " WHERE tenant = ? AND sequence = ?",
@@ -472,7 +475,8 @@ class SQLiteStore(SingleStep):
                     )
                     continue
                 row = (event[0], event[1], datetime.fromisoformat(event[2]), event[3])
-                due.append(Due(stored_event(tenant, int(sequence), row), int(attempts)))
+                event_at = stored_event(tenant, int(sequence), row)
+                due.append(Due(event_at, int(attempts), bool(unknown)))
             return due
 
         return await self._write(write)
@@ -485,8 +489,8 @@ class SQLiteStore(SingleStep):
             done = db.execute(
                 "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_at = ?,"
                 " owner = NULL, lease_until = NULL, last_status = ?, last_error = ?,"
-                " updated_at = ? WHERE tenant = ? AND subscription = ? AND sequence = ?"
-                " AND owner = ?",
+                " updated_at = ?, backend_id = COALESCE(?, backend_id), outcome_unknown = ?"
+                " WHERE tenant = ? AND subscription = ? AND sequence = ? AND owner = ?",
                 (
                     settle.state,
                     settle.attempts,
@@ -494,6 +498,8 @@ class SQLiteStore(SingleStep):
                     settle.status,
                     settle.error,
                     at,
+                    settle.backend_id,
+                    int(settle.unknown),
                     tenant,
                     name,
                     sequence,
@@ -550,7 +556,8 @@ class SQLiteStore(SingleStep):
         def read(db: sqlite3.Connection) -> list[Delivery]:
             rows = db.execute(
                 "SELECT e.id, d.sequence, e.type, d.state, d.attempts, d.next_at,"
-                " d.last_status, d.last_error, d.updated_at FROM webhook_deliveries d"
+                " d.last_status, d.last_error, d.updated_at, d.payment_id, d.backend_id"
+                " FROM webhook_deliveries d"
                 " JOIN events e ON e.tenant = d.tenant AND e.sequence = d.sequence"
                 " WHERE d.tenant = ? AND d.subscription = ? AND d.state = ?"
                 " ORDER BY d.sequence DESC LIMIT ?",
@@ -567,6 +574,8 @@ class SQLiteStore(SingleStep):
                     r[6],
                     r[7],
                     datetime.fromisoformat(r[8]),
+                    r[9],
+                    r[10],
                 )  # fmt: skip
                 for r in rows
             ]
@@ -605,6 +614,69 @@ class SQLiteStore(SingleStep):
         replayed = await self._write(write)
         self.notices.tell(tenant)
         return replayed
+
+    async def delivery_sending(self, tenant: str, name: str, sequence: int, owner: str) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            return bool(
+                db.execute(
+                    "UPDATE webhook_deliveries SET outcome_unknown = 1 WHERE tenant = ?"
+                    " AND subscription = ? AND sequence = ? AND owner = ?",
+                    (tenant, name, sequence, owner),
+                ).rowcount
+            )
+
+        return await self._write(write)
+
+    # --- relay (gateway/events/relay.py) --------------------------------------------------
+
+    async def invoice_backend_id(self, tenant: str, invoice_id: int) -> str | None:
+        def read(db: sqlite3.Connection) -> str | None:
+            found = db.execute(
+                "SELECT backend_id FROM invoices WHERE tenant = ? AND id = ?", (tenant, invoice_id)
+            ).fetchone()
+            return None if found is None else found[0]
+
+        return await self._read(read)
+
+    async def relay_tracks(self, tenant: str, payment_id: int) -> list[Track]:
+        def read(db: sqlite3.Connection) -> list[Track]:
+            rows = db.execute(
+                "SELECT sequence, state, attempts, next_at, backend_id, last_error"
+                " FROM webhook_deliveries WHERE tenant = ? AND subscription = ?"
+                " AND payment_id = ? ORDER BY sequence",
+                (tenant, RELAY, payment_id),
+            ).fetchall()
+            return [
+                Track(int(r[0]), r[1], int(r[2]), datetime.fromisoformat(r[3]), r[4], r[5])
+                for r in rows
+            ]
+
+        return await self._read(read)
+
+    async def relay_taken(self, tenant: str, backend_ids: Sequence[str]) -> set[str]:
+        def read(db: sqlite3.Connection) -> set[str]:
+            listed = ", ".join("?" for _ in backend_ids) or "NULL"
+            rows = db.execute(
+                "SELECT backend_id FROM webhook_deliveries WHERE tenant = ? AND subscription = ?"
+                f" AND backend_id IN ({listed})",
+                (tenant, RELAY, *backend_ids),
+            ).fetchall()
+            return {row[0] for row in rows}
+
+        return await self._read(read)
+
+    async def relay_replay(self, tenant: str, now: datetime, payment_id: int | None) -> int:
+        def write(db: sqlite3.Connection) -> int:
+            at = _moment(now)
+            chosen = "" if payment_id is None else " AND payment_id = ?"
+            return db.execute(
+                "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_at = ?,"
+                " owner = NULL, lease_until = NULL, updated_at = ? WHERE tenant = ?"
+                f" AND subscription = ? AND state = 'failed'{chosen}",
+                (at, at, tenant, RELAY, *(() if payment_id is None else (payment_id,))),
+            ).rowcount
+
+        return await self._write(write)
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:

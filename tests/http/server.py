@@ -73,10 +73,12 @@ class Server:
         log: Path,
         env: dict[str, str] | None = None,
         args: Sequence[str] = (),
+        port: int | None = None,
     ) -> None:
-        """`database`: a SQLite file, or any database URL; `args`: more options."""
+        """`database`: a SQLite file, or any database URL; `args`: more options; `port`:
+        the one to listen on (a free one if not given)."""
         url = database if isinstance(database, str) else f"sqlite:///{database}"
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         LOGS.append(log)
