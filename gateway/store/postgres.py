@@ -18,7 +18,7 @@ import asyncpg
 from dialects import Reply
 from dialects.errors import Conflict, ServiceUnavailable
 from dialects.listing import Row
-from dialects.model import Invoice, Method, Payment
+from dialects.model import Invoice, Method, Payment, currency_exponents
 from gateway.store import deliveries as hooks
 from gateway.store.base import (
     PAYMENT_COLUMNS,
@@ -27,6 +27,8 @@ from gateway.store.base import (
     KeyRecord,
     KeyState,
     NewInvoice,
+    Plan,
+    Planned,
     Seal,
     SingleStep,
     Step,
@@ -63,6 +65,18 @@ _SELECT_KEY = (
     " status, headers, body FROM idempotency_keys WHERE tenant = $1 AND key = $2"
 )
 _HELD = "state IN ('pending', 'sent')"
+# One ledger write in one call (migration 11): the payment's columns in this order.
+_WRITTEN = (
+    "amount", "paid_at", "paid_at_offset", "method", "method_label", "origin", "notes",
+    "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email", "client_app",
+    "notify_customer", "account_code", "account_id",
+)  # fmt: skip
+_LEDGER_WRITE = (
+    "SELECT o_code, o_payment, o_kinds FROM ledger_write("
+    + ", ".join(f"${i}" for i in range(1, len(_WRITTEN) + 13))
+    + ")"
+)
+_PLACES = json.dumps(currency_exponents())
 
 # Worth another attempt in a new transaction: the server rolled the first one back.
 _RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
@@ -296,6 +310,10 @@ class PostgresStore(SingleStep):
         each: bool = False,
         seal: Seal | None = None,
     ) -> list[Written]:
+        if len(steps) == 1 and not each and seal is None and isinstance(steps[0].rule, Planned):
+            planned = await self._planned(tenant, steps[0], steps[0].rule.plan)
+            if planned is not None:
+                return planned
         appended: list[NewEvent] = []  # the outbox's events, counted once committed
 
         async def write(conn: Connection) -> list[Written]:
@@ -306,6 +324,45 @@ class PostgresStore(SingleStep):
         done = await self._run(write)
         committed(appended)
         return done
+
+    async def _planned(self, tenant: str, step: Step, plan: Plan) -> list[Written] | None:
+        """The write in one call of `ledger_write` (see gateway/store/base.py): what it
+        left, or None when the function wrote nothing and the template is to run it.
+
+        A call whose connection was lost is sent again: the function finds its own
+        event if it committed, so it is written once either way.
+        """
+        now = _now()
+        at, event_ids = self.outbox.stamp()
+        payment = plan.payment
+        if plan.kind == "record":
+            document = payment.model_copy(update={"created_at": now, "updated_at": now})
+        elif plan.kind == "revise":
+            document = payment.model_copy(update={"updated_at": now})
+        else:
+            document = payment.model_copy(update={"deleted_at": now, "updated_at": now})
+        row = _payment_row(payment)
+        arguments = (
+            tenant, step.invoice_id, plan.kind, step.payment_id, plan.version, now,
+            *(row[name] for name in _WRITTEN), plan.mark_paid, plan.payable_on, _PLACES,
+            document.model_dump_json(), at, list(event_ids),
+        )  # fmt: skip
+
+        async def write(conn: Connection) -> asyncpg.Record | None:
+            return await conn.fetchrow(_LEDGER_WRITE, *arguments)
+
+        done = await self._run(write, read="one")  # one statement: its own transaction
+        assert done is not None
+        code, stored, kinds = done
+        if code != "ok":
+            return None
+        committed(
+            [
+                NewEvent(i, kind, at, step.invoice_id, None, "")
+                for i, kind in zip(event_ids, kinds, strict=False)
+            ]
+        )
+        return [None if stored is None else Payment.model_validate_json(stored)]
 
     async def owner(self, kind: str, object_id: int) -> str | None:
         query = {
