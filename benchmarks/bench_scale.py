@@ -1,6 +1,7 @@
 """Durable creates per second and p99 for SQLite and PostgreSQL, one process and `--workers 2`.
 
     python -m benchmarks.bench_scale [--requests 4000] [--connections 16 64]
+    python -m benchmarks.bench_scale --hot [--requests 4000] [--connections 64]
     python -m benchmarks.bench_scale --wrk [--seconds 8] [--rounds 3] [--against TREE]
 
 One run measures the four configurations on this machine, one after another: the
@@ -8,6 +9,10 @@ ledger on SQLite (synchronous=FULL), and on a throwaway PostgreSQL server this s
 starts itself (initdb and pg_ctl, as the tests do, but durable: fsync and
 synchronous_commit on), each served by one gateway process and by `--workers 2`.
 Every answer counted is a 201 after the payment is committed. Prints a markdown table.
+
+`--hot` pays one invoice from every connection instead of spreading the payments over
+64: writes to one invoice wait for its row's lock one after another, so this is how
+many creates/s one invoice takes.
 
 `--wrk` measures the suite's `--workers 2` rows instead (`benchmarks.suite`): SQLite
 only, Invoiless and Harvest creates driven by wrk (one thread, 16 connections), one
@@ -58,16 +63,21 @@ def database(cluster: Cluster | None) -> Iterator[dict[str, str]]:
 
 
 def measure(
-    workers: int, cluster: Cluster | None, connections: list[int], requests: int
+    workers: int,
+    cluster: Cluster | None,
+    connections: list[int],
+    requests: int,
+    invoices: int = 64,
 ) -> list[tuple[int, Result]]:
-    """Creates at each connection count, on a fresh database and fresh processes."""
+    """Creates at each connection count, on a fresh database and fresh processes, spread
+    round-robin over that many `invoices`."""
     results = []
     config = bench_config(database_pool_size=32)
     with database(cluster) as entries:
         config.update(entries)
         with gateway_process(config, args=("--workers", str(workers))) as base:
-            invoices = asyncio.run(new_invoices(base, "scale", 64))
-            send = creator(base, "invoiless", invoices)
+            targets = asyncio.run(new_invoices(base, "scale", invoices))
+            send = creator(base, "invoiless", targets)
             asyncio.run(load(send, connections=4, total=200))  # warm-up
             for count in connections:
                 result = asyncio.run(load(send, connections=count, total=requests))
@@ -79,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000, help="per measurement")
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--hot", action="store_true", help="every payment to one invoice")
     parser.add_argument("--wrk", action="store_true", help="the suite's SQLite rows, by wrk")
     parser.add_argument("--seconds", type=float, default=8.0, help="--wrk: each run's length")
     parser.add_argument("--rounds", type=int, default=3, help="--wrk: alternating rounds")
@@ -92,7 +103,9 @@ def main() -> None:
     try:
         for engine, workers in CONFIGURATIONS:
             chosen = cluster if engine == "PostgreSQL" else None
-            for count, result in measure(workers, chosen, args.connections, args.requests):
+            invoices = 1 if args.hot else 64
+            found = measure(workers, chosen, args.connections, args.requests, invoices)
+            for count, result in found:
                 rows.append(
                     f"| {engine} | {workers} | {count} | {result.rate:,.0f} |"
                     f" {result.percentile(50):.2f} ms | {result.percentile(99):.2f} ms |"
@@ -102,6 +115,8 @@ def main() -> None:
     finally:
         cluster.stop()
     print()
+    if args.hot:
+        print("One invoice, every payment to it:")
     print("| database | processes | connections | creates/s | p50 | p99 | errors |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))

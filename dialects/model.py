@@ -47,6 +47,12 @@ def currency_exponent(currency: str) -> int:
     return _CURRENCY_EXPONENTS.get(currency, 2)
 
 
+def currency_exponents() -> dict[str, int]:
+    """`currency_exponent` as a table: the currencies with other than 2 decimals, and
+    under "" every other currency's."""
+    return {**_CURRENCY_EXPONENTS, "": currency_exponent("")}
+
+
 class Method(StrEnum):
     """How a payment was made: the union of every dialect's methods."""
 

@@ -213,6 +213,15 @@ class Cluster:
         finally:
             self._pg_ctl_start()
 
+    def crash(self) -> None:
+        """Kill the server (immediate shutdown: no checkpoint, sessions cut); `restart`
+        then starts it again from crash recovery."""
+        self._disconnect()
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
+        self._pg_ctl_start()
+
     def _disconnect(self) -> None:
         if self._database is not None:
             self.call(self._database.close())

@@ -30,7 +30,7 @@ from dialects.model import (
 from gateway.ledger.contract import Outcome, Principal
 from gateway.ledger.idempotency import Clock, utc_now
 from gateway.ledger.search import select
-from gateway.store import MAX_ID, Change, Rule, Seal, Step, Store
+from gateway.store import MAX_ID, Change, Plan, Planned, Rule, Seal, Step, Store
 
 PAYABLE = (InvoiceStatus.OPEN, InvoiceStatus.PARTIAL, InvoiceStatus.OVERDUE)
 # What PUT resets when a field is left out (the amount resets to the whole due amount).
@@ -90,22 +90,30 @@ def whole_due(
     return amount
 
 
-def record(invoice: Invoice, request: Decoded, who: Principal, clock: Clock = utc_now) -> Change:
-    """A new payment on `invoice`; `clock` says what day it is."""
-    midnight = today_midnight(clock)
-    check_payable(invoice, midnight.date())
+def _recorded(
+    tenant: str | None, invoice_id: int, request: Decoded, who: Principal, midnight: datetime
+) -> dict[str, Any]:
+    """A new payment's fields (its amount None when none was given: the whole amount due)."""
     fields = request.provided_values()
-    if fields.get("amount") is None:
-        fields["amount"] = whole_due(invoice, fields)
     fields.setdefault("paid_at", midnight)
     owned = {
-        "tenant": invoice.tenant,
-        "invoice_id": invoice.id,
+        "tenant": tenant,
+        "invoice_id": invoice_id,
         "recorded_by": who.name,
         "recorded_by_email": who.email,
         "client_app": who.app,
     }
-    payment = Payment(**{**fields, **owned})
+    return {**fields, **owned}
+
+
+def record(invoice: Invoice, request: Decoded, who: Principal, clock: Clock = utc_now) -> Change:
+    """A new payment on `invoice`; `clock` says what day it is."""
+    midnight = today_midnight(clock)
+    check_payable(invoice, midnight.date())
+    fields = _recorded(invoice.tenant, invoice.id, request, who, midnight)
+    if fields.get("amount") is None:
+        fields["amount"] = whole_due(invoice, fields)
+    payment = Payment(**fields)
     check_amounts(invoice, payment)
     check_settles(invoice, payment)
     marked = invoice.marked_paid or bool(request.options.get("mark_invoice_paid"))
@@ -121,16 +129,49 @@ def revise(
     clock: Clock = utc_now,
 ) -> Change:
     """Change a payment: PUT (`replace`) resets what it leaves out, PATCH keeps it."""
-    fields = request.provided_values()
-    if replace:
-        fields = {**_RESETS, **fields}
-        fields.setdefault("paid_at", today_midnight(clock))
-        if fields.get("amount") is None:
-            fields["amount"] = whole_due(invoice, fields, replacing=current)
+    fields = _revised(request, replace=replace, clock=clock)
+    if replace and fields.get("amount") is None:
+        fields["amount"] = whole_due(invoice, fields, replacing=current)
     payment = current.model_copy(update=fields)
     check_amounts(invoice, payment)
     check_settles(invoice, payment, replacing=current)
     return Change(marked_paid=invoice.marked_paid, upsert=payment)
+
+
+def _revised(request: Decoded, *, replace: bool, clock: Clock) -> dict[str, Any]:
+    """The fields a change sets (PUT's amount None when none was given: the whole due)."""
+    fields = request.provided_values()
+    if replace:
+        fields = {**_RESETS, **fields}
+        fields.setdefault("paid_at", today_midnight(clock))
+    return fields
+
+
+def planned_record(
+    tenant: str, invoice_id: int, request: Decoded, who: Principal, clock: Clock
+) -> Plan | None:
+    """`record`'s plan: the payment it makes before it sees the invoice (None if it
+    makes none: the rule says why)."""
+    midnight = today_midnight(clock)
+    try:
+        payment = Payment(**_recorded(tenant, invoice_id, request, who, midnight))
+    except ValueError:
+        return None
+    marked = bool(request.options.get("mark_invoice_paid"))
+    return Plan("record", payment, mark_paid=marked, payable_on=midnight.date())
+
+
+def planned_revision(
+    current: Payment, request: Decoded, *, replace: bool, clock: Clock
+) -> Plan | None:
+    """`revise`'s plan for the payment as read (None for a PATCH leaving no amount)."""
+    fields = _revised(request, replace=replace, clock=clock)
+    if replace:
+        fields["amount"] = fields.get("amount")  # None: the whole amount due
+    elif fields.get("amount", current.amount) is None:
+        return None
+    payment = current.model_copy(update=fields)
+    return Plan("revise", payment, version=current.updated_at)
 
 
 def remove(invoice: Invoice, current: Payment) -> Change:
@@ -200,11 +241,11 @@ class Ledger:
     async def create_payment(
         self, who: Principal, invoice_id: int, request: Decoded, *, seal: Seal | None = None
     ) -> Outcome:
+        number = _stored(invoice_id, "Invoice")
+        rule = _recording(request, who, self.clock)
+        plan = planned_record(who.tenant, number, request, who, self.clock)
         stored = await self.store.apply(
-            who.tenant,
-            _stored(invoice_id, "Invoice"),
-            _recording(request, who, self.clock),
-            seal=seal,
+            who.tenant, number, rule if plan is None else Planned(rule, plan), seal=seal
         )
         assert stored is not None
         return Outcome(stored)
@@ -248,12 +289,15 @@ class Ledger:
     ) -> Outcome:
         current = await self.get_payment(who, payment_id)
         assert current.invoice_id is not None
+
+        def rule(invoice: Invoice, payment: Payment | None) -> Change:
+            return revise(invoice, _target(payment), request, replace=replace, clock=self.clock)
+
+        plan = planned_revision(current, request, replace=replace, clock=self.clock)
         stored = await self.store.apply(
             who.tenant,
             current.invoice_id,
-            lambda invoice, payment: revise(
-                invoice, _target(payment), request, replace=replace, clock=self.clock
-            ),
+            rule if plan is None else Planned(rule, plan),
             payment_id=payment_id,
             seal=seal,
         )
@@ -285,10 +329,11 @@ class Ledger:
     ) -> None:
         current = await self.get_payment(who, payment_id)
         assert current.invoice_id is not None
+        plan = Plan("remove", current, version=current.updated_at)
         await self.store.apply(
             who.tenant,
             current.invoice_id,
-            lambda invoice, payment: remove(invoice, _target(payment)),
+            Planned(lambda invoice, payment: remove(invoice, _target(payment)), plan),
             payment_id=payment_id,
             seal=seal,
         )

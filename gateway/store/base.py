@@ -1,4 +1,19 @@
-"""The store interface: what the ledger needs from a database, nothing more."""
+"""The store interface: what the ledger needs from a database, nothing more.
+
+Every ledger write runs one template (`apply_steps`, `apply_step`) over a database's
+`LedgerWrites`: lock the invoices, load each, let the Python rule decide, store the
+decision, the totals and the outbox's events. The rule is the one judge of a write.
+
+PostgreSQL: a single write whose rule comes with a `Plan` (a `Planned` rule: what the
+rule decided before seeing the invoice) is first sent whole to the database function
+`ledger_write` (migration 11), one round trip instead of one per step of the template:
+it locks the invoice, checks what the rule would check of its state, and writes the
+payment, the totals and the events. It only ever accepts what the rule accepts; for
+anything else (a refusal, a payment changed since it was read, an invoice not found)
+it writes nothing and answers a code, and the store runs the template, whose rule
+names the refusal in the caller's words. Batches, keyed writes (their answer is
+encoded from what the write left) and SQLite run the template alone.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from dialects import Reply
 from dialects.errors import GatewayError, LedgerRefused, NotFound, ValidationFailed
@@ -91,6 +106,34 @@ class BackendRef:
 
 # A ledger rule: given the invoice (and the payment it acts on), decide a Change.
 Rule = Callable[[Invoice, Payment | None], Change]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a rule decided before seeing the invoice, for a database to finish alone.
+
+    `kind`: `record` (a new payment: `payment` has no id), `revise` (`payment` replaces
+    the one read, as it stood at `version`, its `updated_at`) or `remove` (`payment` is
+    the one read). A `payment` without an amount pays the whole amount due. `mark_paid`:
+    a new payment marks the invoice paid; `payable_on`: the day its status is judged on.
+    """
+
+    kind: Literal["record", "revise", "remove"]
+    payment: Payment
+    version: datetime | None = None
+    mark_paid: bool = False
+    payable_on: date | None = None
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A rule with its `Plan`: a store may run the plan, the rule deciding the rest."""
+
+    rule: Rule
+    plan: Plan
+
+    def __call__(self, invoice: Invoice, current: Payment | None) -> Change:
+        return self.rule(invoice, current)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,20 @@ class Migration:
         return self.sqlite
 
     def statements(self, engine: Engine) -> list[str]:
-        """The script's statements (no migration puts a `;` inside a literal)."""
-        return [s.strip() for s in self.script(engine).split(";") if s.strip()]
+        """The script's statements, split at each `;` outside a `$$`-quoted function
+        body (no migration puts a `;` inside any other literal)."""
+        found, current = [], ""
+        for index, piece in enumerate(self.script(engine).split("$$")):
+            if index % 2:  # a function body, whole
+                current += f"$${piece}$$"
+                continue
+            first, *rest = piece.split(";")
+            current += first
+            for following in rest:
+                found.append(current)
+                current = following
+        found.append(current)
+        return [s.strip() for s in found if s.strip()]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -362,6 +374,173 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE webhook_deliveries ADD COLUMN outcome_unknown BOOLEAN NOT NULL DEFAULT FALSE;
         CREATE INDEX webhook_payment ON webhook_deliveries (tenant, subscription, payment_id);
         CREATE INDEX webhook_backend_id ON webhook_deliveries (tenant, subscription, backend_id);
+        """,
+    ),
+    # A PostgreSQL ledger write of one payment in one round trip (gateway/store/base.py,
+    # "PostgreSQL"): `ledger_write` locks the invoice, judges the write as the ledger's
+    # rules do, and when it passes, writes the payment, the invoice's totals and the
+    # outbox's events; any other outcome writes nothing and returns a code, and the
+    # gateway runs the write again by its own rules, which name the refusal.
+    # `ledger_status` is `Invoice.status` (dialects/model.py).
+    Migration(
+        11,
+        sqlite="",
+        postgresql="""
+        CREATE FUNCTION ledger_status(
+            void BOOLEAN, draft BOOLEAN, marked_paid BOOLEAN, due NUMERIC, due_on DATE,
+            payment_count BIGINT, today DATE
+        ) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
+            SELECT CASE
+                WHEN void THEN 'void'
+                WHEN draft THEN 'draft'
+                WHEN marked_paid OR due <= 0 THEN 'paid'
+                WHEN today > due_on THEN 'overdue'
+                WHEN payment_count > 0 THEN 'partial'
+                ELSE 'open'
+            END
+        $$;
+        CREATE FUNCTION ledger_write(
+            p_tenant TEXT, p_invoice BIGINT, p_kind TEXT, p_payment BIGINT,
+            p_version TIMESTAMPTZ, p_now TIMESTAMPTZ, p_amount NUMERIC,
+            p_paid_at TIMESTAMPTZ, p_paid_at_offset INTEGER, p_method TEXT,
+            p_method_label TEXT, p_origin TEXT, p_notes TEXT, p_reference TEXT,
+            p_tax NUMERIC, p_fee NUMERIC, p_recorded_by TEXT, p_recorded_by_email TEXT,
+            p_client_app TEXT, p_notify BOOLEAN, p_account_code TEXT, p_account_id TEXT,
+            p_mark_paid BOOLEAN, p_payable_on DATE, p_places JSONB, p_document JSONB,
+            p_event_at TIMESTAMPTZ, p_event_ids TEXT[],
+            OUT o_code TEXT, OUT o_payment TEXT, OUT o_kinds TEXT[]
+        ) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_invoice invoices%ROWTYPE;
+            v_current payments%ROWTYPE;
+            v_amount NUMERIC := p_amount;
+            v_replaced NUMERIC := 0;
+            v_due NUMERIC;
+            v_places INTEGER;
+            v_settled NUMERIC;
+            v_count BIGINT;
+            v_marked BOOLEAN;
+            v_before TEXT;
+            v_after TEXT;
+            v_id BIGINT := p_payment;
+            v_document JSONB := p_document;
+            v_shown JSONB;
+            v_data TEXT;
+            v_last BIGINT;
+            v_today DATE := (p_event_at AT TIME ZONE 'UTC')::date;
+        BEGIN
+            -- Sent again after its connection was lost: it committed if its event did.
+            SELECT payment_id, data INTO v_id, v_data FROM events WHERE id = p_event_ids[1];
+            IF FOUND THEN
+                o_code := 'ok';
+                SELECT array_agg(type ORDER BY sequence) INTO o_kinds FROM events
+                    WHERE id = ANY(p_event_ids);
+                IF p_kind <> 'remove' THEN
+                    o_payment := (v_data::jsonb -> 'payment')::text;
+                END IF;
+                RETURN;
+            END IF;
+            SELECT * INTO v_invoice FROM invoices
+                WHERE id = p_invoice AND tenant = p_tenant FOR UPDATE;
+            IF NOT FOUND THEN
+                o_code := 'invoice';
+                RETURN;
+            END IF;
+            IF p_kind <> 'record' THEN
+                SELECT * INTO v_current FROM payments
+                    WHERE id = p_payment AND tenant = p_tenant AND invoice_id = p_invoice
+                    AND deleted_at IS NULL;
+                IF NOT FOUND OR v_current.updated_at IS DISTINCT FROM p_version THEN
+                    o_code := 'payment';
+                    RETURN;
+                END IF;
+                v_replaced := v_current.amount + v_current.tax_withheld + v_current.fee;
+            END IF;
+            v_due := v_invoice.total - v_invoice.settled;
+            v_before := ledger_status(v_invoice.void, v_invoice.draft, v_invoice.marked_paid,
+                v_due, v_invoice.due_on, v_invoice.payment_count, v_today);
+            IF p_kind = 'record' AND ledger_status(v_invoice.void, v_invoice.draft,
+                    v_invoice.marked_paid, v_due, v_invoice.due_on, v_invoice.payment_count,
+                    p_payable_on) NOT IN ('open', 'partial', 'overdue') THEN
+                o_code := 'refused';
+                RETURN;
+            END IF;
+            IF p_kind <> 'remove' THEN
+                IF v_amount IS NULL THEN
+                    v_amount := v_due + v_replaced - p_tax - p_fee;
+                    v_document := v_document || jsonb_build_object('amount', v_amount::text);
+                END IF;
+                v_places := COALESCE((p_places ->> v_invoice.currency)::INTEGER,
+                    (p_places ->> '')::INTEGER);
+                IF v_amount <= 0 OR v_amount <> round(v_amount, v_places)
+                        OR p_tax <> round(p_tax, v_places) OR p_fee <> round(p_fee, v_places)
+                        OR v_amount + p_tax + p_fee > v_due + v_replaced THEN
+                    o_code := 'refused';
+                    RETURN;
+                END IF;
+            END IF;
+            IF p_kind = 'record' THEN
+                INSERT INTO payments (tenant, invoice_id, amount, paid_at, paid_at_offset,
+                    method, method_label, origin, notes, reference, tax_withheld, fee,
+                    recorded_by, recorded_by_email, client_app, notify_customer,
+                    account_code, account_id, created_at, updated_at)
+                VALUES (p_tenant, p_invoice, v_amount, p_paid_at, p_paid_at_offset,
+                    p_method, p_method_label, p_origin, p_notes, p_reference, p_tax, p_fee,
+                    p_recorded_by, p_recorded_by_email, p_client_app, p_notify,
+                    p_account_code, p_account_id, p_now, p_now)
+                RETURNING id INTO v_id;
+                v_document := v_document || jsonb_build_object('id', v_id);
+                v_settled := v_invoice.settled + (v_amount + p_tax + p_fee);
+                v_count := v_invoice.payment_count + 1;
+                v_marked := v_invoice.marked_paid OR p_mark_paid;
+            ELSIF p_kind = 'revise' THEN
+                UPDATE payments SET amount = v_amount, paid_at = p_paid_at,
+                    paid_at_offset = p_paid_at_offset, method = p_method,
+                    method_label = p_method_label, origin = p_origin, notes = p_notes,
+                    reference = p_reference, tax_withheld = p_tax, fee = p_fee,
+                    recorded_by = p_recorded_by, recorded_by_email = p_recorded_by_email,
+                    client_app = p_client_app, notify_customer = p_notify,
+                    account_code = p_account_code, account_id = p_account_id,
+                    updated_at = p_now
+                WHERE id = p_payment;
+                v_settled := v_invoice.settled - v_replaced + (v_amount + p_tax + p_fee);
+                v_count := v_invoice.payment_count;
+                v_marked := v_invoice.marked_paid;
+            ELSE
+                UPDATE payments SET deleted_at = p_now, updated_at = p_now WHERE id = p_payment;
+                v_settled := v_invoice.settled - v_replaced;
+                v_count := v_invoice.payment_count - 1;
+                v_marked := FALSE;
+            END IF;
+            UPDATE invoices SET settled = v_settled, payment_count = v_count,
+                marked_paid = v_marked WHERE id = p_invoice;
+            v_after := ledger_status(v_invoice.void, v_invoice.draft, v_marked,
+                v_invoice.total - v_settled, v_invoice.due_on, v_count, v_today);
+            o_kinds := ARRAY['payment.' || CASE p_kind WHEN 'record' THEN 'created'
+                WHEN 'revise' THEN 'updated' ELSE 'deleted' END];
+            IF v_invoice.total - v_settled <> v_due OR v_after <> v_before THEN
+                o_kinds := o_kinds || 'invoice.updated'::TEXT;
+            END IF;
+            v_shown := jsonb_build_object('id', v_invoice.id, 'number', v_invoice.number,
+                'due_amount', (v_invoice.total - v_settled)::text, 'status', v_after);
+            v_data := '{"payment":' || v_document::text || ',"invoice":' || v_shown::text
+                || '}';
+            INSERT INTO event_sequences (tenant, last_sequence)
+                VALUES (p_tenant, cardinality(o_kinds))
+                ON CONFLICT (tenant) DO UPDATE
+                SET last_sequence = event_sequences.last_sequence + EXCLUDED.last_sequence
+                RETURNING last_sequence INTO v_last;
+            INSERT INTO events (tenant, sequence, id, type, created_at, invoice_id,
+                payment_id, data)
+            SELECT p_tenant, v_last - cardinality(o_kinds) + n, p_event_ids[n], o_kinds[n],
+                p_event_at, p_invoice, v_id, v_data
+            FROM generate_subscripts(o_kinds, 1) AS n;
+            o_code := 'ok';
+            IF p_kind <> 'remove' THEN
+                o_payment := v_document::text;
+            END IF;
+        END
+        $$;
         """,
     ),
 )

@@ -97,6 +97,11 @@ class Outbox:
     def __init__(self, clock: Clock = _utc_now) -> None:
         self.clock = clock
 
+    def stamp(self) -> tuple[datetime, tuple[str, str]]:
+        """A change's time by this clock, and ids for the (at most two) events it makes."""
+        at = self.clock()
+        return at, (f"evt_{ulid(at)}", f"evt_{ulid(at)}")
+
     def made(
         self,
         invoice: Invoice,
@@ -107,7 +112,7 @@ class Outbox:
     ) -> list[NewEvent]:
         """The events of `change` to `invoice` (acting on `current`), which left `stored`;
         `now` is the store's time of the change (a deleted payment's `updated_at`)."""
-        at = self.clock()
+        at, ids = self.stamp()
         today = at.astimezone(UTC).date()
         if change.delete is not None:
             assert current is not None
@@ -131,7 +136,8 @@ class Outbox:
         if (after.due_amount, after.status(today)) != (invoice.due_amount, invoice.status(today)):
             kinds.append(INVOICE_UPDATED)
         return [
-            NewEvent(f"evt_{ulid(at)}", name, at, invoice.id, payment.id, data) for name in kinds
+            NewEvent(made, name, at, invoice.id, payment.id, data)
+            for made, name in zip(ids, kinds, strict=False)
         ]
 
 

@@ -18,7 +18,7 @@ import asyncpg
 from dialects import Reply
 from dialects.errors import Conflict, ServiceUnavailable
 from dialects.listing import Row
-from dialects.model import Invoice, Method, Payment
+from dialects.model import Invoice, Method, Payment, currency_exponents
 from gateway.store import deliveries as hooks
 from gateway.store.base import (
     PAYMENT_COLUMNS,
@@ -27,6 +27,8 @@ from gateway.store.base import (
     KeyRecord,
     KeyState,
     NewInvoice,
+    Plan,
+    Planned,
     Seal,
     SingleStep,
     Step,
@@ -61,15 +63,36 @@ _RETURNED = f"{', '.join(PAYMENT_COLUMNS)}, paid_at_offset"
 _SELECT_PAYMENTS = f"SELECT {_RETURNED} FROM payments"
 _LIVE = " AND deleted_at IS NULL"
 # An invoice's live payments summed are kept on its row (see migration 7).
-_SELECT_INVOICE = (
-    "SELECT id, tenant, number, currency, total, issued_on, due_on, draft, void, marked_paid,"
-    " created_at, settled, payment_count FROM invoices"
+_INVOICE_COLUMNS = (
+    "id", "tenant", "number", "currency", "total", "issued_on", "due_on", "draft", "void",
+    "marked_paid", "created_at", "settled", "payment_count",
+)  # fmt: skip
+_SELECT_INVOICE = f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices"
+# An invoice and its live payments in one statement (one snapshot): a row per payment,
+# or one with the payment's columns NULL when it has none.
+_SELECT_INVOICE_PAYMENTS = (
+    f"SELECT {', '.join(f'i.{name}' for name in _INVOICE_COLUMNS)},"
+    f" {', '.join(f'p.{name} AS p_{name}' for name in (*PAYMENT_COLUMNS, 'paid_at_offset'))}"
+    " FROM invoices i LEFT JOIN payments p ON p.invoice_id = i.id AND p.deleted_at IS NULL"
+    " WHERE i.id = $1 AND i.tenant = $2 ORDER BY p.id"
 )
 _SELECT_KEY = (
     "SELECT tenant, key, fingerprint, state, owner, lease_until, created_at, expires_at,"
     " status, headers, body FROM idempotency_keys WHERE tenant = $1 AND key = $2"
 )
 _HELD = "state IN ('pending', 'sent')"
+# One ledger write in one call (migration 11): the payment's columns in this order.
+_WRITTEN = (
+    "amount", "paid_at", "paid_at_offset", "method", "method_label", "origin", "notes",
+    "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email", "client_app",
+    "notify_customer", "account_code", "account_id",
+)  # fmt: skip
+_LEDGER_WRITE = (
+    "SELECT o_code, o_payment, o_kinds FROM ledger_write("
+    + ", ".join(f"${i}" for i in range(1, len(_WRITTEN) + 13))
+    + ")"
+)
+_PLACES = json.dumps(currency_exponents())
 
 # Worth another attempt in a new transaction: the server rolled the first one back.
 _RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
@@ -108,7 +131,9 @@ class PostgresStore(SingleStep):
 
     Each ledger write runs in one transaction that first locks the invoice's row
     (`SELECT ... FOR UPDATE`), so two writes on one invoice from any two processes
-    run one after the other and the second sees the first's payment. A transaction
+    run one after the other and the second sees the first's payment. A single write
+    with a plan is that transaction in one statement, `ledger_write` (migration 11;
+    gateway/store/base.py says when the template runs instead). A transaction
     the server aborts as a serialisation failure or deadlock, or one whose connection
     was lost before it committed, is run again; a database out of reach is answered
     503 with Retry-After, and the pool reconnects once it is back.
@@ -135,6 +160,7 @@ class PostgresStore(SingleStep):
                 max_size=self._pool_size,
                 timeout=_CONNECT_TIMEOUT,
                 init=_exact_instants,
+                reset=_kept,
             )
         except (*_UNREACHABLE, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(
@@ -305,8 +331,7 @@ class PostgresStore(SingleStep):
         async def load(conn: Connection) -> Invoice | None:
             return await _load_invoice(conn, tenant, invoice_id, with_payments)
 
-        # One statement, or one snapshot for the totals and the listing.
-        return await self._run(load, read="snapshot" if with_payments else "one")
+        return await self._run(load, read="one")
 
     async def invoices(self, tenant: str, invoice_ids: Sequence[int]) -> list[Invoice]:
         async def load(conn: Connection) -> list[Invoice]:
@@ -347,23 +372,26 @@ class PostgresStore(SingleStep):
         offset: int = 0,
     ) -> list[Row] | None:
         zoned = "paid_at" in columns  # the offset it was given in goes with it
+        listed = [*columns, "paid_at_offset"] if zoned else list(columns)
+        # One statement: the invoice found (a row, its payment's columns NULL if it has
+        # none) and its payments, in one snapshot.
         query = (
-            f"SELECT {listed_columns(columns)}{', paid_at_offset' if zoned else ''}"
-            " FROM payments WHERE invoice_id = $1 AND deleted_at IS NULL"
-            " ORDER BY id LIMIT $2 OFFSET $3"
+            f"SELECT p.listed, {', '.join(f'p.{name}' for name in listed)} FROM invoices i"
+            f" LEFT JOIN LATERAL (SELECT TRUE AS listed, id AS listed_order,"
+            f" {listed_columns(columns)}{', paid_at_offset' if zoned else ''} FROM payments"
+            " WHERE invoice_id = i.id AND deleted_at IS NULL ORDER BY id LIMIT $3 OFFSET $4)"
+            " p ON TRUE WHERE i.id = $1 AND i.tenant = $2 ORDER BY p.listed_order"
         )
         paid_at = columns.index("paid_at") if zoned else -1
 
         async def load(conn: Connection) -> list[Row] | None:
-            found = await conn.fetchval(
-                "SELECT 1 FROM invoices WHERE id = $1 AND tenant = $2", invoice_id, tenant
-            )
-            if found is None:
+            found = await conn.fetch(query, invoice_id, tenant, limit, offset)
+            if not found:
                 return None
-            rows = await conn.fetch(query, invoice_id, limit, offset)
+            rows = [row[1:] for row in found if row[0]]
             return [_zoned(row, paid_at) for row in rows] if zoned else [tuple(r) for r in rows]
 
-        return await self._run(load, read="snapshot")
+        return await self._run(load, read="one")
 
     async def invoice_id(self, tenant: str, number: str) -> int | None:
         async def find(conn: Connection) -> int | None:
@@ -382,6 +410,10 @@ class PostgresStore(SingleStep):
         each: bool = False,
         seal: Seal | None = None,
     ) -> list[Written]:
+        if len(steps) == 1 and not each and seal is None and isinstance(steps[0].rule, Planned):
+            planned = await self._planned(tenant, steps[0], steps[0].rule.plan)
+            if planned is not None:
+                return planned
         appended: list[NewEvent] = []  # the outbox's events, counted once committed
 
         async def write(conn: Connection) -> list[Written]:
@@ -394,6 +426,45 @@ class PostgresStore(SingleStep):
         if appended:
             self._announce(tenant)
         return done
+
+    async def _planned(self, tenant: str, step: Step, plan: Plan) -> list[Written] | None:
+        """The write in one call of `ledger_write` (see gateway/store/base.py): what it
+        left, or None when the function wrote nothing and the template is to run it.
+
+        A call whose connection was lost is sent again: the function finds its own
+        event if it committed, so it is written once either way.
+        """
+        now = _now()
+        at, event_ids = self.outbox.stamp()
+        payment = plan.payment
+        if plan.kind == "record":
+            document = payment.model_copy(update={"created_at": now, "updated_at": now})
+        elif plan.kind == "revise":
+            document = payment.model_copy(update={"updated_at": now})
+        else:
+            document = payment.model_copy(update={"deleted_at": now, "updated_at": now})
+        row = _payment_row(payment)
+        arguments = (
+            tenant, step.invoice_id, plan.kind, step.payment_id, plan.version, now,
+            *(row[name] for name in _WRITTEN), plan.mark_paid, plan.payable_on, _PLACES,
+            document.model_dump_json(), at, list(event_ids),
+        )  # fmt: skip
+
+        async def write(conn: Connection) -> asyncpg.Record | None:
+            return await conn.fetchrow(_LEDGER_WRITE, *arguments)
+
+        done = await self._run(write, read="one")  # one statement: its own transaction
+        assert done is not None
+        code, stored, kinds = done
+        if code != "ok":
+            return None
+        committed(
+            [
+                NewEvent(i, kind, at, step.invoice_id, None, "")
+                for i, kind in zip(event_ids, kinds, strict=False)
+            ]
+        )
+        return [None if stored is None else Payment.model_validate_json(stored)]
 
     async def owner(self, kind: str, object_id: int) -> str | None:
         query = {
@@ -1026,20 +1097,23 @@ async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:
 async def _load_invoice(
     conn: Connection, tenant: str, invoice_id: int, with_payments: bool = False
 ) -> Invoice | None:
+    if with_payments:
+        rows = await conn.fetch(_SELECT_INVOICE_PAYMENTS, invoice_id, tenant)
+        if not rows:
+            return None
+        width = len(_INVOICE_COLUMNS)
+        data = dict(zip(_INVOICE_COLUMNS, rows[0][:width], strict=True))
+        names = (*PAYMENT_COLUMNS, "paid_at_offset")
+        payments = tuple(
+            _payment(dict(zip(names, row[width:], strict=True)))
+            for row in rows
+            if row["p_id"] is not None
+        )
+        return Invoice.model_construct(payments=payments, **data)
     row = await conn.fetchrow(
         f"{_SELECT_INVOICE} WHERE id = $1 AND tenant = $2", invoice_id, tenant
     )
-    if row is None:
-        return None
-    payments: tuple[Payment, ...] = ()
-    if with_payments:
-        rows = await conn.fetch(
-            f"{_SELECT_PAYMENTS} WHERE invoice_id = $1 AND deleted_at IS NULL ORDER BY id",
-            invoice_id,
-        )
-        payments = tuple(_payment(r) for r in rows)
-    data = dict(row)
-    return Invoice.model_construct(payments=payments, **data)
+    return None if row is None else Invoice.model_construct(payments=(), **dict(row))
 
 
 async def _load_payment(
@@ -1125,6 +1199,12 @@ async def _exact_instants(conn: Connection) -> None:
     )
 
 
+async def _kept(conn: Connection) -> None:
+    """A connection back in the pool as it is: the store keeps no session state (the
+    migration's advisory lock is released by its own statement, and asyncpg rolls back a
+    transaction left open), so the reset asyncpg would send costs a round trip for nothing."""
+
+
 def _instant_out(moment: datetime) -> tuple[int]:
     return ((moment - _PG_EPOCH) // _MICROSECOND,)
 
@@ -1173,7 +1253,7 @@ def _zoned(record: asyncpg.Record, paid_at: int) -> Row:
     return tuple(row)
 
 
-def _payment(row: asyncpg.Record) -> Payment:
+def _payment(row: asyncpg.Record | dict[str, Any]) -> Payment:
     data = dict(row)
     offset = timedelta(seconds=data.pop("paid_at_offset"))
     zone = UTC if not offset else timezone(offset)
