@@ -16,6 +16,7 @@ from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Payment
 
 if TYPE_CHECKING:
+    from gateway.store.budgets import Grant, Take
     from gateway.store.deliveries import Delivery, Due, Settle, Subscription
     from gateway.store.outbox import EventPage, NewEvent, Outbox
 
@@ -397,6 +398,14 @@ class Store(Protocol):
         """Make deliveries pending again, due now, with no attempts: every kept event of
         `types` after sequence `after` up to the subscription's cursor, or the one event
         `event_id`; how many."""
+        ...
+
+    async def take_budget(self, take: Take) -> Grant:
+        """Tokens of a shared rate budget (gateway/store/budgets.py), in one statement."""
+        ...
+
+    async def purge_budgets(self, now: float) -> int:
+        """Delete some budgets full again by `now`; how many."""
         ...
 
 
