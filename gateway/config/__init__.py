@@ -231,7 +231,8 @@ class Server(Strict):
     # its checks of secrets not yet proven wait their turn, at this pace (refused with
     # 429 past read_timeout_seconds). Known-good credentials never wait. null: no limit.
     auth_address_failures: RateLimit | None = RateLimit(per_second=2, burst=100)
-    # Checks of secrets not yet proven the whole process may make, over all addresses
+    # Checks of secrets not yet proven the whole process (with rate_limits: database,
+    # every process on the database) may make, over all addresses
     # (each may cost a scrypt run): a spray from many addresses is bounded by this, not
     # only each address by the one above. Past it, such checks are refused with 429 at
     # once; a right secret gives its token back, and known-good credentials never wait.

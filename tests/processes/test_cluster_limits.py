@@ -18,9 +18,13 @@ import aiohttp
 import pytest
 import yaml
 
-from ..conftest import ENGINES
-from ..http.processes import sockets_per_worker, started
-from ..http.server import ADMIN_TOKEN, Server, engine_database, running
+from gateway.config import parse
+from gateway.serving.app import create_app
+
+from ..conftest import AiohttpClient
+from ..http.processes import sockets_per_worker
+from ..http.server import ADMIN_TOKEN, Server, running
+from ..postgres import Cluster
 from ..support import basic, tenant_config
 
 BURST = 24
@@ -73,13 +77,12 @@ def admitted(answers: list[tuple[int, str | None]]) -> int:
     return len(answers) - len(refused)
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def gateways(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[Server]]:
-    """PROCESSES gateways on one database of each engine, shared by the module's tests."""
-    directory = tmp_path_factory.mktemp(f"limits-{request.param}")
-    database = engine_database(request, directory, "limits")
+@pytest.fixture(scope="module")
+def gateways(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
+    """PROCESSES gateways on one PostgreSQL database, shared by the module's tests (SQLite's
+    processes share the budgets the same way: the --workers test below)."""
+    directory = tmp_path_factory.mktemp("limits")
+    database = postgres.url(postgres.create())
     config = limited_config(directory)
     servers = [Server(config, database, directory / f"g{n}.log") for n in range(PROCESSES)]
     try:
@@ -99,14 +102,16 @@ async def test_a_rate_limit_holds_for_three_gateways_on_one_database(
     assert BURST - PROCESSES * BATCH <= admitted(answers) <= BURST, answers
 
 
-async def test_gateways_counting_alone_each_admit_the_whole_limit(tmp_path: Path) -> None:
-    async with (
-        started(
-            tmp_path, limited_config(tmp_path, "process"), f"sqlite:///{tmp_path / 'l.db'}", 2
-        ) as servers,
-        aiohttp.ClientSession() as session,
-    ):
-        answers = await statuses([(session, s.url) for s in servers], 2 * BURST + 2, KEY)
+async def test_gateways_counting_alone_each_admit_the_whole_limit(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> None:
+    """`rate_limits: process`: two gateways (in this process, on one database) count alone."""
+    raw = yaml.safe_load(limited_config(tmp_path, "process").read_text(encoding="utf-8"))
+    config = parse({**raw, "database": f"sqlite:///{tmp_path / 'alone.db'}"})
+    clients = [await aiohttp_client(create_app(config)) for _ in range(2)]
+    async with aiohttp.ClientSession() as session:
+        urls = [(session, f"http://{client.host}:{client.port}") for client in clients]
+        answers = await statuses(urls, 2 * BURST + 2, KEY)
     assert admitted(answers) == 2 * BURST, answers
 
 
