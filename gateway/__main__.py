@@ -114,7 +114,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        store = open_store(config.database, synchronous=config.sqlite_synchronous, pool_size=1)
+        store = open_store(
+            config.database,
+            synchronous=config.sqlite_synchronous,
+            pool_size=1,
+            statement_cache_size=config.database_statement_cache_size,
+        )
     except ValueError as exc:  # a URL of no engine it knows: the message names it
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -206,5 +206,6 @@ def config(database: str) -> Config:
 
 
 @pytest.fixture
-async def client(aiohttp_client: AiohttpClient, config: Config) -> Any:
+async def client(config: Config, aiohttp_client: AiohttpClient) -> Any:
+    """A gateway on `config`; its database (set up first) is torn down after it closes."""
     return await aiohttp_client(create_app(config))

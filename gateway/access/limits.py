@@ -23,6 +23,11 @@ own failures, never for those of others behind the same address (a NAT, a proxy)
   queued behind the spray. Credentials already proven are answered from memory and
   take no token of any of these buckets.
 
+With shared budgets (`SharedBudgets`, gateway/access/shared.py), each of these
+buckets but the work one is also taken from the database's budget for its key, which
+every gateway process on the database shares: the process's own bucket still applies,
+and the shared one bounds the cluster as a whole.
+
 Authentication code reaches the request's `Attempt` through `ATTEMPT`, which the
 gateway's middleware sets; without one (a unit test, a command) nothing is limited.
 """
@@ -41,6 +46,7 @@ from typing import TypeVar
 
 from dialects.errors import TooManyRequests
 from gateway.access.lru import LRU
+from gateway.access.shared import SharedBudgets
 from gateway.config import Config, RateLimit
 from gateway.ledger.contract import Principal
 from gateway.observability.logs import event
@@ -94,8 +100,14 @@ class RateLimiter:
         unauthenticated: RateLimit | None = None,
         wait_limit: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        shared: SharedBudgets | None = None,
     ) -> None:
         self.clock, self.sleep, self._wait_limit = clock, sleep, wait_limit  # tests swap them
+        self.shared = shared
+        if shared is not None:
+            # The processes' common time (the epoch's), moved by whatever moves `clock`.
+            epoch = time.time() - time.monotonic()
+            shared.clock = lambda: epoch + self.clock()
         # three tables, so a spray of identities never evicts an address's budget
         self._credentials: LRU[tuple[str, str, str], _Bucket] = LRU(capacity, clock=self._now)
         self._identities: LRU[tuple[str, Identity], _Bucket] = LRU(capacity, clock=self._now)
@@ -139,6 +151,24 @@ class RateLimiter:
             raise TooManyRequests("Rate limit exceeded", retry_after=_wait(bucket, limit))
         bucket.tokens -= 1
 
+    async def admit(self, who: Principal) -> None:
+        """`take`, then a token of the credential's shared budget (a round trip only when
+        this process's lease of it is empty)."""
+        self.take(who)
+        limit = self._limits.get(who.tenant)
+        if self.shared is None or limit is None:
+            return
+        wait = await self.shared.take(
+            ("credential", who.tenant, who.dialect, who.credential), limit
+        )
+        if wait is not None:
+            bucket = self._credentials.get((who.tenant, who.dialect, who.credential))
+            if bucket is not None:  # the process's token back: the request is refused
+                bucket.tokens = min(float(limit.burst), bucket.tokens + 1)
+            RATE_LIMITED.labels(who.dialect, "credential").inc()
+            event("rate_limited", logging.WARNING, tenant=who.tenant, dialect=who.dialect)
+            raise TooManyRequests("Rate limit exceeded", retry_after=wait)
+
     def work(self, address: str, operation: str) -> None:
         """Spend one of `address`'s tokens for work done without credentials, or refuse (429)."""
         limit = self._unauthenticated
@@ -175,12 +205,23 @@ class RateLimiter:
         if bucket is not None and bucket.refill(limit, self.clock()) < 1:
             RATE_LIMITED.labels(identity[0], "identity").inc()
             raise TooManyRequests(_REFUSED, retry_after=_wait(bucket, limit))
+        if self.shared is not None and (wait := self.shared.refused(_identity(address, identity))):
+            RATE_LIMITED.labels(identity[0], "identity").inc()
+            raise TooManyRequests(_REFUSED, retry_after=wait)
+
+    async def recheck(self, address: str, identity: Identity) -> None:
+        """`check` again once the shared budget's take in flight (if any) is done."""
+        if self.shared is not None:
+            await self.shared.settled(_identity(address, identity))
+            self.check(address, identity)
 
     def failed(self, address: str, identity: Identity) -> bool:
         """Count one failure of `identity` from `address`; True when it began a lockout."""
         limit = self._failures
         if limit is None:
             return False
+        if self.shared is not None:
+            self.shared.debit(_identity(address, identity), limit)
         bucket = self._bucket(self._identities, (address, identity), limit)
         if bucket.tokens < 1:
             return False  # already empty: answered as it was
@@ -194,12 +235,16 @@ class RateLimiter:
         if self._address is not None:
             bucket = self._bucket(self._addresses, address, self._address)
             bucket.tokens = max(bucket.tokens - 1, min(bucket.tokens, 0.0))
+            if self.shared is not None:
+                self.shared.debit(("address", address), self._address)
 
     def refund(self, address: str) -> None:
         """A turn whose secret was right: its token back."""
         if self._address is not None:
             bucket = self._bucket(self._addresses, address, self._address)
             bucket.tokens = min(float(self._address.burst), bucket.tokens + 1)
+            if self.shared is not None:
+                self.shared.credit(("address", address), self._address)
 
     @asynccontextmanager
     async def turn(self, address: str, dialect: str) -> AsyncIterator[tuple[bool, bool]]:
@@ -230,19 +275,24 @@ class RateLimiter:
         bucket = self._everyone
         if bucket is None:
             bucket = self._everyone = _Bucket(float(limit.burst), self.clock())
-        if bucket.refill(limit, self.clock()) < 1:
+        shared = self.shared.refused(_EVERYONE) if self.shared is not None else None
+        if bucket.refill(limit, self.clock()) < 1 or shared:
             RATE_LIMITED.labels(dialect, "global").inc()
             if not bucket.paced:
                 event("auth_lockout", logging.WARNING, bucket="global")
             bucket.paced = True
-            raise TooManyRequests(_REFUSED, retry_after=_wait(bucket, limit))
+            raise TooManyRequests(_REFUSED, retry_after=shared or _wait(bucket, limit))
         bucket.paced, bucket.tokens = False, bucket.tokens - 1
+        if self.shared is not None:
+            self.shared.debit(_EVERYONE, limit)
         return True
 
     def give_back(self) -> None:
         """A check whose secret was right: its process-wide token back."""
         if self._global is not None and self._everyone is not None:
             self._everyone.tokens = min(float(self._global.burst), self._everyone.tokens + 1)
+            if self.shared is not None:
+                self.shared.credit(_EVERYONE, self._global)
 
     def _reserve(self, address: str, dialect: str) -> float | None:
         """When this address's next check may start (a token taken), or None: no budget."""
@@ -252,12 +302,16 @@ class RateLimiter:
         now = self.clock()
         bucket = self._bucket(self._addresses, address, limit)
         delay = max(0.0, (1 - bucket.tokens) / limit.per_second)
+        if self.shared is not None and (shared := self.shared.refused(("address", address))):
+            delay = max(delay, float(shared))  # the cluster's budget for the address is spent
         if delay > self._wait_limit:
             RATE_LIMITED.labels(dialect, "address").inc()
             raise TooManyRequests(_REFUSED, retry_after=max(1, math.ceil(delay)))
         if delay > 0 and not bucket.paced:
             event("auth_lockout", logging.WARNING, address=address, bucket="address")
         bucket.paced, bucket.tokens = delay > 0, bucket.tokens - 1
+        if self.shared is not None:
+            self.shared.debit(("address", address), limit)
         return now + delay
 
     def _bucket(self, table: LRU[K, _Bucket], key: K, limit: RateLimit) -> _Bucket:
@@ -291,6 +345,8 @@ class Attempt:
     async def unproven(self) -> AsyncIterator[None]:
         """Around a check of a secret the gateway has not seen proven."""
         dialect = self.identity[0] if self.identity else "admin"
+        if self.identity is not None:
+            await self._limiter.recheck(self.address, self.identity)
         async with self._limiter.turn(self.address, dialect) as (taken, everyone):
             self._taken = self._taken or taken
             self._taken_global = self._taken_global or everyone
@@ -343,6 +399,13 @@ def proven() -> None:
     attempt = ATTEMPT.get()
     if attempt is not None:
         attempt.proven()
+
+
+_EVERYONE = ("everyone",)
+
+
+def _identity(address: str, identity: Identity) -> tuple[str, ...]:
+    return ("identity", address, *identity)
 
 
 def _wait(bucket: _Bucket, limit: RateLimit) -> int:

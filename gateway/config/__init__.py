@@ -38,8 +38,9 @@ class ConfigError(ValueError):
 class RateLimit(Strict):
     """Requests one credential may make: `burst` at once, `per_second` sustained.
 
-    Buckets live in each gateway process's memory: N processes (gateways times
-    `--workers`) admit up to N times these figures, so give each the total over N.
+    With `server.rate_limits: database` (the default) every gateway process on one
+    database takes from one budget; with `process`, each counts alone, and N processes
+    (gateways times `--workers`) admit up to N times these figures.
     """
 
     per_second: float = Field(gt=0)
@@ -243,13 +244,14 @@ class Server(Strict):
     # Failed authentications one identity (a login, an app, an api key) may make from one
     # client address (a token bucket); past it, that identity is refused from there as
     # each dialect refuses too many requests; others are not. null: no limit.
-    # Counted per process: with N processes, set what one address may try over N.
+    # Counted over every process on the database (see rate_limits below).
     auth_failures: RateLimit | None = RateLimit(per_second=1, burst=20)
     # Failed authentications one client address may make over all identities; past it,
     # its checks of secrets not yet proven wait their turn, at this pace (refused with
     # 429 past read_timeout_seconds). Known-good credentials never wait. null: no limit.
     auth_address_failures: RateLimit | None = RateLimit(per_second=2, burst=100)
-    # Checks of secrets not yet proven the whole process may make, over all addresses
+    # Checks of secrets not yet proven the whole process (with rate_limits: database,
+    # every process on the database) may make, over all addresses
     # (each may cost a scrypt run): a spray from many addresses is bounded by this, not
     # only each address by the one above. Past it, such checks are refused with 429 at
     # once; a right secret gives its token back, and known-good credentials never wait.
@@ -271,6 +273,12 @@ class Server(Strict):
     # Proxies (addresses or networks) whose X-Forwarded-For names the client address the
     # failed-login limit counts by; from any other peer the header is ignored.
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    # Where tenants' rate_limit and the three auth_*failures budgets are counted:
+    # `database`, one budget per key for every gateway process on the database, each
+    # process taking `rate_limit_batch` tokens at a time (at most a quarter of a burst)
+    # so that requests pay no round trip; `process`, in each process's memory alone.
+    rate_limits: Literal["database", "process"] = "database"
+    rate_limit_batch: int = Field(default=8, ge=1, le=1000)
 
 
 class Idempotency(Strict):
@@ -332,6 +340,11 @@ class Config(Strict):
     # gateways times --workers) open up to N x this many, which must stay below the
     # server's max_connections (100 by default).
     database_pool_size: int = Field(default=10, gt=0, le=1000)
+    # PostgreSQL: how long a request waits for a free connection of the pool before it
+    # is answered 503 with Retry-After; and the prepared statements each connection keeps
+    # (0 behind PgBouncer in transaction mode before its 1.21, which cannot keep them).
+    database_acquire_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    database_statement_cache_size: int = Field(default=100, ge=0, le=100_000)
     admin_token: str
     token_secret: str | None = Field(default=None, description="signs the access tokens issued")
     token_lifetime_seconds: int = Field(default=3600, gt=0, le=86400)

@@ -29,6 +29,7 @@ from dialects.parsing import JSON_DEPTH, XML_LIMITS, XmlLimits
 from dialects.unit import DialectUnit
 from gateway.access.auth import Authenticator
 from gateway.access.limits import ATTEMPT, RateLimiter, per_tenant
+from gateway.access.shared import SharedBudgets
 from gateway.config import Config
 from gateway.events.webhooks import Deliveries
 from gateway.ledger.events import Feed
@@ -224,9 +225,18 @@ def create_app(
         handler_args={"keepalive_timeout": timeout, "lingering_time": 0},
     )
     store = store or open_store(
-        config.database, synchronous=config.sqlite_synchronous, pool_size=config.database_pool_size
+        config.database,
+        synchronous=config.sqlite_synchronous,
+        pool_size=config.database_pool_size,
+        acquire_timeout=config.database_acquire_timeout_seconds,
+        statement_cache_size=config.database_statement_cache_size,
     )
     store.outbox = Outbox(clock)  # events are timed by the gateway's clock
+    shared = (
+        SharedBudgets(store, config.server.rate_limit_batch)
+        if config.server.rate_limits == "database"
+        else None
+    )
     gateway = Gateway(
         config=config,
         auth=Authenticator(config, clock=clock),
@@ -239,6 +249,7 @@ def create_app(
             global_failures=config.server.auth_global_failures,
             unauthenticated=config.server.translate_rate,
             wait_limit=timeout,
+            shared=shared,
         ),
         keys=Keys(store, config.idempotency, clock),
         feed=Feed(store, config.events, clock),
@@ -261,6 +272,8 @@ def create_app(
             gateway.deliveries.start()
         yield
         await gateway.deliveries.close()
+        if shared is not None:
+            await shared.close()
         for task in (purging, retiring):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

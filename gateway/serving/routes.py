@@ -536,7 +536,7 @@ async def serve(unit: DialectUnit, route: Route, request: web.Request) -> web.Re
     request[FORMAT] = fmt
     call.who = await authenticate(call)
     trace.note(tenant=call.who.tenant)
-    gateway.limits.take(call.who)
+    await gateway.limits.admit(call.who)
     operation = OPERATIONS[route.op]
     if route.op in ANSWERS and (key := idempotency.key_of(request.headers)) is not None:
         return await keyed(call, key, operation)
@@ -551,7 +551,7 @@ async def serve_endpoint(
     gateway = request.app[GATEWAY]
     auth = gateway.auth
     who = await auth.caller(unit, request.headers, request.match_info, scoped=endpoint.scoped)
-    gateway.limits.take(who)
+    await gateway.limits.admit(who)
     section = gateway.config.tenants[who.tenant].section(unit.name)
     call = EndpointCall(who.tenant, auth.credential(who), section, fmt)
     status, media_type, body = endpoint.respond(call)

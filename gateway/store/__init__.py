@@ -27,7 +27,14 @@ from gateway.store.sqlite import SQLiteStore
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> Store:
+def open_store(
+    url: str,
+    *,
+    synchronous: str = "FULL",
+    pool_size: int = 10,
+    acquire_timeout: float = 5.0,
+    statement_cache_size: int = 100,
+) -> Store:
     """A store for `sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite://:memory:`
     or `postgresql://user:password@host:5432/dbname` (asyncpg's URL form)."""
     if url.startswith("sqlite://"):
@@ -37,7 +44,12 @@ def open_store(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> S
             raise ValueError("sqlite URL names no file")
         return SQLiteStore(path, synchronous=synchronous)
     if url.startswith(POSTGRES_SCHEMES):
-        return PostgresStore(url, pool_size=pool_size)
+        return PostgresStore(
+            url,
+            pool_size=pool_size,
+            acquire_timeout=acquire_timeout,
+            statement_cache_size=statement_cache_size,
+        )
     raise ValueError(
         f"unsupported database URL {masked(url)!r}"
         " (use sqlite:///path/to/file.db or postgresql://user:password@host/dbname)"

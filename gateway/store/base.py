@@ -31,6 +31,7 @@ from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Payment
 
 if TYPE_CHECKING:
+    from gateway.store.budgets import Grant, Take
     from gateway.store.deliveries import Delivery, Due, Owed, Settle, Subscription, Track
     from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox
 
@@ -472,6 +473,14 @@ class Store(Protocol):
     async def relay_replay(self, tenant: str, now: datetime, payment_id: int | None) -> int:
         """Make the relay's failed deliveries (of one payment, or all) pending again, due
         now, with no attempts; how many."""
+        ...
+
+    async def take_budget(self, take: Take) -> Grant:
+        """Tokens of a shared rate budget (gateway/store/budgets.py), in one statement."""
+        ...
+
+    async def purge_budgets(self, now: float) -> int:
+        """Delete some budgets full again by `now`; how many."""
         ...
 
 

@@ -543,6 +543,34 @@ MIGRATIONS: tuple[Migration, ...] = (
         $$;
         """,
     ),
+    # Shared rate budgets (gateway/store/budgets.py): one token bucket per limited key
+    # (a credential, an address, an identity at an address, everyone), which every
+    # gateway process on the database takes tokens from in batches. `stamp`: the time
+    # (seconds since the epoch) `tokens` was counted at; `idle_at`: when the bucket is
+    # full again, after which the row may be deleted; `granted`: what the last taker got.
+    Migration(
+        12,
+        sqlite="""
+        CREATE TABLE rate_budgets (
+            key TEXT PRIMARY KEY,
+            tokens REAL NOT NULL,
+            granted INTEGER NOT NULL,
+            stamp REAL NOT NULL,
+            idle_at REAL NOT NULL
+        );
+        CREATE INDEX rate_budgets_idle ON rate_budgets (idle_at);
+        """,
+        postgresql="""
+        CREATE TABLE rate_budgets (
+            key TEXT PRIMARY KEY,
+            tokens DOUBLE PRECISION NOT NULL,
+            granted BIGINT NOT NULL,
+            stamp DOUBLE PRECISION NOT NULL,
+            idle_at DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX rate_budgets_idle ON rate_budgets (idle_at);
+        """,
+    ),
 )
 
 # The table each engine records applied versions in (created before the first migration).

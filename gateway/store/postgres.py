@@ -19,6 +19,7 @@ from dialects import Reply
 from dialects.errors import Conflict, ServiceUnavailable
 from dialects.listing import Row
 from dialects.model import Invoice, Method, Payment, currency_exponents
+from gateway.store import budgets
 from gateway.store import deliveries as hooks
 from gateway.store.base import (
     PAYMENT_COLUMNS,
@@ -49,7 +50,6 @@ log = logging.getLogger("gateway.store")
 # Every gateway process migrating one database takes this advisory lock first.
 _MIGRATION_LOCK = 0x6761_7465_7761_79  # "gateway"
 _CONNECT_TIMEOUT = 5.0
-_ACQUIRE_TIMEOUT = 10.0
 _ATTEMPTS = 5  # for serialisation failures, deadlocks and connections lost before COMMIT
 # Every gateway on one database announces the tenants whose events it committed here,
 # and listens, so that each wakes its delivery loops at once (see `_listen_forever`).
@@ -122,6 +122,10 @@ def masked(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+class _PoolBusy(Exception):
+    """No connection of the pool came free within the acquire timeout."""
+
+
 class _CommitUnknown(Exception):
     """The connection broke during COMMIT: the write may or may not have been stored."""
 
@@ -139,9 +143,18 @@ class PostgresStore(SingleStep):
     503 with Retry-After, and the pool reconnects once it is back.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        acquire_timeout: float = 5.0,
+        statement_cache_size: int = 100,
+    ) -> None:
         self._url = url
         self._pool_size = pool_size
+        self._acquire_timeout = acquire_timeout
+        self._statement_cache_size = statement_cache_size
         self._pool: asyncpg.Pool[Any] | None = None
         self.outbox = Outbox()
         self.notices = Notices()
@@ -161,6 +174,7 @@ class PostgresStore(SingleStep):
                 timeout=_CONNECT_TIMEOUT,
                 init=_exact_instants,
                 reset=_kept,
+                statement_cache_size=self._statement_cache_size,
             )
         except (*_UNREACHABLE, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(
@@ -205,7 +219,7 @@ class PostgresStore(SingleStep):
         while self._announced and self._pool is not None:
             tenants, self._announced = sorted(self._announced), set()
             try:
-                async with self._pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+                async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
                     await conn.execute(
                         "SELECT pg_notify($1, tenant) FROM unnest($2::text[]) AS tenant",
                         CHANNEL,
@@ -256,22 +270,22 @@ class PostgresStore(SingleStep):
 
     @staticmethod
     async def _migrate(conn: Connection) -> None:
-        """Apply the pending migrations under an advisory lock: one process migrates."""
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
-        try:
-            async with conn.transaction():
-                await conn.execute(VERSIONS_TABLE)
-                applied = [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")]
-                for migration in pending(applied):
-                    for statement in migration.statements("postgresql"):
-                        await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations VALUES ($1, $2)",
-                        migration.version,
-                        _now().isoformat(),
-                    )
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        """Apply the pending migrations under an advisory lock: one process migrates.
+
+        The lock is the transaction's, not the session's: behind a pooler in transaction
+        mode a session's statements may run on different server connections."""
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(VERSIONS_TABLE)
+            applied = [r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+            for migration in pending(applied):
+                for statement in migration.statements("postgresql"):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2)",
+                    migration.version,
+                    _now().isoformat(),
+                )
 
     # --- transactions, retried -----------------------------------------------------
 
@@ -290,10 +304,13 @@ class PostgresStore(SingleStep):
             raise RuntimeError("store is not open")
         for attempt in range(_ATTEMPTS):
             try:
-                async with self._pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+                async with self._acquired() as conn:
                     if read == "one":
                         return await work(conn)
                     return await _transaction(conn, work, snapshot=read == "snapshot")
+            except _PoolBusy as exc:
+                log.warning("no free database connection in %s s", self._acquire_timeout)
+                raise _unavailable("The database is busy; retry shortly") from exc
             except _RETRYABLE:
                 await asyncio.sleep(0.005 * 2**attempt)
             except _CommitUnknown as exc:
@@ -305,6 +322,20 @@ class PostgresStore(SingleStep):
                     log.warning("database unavailable: %s", _reason(exc))
                     raise _unavailable("The database is unavailable") from exc
         raise _unavailable("The database is busy; retry shortly")
+
+    @asynccontextmanager
+    async def _acquired(self) -> AsyncIterator[Connection]:
+        """A connection of the pool, or _PoolBusy once none was free for the acquire timeout
+        (every connection busy: waiting longer would only queue more requests behind them)."""
+        assert self._pool is not None
+        try:
+            conn = await self._pool.acquire(timeout=self._acquire_timeout)
+        except TimeoutError as exc:
+            raise _PoolBusy from exc
+        try:
+            yield conn
+        finally:
+            await self._pool.release(conn)
 
     # --- invoices and payments -----------------------------------------------------
 
@@ -458,12 +489,13 @@ class PostgresStore(SingleStep):
         code, stored, kinds = done
         if code != "ok":
             return None
-        committed(
-            [
-                NewEvent(i, kind, at, step.invoice_id, None, "")
-                for i, kind in zip(event_ids, kinds, strict=False)
-            ]
-        )
+        written = [
+            NewEvent(i, kind, at, step.invoice_id, None, "")
+            for i, kind in zip(event_ids, kinds, strict=False)
+        ]
+        self.notices.committed(tenant, written)
+        if written:
+            self._announce(tenant)
         return [None if stored is None else Payment.model_validate_json(stored)]
 
     async def owner(self, kind: str, object_id: int) -> str | None:
@@ -893,6 +925,12 @@ class PostgresStore(SingleStep):
             " AND ($4::bigint IS NULL OR payment_id = $4)",
             *(tenant, hooks.RELAY, now, payment_id),
         )
+
+    async def take_budget(self, take: budgets.Take) -> budgets.Grant:
+        return await self._run(lambda conn: budgets.postgres_take(conn, take), read="one")
+
+    async def purge_budgets(self, now: float) -> int:
+        return await self._run(lambda conn: budgets.postgres_purge(conn, now), read="one")
 
     async def purge_keys(self, now: datetime, limit: int) -> int:
         async def write(conn: Connection) -> int:

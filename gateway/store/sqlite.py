@@ -14,6 +14,7 @@ from dialects import Reply
 from dialects.errors import Conflict, ServiceUnavailable
 from dialects.listing import Row
 from dialects.model import Invoice, Method, Payment, stored_payment
+from gateway.store import budgets
 from gateway.store.base import (
     PAYMENT_COLUMNS,
     BackendRef,
@@ -841,6 +842,12 @@ class SQLiteStore(SingleStep):
             return cursor.rowcount > 0
 
         return await self._write(write)
+
+    async def take_budget(self, take: budgets.Take) -> budgets.Grant:
+        return await self._write(lambda db: budgets.sqlite_take(db, take))
+
+    async def purge_budgets(self, now: float) -> int:
+        return await self._write(lambda db: budgets.sqlite_purge(db, now))
 
     async def purge_keys(self, now: datetime, limit: int) -> int:
         def write(db: sqlite3.Connection) -> int:
