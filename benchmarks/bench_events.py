@@ -9,18 +9,21 @@ runs side by side, each on its own database:
 
 - `none`: no subscription;
 - `webhooks`: two webhook subscriptions (format `standard`) to local receivers served
-  by a separate process (one aiohttp server, two paths; it records each delivery).
+  by a separate process (one aiohttp server, two paths; it records each delivery);
+- `webhooks+relay`: the same two subscriptions, and a relay of every payment to a
+  second gateway (ledger mode on SQLite, spoken to in Harvest XML, so each forward is a
+  create without an idempotency key) on the same machine.
 
 Throughput: Harvest XML creates over `--connections` keep-alive connections (the
 benchmarks' aiohttp load loop) for `--seconds`, alternating the variants for `--rounds`
-rounds in one sitting; after each run the gateway's deliveries are left to drain
-(the receiver counts them) before the next run starts, so no run pays for another's backlog. Lag: creates at a
+rounds in one sitting; after each run the gateway's deliveries and forwards are left to
+drain (the receiver counts the deliveries; the relay's pending list empties) before the
+next run starts, so no run pays for another's backlog. Lag: creates at a
 steady `--rate` per second, below saturation, to the `webhooks` gateway, then the
 time from each event's timestamp to its receipt at the receiver (p50, p99, max).
 Prints markdown tables, the load average before and after each run included.
 
-A variant is the tenant keys it adds (`VARIANTS`): a `relay:` block (the keys of
-`backend:`) is one more entry there.
+A variant is the tenant keys it adds (`VARIANTS`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import aiohttp
 from aiohttp import web
 
 from benchmarks.bench_create import creator, new_invoices
-from benchmarks.harness import bench_config, free_port, gateway_process, load, server_process
+from benchmarks.harness import ADMIN, bench_config, free_port, gateway_process, load, server_process
 
 SECRET = "whsec_" + "YmVuY2gtZXZlbnRzLXdlYmhvb2stc2VjcmV0LTMyYg=="
 TENANT = "bench"
@@ -50,21 +53,33 @@ TENANT = "bench"
 
 @dataclass(frozen=True)
 class Context:
-    """What a variant's config may point at: the receiver's base URL."""
+    """What a variant's config may point at: the receiver's and the relay backend's
+    base URLs."""
 
     receiver: str
+    backend: str
+
+
+def two_webhooks(at: Context) -> dict[str, Any]:
+    return {
+        "webhooks": [
+            {"name": name, "url": f"{at.receiver}/{name}", "secret": SECRET}
+            for name in ("erp", "crm")
+        ]
+    }
+
+
+RELAY = {"dialect": "harvest", "user": "bench@example.com", "password": "bench"}
 
 
 # Each variant: the keys it adds to the bench tenant's config.
 VARIANTS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "none": lambda _: {},
-    "webhooks": lambda at: {
-        "webhooks": [
-            {"name": name, "url": f"{at.receiver}/{name}", "secret": SECRET}
-            for name in ("erp", "crm")
-        ]
-    },
+    "webhooks": two_webhooks,
+    "webhooks+relay": lambda at: {**two_webhooks(at), "relay": {**RELAY, "url": at.backend}},
 }
+# Deliveries the receiver is owed per create (two events, each to two subscriptions).
+OWED = {"none": 0, "webhooks": 4, "webhooks+relay": 4}
 
 
 def config(variant: str, context: Context, database: dict[str, str]) -> dict[str, Any]:
@@ -131,6 +146,34 @@ async def delivered(receiver_base: str, owed: int, limit: float = 300.0) -> floa
     return time.monotonic() - started
 
 
+async def relayed(base: str, limit: float = 300.0) -> None:
+    """Wait (bounded) until the gateway at `base` has no forward pending; refuse a run in
+    which one failed."""
+    started = time.monotonic()
+    async with aiohttp.ClientSession(headers=ADMIN) as session:
+        quiet = 0  # polls in a row that found nothing pending (the last fan-out may lag)
+        while time.monotonic() - started < limit and quiet < 3:
+            async with session.get(f"{base}/gateway/v1/relay/{TENANT}?state=pending&limit=1") as r:
+                quiet = 0 if (await r.json())["relay"] else quiet + 1
+            await asyncio.sleep(0.2)
+        async with session.get(f"{base}/gateway/v1/relay/{TENANT}?state=failed&limit=1") as r:
+            failed = (await r.json())["relay"]
+    assert not failed, f"a forward failed: {failed}"
+
+
+async def drained(base: str, receiver_base: str, owed: int) -> float:
+    """Seconds until the receiver has had `owed` deliveries and, where the gateway at
+    `base` relays, its forwards are all made."""
+    started = time.monotonic()
+    await delivered(receiver_base, owed)
+    async with aiohttp.ClientSession(headers=ADMIN) as session:
+        async with session.get(f"{base}/gateway/v1/relay/{TENANT}?limit=1") as r:
+            relaying = r.status == 200
+    if relaying:
+        await relayed(base)
+    return time.monotonic() - started
+
+
 async def taken_lags(receiver_base: str) -> list[float]:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{receiver_base}/lags") as response:
@@ -184,7 +227,9 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
     rows: list[Row] = []
     lag_line = ""
     with receiver() as receiver_base, ExitStack() as stack:
-        context = Context(receiver_base)
+        backend = stack.enter_context(gateway_process(bench_config()))
+        asyncio.run(new_invoices(backend, "ev-backend", 64))  # ids 1-64, as the relay's own
+        context = Context(receiver_base, backend)
         bases = {}
         for variant in VARIANTS:
             entries = stack.enter_context(database())
@@ -195,8 +240,8 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
             invoices = asyncio.run(new_invoices(base, f"ev-{variant}", 64))
             sends[variant] = (creator(base, "harvest", invoices), invoices)
             asyncio.run(load(sends[variant][0], connections=1, total=200))  # warm-up
-            owed += 4 * 200 if variant == "webhooks" else 0
-            asyncio.run(delivered(receiver_base, owed))
+            owed += OWED[variant] * 200
+            asyncio.run(drained(base, receiver_base, owed))
         for _ in range(args.rounds):
             for variant in bases:
                 before = loadavg()
@@ -210,8 +255,8 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
                 )
                 after = loadavg()
                 assert result.errors == 0, f"{result.errors} failed creates"
-                owed += 4 * result.requests if variant == "webhooks" else 0
-                drain = asyncio.run(delivered(receiver_base, owed))
+                owed += OWED[variant] * result.requests
+                drain = asyncio.run(drained(base, receiver_base, owed))
                 rows.append(Row(store, variant, result.rate, result.percentile(99), drain,
                                 before, after))  # fmt: skip
                 print(rows[-1].line(), flush=True)

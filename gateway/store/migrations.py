@@ -430,7 +430,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             v_today DATE := (p_event_at AT TIME ZONE 'UTC')::date;
         BEGIN
             -- Sent again after its connection was lost: it committed if its event did.
-            SELECT payment_id, data INTO v_id, v_data FROM events WHERE id = p_event_ids[1];
+            -- (SELECT INTO sets its targets to NULL when no row is found: v_id is the
+            -- payment's own id until the INSERT below gives a new one.)
+            SELECT data INTO v_data FROM events WHERE id = p_event_ids[1];
             IF FOUND THEN
                 o_code := 'ok';
                 SELECT array_agg(type ORDER BY sequence) INTO o_kinds FROM events
