@@ -162,6 +162,7 @@ class Deliveries:
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
     async def _sync(self) -> None:
+        self.store.notices.subscribed = frozenset(tenant for tenant, _ in self.hooks())
         for tenant, spec in self.config.tenants.items():
             names = [hook.name for hook in spec.webhooks]
             await self.store.webhook_sync(tenant, names + ([RELAY] if spec.relay else []))

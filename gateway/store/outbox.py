@@ -161,6 +161,9 @@ class Notices:
 
     def __init__(self) -> None:
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        # The tenants with a webhook or a relay in the config: only their commits are
+        # announced to other processes (processes on one database share their config).
+        self.subscribed: frozenset[str] = frozenset()
 
     def watch(self, tenant: str) -> asyncio.Event:
         woken = asyncio.Event()

@@ -210,6 +210,8 @@ class PostgresStore(SingleStep):
         commit's flush), which would cost concurrent writers their group commit. Tenants
         committed while one NOTIFY is on its way go together in the next; a NOTIFY lost
         with its process leaves the others' polls (`events.poll_seconds`) to find the work.
+        Only a tenant with subscriptions in the config is announced: a tenant with no
+        webhook and no relay costs its writes no NOTIFY, and a write stays one statement.
         """
         self._announced.add(tenant)
         if self._announcing is None or self._announcing.done():
@@ -454,7 +456,7 @@ class PostgresStore(SingleStep):
 
         done = await self._run(write)
         self.notices.committed(tenant, appended)
-        if appended:
+        if appended and tenant in self.notices.subscribed:
             self._announce(tenant)
         return done
 
@@ -494,7 +496,7 @@ class PostgresStore(SingleStep):
             for i, kind in zip(event_ids, kinds, strict=False)
         ]
         self.notices.committed(tenant, written)
-        if written:
+        if written and tenant in self.notices.subscribed:
             self._announce(tenant)
         return [None if stored is None else Payment.model_validate_json(stored)]
 
