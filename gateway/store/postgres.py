@@ -202,6 +202,13 @@ class PostgresStore(SingleStep):
 
     # --- notices across gateways: LISTEN/NOTIFY ----------------------------------------
 
+    def _committed(self, tenant: str, events: Sequence[NewEvent]) -> None:
+        """Count a write's committed events, wake this process's loops of the tenant,
+        and announce them to the other processes."""
+        self.notices.committed(tenant, events)
+        if events and tenant in self.notices.subscribed:
+            self._announce(tenant)
+
     def _announce(self, tenant: str) -> None:
         """NOTIFY the other processes on this database of a tenant's committed events.
 
@@ -455,9 +462,7 @@ class PostgresStore(SingleStep):
                                      outbox=self.outbox, appended=appended)  # fmt: skip
 
         done = await self._run(write)
-        self.notices.committed(tenant, appended)
-        if appended and tenant in self.notices.subscribed:
-            self._announce(tenant)
+        self._committed(tenant, appended)
         return done
 
     async def _planned(self, tenant: str, step: Step, plan: Plan) -> list[Written] | None:
@@ -495,9 +500,7 @@ class PostgresStore(SingleStep):
             NewEvent(i, kind, at, step.invoice_id, None, "")
             for i, kind in zip(event_ids, kinds, strict=False)
         ]
-        self.notices.committed(tenant, written)
-        if written and tenant in self.notices.subscribed:
-            self._announce(tenant)
+        self._committed(tenant, written)
         return [None if stored is None else Payment.model_validate_json(stored)]
 
     async def owner(self, kind: str, object_id: int) -> str | None:
