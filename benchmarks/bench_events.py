@@ -45,7 +45,14 @@ import aiohttp
 from aiohttp import web
 
 from benchmarks.bench_create import creator, new_invoices
-from benchmarks.harness import ADMIN, bench_config, free_port, gateway_process, load, server_process
+from benchmarks.harness import (
+    bench_config,
+    free_port,
+    gateway_process,
+    load,
+    relay_settled,
+    server_process,
+)
 
 SECRET = "whsec_" + "YmVuY2gtZXZlbnRzLXdlYmhvb2stc2VjcmV0LTMyYg=="
 TENANT = "bench"
@@ -146,31 +153,15 @@ async def delivered(receiver_base: str, owed: int, limit: float = 300.0) -> floa
     return time.monotonic() - started
 
 
-async def relayed(base: str, limit: float = 300.0) -> None:
-    """Wait (bounded) until the gateway at `base` has no forward pending; refuse a run in
-    which one failed."""
-    started = time.monotonic()
-    async with aiohttp.ClientSession(headers=ADMIN) as session:
-        quiet = 0  # polls in a row that found nothing pending (the last fan-out may lag)
-        while time.monotonic() - started < limit and quiet < 3:
-            async with session.get(f"{base}/gateway/v1/relay/{TENANT}?state=pending&limit=1") as r:
-                quiet = 0 if (await r.json())["relay"] else quiet + 1
-            await asyncio.sleep(0.2)
-        async with session.get(f"{base}/gateway/v1/relay/{TENANT}?state=failed&limit=1") as r:
-            failed = (await r.json())["relay"]
-    assert not failed, f"a forward failed: {failed}"
-
-
-async def drained(base: str, receiver_base: str, owed: int) -> float:
+async def drained(base: str, receiver_base: str, owed: int, relaying: bool) -> float:
     """Seconds until the receiver has had `owed` deliveries and, where the gateway at
-    `base` relays, its forwards are all made."""
+    `base` relays, its forwards are all made (a run in which one failed is refused)."""
     started = time.monotonic()
     await delivered(receiver_base, owed)
-    async with aiohttp.ClientSession(headers=ADMIN) as session:
-        async with session.get(f"{base}/gateway/v1/relay/{TENANT}?limit=1") as r:
-            relaying = r.status == 200
     if relaying:
-        await relayed(base)
+        async with aiohttp.ClientSession() as session:
+            failed = await relay_settled(session, base, TENANT, 300.0)
+        assert not failed, f"a forward failed: {failed}"
     return time.monotonic() - started
 
 
@@ -230,10 +221,12 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
         backend = stack.enter_context(gateway_process(bench_config()))
         asyncio.run(new_invoices(backend, "ev-backend", 64))  # ids 1-64, as the relay's own
         context = Context(receiver_base, backend)
-        bases = {}
+        bases, relaying = {}, {}
         for variant in VARIANTS:
             entries = stack.enter_context(database())
-            bases[variant] = stack.enter_context(gateway_process(config(variant, context, entries)))
+            made = config(variant, context, entries)
+            relaying[variant] = "relay" in made["tenants"][TENANT]
+            bases[variant] = stack.enter_context(gateway_process(made))
         sends = {}
         owed = 0  # deliveries the receiver is to have had: 2 events of a create, 2 webhooks
         for variant, base in bases.items():
@@ -241,7 +234,7 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
             sends[variant] = (creator(base, "harvest", invoices), invoices)
             asyncio.run(load(sends[variant][0], connections=1, total=200))  # warm-up
             owed += OWED[variant] * 200
-            asyncio.run(drained(base, receiver_base, owed))
+            asyncio.run(drained(base, receiver_base, owed, relaying[variant]))
         for _ in range(args.rounds):
             for variant in bases:
                 before = loadavg()
@@ -256,7 +249,7 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
                 after = loadavg()
                 assert result.errors == 0, f"{result.errors} failed creates"
                 owed += OWED[variant] * result.requests
-                drain = asyncio.run(drained(base, receiver_base, owed))
+                drain = asyncio.run(drained(bases[variant], receiver_base, owed, relaying[variant]))
                 rows.append(Row(store, variant, result.rate, result.percentile(99), drain,
                                 before, after))  # fmt: skip
                 print(rows[-1].line(), flush=True)

@@ -198,3 +198,23 @@ async def load(
         await asyncio.gather(*(worker() for _ in range(connections)))
         seconds = time.perf_counter() - started
     return Result(len(latencies), errors, seconds, latencies)
+
+
+async def relay_settled(
+    session: aiohttp.ClientSession, base: str, tenant: str, limit: float
+) -> list[dict[str, Any]]:
+    """Wait until the gateway at `base` has no forward of `tenant` pending (three polls
+    in a row, since the last events' fan-out may come after a first empty one); its
+    failed forwards (at most one shown). Raises after `limit` seconds."""
+    deadline = time.monotonic() + limit
+    listing = f"{base}/gateway/v1/relay/{tenant}"
+    quiet = 0
+    while quiet < 3:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the relay still had pending forwards after {limit:g} s")
+        async with session.get(f"{listing}?state=pending&limit=1", headers=ADMIN) as r:
+            quiet = 0 if (await r.json())["relay"] else quiet + 1
+        await asyncio.sleep(0.2)
+    async with session.get(f"{listing}?state=failed&limit=1", headers=ADMIN) as r:
+        failed: list[dict[str, Any]] = (await r.json())["relay"]
+    return failed

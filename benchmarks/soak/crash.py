@@ -56,7 +56,7 @@ from standardwebhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
 import dialects
-from benchmarks.harness import ADMIN, XERO_TENANT, bench_config, free_port
+from benchmarks.harness import ADMIN, XERO_TENANT, bench_config, free_port, relay_settled
 
 HARVEST = {"Authorization": "Basic " + base64.b64encode(b"bench@example.com:bench").decode()}
 FASTBILL = HARVEST
@@ -387,18 +387,6 @@ async def relay_backend(workdir: Path, session: aiohttp.ClientSession) -> Gatewa
     return backend
 
 
-async def settle_relay(session: aiohttp.ClientSession, base: str) -> None:
-    """Wait (bounded) until no forward is pending."""
-    deadline = time.monotonic() + SETTLE_SECONDS
-    url = f"{base}/gateway/v1/relay/bench?state=pending&limit=1"
-    while time.monotonic() < deadline:
-        async with session.get(url, headers=ADMIN) as r:
-            if not (await r.json())["relay"]:
-                return
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"the relay still had pending forwards after {SETTLE_SECONDS:g} s")
-
-
 async def relay_counts(
     session: aiohttp.ClientSession, base: str, invoices: list[int], tally: Tally
 ) -> tuple[int, int, int]:
@@ -474,7 +462,7 @@ async def run(
             if events:
                 delivered = await check_events(session, gateway.base, tally, subscriber)
             if backend is not None and backend_invoices is not None:
-                await settle_relay(session, gateway.base)
+                await relay_settled(session, gateway.base, "bench", SETTLE_SECONDS)
                 relayed = await relay_counts(session, backend.base, backend_invoices, tally)
         finally:
             stop.set()
