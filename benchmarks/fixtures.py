@@ -33,13 +33,13 @@ class Invoice:
         return str(self.ids[dialect])
 
 
-async def invoices(base: str, prefix: str, count: int) -> list[Invoice]:
-    """`count` invoices large enough never to fill up."""
+async def invoices(base: str, prefix: str, count: int, tenant: str = "bench") -> list[Invoice]:
+    """`count` invoices of `tenant` large enough never to fill up."""
     found = []
     async with aiohttp.ClientSession() as session:
         for number in range(count):
             body = {
-                "tenant": "bench", "number": f"{prefix}-{number}", "currency": "EUR",
+                "tenant": tenant, "number": f"{prefix}-{number}", "currency": "EUR",
                 "total": "99999999999.00", "issued_on": "2026-01-01", "due_on": "2999-12-31",
             }  # fmt: skip
             url = f"{base}/gateway/v1/invoices"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -99,6 +100,7 @@ class Run:
     p99_ms: float
     failures: int
     cpu_seconds: float
+    generator_cpu_seconds: float = 0.0  # wrk's own user plus system time
 
     @property
     def rate(self) -> float:
@@ -108,32 +110,65 @@ class Run:
     def cpu_ms_each(self) -> float:
         return self.cpu_seconds * 1000 / max(1, self.requests)
 
+    @property
+    def generator_ms_each(self) -> float:
+        return self.generator_cpu_seconds * 1000 / max(1, self.requests)
+
 
 def run(
     scenario: Scenario, *, connections: int, seconds: float, server_pid: int, workdir: Path
 ) -> Run:
     """One wrk run of `seconds` over `connections` keep-alive connections (one thread)."""
-    script = workdir / f"scenario-{abs(hash(scenario.script()))}.lua"
-    script.write_text(scenario.script())
-    command = [
-        "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-        "-s", str(script), scenario.base,
-    ]  # fmt: skip
-    before = tree_cpu(server_pid)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
-    cpu = tree_cpu(server_pid) - before
-    line = next((x for x in done.stdout.splitlines() if x.startswith(_MARK)), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no result: {done.stdout}{done.stderr}")
-    found = json.loads(line[len(_MARK) :])
-    return Run(
-        requests=found["requests"],
-        seconds=found["micros"] / 1e6,
-        p50_ms=found["p50"] / 1000,
-        p99_ms=found["p99"] / 1000,
-        failures=found["bad_status"] + found["errors"],
-        cpu_seconds=cpu,
+    return run_together(
+        [scenario], connections=connections, seconds=seconds, server_pid=server_pid, workdir=workdir
     )
+
+
+def run_together(
+    scenarios: Sequence[Scenario],
+    *,
+    connections: int,
+    seconds: float,
+    server_pid: int,
+    workdir: Path,
+) -> Run:
+    """One wrk per scenario (each one thread, `connections` connections), all at once:
+    for requests one script cannot vary, such as each tenant's own credentials. The
+    requests are summed; the latencies are the worst wrk's."""
+    commands = []
+    for scenario in scenarios:
+        script = workdir / f"scenario-{abs(hash(scenario.script()))}.lua"
+        script.write_text(scenario.script())
+        commands.append([
+            "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+            "-s", str(script), scenario.base,
+        ])  # fmt: skip
+    before, generator = tree_cpu(server_pid), _children_cpu()
+    started = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
+    outputs = [process.communicate(timeout=seconds + 60)[0] for process in started]
+    cpu = tree_cpu(server_pid) - before
+    generator = _children_cpu() - generator  # the wrks, reaped
+    found = []
+    for process, output in zip(started, outputs, strict=True):
+        line = next((x for x in output.splitlines() if x.startswith(_MARK)), None)
+        if process.returncode or line is None:
+            raise RuntimeError(f"wrk printed no result: {output}")
+        found.append(json.loads(line[len(_MARK) :]))
+    return Run(
+        requests=sum(one["requests"] for one in found),
+        seconds=max(one["micros"] for one in found) / 1e6,
+        p50_ms=max(one["p50"] for one in found) / 1000,
+        p99_ms=max(one["p99"] for one in found) / 1000,
+        failures=sum(one["bad_status"] + one["errors"] for one in found),
+        cpu_seconds=cpu,
+        generator_cpu_seconds=generator,
+    )
+
+
+def _children_cpu() -> float:
+    """User plus system CPU seconds of this process's children that have been reaped."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def tree_cpu(pid: int) -> float:

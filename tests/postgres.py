@@ -30,7 +30,7 @@ import stat
 import subprocess
 import tempfile
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -148,9 +148,12 @@ def _server_user() -> str | None:
 class Cluster:
     """One PostgreSQL server in a temporary directory, with an admin connection."""
 
-    def __init__(self, *, durable: bool = False) -> None:
-        """`durable`: fsync and synchronous commit on, as a real server runs (benchmarks)."""
+    def __init__(self, *, durable: bool = False, settings: Mapping[str, str] | None = None) -> None:
+        """`durable`: fsync and synchronous commit on, as a real server runs (benchmarks);
+        `settings`: server settings (`-c name=value`) besides these, such as
+        `shared_preload_libraries`."""
         self.durable = durable
+        self.settings = dict(settings or {})
         self.root = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
         self.data = self.root / "data"
         self.user = _server_user()
@@ -198,6 +201,7 @@ class Cluster:
         options = f"-k {self.root} -c listen_addresses='' -c max_connections=300"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
             "-w", "start",
