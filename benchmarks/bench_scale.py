@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_scale [--requests 4000] [--connections 16 64]
     python -m benchmarks.bench_scale --hot [--requests 4000] [--connections 64]
+    python -m benchmarks.bench_scale --load wrk [--seconds 8] [--connections 16 64] [--hot]
     python -m benchmarks.bench_scale --wrk [--seconds 8] [--rounds 3] [--against TREE]
 
 One run measures the four configurations on this machine, one after another: the
@@ -13,6 +14,12 @@ Every answer counted is a 201 after the payment is committed. Prints a markdown 
 `--hot` pays one invoice from every connection instead of spreading the payments over
 64: writes to one invoice wait for its row's lock one after another, so this is how
 many creates/s one invoice takes.
+
+`--load wrk` drives the same four configurations with wrk (one thread, `--seconds`
+per connection count) instead of this process's aiohttp loop, a load generator that
+takes far less CPU from the cores the gateway and the server share; the table then
+gives the gateway's CPU and wrk's per create, and the issue's targets are checked
+against the run.
 
 `--wrk` measures the suite's `--workers 2` rows instead (`benchmarks.suite`): SQLite
 only, Invoiless and Harvest creates driven by wrk (one thread, 16 connections), one
@@ -27,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import os
 import tempfile
 import urllib.request
 from collections.abc import Iterator
@@ -38,7 +47,7 @@ from benchmarks import fixtures
 from benchmarks.bench_create import creator, new_invoices
 from benchmarks.harness import ADMIN, Result, bench_config, gateway_process, gateway_server, load
 from benchmarks.suite import Measure, alternate, gateway_config
-from benchmarks.wrk import Run, ensure_tools
+from benchmarks.wrk import Run, ensure_tools, run
 from tests.postgres import Cluster
 
 CONFIGURATIONS = (
@@ -90,6 +99,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000, help="per measurement")
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--hot", action="store_true", help="every payment to one invoice")
+    parser.add_argument("--load", choices=("aiohttp", "wrk"), default="aiohttp",
+                        help="the load generator of the four configurations")  # fmt: skip
     parser.add_argument("--wrk", action="store_true", help="the suite's SQLite rows, by wrk")
     parser.add_argument("--seconds", type=float, default=8.0, help="--wrk: each run's length")
     parser.add_argument("--rounds", type=int, default=3, help="--wrk: alternating rounds")
@@ -97,6 +108,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.wrk:
         compare(args.seconds, args.rounds, args.against)
+        return
+    if args.load == "wrk":
+        by_wrk(args.connections, args.seconds, args.hot)
         return
     cluster = Cluster(durable=True).start()
     rows = []
@@ -120,6 +134,102 @@ def main() -> None:
     print("| database | processes | connections | creates/s | p50 | p99 | errors |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+
+
+# --- --load wrk: the four configurations, driven by wrk ---------------------------------
+
+
+def by_wrk(connections: list[int], seconds: float, hot: bool) -> None:
+    """Measure the four configurations with wrk; print their table and the targets."""
+    ensure_tools()
+    load = os.getloadavg()[0]
+    cluster = Cluster(durable=True).start()
+    found: dict[tuple[str, int, int], Run] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for engine, workers in CONFIGURATIONS:
+                chosen = cluster if engine == "PostgreSQL" else None
+                shape = Shape(workers, 1 if hot else 64, seconds, Path(tmp))
+                for count, result in wrk_measure(chosen, connections, shape):
+                    found[engine, workers, count] = result
+                    print(f"{engine} w{workers} c={count}: {result.rate:,.0f}/s", flush=True)
+    finally:
+        cluster.stop()
+    flags = f"--load wrk --seconds {seconds:g}{' --hot' if hot else ''}"
+    after = os.getloadavg()[0]
+    print(
+        f"\n<!-- python -m benchmarks.bench_scale {flags}: load average {load:.1f} -> {after:.1f} -->"
+    )
+    print(
+        "| database | processes | connections | creates/s | p50 | p99 | errors"
+        " | gateway CPU per create | wrk CPU per create |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (engine, workers, count), one in found.items():
+        print(
+            f"| {engine} | {workers} | {count} | {one.rate:,.0f} | {one.p50_ms:.2f} ms"
+            f" | {one.p99_ms:.2f} ms | {one.failures} | {one.cpu_ms_each:.3f} ms"
+            f" | {one.generator_ms_each:.3f} ms |"
+        )
+    if not hot:
+        print()
+        print(targets(found, min(connections), max(connections)))
+
+
+@dataclass(frozen=True)
+class Shape:
+    workers: int
+    invoices: int
+    seconds: float
+    workdir: Path
+
+
+def wrk_measure(
+    cluster: Cluster | None, connections: list[int], shape: Shape
+) -> list[tuple[int, Run]]:
+    """Creates by wrk at each connection count, on a fresh database and fresh processes."""
+    results = []
+    config = bench_config(database_pool_size=32)
+    with database(cluster) as entries:
+        config.update(entries)
+        extra = ("--workers", str(shape.workers))
+        with gateway_server(config, extra=extra) as (base, process):
+            targets = asyncio.run(fixtures.invoices(base, "scale", shape.invoices))
+            scenario = fixtures.invoiless_create(base, targets)
+            driven = functools.partial(run, scenario, server_pid=process.pid, workdir=shape.workdir)
+            driven(connections=4, seconds=1)  # warm-up
+            for count in connections:
+                results.append((count, driven(connections=count, seconds=shape.seconds)))
+    return results
+
+
+def targets(found: dict[tuple[str, int, int], Run], low: int, high: int) -> str:
+    """The issue's targets, as this run measured them."""
+    lines = []
+    sqlite = found.get(("SQLite", 1, low))
+    alone, two = found.get(("PostgreSQL", 1, low)), found.get(("PostgreSQL", 2, low))
+    if sqlite and alone:
+        ratio = alone.rate / sqlite.rate
+        lines.append(
+            f"- PostgreSQL, one process, {low} connections: {alone.rate:,.0f} creates/s,"
+            f" {ratio:.2f}x SQLite's {sqlite.rate:,.0f} (target: at least 1x):"
+            f" {'met' if ratio >= 1 else 'not met'}"
+        )
+    if alone and two:
+        ratio = two.rate / alone.rate
+        lines.append(
+            f"- PostgreSQL, `--workers 2`, {low} connections: {two.rate:,.0f} creates/s,"
+            f" {ratio:.2f}x one process (target: 1.7x): {'met' if ratio >= 1.7 else 'not met'}"
+        )
+    for workers in (1, 2):
+        tail = found.get(("PostgreSQL", workers, high))
+        if tail:
+            lines.append(
+                f"- PostgreSQL, {workers} process(es), {high} connections: p99"
+                f" {tail.p99_ms:.1f} ms (target: under 100 ms):"
+                f" {'met' if tail.p99_ms < 100 else 'not met'}"
+            )
+    return "\n".join(lines)
 
 
 # --- --wrk: the suite's --workers 2 rows, optionally against another tree -------------
