@@ -2,6 +2,7 @@
 
     python -m benchmarks.soak.crash [--cycles 20] [--writers 8] [--stores sqlite postgresql]
                                [--workers 1 2] [--relay harvest|xero]
+    python -m benchmarks.soak.crash --server-kills [--gateways 2] [--cycles 20] [--workers 1 2]
 
 Each cycle starts the gateway on one port and one database, lets the writers record
 payments for a random moment, then kills every gateway process with SIGKILL. Each
@@ -25,6 +26,15 @@ killed) spoken to in that dialect; once every forward is settled, the backend's
 payments are counted against the acknowledged ones: with a backend that takes
 idempotency keys (xero) they must match exactly, without (harvest) any duplicate the
 relay's look-before-resend missed is reported.
+
+With `--server-kills` it is the PostgreSQL server that dies, not the gateways:
+`--gateways` gateways (each of `--workers` processes) share one database on the
+throwaway server, the writers spread over them, and each cycle stops the server
+with an immediate shutdown (as a crash: no checkpoint, every session cut) for a
+random moment under the load, then starts it again (crash recovery). The gateways
+are never restarted: each must acknowledge a payment once the server is back, every
+acknowledged payment must be in the ledger, none twice. A gateway that exits, or
+writers still unanswered `RECOVERY_SECONDS` after the last restart, fail the run.
 """
 
 from __future__ import annotations
@@ -73,6 +83,7 @@ RELAY_CREDENTIALS = {
     "xero": {"client_id": "bench-xero", "client_secret": "bench", "tenant_id": XERO_TENANT},
 }
 SETTLE_SECONDS = 60.0  # the longest the relay may take to forward the rest after the last kill
+RECOVERY_SECONDS = 60.0  # the longest the writers may wait for gateways after the server is back
 
 
 @dataclass
@@ -480,6 +491,76 @@ async def run(
     )  # fmt: skip
 
 
+async def server_kills(
+    database: str,
+    crash: Callable[[], None],
+    restart: Callable[[], None],
+    *,
+    cycles: int = 20,
+    writers: int = 8,
+    gateways: int = 2,
+    workers: int = 1,
+    window: tuple[float, float] = (0.2, 0.8),
+    down: tuple[float, float] = (0.0, 0.5),
+    workdir: Path,
+) -> Figures:
+    """`cycles` crashes of the database server (`crash`, then `restart` after a moment
+    `down`) under `writers` keyed writers spread over `gateways` gateways that stay up."""
+    started = time.monotonic()
+    path = workdir / "crash.yaml"
+    path.write_text(
+        yaml.safe_dump(bench_config(database=database, idempotency={"lease_seconds": 1}))
+    )
+    fleet = [
+        Gateway(path, free_port(), workers, workdir / f"crash-{number}.log")
+        for number in range(gateways)
+    ]
+    tally, stop = Tally(), asyncio.Event()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        for gateway in fleet:
+            await gateway.start(session)
+        invoices = await new_invoices(session, fleet[0].base, 4)
+        tasks = [
+            asyncio.create_task(writer(n, fleet[n % gateways].base, invoices, tally, stop))
+            for n in range(writers)
+        ]
+        try:
+            for _ in range(cycles):
+                await asyncio.sleep(random.uniform(*window))
+                await asyncio.to_thread(crash)
+                await asyncio.sleep(random.uniform(*down))
+                await asyncio.to_thread(restart)
+            for number, gateway in enumerate(fleet):  # each answers, never restarted
+                key = f"after-{number}-{random.getrandbits(32):08x}"
+                mine = write(session, gateway.base, "invoiless", invoices[0], key, tally)
+                try:
+                    await asyncio.wait_for(mine, RECOVERY_SECONDS)
+                except TimeoutError:
+                    tally.unexpected.append(f"gateway {number} never answered: see {gateway.log}")
+            stop.set()
+            _, pending = await asyncio.wait(tasks, timeout=RECOVERY_SECONDS)
+            if pending:
+                tally.unexpected.append(f"{len(pending)} writers unanswered after the restart")
+            for number, gateway in enumerate(fleet):
+                assert gateway.process is not None
+                if gateway.process.poll() is not None:
+                    tally.unexpected.append(f"gateway {number} exited: see {gateway.log}")
+            lost, duplicated, unacknowledged, wrong_due = await check(
+                session, fleet[0].base, invoices, tally
+            )
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            for gateway in fleet:
+                gateway.stop()
+    return Figures(
+        f"postgresql, server killed, {gateways} gateways", workers, cycles, writers,
+        len(tally.acknowledged), tally.retries, lost, duplicated, unacknowledged, wrong_due,
+        len(tally.unexpected), time.monotonic() - started,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=20)
@@ -488,8 +569,14 @@ def main() -> None:
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--events", action="store_true", help="with a webhook subscriber")
     parser.add_argument("--relay", choices=sorted(RELAY_CREDENTIALS), default=None)
+    parser.add_argument("--server-kills", action="store_true", help="kill PostgreSQL instead")
+    parser.add_argument("--gateways", type=int, default=2, help="--server-kills: gateways")
     args = parser.parse_args()
     print(Figures.header())
+    if args.server_kills:
+        sys.exit(
+            0 if killing_the_server(args.cycles, args.writers, args.gateways, args.workers) else 1
+        )
     ok = True
     for store in args.stores or ("sqlite", "postgresql"):
         with databases(store) as fresh:
@@ -509,6 +596,29 @@ def main() -> None:
                 print(figures.row(), flush=True)
                 ok = ok and figures.ok
     sys.exit(0 if ok else 1)
+
+
+def killing_the_server(cycles: int, writers: int, gateways: int, workers: list[int]) -> bool:
+    """`server_kills` at each worker count, on a throwaway server (durable) of its own."""
+    from tests.postgres import Cluster  # the tests' throwaway server
+
+    cluster = Cluster(durable=True).start()
+    ok = True
+    try:
+        for count in workers:
+            with tempfile.TemporaryDirectory() as tmp:
+                figures = asyncio.run(
+                    server_kills(
+                        cluster.url(cluster.create()), cluster.crash, cluster.restart,
+                        cycles=cycles, writers=writers, gateways=gateways, workers=count,
+                        workdir=Path(tmp),
+                    )
+                )  # fmt: skip
+            print(figures.row(), flush=True)
+            ok = ok and figures.ok
+    finally:
+        cluster.stop()
+    return ok
 
 
 @contextmanager
