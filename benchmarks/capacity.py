@@ -1,12 +1,15 @@
 """What one durable create costs each part of a PostgreSQL deployment, for the capacity model.
 
-    python -m benchmarks.capacity [--seconds 8] [--connections 16] [--hot-connections 64]
+    python -m benchmarks.capacity [--seconds 8] [--connections 16] [--tenants 8]
+                                  [--hot-connections 64]
 
 Starts a throwaway PostgreSQL server (durable: fsync and synchronous commit on) with
 `pg_stat_statements` loaded, and measures durable creates (Invoiless JSON, payments
 spread over 64 invoices) driven by wrk (one thread) against a gateway of one process
-and of `--workers 2`, then every payment to one invoice (the hot invoice). For each
-run, per create:
+and of `--workers 2`: from one tenant, then from `--tenants` tenants (a wrk each,
+sharing the connections and the invoices out), since a tenant's writes wait for each
+other (its event counter row) where different tenants' do not; then every payment to
+one invoice (the hot invoice). For each run, per create:
 
 - the gateway's CPU: user plus system time of all its processes (/proc/PID/stat)
   over the wrk run;
@@ -20,7 +23,7 @@ run, per create:
 
 The server's cumulative statistics are read with no gateway connected (a backend
 hands its counts over when it ends), so each gateway serves the warm-up and, once
-stopped, a second one the measured run. Also measured: this disk's flush rate
+stopped, a second one the measured run, a fresh database (schema) for each run. Also measured: this disk's flush rate
 (8 KB written and `fdatasync`ed, over and over, in the server's data directory, as
 the WAL is flushed) and its write rate. Prints markdown tables, then the model's
 figures: creates/s per core of gateway and of server, the WAL flush bound, the hot
