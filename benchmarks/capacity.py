@@ -23,12 +23,12 @@ one invoice (the hot invoice). For each run, per create:
 
 The server's cumulative statistics are read with no gateway connected (a backend
 hands its counts over when it ends), so each gateway serves the warm-up and, once
-stopped, a second one the measured run, a fresh database (schema) for each run. Also measured: this disk's flush rate
-(8 KB written and `fdatasync`ed, over and over, in the server's data directory, as
-the WAL is flushed) and its write rate. Prints markdown tables, then the model's
-figures: creates/s per core of gateway and of server, the WAL flush bound, the hot
-invoice's lock hold, and whether `--workers 2` can reach 1.7x one process on this
-machine's cores.
+stopped, a second one the measured run, on a fresh database (schema) for each run.
+Also measured: this disk's flush rate (8 KB written and `fdatasync`ed, over and over,
+in the server's data directory, as the WAL is flushed) and its write rate. Prints
+markdown tables, then the model's figures: creates/s per core of gateway and of
+server, the WAL flush bound, the hot invoice's lock hold, and whether `--workers 2`
+can reach 1.7x one process on this machine's cores.
 """
 
 from __future__ import annotations
