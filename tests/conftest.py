@@ -8,6 +8,8 @@ each time. PostgreSQL is a real server the session starts on first use
 
 from __future__ import annotations
 
+import ast
+import functools
 import logging
 import os
 import sys
@@ -86,7 +88,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The units pytest-xdist hands out (`--dist loadgroup`): a module's tests stay on one
     worker, so a server a module starts once starts once, but each case of a `spread`
     test is a unit of its own, and those long ones are handed out first, so no worker
-    is left with one at the end while the others idle."""
+    is left with one at the end while the others idle (`Units` hands them out)."""
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue
@@ -94,6 +96,47 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(item.nodeid if spread else module))
     items.sort(key=lambda item: item.get_closest_marker("spread") is None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup`, by the units above, whatever pytest's node ids allow.
+
+    pytest-xdist tells the controller a test's group by appending `@group` to the node id
+    a worker reports; since pytest 9.2 a node id can no longer be changed that way, so
+    every test came to the controller as a group of its own, and a module's servers
+    started once per worker its tests went to. `Units` finds the units from the node ids
+    as they are: the module, or the test itself for a `spread` one (read from the
+    module's source: the controller collects no tests). Work units keep the order the
+    workers collected them in (spread ones first), not the largest first."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]
+
+    class Units(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):  # a pytest-xdist that names groups
+                return str(super()._split_scope(nodeid))
+            path, _, rest = nodeid.partition("::")
+            function = rest.split("[", 1)[0].split("::")[-1]
+            return nodeid if function in _spread_tests(config.rootpath / path) else path
+
+    config.option.loadscopereorder = False
+    return Units(config, log)
+
+
+@functools.cache
+def _spread_tests(path: Path) -> frozenset[str]:
+    """The test functions of a module marked `@pytest.mark.spread`, from its source."""
+    if path.suffix != ".py" or not path.is_file():
+        return frozenset()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return frozenset(
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and any(ast.unparse(mark) == "pytest.mark.spread" for mark in node.decorator_list)
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

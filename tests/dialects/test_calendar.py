@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import dialects
@@ -28,6 +28,7 @@ from dialects.errors import BadQuery, ValidationFailed
 from dialects.model import Method, Payment
 from dialects.xero import Xero
 
+from ..examples import examples
 from ..registry import ALL
 
 NAMES = ALL
@@ -118,7 +119,7 @@ def expected(spec: Spec, micros: int) -> datetime:
 
 
 @pytest.mark.parametrize(("name", "spec"), DATE_FIELDS, ids=FIELD_IDS)
-@settings(max_examples=150, deadline=None)
+@examples(150)
 @given(case=iso_texts() | ms_texts())
 def test_every_date_field_refuses_what_utc_cannot_hold_and_reads_what_it_can(
     name: str, spec: Spec, case: tuple[str, int | None]
@@ -151,7 +152,7 @@ def test_xero_takes_every_ms_date_utc_holds_and_no_other() -> None:
         assert read("xero", spec, outside) is None
 
 
-@settings(max_examples=300, deadline=None)
+@examples(300)
 @given(moment=st.datetimes(min_value=FIRST.replace(tzinfo=None), timezones=st.just(UTC)))
 @example(moment=FIRST)
 @example(moment=LAST)
@@ -222,7 +223,7 @@ def test_the_set_of_hostile_digits_has_the_issues_examples() -> None:
     assert {"²", "１", "٣"} <= set(NOT_ASCII_DIGITS)
 
 
-@settings(max_examples=300, deadline=None)
+@examples(300)
 @given(
     head=st.text(alphabet="0123456789", max_size=4),
     digit=st.sampled_from(NOT_ASCII_DIGITS),
@@ -235,7 +236,7 @@ def test_a_number_with_any_digit_that_is_not_ascii_is_no_number(
     assert _values.ascii_number(head + digit + tail, base=base) is None
 
 
-@settings(max_examples=200, deadline=None)
+@examples(200)
 @given(number=st.integers(min_value=0, max_value=10**18 - 1))
 def test_ascii_digits_read_as_their_number(number: int) -> None:
     assert _values.ascii_number(str(number)) == number
@@ -247,7 +248,7 @@ def test_signs_spaces_underscores_and_overlong_numbers_are_no_number(text: str) 
     assert _values.ascii_number(text) is None
 
 
-@settings(max_examples=200, deadline=None)
+@examples(200)
 @given(
     name=st.sampled_from(["page", "pageSize"]),
     digit=st.sampled_from(NOT_ASCII_DIGITS),

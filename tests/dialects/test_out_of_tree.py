@@ -125,8 +125,10 @@ def test_the_installed_dialects_own_endpoint_answers_its_authenticated_callers(
     assert (refused, problem) == (401, {"problem": "Missing x-tally-key", "fields": {}})
 
 
-# The grids the run below takes the installed dialect into: the quick run's on SQLite, the
-# soak run's on every store engine and with the security catalogue besides.
+# The grids the soak run below takes the installed dialect into, on every store engine,
+# with the security catalogue besides: a second run of those grids, so the quick run
+# leaves it to the soak run and keeps the check that every dialect list of the suite
+# takes the dialect (the test after it), which is what puts it into these grids.
 GRIDS = ("tests/serving/test_smoke.py", "tests/proxy/test_grid.py",
          "tests/access/test_every_dialect.py", "tests/proxy/test_id_map.py",
          "tests/security/test_money.py", "tests/security/test_json.py",
@@ -135,22 +137,16 @@ GRIDS = ("tests/serving/test_smoke.py", "tests/proxy/test_grid.py",
 CATALOGUE = ("tests/security/test_abuse.py", "tests/security/test_fuzz.py")
 
 
-@pytest.mark.parametrize(
-    "whole",
-    [
-        pytest.param(False, id="sqlite"),  # with the module's other tests: one install
-        pytest.param(True, id="all", marks=[pytest.mark.soak, pytest.mark.spread]),
-    ],
-)
-def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path, whole: bool) -> None:
+@pytest.mark.soak
+@pytest.mark.spread
+def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path) -> None:
     """The record/read grid, the proxy's caller x backend grid and its ids, the error,
     auth and isolation rules every dialect keeps, hostile amounts, hostile JSON and mass
-    assignment run with it installed; in the soak run on every store engine, and the
-    security catalogue's rate limits, failed-login limits, slow clients and fuzzer too."""
-    selected = "tallybook" if whole else "tallybook and not postgresql"
+    assignment run with it installed, on every store engine, and the security
+    catalogue's rate limits, failed-login limits, slow clients and fuzzer too."""
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
-         "-k", selected, *GRIDS, *(CATALOGUE if whole else ())],
+         "-k", "tallybook", *GRIDS, *CATALOGUE],
         cwd=ROOT, env=environment(installed), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
@@ -166,8 +162,8 @@ def test_the_registry_driven_grids_take_the_installed_dialect(installed: Path, w
     # amounts finer than the currency are refused in its own shape (on every engine).
     n = len(dialects.units()) + 1
     amounts = sum(case.json is not None for case in money.CASES)
-    engines = len(ENGINES) if whole else 1
-    expected = (3 * (2 * n - 1) * engines + 2 * n + 1 + (4 + 4 if whole else 0)
+    engines = len(ENGINES)
+    expected = (3 * (2 * n - 1) * engines + 2 * n + 1 + 4 + 4
                 + amounts + len(hostile_json.ATTACKS) + 1 + 1 + 3 * engines)  # fmt: skip
     assert passed is not None and int(passed.group(1)) == expected, run.stdout[-500:]
 

@@ -7,12 +7,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dialects import DIALECTS, Dialect, Format
 from dialects.base import Kind, Spec
 from dialects.model import Method, Payment
+
+from ..examples import examples
 
 CASES: list[tuple[str, Format]] = [
     (name, fmt) for name, dialect in DIALECTS.items() for fmt in dialect.formats
@@ -195,7 +197,7 @@ def carries(dialect: Dialect, attr: str) -> bool:
 
 
 @pytest.mark.parametrize(("name", "fmt"), CASES, ids=CASE_IDS)
-@settings(max_examples=100, deadline=None)
+@examples(100)
 @given(data=st.data())
 def test_payment_round_trips_every_carried_field(
     name: str, fmt: Format, data: st.DataObject
@@ -207,7 +209,7 @@ def test_payment_round_trips_every_carried_field(
 
 
 @pytest.mark.parametrize(("name", "fmt"), CASES, ids=CASE_IDS)
-@settings(max_examples=50, deadline=None)
+@examples(50)
 @given(data=st.data())
 def test_payment_list_round_trips_in_order(name: str, fmt: Format, data: st.DataObject) -> None:
     dialect = DIALECTS[name]
@@ -257,7 +259,7 @@ def expected_word(source: Payment, target: Dialect) -> str | None:
 
 
 @pytest.mark.parametrize(("a", "fa", "b", "fb"), GRID, ids=GRID_IDS)
-@settings(max_examples=25, deadline=None)
+@examples(25)
 @given(data=st.data())
 def test_translation_keeps_amount_date_notes_ids_and_maps_method(
     a: str, fa: Format, b: str, fb: Format, data: st.DataObject

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -17,6 +17,7 @@ from dialects import DIALECTS, Dialect, listing
 from dialects.errors import BadRequest, GatewayError, UpstreamError, ValidationFailed
 from dialects.model import Payment
 
+from ..examples import examples
 from .test_roundtrip import payments
 
 XML = sorted(name for name, dialect in DIALECTS.items() if "xml" in dialect.formats)
@@ -49,7 +50,7 @@ def hostile_payments(draw: st.DrawFn, dialect: Dialect) -> Payment:
 
 
 @pytest.mark.parametrize("name", XML)
-@settings(max_examples=150, deadline=None)
+@examples(150)
 @given(data=st.data())
 def test_every_text_field_gives_a_well_formed_payment(name: str, data: st.DataObject) -> None:
     dialect = DIALECTS[name]
@@ -71,7 +72,7 @@ ASCII_TEXT = st.text(
 
 
 @pytest.mark.parametrize("name", XML)
-@settings(max_examples=150, deadline=None)
+@examples(150)
 @given(data=st.data())
 def test_ascii_rows_escape_as_every_other_writer(name: str, data: st.DataObject) -> None:
     dialect = DIALECTS[name]
@@ -85,7 +86,7 @@ def test_ascii_rows_escape_as_every_other_writer(name: str, data: st.DataObject)
 
 
 @pytest.mark.parametrize("name", XML)
-@settings(max_examples=150, deadline=None)
+@examples(150)
 @given(message=ANY_TEXT, problem=ANY_TEXT)
 def test_every_error_message_gives_a_well_formed_error(
     name: str, message: str, problem: str
@@ -103,7 +104,7 @@ def test_every_error_message_gives_a_well_formed_error(
 
 
 @pytest.mark.parametrize("name", XML)
-@settings(max_examples=100, deadline=None)
+@examples(100)
 @given(notes=ANY_TEXT)
 def test_a_request_to_a_backend_is_well_formed(name: str, notes: str) -> None:
     dialect = DIALECTS[name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,19 +11,34 @@ import aiohttp
 import pytest
 
 from ..clients import CLIENTS
+from ..conftest import ENGINES
 from ..http.processes import Payer, invoice_state, new_invoice, pay_all, speak, started
-from ..http.server import write_config
+from ..http.server import Server, engine_database, write_config
 
 pytestmark = pytest.mark.stores
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, Server]]:
+    """Two gateway processes on one database of the engine, shared by the module's tests
+    that only make requests (each on an invoice of its own)."""
+    directory = tmp_path_factory.mktemp(f"shared-{request.param}")
+    database, config = engine_database(request, directory, "ledger"), write_config(directory)
+    one, other = (Server(config, database, directory / f"gateway-{n}.log") for n in range(2))
+    try:
+        yield one.wait_ready(), other.wait_ready()
+    finally:
+        one.stop()
+        other.stop()
+
+
 async def test_a_payment_written_through_one_process_reads_through_another_in_every_dialect(
-    tmp_path: Path, database: str
+    pair: tuple[Server, Server],
 ) -> None:
-    async with (
-        started(tmp_path, write_config(tmp_path), database, 2) as (one, other),
-        aiohttp.ClientSession() as session,
-    ):
+    one, other = pair
+    async with aiohttp.ClientSession() as session:
         invoice = await new_invoice(session, one, "1000.00")
         for writer in sorted(CLIENTS):
             reply, payment = await speak(writer, session, one).create(invoice, "1.25", notes=writer)
@@ -36,12 +52,10 @@ async def test_a_payment_written_through_one_process_reads_through_another_in_ev
 
 
 async def test_concurrent_payments_through_two_processes_never_overpay_an_invoice(
-    tmp_path: Path, database: str
+    pair: tuple[Server, Server],
 ) -> None:
-    async with (
-        started(tmp_path, write_config(tmp_path), database, 2) as servers,
-        aiohttp.ClientSession() as session,
-    ):
+    servers = list(pair)
+    async with aiohttp.ClientSession() as session:
         invoice = await new_invoice(session, servers[0], "1000.00")
         statuses = await pay_all(session, servers, invoice, 100)
         state = await invoice_state(session, servers[1], invoice)
