@@ -87,6 +87,9 @@ NOW: ContextVar[Callable[[], datetime]] = ContextVar("xero_now", default=lambda:
 _EXCEPTIONS: dict[str, tuple[int, str]] = {
     "validation": (10, "ValidationException"),
     "ledger": (10, "ValidationException"),
+    "unapplied": (10, "ValidationException"),
+    "customer_mismatch": (10, "ValidationException"),
+    "split_unsupported": (10, "ValidationException"),
     "bad_request": (11, "PostDataInvalidException"),
     "bad_query": (16, "QueryParseException"),
     "not_supported": (20, "ApiMethodNotImplementedException"),
@@ -525,7 +528,12 @@ class Xero(Dialect):
         Spec("HasValidationErrors", "has_errors", Kind.CONST, value=_const(False)),
     )
     required = frozenset({"amount"})
-    statuses = {"validation": 400, "ledger": 400}
+    # Every refusal of a payment's content is Xero's 400 ValidationException; a stale
+    # version keeps 409 (Xero has no concurrency token on payments to name it).
+    statuses = {
+        "validation": 400, "ledger": 400, "unapplied": 400, "customer_mismatch": 400,
+        "split_unsupported": 400,
+    }  # fmt: skip
     shows_deleted = True
     shows_facts = True
 

@@ -13,6 +13,7 @@ from dialects.errors import (
     LedgerRefused,
     NotFound,
     NotPayable,
+    NotSupported,
     Overpayment,
     ValidationFailed,
 )
@@ -286,6 +287,7 @@ class Ledger:
         *,
         replace: bool,
         seal: Seal | None = None,
+        version: int | None = None,
     ) -> Outcome:
         current = await self.get_payment(who, payment_id)
         assert current.invoice_id is not None
@@ -325,7 +327,12 @@ class Ledger:
         return {invoice.id: invoice.facts() for invoice in found}
 
     async def delete_payment(
-        self, who: Principal, payment_id: int, *, seal: Seal | None = None
+        self,
+        who: Principal,
+        payment_id: int,
+        *,
+        seal: Seal | None = None,
+        version: int | None = None,
     ) -> None:
         current = await self.get_payment(who, payment_id)
         assert current.invoice_id is not None
@@ -337,6 +344,39 @@ class Ledger:
             payment_id=payment_id,
             seal=seal,
         )
+
+    async def get_group(
+        self, who: Principal, group_id: int, *, deleted: bool = False
+    ) -> list[Payment]:
+        raise NotSupported("Payments split across invoices are not served yet")
+
+    async def create_group(
+        self, who: Principal, request: Decoded, *, seal: Seal | None = None
+    ) -> list[Outcome]:
+        raise NotSupported("Payments split across invoices are not served yet")
+
+    async def update_group(
+        self,
+        who: Principal,
+        group_id: int,
+        request: Decoded,
+        *,
+        replace: bool,
+        version: int | None,
+        seal: Seal | None = None,
+    ) -> list[Outcome]:
+        raise NotSupported("Payments split across invoices are not served yet")
+
+    async def delete_group(
+        self,
+        who: Principal,
+        group_id: int,
+        *,
+        version: int | None,
+        void: bool,
+        seal: Seal | None = None,
+    ) -> list[Payment]:
+        raise NotSupported("Payments split across invoices are not served yet")
 
 
 def _stored(number: int, what: str) -> int:

@@ -184,6 +184,7 @@ class ProxyService:
         *,
         replace: bool,
         seal: Seal | None = None,
+        version: int | None = None,
     ) -> Outcome:
         op = Op.REPLACE if replace else Op.PATCH
         if self.unit.route(op) is None:
@@ -198,13 +199,51 @@ class ProxyService:
         return Outcome(payment, tuple(warnings))
 
     async def delete_payment(
-        self, who: Principal, payment_id: int, *, seal: Seal | None = None
+        self,
+        who: Principal,
+        payment_id: int,
+        *,
+        seal: Seal | None = None,
+        version: int | None = None,
     ) -> None:
         if self._route(Op.DELETE) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
         ref = await self._ref("payment", payment_id)
         await self._write(seal, Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
         await self.keys.settle(seal, _nothing(), ())
+
+    async def get_group(
+        self, who: Principal, group_id: int, *, deleted: bool = False
+    ) -> list[Payment]:
+        raise NotSupported("Payments split across invoices are not served yet")
+
+    async def create_group(
+        self, who: Principal, request: Decoded, *, seal: Seal | None = None
+    ) -> list[Outcome]:
+        raise NotSupported("Payments split across invoices are not served yet")
+
+    async def update_group(
+        self,
+        who: Principal,
+        group_id: int,
+        request: Decoded,
+        *,
+        replace: bool,
+        version: int | None,
+        seal: Seal | None = None,
+    ) -> list[Outcome]:
+        raise NotSupported("Payments split across invoices are not served yet")
+
+    async def delete_group(
+        self,
+        who: Principal,
+        group_id: int,
+        *,
+        version: int | None,
+        void: bool,
+        seal: Seal | None = None,
+    ) -> list[Payment]:
+        raise NotSupported("Payments split across invoices are not served yet")
 
     async def _write(self, seal: Seal | None, op: Op, **request: Any) -> Answer:
         """A write sent to the backend, through its key's states if it has one."""

@@ -45,7 +45,7 @@ PAYMENT_COLUMNS = (
     "id", "tenant", "invoice_id", "amount", "paid_at", "method", "method_label", "origin",
     "notes", "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email",
     "client_app", "notify_customer", "created_at", "updated_at", "account_code", "account_id",
-    "deleted_at",
+    "deleted_at", "group_id", "version", "customer", "voided",
 )  # fmt: skip
 
 
@@ -67,6 +67,7 @@ class NewInvoice:
     due_on: date
     draft: bool = False
     backend_id: str | None = None  # a relay tenant's: the invoice's id at its backend
+    customer: str | None = None  # the customer it bills, where one is named
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ _LIVE = " AND deleted_at IS NULL"
 # An invoice's live payments summed are kept on its row (see migration 7).
 _INVOICE_COLUMNS = (
     "id", "tenant", "number", "currency", "total", "issued_on", "due_on", "draft", "void",
-    "marked_paid", "created_at", "settled", "payment_count",
+    "marked_paid", "created_at", "settled", "payment_count", "customer",
 )  # fmt: skip
 _SELECT_INVOICE = f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices"
 # An invoice and its live payments in one statement (one snapshot): a row per payment,
@@ -81,15 +81,16 @@ _SELECT_KEY = (
     " status, headers, body FROM idempotency_keys WHERE tenant = $1 AND key = $2"
 )
 _HELD = "state IN ('pending', 'sent')"
-# One ledger write in one call (migration 11): the payment's columns in this order.
+# One ledger write in one call (migration 13's `ledger_write`): the payment's columns in
+# this order.
 _WRITTEN = (
     "amount", "paid_at", "paid_at_offset", "method", "method_label", "origin", "notes",
     "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email", "client_app",
-    "notify_customer", "account_code", "account_id",
+    "notify_customer", "account_code", "account_id", "customer",
 )  # fmt: skip
 _LEDGER_WRITE = (
     "SELECT o_code, o_payment, o_kinds FROM ledger_write("
-    + ", ".join(f"${i}" for i in range(1, len(_WRITTEN) + 13))
+    + ", ".join(f"${i}" for i in range(1, len(_WRITTEN) + 14))
     + ")"
 )
 _PLACES = json.dumps(currency_exponents())
@@ -352,10 +353,10 @@ class PostgresStore(SingleStep):
         async def insert(conn: Connection) -> Invoice:
             invoice_id = await conn.fetchval(
                 "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on, draft,"
-                " created_at, backend_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                " ON CONFLICT (tenant, number) DO NOTHING RETURNING id",
+                " created_at, backend_id, customer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                " $10) ON CONFLICT (tenant, number) DO NOTHING RETURNING id",
                 new.tenant, new.number, new.currency, new.total, new.issued_on, new.due_on,
-                new.draft, _now(), new.backend_id,
+                new.draft, _now(), new.backend_id, new.customer,
             )  # fmt: skip
             if invoice_id is None:
                 raise Conflict(f"Invoice number {new.number} already exists")
@@ -483,7 +484,8 @@ class PostgresStore(SingleStep):
             document = payment.model_copy(update={"deleted_at": now, "updated_at": now})
         row = _payment_row(payment)
         arguments = (
-            tenant, step.invoice_id, plan.kind, step.payment_id, plan.version, now,
+            tenant, step.invoice_id, plan.kind, step.payment_id, plan.version,
+            payment.version, now,
             *(row[name] for name in _WRITTEN), plan.mark_paid, plan.payable_on, _PLACES,
             document.model_dump_json(), at, list(event_ids),
         )  # fmt: skip
@@ -1128,7 +1130,7 @@ async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:
         row = await conn.fetchrow(query, *values.values())
     else:
         values["updated_at"] = now
-        for fixed in ("id", "tenant", "invoice_id"):
+        for fixed in ("id", "tenant", "invoice_id", "group_id"):
             del values[fixed]
         assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, 1))
         query = f"UPDATE payments SET {assignments} WHERE id = ${len(values) + 1}"
@@ -1285,6 +1287,10 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "notify_customer": payment.notify_customer,
         "account_code": payment.account_code,
         "account_id": payment.account_id,
+        "group_id": payment.group_id,
+        "version": payment.version,
+        "customer": payment.customer,
+        "voided": payment.voided,
     }
 
 

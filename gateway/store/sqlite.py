@@ -59,7 +59,7 @@ LISTING = (
 _RETURNING = f"RETURNING {', '.join(PAYMENT_COLUMNS)}"
 _INVOICE_COLUMNS = (
     "id", "tenant", "number", "currency", "total", "issued_on", "due_on", "draft", "void",
-    "marked_paid", "created_at",
+    "marked_paid", "created_at", "customer",
 )  # fmt: skip
 # The live payments' sum and count are kept on the invoice row (see migration 5).
 _SELECT_INVOICE = (
@@ -165,10 +165,11 @@ class SQLiteStore(SingleStep):
             raise Conflict(f"Invoice number {new.number} already exists")
         cursor = db.execute(
             "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on, draft,"
-            " created_at, backend_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, backend_id, customer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 new.tenant, new.number, new.currency, str(new.total), new.issued_on.isoformat(),
                 new.due_on.isoformat(), int(new.draft), _now().isoformat(), new.backend_id,
+                new.customer,
             ),
         )  # fmt: skip
         invoice = self._load_invoice(db, new.tenant, _rowid(cursor))
@@ -690,9 +691,12 @@ class SQLiteStore(SingleStep):
             marks = ", ".join("?" for _ in values)
             query = f"INSERT INTO payments ({names}) VALUES ({marks})"
             rows = db.execute(f"{query} {_RETURNING}", tuple(values.values())).fetchall()
+            if payment.group_id is None:  # a payment of its own: its group is its id
+                query = f"UPDATE payments SET group_id = id WHERE id = ? {_RETURNING}"
+                rows = db.execute(query, (rows[0][0],)).fetchall()
             return _payment(rows[0])
         values["updated_at"] = now
-        for fixed in ("id", "tenant", "invoice_id"):
+        for fixed in ("id", "tenant", "invoice_id", "group_id"):
             del values[fixed]
         assignments = ", ".join(f"{name} = ?" for name in values)
         query = f"UPDATE payments SET {assignments} WHERE id = ?"
@@ -966,6 +970,10 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "account_code": payment.account_code,
         "account_id": payment.account_id,
         "settled_cents": _cents(payment.settled),
+        "group_id": payment.group_id,
+        "version": payment.version,
+        "customer": payment.customer,
+        "voided": int(payment.voided),
     }
 
 
@@ -982,6 +990,7 @@ def _payment(row: tuple[Any, ...]) -> Payment:
         data["deleted_at"] = datetime.fromisoformat(data["deleted_at"])
     data["method"] = _METHODS[data["method"]] if data["method"] else None
     data["notify_customer"] = bool(data["notify_customer"])
+    data["voided"] = bool(data["voided"])
     return stored_payment(data)
 
 
