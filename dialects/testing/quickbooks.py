@@ -1,0 +1,211 @@
+"""QuickBooks Online's test client and samples: JSON Payments, a realm id in the path,
+Fault envelopes.
+
+Test apps present tokens they sign themselves (ES256, the key urlKey's tests use); the
+token endpoint is exercised by QuickBooks' own tests. A payment's Id is its group id,
+which for a payment on one invoice is the allocation's own id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jwt
+
+from ..auth import basic_header
+from ..quickbooks import TOKEN_PATH
+from . import Answer, Request, Support, View
+from .urlkey import APP_KEY, APP_PUBLIC_PEM
+
+CUSTOMER = "58"
+# Canonical status -> QuickBooks' (a missing object, a refused value, a ledger rule: 400).
+_STATUSES = {404: 400, 422: 400, 409: 400}
+# Canonical error kind -> the Fault codes it may be answered with.
+_CODES: dict[str, set[str]] = {
+    "not_found": {"610", "500"},
+    "validation": {"2010", "2020", "6000"},
+    "ledger": {"6000"},
+    "bad_request": {"2010", "4000", "4001"},
+    "bad_query": {"4000", "4001"},
+    "key_reused": {"600"},
+    "conflict": {"600", "5010"},
+    "stale_version": {"5010"},
+    "not_supported": {"500"},
+}
+
+
+def realm_id(tenant: str) -> str:
+    """The realm id a tenant has in the suites: digits derived from its name."""
+    return str(int.from_bytes(hashlib.sha256(tenant.encode()).digest()[:6], "big") % 10**12 + 1)
+
+
+def app_token(client_id: str, *, lifetime: int = 3600) -> str:
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": "quickbooks", "iat": now,
+              "exp": now + lifetime}  # fmt: skip
+    return jwt.encode(claims, APP_KEY, algorithm="ES256")
+
+
+class QuickBooksSupport(Support):
+    name = "quickbooks"
+    method = "bank_transfer"
+    create_status = 200
+    deleted_empty = False
+    lists_by_search = True
+    unknown_invoice = (400, "not_found")
+    list_path = "/v3/company/{realm}/query"
+    create_path = "/v3/company/{realm}/payment"
+    payment_path = "/v3/company/{realm}/payment/{payment}"
+    content_type = "application/json"
+
+    def _path(self, template: str, tenant: str, invoice: int, payment: int = 0) -> str:
+        return template.format(
+            realm=realm_id(tenant), invoice=self.wire_id(invoice), payment=self.wire_id(payment)
+        )
+
+    # --- configuration -------------------------------------------------------------------
+
+    def section(self, tenant: str) -> dict[str, Any]:
+        client = {
+            "client_id": f"{tenant}-quickbooks-client",
+            "secret": f"{tenant}-quickbooks-secret",
+            "refresh_token": f"{tenant}-quickbooks-refresh",
+            "public_key": APP_PUBLIC_PEM,
+        }
+        return {"realm_id": realm_id(tenant), "clients": [client]}
+
+    def hashed(self, section: dict[str, Any], hash: Callable[[str], str]) -> dict[str, Any]:
+        clients = [{**c, "secret": hash(c["secret"])} for c in section["clients"]]
+        return {**section, "clients": clients}
+
+    def backend(self, tenant: str) -> dict[str, Any]:
+        return {
+            "client_id": f"{tenant}-quickbooks-client",
+            "client_secret": f"{tenant}-quickbooks-secret",
+            "refresh_token": f"{tenant}-quickbooks-refresh",
+            "realm_id": realm_id(tenant),
+            "customer": CUSTOMER,
+        }
+
+    def recorded(self, tenant: str) -> tuple[str, str | None]:
+        return (f"{tenant}-quickbooks-client", f"{tenant}-quickbooks-client")
+
+    # --- a caller --------------------------------------------------------------------------
+
+    def credentials(self, tenant: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {app_token(f'{tenant}-quickbooks-client')}"}
+
+    def login(self, name: str, secret: str) -> Request:
+        tenant = name.removesuffix("-quickbooks-client")
+        form = {"grant_type": "refresh_token", "refresh_token": f"{tenant}-quickbooks-refresh"}
+        headers = {
+            **basic_header(name, secret),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        return Request("POST", TOKEN_PATH, urlencode(form).encode(), headers)
+
+    def fields(self, invoice: int, paid_on: str, notes: str | None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "TxnDate": paid_on,
+            "CustomerRef": {"value": CUSTOMER},
+            "PaymentMethodRef": {"value": "5"},
+        }
+        return data if notes is None else {**data, "PrivateNote": notes}
+
+    def document(
+        self, invoice: int, amount: str, paid_on: str, notes: str | None
+    ) -> dict[str, Any]:
+        data = self.fields(invoice, paid_on, notes)
+        line = {"Amount": Decimal(amount),
+                "LinkedTxn": [{"TxnId": self.wire_id(invoice), "TxnType": "Invoice"}]}  # fmt: skip
+        return {**data, "Line": [line], "TotalAmt": Decimal(amount)}
+
+    def body(
+        self, invoice: int, amount: str, paid_on: str, notes: str | None, extra: Mapping[str, str]
+    ) -> bytes:
+        data = self.document(invoice, amount, paid_on, notes)
+        data.update({k: Decimal(v) for k, v in extra.items()})
+        return _json(data)
+
+    def json_create(
+        self, tenant: str, invoice: int, amount: str, *, paid_on: str = "2026-11-20"
+    ) -> Request:
+        path = self._path(self.create_path, tenant, invoice)
+        body = _json(self.document(invoice, amount, paid_on, None))
+        return Request("POST", path, body, {"Content-Type": "application/json"})
+
+    def listing(self, tenant: str, invoice: int) -> Request:
+        statement = f"SELECT * FROM Payment WHERE Line.LinkedTxn.TxnId = '{self.wire_id(invoice)}'"
+        path = self._path(self.list_path, tenant, invoice)
+        return Request("GET", f"{path}?query={quote(statement)}", None, {})
+
+    def delete(self, tenant: str, invoice: int, payment: int) -> Request | None:
+        body = json.dumps({"Id": self.wire_id(payment), "SyncToken": "0"}).encode()
+        path = self._path(self.create_path, tenant, invoice) + "?operation=delete"
+        return Request("POST", path, body, {"Content-Type": "application/json"})
+
+    def location(self, invoice: int, payment: int) -> str | None:
+        return None  # QuickBooks answers a create with the payment, not with a Location
+
+    def view(self, body: bytes) -> View:
+        document = Answer(200, {}, body).json()
+        return _view(document["Payment"])
+
+    def views(self, body: bytes) -> list[View]:
+        document = Answer(200, {}, body).json()
+        return [_view(item) for item in document["QueryResponse"].get("Payment", [])]
+
+    def error(self, answer: Answer, status: int, kind: str, fmt: str | None = None) -> str:
+        """A Fault (in XML or JSON), or the identity layer's lower-case envelope."""
+        expected = _STATUSES.get(status, status)
+        assert answer.status == expected, (answer.status, status, answer.body[:500])
+        if status in (401, 403, 429) and (fmt or "json") == "json":
+            document = Answer(200, {}, answer.body).json()
+            (error,) = document["fault"]["error"]
+            assert error["code"] in ("3200", "3100", "3001"), error
+            return str(error["detail"])
+        if answer.body.lstrip().startswith(b"<"):
+            root = answer.xml()
+            ns = "{http://schema.intuit.com/finance/v3}"
+            assert root.tag == f"{ns}IntuitResponse", root.tag
+            error = root.find(f"{ns}Fault/{ns}Error")
+            assert error is not None
+            code = error.get("code") or ""
+            text = (error.findtext(f"{ns}Detail") or "") or (error.findtext(f"{ns}Message") or "")
+        else:
+            document = Answer(200, {}, answer.body).json()
+            (error,) = document["Fault"]["Error"]
+            code, text = error["code"], error.get("Detail") or error["Message"]
+            assert isinstance(code, str) and code.isdigit(), error
+        if kind in _CODES:
+            assert code in _CODES[kind], (kind, code, text)
+        return str(text)
+
+
+def _json(data: Mapping[str, Any]) -> bytes:
+    """JSON with Decimal values as exact numbers, nested ones too."""
+    return json.dumps(data, default=_exact).replace('"\\u0000', "").replace('\\u0000"', "").encode()
+
+
+def _exact(value: object) -> object:
+    if isinstance(value, Decimal):
+        return f"\x00{value}\x00"
+    raise TypeError(type(value).__name__)
+
+
+def _view(item: dict[str, Any]) -> View:
+    return {
+        "id": int(item["Id"]),
+        "amount": Decimal(str(item["TotalAmt"])),
+        "notes": item.get("PrivateNote"),
+        "paid_on": item.get("TxnDate", ""),
+    }
+
+
+SUPPORT = QuickBooksSupport()
