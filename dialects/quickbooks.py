@@ -14,20 +14,17 @@ void by body, the query language) are the gateway's generic grouped operations
 
 from __future__ import annotations
 
-import base64
 import hmac
-import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
-from urllib.parse import parse_qs
 
 from pydantic import Field, field_validator
 
-from . import _json, _values, _xml, quickbooks_query
+from . import _json, _values, _xml, oauth, quickbooks_query
 from .auth import basic_header
 from .base import Codec, Decoded, Dialect, Kind, Reply, Spec, require_mapping
 from .errors import (
@@ -44,10 +41,9 @@ from .errors import (
     NotSupported,
     StaleVersion,
     TooManyRequests,
-    UpstreamError,
     ValidationFailed,
 )
-from .model import NO_FACTS, Facts, Method, Payment, PaymentQuery
+from .model import NO_FACTS, Facts, Payment, PaymentQuery
 from .quickbooks_query import Group, Plan, groups_of
 from .unit import (
     BackendConfig,
@@ -72,26 +68,6 @@ ZERO = Decimal(0)
 NOW: ContextVar[Callable[[], datetime]] = ContextVar(
     "quickbooks_now", default=lambda: datetime.now(UTC)
 )
-
-# QuickBooks' sample company's payment methods, by id.
-METHODS = {
-    "1": Method.CASH,
-    "2": Method.CHEQUE,
-    "3": Method.CREDIT_CARD,
-    "4": Method.DEBIT_CARD,
-    "5": Method.BANK_TRANSFER,
-    "6": Method.DIRECT_DEBIT,
-    "7": Method.OTHER,
-}
-METHOD_NAMES = {
-    "1": "Cash",
-    "2": "Check",
-    "3": "Credit Card",
-    "4": "Debit Card",
-    "5": "Bank Transfer",
-    "6": "Direct Debit",
-    "7": "Other",
-}
 
 # The Fault messages QuickBooks writes, by code.
 MESSAGES = {
@@ -330,9 +306,6 @@ class QuickBooksCodec(Codec):
             if name:
                 account["name"] = name
             doc["DepositToAccountRef"] = account
-        word = self.dialect.method_word(first, warnings)
-        if word is not None:
-            doc["PaymentMethodRef"] = {"value": word, "name": METHOD_NAMES.get(word, word)}
         if first.reference is not None:
             doc["PaymentRefNum"] = first.reference
         doc["TotalAmt"] = group.total
@@ -390,10 +363,6 @@ class QuickBooksCodec(Codec):
             doc["CustomerRef"] = {"value": customer}
         if draft.account_code is not None:
             doc["DepositToAccountRef"] = {"value": draft.account_code}
-        if draft.method is not None:
-            word = self.dialect.method_word(draft, warnings)
-            if word is not None:
-                doc["PaymentMethodRef"] = {"value": word}
         if draft.reference is not None:
             doc["PaymentRefNum"] = draft.reference
         doc["TotalAmt"] = amount
@@ -668,25 +637,16 @@ class QuickBooks(Dialect):
         Spec("Line.LinkedTxn.TxnId", "invoice_id", Kind.INVOICE_ID),
         Spec("CustomerRef.value", "customer", Kind.TEXT),
         Spec("DepositToAccountRef.value", "account_code", Kind.TEXT),
-        Spec("PaymentMethodRef.value", "method", Kind.METHOD),
         Spec("PaymentRefNum", "reference", Kind.TEXT),
         Spec("PrivateNote", "notes", Kind.TEXT),
         Spec("TotalAmt", "amount", Kind.AMOUNT),
     )
-    methods = METHODS
-    method_words = {
-        Method.CASH: "1",
-        Method.CHEQUE: "2",
-        Method.CREDIT_CARD: "3",
-        Method.CARD: "3",
-        Method.DEBIT_CARD: "4",
-        Method.BANK_TRANSFER: "5",
-        Method.DIRECT_DEBIT: "6",
-        Method.OTHER: "7",
-    }
-    method_fallback = "7"
     required = frozenset({"amount", "customer"})
-    statuses = {"validation": 400, "ledger": 400, "not_found": 400}
+    # QuickBooks answers its validation faults (a missing object, a ledger rule) 400.
+    statuses = {
+        "validation": 400, "ledger": 400, "not_found": 400, "unapplied": 400,
+        "customer_mismatch": 400, "split_unsupported": 400, "stale_version": 400,
+    }  # fmt: skip
     shows_deleted = True
     shows_facts = True
 
@@ -705,8 +665,6 @@ class QuickBooks(Dialect):
         if spec.kind is Kind.DATE and isinstance(value, str) and "T" in value:
             moment = _values.parse_datetime(value)
             return datetime.combine(moment.date(), datetime.min.time(), UTC)
-        if spec.kind is Kind.METHOD and value is not None and not isinstance(value, str):
-            value = str(value)
         return super().read(spec, value)
 
     def wire_name(self, attr: str) -> str:
@@ -934,98 +892,36 @@ class QuickBooksBackend(BackendConfig):
 
         body = urlencode({"grant_type": "refresh_token",
                           "refresh_token": self.refresh_token or ""}).encode()  # fmt: skip
-        return TokenGrant(TOKEN_PATH, body, headers, _token_from)
+        return TokenGrant(TOKEN_PATH, body, headers, oauth.token_from)
 
     def path_values(self) -> dict[str, str]:
         return {"realm_id": self.realm_id or ""}
 
 
-def _token_from(status: int, data: bytes) -> tuple[str, float | None]:
-    try:
-        document = _json.loads(data) if status == 200 else None
-    except GatewayError:
-        document = None
-    token = document.get("access_token") if isinstance(document, dict) else None
-    if not isinstance(token, str):
-        raise UpstreamError("The backend refused the gateway's credentials")
-    lifetime = document.get("expires_in") if isinstance(document, dict) else None
-    valid = isinstance(lifetime, int) and not isinstance(lifetime, bool)
-    return token, time.time() + lifetime if valid else None  # type: ignore[operator]
-
-
 # --- OAuth 2.0: the token endpoint and the discovery document ----------------------------------
-
-
-class _OAuthRefused(BadRequest):
-    def __init__(self, code: str, description: str) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-
-
-def _form(body: bytes) -> dict[str, str]:
-    try:
-        form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError as exc:
-        raise _OAuthRefused("invalid_request", "the form is not UTF-8") from exc
-    repeated = sorted(name for name, values in form.items() if len(values) > 1)
-    if repeated:
-        raise _OAuthRefused("invalid_request", f"{repeated[0]} is given more than once")
-    return {name: values[0] for name, values in form.items()}
 
 
 def _read_client(body: bytes, headers: Mapping[str, str]) -> tuple[str, str]:
     """A `refresh_token` grant: the app's id and secret, in Basic (or in the form, as
     `client_secret_post`). Other grants are refused: `authorization_code` needs a
     person to consent in a browser, which the gateway has no page for."""
-    form = _form(body)
-    grant = form.get("grant_type")
-    if not grant:
-        raise _OAuthRefused("invalid_request", "grant_type is missing")
-    if grant != "refresh_token":
-        raise _OAuthRefused("unsupported_grant_type", "grant_type must be refresh_token")
+    form = oauth.read_form(body, "refresh_token")
     if not form.get("refresh_token"):
-        raise _OAuthRefused("invalid_request", "refresh_token is missing")
-    scheme, _, encoded = headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() == "basic" and encoded.strip():
-        try:
-            pair = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except ValueError as exc:
-            raise NotAuthenticated("invalid_client") from exc
-        client, _, secret = pair.partition(":")
-    else:
-        client, secret = form.get("client_id", ""), form.get("client_secret", "")
-    if not client or not secret:
-        raise NotAuthenticated("invalid_client")
-    return client, secret
+        raise oauth.OAuthRefused("invalid_request", "refresh_token is missing")
+    return oauth.client_of(form, headers)
 
 
 def _check_grant(body: bytes, credential: Credential) -> None:
     """The refresh token presented must be the app's."""
-    presented = _form(body).get("refresh_token", "")
+    presented = oauth.read_form(body, "refresh_token").get("refresh_token", "")
     held = credential.grant
     if not held or not hmac.compare_digest(presented.encode(), held.encode()):
-        raise _OAuthRefused("invalid_grant", "the refresh token is not valid for this client")
+        raise oauth.OAuthRefused("invalid_grant", "the refresh token is not valid for this client")
 
 
 def _token_error(error: GatewayError) -> Reply | None:
-    """OAuth 2.0's error answers (RFC 6749 section 5.2)."""
-    if isinstance(error, NotAuthenticated):
-        status, code, description = 401, "invalid_client", "Client authentication failed"
-    elif error.status in (400, 406, 413, 415) and not error.fields:
-        status, description = 400, error.message
-        code = error.code if isinstance(error, _OAuthRefused) else "invalid_request"
-        description = description.removeprefix(f"{code}: ")
-    else:
-        return None
-    headers = {
-        **error.headers(),
-        "Content-Type": "application/json; charset=utf-8",
-        "Cache-Control": "no-store",
-        "Pragma": "no-cache",
-    }
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="oauth2"'
-    return Reply(status, _json.dumps({"error": code, "error_description": description}), headers)
+    """OAuth 2.0's error answers (RFC 6749 section 5.2); the rest are Faults."""
+    return oauth.token_error(error, "oauth2")
 
 
 SCOPE = "com.intuit.quickbooks.accounting"

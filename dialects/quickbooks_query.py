@@ -84,16 +84,20 @@ class Group:
 
 def groups_of(payments: Sequence[Payment]) -> list[Group]:
     """Allocations gathered into their payments, in order of first appearance."""
-    found: dict[int, list[Payment]] = {}
-    for payment in payments:
-        key = group_id(payment)
+    found: dict[object, list[Payment]] = {}
+    for place, payment in enumerate(payments):
+        # A payment of no group (one no store wrote) stands alone.
+        key = payment.group_id if payment.group_id is not None else ("alone", place)
         found.setdefault(key, []).append(payment)
-    return [Group(key, tuple(sorted(rows, key=lambda p: p.id or 0))) for key, rows in found.items()]
+    return [
+        Group(group_id(rows[0]), tuple(sorted(rows, key=lambda p: p.id or 0)))
+        for rows in found.values()
+    ]
 
 
 def group_id(payment: Payment) -> int:
     """The whole payment an allocation belongs to (its own id where it stands alone)."""
-    return getattr(payment, "group_id", None) or payment.id or 0
+    return payment.group_id or payment.id or 0
 
 
 # --- the statement's tokens ---------------------------------------------------------------
@@ -376,7 +380,7 @@ def _values_of(name: str, group: Group) -> list[Any]:
     if name == "TOTALAMT":
         return [group.total]
     if name == "CUSTOMERREF":
-        return [getattr(first, "customer", None)]
+        return [first.customer]
     if name == "PAYMENTREFNUM":
         return [first.reference]
     if name == "METADATA.CREATETIME":

@@ -54,7 +54,6 @@ def app_token(client_id: str, *, lifetime: int = 3600) -> str:
 
 class QuickBooksSupport(Support):
     name = "quickbooks"
-    method = "bank_transfer"
     create_status = 200
     deleted_empty = False
     lists_by_search = True
@@ -114,7 +113,6 @@ class QuickBooksSupport(Support):
         data: dict[str, Any] = {
             "TxnDate": paid_on,
             "CustomerRef": {"value": CUSTOMER},
-            "PaymentMethodRef": {"value": "5"},
         }
         return data if notes is None else {**data, "PrivateNote": notes}
 
