@@ -41,6 +41,7 @@ from .errors import (
     NotSupported,
     StaleVersion,
     TooManyRequests,
+    Unapplied,
     ValidationFailed,
 )
 from .model import NO_FACTS, Facts, Payment, PaymentQuery
@@ -251,6 +252,10 @@ class QuickBooksCodec(Codec):
     def write_fault(self, kind: str, code: str, message: str, detail: str, element: str) -> bytes:
         raise NotImplementedError
 
+    def write_request(self, document: Mapping[str, Any]) -> bytes:
+        """A request body: the bare Payment, as clients send it."""
+        raise NotImplementedError
+
     # --- reading ---------------------------------------------------------------------
 
     def payment_fields(self, body: bytes) -> Mapping[str, Any]:
@@ -366,7 +371,7 @@ class QuickBooksCodec(Codec):
         if draft.reference is not None:
             doc["PaymentRefNum"] = draft.reference
         doc["TotalAmt"] = amount
-        return self.write_payment(doc)
+        return self.write_request(doc)
 
     def encode_error(self, error: GatewayError) -> Reply:
         headers = error.headers()
@@ -394,6 +399,9 @@ class QuickBooksCodec(Codec):
 
 class QuickBooksJson(QuickBooksCodec):
     fmt = "json"
+
+    def write_request(self, document: Mapping[str, Any]) -> bytes:
+        return _json.dumps(_json_ready(document))
 
     def raw_fields(self, body: bytes) -> dict[str, Any]:
         document = require_mapping(_json.loads(body), "a Payment")
@@ -501,6 +509,12 @@ def _json_lines(value: Any) -> list[tuple[Any, Any, Any]]:
 
 class QuickBooksXml(QuickBooksCodec):
     fmt = "xml"
+
+    def write_request(self, document: Mapping[str, Any]) -> bytes:
+        inner = _xml_payment_element(document).replace(
+            "<Payment ", f'<Payment xmlns="{NAMESPACE}" ', 1
+        )
+        return _xml.DECLARATION + inner.encode()
 
     def raw_fields(self, body: bytes) -> dict[str, Any]:
         root = _xml.parse(body)
@@ -679,6 +693,11 @@ class QuickBooks(Dialect):
         for name in ("SyncToken", "sparse"):
             if name in raw:
                 options[name] = raw[name]
+        version = _version_of(raw.get("SyncToken"))
+        if version:  # the version a backend showed (a request's is read by the write)
+            decoded = replace(
+                decoded, payment=decoded.payment.model_copy(update={"version": version})
+            )
         if lines is None:
             return replace(decoded, options=options)
         allocations, problems, texts = [], {}, []
@@ -728,6 +747,13 @@ class QuickBooks(Dialect):
             f"SELECT * FROM Payment WHERE Line.LinkedTxn.TxnId = '{invoice}' MAXRESULTS 1000"
         )
         return {"query": statement}
+
+
+def _version_of(token: object) -> int | None:
+    try:
+        return _values.parse_integer(str(token)) if token is not None else None
+    except _values.ValueProblem:
+        return None
 
 
 class QuickBooksSearch:
@@ -784,6 +810,9 @@ class QuickBooksGroups:
             if operation == "update":
                 raise ValidationFailed(fields={"id": "can't be blank"})
             self.dialect.check_create(request)
+            if not request.allocations:
+                raise Unapplied("A payment must be applied to invoices (Line.LinkedTxn): "
+                                "the ledger keeps no unapplied money")  # fmt: skip
             return GroupWrite("create", None, None, request)
         sparse = str(request.options.get("sparse", "false")).lower() == "true"
         return GroupWrite("update", group_id, self._version(request), request, replace=not sparse)
@@ -809,6 +838,14 @@ class QuickBooksGroups:
         codec = self.dialect.codecs[fmt]
         assert isinstance(codec, QuickBooksCodec)
         return codec.write_deleted(self.dialect.wire_id(group_id))
+
+    def delete_request(
+        self, fmt: Literal["xml", "json"], group_id: str, version: int | None
+    ) -> tuple[dict[str, str], bytes]:
+        codec = self.dialect.codecs[fmt]
+        assert isinstance(codec, QuickBooksCodec)
+        token = str(version or 0)
+        return {"operation": "delete"}, codec.write_request({"Id": group_id, "SyncToken": token})
 
     def read_query(self, statement: str) -> tuple[PaymentQuery, Plan]:
         plan = self.dialect.search.plan(statement)
@@ -896,6 +933,9 @@ class QuickBooksBackend(BackendConfig):
 
     def path_values(self) -> dict[str, str]:
         return {"realm_id": self.realm_id or ""}
+
+    def create_defaults(self) -> dict[str, Any]:
+        return {"customer": self.customer} if self.customer else {}
 
 
 # --- OAuth 2.0: the token endpoint and the discovery document ----------------------------------

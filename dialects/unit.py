@@ -206,6 +206,12 @@ class Grouping(Protocol):
     def encode_deleted(self, fmt: Format, group_id: int) -> bytes:
         """The answer to a deleted group."""
 
+    def delete_request(
+        self, fmt: Format, group_id: str, version: int | None
+    ) -> tuple[dict[str, str], bytes]:
+        """The query and body of a request deleting a group (proxy mode), at the version
+        the backend last showed."""
+
     def read_query(self, statement: str) -> tuple[PaymentQuery, Any]:
         """The store's search for a query statement, and the dialect's plan of the rest."""
 
@@ -366,6 +372,11 @@ class BackendConfig(Strict):
 
     def path_values(self) -> dict[str, str]:
         """Values of the path parameters the dialect's routes need beyond the ids."""
+        return {}
+
+    def create_defaults(self) -> dict[str, Any]:
+        """Canonical values a create sends where the caller gave none: what the backend
+        requires that a caller's dialect may have no place for."""
         return {}
 
 
