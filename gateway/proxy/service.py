@@ -135,6 +135,7 @@ class ProxyService:
     ) -> Outcome:
         invoice = await self._ref("invoice", invoice_id)
         fields, warnings = self.outbound.fields(_caller(who), request, creating=True)
+        self._defaults(fields)
         self.outbound.invoice(fields, invoice.backend_id)
         body = self.dialect.codecs[self.fmt].encode_request(fields, warnings)
         answer = await self._write(seal, Op.CREATE, invoice=invoice.backend_id, body=body)
@@ -279,6 +280,7 @@ class ProxyService:
             _origin(payment, self.dialect), _as_sent(payment), creating=True
         )
         self.outbound.invoice(fields, backend_invoice)
+        self._defaults(fields)
         return fields
 
     async def relay_create(self, backend_invoice: str, payment: Payment, key: str | None) -> str:
@@ -361,7 +363,16 @@ class ProxyService:
     def _route(self, op: Op) -> Route | None:
         """The backend's route for `op`, or the one that does its work there (a search
         lists an invoice, a batch create takes one, a removal deletes)."""
-        return self.unit.route(op) or self.unit.route(_STANDS_IN.get(op, op))
+        found = self.unit.route(op)
+        for other in _STANDS_IN.get(op, ()):
+            found = found or self.unit.route(other)
+        return found
+
+    def _defaults(self, fields: dict[str, Any]) -> None:
+        """A create's values the backend's config gives where the caller gave none."""
+        for name, value in self.client.config.create_defaults().items():
+            if fields.get(name) is None:
+                fields[name] = value
 
     async def _call(
         self,
@@ -387,6 +398,8 @@ class ProxyService:
         path = route.path.format(**{k: _quote(v or "") for k, v in values.items()})
         listing = op is Op.LIST and "{" not in route.path
         params = self.dialect.list_params(invoice or "") if listing else None
+        if route.op is Op.WRITE and op is Op.DELETE:  # a whole payment's delete, by body
+            params, body = await self._group_removal(payment or "", invoice)
         headers = {"Accept": self._accept}
         if body is not None:
             headers["Content-Type"] = CONTENT_TYPES[self.fmt]
@@ -402,6 +415,17 @@ class ProxyService:
             refusal = Refusal(answer.status, retry_after(answer.headers), details, missing)
             raise caller_error(refusal)
         return answer
+
+    async def _group_removal(
+        self, payment: str, invoice: str | None
+    ) -> tuple[dict[str, str], bytes]:
+        """The query and body deleting a whole payment at a backend whose ids name them,
+        at the version the backend shows now (it refuses a stale one)."""
+        groups = self.unit.groups
+        assert groups is not None  # a write route is served only where the unit groups
+        current = await self._call(Op.GET, payment=payment, invoice=invoice)
+        (shown,) = self._decoded(current, single=True)
+        return groups.delete_request(self.fmt, payment, shown.payment.version)
 
     # --- answers -----------------------------------------------------------------------
 
@@ -520,7 +544,11 @@ async def _nothing() -> list[Payment]:
 
 
 # Operations a backend may serve through another of its routes.
-_STANDS_IN = {Op.LIST: Op.SEARCH, Op.CREATE: Op.CREATE_MANY, Op.DELETE: Op.REMOVE}
+_STANDS_IN = {
+    Op.LIST: (Op.SEARCH,),
+    Op.CREATE: (Op.CREATE_MANY, Op.WRITE),
+    Op.DELETE: (Op.REMOVE, Op.WRITE),
+}
 
 
 def _quote(value: str) -> str:
