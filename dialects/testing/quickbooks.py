@@ -15,17 +15,19 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
+from xml.sax.saxutils import escape
 
 import jwt
 
 from ..auth import basic_header
-from ..quickbooks import TOKEN_PATH
+from ..quickbooks import NAMESPACE, TOKEN_PATH
 from . import Answer, Request, Support, View
 from .urlkey import APP_KEY, APP_PUBLIC_PEM
 
 CUSTOMER = "58"
-# Canonical status -> QuickBooks' (a missing object, a refused value, a ledger rule: 400).
-_STATUSES = {404: 400, 422: 400, 409: 400}
+# The kinds QuickBooks answers 400 whatever their canonical status (its validation faults).
+_FAULTS_400 = frozenset({"validation", "ledger", "unapplied", "customer_mismatch",
+                         "split_unsupported", "stale_version", "not_supported"})  # fmt: skip
 # Canonical error kind -> the Fault codes it may be answered with.
 _CODES: dict[str, set[str]] = {
     "not_found": {"610", "500"},
@@ -57,11 +59,11 @@ class QuickBooksSupport(Support):
     create_status = 200
     deleted_empty = False
     lists_by_search = True
-    unknown_invoice = (400, "not_found")
+    unknown_invoice = (404, "not_found")
     list_path = "/v3/company/{realm}/query"
     create_path = "/v3/company/{realm}/payment"
     payment_path = "/v3/company/{realm}/payment/{payment}"
-    content_type = "application/json"
+    content_type = "application/xml"
 
     def _path(self, template: str, tenant: str, invoice: int, payment: int = 0) -> str:
         return template.format(
@@ -124,6 +126,31 @@ class QuickBooksSupport(Support):
                 "LinkedTxn": [{"TxnId": self.wire_id(invoice), "TxnType": "Invoice"}]}  # fmt: skip
         return {**data, "Line": [line], "TotalAmt": Decimal(amount)}
 
+    def create(
+        self,
+        tenant: str,
+        invoice: int,
+        amount: str,
+        *,
+        paid_on: str = "2026-11-20",
+        notes: str | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> Request:
+        """An XML create, as QuickBooks' Java and .NET SDKs may send (answered in JSON,
+        the default); `extra` adds elements as given."""
+        parts = [f"<TxnDate>{paid_on}</TxnDate>"]
+        if notes is not None:
+            parts.append(f"<PrivateNote>{escape(notes)}</PrivateNote>")
+        parts.append(
+            f"<Line><Amount>{amount}</Amount><LinkedTxn><TxnId>{self.wire_id(invoice)}</TxnId>"
+            "<TxnType>Invoice</TxnType></LinkedTxn></Line>"
+        )
+        parts.append(f"<CustomerRef>{CUSTOMER}</CustomerRef><TotalAmt>{amount}</TotalAmt>")
+        parts += [f"<{k}>{escape(v)}</{k}>" for k, v in (extra or {}).items()]
+        body = f'<Payment xmlns="{NAMESPACE}">{"".join(parts)}</Payment>'.encode()
+        path = self._path(self.create_path, tenant, invoice)
+        return Request("POST", path, body, {"Content-Type": self.content_type})
+
     def body(
         self, invoice: int, amount: str, paid_on: str, notes: str | None, extra: Mapping[str, str]
     ) -> bytes:
@@ -152,17 +179,26 @@ class QuickBooksSupport(Support):
         return None  # QuickBooks answers a create with the payment, not with a Location
 
     def view(self, body: bytes) -> View:
-        document = Answer(200, {}, body).json()
-        return _view(document["Payment"])
+        return self.views(body)[0]
 
     def views(self, body: bytes) -> list[View]:
-        document = Answer(200, {}, body).json()
+        """The payments of an answer: one (`Payment`) or a query's (`QueryResponse`)."""
+        answer = Answer(200, {}, body)
+        if body.lstrip().startswith(b"<"):
+            root = answer.xml()
+            assert root.tag == f"{{{NAMESPACE}}}IntuitResponse", root.tag
+            return [_xml_view(item) for item in root.iter(f"{{{NAMESPACE}}}Payment")]
+        document = answer.json()
+        if "Payment" in document:
+            return [_view(document["Payment"])]
         return [_view(item) for item in document["QueryResponse"].get("Payment", [])]
 
     def error(self, answer: Answer, status: int, kind: str, fmt: str | None = None) -> str:
         """A Fault (in XML or JSON), or the identity layer's lower-case envelope."""
-        expected = _STATUSES.get(status, status)
-        assert answer.status == expected, (answer.status, status, answer.body[:500])
+        expected = {400} if kind in _FAULTS_400 else {status}
+        if kind == "not_found":
+            expected.add(400)  # a path it has no operation at: Unsupported Operation, 400
+        assert answer.status in expected, (answer.status, status, answer.body[:500])
         if status in (401, 403, 429) and (fmt or "json") == "json":
             document = Answer(200, {}, answer.body).json()
             (error,) = document["fault"]["error"]
@@ -174,16 +210,18 @@ class QuickBooksSupport(Support):
             assert root.tag == f"{ns}IntuitResponse", root.tag
             error = root.find(f"{ns}Fault/{ns}Error")
             assert error is not None
-            code = error.get("code") or ""
+            code, element = error.get("code") or "", error.get("element") or ""
             text = (error.findtext(f"{ns}Detail") or "") or (error.findtext(f"{ns}Message") or "")
         else:
             document = Answer(200, {}, answer.body).json()
             (error,) = document["Fault"]["Error"]
             code, text = error["code"], error.get("Detail") or error["Message"]
+            element = error.get("element") or ""
             assert isinstance(code, str) and code.isdigit(), error
         if kind in _CODES:
             assert code in _CODES[kind], (kind, code, text)
-        return str(text)
+        # The field a fault names is its `element`.
+        return f"{text} [{element}]" if element else str(text)
 
 
 def _json(data: Mapping[str, Any]) -> bytes:
@@ -203,6 +241,19 @@ def _view(item: dict[str, Any]) -> View:
         "amount": Decimal(str(item["TotalAmt"])),
         "notes": item.get("PrivateNote"),
         "paid_on": item.get("TxnDate", ""),
+    }
+
+
+def _xml_view(item: Any) -> View:
+    def text(name: str) -> str | None:
+        found: str | None = item.findtext(f"{{{NAMESPACE}}}{name}")
+        return found
+
+    return {
+        "id": int(text("Id") or 0),
+        "amount": Decimal(text("TotalAmt") or "0"),
+        "notes": text("PrivateNote"),
+        "paid_on": text("TxnDate") or "",
     }
 
 

@@ -54,10 +54,6 @@ def names_the_amount(dialect: str, text: str) -> bool:
     return dialects.get(dialect).wire_name("amount") in text
 
 
-# Xero refuses an overpayment as a ValidationException, 400 (docs/dialects.md, "Statuses").
-REFUSED = {"xero": 400}
-
-
 def validation_messages(reply: Reply) -> list[str]:
     """The messages of Xero's ValidationException: an ApiException (XML) as answered here."""
     root = reply.xml()
@@ -71,7 +67,7 @@ def created(dialect: str) -> int:
 
 def assert_overpayment_refused(dialect: str, reply: Reply, settled: str, due: str) -> None:
     """The refusal each dialect answers for a payment that settles more than is due."""
-    assert reply.status == REFUSED.get(dialect, 422), reply.body
+    assert reply.status == dialects.get(dialect).statuses.get("ledger", 422), reply.body
     field = f"exceeds the amount due ({due})"
     message = f"Payment of {settled} exceeds the amount due ({due})"
     if dialect == "xero":
