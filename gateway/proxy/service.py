@@ -8,8 +8,10 @@ carry them, and ids minted once and kept in the store where it cannot.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +22,8 @@ from dialects.errors import (
     GatewayError,
     NotFound,
     NotSupported,
+    SplitUnsupported,
+    StaleVersion,
     UpstreamError,
     UpstreamTimeout,
     ValidationFailed,
@@ -29,6 +33,7 @@ from dialects.media import CONTENT_TYPES, media_format
 from dialects.model import InvoiceFacts, Page, Payment, PaymentQuery, stored_payment
 from dialects.unit import DialectUnit, Op, Route
 from gateway.ledger.contract import Outcome, Principal
+from gateway.ledger.rules import check_total
 from gateway.ledger.search import select
 from gateway.observability.logs import event
 from gateway.observability.metrics import BREAKER, BREAKER_STATES
@@ -187,6 +192,7 @@ class ProxyService:
         seal: Seal | None = None,
         version: int | None = None,
     ) -> Outcome:
+        _unversioned(version)
         op = Op.REPLACE if replace else Op.PATCH
         if self.unit.route(op) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot change a payment")
@@ -207,21 +213,30 @@ class ProxyService:
         seal: Seal | None = None,
         version: int | None = None,
     ) -> None:
+        _unversioned(version)
         if self._route(Op.DELETE) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
         ref = await self._ref("payment", payment_id)
         await self._write(seal, Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
         await self.keys.settle(seal, _nothing(), ())
 
+    # --- whole payments: a backend holds one invoice per payment --------------------------
+
     async def get_group(
         self, who: Principal, group_id: int, *, deleted: bool = False
     ) -> list[Payment]:
-        raise NotSupported("Payments split across invoices are not served yet")
+        """Through the proxy every payment is a group of its own (its id the group's)."""
+        return [_own_group(await self.get_payment(who, group_id, deleted=deleted))]
 
     async def create_group(
         self, who: Principal, request: Decoded, *, seal: Seal | None = None
     ) -> list[Outcome]:
-        raise NotSupported("Payments split across invoices are not served yet")
+        """A payment on one invoice, created as any other; one split across invoices is
+        refused (SplitUnsupported) before anything is sent: the backend could hold it
+        only as several payments, which it cannot make or undo together."""
+        invoice_id, part = _one_allocation(request)
+        made = await self.create_payment(who, invoice_id, part, seal=seal)
+        return [Outcome(_own_group(made.payment), made.warnings)]
 
     async def update_group(
         self,
@@ -233,7 +248,15 @@ class ProxyService:
         version: int | None,
         seal: Seal | None = None,
     ) -> list[Outcome]:
-        raise NotSupported("Payments split across invoices are not served yet")
+        if request.allocations:
+            invoice_id, request = _one_allocation(request)
+            current = await self.get_payment(who, group_id)
+            if current.invoice_id is not None and invoice_id != current.invoice_id:
+                raise NotSupported("Through the proxy a payment stays on its invoice")
+        made = await self.update_payment(
+            who, group_id, request, replace=replace, seal=seal, version=version
+        )
+        return [Outcome(_own_group(made.payment), made.warnings)]
 
     async def delete_group(
         self,
@@ -244,7 +267,11 @@ class ProxyService:
         void: bool,
         seal: Seal | None = None,
     ) -> list[Payment]:
-        raise NotSupported("Payments split across invoices are not served yet")
+        """The backend's payment deleted; a void too (backends keep no voided payments)."""
+        current = await self.get_payment(who, group_id)
+        await self.delete_payment(who, group_id, seal=seal, version=version)
+        gone = {"deleted_at": datetime.now(UTC), "voided": void}
+        return [_own_group(current).model_copy(update=gone)]
 
     async def _write(self, seal: Seal | None, op: Op, **request: Any) -> Answer:
         """A write sent to the backend, through its key's states if it has one."""
@@ -558,3 +585,35 @@ def _quote(value: str) -> str:
 def _caller(who: Principal) -> Dialect:
     """The caller's dialect: the id form its ids are given and answered in."""
     return dialects.get(who.dialect)
+
+
+def _unversioned(version: int | None) -> None:
+    """A backend keeps no versions: its payments read as version 0, the only one a change
+    may expect."""
+    if version not in (None, 0):
+        raise StaleVersion(
+            f"The payment is at version 0, not {version}", fields={"version": "is 0"}
+        )
+
+
+def _own_group(payment: Payment) -> Payment:
+    """A backend's payment as a group of its own."""
+    return payment.model_copy(update={"group_id": payment.id})
+
+
+def _one_allocation(request: Decoded) -> tuple[int, Decoded]:
+    """The invoice a payment of one allocation settles, and the request for it there."""
+    if not request.allocations:
+        raise ValidationFailed(fields={"allocations": "must name at least one invoice"})
+    if len(request.allocations) > 1:
+        raise SplitUnsupported(
+            "The backend holds one invoice per payment: a payment applied to several"
+            " invoices is refused rather than stored as several payments"
+        )
+    (line,) = request.allocations
+    check_total(request, line.amount)
+    payment = request.payment.model_copy(update={"amount": line.amount})
+    part = dataclasses.replace(
+        request, payment=payment, provided=request.provided | {"amount"}, allocations=()
+    )
+    return line.invoice_id, part

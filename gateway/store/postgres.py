@@ -391,12 +391,19 @@ class PostgresStore(SingleStep):
         return await self._run(load, read="one")
 
     async def payments(
-        self, tenant: str, invoice_ids: Sequence[int] | None = None, *, deleted: bool = False
+        self,
+        tenant: str,
+        invoice_ids: Sequence[int] | None = None,
+        *,
+        deleted: bool = False,
+        group_ids: Sequence[int] | None = None,
     ) -> list[Payment]:
         query = f"{_SELECT_PAYMENTS} WHERE tenant = $1{'' if deleted else _LIVE}"
-        if invoice_ids is not None:
-            query += " AND invoice_id = ANY($2::bigint[])"
-        params = (tenant,) if invoice_ids is None else (tenant, list(invoice_ids))
+        params: tuple[object, ...] = (tenant,)
+        for column, ids in (("invoice_id", invoice_ids), ("group_id", group_ids)):
+            if ids is not None:
+                params += (list(ids),)
+                query += f" AND {column} = ANY(${len(params)}::bigint[])"
 
         async def load(conn: Connection) -> list[Payment]:
             return [_payment(row) for row in await conn.fetch(f"{query} ORDER BY id", *params)]
@@ -1065,9 +1072,35 @@ class _Writes:
     async def upsert(self, payment: Payment, now: datetime) -> Payment:
         return await _upsert(self.conn, payment, now)
 
-    async def delete(self, payment_id: int, now: datetime) -> None:
+    async def delete(self, payment_id: int, now: datetime, *, voided: bool = False) -> None:
         await self.conn.execute(
-            "UPDATE payments SET deleted_at = $1, updated_at = $1 WHERE id = $2", now, payment_id
+            "UPDATE payments SET deleted_at = $1, updated_at = $1, voided = $3 WHERE id = $2",
+            now,
+            payment_id,
+            voided,
+        )
+
+    async def group_version(self, tenant: str, group_id: int) -> int:
+        # Locked in id order by every writer of a group (and by `ledger_write`), after
+        # the invoices: no two writers of one group deadlock.
+        held = await self.conn.fetch(
+            "SELECT version FROM payments WHERE tenant = $1 AND group_id = $2"
+            " AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+            tenant,
+            group_id,
+        )
+        return max((int(row[0]) for row in held), default=-1)
+
+    async def set_version(
+        self, tenant: str, group_id: int, version: int, *, skip: int | None = None
+    ) -> None:
+        await self.conn.execute(
+            "UPDATE payments SET version = $3 WHERE tenant = $1 AND group_id = $2"
+            " AND deleted_at IS NULL AND id IS DISTINCT FROM $4",
+            tenant,
+            group_id,
+            version,
+            skip,
         )
 
     async def invoice_totals(

@@ -207,19 +207,31 @@ class SQLiteStore(SingleStep):
         )
 
     async def payments(
-        self, tenant: str, invoice_ids: Sequence[int] | None = None, *, deleted: bool = False
+        self,
+        tenant: str,
+        invoice_ids: Sequence[int] | None = None,
+        *,
+        deleted: bool = False,
+        group_ids: Sequence[int] | None = None,
     ) -> list[Payment]:
-        return await self._read(lambda db: self._load_payments(db, tenant, invoice_ids, deleted))
+        return await self._read(
+            lambda db: self._load_payments(db, tenant, invoice_ids, deleted, group_ids)
+        )
 
     @staticmethod
     def _load_payments(
-        db: sqlite3.Connection, tenant: str, invoice_ids: Sequence[int] | None, deleted: bool
+        db: sqlite3.Connection,
+        tenant: str,
+        invoice_ids: Sequence[int] | None,
+        deleted: bool,
+        group_ids: Sequence[int] | None = None,
     ) -> list[Payment]:
         query = f"{_SELECT_PAYMENTS} WHERE tenant = ?{'' if deleted else _LIVE}"
         params: list[object] = [tenant]
-        if invoice_ids is not None:
-            query += f" AND invoice_id IN ({', '.join('?' * len(invoice_ids))})"
-            params += invoice_ids
+        for column, ids in (("invoice_id", invoice_ids), ("group_id", group_ids)):
+            if ids is not None:
+                query += f" AND {column} IN ({', '.join('?' * len(ids))})"
+                params += ids
         return [_payment(row) for row in db.execute(query + " ORDER BY id", params)]
 
     async def listing(
@@ -886,11 +898,28 @@ class _Writes:
     async def upsert(self, payment: Payment, now: datetime) -> Payment:
         return SQLiteStore._upsert(self.db, payment, now.isoformat())
 
-    async def delete(self, payment_id: int, now: datetime) -> None:
+    async def delete(self, payment_id: int, now: datetime, *, voided: bool = False) -> None:
         moment = now.isoformat()
         self.db.execute(
-            "UPDATE payments SET deleted_at = ?, updated_at = ? WHERE id = ?",
-            (moment, moment, payment_id),
+            "UPDATE payments SET deleted_at = ?, updated_at = ?, voided = ? WHERE id = ?",
+            (moment, moment, int(voided), payment_id),
+        )
+
+    async def group_version(self, tenant: str, group_id: int) -> int:
+        (held,) = self.db.execute(
+            "SELECT MAX(version) FROM payments WHERE tenant = ? AND group_id = ?"
+            " AND deleted_at IS NULL",
+            (tenant, group_id),
+        ).fetchone()
+        return -1 if held is None else int(held)
+
+    async def set_version(
+        self, tenant: str, group_id: int, version: int, *, skip: int | None = None
+    ) -> None:
+        self.db.execute(
+            "UPDATE payments SET version = ? WHERE tenant = ? AND group_id = ?"
+            " AND deleted_at IS NULL AND id IS NOT ?",
+            (version, tenant, group_id, skip),
         )
 
     async def invoice_totals(
