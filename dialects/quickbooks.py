@@ -711,6 +711,8 @@ class QuickBooks(Dialect):
             if str(link_type or "Invoice").lower() != "invoice":
                 problems["invoice_id"] = f"a Line links an Invoice, not a {link_type}"
                 continue
+            if amount_raw is None and len(lines) == 1 and decoded.payment.amount is not None:
+                amount_raw = decoded.payment.amount  # one line, no Amount: it applies the total
             try:
                 amount = _values.parse_amount(amount_raw)
             except _values.ValueProblem as exc:
