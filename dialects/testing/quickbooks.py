@@ -112,19 +112,20 @@ class QuickBooksSupport(Support):
         return Request("POST", TOKEN_PATH, urlencode(form).encode(), headers)
 
     def fields(self, invoice: int, paid_on: str, notes: str | None) -> dict[str, Any]:
+        """A JSON create's members but TotalAmt: one line on the invoice, which applies the
+        whole total (it names no Amount of its own)."""
+        link = {"TxnId": self.wire_id(invoice), "TxnType": "Invoice"}
         data: dict[str, Any] = {
             "TxnDate": paid_on,
             "CustomerRef": {"value": CUSTOMER},
+            "Line": [{"LinkedTxn": [link]}],
         }
         return data if notes is None else {**data, "PrivateNote": notes}
 
     def document(
         self, invoice: int, amount: str, paid_on: str, notes: str | None
     ) -> dict[str, Any]:
-        data = self.fields(invoice, paid_on, notes)
-        line = {"Amount": Decimal(amount),
-                "LinkedTxn": [{"TxnId": self.wire_id(invoice), "TxnType": "Invoice"}]}  # fmt: skip
-        return {**data, "Line": [line], "TotalAmt": Decimal(amount)}
+        return {**self.fields(invoice, paid_on, notes), "TotalAmt": Decimal(amount)}
 
     def create(
         self,

@@ -24,7 +24,7 @@ from quickbooks.exceptions import (  # type: ignore[import-untyped]
     UnsupportedException,
     ValidationException,
 )
-from quickbooks.objects.base import LinkedTxn, Ref  # type: ignore[import-untyped]
+from quickbooks.objects.base import LinkedTxn, MetaData, Ref  # type: ignore[import-untyped]
 from quickbooks.objects.payment import Payment, PaymentLine  # type: ignore[import-untyped]
 
 from dialects.testing.quickbooks import realm_id
@@ -328,3 +328,15 @@ def test_xml_and_gzip_requests(live: Live) -> None:
         assert error is not None and error.get("code") == "2020"
     else:
         raise AssertionError("a payment without CustomerRef was taken")
+
+
+def test_server_owned_fields_in_a_create_change_nothing(live: Live, qb: QuickBooks) -> None:
+    """What the server owns (SyncToken, MetaData, UnappliedAmt) is read from no create."""
+    target = invoice(live, "100.00")
+    claimed = payment([(target, "10.00")])
+    claimed.SyncToken, claimed.UnappliedAmt = 7, 90
+    claimed.MetaData = MetaData()
+    claimed.MetaData.CreateTime = claimed.MetaData.LastUpdatedTime = "2000-01-01T00:00:00-08:00"
+    made = claimed.save(qb=qb)
+    assert (made.SyncToken, made.UnappliedAmt, made.TotalAmt) == ("0", 0, 10.0)
+    assert made.MetaData.CreateTime[:4] != "2000" and due(live, target) == Decimal("90.00")
