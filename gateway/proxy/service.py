@@ -423,7 +423,7 @@ class ProxyService:
         if "{invoice_id}" in route.path and invoice is None:
             raise NotSupported(f"The {self.dialect.name} backend needs the payment's invoice")
         path = route.path.format(**{k: _quote(v or "") for k, v in values.items()})
-        listing = op is Op.LIST and "{" not in route.path
+        listing = op is Op.LIST and "{invoice_id}" not in route.path
         params = self.dialect.list_params(invoice or "") if listing else None
         if route.op is Op.WRITE and op is Op.DELETE:  # a whole payment's delete, by body
             params, body = await self._group_removal(payment or "", invoice)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -15,6 +16,7 @@ from dialects.errors import (
     BadRequest,
     GatewayError,
     NotFound,
+    NotSupported,
     ValidationFailed,
 )
 from dialects.media import CONTENT_TYPES, SUFFIXES
@@ -567,7 +569,8 @@ async def _query_groups(call: Call) -> web.Response:
     if query.invoice_ids is not None and payments:
         # Found by their invoices: each payment is answered whole, with its other lines.
         whole = replace(query, invoice_ids=None, group_ids=tuple(_groups_of(payments)))
-        payments, _ = await call.service.search_payments(_who(call), whole)
+        with suppress(NotSupported):  # through the proxy each payment is one allocation
+            payments, _ = await call.service.search_payments(_who(call), whole)
     warnings: list[str] = []
     facts = _facts(call, await _invoices(call, payments))
     body = groups.encode_result(call.fmt, payments, plan, warnings, facts)
