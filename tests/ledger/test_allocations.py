@@ -5,6 +5,7 @@ changes makes money appear or disappear."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 from datetime import date
@@ -233,3 +234,20 @@ async def test_money_never_appears_or_disappears(store: Store, ops: list[tuple[A
         except GatewayError:
             pass  # a refusal (more than is due, a group gone) changes nothing
         await _check_money(store, invoices)
+
+
+async def test_two_parts_changed_at_once_from_one_version_one_is_stale(store: Store) -> None:
+    ledger = Ledger(store)
+    one, two = await _invoice(store), await _invoice(store)
+    made = await ledger.create_group(WHO, _request({one: "10.00", two: "20.00"}))
+    parts = [outcome.payment.id or 0 for outcome in made]
+    changes = [
+        ledger.update_payment(WHO, part, _request({}, "5.00"), replace=False, version=0)
+        for part in parts
+    ]
+    done = await asyncio.gather(*changes, return_exceptions=True)
+    assert sorted(type(outcome).__name__ for outcome in done) == ["Outcome", "StaleVersion"]
+    group = await ledger.get_group(WHO, parts[0])
+    assert [p.version for p in group] == [1, 1]
+    amounts = sorted(p.amount or Decimal(0) for p in group)
+    assert amounts in ([Decimal(5), Decimal(20)], [Decimal(5), Decimal(10)])
