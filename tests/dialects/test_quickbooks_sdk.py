@@ -340,3 +340,21 @@ def test_server_owned_fields_in_a_create_change_nothing(live: Live, qb: QuickBoo
     made = claimed.save(qb=qb)
     assert (made.SyncToken, made.UnappliedAmt, made.TotalAmt) == ("0", 0, 10.0)
     assert made.MetaData.CreateTime[:4] != "2000" and due(live, target) == Decimal("90.00")
+
+
+def test_a_requestid_replay_is_the_first_answer_byte_for_byte(live: Live) -> None:
+    from dialects.testing.quickbooks import app_token
+
+    target = invoice(live, "100.00")
+    token = {"Authorization": f"Bearer {app_token(CLIENT)}", "Accept": "application/json"}
+    body = {"CustomerRef": {"value": "58"}, "TotalAmt": 5,
+            "Line": [{"Amount": 5, "LinkedTxn": [{"TxnId": str(target), "TxnType": "Invoice"}]}]}  # fmt: skip
+    path = f"/v3/company/{REALM}/payment?minorversion=75&requestid=raw-replay-1"
+    first = urllib.request.urlopen(urllib.request.Request(
+        live.server.url + path, json.dumps(body).encode(), {**token, "Content-Type": "application/json"},
+        method="POST"), timeout=10)  # fmt: skip
+    again = urllib.request.urlopen(urllib.request.Request(
+        live.server.url + path, json.dumps(body).encode(), {**token, "Content-Type": "application/json"},
+        method="POST"), timeout=10)  # fmt: skip
+    assert again.read() == first.read()
+    assert again.headers["Idempotent-Replayed"] == "true" and due(live, target) == Decimal("95.00")
