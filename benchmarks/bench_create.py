@@ -156,10 +156,10 @@ def _quickbooks_creator(base: str, invoices: list[int], *, split: bool) -> Reque
 async def quickbooks_token(base: str) -> str:
     """An app's access token from the refresh-token grant, taken once."""
     form = {"grant_type": "refresh_token", "refresh_token": "bench-refresh"}
-    auth = aiohttp.BasicAuth("bench-qbo", "bench")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"bench-qbo:bench").decode()}
     async with aiohttp.ClientSession() as session:
         url = f"{base}/oauth2/v1/tokens/bearer"
-        async with session.post(url, data=form, auth=auth) as response:
+        async with session.post(url, data=form, headers=auth) as response:
             assert response.status == 200, await response.text()
             token: str = (await response.json())["access_token"]
             return token
