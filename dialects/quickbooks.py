@@ -441,8 +441,9 @@ class QuickBooksJson(QuickBooksCodec):
         return _json.dumps({"Payment": payment, "time": stamp(NOW.get()())})
 
     def write_fault(self, kind: str, code: str, message: str, detail: str, element: str) -> bytes:
+        # No `time`: the same refusal is the same bytes (clients read only the Fault).
         error = {"Message": message, "Detail": detail, "code": code, "element": element}
-        return _json.dumps({"Fault": {"Error": [error], "type": kind}, "time": stamp(NOW.get()())})
+        return _json.dumps({"Fault": {"Error": [error], "type": kind}})
 
     def error_details(self, body: bytes) -> tuple[str, dict[str, str]]:
         try:
@@ -560,7 +561,7 @@ class QuickBooksXml(QuickBooksCodec):
             f"<Error code={_xml.attribute(code)} element={_xml.attribute(element)}>"
             f"<Message>{_xml.text(message)}</Message><Detail>{_xml.text(detail)}</Detail></Error>"
         )
-        return _intuit(f"<Fault type={_xml.attribute(kind)}>{error}</Fault>")
+        return _intuit(f"<Fault type={_xml.attribute(kind)}>{error}</Fault>", timed=False)
 
     def error_details(self, body: bytes) -> tuple[str, dict[str, str]]:
         try:
@@ -573,11 +574,11 @@ class QuickBooksXml(QuickBooksCodec):
         return "Request refused", {}
 
 
-def _intuit(inner: str) -> bytes:
-    moment = _xml.attribute(stamp(NOW.get()()))
+def _intuit(inner: str, *, timed: bool = True) -> bytes:
+    moment = f" time={_xml.attribute(stamp(NOW.get()()))}" if timed else ""
     return (
         _xml.DECLARATION
-        + (f'<IntuitResponse xmlns="{NAMESPACE}" time={moment}>{inner}</IntuitResponse>').encode()
+        + (f'<IntuitResponse xmlns="{NAMESPACE}"{moment}>{inner}</IntuitResponse>').encode()
     )
 
 

@@ -60,6 +60,7 @@ class QuickBooksSupport(Support):
     deleted_empty = False
     lists_by_search = True
     unknown_invoice = (404, "not_found")
+    page_limit = 1000  # MAXRESULTS: QuickBooks' clients page with STARTPOSITION
     list_path = "/v3/company/{realm}/query"
     create_path = "/v3/company/{realm}/payment"
     payment_path = "/v3/company/{realm}/payment/{payment}"
@@ -170,7 +171,10 @@ class QuickBooksSupport(Support):
         return Request("POST", path, body, {"Content-Type": "application/json"})
 
     def listing(self, tenant: str, invoice: int) -> Request:
-        statement = f"SELECT * FROM Payment WHERE Line.LinkedTxn.TxnId = '{self.wire_id(invoice)}'"
+        statement = (
+            f"SELECT * FROM Payment WHERE Line.LinkedTxn.TxnId = '{self.wire_id(invoice)}'"
+            " MAXRESULTS 1000"
+        )
         path = self._path(self.list_path, tenant, invoice)
         return Request("GET", f"{path}?query={quote(statement)}", None, {})
 
