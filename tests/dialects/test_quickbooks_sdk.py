@@ -358,3 +358,23 @@ def test_a_requestid_replay_is_the_first_answer_byte_for_byte(live: Live) -> Non
         method="POST"), timeout=10)  # fmt: skip
     assert again.read() == first.read()
     assert again.headers["Idempotent-Replayed"] == "true" and due(live, target) == Decimal("95.00")
+
+
+@pytest.mark.parametrize(
+    "spelling", ["operation=void", "include=void", "operation=update&include=void"]
+)
+def test_every_void_spelling_voids(live: Live, spelling: str) -> None:
+    from dialects.testing.quickbooks import app_token
+
+    target = invoice(live, "100.00")
+    headers = {"Authorization": f"Bearer {app_token(CLIENT)}", "Accept": "application/json"}
+    line = {"Amount": 7, "LinkedTxn": [{"TxnId": str(target), "TxnType": "Invoice"}]}
+    made = call(live, "POST", f"/v3/company/{REALM}/payment",
+                {"CustomerRef": {"value": "58"}, "TotalAmt": 7, "Line": [line]}, headers)  # fmt: skip
+    created = json.loads(made[1])["Payment"]
+    voiding = {"Id": created["Id"], "SyncToken": created["SyncToken"], "sparse": True}
+    status, body = call(live, "POST", f"/v3/company/{REALM}/payment?{spelling}", voiding, headers)
+    voided = json.loads(body)["Payment"]
+    assert status == 200 and (voided["TotalAmt"], voided["Line"]) == (0, [])
+    assert voided["SyncToken"] == "1" and voided["PrivateNote"] == "Voided"
+    assert due(live, target) == Decimal("100.00")
