@@ -6,9 +6,9 @@ decision, the totals and the outbox's events. The rule is the one judge of a wri
 
 PostgreSQL: a single write whose rule comes with a `Plan` (a `Planned` rule: what the
 rule decided before seeing the invoice) is first sent whole to the database function
-`ledger_write` (migration 11), one round trip instead of one per step of the template:
-it locks the invoice, checks what the rule would check of its state, and writes the
-payment, the totals and the events. It only ever accepts what the rule accepts; for
+`ledger_write` (migration 11, redefined by 13), one round trip instead of one per step
+of the template: it locks the invoice, checks what the rule would check of its state,
+and writes the payment, its group's version, the totals and the events. It only ever accepts what the rule accepts; for
 anything else (a refusal, a payment changed since it was read, an invoice not found)
 it writes nothing and answers a code, and the store runs the template, whose rule
 names the refusal in the caller's words. Batches, keyed writes (their answer is
@@ -130,8 +130,8 @@ class Plan:
     """What a rule decided before seeing the invoice, for a database to finish alone.
 
     `kind`: `record` (a new payment: `payment` has no id), `revise` (`payment` replaces
-    the one read, as it stood at `version`, its `updated_at`) or `remove` (`payment` is
-    the one read). A `payment` without an amount pays the whole amount due. `mark_paid`:
+    the one read, as it stood at `version`, its `updated_at`, and at its group's version
+    `payment.version`) or `remove` (`payment` is the one read). A `payment` without an amount pays the whole amount due. `mark_paid`:
     a new payment marks the invoice paid; `payable_on`: the day its status is judged on.
     """
 

@@ -251,3 +251,22 @@ async def test_two_parts_changed_at_once_from_one_version_one_is_stale(store: St
     assert [p.version for p in group] == [1, 1]
     amounts = sorted(p.amount or Decimal(0) for p in group)
     assert amounts in ([Decimal(5), Decimal(20)], [Decimal(5), Decimal(10)])
+
+
+async def test_a_search_selects_by_customer_reference_and_group(store: Store) -> None:
+    ledger = Ledger(store)
+    one, two = await _invoice(store), await _invoice(store)
+    a = await ledger.create_group(
+        WHO, _request({one: "1.00", two: "2.00"}, None, "CA", reference="R1")
+    )
+    b = await ledger.create_group(WHO, _request({one: "3.00"}, None, "CB", reference="R2"))
+    group_a, group_b = a[0].payment.group_id, b[0].payment.group_id
+
+    async def ids(**asked: Any) -> list[int | None]:
+        found, _ = await ledger.search_payments(WHO, PaymentQuery(**asked))
+        return [p.id for p in found if p.invoice_id in (one, two)]
+
+    assert await ids(customers=("CA",)) == [p.payment.id for p in a]
+    assert await ids(references=("R2",)) == [b[0].payment.id]
+    assert await ids(group_ids=(group_b,), customers=("CA",)) == []
+    assert await ids(group_ids=(group_a, group_b)) == [*(p.payment.id for p in a), b[0].payment.id]
