@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_create [--requests 4000] [--connections 16] [--keyed | --observed]
     python -m benchmarks.bench_create --dialects harvest,xero   # Xero XML beside Harvest XML
+    python -m benchmarks.bench_create --quickbooks   # QuickBooks on 1 and 2 invoices, Harvest
 
 Starts the gateway (ledger mode, SQLite, synchronous=FULL) as its own process on a
 free port and drives it from this process with an aiohttp load loop: each request
@@ -69,6 +70,8 @@ def creator(base: str, dialect: str, invoices: list[int], *, keyed: bool = False
         headers = {**HARVEST_AUTH, "Content-Type": "application/xml"}
     elif dialect == "xero":
         return _xero_creator(base, invoices, keyed=keyed)
+    elif dialect in ("quickbooks", "quickbooks-split"):
+        return _quickbooks_creator(base, invoices, split=dialect.endswith("split"))
     else:
         url = base + "/v1/invoices/{}/payments"
         body = json.dumps({"amount": 1.25, "method": "Card", "notes": "bench"}).encode()
@@ -112,6 +115,64 @@ def _xero_creator(base: str, invoices: list[int], *, keyed: bool) -> Request:
     return send
 
 
+QUICKBOOKS_REALM = "4620816365285051610"
+QUICKBOOKS = {
+    "realm_id": QUICKBOOKS_REALM,
+    "clients": [{"client_id": "bench-qbo", "secret": "bench", "refresh_token": "bench-refresh"}],
+}
+
+
+def _quickbooks_creator(base: str, invoices: list[int], *, split: bool) -> Request:
+    """QuickBooks JSON creates, `POST /v3/company/{realm}/payment`: one line, or two lines
+    on neighbouring invoices (one payment, two allocations, one transaction)."""
+    url = f"{base}/v3/company/{QUICKBOOKS_REALM}/payment?minorversion=75"
+
+    def line(invoice: int) -> dict[str, object]:
+        return {"Amount": 1.25, "LinkedTxn": [{"TxnId": str(invoice), "TxnType": "Invoice"}]}
+
+    bodies = []
+    for place, invoice in enumerate(invoices):
+        lines = [line(invoice)]
+        if split:
+            lines.append(line(invoices[(place + 1) % len(invoices)]))
+        document = {"TxnDate": "2026-11-20", "CustomerRef": {"value": "58"}, "Line": lines,
+                    "TotalAmt": 1.25 * len(lines), "PrivateNote": "bench"}  # fmt: skip
+        bodies.append(json.dumps(document).encode())
+    headers = {
+        "Authorization": f"Bearer {asyncio.run(quickbooks_token(base))}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
+
+    async def send(session: aiohttp.ClientSession, index: int) -> int:
+        body = bodies[index % len(bodies)]
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    return send
+
+
+async def quickbooks_token(base: str) -> str:
+    """An app's access token from the refresh-token grant, taken once."""
+    form = {"grant_type": "refresh_token", "refresh_token": "bench-refresh"}
+    auth = {"Authorization": "Basic " + base64.b64encode(b"bench-qbo:bench").decode()}
+    async with aiohttp.ClientSession() as session:
+        url = f"{base}/oauth2/v1/tokens/bearer"
+        async with session.post(url, data=form, headers=auth) as response:
+            assert response.status == 200, await response.text()
+            token: str = (await response.json())["access_token"]
+            return token
+
+
+def with_quickbooks(config: dict[str, object]) -> dict[str, object]:
+    """The bench config with the bench tenant a QuickBooks company too."""
+    tenants = config["tenants"]
+    assert isinstance(tenants, dict)
+    tenants["bench"]["quickbooks"] = QUICKBOOKS
+    return config
+
+
 def xero_id(number: int) -> str:
     return f"00000000-0000-0000-0000-{number:012x}"
 
@@ -137,14 +198,22 @@ def main() -> None:
     parser.add_argument(
         "--dialects", default="harvest,xero,invoiless", help="comma-separated, run in order"
     )
+    parser.add_argument(
+        "--quickbooks",
+        action="store_true",
+        help="QuickBooks creates on one invoice and on two, beside Harvest's (one sitting)",
+    )
     args = parser.parse_args()
+    if args.quickbooks:
+        args.dialects = "harvest,quickbooks,quickbooks-split"
     if args.keyed:
         compare_keyed(args)
         return
     if args.observed:
         compare_observed(args)
         return
-    with gateway_process(bench_config(sqlite_synchronous=args.synchronous)) as base:
+    config = with_quickbooks(bench_config(sqlite_synchronous=args.synchronous))
+    with gateway_process(config) as base:
         for dialect in args.dialects.split(","):
             invoices = asyncio.run(new_invoices(base, dialect, args.invoices))
             send = creator(base, dialect, invoices)

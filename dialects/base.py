@@ -24,7 +24,7 @@ from . import _json, _values, listing
 from .errors import BadRequest, GatewayError, ValidationFailed
 from .fields import Kind as Kind  # the field table's words, where dialects read them
 from .fields import Spec as Spec
-from .model import NO_FACTS, ZERO, Facts, Method, Page, Payment, PaymentQuery
+from .model import NO_FACTS, ZERO, Allocation, Facts, Method, Page, Payment, PaymentQuery
 
 Format = Literal["xml", "json"]
 WireId = int | str
@@ -58,6 +58,9 @@ class Decoded:
     ids: Mapping[str, str] = field(default_factory=dict)
     # The item's fields as sent (wire names), where its dialect echoes a refused item.
     sent: Mapping[str, Any] = field(default_factory=dict)
+    # The invoices a payment split across several settles, and how much of each: what a
+    # dialect whose payments carry lines decoded (empty for a one-invoice payment).
+    allocations: tuple[Allocation, ...] = ()
 
     def provided_values(self) -> dict[str, Any]:
         """The client-owned fields the document carried, ready to store."""

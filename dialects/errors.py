@@ -12,11 +12,15 @@
     +-- NotAcceptable            not_acceptable   406
     +-- RequestTimeout           request_timeout  408  (body not received in time)
     +-- Conflict                 conflict         409
+    |   +-- StaleVersion         stale_version    409  (a change sent with an outdated version)
     +-- PayloadTooLarge          too_large        413
     +-- UnsupportedMediaType     media_type       415
     +-- LedgerRefused            ledger           422  (a ledger rule refused the payment)
     |   +-- Overpayment          ledger           422  (more than is due)
     |   +-- NotPayable           ledger           422  (invoice draft, paid or void)
+    |   +-- Unapplied            unapplied        422  (paid more than its invoices take)
+    |   +-- CustomerMismatch     customer_mismatch 422 (an invoice of another customer)
+    |   +-- SplitUnsupported     split_unsupported 422 (split across invoices; not carried)
     +-- KeyReused                key_reused       422  (Idempotency-Key sent with another request)
     +-- TooManyRequests          rate_limited     429
     +-- NotSupported             not_supported    501
@@ -111,6 +115,12 @@ class Conflict(GatewayError):
     kind, status, default_message = "conflict", 409, "Conflict"
 
 
+class StaleVersion(Conflict):
+    """A change that names the version it expects, which is no longer the payment's."""
+
+    kind, default_message = "stale_version", "The payment was changed since that version"
+
+
 class PayloadTooLarge(GatewayError):
     kind, status, default_message = "too_large", 413, "Request body too large"
 
@@ -129,6 +139,26 @@ class Overpayment(LedgerRefused):
 
 class NotPayable(LedgerRefused):
     default_message = "Invoice takes no payments"
+
+
+class Unapplied(LedgerRefused):
+    """A payment's amount exceeds what its allocations settle: the ledger keeps no
+    customer credit, so money that settles no invoice is refused, never kept or dropped."""
+
+    kind, default_message = "unapplied", "Payment amount exceeds the amounts applied to invoices"
+
+
+class CustomerMismatch(LedgerRefused):
+    """A payment's customer is not the customer of an invoice it settles."""
+
+    kind, default_message = "customer_mismatch", "Payment customer does not match the invoice"
+
+
+class SplitUnsupported(LedgerRefused):
+    """A payment split across invoices, toward a system that holds one invoice per payment."""
+
+    kind = "split_unsupported"
+    default_message = "A payment applied to several invoices is not supported here"
 
 
 class KeyReused(GatewayError):

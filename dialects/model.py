@@ -112,6 +112,16 @@ class Payment(BaseModel):
     updated_at: AwareDatetime | None = None
     # When the payment was deleted: a dialect that shows deleted payments (Xero) reads it.
     deleted_at: AwareDatetime | None = None
+    # The whole payment this allocation belongs to: its own id for a payment made on one
+    # invoice, the first allocation's id for one made on several; it never changes.
+    group_id: int | None = None
+    # Server-owned: 0 when made; every change to any allocation of the group moves all
+    # its live allocations to one new version (optimistic concurrency).
+    version: int = 0
+    # The customer the payment was recorded for, where its dialect carries one.
+    customer: str | None = None
+    # Deleted by a void: it settles nothing, like a deleted one, but is remembered.
+    voided: bool = False
 
     @property
     def settled(self) -> Decimal:
@@ -159,6 +169,7 @@ class Invoice(BaseModel):
     void: bool = False
     marked_paid: bool = False
     created_at: AwareDatetime
+    customer: str | None = None
     settled: Decimal = ZERO
     payment_count: int = 0
     payments: tuple[Payment, ...] = ()
@@ -183,18 +194,30 @@ class Invoice(BaseModel):
 
     def facts(self, today: date | None = None) -> InvoiceFacts:
         """What an answer may tell of this invoice, as it stands now."""
-        return InvoiceFacts(self.number, self.currency, self.due_amount, self.status(today))
+        return InvoiceFacts(
+            self.number, self.currency, self.due_amount, self.status(today), self.customer
+        )
 
 
 @dataclass(frozen=True)
 class InvoiceFacts:
     """A payment's invoice as an answer may tell of it: its number, currency, the
-    amount still due and its status, as of the answer."""
+    amount still due, its status and its customer, as of the answer."""
 
     number: str
     currency: str
     due: Decimal
     status: InvoiceStatus
+    customer: str | None = None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The part of a payment that settles one invoice (a payment split across invoices
+    has one per invoice; each is stored as a payment row of its group)."""
+
+    invoice_id: int
+    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -224,9 +247,11 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 class PaymentQuery:
     """A search over a tenant's payments, as a dialect's list query asks it.
 
-    `invoice_ids` / `payment_ids` None means any; `invoice_numbers` names invoices by
-    number (None: any); `paid` holds comparisons on the payment date (`>=`, `<` ...);
-    `deleted` lists deleted payments beside the live ones (a dialect that shows them);
+    `invoice_ids` / `payment_ids` / `group_ids` None means any; `invoice_numbers` names
+    invoices by number, `customers` and `references` keep payments with one of those
+    values (None: any); `paid` holds comparisons on the payment date (`>=`, `<` ...);
+    `deleted` lists deleted payments beside the live ones (a dialect that shows them),
+    `voided` the voided ones (deleted by a void) beside the live ones;
     `modified_since` keeps the payments changed (or deleted) after that instant;
     `where` is the dialect's own test of each payment; `order` is (attribute,
     descending) pairs; `page` None: no paging.
@@ -242,6 +267,10 @@ class PaymentQuery:
     order: tuple[tuple[str, bool], ...] = (("updated_at", False), ("id", False))
     page: int | None = None
     page_size: int = 100
+    customers: tuple[str, ...] | None = None
+    references: tuple[str, ...] | None = None
+    group_ids: tuple[int, ...] | None = None
+    voided: bool = False
 
 
 @dataclass(frozen=True)

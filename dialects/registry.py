@@ -60,7 +60,9 @@ def check(units: Mapping[str, DialectUnit]) -> None:
                     f"dialects {other!r} and {unit.name!r} both claim the path prefix {prefix}"
                 )
         served = [(r.method, r.path) for r in unit.routes]
-        for method, path in served + [(e.method, e.path) for e in unit.endpoints]:
+        extra = [(e.method, e.path) for e in unit.endpoints]
+        extra += [(d.method, d.path) for d in unit.documents]
+        for method, path in served + extra:
             key = (method, shape(path))
             other = routes.setdefault(key, unit.name)
             if other != unit.name:
@@ -89,6 +91,8 @@ def missing_capability(unit: DialectUnit) -> str | None:
     dialect = unit.codec
     if Op.SEARCH in ops and dialect.search is None:
         return "a search route but has no search (Dialect.search)"
+    if Op.WRITE in ops and unit.groups is None:
+        return "a write route but has no grouping (DialectUnit.groups)"
     for fmt, codec in dialect.codecs.items():
         if Op.REMOVE in ops and codec.removal is None:
             return f"a removal route but its {fmt} codec has no removal (Codec.removal)"

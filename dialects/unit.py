@@ -8,16 +8,17 @@ imports a web framework, so a dialect package depends on `dialects` alone.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from .base import Dialect, Format, Reply
-from .errors import GatewayError
+from .base import Decoded, Dialect, Format, Reply
+from .errors import GatewayError, NotFound
+from .model import Facts, Payment, PaymentQuery
 
 # --- routes ------------------------------------------------------------------------------
 
@@ -35,6 +36,9 @@ class Op(Enum):
     CREATE_MANY = "create_many"
     # A POST whose body marks the payment deleted (`Dialect.read_removal`).
     REMOVE = "remove"
+    # A POST of a whole payment (a group of allocations) to its collection: what its body
+    # and query ask (create, update, delete or void) is read by `DialectUnit.groups`.
+    WRITE = "write"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class Route:
     # A list the vendor pages: its (limit, offset) query parameters. Without one, or
     # without them in the query, a list is answered whole.
     paging: tuple[str, str] | None = None
+    # The query parameter a search statement comes in; on a POST the text body stands
+    # for it (a statement long enough to be sent as a body, say).
+    query_body: str | None = None
 
     @property
     def shape(self) -> str:
@@ -86,6 +93,9 @@ class Credential:
     scopes: tuple[str, ...] = ()
     public_key: str | None = None
     scope: str | None = None
+    # A long-lived grant the credential trades for access tokens at the token endpoint
+    # beside its secret (a refresh token), if it has one.
+    grant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,75 @@ class TokenEndpoint:
     # The endpoint's own error answers (OAuth 2.0's, say); None, or None for an error:
     # the dialect's `encode_error`.
     error: Callable[[GatewayError], Reply | None] | None = None
+    # After the secret is proven: a check of the rest of the request against the
+    # credential (a refresh token it must hold), raising the dialect's refusal.
+    check: Callable[[bytes, Credential], None] | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """A public document the dialect serves without authentication (an OAuth discovery
+    document, say): `render(base_url)` gives (status, media type, body)."""
+
+    method: str
+    path: str
+    render: Callable[[str], tuple[int, str, bytes]]
+
+
+class NoRoute(NotFound):
+    """No operation is served at the path: a dialect may answer it otherwise than a
+    missing object (QuickBooks' Unsupported Operation)."""
+
+
+# --- whole payments: groups of allocations ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupWrite:
+    """What an Op.WRITE request asks: `action` on the group `group_id` (None: a create),
+    expecting its `version`; `request` holds the fields and, for a create or an update
+    that sends them, its allocations; `replace` False changes only what it sends."""
+
+    action: Literal["create", "update", "delete", "void"]
+    group_id: int | None
+    version: int | None
+    request: Decoded
+    replace: bool = True
+
+
+class Grouping(Protocol):
+    """A dialect whose ids name whole payments (groups of allocations): how its writes are
+    read, and its groups, deletions and query results written."""
+
+    def read_write(self, fmt: Format, body: bytes, query: Mapping[str, str]) -> GroupWrite:
+        """The write a POST to the collection asks for."""
+
+    def encode_group(
+        self, fmt: Format, payments: Sequence[Payment], warnings: list[str], facts: Facts
+    ) -> bytes:
+        """One whole payment from its allocations."""
+
+    def encode_deleted(self, fmt: Format, group_id: int) -> bytes:
+        """The answer to a deleted group."""
+
+    def delete_request(
+        self, fmt: Format, group_id: str, version: int | None
+    ) -> tuple[dict[str, str], bytes]:
+        """The query and body of a request deleting a group (proxy mode), at the version
+        the backend last showed."""
+
+    def read_query(self, statement: str) -> tuple[PaymentQuery, Any]:
+        """The store's search for a query statement, and the dialect's plan of the rest."""
+
+    def encode_result(
+        self,
+        fmt: Format,
+        payments: Sequence[Payment],
+        plan: Any,
+        warnings: list[str],
+        facts: Facts,
+    ) -> bytes:
+        """A query's answer from the allocations the search found and the plan."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +374,11 @@ class BackendConfig(Strict):
         """Values of the path parameters the dialect's routes need beyond the ids."""
         return {}
 
+    def create_defaults(self) -> dict[str, Any]:
+        """Canonical values a create sends where the caller gave none: what the backend
+        requires that a caller's dialect may have no place for."""
+        return {}
+
 
 # --- the unit ---------------------------------------------------------------------------------
 
@@ -325,6 +409,13 @@ class DialectUnit:
     vendor: tuple[str, ...] = ()
     testing: str | None = None
     idempotency_header: str | None = None
+    # The query parameter a caller may send its idempotency key in instead (the key is
+    # then the gateway's Idempotency-Key), if the vendor's API has one.
+    idempotency_query: str | None = None
+    # Public documents served without authentication.
+    documents: tuple[Document, ...] = ()
+    # Where ids name whole payments: how the grouped operations read and answer.
+    groups: Grouping | None = None
 
     @property
     def name(self) -> str:
@@ -338,4 +429,5 @@ class DialectUnit:
         """Every path the dialect serves: its routes, endpoints and token endpoint."""
         extra = [self.token_endpoint.path] if self.token_endpoint else []
         extra += [endpoint.path for endpoint in self.endpoints]
+        extra += [document.path for document in self.documents]
         return tuple(dict.fromkeys([r.path for r in self.routes] + extra))

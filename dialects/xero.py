@@ -8,10 +8,8 @@ path. Answers are wrapped in Xero's envelope (`Id`, `Status`, `ProviderName`,
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
-import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,12 +20,12 @@ from decimal import Decimal
 from functools import cached_property, partial
 from operator import attrgetter
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from lxml import etree
 from pydantic import Field, field_validator
 
-from . import _json, _values, _xml, xero_query
+from . import _json, _values, _xml, oauth, xero_query
 from .auth import basic_header
 from .base import (
     Batches,
@@ -45,11 +43,9 @@ from .errors import (
     BadQuery,
     BadRequest,
     GatewayError,
-    NotAuthenticated,
     NotPayable,
     Overpayment,
     TokenExpired,
-    UpstreamError,
     ValidationFailed,
 )
 from .model import NO_FACTS, Facts, InvoiceStatus, Page, Payment, PaymentQuery
@@ -87,6 +83,9 @@ NOW: ContextVar[Callable[[], datetime]] = ContextVar("xero_now", default=lambda:
 _EXCEPTIONS: dict[str, tuple[int, str]] = {
     "validation": (10, "ValidationException"),
     "ledger": (10, "ValidationException"),
+    "unapplied": (10, "ValidationException"),
+    "customer_mismatch": (10, "ValidationException"),
+    "split_unsupported": (10, "ValidationException"),
     "bad_request": (11, "PostDataInvalidException"),
     "bad_query": (16, "QueryParseException"),
     "not_supported": (20, "ApiMethodNotImplementedException"),
@@ -525,7 +524,12 @@ class Xero(Dialect):
         Spec("HasValidationErrors", "has_errors", Kind.CONST, value=_const(False)),
     )
     required = frozenset({"amount"})
-    statuses = {"validation": 400, "ledger": 400}
+    # Every refusal of a payment's content is Xero's 400 ValidationException; a stale
+    # version keeps 409 (Xero has no concurrency token on payments to name it).
+    statuses = {
+        "validation": 400, "ledger": 400, "unapplied": 400, "customer_mismatch": 400,
+        "split_unsupported": 400,
+    }  # fmt: skip
     shows_deleted = True
     shows_facts = True
 
@@ -826,86 +830,21 @@ class XeroBackend(BackendConfig):
         }
         body = urlencode({"grant_type": "client_credentials"}).encode()
         tenant = {"xero-tenant-id": self.tenant_id or ""}
-        return TokenGrant(TOKEN_PATH, body, headers, _token_from, calls=tenant)
-
-
-def _token_from(status: int, data: bytes) -> tuple[str, float | None]:
-    """The access token of a `POST /connect/token` answer, and when it expires."""
-    try:
-        document = _json.loads(data) if status == 200 else None
-    except GatewayError:
-        document = None
-    token = document.get("access_token") if isinstance(document, dict) else None
-    if not isinstance(token, str):
-        raise UpstreamError("The backend refused the gateway's credentials")
-    lifetime = document.get("expires_in") if isinstance(document, dict) else None
-    valid = isinstance(lifetime, int) and not isinstance(lifetime, bool)
-    return token, time.time() + lifetime if valid else None  # type: ignore[operator]
+        return TokenGrant(TOKEN_PATH, body, headers, oauth.token_from, calls=tenant)
 
 
 # --- the identity endpoints: `POST /connect/token` and `GET /connections` ---------------------
 
 
-class _OAuthRefused(BadRequest):
-    """A token request refused with one of RFC 6749's error codes (section 5.2)."""
-
-    def __init__(self, code: str, description: str) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-
-
 def _read_client(body: bytes, headers: Mapping[str, str]) -> tuple[str, str]:
     """A client-credentials grant: the client's id and secret, in Basic or in the form."""
-    try:
-        form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError as exc:
-        raise _OAuthRefused("invalid_request", "the form is not UTF-8") from exc
-    repeated = sorted(name for name, values in form.items() if len(values) > 1)
-    if repeated:
-        raise _OAuthRefused("invalid_request", f"{repeated[0]} is given more than once")
-    grant = form.get("grant_type")
-    if not grant or not grant[0]:
-        raise _OAuthRefused("invalid_request", "grant_type is missing")
-    if grant != ["client_credentials"]:
-        raise _OAuthRefused("unsupported_grant_type", "grant_type must be client_credentials")
-    scheme, _, encoded = headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() == "basic" and encoded.strip():
-        try:
-            pair = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except ValueError as exc:
-            raise NotAuthenticated("invalid_client") from exc
-        client, _, secret = pair.partition(":")
-    else:
-        client = (form.get("client_id") or [""])[0]
-        secret = (form.get("client_secret") or [""])[0]
-    if not client or not secret:
-        raise NotAuthenticated("invalid_client")
-    return client, secret
+    return oauth.client_of(oauth.read_form(body, "client_credentials"), headers)
 
 
 def _token_error(error: GatewayError) -> Reply | None:
-    """An OAuth 2.0 client's error answer (RFC 6749 section 5.2) for a refused token request:
-    401 `invalid_client` when the client is not authenticated, else 400 with the code
-    (`invalid_request` for a request that cannot be read). Limits (429) and the server's
-    own troubles keep Xero's problem documents."""
-    if isinstance(error, NotAuthenticated):
-        status, code, description = 401, "invalid_client", "Client authentication failed"
-    elif error.status in (400, 406, 413, 415) and not error.fields:
-        status, description = 400, error.message
-        code = error.code if isinstance(error, _OAuthRefused) else "invalid_request"
-        description = description.removeprefix(f"{code}: ")
-    else:
-        return None
-    headers = {
-        **error.headers(),
-        "Content-Type": "application/json; charset=utf-8",
-        "Cache-Control": "no-store",
-        "Pragma": "no-cache",
-    }
-    if status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="connect/token"'
-    document = {"error": code, "error_description": description}
-    return Reply(status, _json.dumps(document), headers)
+    """OAuth 2.0's error answers; limits (429) and the server's own troubles keep Xero's
+    problem documents."""
+    return oauth.token_error(error, "connect/token")
 
 
 def _token_claims(credential: Credential) -> dict[str, Any]:

@@ -77,8 +77,9 @@ def lacks(op: Op) -> Where:
 
 
 def deletes(unit: DialectUnit) -> bool:
-    """A caller can delete a payment (a DELETE, or a POST marking it removed)."""
-    return unit.route(Op.DELETE) is not None or unit.route(Op.REMOVE) is not None
+    """A caller can delete a payment (a DELETE, a POST marking it removed, or a POST of a
+    whole payment asking its deletion)."""
+    return any(unit.route(op) is not None for op in (Op.DELETE, Op.REMOVE, Op.WRITE))
 
 
 ALL: tuple[str, ...] = tuple(names())

@@ -75,6 +75,9 @@ class Support:
     lists_by_search: ClassVar[bool] = False
     # How a create naming an invoice that does not exist is refused: (status, error kind).
     unknown_invoice: ClassVar[tuple[int, str]] = (404, "not_found")
+    # The most payments one list answers, where the vendor's protocol pages every list
+    # (its clients page through them); None: a list is answered whole.
+    page_limit: ClassVar[int | None] = None
 
     @property
     def codec(self) -> dialects.Dialect:

@@ -37,8 +37,9 @@ class Outcome:
 class PaymentService(Protocol):
     """Payment operations in canonical terms; every call is scoped to one tenant.
 
-    Unknown or foreign ids raise NotFound; rule violations raise LedgerRefused. A write
-    given a `seal` (an Idempotency-Key the request holds) closes it with its answer and
+    Unknown or foreign ids raise NotFound; rule violations raise LedgerRefused. A change
+    given the `version` it expects (None: any) raises StaleVersion when the payment (or
+    its group) is at another one. A write given a `seal` (an Idempotency-Key the request holds) closes it with its answer and
     stores it with its effect: in the same transaction where the effect is local.
     """
 
@@ -87,11 +88,70 @@ class PaymentService(Protocol):
         *,
         replace: bool,
         seal: Seal | None = None,
-    ) -> Outcome: ...
+        version: int | None = None,
+    ) -> Outcome:
+        """Change one payment (one allocation of a group: the group's version moves on)."""
+        ...
 
     async def delete_payment(
-        self, who: Principal, payment_id: int, *, seal: Seal | None = None
-    ) -> None: ...
+        self,
+        who: Principal,
+        payment_id: int,
+        *,
+        seal: Seal | None = None,
+        version: int | None = None,
+    ) -> None:
+        """Delete one payment (one allocation of a group: the group shrinks, and the
+        version of what is left of it moves on)."""
+        ...
+
+    # --- whole payments, split across invoices (allocations) ------------------------------
+
+    async def get_group(
+        self, who: Principal, group_id: int, *, deleted: bool = False
+    ) -> list[Payment]:
+        """The allocations of a whole payment by its group id, in id order; with
+        `deleted`, the deleted and voided ones too. NotFound if there is none (none live,
+        without `deleted`)."""
+        ...
+
+    async def create_group(
+        self, who: Principal, request: Decoded, *, seal: Seal | None = None
+    ) -> list[Outcome]:
+        """A payment on `request.allocations` (at least one: the invoices and amounts),
+        every allocation stored or none; `request.payment` holds the shared fields, its
+        `amount` the total, which must equal the allocations' sum (more: Unapplied)."""
+        ...
+
+    async def update_group(
+        self,
+        who: Principal,
+        group_id: int,
+        request: Decoded,
+        *,
+        replace: bool,
+        version: int | None,
+        seal: Seal | None = None,
+    ) -> list[Outcome]:
+        """Change a whole payment in one transaction: the shared fields from
+        `request.payment` (those provided; `replace` resets the rest); non-empty
+        `request.allocations` are the complete new lines (allocations on invoices not
+        named are deleted, new ones made, changed amounts updated), else the lines stay.
+        The live allocations after it, in id order."""
+        ...
+
+    async def delete_group(
+        self,
+        who: Principal,
+        group_id: int,
+        *,
+        version: int | None,
+        void: bool,
+        seal: Seal | None = None,
+    ) -> list[Payment]:
+        """Delete every live allocation of a whole payment in one transaction (with
+        `void`, remembered as voided); the allocations as they were deleted."""
+        ...
 
     async def search_payments(
         self, who: Principal, query: PaymentQuery

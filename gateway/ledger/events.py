@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,11 +33,18 @@ def dialect_ids(number: int) -> dict[str, object]:
     return {name: d.wire_id(number) for name, d in dialects.DIALECTS.items()}
 
 
-def payment_json(payment: Payment) -> dict[str, Any]:
+def payment_json(payment: Payment, allocations: Sequence[Payment] = ()) -> dict[str, Any]:
+    """A payment as the admin API and the events show it. `allocations`: the live
+    allocations of the whole payment it belongs to, where they were read (the admin API's
+    payment); else (an event, which concerns one allocation) the payment's own."""
     data = payment.model_dump(mode="json", exclude={"method_label", "deleted_at"})
     for money in ("amount", "tax_withheld", "fee"):
         data[money] = str(getattr(payment, money))
     data["dialect_ids"] = dialect_ids(payment.id) if payment.id is not None else None
+    data["allocations"] = [
+        {"id": part.id, "invoice_id": part.invoice_id, "amount": str(part.amount)}
+        for part in allocations or (payment,)
+    ]
     return data
 
 

@@ -13,7 +13,7 @@ from dialects import Dialect
 from dialects.model import ZERO
 
 # Optional canonical fields: dropped (with a warning) where the backend has no place.
-OPTIONAL = ("notes", "reference", "notify_customer", "mark_invoice_paid")
+OPTIONAL = ("notes", "reference", "notify_customer", "mark_invoice_paid", "customer")
 MONEY = ("tax_withheld", "fee")
 
 

@@ -28,7 +28,13 @@ def _matches(payment: Payment, query: PaymentQuery) -> bool:
         return False
     if query.payment_ids is not None and payment.id not in query.payment_ids:
         return False
-    if payment.deleted_at is not None and not query.deleted:
+    if query.group_ids is not None and payment.group_id not in query.group_ids:
+        return False
+    if query.customers is not None and payment.customer not in query.customers:
+        return False
+    if query.references is not None and payment.reference not in query.references:
+        return False
+    if payment.deleted_at is not None and not (query.deleted or (query.voided and payment.voided)):
         return False
     since = query.modified_since  # changed at or after it: a sync misses no change
     if since is not None and (payment.updated_at is None or payment.updated_at < since):

@@ -8,8 +8,10 @@ carry them, and ids minted once and kept in the store where it cannot.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +22,8 @@ from dialects.errors import (
     GatewayError,
     NotFound,
     NotSupported,
+    SplitUnsupported,
+    StaleVersion,
     UpstreamError,
     UpstreamTimeout,
     ValidationFailed,
@@ -29,6 +33,7 @@ from dialects.media import CONTENT_TYPES, media_format
 from dialects.model import InvoiceFacts, Page, Payment, PaymentQuery, stored_payment
 from dialects.unit import DialectUnit, Op, Route
 from gateway.ledger.contract import Outcome, Principal
+from gateway.ledger.rules import check_total
 from gateway.ledger.search import select
 from gateway.observability.logs import event
 from gateway.observability.metrics import BREAKER, BREAKER_STATES
@@ -135,6 +140,7 @@ class ProxyService:
     ) -> Outcome:
         invoice = await self._ref("invoice", invoice_id)
         fields, warnings = self.outbound.fields(_caller(who), request, creating=True)
+        self._defaults(fields)
         self.outbound.invoice(fields, invoice.backend_id)
         body = self.dialect.codecs[self.fmt].encode_request(fields, warnings)
         answer = await self._write(seal, Op.CREATE, invoice=invoice.backend_id, body=body)
@@ -184,7 +190,9 @@ class ProxyService:
         *,
         replace: bool,
         seal: Seal | None = None,
+        version: int | None = None,
     ) -> Outcome:
+        _unversioned(version)
         op = Op.REPLACE if replace else Op.PATCH
         if self.unit.route(op) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot change a payment")
@@ -198,13 +206,72 @@ class ProxyService:
         return Outcome(payment, tuple(warnings))
 
     async def delete_payment(
-        self, who: Principal, payment_id: int, *, seal: Seal | None = None
+        self,
+        who: Principal,
+        payment_id: int,
+        *,
+        seal: Seal | None = None,
+        version: int | None = None,
     ) -> None:
+        _unversioned(version)
         if self._route(Op.DELETE) is None:
             raise NotSupported(f"The {self.dialect.name} backend cannot delete a payment")
         ref = await self._ref("payment", payment_id)
         await self._write(seal, Op.DELETE, payment=ref.backend_id, invoice=ref.parent)
         await self.keys.settle(seal, _nothing(), ())
+
+    # --- whole payments: a backend holds one invoice per payment --------------------------
+
+    async def get_group(
+        self, who: Principal, group_id: int, *, deleted: bool = False
+    ) -> list[Payment]:
+        """Through the proxy every payment is a group of its own (its id the group's)."""
+        return [_own_group(await self.get_payment(who, group_id, deleted=deleted))]
+
+    async def create_group(
+        self, who: Principal, request: Decoded, *, seal: Seal | None = None
+    ) -> list[Outcome]:
+        """A payment on one invoice, created as any other; one split across invoices is
+        refused (SplitUnsupported) before anything is sent: the backend could hold it
+        only as several payments, which it cannot make or undo together."""
+        invoice_id, part = _one_allocation(request)
+        made = await self.create_payment(who, invoice_id, part, seal=seal)
+        return [Outcome(_own_group(made.payment), made.warnings)]
+
+    async def update_group(
+        self,
+        who: Principal,
+        group_id: int,
+        request: Decoded,
+        *,
+        replace: bool,
+        version: int | None,
+        seal: Seal | None = None,
+    ) -> list[Outcome]:
+        if request.allocations:
+            invoice_id, request = _one_allocation(request)
+            current = await self.get_payment(who, group_id)
+            if current.invoice_id is not None and invoice_id != current.invoice_id:
+                raise NotSupported("Through the proxy a payment stays on its invoice")
+        made = await self.update_payment(
+            who, group_id, request, replace=replace, seal=seal, version=version
+        )
+        return [Outcome(_own_group(made.payment), made.warnings)]
+
+    async def delete_group(
+        self,
+        who: Principal,
+        group_id: int,
+        *,
+        version: int | None,
+        void: bool,
+        seal: Seal | None = None,
+    ) -> list[Payment]:
+        """The backend's payment deleted; a void too (backends keep no voided payments)."""
+        current = await self.get_payment(who, group_id)
+        await self.delete_payment(who, group_id, seal=seal, version=version)
+        gone = {"deleted_at": datetime.now(UTC), "voided": void}
+        return [_own_group(current).model_copy(update=gone)]
 
     async def _write(self, seal: Seal | None, op: Op, **request: Any) -> Answer:
         """A write sent to the backend, through its key's states if it has one."""
@@ -240,6 +307,7 @@ class ProxyService:
             _origin(payment, self.dialect), _as_sent(payment), creating=True
         )
         self.outbound.invoice(fields, backend_invoice)
+        self._defaults(fields)
         return fields
 
     async def relay_create(self, backend_invoice: str, payment: Payment, key: str | None) -> str:
@@ -322,7 +390,16 @@ class ProxyService:
     def _route(self, op: Op) -> Route | None:
         """The backend's route for `op`, or the one that does its work there (a search
         lists an invoice, a batch create takes one, a removal deletes)."""
-        return self.unit.route(op) or self.unit.route(_STANDS_IN.get(op, op))
+        found = self.unit.route(op)
+        for other in _STANDS_IN.get(op, ()):
+            found = found or self.unit.route(other)
+        return found
+
+    def _defaults(self, fields: dict[str, Any]) -> None:
+        """A create's values the backend's config gives where the caller gave none."""
+        for name, value in self.client.config.create_defaults().items():
+            if fields.get(name) is None:
+                fields[name] = value
 
     async def _call(
         self,
@@ -346,8 +423,10 @@ class ProxyService:
         if "{invoice_id}" in route.path and invoice is None:
             raise NotSupported(f"The {self.dialect.name} backend needs the payment's invoice")
         path = route.path.format(**{k: _quote(v or "") for k, v in values.items()})
-        listing = op is Op.LIST and "{" not in route.path
+        listing = op is Op.LIST and "{invoice_id}" not in route.path
         params = self.dialect.list_params(invoice or "") if listing else None
+        if route.op is Op.WRITE and op is Op.DELETE:  # a whole payment's delete, by body
+            params, body = await self._group_removal(payment or "", invoice)
         headers = {"Accept": self._accept}
         if body is not None:
             headers["Content-Type"] = CONTENT_TYPES[self.fmt]
@@ -363,6 +442,17 @@ class ProxyService:
             refusal = Refusal(answer.status, retry_after(answer.headers), details, missing)
             raise caller_error(refusal)
         return answer
+
+    async def _group_removal(
+        self, payment: str, invoice: str | None
+    ) -> tuple[dict[str, str], bytes]:
+        """The query and body deleting a whole payment at a backend whose ids name them,
+        at the version the backend shows now (it refuses a stale one)."""
+        groups = self.unit.groups
+        assert groups is not None  # a write route is served only where the unit groups
+        current = await self._call(Op.GET, payment=payment, invoice=invoice)
+        (shown,) = self._decoded(current, single=True)
+        return groups.delete_request(self.fmt, payment, shown.payment.version)
 
     # --- answers -----------------------------------------------------------------------
 
@@ -481,7 +571,11 @@ async def _nothing() -> list[Payment]:
 
 
 # Operations a backend may serve through another of its routes.
-_STANDS_IN = {Op.LIST: Op.SEARCH, Op.CREATE: Op.CREATE_MANY, Op.DELETE: Op.REMOVE}
+_STANDS_IN = {
+    Op.LIST: (Op.SEARCH,),
+    Op.CREATE: (Op.CREATE_MANY, Op.WRITE),
+    Op.DELETE: (Op.REMOVE, Op.WRITE),
+}
 
 
 def _quote(value: str) -> str:
@@ -491,3 +585,35 @@ def _quote(value: str) -> str:
 def _caller(who: Principal) -> Dialect:
     """The caller's dialect: the id form its ids are given and answered in."""
     return dialects.get(who.dialect)
+
+
+def _unversioned(version: int | None) -> None:
+    """A backend keeps no versions: its payments read as version 0, the only one a change
+    may expect."""
+    if version not in (None, 0):
+        raise StaleVersion(
+            f"The payment is at version 0, not {version}", fields={"version": "is 0"}
+        )
+
+
+def _own_group(payment: Payment) -> Payment:
+    """A backend's payment as a group of its own."""
+    return payment.model_copy(update={"group_id": payment.id})
+
+
+def _one_allocation(request: Decoded) -> tuple[int, Decoded]:
+    """The invoice a payment of one allocation settles, and the request for it there."""
+    if not request.allocations:
+        raise ValidationFailed(fields={"allocations": "must name at least one invoice"})
+    if len(request.allocations) > 1:
+        raise SplitUnsupported(
+            "The backend holds one invoice per payment: a payment applied to several"
+            " invoices is refused rather than stored as several payments"
+        )
+    (line,) = request.allocations
+    check_total(request, line.amount)
+    payment = request.payment.model_copy(update={"amount": line.amount})
+    part = dataclasses.replace(
+        request, payment=payment, provided=request.provided | {"amount"}, allocations=()
+    )
+    return line.invoice_id, part

@@ -16,8 +16,8 @@ from aiohttp import web
 import dialects
 from dialects import Dialect, Reply
 from dialects.base import error_object
-from dialects.errors import GatewayError, NotFound, ValidationFailed
-from dialects.model import Invoice, currency_exponent
+from dialects.errors import GatewayError, NotFound, StaleVersion, ValidationFailed
+from dialects.model import Invoice, Payment, currency_exponent
 from dialects.parsing import (
     ValueProblem,
     ascii_number,
@@ -28,6 +28,7 @@ from dialects.parsing import (
 )
 from gateway.config import Webhook
 from gateway.ledger import idempotency
+from gateway.ledger.contract import Principal
 from gateway.ledger.events import dialect_ids, event_json, moment, payment_json
 from gateway.observability import metrics, trace
 from gateway.observability.logs import event
@@ -62,6 +63,7 @@ def invoice_json(invoice: Invoice, today: date) -> dict[str, Any]:
         "issued_on": invoice.issued_on.isoformat(),
         "due_on": invoice.due_on.isoformat(),
         "marked_paid": invoice.marked_paid,
+        "customer": invoice.customer,
         "payments": [payment_json(p) for p in invoice.payments],
         "dialect_ids": dialect_ids(invoice.id),
     }
@@ -116,6 +118,9 @@ def _new_invoice(gateway: Gateway, body: Any) -> NewInvoice:
         backend_id = field("backend_invoice_id", _text(NUMBER, "must be 1-64 characters"))
         if tenant is not None and gateway.config.tenants[tenant].relay is None:
             problems["backend_invoice_id"] = "is taken for a relay tenant's invoices only"
+    customer = None
+    if body.get("customer") is not None:
+        customer = field("customer", _text(NUMBER, "must be 1-64 characters"))
     if total is not None and total <= 0:
         problems["total"] = "must be greater than 0"
     if total is not None and currency and total != total.quantize(_step(currency)):
@@ -124,7 +129,9 @@ def _new_invoice(gateway: Gateway, body: Any) -> NewInvoice:
         problems["due_on"] = "must not be before issued_on"
     if problems:
         raise ValidationFailed(fields=problems)
-    return NewInvoice(tenant, number, currency, total, issued_on, due_on, draft, backend_id)
+    return NewInvoice(
+        tenant, number, currency, total, issued_on, due_on, draft, backend_id, customer
+    )
 
 
 def _step(currency: str) -> Decimal:
@@ -182,20 +189,73 @@ async def get_invoice(request: web.Request) -> web.Response:
     return _json_reply(invoice_json(invoice, gateway.ledger.today()))
 
 
-async def get_payment(request: web.Request) -> web.Response:
-    """A payment in canonical form, with its id in every dialect."""
-    gateway = _gateway(request)
-    payment_id = _number(request.match_info["id"])
+async def _stored_payment(gateway: Gateway, payment_id: int) -> tuple[str, Payment]:
+    """A live payment's tenant and the payment (404 if there is none)."""
     tenant = await gateway.store.owner("payment", payment_id)
     payment = await gateway.store.payment(tenant, payment_id) if tenant else None
     if payment is None or tenant is None:
         raise NotFound("Payment not found")
-    shown = payment_json(payment)
+    return tenant, payment
+
+
+def _etag(payment: Payment) -> dict[str, str]:
+    return {"ETag": f'"{payment.version}"'}
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    """A payment in canonical form, with its id in every dialect and the live allocations
+    of the whole payment it belongs to; its version as the ETag."""
+    gateway = _gateway(request)
+    payment_id = _number(request.match_info["id"])
+    tenant, payment = await _stored_payment(gateway, payment_id)
+    group = payment.group_id if payment.group_id is not None else payment_id
+    shown = payment_json(payment, await gateway.store.payments(tenant, group_ids=(group,)))
     relay = gateway.deliveries.relays.get(tenant)
     if relay is not None:
         await gateway.deliveries.fan_out(tenant, relay)  # a payment just made is owed too
         shown["relay"] = relay_json(await gateway.store.relay_tracks(tenant, payment_id))
-    return _json_reply(shown)
+    response = _json_reply(shown)
+    response.headers.update(_etag(payment))
+    return response
+
+
+class PreconditionFailed(GatewayError):
+    """An `If-Match` naming another version than the payment's."""
+
+    kind, status, default_message = "precondition_failed", 412, "Precondition failed"
+
+
+def _if_match(request: web.Request) -> int | None:
+    """The version an `If-Match` header names (None: no header, or `*`); a header naming
+    no version this API gives matches none (412)."""
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    for tag in tags:
+        match = re.fullmatch(r'"(0|[1-9][0-9]{0,17})"', tag)
+        if match:
+            return int(match.group(1))
+    return -1  # no version is -1: a mismatch
+
+
+async def delete_payment(request: web.Request) -> web.Response:
+    """Delete a payment (one allocation of a payment split across invoices: the rest of
+    it stays, at its next version); with `If-Match`, only at that version (else 412)."""
+    gateway = _gateway(request)
+    payment_id = _number(request.match_info["id"])
+    tenant, payment = await _stored_payment(gateway, payment_id)
+    if tenant in gateway.proxies:
+        raise NotFound("Payment not found")
+    who = Principal(tenant, "admin", "admin")
+    try:
+        await gateway.ledger.delete_payment(who, payment_id, version=_if_match(request))
+    except StaleVersion as stale:
+        raise PreconditionFailed(
+            f"If-Match does not name the payment's version ({stale.message})",
+            fields={"If-Match": "does not match the payment's ETag"},
+        ) from stale
+    return web.Response(status=204)
 
 
 def relay_json(tracks: list[Track]) -> dict[str, Any] | None:
@@ -583,6 +643,7 @@ NEW_INVOICE: dict[str, Any] = {
         "due_on": {"type": "string", "format": "date"},
         "draft": {"type": "boolean"},
         "backend_invoice_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "customer": {"type": "string", "minLength": 1, "maxLength": 64},
     },
 }
 
@@ -624,6 +685,7 @@ ROUTES: tuple[AdminRoute, ...] = (
     AdminRoute("POST", "/gateway/v1/invoices", create_invoice, 201, NEW_INVOICE),
     AdminRoute("GET", "/gateway/v1/invoices/{id}", get_invoice),
     AdminRoute("GET", "/gateway/v1/payments/{id}", get_payment),
+    AdminRoute("DELETE", "/gateway/v1/payments/{id}", delete_payment, 204),
     AdminRoute("GET", "/gateway/v1/ids/{dialect}/{kind}/{id}", lookup_ids),
     AdminRoute("GET", "/gateway/v1/idempotency/{tenant}/{key:.+}", get_key),
     AdminRoute("DELETE", "/gateway/v1/idempotency/{tenant}/{key:.+}", forget_key, 204),

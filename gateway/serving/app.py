@@ -20,13 +20,12 @@ from dialects.errors import (
     MethodNotAllowed,
     NotAcceptable,
     NotAuthenticated,
-    NotFound,
     PayloadTooLarge,
     RequestTimeout,
     UnsupportedMediaType,
 )
 from dialects.parsing import JSON_DEPTH, XML_LIMITS, XmlLimits
-from dialects.unit import DialectUnit
+from dialects.unit import DialectUnit, NoRoute
 from gateway.access.auth import Authenticator
 from gateway.access.limits import ATTEMPT, RateLimiter, per_tenant
 from gateway.access.shared import SharedBudgets
@@ -100,7 +99,7 @@ def _from_http(exc: web.HTTPException) -> GatewayError:
     if isinstance(exc, web.HTTPMethodNotAllowed):
         return MethodNotAllowed(allow=tuple(sorted(exc.allowed_methods)))
     if isinstance(exc, web.HTTPNotFound):
-        return NotFound("Not found")
+        return NoRoute("Not found")
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return PayloadTooLarge()
     if exc.status < 500:
@@ -192,6 +191,8 @@ async def issue_token(unit: DialectUnit, request: web.Request) -> web.Response:
     body = await read_body(request, server.max_body_bytes, server.read_timeout_seconds)
     login, secret = endpoint.read(body, request.headers)
     token, credential = await gateway.auth.issue(unit, login, secret)
+    if endpoint.check is not None:
+        endpoint.check(body, credential)
     status, media_type, answer = endpoint.answer(token, credential, gateway.auth.token_lifetime)
     return web.Response(body=answer, status=status, content_type=media_type)
 

@@ -33,7 +33,7 @@ from gateway.store.outbox import StoredEvent
 
 Schema = dict[str, Any]
 ADMIN = "admin"
-_BODY_OPS = (Op.CREATE, Op.REPLACE, Op.PATCH)
+_BODY_OPS = (Op.CREATE, Op.REPLACE, Op.PATCH, Op.WRITE)
 _MEDIA = {"json": "application/json", "xml": "application/xml"}
 _MOMENT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
@@ -161,6 +161,8 @@ def _parameters(route: Route, extra: list[Schema]) -> list[Schema]:
         found.append(
             {"name": "invoice_id", "in": "query", "required": True, "schema": {"type": "string"}}
         )
+    if route.query_body is not None and route.method == "GET":
+        found.append({"name": route.query_body, "in": "query", "schema": {"type": "string"}})
     return found + extra
 
 
@@ -174,7 +176,7 @@ def _operation(unit: DialectUnit, route: Route, extra: list[Schema]) -> Schema:
     encoded = (codec.codecs["json"].encode_payment(p, [], facts=_FACTS) for p in (full, bare))
     one = infer(*(json_loads(answer) for answer in encoded))
     many = infer(json_loads(codec.codecs["json"].encode_payments([full, bare], [], facts=_FACTS)))
-    body = {"json": many} if route.op is Op.LIST else {"json": one}
+    body = {"json": many} if route.op in (Op.LIST, Op.SEARCH) else {"json": one}
     success: Schema = {"description": f"{route.op.value}: done"}
     if route.status != 204:
         success["content"] = _content(codec, body)

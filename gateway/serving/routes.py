@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from aiohttp import web
@@ -11,16 +12,18 @@ from aiohttp import web
 import dialects
 from dialects import Decoded, Dialect, Format, Reply
 from dialects.errors import (
+    BadQuery,
     BadRequest,
     GatewayError,
     NotFound,
+    NotSupported,
     ValidationFailed,
 )
 from dialects.media import CONTENT_TYPES, SUFFIXES
 from dialects.model import NO_FACTS, Facts, InvoiceFacts, Payment
 from dialects.parsing import ValueProblem, parse_integer
 from dialects.registry import owner_of
-from dialects.unit import DialectUnit, Endpoint, EndpointCall, Op, Route
+from dialects.unit import DialectUnit, Document, Endpoint, EndpointCall, GroupWrite, Op, Route
 from gateway.ledger import accounts, idempotency
 from gateway.ledger.contract import Outcome, PaymentService, Principal
 from gateway.observability import trace
@@ -61,6 +64,8 @@ class Call:
     seal: Seal | None = None  # the Idempotency-Key this write completes
     current: Payment | None = None  # the payment a removal acts on, for its answer
     batch: Batch | None = None  # a batch create's items, for its answer
+    write: GroupWrite | None = None  # a grouped write, for its answer
+    group: list[Payment] | None = None  # the group a void acts on, for its answer
 
     @property
     def dialect(self) -> Dialect:
@@ -166,6 +171,8 @@ def _whole(text: str) -> int | None:
 
 async def get_payment(call: Call) -> web.Response:
     payment_id = _payment_in_path(call)
+    if call.unit.groups is not None:
+        return await _get_group(call, payment_id)
     payment = await call.service.get_payment(
         _who(call), payment_id, deleted=call.dialect.shows_deleted
     )
@@ -308,6 +315,8 @@ def _item_refusal(error: GatewayError) -> GatewayError:
 
 
 async def search_payments(call: Call) -> web.Response:
+    if call.unit.groups is not None:
+        return await _query_groups(call)
     search = call.dialect.search
     assert search is not None  # the route is served only where the dialect searches
     query = search.read_search(call.request.query, call.request.headers)
@@ -455,6 +464,119 @@ def _check_invoice(call: Call, invoice_id: int | None) -> None:
         raise NotFound("Payment not found")
 
 
+# --- whole payments (groups of allocations), where a dialect's ids name them ------------------
+
+
+def _groups_of(payments: Sequence[Payment]) -> dict[int, None]:
+    return {(p.group_id or p.id or 0): None for p in payments}
+
+
+def _shown(rows: Sequence[Payment]) -> list[Payment]:
+    """What a group reads as: its live allocations; if none is left but it was voided,
+    the voided ones (a voided payment stays readable); else nothing."""
+    live = [row for row in rows if row.deleted_at is None]
+    if live:
+        return live
+    return [row for row in rows if getattr(row, "voided", False)]
+
+
+async def _get_group(call: Call, group_id: int) -> web.Response:
+    rows = _shown(await call.service.get_group(_who(call), group_id, deleted=True))
+    if not rows:
+        raise NotFound("Payment not found")
+    return _respond(call, _group_reply(call, rows, (), await _invoices(call, rows)))
+
+
+def _group_reply(
+    call: Call,
+    payments: Sequence[Payment],
+    warnings: tuple[str, ...],
+    invoices: Mapping[int, InvoiceFacts],
+) -> Reply:
+    groups = call.unit.groups
+    assert groups is not None
+    found = list(warnings)
+    body = groups.encode_group(call.fmt, payments, found, _facts(call, invoices))
+    return _reply(call, body, tuple(found))
+
+
+async def write_group(call: Call) -> web.Response:
+    """A POST of a whole payment: a create, an update, a delete or a void, as its body
+    and query ask (`DialectUnit.groups`); one transaction however many invoices it names."""
+    groups = call.unit.groups
+    assert groups is not None  # the route is served only where the unit groups
+    write = call.write = groups.read_write(
+        call.body_format(), await call.raw_body(), call.request.query
+    )
+    who = _who(call)
+    service = call.service
+    if write.action in ("delete", "void"):
+        assert write.group_id is not None
+        call.group = await service.get_group(who, write.group_id)
+        gone = await service.delete_group(
+            who, write.group_id, version=write.version, void=write.action == "void",
+            seal=call.seal,
+        )  # fmt: skip
+        return _respond(call, _group_answer(call, list(gone), (), {}))
+    if write.action == "create":
+        made = await service.create_group(who, call.completed(write.request), seal=call.seal)
+    else:
+        assert write.group_id is not None
+        made = await service.update_group(
+            who, write.group_id, write.request, replace=write.replace, version=write.version,
+            seal=call.seal,
+        )  # fmt: skip
+    payments = [outcome.payment for outcome in made]
+    warnings = tuple(w for outcome in made for w in outcome.warnings)
+    return _respond(call, _group_answer(call, payments, warnings, await _invoices(call, payments)))
+
+
+def _group_answer(
+    call: Call,
+    written: Sequence[Written],
+    warnings: tuple[str, ...],
+    invoices: Mapping[int, InvoiceFacts],
+) -> Reply:
+    """A grouped write's answer, as sent and as an idempotency key stores it: the group
+    as the write left it, or the deletion's answer."""
+    write, groups = call.write, call.unit.groups
+    assert write is not None and groups is not None
+    if write.action == "delete":
+        assert write.group_id is not None
+        return _reply(call, groups.encode_deleted(call.fmt, write.group_id), warnings)
+    payments = [item for item in written if isinstance(item, Payment)]
+    if write.action == "void":
+        payments = [p for p in payments if getattr(p, "voided", False)] or [
+            p.model_copy(update={"voided": True}) for p in call.group or []
+        ]
+    return _group_reply(call, payments, warnings, invoices)
+
+
+async def _query_groups(call: Call) -> web.Response:
+    """A query statement (a query parameter, or a POST's text body): the store finds the
+    allocations, the dialect groups, filters, orders and pages them."""
+    groups, name = call.unit.groups, call.route.query_body
+    assert groups is not None and name is not None
+    if call.request.method == "POST":
+        try:
+            statement = (await call.raw_body()).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadQuery("The query is not UTF-8 text") from None
+    else:
+        statement = call.request.query.get(name, "")
+    query, plan = groups.read_query(statement)
+    payments, _ = await call.service.search_payments(_who(call), query)
+    if query.invoice_ids is not None and payments:
+        # Found by their invoices: each payment is answered whole, with its other lines.
+        whole = replace(query, invoice_ids=None, group_ids=tuple(_groups_of(payments)))
+        with suppress(NotSupported):  # through the proxy each payment is one allocation
+            payments, _ = await call.service.search_payments(_who(call), whole)
+    warnings: list[str] = []
+    facts = _facts(call, await _invoices(call, payments))
+    body = groups.encode_result(call.fmt, payments, plan, warnings, facts)
+    return call.answer(body, warnings=tuple(warnings))
+
+
 Operation = Callable[[Call], Awaitable[web.Response]]
 OPERATIONS: dict[Op, Operation] = {
     Op.LIST: list_payments,
@@ -466,6 +588,7 @@ OPERATIONS: dict[Op, Operation] = {
     Op.SEARCH: search_payments,
     Op.CREATE_MANY: create_many,
     Op.REMOVE: remove_payment,
+    Op.WRITE: write_group,
 }
 Answer = Callable[[Call, Sequence[Written], tuple[str, ...], Mapping[int, InvoiceFacts]], Reply]
 Encode = Callable[[Call, Payment | None, tuple[str, ...], Mapping[int, InvoiceFacts]], Reply]
@@ -493,6 +616,7 @@ ANSWERS: dict[Op, Answer] = {
     Op.DELETE: _single(_deleted),
     Op.CREATE_MANY: _batch_answer,
     Op.REMOVE: _single(_removed),
+    Op.WRITE: _group_answer,
 }
 
 
@@ -538,9 +662,37 @@ async def serve(unit: DialectUnit, route: Route, request: web.Request) -> web.Re
     trace.note(tenant=call.who.tenant)
     await gateway.limits.admit(call.who)
     operation = OPERATIONS[route.op]
-    if route.op in ANSWERS and (key := idempotency.key_of(request.headers)) is not None:
+    if route.op in ANSWERS and (key := _key_of(unit, request)) is not None:
         return await keyed(call, key, operation)
     return await operation(call)
+
+
+def _key_of(unit: DialectUnit, request: web.Request) -> str | None:
+    """The request's idempotency key: its Idempotency-Key header, else the query
+    parameter the unit takes one in (the same rules: 400 if empty, over-long, repeated
+    or unprintable)."""
+    key = idempotency.key_of(request.headers)
+    name = unit.idempotency_query
+    if key is not None or name is None:
+        return key
+    values = request.query.getall(name, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest(f"Send one {name}")
+    found = values[0].strip()
+    if not found or len(found) > idempotency.MAX_LENGTH or not idempotency.holdable(found):
+        raise BadRequest(f"{name} must be 1 to {idempotency.MAX_LENGTH} printable characters")
+    return found
+
+
+async def serve_document(
+    unit: DialectUnit, document: Document, request: web.Request
+) -> web.Response:
+    """A unit's public document (a discovery document), for anyone who asks."""
+    request[FORMAT] = "json"
+    status, media_type, body = document.render(f"{request.scheme}://{request.host}")
+    return web.Response(body=body, status=status, content_type=media_type)
 
 
 async def serve_endpoint(
@@ -568,3 +720,7 @@ def add_routes(app: web.Application) -> None:
         for endpoint in unit.endpoints:
             handler = partial(serve_endpoint, unit, endpoint)
             app.router.add_route(endpoint.method, endpoint.path, handler)
+        for document in unit.documents:
+            app.router.add_route(
+                document.method, document.path, partial(serve_document, unit, document)
+            )

@@ -6,9 +6,9 @@ decision, the totals and the outbox's events. The rule is the one judge of a wri
 
 PostgreSQL: a single write whose rule comes with a `Plan` (a `Planned` rule: what the
 rule decided before seeing the invoice) is first sent whole to the database function
-`ledger_write` (migration 11), one round trip instead of one per step of the template:
-it locks the invoice, checks what the rule would check of its state, and writes the
-payment, the totals and the events. It only ever accepts what the rule accepts; for
+`ledger_write` (migration 11, redefined by 13), one round trip instead of one per step
+of the template: it locks the invoice, checks what the rule would check of its state,
+and writes the payment, its group's version, the totals and the events. It only ever accepts what the rule accepts; for
 anything else (a refusal, a payment changed since it was read, an invoice not found)
 it writes nothing and answers a code, and the store runs the template, whose rule
 names the refusal in the caller's words. Batches, keyed writes (their answer is
@@ -26,7 +26,13 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from dialects import Reply
-from dialects.errors import GatewayError, LedgerRefused, NotFound, ValidationFailed
+from dialects.errors import (
+    GatewayError,
+    LedgerRefused,
+    NotFound,
+    StaleVersion,
+    ValidationFailed,
+)
 from dialects.listing import Row
 from dialects.model import Invoice, InvoiceFacts, Payment
 
@@ -45,7 +51,7 @@ PAYMENT_COLUMNS = (
     "id", "tenant", "invoice_id", "amount", "paid_at", "method", "method_label", "origin",
     "notes", "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email",
     "client_app", "notify_customer", "created_at", "updated_at", "account_code", "account_id",
-    "deleted_at",
+    "deleted_at", "group_id", "version", "customer", "voided",
 )  # fmt: skip
 
 
@@ -67,15 +73,25 @@ class NewInvoice:
     due_on: date
     draft: bool = False
     backend_id: str | None = None  # a relay tenant's: the invoice's id at its backend
+    customer: str | None = None  # the customer it bills, where one is named
 
 
 @dataclass(frozen=True)
 class Change:
-    """What a ledger rule decided: a payment to insert (no id) or replace, or delete."""
+    """What a ledger rule decided: a payment to insert (no id) or replace, or delete.
+
+    A change to a payment of a group (replacing or deleting one, or a new payment joining
+    a group made earlier) moves the group's live payments to its next version, once per
+    write; `expect`: the version the group must be at (None: any), else StaleVersion.
+    `void`: a delete remembered as voided (it takes the new version; a plain delete
+    keeps the one it had).
+    """
 
     marked_paid: bool
     upsert: Payment | None = None
     delete: int | None = None
+    expect: int | None = None
+    void: bool = False
 
     def totals(self, invoice: Invoice, current: Payment | None) -> tuple[Decimal, int]:
         """The invoice's settled amount and live payment count once this change is made.
@@ -114,8 +130,8 @@ class Plan:
     """What a rule decided before seeing the invoice, for a database to finish alone.
 
     `kind`: `record` (a new payment: `payment` has no id), `revise` (`payment` replaces
-    the one read, as it stood at `version`, its `updated_at`) or `remove` (`payment` is
-    the one read). A `payment` without an amount pays the whole amount due. `mark_paid`:
+    the one read, as it stood at `version`, its `updated_at`, and at its group's version
+    `payment.version`) or `remove` (`payment` is the one read). A `payment` without an amount pays the whole amount due. `mark_paid`:
     a new payment marks the invoice paid; `payable_on`: the day its status is judged on.
     """
 
@@ -139,11 +155,16 @@ class Planned:
 
 @dataclass(frozen=True)
 class Step:
-    """One rule of a batch: the invoice it acts on (and the payment, if it names one)."""
+    """One rule of a batch: the invoice it acts on (and the payment, if it names one).
+
+    `joins`: the index of an earlier step of the same write whose new payment's group
+    the new payment of this one joins (a payment made split across invoices).
+    """
 
     invoice_id: int
     rule: Rule
     payment_id: int | None = None
+    joins: int | None = None
 
 
 # What one write left: the payment as stored (None once deleted), or, for an item of a
@@ -276,9 +297,11 @@ class Store(Protocol):
         invoice_ids: Sequence[int] | None = None,
         *,
         deleted: bool = False,
+        group_ids: Sequence[int] | None = None,
     ) -> list[Payment]:
-        """The tenant's live payments (of those invoices only, if named), by id; with
-        `deleted`, the deleted ones too (a deletion sets `deleted_at` and `updated_at`)."""
+        """The tenant's live payments (of those invoices, of those groups only, if named),
+        by id; with `deleted`, the deleted ones too (a deletion sets `deleted_at` and
+        `updated_at`)."""
         ...
 
     async def listing(
@@ -511,7 +534,20 @@ class LedgerWrites(Protocol):
         """Insert (no id) or replace the payment; as stored."""
         ...
 
-    async def delete(self, payment_id: int, now: datetime) -> None: ...
+    async def delete(self, payment_id: int, now: datetime, *, voided: bool = False) -> None:
+        """Mark the payment deleted (and, with `voided`, voided)."""
+        ...
+
+    async def group_version(self, tenant: str, group_id: int) -> int:
+        """The version of a group's live payments, locked (in id order) against other
+        writers of the group until this transaction ends; -1 if it has none."""
+        ...
+
+    async def set_version(
+        self, tenant: str, group_id: int, version: int, *, skip: int | None = None
+    ) -> None:
+        """Move the group's live payments (but `skip`) to `version`."""
+        ...
 
     async def invoice_totals(
         self, invoice_id: int, settled: Decimal, count: int, marked_paid: bool
@@ -566,13 +602,14 @@ async def apply_steps(
     # The invoices' facts after the write, for the answer a key keeps: only a seal
     # reads them, and they cost more than the write's own bookkeeping.
     invoices: dict[int, InvoiceFacts] | None = {} if seal is not None else None
+    groups = Groups(written)
     for step in steps:
         if not each:
-            written.append(await apply_step(db, tenant, step, invoices, outbox, appended))
+            written.append(await apply_step(db, tenant, step, invoices, outbox, appended, groups))
             continue
         try:
             async with db.savepoint():
-                stored = await apply_step(db, tenant, step, invoices, outbox, appended)
+                stored = await apply_step(db, tenant, step, invoices, outbox, appended, groups)
         except REFUSALS as refused:
             written.append(refused)
         else:
@@ -583,6 +620,47 @@ async def apply_steps(
     return written
 
 
+class Groups:
+    """What the steps of one write know of the groups they change: the payments written
+    so far (a step joining an earlier step's group reads its id there) and each group's
+    new version, moved once per write."""
+
+    def __init__(self, written: list[Written]) -> None:
+        self.written = written
+        self.versions: dict[int, int] = {}
+
+    def joined(self, step: Step) -> int:
+        """The group id of the earlier step `step` joins."""
+        assert step.joins is not None
+        made = self.written[step.joins]
+        assert isinstance(made, Payment) and made.group_id is not None
+        return made.group_id
+
+    async def version(self, db: LedgerWrites, tenant: str, group_id: int, change: Change) -> int:
+        """The group's new version, moved (and `change.expect` checked) the first time."""
+        if group_id in self.versions:
+            return self.versions[group_id]
+        held = await db.group_version(tenant, group_id)
+        if change.expect is not None and held != change.expect:
+            raise StaleVersion(
+                f"The payment is at version {held}, not {change.expect}",
+                fields={"version": f"is {held}"},
+            )
+        self.versions[group_id] = new = held + 1
+        skip = change.delete if not change.void else None
+        await db.set_version(tenant, group_id, new, skip=skip)
+        return new
+
+
+def _changed_group(step: Step, change: Change, current: Payment | None) -> int | None:
+    """The stored group a change moves to its next version (None: a new group)."""
+    if current is not None:
+        return current.group_id if current.group_id is not None else current.id
+    if change.upsert is not None and step.joins is None:
+        return change.upsert.group_id
+    return None
+
+
 async def apply_step(
     db: LedgerWrites,
     tenant: str,
@@ -590,6 +668,7 @@ async def apply_step(
     invoices: dict[int, InvoiceFacts] | None = None,
     outbox: Outbox | None = None,
     appended: list[NewEvent] | None = None,
+    groups: Groups | None = None,
 ) -> Payment | None:
     """Load the locked invoice (and the payment named), let the rule decide, store its
     decision, the invoice's new totals and the change's events; the payment as stored,
@@ -604,12 +683,23 @@ async def apply_step(
             raise NotFound("Payment not found")
     change = step.rule(invoice, current)
     settled, count = change.totals(invoice, current)
+    groups = groups if groups is not None else Groups([])
+    upsert = change.upsert
+    if upsert is not None and step.joins is not None:
+        upsert = upsert.model_copy(update={"group_id": groups.joined(step), "version": 0})
+    group = _changed_group(step, change, current)
+    if group is not None:
+        version = await groups.version(db, tenant, group, change)
+        if upsert is not None:
+            upsert = upsert.model_copy(update={"version": version})
+        if current is not None and change.void:
+            current = current.model_copy(update={"version": version, "voided": True})
     now = datetime.now(UTC)
     stored: Payment | None = None
-    if change.upsert is not None:
-        stored = await db.upsert(change.upsert, now)
+    if upsert is not None:
+        stored = await db.upsert(upsert, now)
     if change.delete is not None:
-        await db.delete(change.delete, now)
+        await db.delete(change.delete, now, voided=change.void)
     await db.invoice_totals(step.invoice_id, settled, count, change.marked_paid)
     if outbox is not None and (made := outbox.made(invoice, current, change, stored, now)):
         await db.append_events(tenant, made)

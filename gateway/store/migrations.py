@@ -573,6 +573,213 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX rate_budgets_idle ON rate_budgets (idle_at);
         """,
     ),
+    # Payments split across invoices (allocations), customers and versions: a payment's
+    # rows share `group_id` (the whole payment's id: the row's own id for a payment on
+    # one invoice, so every existing payment is its own group); `version` is the group's
+    # optimistic-concurrency counter; `customer` the customer it was recorded for;
+    # `voided` marks a deleted row as deleted by a void. An invoice may name its customer.
+    # PostgreSQL gives a new row its own id as its group unless one is named (a trigger,
+    # so that `ledger_write`'s insert does too); SQLite's store sets it after the insert.
+    # `ledger_write` (migration 11) again, keeping versions: it writes a payment's customer,
+    # takes the version read (`p_read_version`: another, and the template runs the write),
+    # and moves a changed payment's whole group to the next version (a deleted one keeps
+    # the version it had; the rest of its group moves on).
+    Migration(
+        13,
+        sqlite="""
+        ALTER TABLE payments ADD COLUMN group_id INTEGER;
+        ALTER TABLE payments ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE payments ADD COLUMN customer TEXT;
+        ALTER TABLE payments ADD COLUMN voided INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE invoices ADD COLUMN customer TEXT;
+        UPDATE payments SET group_id = id;
+        CREATE INDEX payments_group ON payments (tenant, group_id);
+        """,
+        postgresql="""
+        ALTER TABLE payments ADD COLUMN group_id BIGINT;
+        ALTER TABLE payments ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE payments ADD COLUMN customer TEXT;
+        ALTER TABLE payments ADD COLUMN voided BOOLEAN NOT NULL DEFAULT FALSE;
+        ALTER TABLE invoices ADD COLUMN customer TEXT;
+        UPDATE payments SET group_id = id;
+        CREATE INDEX payments_group ON payments (tenant, group_id);
+        CREATE FUNCTION payments_own_group() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            NEW.group_id := COALESCE(NEW.group_id, NEW.id);
+            RETURN NEW;
+        END
+        $$;
+        CREATE TRIGGER payments_own_group BEFORE INSERT ON payments
+            FOR EACH ROW EXECUTE FUNCTION payments_own_group();
+        DROP FUNCTION ledger_write(TEXT, BIGINT, TEXT, BIGINT, TIMESTAMPTZ, TIMESTAMPTZ,
+            NUMERIC, TIMESTAMPTZ, INTEGER, TEXT, TEXT, TEXT, TEXT, TEXT, NUMERIC, NUMERIC,
+            TEXT, TEXT, TEXT, BOOLEAN, TEXT, TEXT, BOOLEAN, DATE, JSONB, JSONB, TIMESTAMPTZ,
+            TEXT[]);
+        CREATE FUNCTION ledger_write(
+            p_tenant TEXT, p_invoice BIGINT, p_kind TEXT, p_payment BIGINT,
+            p_version TIMESTAMPTZ, p_read_version BIGINT, p_now TIMESTAMPTZ, p_amount NUMERIC,
+            p_paid_at TIMESTAMPTZ, p_paid_at_offset INTEGER, p_method TEXT,
+            p_method_label TEXT, p_origin TEXT, p_notes TEXT, p_reference TEXT,
+            p_tax NUMERIC, p_fee NUMERIC, p_recorded_by TEXT, p_recorded_by_email TEXT,
+            p_client_app TEXT, p_notify BOOLEAN, p_account_code TEXT, p_account_id TEXT,
+            p_customer TEXT, p_mark_paid BOOLEAN, p_payable_on DATE, p_places JSONB,
+            p_document JSONB,
+            p_event_at TIMESTAMPTZ, p_event_ids TEXT[],
+            OUT o_code TEXT, OUT o_payment TEXT, OUT o_kinds TEXT[]
+        ) LANGUAGE plpgsql AS $$
+        DECLARE
+            v_invoice invoices%ROWTYPE;
+            v_current payments%ROWTYPE;
+            v_amount NUMERIC := p_amount;
+            v_replaced NUMERIC := 0;
+            v_due NUMERIC;
+            v_places INTEGER;
+            v_settled NUMERIC;
+            v_count BIGINT;
+            v_marked BOOLEAN;
+            v_before TEXT;
+            v_after TEXT;
+            v_id BIGINT := p_payment;
+            v_document JSONB := p_document;
+            v_shown JSONB;
+            v_data TEXT;
+            v_last BIGINT;
+            v_today DATE := (p_event_at AT TIME ZONE 'UTC')::date;
+            v_group BIGINT;
+            v_version BIGINT := 0;
+        BEGIN
+            -- Sent again after its connection was lost: it committed if its event did.
+            -- (SELECT INTO sets its targets to NULL when no row is found: v_id is the
+            -- payment's own id until the INSERT below gives a new one.)
+            SELECT data INTO v_data FROM events WHERE id = p_event_ids[1];
+            IF FOUND THEN
+                o_code := 'ok';
+                SELECT array_agg(type ORDER BY sequence) INTO o_kinds FROM events
+                    WHERE id = ANY(p_event_ids);
+                IF p_kind <> 'remove' THEN
+                    o_payment := (v_data::jsonb -> 'payment')::text;
+                END IF;
+                RETURN;
+            END IF;
+            SELECT * INTO v_invoice FROM invoices
+                WHERE id = p_invoice AND tenant = p_tenant FOR UPDATE;
+            IF NOT FOUND THEN
+                o_code := 'invoice';
+                RETURN;
+            END IF;
+            IF p_kind <> 'record' THEN
+                -- Its group's live rows, locked in id order as every change of a group
+                -- locks them: the version read stays the group's until this commits.
+                SELECT group_id INTO v_group FROM payments
+                    WHERE id = p_payment AND tenant = p_tenant;
+                PERFORM 1 FROM payments WHERE tenant = p_tenant AND group_id = v_group
+                    AND deleted_at IS NULL ORDER BY id FOR UPDATE;
+                SELECT * INTO v_current FROM payments
+                    WHERE id = p_payment AND tenant = p_tenant AND invoice_id = p_invoice
+                    AND deleted_at IS NULL;
+                IF NOT FOUND OR v_current.updated_at IS DISTINCT FROM p_version
+                        OR v_current.version IS DISTINCT FROM p_read_version THEN
+                    o_code := 'payment';
+                    RETURN;
+                END IF;
+                v_version := v_current.version + 1;
+                v_replaced := v_current.amount + v_current.tax_withheld + v_current.fee;
+            END IF;
+            v_due := v_invoice.total - v_invoice.settled;
+            v_before := ledger_status(v_invoice.void, v_invoice.draft, v_invoice.marked_paid,
+                v_due, v_invoice.due_on, v_invoice.payment_count, v_today);
+            IF p_kind = 'record' AND ledger_status(v_invoice.void, v_invoice.draft,
+                    v_invoice.marked_paid, v_due, v_invoice.due_on, v_invoice.payment_count,
+                    p_payable_on) NOT IN ('open', 'partial', 'overdue') THEN
+                o_code := 'refused';
+                RETURN;
+            END IF;
+            IF p_kind <> 'remove' THEN
+                IF v_amount IS NULL THEN
+                    v_amount := v_due + v_replaced - p_tax - p_fee;
+                    v_document := v_document || jsonb_build_object('amount', v_amount::text);
+                END IF;
+                v_places := COALESCE((p_places ->> v_invoice.currency)::INTEGER,
+                    (p_places ->> '')::INTEGER);
+                IF v_amount <= 0 OR v_amount <> round(v_amount, v_places)
+                        OR p_tax <> round(p_tax, v_places) OR p_fee <> round(p_fee, v_places)
+                        OR v_amount + p_tax + p_fee > v_due + v_replaced THEN
+                    o_code := 'refused';
+                    RETURN;
+                END IF;
+            END IF;
+            IF p_kind = 'record' THEN
+                INSERT INTO payments (tenant, invoice_id, amount, paid_at, paid_at_offset,
+                    method, method_label, origin, notes, reference, tax_withheld, fee,
+                    recorded_by, recorded_by_email, client_app, notify_customer,
+                    account_code, account_id, customer, created_at, updated_at)
+                VALUES (p_tenant, p_invoice, v_amount, p_paid_at, p_paid_at_offset,
+                    p_method, p_method_label, p_origin, p_notes, p_reference, p_tax, p_fee,
+                    p_recorded_by, p_recorded_by_email, p_client_app, p_notify,
+                    p_account_code, p_account_id, p_customer, p_now, p_now)
+                RETURNING id INTO v_id;
+                v_document := v_document
+                    || jsonb_build_object('id', v_id, 'group_id', v_id, 'version', 0);
+                v_settled := v_invoice.settled + (v_amount + p_tax + p_fee);
+                v_count := v_invoice.payment_count + 1;
+                v_marked := v_invoice.marked_paid OR p_mark_paid;
+            ELSIF p_kind = 'revise' THEN
+                UPDATE payments SET amount = v_amount, paid_at = p_paid_at,
+                    paid_at_offset = p_paid_at_offset, method = p_method,
+                    method_label = p_method_label, origin = p_origin, notes = p_notes,
+                    reference = p_reference, tax_withheld = p_tax, fee = p_fee,
+                    recorded_by = p_recorded_by, recorded_by_email = p_recorded_by_email,
+                    client_app = p_client_app, notify_customer = p_notify,
+                    account_code = p_account_code, account_id = p_account_id,
+                    customer = p_customer, version = v_version, updated_at = p_now
+                WHERE id = p_payment;
+                v_settled := v_invoice.settled - v_replaced + (v_amount + p_tax + p_fee);
+                v_count := v_invoice.payment_count;
+                v_marked := v_invoice.marked_paid;
+            ELSE
+                UPDATE payments SET deleted_at = p_now, updated_at = p_now WHERE id = p_payment;
+                v_settled := v_invoice.settled - v_replaced;
+                v_count := v_invoice.payment_count - 1;
+                v_marked := FALSE;
+            END IF;
+            IF p_kind <> 'record' THEN  -- the rest of its group moves to the new version
+                UPDATE payments SET version = v_version WHERE tenant = p_tenant
+                    AND group_id = v_current.group_id AND deleted_at IS NULL AND id <> p_payment;
+            END IF;
+            IF p_kind = 'revise' THEN
+                v_document := v_document || jsonb_build_object('version', v_version);
+            END IF;
+            UPDATE invoices SET settled = v_settled, payment_count = v_count,
+                marked_paid = v_marked WHERE id = p_invoice;
+            v_after := ledger_status(v_invoice.void, v_invoice.draft, v_marked,
+                v_invoice.total - v_settled, v_invoice.due_on, v_count, v_today);
+            o_kinds := ARRAY['payment.' || CASE p_kind WHEN 'record' THEN 'created'
+                WHEN 'revise' THEN 'updated' ELSE 'deleted' END];
+            IF v_invoice.total - v_settled <> v_due OR v_after <> v_before THEN
+                o_kinds := o_kinds || 'invoice.updated'::TEXT;
+            END IF;
+            v_shown := jsonb_build_object('id', v_invoice.id, 'number', v_invoice.number,
+                'due_amount', (v_invoice.total - v_settled)::text, 'status', v_after);
+            v_data := '{"payment":' || v_document::text || ',"invoice":' || v_shown::text
+                || '}';
+            INSERT INTO event_sequences (tenant, last_sequence)
+                VALUES (p_tenant, cardinality(o_kinds))
+                ON CONFLICT (tenant) DO UPDATE
+                SET last_sequence = event_sequences.last_sequence + EXCLUDED.last_sequence
+                RETURNING last_sequence INTO v_last;
+            INSERT INTO events (tenant, sequence, id, type, created_at, invoice_id,
+                payment_id, data)
+            SELECT p_tenant, v_last - cardinality(o_kinds) + n, p_event_ids[n], o_kinds[n],
+                p_event_at, p_invoice, v_id, v_data
+            FROM generate_subscripts(o_kinds, 1) AS n;
+            o_code := 'ok';
+            IF p_kind <> 'remove' THEN
+                o_payment := v_document::text;
+            END IF;
+        END
+        $$;
+        """,
+    ),
 )
 
 # The table each engine records applied versions in (created before the first migration).

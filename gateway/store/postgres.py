@@ -65,7 +65,7 @@ _LIVE = " AND deleted_at IS NULL"
 # An invoice's live payments summed are kept on its row (see migration 7).
 _INVOICE_COLUMNS = (
     "id", "tenant", "number", "currency", "total", "issued_on", "due_on", "draft", "void",
-    "marked_paid", "created_at", "settled", "payment_count",
+    "marked_paid", "created_at", "settled", "payment_count", "customer",
 )  # fmt: skip
 _SELECT_INVOICE = f"SELECT {', '.join(_INVOICE_COLUMNS)} FROM invoices"
 # An invoice and its live payments in one statement (one snapshot): a row per payment,
@@ -81,15 +81,16 @@ _SELECT_KEY = (
     " status, headers, body FROM idempotency_keys WHERE tenant = $1 AND key = $2"
 )
 _HELD = "state IN ('pending', 'sent')"
-# One ledger write in one call (migration 11): the payment's columns in this order.
+# One ledger write in one call (migration 13's `ledger_write`): the payment's columns in
+# this order.
 _WRITTEN = (
     "amount", "paid_at", "paid_at_offset", "method", "method_label", "origin", "notes",
     "reference", "tax_withheld", "fee", "recorded_by", "recorded_by_email", "client_app",
-    "notify_customer", "account_code", "account_id",
+    "notify_customer", "account_code", "account_id", "customer",
 )  # fmt: skip
 _LEDGER_WRITE = (
     "SELECT o_code, o_payment, o_kinds FROM ledger_write("
-    + ", ".join(f"${i}" for i in range(1, len(_WRITTEN) + 13))
+    + ", ".join(f"${i}" for i in range(1, len(_WRITTEN) + 14))
     + ")"
 )
 _PLACES = json.dumps(currency_exponents())
@@ -352,10 +353,10 @@ class PostgresStore(SingleStep):
         async def insert(conn: Connection) -> Invoice:
             invoice_id = await conn.fetchval(
                 "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on, draft,"
-                " created_at, backend_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                " ON CONFLICT (tenant, number) DO NOTHING RETURNING id",
+                " created_at, backend_id, customer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                " $10) ON CONFLICT (tenant, number) DO NOTHING RETURNING id",
                 new.tenant, new.number, new.currency, new.total, new.issued_on, new.due_on,
-                new.draft, _now(), new.backend_id,
+                new.draft, _now(), new.backend_id, new.customer,
             )  # fmt: skip
             if invoice_id is None:
                 raise Conflict(f"Invoice number {new.number} already exists")
@@ -390,12 +391,19 @@ class PostgresStore(SingleStep):
         return await self._run(load, read="one")
 
     async def payments(
-        self, tenant: str, invoice_ids: Sequence[int] | None = None, *, deleted: bool = False
+        self,
+        tenant: str,
+        invoice_ids: Sequence[int] | None = None,
+        *,
+        deleted: bool = False,
+        group_ids: Sequence[int] | None = None,
     ) -> list[Payment]:
         query = f"{_SELECT_PAYMENTS} WHERE tenant = $1{'' if deleted else _LIVE}"
-        if invoice_ids is not None:
-            query += " AND invoice_id = ANY($2::bigint[])"
-        params = (tenant,) if invoice_ids is None else (tenant, list(invoice_ids))
+        params: tuple[object, ...] = (tenant,)
+        for column, ids in (("invoice_id", invoice_ids), ("group_id", group_ids)):
+            if ids is not None:
+                params += (list(ids),)
+                query += f" AND {column} = ANY(${len(params)}::bigint[])"
 
         async def load(conn: Connection) -> list[Payment]:
             return [_payment(row) for row in await conn.fetch(f"{query} ORDER BY id", *params)]
@@ -483,7 +491,8 @@ class PostgresStore(SingleStep):
             document = payment.model_copy(update={"deleted_at": now, "updated_at": now})
         row = _payment_row(payment)
         arguments = (
-            tenant, step.invoice_id, plan.kind, step.payment_id, plan.version, now,
+            tenant, step.invoice_id, plan.kind, step.payment_id, plan.version,
+            payment.version, now,
             *(row[name] for name in _WRITTEN), plan.mark_paid, plan.payable_on, _PLACES,
             document.model_dump_json(), at, list(event_ids),
         )  # fmt: skip
@@ -1063,9 +1072,35 @@ class _Writes:
     async def upsert(self, payment: Payment, now: datetime) -> Payment:
         return await _upsert(self.conn, payment, now)
 
-    async def delete(self, payment_id: int, now: datetime) -> None:
+    async def delete(self, payment_id: int, now: datetime, *, voided: bool = False) -> None:
         await self.conn.execute(
-            "UPDATE payments SET deleted_at = $1, updated_at = $1 WHERE id = $2", now, payment_id
+            "UPDATE payments SET deleted_at = $1, updated_at = $1, voided = $3 WHERE id = $2",
+            now,
+            payment_id,
+            voided,
+        )
+
+    async def group_version(self, tenant: str, group_id: int) -> int:
+        # Locked in id order by every writer of a group (and by `ledger_write`), after
+        # the invoices: no two writers of one group deadlock.
+        held = await self.conn.fetch(
+            "SELECT version FROM payments WHERE tenant = $1 AND group_id = $2"
+            " AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+            tenant,
+            group_id,
+        )
+        return max((int(row[0]) for row in held), default=-1)
+
+    async def set_version(
+        self, tenant: str, group_id: int, version: int, *, skip: int | None = None
+    ) -> None:
+        await self.conn.execute(
+            "UPDATE payments SET version = $3 WHERE tenant = $1 AND group_id = $2"
+            " AND deleted_at IS NULL AND id IS DISTINCT FROM $4",
+            tenant,
+            group_id,
+            version,
+            skip,
         )
 
     async def invoice_totals(
@@ -1128,7 +1163,7 @@ async def _upsert(conn: Connection, payment: Payment, now: datetime) -> Payment:
         row = await conn.fetchrow(query, *values.values())
     else:
         values["updated_at"] = now
-        for fixed in ("id", "tenant", "invoice_id"):
+        for fixed in ("id", "tenant", "invoice_id", "group_id"):
             del values[fixed]
         assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, 1))
         query = f"UPDATE payments SET {assignments} WHERE id = ${len(values) + 1}"
@@ -1285,6 +1320,10 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "notify_customer": payment.notify_customer,
         "account_code": payment.account_code,
         "account_id": payment.account_id,
+        "group_id": payment.group_id,
+        "version": payment.version,
+        "customer": payment.customer,
+        "voided": payment.voided,
     }
 
 

@@ -59,7 +59,7 @@ LISTING = (
 _RETURNING = f"RETURNING {', '.join(PAYMENT_COLUMNS)}"
 _INVOICE_COLUMNS = (
     "id", "tenant", "number", "currency", "total", "issued_on", "due_on", "draft", "void",
-    "marked_paid", "created_at",
+    "marked_paid", "created_at", "customer",
 )  # fmt: skip
 # The live payments' sum and count are kept on the invoice row (see migration 5).
 _SELECT_INVOICE = (
@@ -165,10 +165,11 @@ class SQLiteStore(SingleStep):
             raise Conflict(f"Invoice number {new.number} already exists")
         cursor = db.execute(
             "INSERT INTO invoices (tenant, number, currency, total, issued_on, due_on, draft,"
-            " created_at, backend_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, backend_id, customer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 new.tenant, new.number, new.currency, str(new.total), new.issued_on.isoformat(),
                 new.due_on.isoformat(), int(new.draft), _now().isoformat(), new.backend_id,
+                new.customer,
             ),
         )  # fmt: skip
         invoice = self._load_invoice(db, new.tenant, _rowid(cursor))
@@ -206,19 +207,31 @@ class SQLiteStore(SingleStep):
         )
 
     async def payments(
-        self, tenant: str, invoice_ids: Sequence[int] | None = None, *, deleted: bool = False
+        self,
+        tenant: str,
+        invoice_ids: Sequence[int] | None = None,
+        *,
+        deleted: bool = False,
+        group_ids: Sequence[int] | None = None,
     ) -> list[Payment]:
-        return await self._read(lambda db: self._load_payments(db, tenant, invoice_ids, deleted))
+        return await self._read(
+            lambda db: self._load_payments(db, tenant, invoice_ids, deleted, group_ids)
+        )
 
     @staticmethod
     def _load_payments(
-        db: sqlite3.Connection, tenant: str, invoice_ids: Sequence[int] | None, deleted: bool
+        db: sqlite3.Connection,
+        tenant: str,
+        invoice_ids: Sequence[int] | None,
+        deleted: bool,
+        group_ids: Sequence[int] | None = None,
     ) -> list[Payment]:
         query = f"{_SELECT_PAYMENTS} WHERE tenant = ?{'' if deleted else _LIVE}"
         params: list[object] = [tenant]
-        if invoice_ids is not None:
-            query += f" AND invoice_id IN ({', '.join('?' * len(invoice_ids))})"
-            params += invoice_ids
+        for column, ids in (("invoice_id", invoice_ids), ("group_id", group_ids)):
+            if ids is not None:
+                query += f" AND {column} IN ({', '.join('?' * len(ids))})"
+                params += ids
         return [_payment(row) for row in db.execute(query + " ORDER BY id", params)]
 
     async def listing(
@@ -690,9 +703,12 @@ class SQLiteStore(SingleStep):
             marks = ", ".join("?" for _ in values)
             query = f"INSERT INTO payments ({names}) VALUES ({marks})"
             rows = db.execute(f"{query} {_RETURNING}", tuple(values.values())).fetchall()
+            if payment.group_id is None:  # a payment of its own: its group is its id
+                query = f"UPDATE payments SET group_id = id WHERE id = ? {_RETURNING}"
+                rows = db.execute(query, (rows[0][0],)).fetchall()
             return _payment(rows[0])
         values["updated_at"] = now
-        for fixed in ("id", "tenant", "invoice_id"):
+        for fixed in ("id", "tenant", "invoice_id", "group_id"):
             del values[fixed]
         assignments = ", ".join(f"{name} = ?" for name in values)
         query = f"UPDATE payments SET {assignments} WHERE id = ?"
@@ -882,11 +898,28 @@ class _Writes:
     async def upsert(self, payment: Payment, now: datetime) -> Payment:
         return SQLiteStore._upsert(self.db, payment, now.isoformat())
 
-    async def delete(self, payment_id: int, now: datetime) -> None:
+    async def delete(self, payment_id: int, now: datetime, *, voided: bool = False) -> None:
         moment = now.isoformat()
         self.db.execute(
-            "UPDATE payments SET deleted_at = ?, updated_at = ? WHERE id = ?",
-            (moment, moment, payment_id),
+            "UPDATE payments SET deleted_at = ?, updated_at = ?, voided = ? WHERE id = ?",
+            (moment, moment, int(voided), payment_id),
+        )
+
+    async def group_version(self, tenant: str, group_id: int) -> int:
+        (held,) = self.db.execute(
+            "SELECT MAX(version) FROM payments WHERE tenant = ? AND group_id = ?"
+            " AND deleted_at IS NULL",
+            (tenant, group_id),
+        ).fetchone()
+        return -1 if held is None else int(held)
+
+    async def set_version(
+        self, tenant: str, group_id: int, version: int, *, skip: int | None = None
+    ) -> None:
+        self.db.execute(
+            "UPDATE payments SET version = ? WHERE tenant = ? AND group_id = ?"
+            " AND deleted_at IS NULL AND id IS NOT ?",
+            (version, tenant, group_id, skip),
         )
 
     async def invoice_totals(
@@ -966,6 +999,10 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "account_code": payment.account_code,
         "account_id": payment.account_id,
         "settled_cents": _cents(payment.settled),
+        "group_id": payment.group_id,
+        "version": payment.version,
+        "customer": payment.customer,
+        "voided": int(payment.voided),
     }
 
 
@@ -982,6 +1019,7 @@ def _payment(row: tuple[Any, ...]) -> Payment:
         data["deleted_at"] = datetime.fromisoformat(data["deleted_at"])
     data["method"] = _METHODS[data["method"]] if data["method"] else None
     data["notify_customer"] = bool(data["notify_customer"])
+    data["voided"] = bool(data["voided"])
     return stored_payment(data)
 
 

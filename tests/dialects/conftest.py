@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dialects import xero
+from dialects import quickbooks, xero
 
 WRITTEN = datetime(2026, 11, 20, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -15,5 +15,7 @@ WRITTEN = datetime(2026, 11, 20, 9, 30, 15, 123456, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def fixed_clock() -> Iterator[datetime]:
     token = xero.NOW.set(lambda: WRITTEN)
+    answered = quickbooks.NOW.set(lambda: WRITTEN)
     yield WRITTEN
+    quickbooks.NOW.reset(answered)
     xero.NOW.reset(token)

@@ -318,7 +318,7 @@ def test_every_dialect_renders_every_error_kind(name: str, fmt: Format) -> None:
 
 
 def test_registry_finds_every_dialect_by_name() -> None:
-    assert sorted(DIALECTS) == ["fastbill", "harvest", "invoiless", "urlkey", "xero"]
+    assert sorted(DIALECTS) == ["fastbill", "harvest", "invoiless", "quickbooks", "urlkey", "xero"]
     for name, dialect in DIALECTS.items():
         assert dialects.get(name) is dialect
         assert dialect.name == name
@@ -334,7 +334,7 @@ def test_unknown_dialect_suggests_the_closest_name() -> None:
 
 def test_unknown_dialect_far_from_any_lists_the_known_ones_in_name_order() -> None:
     with pytest.raises(dialects.UnknownDialect) as caught:
-        dialects.get("quickbooks")
+        dialects.get("zoho")
     known = ", ".join(sorted(dialects.units()))
-    assert caught.value.args[0] == f"unknown dialect 'quickbooks'; known: {known}"
-    assert "harvest, invoiless, urlkey" in known
+    assert caught.value.args[0] == f"unknown dialect 'zoho'; known: {known}"
+    assert "harvest, invoiless, quickbooks, urlkey" in known

@@ -72,8 +72,8 @@ async def create_as_invoiless(proxy: Client, invoice: int) -> Reply:
 
 def shaped(caller: str, reply: Reply) -> tuple[int, str]:
     """(status, message) of an error reply, checked to be in the caller's own shape."""
-    if caller == "xero":
-        fmt = "xml" if "xml" in reply.headers.get("Content-Type", "") else "json"
+    if caller not in ("harvest", "fastbill", "invoiless", "urlkey"):  # Xero, and any other:
+        fmt = "xml" if "xml" in reply.headers.get("Content-Type", "") else "json"  # its support
         return reply.status, testing.support(caller).error(reply.answer(), reply.status, "", fmt)
     if caller in ("harvest", "fastbill"):
         assert reply.headers["Content-Type"] == "application/xml; charset=utf-8"

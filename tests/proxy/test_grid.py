@@ -15,11 +15,10 @@ import pytest
 
 import dialects
 from dialects import testing
-from dialects.unit import Op
 
 from ..clients import CLIENTS, Reply, View
 from ..conftest import Client
-from ..registry import answers_xml, names, speaks_json
+from ..registry import answers_xml, deletes, names, speaks_json
 from ..support import basic
 from .conftest import ProxyFactory
 from .harness import DIALECTS, LedgerBackend, backend_id, caller_invoice, held, upstream
@@ -198,7 +197,7 @@ async def test_payment_lives_at_the_backend_through_every_operation_both_dialect
     before = await backend.payments(number)
     deleted = await client.delete(invoice, payment)
     backend_unit = dialects.unit(backend_dialect)
-    if backend_unit.route(Op.DELETE) is None and backend_unit.route(Op.REMOVE) is None:
+    if not deletes(backend_unit):
         message = f"The {backend_dialect} backend cannot delete a payment"
         not_supported(caller, deleted, message)
         assert await backend.payments(number) == before

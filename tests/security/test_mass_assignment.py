@@ -23,15 +23,16 @@ import dialects
 from dialects import testing
 from dialects.fields import Kind, Spec
 from dialects.model import Payment
+from dialects.unit import Op
 
-from ..registry import ALL, answers_xml, names, speaks_json, writes_json
+from ..registry import answers_xml, lacks, names, speaks_json, writes_json
 from .conftest import Catalogue
 from .harness import admin, credentials, ledger, new_invoice, pay, send
 
 EVIL = 999_999
 LONG_AGO = "2000-01-01T00:00:00Z"
 # Keys a stored payment may differ in between two good creates on different invoices.
-OWN = {"id", "dialect_ids", "invoice_id", "created_at", "updated_at"}
+OWN = {"id", "dialect_ids", "invoice_id", "created_at", "updated_at", "group_id", "allocations"}
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,12 @@ class Form:
         return spec.wire.replace("-", "_") if self.json else spec.wire
 
 
-FORMS = [Form(d) for d in ALL] + [
+# A dialect whose creates share their route with updates (Op.WRITE: an `Id` in the body
+# names the payment to change) cannot take a claimed id as a create; its own tests check
+# its server-owned fields (tests/dialects/test_quickbooks_sdk.py).
+FORMS = [Form(d) for d in names(lacks(Op.WRITE))] + [
     Form(d, json=True)
-    for d in names(speaks_json, writes_json, answers_xml)
+    for d in names(speaks_json, writes_json, answers_xml, lacks(Op.WRITE))
     if "json" not in testing.support(d).content_type
 ]
 

@@ -620,6 +620,7 @@ async def test_each_dialect_sees_the_same_payment_in_its_own_id_form(client: Cli
             "harvest": 12,
             "fastbill": 12,
             "invoiless": "12",
+            "quickbooks": "12",
             "urlkey": "00000000000000000000000c",
             "xero": "00000000-0000-0000-0000-00000000000c",
         }

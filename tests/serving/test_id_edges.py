@@ -196,9 +196,13 @@ def path_of(slot: Slot, live: Live, value: str, suffix: str) -> str:
     codec = dialects.get(slot.dialect)
     real = {"invoice_id": codec.wire_id(live.invoice), "payment_id": codec.wire_id(live.payment)}
     scope = urlsplit(testing.support(slot.dialect).listing(TENANT, live.invoice).path).path
-    fixed = re.fullmatch(
-        re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(slot.route.path)), scope
+    # The scope's values (a business, a company) as the listing path, on whichever of the
+    # dialect's routes it is, spells them.
+    found = (
+        re.fullmatch(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route.path)), scope)
+        for route in (slot.route, *dialects.unit(slot.dialect).routes)
     )
+    fixed = next((match for match in found if match), None)
     values = {**(fixed.groupdict() if fixed else {}), **{k: str(v) for k, v in real.items()}}
     if not slot.in_query:
         values[slot.name] = quoted(value)
