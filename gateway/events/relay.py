@@ -87,13 +87,14 @@ class Relay:
         """Whether the backend's dialect takes an idempotency key."""
         return self.service.keys.header is not None
 
-    async def deliver(self, due: Due, owner: str, clock: Callable[[], datetime]) -> None:
-        """Forward one claimed event and record what came of it."""
+    async def deliver(self, due: Due, owner: str, clock: Callable[[], datetime]) -> Settle | None:
+        """Forward one claimed event; what came of it, for the pass to settle (None: the
+        lease was lost, another process has it now)."""
         trace.begin(None)  # this attempt's request id: sent to the backend, logged
         event = due.event
         found = await self.attempt(due, owner, clock)
         if found is None:
-            return  # the lease was lost: another process has it now
+            return None
         now = clock()
         if isinstance(found, Wait):
             settle = Settle(
@@ -111,7 +112,7 @@ class Relay:
                     payment_id=payment_of(event).id, type=event.type, attempt=settle.attempts,
                     state=settle.state, reason=found.error,
                 )  # fmt: skip
-        await self.store.webhook_settle(self.tenant, RELAY, event.sequence, owner, now, settle)
+        return settle
 
     async def attempt(
         self, due: Due, owner: str, clock: Callable[[], datetime]

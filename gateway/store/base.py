@@ -32,7 +32,7 @@ from dialects.model import Invoice, InvoiceFacts, Payment
 
 if TYPE_CHECKING:
     from gateway.store.budgets import Grant, Take
-    from gateway.store.deliveries import Delivery, Due, Owed, Settle, Subscription, Track
+    from gateway.store.deliveries import Delivery, Due, Owed, Settled, Subscription, Track
     from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox
 
 # Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
@@ -417,9 +417,11 @@ class Store(Protocol):
         ...
 
     async def webhook_settle(
-        self, tenant: str, name: str, sequence: int, owner: str, now: datetime, settle: Settle
-    ) -> bool:
-        """Record an attempt's outcome if `owner` still holds the lease; False if not."""
+        self, tenant: str, name: str, owner: str, now: datetime, settles: Sequence[Settled]
+    ) -> int:
+        """Record the outcomes of a pass's attempts, in one transaction: each delivery
+        `owner` still holds the lease of (the others are left to their new holder); how
+        many were recorded."""
         ...
 
     async def webhook_enable(self, tenant: str, name: str) -> bool:
