@@ -435,7 +435,8 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
                 print(rows[-1].line(), flush=True)
         if args.lag_seconds > 0:
             lag_line = lag(store, gateways[2 if args.against else 1], receiver_base, owed, args)
-    return [*summary(store, rows), "", LAG_HEADER, lag_line, ""] if rows else [lag_line]
+    lags = [LAG_HEADER, lag_line, ""] if lag_line else []
+    return [*summary(store, rows), "", *lags] if rows else lags
 
 
 def lag(store: str, gateway: Gateway, receiver_base: str, owed: int, args: Any) -> str:

@@ -10,8 +10,8 @@ Exactly once at the backend:
 - a create goes with an idempotency key derived from its event where the backend's
   dialect takes one (`DialectUnit.idempotency_header`): a retry of an attempt whose
   outcome is unknown (no answer, a crash) is answered from the backend's key;
-- for a backend without keys, an attempt is marked as going out before it is sent;
-  a retry of a marked one first looks for the payment at the backend (its invoice's
+- for a backend without keys, an attempt is marked as going out before it is sent
+  (by the claim that leases it, in the same write: `Relay.sending`); a retry of a marked one first looks for the payment at the backend (its invoice's
   list, matched by what was sent, and not already the backend id of another relayed
   payment) and sends again only if it is not there.
 
@@ -87,14 +87,17 @@ class Relay:
         """Whether the backend's dialect takes an idempotency key."""
         return self.service.keys.header is not None
 
-    async def deliver(self, due: Due, owner: str, clock: Callable[[], datetime]) -> Settle | None:
-        """Forward one claimed event; what came of it, for the pass to settle (None: the
-        lease was lost, another process has it now)."""
+    @property
+    def sending(self) -> bool:
+        """Whether a claim notes its creates as going out before they are sent (a backend
+        without keys: a retry of one whose outcome is unknown looks before sending)."""
+        return not self.keyed
+
+    async def deliver(self, due: Due, clock: Callable[[], datetime]) -> Settle:
+        """Forward one claimed event; what came of it, for the pass to settle."""
         trace.begin(None)  # this attempt's request id: sent to the backend, logged
         event = due.event
-        found = await self.attempt(due, owner, clock)
-        if found is None:
-            return None
+        found = await self.attempt(due)
         now = clock()
         if isinstance(found, Wait):
             settle = Settle(
@@ -114,23 +117,21 @@ class Relay:
                 )  # fmt: skip
         return settle
 
-    async def attempt(
-        self, due: Due, owner: str, clock: Callable[[], datetime]
-    ) -> Outcome | Wait | None:
+    async def attempt(self, due: Due) -> Outcome | Wait:
         payment = payment_of(due.event)
         assert payment.id is not None and payment.invoice_id is not None
         invoice = await self.backend_invoice(payment.invoice_id)
         if due.event.type == PAYMENT_DELETED:
             tracks = await self.store.relay_tracks(self.tenant, payment.id)
             return await self._delete(due, invoice, tracks)
-        return await self._create(due, owner, invoice, payment)
+        return await self._create(due, invoice, payment)
 
     async def backend_invoice(self, invoice_id: int) -> str:
         """The invoice's id at the backend: as created, else its own in the backend's form."""
         stored = await self.store.invoice_backend_id(self.tenant, invoice_id)
         return stored if stored is not None else str(self.service.dialect.wire_id(invoice_id))
 
-    async def _create(self, due: Due, owner: str, invoice: str, payment: Payment) -> Outcome | None:
+    async def _create(self, due: Due, invoice: str, payment: Payment) -> Outcome:
         if self.keyed:
             try:
                 made = await self.service.relay_create(invoice, payment, key=due.event.id)
@@ -146,8 +147,7 @@ class Relay:
             free = [backend_id for backend_id in found if backend_id not in taken]
             if free:
                 return Outcome(200, None, backend_id=free[0])
-        elif not await self.store.delivery_sending(self.tenant, RELAY, due.event.sequence, owner):
-            return None
+        # Otherwise its claim noted that it is going out (`sending`): sent at once.
         try:
             made = await self.service.relay_create(invoice, payment, key=None)
         except GatewayError as exc:

@@ -279,7 +279,10 @@ class Deliveries:
         lease = now + timedelta(seconds=self.config.events.lease_seconds)
         key = (tenant, hook.name)
         limit = BACKLOG_IN_FLIGHT if key in self._backlog else IN_FLIGHT
-        due = await self.store.webhook_claim(tenant, hook.name, self.owner, now, lease, limit)
+        sending = isinstance(hook, Relay) and hook.sending
+        due = await self.store.webhook_claim(
+            tenant, hook.name, self.owner, now, lease, limit, sending=sending
+        )
         (self._backlog.add if len(due) == limit else self._backlog.discard)(key)
         found = await asyncio.gather(
             *(self._deliver(tenant, hook, item) for item in due), return_exceptions=True
@@ -311,11 +314,10 @@ class Deliveries:
                 age = 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
                 child(WEBHOOK_LAG, tenant, hook.name).set(age)
 
-    async def _deliver(self, tenant: str, hook: Webhook | Relay, due: Due) -> Settled | None:
-        """One attempt at a claimed delivery, and what it leaves (None: the lease was lost)."""
+    async def _deliver(self, tenant: str, hook: Webhook | Relay, due: Due) -> Settled:
+        """One attempt at a claimed delivery, and what it leaves."""
         if isinstance(hook, Relay):
-            settle = await hook.deliver(due, self.owner, self.clock)
-            return None if settle is None else (due.event.sequence, settle)
+            return due.event.sequence, await hook.deliver(due, self.clock)
         event = due.event
         body, content_type = self.body(hook, event)
         outcome = await self.attempt(hook, event, body, content_type)

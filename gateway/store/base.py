@@ -410,10 +410,13 @@ class Store(Protocol):
         ...
 
     async def webhook_claim(
-        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Due]:
+        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime,
+        limit: int, *, sending: bool = False,
+    ) -> list[Due]:  # fmt: skip
         """Lease to `owner` up to `limit` pending deliveries due by `now` that no live lease
-        holds, oldest first; none while the subscription is not active."""
+        holds, oldest first; none while the subscription is not active. `sending`: also
+        note, in the same write, that each is going out (its outcome unknown until
+        settled); each `Due` says whether it was so noted before this claim."""
         ...
 
     async def webhook_settle(
@@ -451,11 +454,6 @@ class Store(Protocol):
         """Make deliveries pending again, due now, with no attempts: every kept event of
         `types` after sequence `after` up to the subscription's cursor, or the one event
         `event_id`; how many."""
-        ...
-
-    async def delivery_sending(self, tenant: str, name: str, sequence: int, owner: str) -> bool:
-        """Note that an attempt `owner` holds the lease of is going out (its outcome is
-        unknown until settled); False if the lease is no longer `owner`'s."""
         ...
 
     # --- relay (gateway/events/relay.py) --------------------------------------------------

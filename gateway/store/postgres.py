@@ -709,20 +709,22 @@ class PostgresStore(SingleStep):
         return await self._run(read, read="one")
 
     async def webhook_claim(
-        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[hooks.Due]:
+        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime,
+        limit: int, *, sending: bool = False,
+    ) -> list[hooks.Due]:  # fmt: skip
         async def write(conn: Connection) -> list[hooks.Due]:
-            rows = await conn.fetch(
-                "WITH due AS (SELECT d.tenant, d.subscription, d.sequence"
+            rows = await conn.fetch(  # `due` reads each row's mark as it was before
+                "WITH due AS (SELECT d.tenant, d.subscription, d.sequence, d.outcome_unknown"
                 " FROM webhook_deliveries d JOIN webhook_subscriptions s"
                 " ON s.tenant = d.tenant AND s.name = d.subscription AND s.state = 'active'"
                 " WHERE d.tenant = $1 AND d.subscription = $2 AND d.state = 'pending'"
                 " AND d.next_at <= $3 AND (d.lease_until IS NULL OR d.lease_until <= $3)"
                 " ORDER BY d.sequence LIMIT $4 FOR UPDATE OF d SKIP LOCKED),"
-                " claimed AS (UPDATE webhook_deliveries w SET owner = $5, lease_until = $6"
+                " claimed AS (UPDATE webhook_deliveries w SET owner = $5, lease_until = $6,"
+                " outcome_unknown = w.outcome_unknown OR $7"
                 " FROM due WHERE w.tenant = due.tenant AND w.subscription = due.subscription"
                 " AND w.sequence = due.sequence"
-                " RETURNING w.sequence, w.attempts, w.outcome_unknown)"
+                " RETURNING w.sequence, w.attempts, due.outcome_unknown)"
                 " SELECT c.sequence, c.attempts, e.id, e.type, e.created_at, e.data,"
                 " c.outcome_unknown"
                 " FROM claimed c LEFT JOIN events e ON e.tenant = $1 AND e.sequence = c.sequence"
@@ -733,6 +735,7 @@ class PostgresStore(SingleStep):
                 limit,
                 owner,
                 lease_until,
+                sending,
             )
             gone = [r[0] for r in rows if r[2] is None]
             if gone:  # purged while no active subscription was owed them
@@ -890,14 +893,6 @@ class PostgresStore(SingleStep):
             return _count(await conn.execute(statement, *args))
 
         return await self._run(write)
-
-    async def delivery_sending(self, tenant: str, name: str, sequence: int, owner: str) -> bool:
-        changed = await self._changed(
-            "UPDATE webhook_deliveries SET outcome_unknown = TRUE WHERE tenant = $1"
-            " AND subscription = $2 AND sequence = $3 AND owner = $4",
-            *(tenant, name, sequence, owner),
-        )
-        return changed > 0
 
     # --- relay (gateway/events/relay.py) --------------------------------------------------
 

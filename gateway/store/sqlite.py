@@ -469,8 +469,9 @@ class SQLiteStore(SingleStep):
         return await self._read(read)
 
     async def webhook_claim(
-        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Due]:
+        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime,
+        limit: int, *, sending: bool = False,
+    ) -> list[Due]:  # fmt: skip
         def write(db: sqlite3.Connection) -> list[Due]:
             at = _moment(now)
             rows = db.execute(
@@ -479,6 +480,12 @@ class SQLiteStore(SingleStep):
             if not rows:
                 return []
             listed = ", ".join("?" for _ in rows)
+            if sending:  # RETURNING gave each row's mark as it was before
+                db.execute(
+                    "UPDATE webhook_deliveries SET outcome_unknown = 1 WHERE tenant = ?"
+                    f" AND subscription = ? AND sequence IN ({listed})",
+                    (tenant, name, *(row[0] for row in rows)),
+                )
             events = {
                 found[0]: found[1:]
                 for found in db.execute(
@@ -642,18 +649,6 @@ class SQLiteStore(SingleStep):
         replayed = await self._write(write)
         self.notices.tell(tenant)
         return replayed
-
-    async def delivery_sending(self, tenant: str, name: str, sequence: int, owner: str) -> bool:
-        def write(db: sqlite3.Connection) -> bool:
-            return bool(
-                db.execute(
-                    "UPDATE webhook_deliveries SET outcome_unknown = 1 WHERE tenant = ?"
-                    " AND subscription = ? AND sequence = ? AND owner = ?",
-                    (tenant, name, sequence, owner),
-                ).rowcount
-            )
-
-        return await self._write(write)
 
     # --- relay (gateway/events/relay.py) --------------------------------------------------
 

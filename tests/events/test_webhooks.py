@@ -614,3 +614,26 @@ async def test_a_batch_whose_settle_never_commits_loses_no_delivery(
     assert await gateway.deliveries.step() == 3  # sent again: at least once
     assert await states(gateway) == {PENDING: 0, DELIVERED: 3, FAILED: 0}
     assert len(receiver.got) == 6
+
+
+@pytest.mark.stores
+async def test_a_claim_that_is_sending_notes_it_and_tells_what_was_noted_before(
+    start: Start,
+) -> None:
+    """A relay without keys: its claim marks each create as going out, in the same write,
+    so a later claim (after a crash) knows to look at the backend before sending again."""
+    clock = Clock()
+    client, gateway, _ = await start({"events": ["payment.created"]}, clock=clock)
+    await pay(client)
+    store, lease = gateway.store, timedelta(seconds=gateway.config.events.lease_seconds)
+    await store.webhook_fanout("acme", "hook0", ["payment.created"], clock(), 100)
+    (plain,) = await store.webhook_claim("acme", "hook0", "a", clock(), clock() + lease, 4)
+    clock.move(lease.total_seconds())
+    (first,) = await store.webhook_claim(
+        "acme", "hook0", "b", clock(), clock() + lease, 4, sending=True
+    )
+    clock.move(lease.total_seconds())  # b died after its claim
+    (again,) = await store.webhook_claim(
+        "acme", "hook0", "c", clock(), clock() + lease, 4, sending=True
+    )
+    assert (plain.unknown, first.unknown, again.unknown) == (False, False, True)
