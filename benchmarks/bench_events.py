@@ -354,8 +354,11 @@ def spread(values: list[float]) -> str:
 
 
 def verdict(ratios: list[float]) -> str:
-    """Whether per-round ratios to `none` say the target holds: decided when at least
-    three rounds in four fall on the side of TARGET their median falls on."""
+    """Whether per-round ratios to `none` say the target holds: decided when there are
+    three rounds at least, and at least three in four fall on the side of TARGET their
+    median falls on."""
+    if len(ratios) < 3:
+        return f"undecided ({len(ratios)} rounds: three at least)"
     middle = statistics.median(ratios)
     side = [ratio >= TARGET for ratio in ratios]
     agree = side.count(middle >= TARGET)
