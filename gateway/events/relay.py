@@ -53,6 +53,8 @@ from gateway.store.outbox import PAYMENT_CREATED, PAYMENT_DELETED, payment_of
 
 # Answers no retry changes: the backend refused what was sent (or cannot take it at all).
 REFUSED = (BadRequest, ValidationFailed, NotFound, LedgerRefused, NotSupported, PayloadTooLarge)
+# Backend invoice ids a relay keeps, for the next payments of the same invoices.
+INVOICES_KEPT = 4096
 # How long a delete waits, at least, before it looks at its create again.
 WAIT_SECONDS = 1.0
 NOT_RELAYED = "its create was never relayed (the payment predates the relay)"
@@ -77,6 +79,7 @@ class Relay:
         self.config = config
         self.store = store
         self.service = ProxyService(tenant, UpstreamClient(config), store)
+        self._invoices: dict[int, str] = {}  # backend invoice ids, fixed at the invoice's create
 
     @property
     def retry_schedule(self) -> tuple[float, ...]:
@@ -127,9 +130,17 @@ class Relay:
         return await self._create(due, invoice, payment)
 
     async def backend_invoice(self, invoice_id: int) -> str:
-        """The invoice's id at the backend: as created, else its own in the backend's form."""
-        stored = await self.store.invoice_backend_id(self.tenant, invoice_id)
-        return stored if stored is not None else str(self.service.dialect.wire_id(invoice_id))
+        """The invoice's id at the backend: as created, else its own in the backend's form.
+        An invoice's is set when it is created and never changes: read once per process
+        (the last INVOICES_KEPT kept), not once per forward."""
+        found = self._invoices.get(invoice_id)
+        if found is None:
+            stored = await self.store.invoice_backend_id(self.tenant, invoice_id)
+            found = stored if stored is not None else str(self.service.dialect.wire_id(invoice_id))
+            self._invoices[invoice_id] = found
+            if len(self._invoices) > INVOICES_KEPT:
+                del self._invoices[next(iter(self._invoices))]  # the oldest
+        return found
 
     async def _create(self, due: Due, invoice: str, payment: Payment) -> Outcome:
         if self.keyed:
