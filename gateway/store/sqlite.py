@@ -161,6 +161,12 @@ class SQLiteStore(SingleStep):
             await self._writer.stop()
             self._writer = None
 
+    async def data_version(self) -> int:
+        """A number that moves whenever another process commits to the database (SQLite's
+        `data_version` on the writer's connection: this process's own commits leave it)."""
+        found = await self._started().read(lambda db: db.execute("PRAGMA data_version").fetchone())
+        return int(found[0])
+
     def _started(self) -> GroupCommit:
         if self._writer is None:
             raise RuntimeError("store is not open")
