@@ -57,7 +57,7 @@ async def test_a_process_of_its_own_delivers_and_is_replaced_when_killed(
     aiohttp_server: AiohttpServer,
     backend_process: Server,
 ) -> None:
-    arrivals: list[tuple[str, str, int | None]] = []  # webhook-id, type, sending pid
+    arrivals: list[tuple[str, str, int | None]] = []  # webhook-id, path + type, sending pid
     arrived = asyncio.Condition()
     hold: set[str] = set()  # event types the receiver answers only once released
     release = asyncio.Event()
@@ -70,7 +70,7 @@ async def test_a_process_of_its_own_delivers_and_is_replaced_when_killed(
         assert ends is not None
         peer, own = ends.get_extra_info("peername"), ends.get_extra_info("sockname")
         pid = sender(gateway[0], peer, own[1])
-        kind = request.headers["webhook-event-type"]
+        kind = request.path + " " + request.headers["webhook-event-type"]
         async with arrived:
             arrivals.append((request.headers["webhook-id"], kind, pid))
             arrived.notify_all()
@@ -85,12 +85,14 @@ async def test_a_process_of_its_own_delivers_and_is_replaced_when_killed(
 
     app = web.Application()
     app.router.add_post("/hooks", receive)
+    app.router.add_post("/crm", receive)
     receiver = await aiohttp_server(app)
     config = write_config(tmp_path)
     raw = yaml.safe_load(config.read_text(encoding="utf-8"))
     raw["events"] = {"deliveries": "process", "delivery_nice": NICE, "lease_seconds": 1}
     hook = {"name": "erp", "url": str(receiver.make_url("/hooks")), "secret": SECRET}
     raw["tenants"]["acme"]["webhooks"] = [hook]
+    crm = str(receiver.make_url("/crm"))
     relay = upstream(DIALECT, backend_process.url, retry_schedule=[0.5] * 10)
     raw["tenants"]["acme"]["relay"] = relay
     config.write_text(yaml.safe_dump(raw), encoding="utf-8")
@@ -105,7 +107,7 @@ async def test_a_process_of_its_own_delivers_and_is_replaced_when_killed(
 
             reply, made = await speak("harvest", session, server).create(invoice, "5.00")
             assert made is not None, reply.body
-            _, pid = await first("payment.created")
+            _, pid = await first("/hooks payment.created")
             children = worker_pids(server)
             assert len(children) == 3  # two serving workers and the delivery process
             base = priority(server.process.pid)
@@ -116,21 +118,42 @@ async def test_a_process_of_its_own_delivers_and_is_replaced_when_killed(
             assert len(await backend.payments(number)) == 1
 
             # kill -9 of the delivery process while it holds a delivery.
-            hold.add("payment.deleted")
+            hold.add("/hooks payment.deleted")
             seen = len(arrivals)
             deleted = await speak("harvest", session, server).delete(invoice, made)
             assert deleted.status < 300, deleted.body
-            held, killed = await first("payment.deleted", seen)
+            held, killed = await first("/hooks payment.deleted", seen)
             assert killed == pid
             hold.clear()
             os.kill(pid, signal.SIGKILL)
-            again, by = await first("payment.deleted", seen + 1)
+            again, by = await first("/hooks payment.deleted", seen + 1)
             release.set()
             assert again == held  # the same event, sent again once its lease ended
             assert by is not None and by != pid and by in worker_pids(server)
             assert priority(by) == min(base + NICE, 19)
             await _relayed(session, server, 2)
-        assert await backend.payments(number) == []  # created, then deleted, once each
+            assert await backend.payments(number) == []  # created, then deleted, once each
+
+            # SIGHUP: the delivery process takes up a subscription added to the file.
+            raw["tenants"]["acme"]["webhooks"].append({**hook, "name": "crm", "url": crm})
+            config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+            server.process.send_signal(signal.SIGHUP)
+            async with asyncio.timeout(30):  # a serving worker has it (and has recorded it)
+                while "crm" not in await _webhooks(session, server):
+                    await asyncio.sleep(0.05)
+            seen = len(arrivals)
+            reply, made = await speak("harvest", session, server).create(invoice, "7.00")
+            assert made is not None, reply.body
+            _, to_crm = await first("/crm payment.created", seen)
+            assert to_crm == by
+        assert server.process.returncode == 0  # SIGTERM: every process stopped cleanly
+        assert server.log.read_text(encoding="utf-8").count("delivery_stopped") == 1
+
+
+async def _webhooks(session: aiohttp.ClientSession, server: Server) -> list[str]:
+    async with session.get(f"{server.url}/gateway/v1/webhooks/acme", headers=ADMIN) as response:
+        assert response.status == 200, await response.text()
+        return [found["name"] for found in (await response.json())["webhooks"]]
 
 
 async def _relayed(session: aiohttp.ClientSession, server: Server, count: int) -> None:
