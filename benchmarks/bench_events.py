@@ -3,6 +3,7 @@
     python -m benchmarks.bench_events [--seconds 4] [--rounds 9] [--connections 16]
                                       [--rate 25] [--lag-seconds 15] [--stores sqlite postgresql]
                                       [--against DIR] [--profile SECONDS]
+                                      [--deliveries inline process]
 
 For each store (SQLite with synchronous=FULL on a new file; PostgreSQL on a throwaway
 durable server, as `benchmarks.bench_scale` starts it) one gateway process per variant
@@ -45,6 +46,13 @@ Lag: creates at a steady `--rate` per second, below saturation, to the `webhooks
 gateway, then the time from each event's timestamp to its receipt at the receiver (p50,
 p99, max); `--lag-seconds 0` leaves it out. Load average before and after each run is
 printed beside it.
+
+`--deliveries inline process`: every variant runs twice, as today (`inline`: the serving
+process runs the delivery loops) and with `events.deliveries: process` (labelled
+`@process`: a supervisor, one serving worker, and a delivery process at nice 10); each is
+compared with the `none` of its own kind. CPU per create is then the serving processes'
+(supervisor and worker), and the delivery process's CPU per create is shown beside it;
+the lag is measured for each kind's `webhooks` gateway.
 
 A variant is the tenant keys it adds (`VARIANTS`).
 """
@@ -120,13 +128,24 @@ VARIANTS: dict[str, Callable[[Context], dict[str, Any]]] = {
 # Deliveries the receiver is owed per create (two events, each to two subscriptions).
 OWED = {"none": 0, "webhooks": 4, "webhooks+relay": 4}
 BEFORE = "@before"
+PROCESS = "@process"  # events.deliveries: process
 
 
-def config(variant: str, context: Context, database: dict[str, str]) -> dict[str, Any]:
+def config(
+    variant: str, context: Context, database: dict[str, str], deliveries: str = "inline"
+) -> dict[str, Any]:
     made = bench_config()
     made.update(database)
     made["tenants"][TENANT].update(VARIANTS[variant](context))
+    if deliveries != "inline":
+        made["events"] = {**made.get("events", {}), "deliveries": deliveries}
     return made
+
+
+def kind(variant: str) -> tuple[str, str]:
+    """A run's variant and its label (`@process`, `@before`, or none)."""
+    base = variant.split("@", 1)[0]
+    return base, variant.removeprefix(base)
 
 
 # --- the receiver (its own process) -------------------------------------------------
@@ -263,6 +282,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15)
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU-seconds of a gateway's serving processes (it and its children, for a
+    supervisor), and of its delivery process (the child at a lower priority), if any."""
+    serving, delivering = cpu_seconds(pid), 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii").split()
+    for child in map(int, children):
+        try:
+            used = cpu_seconds(child)
+            lower = os.getpriority(os.PRIO_PROCESS, child) > os.getpriority(os.PRIO_PROCESS, pid)
+        except (FileNotFoundError, ProcessLookupError):  # gone meanwhile
+            continue
+        if lower:
+            delivering += used
+        else:
+            serving += used
+    return serving, delivering
+
+
 @dataclass(frozen=True)
 class Gateway:
     """One variant's gateway: its URL and pid, its load and whether it relays."""
@@ -276,7 +313,7 @@ class Gateway:
 
     @property
     def owed(self) -> int:
-        return OWED[self.variant.removesuffix(BEFORE)]
+        return OWED[kind(self.variant)[0]]
 
 
 @dataclass
@@ -288,7 +325,8 @@ class Row:
     delivered: int  # deliveries received during the window
     p99_ms: float
     drain_s: float
-    cpu_s: float
+    cpu_s: float  # the serving processes'
+    delivery_cpu_s: float  # the delivery process's (events.deliveries: process)
     load_before: str
     load_after: str
 
@@ -308,18 +346,22 @@ class Row:
     def cpu_ms(self) -> float:
         return self.cpu_s * 1000 / self.creates
 
+    @property
+    def delivery_cpu_ms(self) -> float:
+        return self.delivery_cpu_s * 1000 / self.creates
+
     def line(self) -> str:
         return (
             f"| {self.store} | {self.variant} | {self.rate:,.0f} | {self.delivered_rate:,.0f}"
             f" | {self.drain_s:.1f} | {self.sustained:,.0f} | {self.cpu_ms:.2f}"
-            f" | {self.p99_ms:.1f} | {self.load_before} | {self.load_after} |"
+            f" | {self.delivery_cpu_ms:.2f} | {self.p99_ms:.1f} | {self.load_before} | {self.load_after} |"
         )
 
 
 RUN_HEADER = (
     "| store | variant | creates/s | delivered/s | drain s | sustained creates/s"
-    " | CPU ms/create | p99 ms | load before | load after |\n"
-    "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
+    " | CPU ms/create | delivery process CPU ms/create | p99 ms | load before | load after |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
 )
 
 
@@ -327,7 +369,7 @@ def run_once(store: str, gateway: Gateway, receiver_base: str, owed: int, args: 
     """One window of creates on `gateway`, then its drain; `owed`: deliveries the
     receiver has had in all before it."""
     before = loadavg()
-    cpu = cpu_seconds(gateway.pid)
+    cpu, delivery_cpu = cpu_split(gateway.pid)
     result = asyncio.run(
         load(gateway.send, connections=args.connections, total=10**9, max_seconds=args.seconds)
     )
@@ -340,10 +382,11 @@ def run_once(store: str, gateway: Gateway, receiver_base: str, owed: int, args: 
     assert result.errors == 0, f"{result.errors} failed creates"
     owed += gateway.owed * result.requests
     drain = asyncio.run(drained(gateway.base, receiver_base, owed, gateway.relaying))
-    cpu = cpu_seconds(gateway.pid) - cpu
+    cpu_after, delivery_after = cpu_split(gateway.pid)
     return Row(
         store, gateway.variant, result.requests, result.seconds, in_window,
-        result.percentile(99), drain, cpu, before, loadavg(),
+        result.percentile(99), drain, cpu_after - cpu, delivery_after - delivery_cpu,
+        before, loadavg(),
     )  # fmt: skip
 
 
@@ -374,14 +417,15 @@ def summary(store: str, rows: list[Row]) -> list[str]:
     lines = [
         "",
         "| store | variant | creates/s | delivered/s | sustained creates/s | spread"
-        " | CPU ms/create | spread | sustained / none | CPU none / variant |",
-        "|---|---|---:|---:|---:|---|---:|---|---|---|",
+        " | CPU ms/create | spread | delivery process CPU ms/create | sustained / none"
+        " | CPU none / variant |",
+        "|---|---|---:|---:|---:|---|---:|---|---:|---|---|",
     ]
     variants = list(dict.fromkeys(row.variant for row in rows))
     verdicts = []
     for variant in variants:
         mine = [row for row in rows if row.variant == variant]
-        label = BEFORE if variant.endswith(BEFORE) else ""
+        label = kind(variant)[1]
         base = [row for row in rows if row.variant == "none" + label]
         pairs = list(zip(base, mine, strict=False))
         rates = [ratio.sustained / none.rate for none, ratio in pairs]
@@ -393,6 +437,7 @@ def summary(store: str, rows: list[Row]) -> list[str]:
             f" | {statistics.median(row.delivered_rate for row in mine):,.0f}"
             f" | {statistics.median(sustained):,.0f} | {spread(sustained)}"
             f" | {statistics.median(cpu):.2f} | {spread(cpu)}"
+            f" | {statistics.median(row.delivery_cpu_ms for row in mine):.2f}"
             f" | {statistics.median(rates):.2f} ({min(rates):.2f}-{max(rates):.2f})"
             f" | {statistics.median(cpus):.2f} ({min(cpus):.2f}-{max(cpus):.2f}) |"
         )
@@ -407,7 +452,7 @@ def summary(store: str, rows: list[Row]) -> list[str]:
 def measure_store(store: str, database: Callable[[], Any], args: argparse.Namespace) -> list[str]:
     """The alternating throughput runs and the lag run on one store; table lines."""
     rows: list[Row] = []
-    lag_line = ""
+    lag_lines: list[str] = []
     with receiver() as receiver_base, ExitStack() as stack:
         backend, _ = stack.enter_context(gateway_server(bench_config()))
         asyncio.run(new_invoices(backend, "ev-backend", 64))  # ids 1-64, as the relay's own
@@ -415,9 +460,15 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
         trees = [("", None)] + ([(BEFORE, Path(args.against))] if args.against else [])
         gateways: list[Gateway] = []
         owed = 0  # deliveries the receiver is to have had: 2 events of a create, 2 webhooks
+        kinds = [
+            (label + ("" if mode == "inline" else PROCESS), checkout, mode)
+            for mode in args.deliveries
+            for label, checkout in trees
+            if mode == "inline" or checkout is None  # an older tree may not know the key
+        ]
         for variant in VARIANTS:
-            for label, checkout in trees:
-                made = config(variant, context, stack.enter_context(database()))
+            for label, checkout, mode in kinds:
+                made = config(variant, context, stack.enter_context(database()), mode)
                 base, process = stack.enter_context(gateway_server(made, checkout=checkout))
                 invoices = asyncio.run(new_invoices(base, f"ev-{variant}", 64))
                 gateway = Gateway(
@@ -429,16 +480,21 @@ def measure_store(store: str, database: Callable[[], Any], args: argparse.Namesp
                 asyncio.run(drained(base, receiver_base, owed, gateway.relaying))
                 gateways.append(gateway)
         if args.profile:
-            profile(gateways[-1 if not args.against else -2], args)
+            profile(next(g for g in gateways if g.variant == "webhooks+relay"), args)
             return []
         for _ in range(args.rounds):
             for gateway in gateways:
                 rows.append(run_once(store, gateway, receiver_base, owed, args))
                 owed += gateway.owed * rows[-1].creates
                 print(rows[-1].line(), flush=True)
-        if args.lag_seconds > 0:
-            lag_line = lag(store, gateways[2 if args.against else 1], receiver_base, owed, args)
-    lags = [LAG_HEADER, lag_line, ""] if lag_line else []
+        for gateway in gateways:
+            if args.lag_seconds > 0 and kind(gateway.variant) in {
+                ("webhooks", ""),
+                ("webhooks", PROCESS),
+            }:
+                lag_lines.append(lag(store, gateway, receiver_base, owed, args))
+                owed += 4 * int(args.rate * args.lag_seconds)
+    lags = [LAG_HEADER, *lag_lines, ""] if lag_lines else []
     return [*summary(store, rows), "", *lags] if rows else lags
 
 
@@ -452,7 +508,8 @@ def lag(store: str, gateway: Gateway, receiver_base: str, owed: int, args: Any) 
     asyncio.run(delivered(receiver_base, owed + expected))
     lags = asyncio.run(taken_lags(receiver_base))
     line = (
-        f"| {store} | {args.rate:g}/s for {args.lag_seconds:g} s | {len(lags)} of {expected}"
+        f"| {store} | {gateway.variant} | {args.rate:g}/s for {args.lag_seconds:g} s"
+        f" | {len(lags)} of {expected}"
         f" | {percentile(lags, 50) * 1000:.1f} | {percentile(lags, 99) * 1000:.1f}"
         f" | {max(lags) * 1000:.1f} | {before} | {loadavg()} |"
     )
@@ -484,8 +541,8 @@ def profile(gateway: Gateway, args: argparse.Namespace) -> None:
 
 
 LAG_HEADER = (
-    "| store | steady creates | deliveries received | lag p50 ms | lag p99 ms | max ms"
-    " | load before | load after |\n|---|---|---:|---:|---:|---:|---|---|"
+    "| store | variant | steady creates | deliveries received | lag p50 ms | lag p99 ms | max ms"
+    " | load before | load after |\n|---|---|---|---:|---:|---:|---:|---|---|"
 )
 
 
@@ -504,6 +561,8 @@ def main() -> None:
     parser.add_argument("--lag-seconds", type=float, default=15.0)
     parser.add_argument("--against", help="a source tree whose gateway runs as @before")
     parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--deliveries", nargs="+", choices=("inline", "process"),
+                        default=["inline"], help="events.deliveries of the variants")  # fmt: skip
     parser.add_argument("--stores", nargs="+", choices=("sqlite", "postgresql"),
                         default=["sqlite", "postgresql"])  # fmt: skip
     args = parser.parse_args()
