@@ -9,6 +9,8 @@ import asyncio
 import base64
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +150,22 @@ async def test_a_process_of_its_own_delivers_and_is_replaced_when_killed(
             assert to_crm == by
         assert server.process.returncode == 0  # SIGTERM: every process stopped cleanly
         assert server.log.read_text(encoding="utf-8").count("delivery_stopped") == 1
+
+
+def test_a_delivery_process_refuses_an_in_memory_database_it_could_not_share(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw["events"] = {"deliveries": "process"}
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    process = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config), "--database", "sqlite://:memory:"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert process.returncode == 2
+    needs = "error: events.deliveries: process needs a database file or server, not :memory:"
+    assert needs in process.stderr
 
 
 async def _webhooks(session: aiohttp.ClientSession, server: Server) -> list[str]:
