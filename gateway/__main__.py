@@ -134,18 +134,20 @@ def serve(args: argparse.Namespace) -> int:
     if args.command == "migrate":
         log.info("database migrated")
         return 0
-    if args.workers == 1:
+    if args.workers == 1 and config.events.deliveries == "inline":
         return _serve(lambda: _configured(args), args.config)
     return _supervise(args)
 
 
 def _supervise(args: argparse.Namespace) -> int:
-    """`--workers N`: bind the port, then fork N workers serving it (gateway.workers)."""
+    """`--workers N`: bind the port, then fork N workers serving it (gateway.workers),
+    and with `events.deliveries: process` one more process delivering (gateway.delivery)."""
     from gateway.processes import lifecycle, workers
 
     config = _configured(args)
     if config.database == "sqlite://:memory:":
-        print("error: --workers needs a database file or server, not :memory:", file=sys.stderr)
+        needs = "--workers" if args.workers > 1 else "events.deliveries: process"
+        print(f"error: {needs} needs a database file or server, not :memory:", file=sys.stderr)
         return 2
     # One token secret for all workers (when none is set), so each accepts the others'.
     secret = config.token_secret or os.urandom(32).hex()
@@ -160,9 +162,14 @@ def _supervise(args: argparse.Namespace) -> int:
         host, number = config.server.host, config.server.port
         print(f"error: {lifecycle.listen_failure(host, number, exc)}", file=sys.stderr)
         return 2
-    log.info("serving with %d workers", args.workers)
+    separate = config.events.deliveries == "process"
+    log.info("serving with %d workers%s", args.workers, " and a delivery process" * separate)
     serve = workers.Supervisor(
-        args.workers, lambda slot: _serve(reread, args.config, port.seat(slot)), port.table
+        args.workers,
+        lambda slot: _serve(reread, args.config, port.seat(slot)),
+        port.table,
+        deliver=(lambda: _deliver(reread, args.config)) if separate else None,
+        nice=config.events.delivery_nice,
     )
     return serve.run()
 
@@ -174,6 +181,21 @@ def _serve(reread: Callable[[], Config], path: str, seat: Seat | None = None) ->
     try:
         loop.run_until_complete(lifecycle.serve(reread, path, seat=seat))
     except (ConfigError, lifecycle.StartupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        loop.close()
+    return 0
+
+
+def _deliver(reread: Callable[[], Config], path: str) -> int:
+    """The delivery process: every subscription's loops, until SIGTERM (gateway.delivery)."""
+    from gateway.processes import delivery
+
+    loop = _event_loop()
+    try:
+        loop.run_until_complete(delivery.deliver(reread, path))
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

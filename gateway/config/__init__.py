@@ -292,6 +292,12 @@ class Idempotency(Strict):
     # A delivery loop is woken by its own process's commits; this slower poll finds the
     # work other processes' commits made (another worker's replay, another gateway's events).
     poll_seconds: float = Field(default=5, gt=0, le=3600)
+    # Where the delivery and relay loops run: `inline`, in every serving process, or
+    # `process`, in one process of their own that the supervisor starts beside the
+    # serving workers (which then only write events), at `delivery_nice` (os.nice) so
+    # that serving requests comes first. Both need a restart to change.
+    deliveries: Literal["inline", "process"] = "inline"
+    delivery_nice: int = Field(default=10, ge=0, le=19)
     # Expired keys are deleted in the background, `purge_batch` at a time.
     purge_interval_seconds: float = Field(default=60, gt=0)
     purge_batch: int = Field(default=500, gt=0, le=100_000)
@@ -308,6 +314,12 @@ class Events(Strict):
     # A delivery loop is woken by its own process's commits; this slower poll finds the
     # work other processes' commits made (another worker's replay, another gateway's events).
     poll_seconds: float = Field(default=5, gt=0, le=3600)
+    # Where the delivery and relay loops run: `inline`, in every serving process, or
+    # `process`, in one process of their own that the supervisor starts beside the
+    # serving workers (which then only write events), at `delivery_nice` (os.nice) so
+    # that serving requests comes first. Both need a restart to change.
+    deliveries: Literal["inline", "process"] = "inline"
+    delivery_nice: int = Field(default=10, ge=0, le=19)
 
 
 class Metrics(Strict):

@@ -10,8 +10,8 @@ Exactly once at the backend:
 - a create goes with an idempotency key derived from its event where the backend's
   dialect takes one (`DialectUnit.idempotency_header`): a retry of an attempt whose
   outcome is unknown (no answer, a crash) is answered from the backend's key;
-- for a backend without keys, an attempt is marked as going out before it is sent;
-  a retry of a marked one first looks for the payment at the backend (its invoice's
+- for a backend without keys, an attempt is marked as going out before it is sent
+  (by the claim that leases it, in the same write: `Relay.sending`); a retry of a marked one first looks for the payment at the backend (its invoice's
   list, matched by what was sent, and not already the backend id of another relayed
   payment) and sends again only if it is not there.
 
@@ -53,6 +53,8 @@ from gateway.store.outbox import PAYMENT_CREATED, PAYMENT_DELETED, payment_of
 
 # Answers no retry changes: the backend refused what was sent (or cannot take it at all).
 REFUSED = (BadRequest, ValidationFailed, NotFound, LedgerRefused, NotSupported, PayloadTooLarge)
+# Backend invoice ids a relay keeps, for the next payments of the same invoices.
+INVOICES_KEPT = 4096
 # How long a delete waits, at least, before it looks at its create again.
 WAIT_SECONDS = 1.0
 NOT_RELAYED = "its create was never relayed (the payment predates the relay)"
@@ -77,6 +79,7 @@ class Relay:
         self.config = config
         self.store = store
         self.service = ProxyService(tenant, UpstreamClient(config), store)
+        self._invoices: dict[int, str] = {}  # backend invoice ids, fixed at the invoice's create
 
     @property
     def retry_schedule(self) -> tuple[float, ...]:
@@ -87,13 +90,17 @@ class Relay:
         """Whether the backend's dialect takes an idempotency key."""
         return self.service.keys.header is not None
 
-    async def deliver(self, due: Due, owner: str, clock: Callable[[], datetime]) -> None:
-        """Forward one claimed event and record what came of it."""
+    @property
+    def sending(self) -> bool:
+        """Whether a claim notes its creates as going out before they are sent (a backend
+        without keys: a retry of one whose outcome is unknown looks before sending)."""
+        return not self.keyed
+
+    async def deliver(self, due: Due, clock: Callable[[], datetime]) -> Settle:
+        """Forward one claimed event; what came of it, for the pass to settle."""
         trace.begin(None)  # this attempt's request id: sent to the backend, logged
         event = due.event
-        found = await self.attempt(due, owner, clock)
-        if found is None:
-            return  # the lease was lost: another process has it now
+        found = await self.attempt(due)
         now = clock()
         if isinstance(found, Wait):
             settle = Settle(
@@ -111,25 +118,31 @@ class Relay:
                     payment_id=payment_of(event).id, type=event.type, attempt=settle.attempts,
                     state=settle.state, reason=found.error,
                 )  # fmt: skip
-        await self.store.webhook_settle(self.tenant, RELAY, event.sequence, owner, now, settle)
+        return settle
 
-    async def attempt(
-        self, due: Due, owner: str, clock: Callable[[], datetime]
-    ) -> Outcome | Wait | None:
+    async def attempt(self, due: Due) -> Outcome | Wait:
         payment = payment_of(due.event)
         assert payment.id is not None and payment.invoice_id is not None
         invoice = await self.backend_invoice(payment.invoice_id)
         if due.event.type == PAYMENT_DELETED:
             tracks = await self.store.relay_tracks(self.tenant, payment.id)
             return await self._delete(due, invoice, tracks)
-        return await self._create(due, owner, invoice, payment)
+        return await self._create(due, invoice, payment)
 
     async def backend_invoice(self, invoice_id: int) -> str:
-        """The invoice's id at the backend: as created, else its own in the backend's form."""
-        stored = await self.store.invoice_backend_id(self.tenant, invoice_id)
-        return stored if stored is not None else str(self.service.dialect.wire_id(invoice_id))
+        """The invoice's id at the backend: as created, else its own in the backend's form.
+        An invoice's is set when it is created and never changes: read once per process
+        (the last INVOICES_KEPT kept), not once per forward."""
+        found = self._invoices.get(invoice_id)
+        if found is None:
+            stored = await self.store.invoice_backend_id(self.tenant, invoice_id)
+            found = stored if stored is not None else str(self.service.dialect.wire_id(invoice_id))
+            self._invoices[invoice_id] = found
+            if len(self._invoices) > INVOICES_KEPT:
+                del self._invoices[next(iter(self._invoices))]  # the oldest
+        return found
 
-    async def _create(self, due: Due, owner: str, invoice: str, payment: Payment) -> Outcome | None:
+    async def _create(self, due: Due, invoice: str, payment: Payment) -> Outcome:
         if self.keyed:
             try:
                 made = await self.service.relay_create(invoice, payment, key=due.event.id)
@@ -145,8 +158,7 @@ class Relay:
             free = [backend_id for backend_id in found if backend_id not in taken]
             if free:
                 return Outcome(200, None, backend_id=free[0])
-        elif not await self.store.delivery_sending(self.tenant, RELAY, due.event.sequence, owner):
-            return None
+        # Otherwise its claim noted that it is going out (`sending`): sent at once.
         try:
             made = await self.service.relay_create(invoice, payment, key=None)
         except GatewayError as exc:

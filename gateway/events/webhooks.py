@@ -3,12 +3,15 @@
 Each configured subscription runs its own loop off the request path (one slow receiver
 delays no other): it fans the tenant's new events out into its delivery rows, claims
 the due ones with a lease (`events.lease_seconds`) so that processes sharing a database
-send each once, and POSTs at most `IN_FLIGHT` at a time. 2xx is delivered; 410 Gone
-disables the subscription (its deliveries wait for `enable`); anything else (timeouts,
-connection errors, redirects, which are not followed, other statuses) is retried after
-the subscription's `retry_schedule`, or a bounded `Retry-After` when longer, and is
-`failed` once the schedule is spent. A process that dies holding a lease leaves its
-deliveries to be sent again once the lease ends.
+send each once, and POSTs them all at once (`IN_FLIGHT`, or `BACKLOG_IN_FLIGHT` while a
+backlog lasts) over kept-alive connections; a pass records its outcomes in one write,
+and a pass that dies before that write leaves its deliveries to be sent again once their
+leases end, as a crash does. 2xx is delivered; 410 Gone disables the subscription (its
+deliveries wait for `enable`); anything else (timeouts, connection errors, redirects,
+which are not followed, other statuses) is retried after the subscription's
+`retry_schedule`, or a bounded `Retry-After` when longer, and is `failed` once the
+schedule is spent. A process that dies holding a lease leaves its deliveries to be sent
+again once the lease ends.
 
 A loop does not poll the store: it sleeps until a commit of its own process gives its
 tenant's subscriptions work (the store's `notices`), until its earliest pending delivery
@@ -54,14 +57,24 @@ from gateway.observability.metrics import (
     child,
 )
 from gateway.store import Store
-from gateway.store.deliveries import RELAY, Due, Owed
+from gateway.store.deliveries import RELAY, Due, Owed, Settled
 from gateway.store.outbox import StoredEvent, payment_of
 
 log = logging.getLogger("gateway.webhooks")
 
-# Deliveries one subscription has in flight at once, and events one fan-out reads.
+# Deliveries one subscription has in flight at once: IN_FLIGHT, or BACKLOG_IN_FLIGHT
+# after a claim that came back full (a backlog: fewer passes, and so fewer claims, settle
+# writes and reads of what is owed, per delivery). Every claimed delivery is in flight at
+# once, so each is answered or timed out well within its lease. Events one fan-out reads.
 IN_FLIGHT = 4
+BACKLOG_IN_FLIGHT = 16
 FANOUT_BATCH = 200
+# Seconds an idle connection to a receiver is kept for the next delivery: less than the
+# common servers' own idle timeouts (5 s and up), so a receiver seldom closes one just as
+# a delivery goes out on it.
+KEEPALIVE_SECONDS = 4.0
+# Bodies kept, per event and format, for the next subscription that sends the same one.
+BODIES_KEPT = 1024
 # Bytes of a receiver's answer read (the rest is dropped), and the longest Retry-After kept.
 BODY_BYTES = 4096
 MAX_RETRY_AFTER = 6 * 3600.0
@@ -133,6 +146,8 @@ class Deliveries:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.relays = self._relays(config)
+        self._backlog: set[tuple[str, str]] = set()  # subscriptions whose last claim was full
+        self._bodies: dict[tuple[str, str], tuple[bytes, str]] = {}
 
     def _relays(self, config: Config) -> dict[str, Relay]:
         """Each relay tenant's forwarding (gateway/events/relay.py)."""
@@ -158,7 +173,8 @@ class Deliveries:
             await relay.service.client.open()
         # No pool-wide cap: each subscription bounds its own requests (IN_FLIGHT), so
         # receivers on one host never queue behind another subscription's slow one.
-        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        # Connections are kept alive between deliveries: no TCP handshake per delivery.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
     async def _sync(self) -> None:
@@ -250,7 +266,8 @@ class Deliveries:
 
     async def _pass(self, tenant: str, hook: Webhook | Relay) -> tuple[int, Owed | None]:
         """`step_one`, and what the subscription was found to owe. What is owed is read
-        first: with nothing to fan out and nothing due, the pass writes nothing."""
+        first: with nothing to fan out and nothing due, the pass writes nothing. The
+        pass's outcomes are settled together, in one write, once all its attempts are done."""
         owed = await self.store.webhook_owed(tenant, hook.name)
         if owed is None or not (owed.behind or self._due(owed)):
             child(WEBHOOK_PASSES, tenant, hook.name, "idle").inc()
@@ -260,8 +277,22 @@ class Deliveries:
         if owed.behind:
             await self.fan_out(tenant, hook)
         lease = now + timedelta(seconds=self.config.events.lease_seconds)
-        due = await self.store.webhook_claim(tenant, hook.name, self.owner, now, lease, IN_FLIGHT)
-        await asyncio.gather(*(self._deliver(tenant, hook, item) for item in due))
+        key = (tenant, hook.name)
+        limit = BACKLOG_IN_FLIGHT if key in self._backlog else IN_FLIGHT
+        sending = isinstance(hook, Relay) and hook.sending
+        due = await self.store.webhook_claim(
+            tenant, hook.name, self.owner, now, lease, limit, sending=sending
+        )
+        (self._backlog.add if len(due) == limit else self._backlog.discard)(key)
+        found = await asyncio.gather(
+            *(self._deliver(tenant, hook, item) for item in due), return_exceptions=True
+        )
+        settles = [item for item in found if isinstance(item, tuple)]
+        if settles:
+            await self.store.webhook_settle(tenant, hook.name, self.owner, self.clock(), settles)
+        for item in found:
+            if isinstance(item, BaseException):  # the others are settled: this one's lease ends
+                raise item
         return len(due), owed
 
     async def fan_out(self, tenant: str, hook: Webhook | Relay) -> None:
@@ -283,15 +314,14 @@ class Deliveries:
                 age = 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
                 child(WEBHOOK_LAG, tenant, hook.name).set(age)
 
-    async def _deliver(self, tenant: str, hook: Webhook | Relay, due: Due) -> None:
+    async def _deliver(self, tenant: str, hook: Webhook | Relay, due: Due) -> Settled:
+        """One attempt at a claimed delivery, and what it leaves."""
         if isinstance(hook, Relay):
-            await hook.deliver(due, self.owner, self.clock)
-            return
+            return due.event.sequence, await hook.deliver(due, self.clock)
         event = due.event
-        body, content_type = body_of(hook, event)
+        body, content_type = self.body(hook, event)
         outcome = await self.attempt(hook, event, body, content_type)
-        now = self.clock()
-        settle = settled(hook, due, outcome, now)
+        settle = settled(hook, due, outcome, self.clock())
         child(WEBHOOK_ATTEMPTS, tenant, hook.name).inc()
         child(WEBHOOK_DELIVERIES, tenant, hook.name, outcome_name(settle)).inc()
         if not outcome.delivered:
@@ -300,7 +330,18 @@ class Deliveries:
                 event_id=event.id, attempt=settle.attempts, state=settle.state,
                 reason=outcome.error,
             )  # fmt: skip
-        await self.store.webhook_settle(tenant, hook.name, event.sequence, self.owner, now, settle)
+        return event.sequence, settle
+
+    def body(self, hook: Webhook, event: StoredEvent) -> tuple[bytes, str]:
+        """`body_of`, rendered once per event and format for all the subscriptions that
+        send it (the last BODIES_KEPT kept)."""
+        key = (event.id, hook.format)
+        found = self._bodies.get(key)
+        if found is None:
+            found = self._bodies[key] = body_of(hook, event)
+            if len(self._bodies) > BODIES_KEPT:
+                del self._bodies[next(iter(self._bodies))]  # the oldest
+        return found
 
     async def attempt(
         self, hook: Webhook, event: StoredEvent, body: bytes, content_type: str

@@ -72,8 +72,8 @@ def _password(url: str) -> str | None:
 
 async def _start(config: Config, seat: Seat | None = None) -> tuple[web.AppRunner, web.BaseSite]:
     server = config.server
-    try:
-        app = create_app(config)
+    try:  # with a delivery process of their own, the serving processes run no loop
+        app = create_app(config, deliver=config.events.deliveries == "inline")
     except ValueError as exc:
         raise StartupError(database_failure(config.database, exc)) from None
     limits = WriteLimits(server.write_buffer_bytes, server.write_timeout_seconds)

@@ -39,6 +39,10 @@ async def reload(gateway: Gateway, reread: Callable[[], Config], path: str | Pat
     if server != config.server:
         pending.append("server")
     config = config.model_copy(update={**{n: getattr(current, n) for n in _RESTART_ONLY}})
+    placed = {n: getattr(current.events, n) for n in ("deliveries", "delivery_nice")}
+    if placed != {n: getattr(config.events, n) for n in placed}:  # where deliveries run
+        pending.append("events.deliveries")
+        config = config.model_copy(update={"events": config.events.model_copy(update=placed)})
     config = config.model_copy(update={"server": server})
     proxies, retired = await _proxies(gateway, config)
     gateway.config, gateway.auth, gateway.proxies = config, auth, proxies

@@ -11,6 +11,11 @@ covers them all. A worker that dies otherwise (a crash, kill -9) is logged, its 
 in the table cleared, and it is replaced; if workers keep dying (more than twice N
 times within a minute, e.g. a crash at start), the parent stops the rest and exits 1.
 Nothing that must be shared lives in a worker's memory: see the README.
+
+With `events.deliveries: process` the parent also forks one delivery process
+(gateway/processes/delivery.py) at a lower CPU priority, which runs every delivery and
+relay loop while the workers only serve; it gets the same signals, is replaced the same
+way when it dies, and counts towards the same limit of deaths.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ _PR_SET_PDEATHSIG = 1
 
 
 _BACKLOG = 1024
+# The delivery process's place among the children (the workers' slots are 0 to N-1).
+DELIVERY = -1
 
 
 class Listener:
@@ -68,11 +75,21 @@ class Listener:
 class Supervisor:
     """Keeps `count` workers running `serve` until told to stop."""
 
-    def __init__(self, count: int, serve: Callable[[int], int], table: Table) -> None:
-        """`serve(slot)` runs in each worker; `table` is where the workers count."""
+    def __init__(
+        self,
+        count: int,
+        serve: Callable[[int], int],
+        table: Table,
+        deliver: Callable[[], int] | None = None,
+        nice: int = 0,
+    ) -> None:
+        """`serve(slot)` runs in each worker; `table` is where the workers count;
+        `deliver()`, if given, runs in one more process, at CPU priority `nice` (os.nice)."""
         self.count = count
         self.serve = serve
         self.table = table
+        self.deliver = deliver
+        self.nice = nice
         self.workers: dict[int, int] = {}  # pid: slot
         self.deaths: list[float] = []
         self.stopping = False
@@ -86,6 +103,8 @@ class Supervisor:
         try:
             for slot in range(self.count):
                 self._spawn(slot)
+            if self.deliver is not None:
+                self._spawn(DELIVERY)
             self._watch()
         finally:
             shutil.rmtree(shared, ignore_errors=True)
@@ -99,10 +118,10 @@ class Supervisor:
             except ChildProcessError:
                 return
             metrics.worker_exited(pid)
-            slot = self.workers.pop(pid, -1)
-            if slot >= 0:
+            slot = self.workers.pop(pid, None)
+            if slot is not None and slot >= 0:
                 self.table.clear(slot)
-            if slot >= 0 and not self.stopping:
+            if slot is not None and not self.stopping:
                 self._replace(slot, pid, status)
 
     def _spawn(self, slot: int) -> None:
@@ -115,20 +134,24 @@ class Supervisor:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_DFL)
                 _die_with(parent)
-                code = self.serve(slot)
+                if slot == DELIVERY and self.deliver is not None:
+                    os.nice(self.nice)
+                    code = self.deliver()
+                else:
+                    code = self.serve(slot)
             except BaseException:
-                log.exception("worker %d failed", slot)
+                log.exception("%s failed", _name(slot))
             finally:
                 logging.shutdown()
                 os._exit(code)
         self.workers[pid] = slot
-        log.info("worker %d started (pid %d)", slot, pid)
+        log.info("%s started (pid %d)", _name(slot), pid)
 
     def _replace(self, slot: int, pid: int, status: int) -> None:
-        log.error("worker %d (pid %d) died: %s", slot, pid, _describe(status))
+        log.error("%s (pid %d) died: %s", _name(slot), pid, _describe(status))
         now = time.monotonic()
         self.deaths = [t for t in self.deaths if now - t < _DEATH_WINDOW] + [now]
-        if len(self.deaths) > 2 * self.count:
+        if len(self.deaths) > 2 * (self.count + (self.deliver is not None)):
             log.error("workers keep dying: stopping the gateway")
             self.status = 1
             self._stop(signal.SIGTERM, None)
@@ -149,6 +172,10 @@ class Supervisor:
                 os.kill(pid, number)
             except ProcessLookupError:
                 pass
+
+
+def _name(slot: int) -> str:
+    return "delivery process" if slot == DELIVERY else f"worker {slot}"
 
 
 def _describe(status: int) -> str:

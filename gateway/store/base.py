@@ -38,7 +38,7 @@ from dialects.model import Invoice, InvoiceFacts, Payment
 
 if TYPE_CHECKING:
     from gateway.store.budgets import Grant, Take
-    from gateway.store.deliveries import Delivery, Due, Owed, Settle, Subscription, Track
+    from gateway.store.deliveries import Delivery, Due, Owed, Settled, Subscription, Track
     from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox
 
 # Ids are signed 64-bit integers in every store; a larger one (a 24-hex-digit id form
@@ -433,16 +433,21 @@ class Store(Protocol):
         ...
 
     async def webhook_claim(
-        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Due]:
+        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime,
+        limit: int, *, sending: bool = False,
+    ) -> list[Due]:  # fmt: skip
         """Lease to `owner` up to `limit` pending deliveries due by `now` that no live lease
-        holds, oldest first; none while the subscription is not active."""
+        holds, oldest first; none while the subscription is not active. `sending`: also
+        note, in the same write, that each is going out (its outcome unknown until
+        settled); each `Due` says whether it was so noted before this claim."""
         ...
 
     async def webhook_settle(
-        self, tenant: str, name: str, sequence: int, owner: str, now: datetime, settle: Settle
-    ) -> bool:
-        """Record an attempt's outcome if `owner` still holds the lease; False if not."""
+        self, tenant: str, name: str, owner: str, now: datetime, settles: Sequence[Settled]
+    ) -> int:
+        """Record the outcomes of a pass's attempts, in one transaction: each delivery
+        `owner` still holds the lease of (the others are left to their new holder); how
+        many were recorded."""
         ...
 
     async def webhook_enable(self, tenant: str, name: str) -> bool:
@@ -472,11 +477,6 @@ class Store(Protocol):
         """Make deliveries pending again, due now, with no attempts: every kept event of
         `types` after sequence `after` up to the subscription's cursor, or the one event
         `event_id`; how many."""
-        ...
-
-    async def delivery_sending(self, tenant: str, name: str, sequence: int, owner: str) -> bool:
-        """Note that an attempt `owner` holds the lease of is going out (its outcome is
-        unknown until settled); False if the lease is no longer `owner`'s."""
         ...
 
     # --- relay (gateway/events/relay.py) --------------------------------------------------

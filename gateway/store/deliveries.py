@@ -14,6 +14,7 @@ relayed create, and whether an attempt went out and was never answered (migratio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,6 +76,18 @@ class Settle:
     disable: bool = False
     backend_id: str | None = None  # kept once set: the id a relayed create was given
     unknown: bool = False
+
+
+# A delivery's sequence and what its attempt left: a pass settles its batch in one write.
+Settled = tuple[int, Settle]
+
+
+def outcomes(settles: Sequence[Settled]) -> tuple[bool, bool, bool]:
+    """Whether a batch of attempts had a success, a failure, and a 410 (disable): what
+    the subscription's row records of them."""
+    success = any(settle.success for _, settle in settles)
+    failure = any(not settle.success for _, settle in settles)
+    return success, failure, any(settle.disable for _, settle in settles)
 
 
 @dataclass(frozen=True)

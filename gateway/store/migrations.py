@@ -780,6 +780,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         $$;
         """,
     ),
+    # Deliveries read in time independent of the backlog and of the history: a claim walks
+    # a subscription's pending rows in sequence order (`webhook_pending`, which holds no
+    # delivered or failed row) and stops at its batch; the next due time reads the first
+    # unleased pending row by `next_at` (`webhook_due`) and the few leased ones
+    # (`webhook_leased`: a lease is cleared when its delivery is settled).
+    Migration(
+        14,
+        sqlite="""
+        CREATE INDEX webhook_pending ON webhook_deliveries (tenant, subscription, sequence)
+            WHERE state = 'pending';
+        CREATE INDEX webhook_leased ON webhook_deliveries (tenant, subscription, lease_until)
+            WHERE lease_until IS NOT NULL;
+        """,
+    ),
 )
 
 # The table each engine records applied versions in (created before the first migration).

@@ -701,9 +701,13 @@ class PostgresStore(SingleStep):
         async def read(conn: Connection) -> hooks.Owed | None:
             found = await conn.fetchrow(
                 "SELECT s.through < COALESCE((SELECT last_sequence FROM event_sequences q"
-                " WHERE q.tenant = s.tenant), 0), (SELECT MIN(GREATEST(d.next_at,"
-                " d.lease_until)) FROM webhook_deliveries d WHERE d.tenant = s.tenant"
-                " AND d.subscription = s.name AND d.state = 'pending')"
+                " WHERE q.tenant = s.tenant), 0), LEAST((SELECT d.next_at"
+                " FROM webhook_deliveries d WHERE d.tenant = s.tenant"
+                " AND d.subscription = s.name AND d.state = 'pending'"
+                " AND d.lease_until IS NULL ORDER BY d.next_at LIMIT 1),"
+                " (SELECT MIN(GREATEST(d.next_at, d.lease_until)) FROM webhook_deliveries d"
+                " WHERE d.tenant = s.tenant AND d.subscription = s.name AND d.state = 'pending'"
+                " AND d.lease_until IS NOT NULL))"
                 " FROM webhook_subscriptions s"
                 " WHERE s.tenant = $1 AND s.name = $2 AND s.state = 'active'",
                 tenant,
@@ -714,23 +718,25 @@ class PostgresStore(SingleStep):
         return await self._run(read, read="one")
 
     async def webhook_claim(
-        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[hooks.Due]:
+        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime,
+        limit: int, *, sending: bool = False,
+    ) -> list[hooks.Due]:  # fmt: skip
         async def write(conn: Connection) -> list[hooks.Due]:
-            rows = await conn.fetch(
-                "WITH due AS (SELECT d.tenant, d.subscription, d.sequence"
+            rows = await conn.fetch(  # `due` reads each row's mark as it was before
+                "WITH due AS (SELECT d.tenant, d.subscription, d.sequence, d.outcome_unknown"
                 " FROM webhook_deliveries d JOIN webhook_subscriptions s"
                 " ON s.tenant = d.tenant AND s.name = d.subscription AND s.state = 'active'"
                 " WHERE d.tenant = $1 AND d.subscription = $2 AND d.state = 'pending'"
                 " AND d.next_at <= $3 AND (d.lease_until IS NULL OR d.lease_until <= $3)"
                 " ORDER BY d.sequence LIMIT $4 FOR UPDATE OF d SKIP LOCKED),"
-                " claimed AS (UPDATE webhook_deliveries w SET owner = $5, lease_until = $6"
+                " claimed AS (UPDATE webhook_deliveries w SET owner = $5, lease_until = $6,"
+                " outcome_unknown = w.outcome_unknown OR $7"
                 " FROM due WHERE w.tenant = due.tenant AND w.subscription = due.subscription"
                 " AND w.sequence = due.sequence"
-                " RETURNING w.sequence, w.attempts, w.outcome_unknown)"
+                " RETURNING w.sequence, w.attempts, due.outcome_unknown)"
                 " SELECT c.sequence, c.attempts, e.id, e.type, e.created_at, e.data,"
                 " c.outcome_unknown"
-                " FROM claimed c JOIN events e ON e.tenant = $1 AND e.sequence = c.sequence"
+                " FROM claimed c LEFT JOIN events e ON e.tenant = $1 AND e.sequence = c.sequence"
                 " ORDER BY c.sequence",
                 tenant,
                 name,
@@ -738,57 +744,71 @@ class PostgresStore(SingleStep):
                 limit,
                 owner,
                 lease_until,
+                sending,
             )
-            await conn.execute(  # purged while no active subscription was owed them
-                f"UPDATE webhook_deliveries d SET {hooks.PURGED_BEFORE_DELIVERY}"
-                " WHERE d.tenant = $1 AND d.subscription = $2 AND d.owner = $3"
-                " AND d.lease_until = $4 AND d.state = 'pending' AND NOT EXISTS"
-                " (SELECT 1 FROM events e WHERE e.tenant = d.tenant AND e.sequence = d.sequence)",
-                tenant,
-                name,
-                owner,
-                lease_until,
-            )
+            gone = [r[0] for r in rows if r[2] is None]
+            if gone:  # purged while no active subscription was owed them
+                await conn.execute(
+                    f"UPDATE webhook_deliveries SET {hooks.PURGED_BEFORE_DELIVERY}"
+                    " WHERE tenant = $1 AND subscription = $2 AND sequence = ANY($3::bigint[])",
+                    tenant,
+                    name,
+                    gone,
+                )
             return [
                 hooks.Due(stored_event(tenant, r[0], (r[2], r[3], r[4], r[5])), r[1], r[6])
                 for r in rows
+                if r[2] is not None
             ]
 
         return await self._run(write)
 
     async def webhook_settle(
-        self, tenant: str, name: str, sequence: int, owner: str, now: datetime, settle: hooks.Settle
-    ) -> bool:
-        async def write(conn: Connection) -> bool:
+        self,
+        tenant: str,
+        name: str,
+        owner: str,
+        now: datetime,
+        settles: Sequence[hooks.Settled],
+    ) -> int:
+        async def write(conn: Connection) -> int:
             done = await conn.execute(
-                "UPDATE webhook_deliveries SET state = $5, attempts = $6, next_at = $7,"
-                " owner = NULL, lease_until = NULL, last_status = $8, last_error = $9,"
-                " updated_at = $10, backend_id = COALESCE($11, backend_id),"
-                " outcome_unknown = $12"
-                " WHERE tenant = $1 AND subscription = $2 AND sequence = $3 AND owner = $4",
+                "UPDATE webhook_deliveries w SET state = item.state, attempts = item.attempts,"
+                " next_at = item.next_at, owner = NULL, lease_until = NULL,"
+                " last_status = item.status, last_error = item.error, updated_at = $4,"
+                " backend_id = COALESCE(item.backend_id, w.backend_id),"
+                " outcome_unknown = item.unknown"
+                " FROM unnest($5::bigint[], $6::text[], $7::int[], $8::timestamptz[],"
+                " $9::int[], $10::text[], $11::text[], $12::boolean[])"
+                " AS item (sequence, state, attempts, next_at, status, error, backend_id, unknown)"
+                " WHERE w.tenant = $1 AND w.subscription = $2 AND w.sequence = item.sequence"
+                " AND w.owner = $3",
                 tenant,
                 name,
-                sequence,
                 owner,
-                settle.state,
-                settle.attempts,
-                settle.next_at,
-                settle.status,
-                settle.error,
                 now,
-                settle.backend_id,
-                settle.unknown,
+                [sequence for sequence, _ in settles],
+                [settle.state for _, settle in settles],
+                [settle.attempts for _, settle in settles],
+                [settle.next_at for _, settle in settles],
+                [settle.status for _, settle in settles],
+                [settle.error for _, settle in settles],
+                [settle.backend_id for _, settle in settles],
+                [settle.unknown for _, settle in settles],
             )
-            column = "last_success" if settle.success else "last_failure"
-            state = "'disabled'" if settle.disable else "state"
+            success, failure, disable = hooks.outcomes(settles)
             await conn.execute(
-                f"UPDATE webhook_subscriptions SET {column} = $3, state = {state}"
+                "UPDATE webhook_subscriptions SET last_success = COALESCE($3, last_success),"
+                " last_failure = COALESCE($4, last_failure),"
+                " state = CASE WHEN $5 THEN 'disabled' ELSE state END"
                 " WHERE tenant = $1 AND name = $2",
                 tenant,
                 name,
-                now,
+                now if success else None,
+                now if failure else None,
+                disable,
             )
-            return _count(done) > 0
+            return _count(done)
 
         return await self._run(write)
 
@@ -882,14 +902,6 @@ class PostgresStore(SingleStep):
             return _count(await conn.execute(statement, *args))
 
         return await self._run(write)
-
-    async def delivery_sending(self, tenant: str, name: str, sequence: int, owner: str) -> bool:
-        changed = await self._changed(
-            "UPDATE webhook_deliveries SET outcome_unknown = TRUE WHERE tenant = $1"
-            " AND subscription = $2 AND sequence = $3 AND owner = $4",
-            *(tenant, name, sequence, owner),
-        )
-        return changed > 0
 
     # --- relay (gateway/events/relay.py) --------------------------------------------------
 

@@ -37,9 +37,10 @@ from gateway.store.deliveries import (
     Delivery,
     Due,
     Owed,
-    Settle,
+    Settled,
     Subscription,
     Track,
+    outcomes,
 )
 from gateway.store.migrations import VERSIONS_TABLE, StoreError, pending
 from gateway.store.outbox import EventPage, NewEvent, Notices, Outbox, stored_event
@@ -55,6 +56,32 @@ _LIVE = " AND deleted_at IS NULL"
 LISTING = (
     "SELECT {columns} FROM payments"
     " WHERE invoice_id = ? AND deleted_at IS NULL ORDER BY id LIMIT ? OFFSET ?"
+)
+# What a webhook subscription owes (gateway/store/deliveries.py, `Owed`): whether events
+# wait to be fanned out, the first unleased pending delivery's due time (in `next_at`
+# order, from `webhook_due`) and the leased ones' (few: `webhook_leased`), read from
+# indexes, never from the backlog.
+OWED = (
+    "SELECT s.through < COALESCE((SELECT last_sequence FROM event_sequences q"
+    " WHERE q.tenant = s.tenant), 0), (SELECT d.next_at FROM webhook_deliveries d"
+    " WHERE d.tenant = s.tenant AND d.subscription = s.name AND d.state = 'pending'"
+    " AND d.lease_until IS NULL ORDER BY d.next_at LIMIT 1),"
+    " (SELECT MIN(MAX(d.next_at, d.lease_until)) FROM webhook_deliveries d"
+    " WHERE d.tenant = s.tenant AND d.subscription = s.name AND d.state = 'pending'"
+    " AND d.lease_until IS NOT NULL)"
+    " FROM webhook_subscriptions s WHERE s.tenant = ? AND s.name = ? AND s.state = 'active'"
+)
+# A batch of due deliveries leased to one process, oldest first: a walk of the pending
+# rows in sequence order (`webhook_pending`) that stops at the batch.
+CLAIM = (
+    "UPDATE webhook_deliveries SET owner = ?, lease_until = ?"
+    " WHERE (tenant, subscription, sequence) IN (SELECT d.tenant, d.subscription,"
+    " d.sequence FROM webhook_deliveries d INDEXED BY webhook_pending"
+    " WHERE d.tenant = ? AND d.subscription = ? AND d.state = 'pending'"
+    " AND d.next_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)"
+    " AND EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE s.tenant = d.tenant"
+    " AND s.name = d.subscription AND s.state = 'active')"
+    " ORDER BY d.sequence LIMIT ?) RETURNING sequence, attempts, outcome_unknown"
 )
 _RETURNING = f"RETURNING {', '.join(PAYMENT_COLUMNS)}"
 _INVOICE_COLUMNS = (
@@ -133,6 +160,12 @@ class SQLiteStore(SingleStep):
         if self._writer is not None:
             await self._writer.stop()
             self._writer = None
+
+    async def data_version(self) -> int:
+        """A number that moves whenever another process commits to the database (SQLite's
+        `data_version` on the writer's connection: this process's own commits leave it)."""
+        found = await self._started().read(lambda db: db.execute("PRAGMA data_version").fetchone())
+        return int(found[0])
 
     def _started(self) -> GroupCommit:
         if self._writer is None:
@@ -446,88 +479,95 @@ class SQLiteStore(SingleStep):
 
     async def webhook_owed(self, tenant: str, name: str) -> Owed | None:
         def read(db: sqlite3.Connection) -> Owed | None:
-            found = db.execute(
-                "SELECT s.through < COALESCE((SELECT last_sequence FROM event_sequences q"
-                " WHERE q.tenant = s.tenant), 0), (SELECT MIN(MAX(d.next_at,"
-                " COALESCE(d.lease_until, d.next_at))) FROM webhook_deliveries d"
-                " WHERE d.tenant = s.tenant AND d.subscription = s.name AND d.state = 'pending')"
-                " FROM webhook_subscriptions s"
-                " WHERE s.tenant = ? AND s.name = ? AND s.state = 'active'",
-                (tenant, name),
-            ).fetchone()
-            return None if found is None else Owed(bool(found[0]), _time(found[1]))
+            found = db.execute(OWED, (tenant, name)).fetchone()
+            if found is None:
+                return None
+            due = [_time(found[1]), _time(found[2])]
+            return Owed(bool(found[0]), min((at for at in due if at is not None), default=None))
 
         return await self._read(read)
 
     async def webhook_claim(
-        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Due]:
+        self, tenant: str, name: str, owner: str, now: datetime, lease_until: datetime,
+        limit: int, *, sending: bool = False,
+    ) -> list[Due]:  # fmt: skip
         def write(db: sqlite3.Connection) -> list[Due]:
             at = _moment(now)
             rows = db.execute(
-                "UPDATE webhook_deliveries SET owner = ?, lease_until = ?"
-                " WHERE (tenant, subscription, sequence) IN (SELECT d.tenant, d.subscription,"
-                " d.sequence FROM webhook_deliveries d JOIN webhook_subscriptions s"
-                " ON s.tenant = d.tenant AND s.name = d.subscription AND s.state = 'active'"
-                " WHERE d.tenant = ? AND d.subscription = ? AND d.state = 'pending'"
-                " AND d.next_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)"
-                " ORDER BY d.sequence LIMIT ?) RETURNING sequence, attempts, outcome_unknown",
-                (owner, _moment(lease_until), tenant, name, at, at, limit),
+                CLAIM, (owner, _moment(lease_until), tenant, name, at, at, limit)
             ).fetchall()
+            if not rows:
+                return []
+            listed = ", ".join("?" for _ in rows)
+            if sending:  # RETURNING gave each row's mark as it was before
+                db.execute(
+                    "UPDATE webhook_deliveries SET outcome_unknown = 1 WHERE tenant = ?"
+                    f" AND subscription = ? AND sequence IN ({listed})",
+                    (tenant, name, *(row[0] for row in rows)),
+                )
+            events = {
+                found[0]: found[1:]
+                for found in db.execute(
+                    "SELECT sequence, id, type, created_at, data FROM events"
+                    f" WHERE tenant = ? AND sequence IN ({listed})",
+                    (tenant, *(row[0] for row in rows)),
+                )
+            }
             due: list[Due] = []
+            gone: list[tuple[str, str, int]] = []
             for sequence, attempts, unknown in sorted(rows):
-                event = db.execute(
-                    "SELECT id, type, created_at, data FROM events"
-                    " WHERE tenant = ? AND sequence = ?",
-                    (tenant, sequence),
-                ).fetchone()
+                event = events.get(sequence)
                 if event is None:  # purged while no active subscription was owed it
-                    db.execute(
-                        f"UPDATE webhook_deliveries SET {PURGED_BEFORE_DELIVERY}"
-                        " WHERE tenant = ? AND subscription = ? AND sequence = ?",
-                        (tenant, name, sequence),
-                    )
+                    gone.append((tenant, name, sequence))
                     continue
                 row = (event[0], event[1], datetime.fromisoformat(event[2]), event[3])
                 event_at = stored_event(tenant, int(sequence), row)
                 due.append(Due(event_at, int(attempts), bool(unknown)))
+            db.executemany(
+                f"UPDATE webhook_deliveries SET {PURGED_BEFORE_DELIVERY}"
+                " WHERE tenant = ? AND subscription = ? AND sequence = ?",
+                gone,
+            )
             return due
 
         return await self._write(write)
 
     async def webhook_settle(
-        self, tenant: str, name: str, sequence: int, owner: str, now: datetime, settle: Settle
-    ) -> bool:
-        def write(db: sqlite3.Connection) -> bool:
+        self, tenant: str, name: str, owner: str, now: datetime, settles: Sequence[Settled]
+    ) -> int:
+        def write(db: sqlite3.Connection) -> int:
             at = _moment(now)
-            done = db.execute(
-                "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_at = ?,"
-                " owner = NULL, lease_until = NULL, last_status = ?, last_error = ?,"
-                " updated_at = ?, backend_id = COALESCE(?, backend_id), outcome_unknown = ?"
-                " WHERE tenant = ? AND subscription = ? AND sequence = ? AND owner = ?",
-                (
-                    settle.state,
-                    settle.attempts,
-                    _moment(settle.next_at),
-                    settle.status,
-                    settle.error,
-                    at,
-                    settle.backend_id,
-                    int(settle.unknown),
-                    tenant,
-                    name,
-                    sequence,
-                    owner,
-                ),
-            ).rowcount
-            column = "last_success" if settle.success else "last_failure"
-            state = "'disabled'" if settle.disable else "state"
+            done = 0
+            for sequence, settle in settles:
+                done += db.execute(
+                    "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_at = ?,"
+                    " owner = NULL, lease_until = NULL, last_status = ?, last_error = ?,"
+                    " updated_at = ?, backend_id = COALESCE(?, backend_id), outcome_unknown = ?"
+                    " WHERE tenant = ? AND subscription = ? AND sequence = ? AND owner = ?",
+                    (
+                        settle.state,
+                        settle.attempts,
+                        _moment(settle.next_at),
+                        settle.status,
+                        settle.error,
+                        at,
+                        settle.backend_id,
+                        int(settle.unknown),
+                        tenant,
+                        name,
+                        sequence,
+                        owner,
+                    ),
+                ).rowcount
+            success, failure, disable = outcomes(settles)
             db.execute(
-                f"UPDATE webhook_subscriptions SET {column} = ?, state = {state}"
+                "UPDATE webhook_subscriptions SET last_success = COALESCE(?, last_success),"
+                " last_failure = COALESCE(?, last_failure),"
+                " state = CASE WHEN ? THEN 'disabled' ELSE state END"
                 " WHERE tenant = ? AND name = ?",
-                (at, tenant, name),
+                (at if success else None, at if failure else None, disable, tenant, name),
             )
-            return bool(done)
+            return done
 
         return await self._write(write)
 
@@ -628,18 +668,6 @@ class SQLiteStore(SingleStep):
         replayed = await self._write(write)
         self.notices.tell(tenant)
         return replayed
-
-    async def delivery_sending(self, tenant: str, name: str, sequence: int, owner: str) -> bool:
-        def write(db: sqlite3.Connection) -> bool:
-            return bool(
-                db.execute(
-                    "UPDATE webhook_deliveries SET outcome_unknown = 1 WHERE tenant = ?"
-                    " AND subscription = ? AND sequence = ? AND owner = ?",
-                    (tenant, name, sequence, owner),
-                ).rowcount
-            )
-
-        return await self._write(write)
 
     # --- relay (gateway/events/relay.py) --------------------------------------------------
 

@@ -41,15 +41,7 @@ async def test_every_process_relays_and_each_payment_arrives_once(
         backend = LedgerBackend(backend_process.url, session)
         number = await backend.new_invoice("100000.00")
         async with started(tmp_path, config, database, count, *args) as servers:
-            body = {
-                "tenant": "acme", "number": "R-1", "currency": "EUR", "total": "1000.00",
-                "issued_on": "2026-01-01", "due_on": "2999-12-31",
-                "backend_invoice_id": str(dialects.get(DIALECT).wire_id(number)),
-            }  # fmt: skip
-            url = f"{servers[0].url}/gateway/v1/invoices"
-            async with session.post(url, json=body, headers=ADMIN) as response:
-                assert response.status == 201, await response.text()
-                invoice = (await response.json())["id"]
+            invoice = await relay_invoice(session, servers[0], "R-1", number)
             callers = sorted(CLIENTS)
 
             async def pay(index: int) -> None:
@@ -74,3 +66,19 @@ async def test_every_process_relays_and_each_payment_arrives_once(
         at_backend = await backend.payments(number)
     amounts = sorted(int(float(payment["amount"])) for payment in at_backend)
     assert amounts == list(range(1, PAYMENTS + 1))  # each once, none twice
+
+
+async def relay_invoice(
+    session: aiohttp.ClientSession, server: Server, name: str, backend_number: int
+) -> int:
+    """A ledger invoice of acme (1000.00) relayed to the backend's invoice `backend_number`."""
+    body = {
+        "tenant": "acme", "number": name, "currency": "EUR", "total": "1000.00",
+        "issued_on": "2026-01-01", "due_on": "2999-12-31",
+        "backend_invoice_id": str(dialects.get(DIALECT).wire_id(backend_number)),
+    }  # fmt: skip
+    url = f"{server.url}/gateway/v1/invoices"
+    async with session.post(url, json=body, headers=ADMIN) as response:
+        assert response.status == 201, await response.text()
+        invoice: int = (await response.json())["id"]
+    return invoice

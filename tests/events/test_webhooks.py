@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +27,12 @@ from standardwebhooks import Webhook as Verifier
 import dialects
 from dialects.media import CONTENT_TYPES
 from gateway.config import ConfigError, parse
-from gateway.events.webhooks import retry_after
+from gateway.events.webhooks import BACKLOG_IN_FLIGHT, IN_FLIGHT, retry_after
 from gateway.processes.reload import reload
 from gateway.serving.app import create_app
 from gateway.serving.state import GATEWAY, Gateway
-from gateway.store.deliveries import DELIVERED, FAILED, PENDING
+from gateway.store import SQLiteStore
+from gateway.store.deliveries import DELIVERED, FAILED, PENDING, Settle
 
 from ..clients import CLIENTS
 from ..conftest import AiohttpClient, Client
@@ -64,6 +67,7 @@ class Receiver:
     retry_after: str = "0"  # sent with each 429 and 503
     got: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    peers: list[Any] = field(default_factory=list)  # each delivery's client address
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -71,6 +75,8 @@ class Receiver:
         for secret in self.secrets:  # each listed secret signs on its own
             Verifier(secret).verify(body, headers, json_parse=False)
         self.got.append({"headers": headers, "body": body})
+        assert request.transport is not None
+        self.peers.append(request.transport.get_extra_info("peername"))
         if self.hang:
             await asyncio.Event().wait()
         status = self.answers.pop(0) if self.answers else 204
@@ -518,3 +524,116 @@ def test_retry_after_is_read_as_seconds_or_a_date_and_bounded(
 ) -> None:
     now = datetime(2026, 10, 21, 7, 28, tzinfo=UTC)
     assert retry_after(header, now) == seconds
+
+
+@pytest.mark.stores
+async def test_deliveries_to_a_receiver_share_one_kept_alive_connection(start: Start) -> None:
+    clock = Clock()
+    client, gateway, (receiver,) = await start({"events": ["payment.created"]}, clock=clock)
+    await pay(client)
+    assert await gateway.deliveries.step() == 1
+    await pay(client)
+    assert await gateway.deliveries.step() == 1
+    assert len(receiver.peers) == 2 and receiver.peers[0] == receiver.peers[1]  # one TCP connection
+
+
+@pytest.mark.stores
+async def test_a_backlog_is_claimed_in_larger_batches_each_settled_whole(start: Start) -> None:
+    clock = Clock()
+    client, gateway, (receiver,) = await start({}, clock=clock)
+    for _ in range(10):
+        await pay(client)  # 20 events: a payment's and its invoice's
+    assert await gateway.deliveries.step() == IN_FLIGHT  # a full claim: a backlog
+    assert await gateway.deliveries.step() == BACKLOG_IN_FLIGHT
+    assert await states(gateway) == {PENDING: 0, DELIVERED: 20, FAILED: 0}
+    assert len(receiver.got) == 20
+    shown = [json.loads(got["body"])["data"]["payment"]["id"] for got in receiver.got]
+    assert len(set(shown)) == 10
+
+
+@pytest.mark.stores
+async def test_a_settle_records_only_the_deliveries_whose_lease_it_holds(start: Start) -> None:
+    clock = Clock()
+    client, gateway, _ = await start({"events": ["payment.created"]}, clock=clock)
+    await pay(client)
+    await pay(client)
+    store, lease = gateway.store, timedelta(seconds=gateway.config.events.lease_seconds)
+    await store.webhook_fanout("acme", "hook0", ["payment.created"], clock(), 100)
+    first, second = await store.webhook_claim("acme", "hook0", "a", clock(), clock() + lease, 10)
+    clock.move(lease.total_seconds())
+    (taken,) = await store.webhook_claim("acme", "hook0", "b", clock(), clock() + lease, 1)
+    assert taken.event.sequence == first.event.sequence
+    done = Settle(DELIVERED, 1, clock(), 204, None, success=True)
+    settles = [(first.event.sequence, done), (second.event.sequence, done)]
+    assert await store.webhook_settle("acme", "hook0", "a", clock(), settles) == 1
+    assert await states(gateway) == {PENDING: 1, DELIVERED: 1, FAILED: 0}
+    (hook,) = await store.webhooks("acme")
+    assert hook.last_success == clock() and hook.last_failure is None
+
+
+class DiesMidSettle(sqlite3.Connection):
+    """Fails a settle's last statement, once, when armed: every delivery row of the batch
+    updated, nothing committed, as when the process dies in the middle of a batch."""
+
+    armed = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if DiesMidSettle.armed and sql.startswith("UPDATE webhook_subscriptions SET last_"):
+            DiesMidSettle.armed = False
+            raise sqlite3.OperationalError("disk I/O error (injected in the middle of a settle)")
+        return super().execute(sql, *args)
+
+
+class SettleDiesStore(SQLiteStore):
+    connection_factory = DiesMidSettle
+
+
+async def test_a_batch_whose_settle_never_commits_loses_no_delivery(
+    aiohttp_client: AiohttpClient, aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    clock = Clock()
+    receiver = Receiver([SECRET])
+    receiver.url = str((await aiohttp_server(receiver.app())).make_url(""))
+    hook = {"name": "hook0", "url": receiver.url + "/hooks", "secret": SECRET,
+            "events": ["payment.created"]}  # fmt: skip
+    tenants = {"acme": tenant_config("acme") | {"webhooks": [hook]}}
+    database = tmp_path / "ledger.db"
+    config = make_config(f"sqlite:///{database}", tenants=tenants)
+    store = SettleDiesStore(str(database))
+    client = await aiohttp_client(create_app(config, store, clock=clock, deliver=False))
+    gateway = client.app[GATEWAY]
+    for _ in range(3):
+        await pay(client)
+    DiesMidSettle.armed = True
+    with pytest.raises(sqlite3.OperationalError, match="in the middle of a settle"):
+        await gateway.deliveries.step()
+    assert not DiesMidSettle.armed and len(receiver.got) == 3  # sent, then not recorded
+    assert await states(gateway) == {PENDING: 3, DELIVERED: 0, FAILED: 0}
+    assert await gateway.deliveries.step() == 0  # their leases still hold them
+    clock.move(gateway.config.events.lease_seconds)
+    assert await gateway.deliveries.step() == 3  # sent again: at least once
+    assert await states(gateway) == {PENDING: 0, DELIVERED: 3, FAILED: 0}
+    assert len(receiver.got) == 6
+
+
+@pytest.mark.stores
+async def test_a_claim_that_is_sending_notes_it_and_tells_what_was_noted_before(
+    start: Start,
+) -> None:
+    """A relay without keys: its claim marks each create as going out, in the same write,
+    so a later claim (after a crash) knows to look at the backend before sending again."""
+    clock = Clock()
+    client, gateway, _ = await start({"events": ["payment.created"]}, clock=clock)
+    await pay(client)
+    store, lease = gateway.store, timedelta(seconds=gateway.config.events.lease_seconds)
+    await store.webhook_fanout("acme", "hook0", ["payment.created"], clock(), 100)
+    (plain,) = await store.webhook_claim("acme", "hook0", "a", clock(), clock() + lease, 4)
+    clock.move(lease.total_seconds())
+    (first,) = await store.webhook_claim(
+        "acme", "hook0", "b", clock(), clock() + lease, 4, sending=True
+    )
+    clock.move(lease.total_seconds())  # b died after its claim
+    (again,) = await store.webhook_claim(
+        "acme", "hook0", "c", clock(), clock() + lease, 4, sending=True
+    )
+    assert (plain.unknown, first.unknown, again.unknown) == (False, False, True)
