@@ -210,6 +210,12 @@ class PostgresStore(SingleStep):
         if events and tenant in self.notices.subscribed:
             self._announce(tenant)
 
+    def _woken(self, tenant: str) -> None:
+        """Deliveries made due again (an enable, a replay): wake the tenant's loops here
+        and in the other processes (a delivery process among them)."""
+        self.notices.tell(tenant)
+        self._announce(tenant)
+
     def _announce(self, tenant: str) -> None:
         """NOTIFY the other processes on this database of a tenant's committed events.
 
@@ -823,7 +829,7 @@ class PostgresStore(SingleStep):
             return _count(done) > 0
 
         enabled = await self._run(write)
-        self.notices.tell(tenant)
+        self._woken(tenant)
         return enabled
 
     async def webhooks(self, tenant: str) -> list[hooks.Subscription]:
@@ -892,7 +898,7 @@ class PostgresStore(SingleStep):
             return len(rows)
 
         replayed = await self._run(write)
-        self.notices.tell(tenant)
+        self._woken(tenant)
         return replayed
 
     async def _changed(self, statement: str, *args: Any) -> int:
@@ -944,13 +950,15 @@ class PostgresStore(SingleStep):
         return await self._run(read, read="one")
 
     async def relay_replay(self, tenant: str, now: datetime, payment_id: int | None) -> int:
-        return await self._changed(
+        replayed = await self._changed(
             "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_at = $3,"
             " owner = NULL, lease_until = NULL, updated_at = $3 WHERE tenant = $1"
             " AND subscription = $2 AND state = 'failed'"
             " AND ($4::bigint IS NULL OR payment_id = $4)",
             *(tenant, hooks.RELAY, now, payment_id),
         )
+        self._woken(tenant)
+        return replayed
 
     async def take_budget(self, take: budgets.Take) -> budgets.Grant:
         return await self._run(lambda conn: budgets.postgres_take(conn, take), read="one")

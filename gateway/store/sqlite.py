@@ -718,7 +718,9 @@ class SQLiteStore(SingleStep):
                 (at, at, tenant, RELAY, *(() if payment_id is None else (payment_id,))),
             ).rowcount
 
-        return await self._write(write)
+        replayed = await self._write(write)
+        self.notices.tell(tenant)
+        return replayed
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, payment: Payment, now: str) -> Payment:
