@@ -665,7 +665,9 @@ class QuickBooks(Dialect):
         "validation": 400, "ledger": 400, "unapplied": 400,
         "customer_mismatch": 400, "split_unsupported": 400, "stale_version": 400,
     }  # fmt: skip
-    shows_deleted = True
+    # A deleted payment is gone (610); a voided one stays readable, which the group
+    # reads find by themselves (`voided`).
+    shows_deleted = False
     shows_facts = True
 
     def __init__(self) -> None:
