@@ -15,6 +15,7 @@ void by body, the query language) are the gateway's generic grouped operations
 from __future__ import annotations
 
 import hmac
+from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
@@ -235,37 +236,41 @@ class QuickBooksCodec(Codec):
 
     # --- what differs by format ------------------------------------------------------
 
+    @abstractmethod
     def raw_fields(self, body: bytes) -> dict[str, Any]:
         """A Payment request's fields, flat: `CustomerRef.value`, and `Line` as a list of
         (invoice id text, amount, link type) per line."""
-        raise NotImplementedError
+        ...
 
-    def write_payment(self, document: Mapping[str, Any], status: str | None = None) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def write_payment(self, document: Mapping[str, Any], status: str | None = None) -> bytes: ...
 
-    def write_query(self, documents: list[dict[str, Any]], start: int) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def write_query(self, documents: list[dict[str, Any]], start: int) -> bytes: ...
 
-    def write_count(self, count: int) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def write_count(self, count: int) -> bytes: ...
 
-    def write_deleted(self, wire_id: str) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def write_deleted(self, wire_id: str) -> bytes: ...
 
-    def write_fault(self, kind: str, code: str, message: str, detail: str, element: str) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def write_fault(
+        self, kind: str, code: str, message: str, detail: str, element: str
+    ) -> bytes: ...
 
+    @abstractmethod
     def write_request(self, document: Mapping[str, Any]) -> bytes:
         """A request body: the bare Payment, as clients send it."""
-        raise NotImplementedError
+        ...
 
     # --- reading ---------------------------------------------------------------------
 
     def payment_fields(self, body: bytes) -> Mapping[str, Any]:
         return self.raw_fields(body)
 
-    def list_items(self, body: bytes) -> list[Mapping[str, Any]]:
-        raise NotImplementedError
+    @abstractmethod
+    def list_items(self, body: bytes) -> list[Mapping[str, Any]]: ...
 
     # --- writing ---------------------------------------------------------------------
 
@@ -275,7 +280,7 @@ class QuickBooksCodec(Codec):
         """A whole payment in the XSD's order; absent values are left out."""
         first = group.first
         live = group.live
-        voided = bool(getattr(first, "voided", False))
+        voided = first.voided
         doc: dict[str, Any] = {
             "Id": str(self.dialect.wire_id(group.id)),
             "SyncToken": str(max(getattr(p, "version", 0) for p in group.allocations)),
@@ -865,7 +870,7 @@ class QuickBooksGroups:
     ) -> bytes:  # fmt: skip
         codec = self.dialect.codecs[fmt]
         assert isinstance(codec, QuickBooksCodec)
-        shown = [p for p in payments if p.deleted_at is None or getattr(p, "voided", False)]
+        shown = [p for p in payments if p.deleted_at is None or p.voided]
         return codec.encode_result(shown, plan, warnings, facts)
 
 

@@ -477,7 +477,7 @@ def _shown(rows: Sequence[Payment]) -> list[Payment]:
     live = [row for row in rows if row.deleted_at is None]
     if live:
         return live
-    return [row for row in rows if getattr(row, "voided", False)]
+    return [row for row in rows if row.voided]
 
 
 async def _get_group(call: Call, group_id: int) -> web.Response:
@@ -546,7 +546,7 @@ def _group_answer(
         return _reply(call, groups.encode_deleted(call.fmt, write.group_id), warnings)
     payments = [item for item in written if isinstance(item, Payment)]
     if write.action == "void":
-        payments = [p for p in payments if getattr(p, "voided", False)] or [
+        payments = [p for p in payments if p.voided] or [
             p.model_copy(update={"voided": True}) for p in call.group or []
         ]
     return _group_reply(call, payments, warnings, invoices)
