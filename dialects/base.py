@@ -105,6 +105,9 @@ class Dialect:
     # Whether answers tell of more than the payments (see `Facts`): the handlers then
     # look the facts up and hand them to the encoders, which others are never given.
     shows_facts: ClassVar[bool] = False
+    # Whether its answers tell, of a payment split across invoices, the whole payment it
+    # is an allocation of (`Facts.groups`): looked up beside the invoices' facts.
+    shows_groups: ClassVar[bool] = False
     # Op.SEARCH: how a list request's query (and headers) ask for payments; None: no search.
     search: Search | None = None
 

@@ -221,12 +221,23 @@ class Allocation:
 
 
 @dataclass(frozen=True)
+class GroupFacts:
+    """A whole payment as an answer about one of its allocations may tell of it: the
+    sum of its live allocations and how many there are."""
+
+    total: Decimal
+    allocations: int
+
+
+@dataclass(frozen=True)
 class Facts:
     """What an answer may tell beside its payments, each dialect choosing what to show:
-    their invoices by id, and the names of deposit accounts by code."""
+    their invoices by id, the names of deposit accounts by code, and the whole payments
+    they are allocations of by group id (for a dialect that shows groups)."""
 
     invoices: Mapping[int, InvoiceFacts] = field(default_factory=dict)
     account_names: Mapping[str, str] = field(default_factory=dict)
+    groups: Mapping[int, GroupFacts] = field(default_factory=dict)
 
 
 NO_FACTS = Facts()

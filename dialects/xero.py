@@ -275,6 +275,17 @@ class XeroCodec(Codec):
         name = facts.account_names.get(payment.account_code or "")
         if name and "Account" in document:
             document["Account"]["Name"] = name
+        group = facts.groups.get(payment.group_id or 0)
+        if group is not None and group.allocations > 1 and payment.group_id is not None:
+            # One allocation of a payment split across invoices: Xero's word for a payment
+            # that settles several invoices at once is a batch payment.
+            batch = self.dialect.wire_id(payment.group_id)
+            document["BatchPaymentID"] = batch
+            document["BatchPayment"] = {
+                "BatchPaymentID": batch,
+                "Type": "RECBATCH",
+                "TotalAmount": group.total.quantize(_values.CENT),
+            }
         return document
 
     def encode_payment(
@@ -532,6 +543,7 @@ class Xero(Dialect):
     }  # fmt: skip
     shows_deleted = True
     shows_facts = True
+    shows_groups = True
 
     def __init__(self) -> None:
         self.search: XeroSearch = XeroSearch(self)

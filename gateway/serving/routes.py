@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from functools import partial
 
 from aiohttp import web
@@ -20,7 +21,7 @@ from dialects.errors import (
     ValidationFailed,
 )
 from dialects.media import CONTENT_TYPES, SUFFIXES
-from dialects.model import NO_FACTS, Facts, InvoiceFacts, Payment
+from dialects.model import NO_FACTS, Facts, GroupFacts, InvoiceFacts, Payment, PaymentQuery
 from dialects.parsing import ValueProblem, parse_integer
 from dialects.registry import owner_of
 from dialects.unit import DialectUnit, Document, Endpoint, EndpointCall, GroupWrite, Op, Route
@@ -65,6 +66,8 @@ class Call:
     current: Payment | None = None  # the payment a removal acts on, for its answer
     batch: Batch | None = None  # a batch create's items, for its answer
     write: GroupWrite | None = None  # a grouped write, for its answer
+    # The whole payments the answer's allocations belong to, where the dialect shows them.
+    groups: Mapping[int, GroupFacts] = field(default_factory=dict)
     group: list[Payment] | None = None  # the group a void acts on, for its answer
 
     @property
@@ -435,8 +438,31 @@ async def _invoices(call: Call, payments: Iterable[Payment | None]) -> Mapping[i
     them and no answer was stored already (a keyed write's tells of its own change)."""
     if not call.dialect.shows_facts or (call.seal is not None and call.seal.sealed is not None):
         return {}
-    ids = [p.invoice_id for p in payments if p is not None and p.invoice_id is not None]
+    shown = [p for p in payments if p is not None]
+    if call.dialect.shows_groups:
+        call.groups = await _groups(call, shown)
+    ids = [p.invoice_id for p in shown if p.invoice_id is not None]
     return await call.service.invoice_facts(_who(call), ids) if ids else {}
+
+
+async def _groups(call: Call, payments: Sequence[Payment]) -> dict[int, GroupFacts]:
+    """The whole payments that `payments` are allocations of, by group id: their live
+    allocations' sum and count (none where the service keeps no groups: a proxy)."""
+    group_ids = tuple({p.group_id: None for p in payments if p.group_id is not None})
+    if not group_ids:
+        return {}
+    try:
+        rows, _ = await call.service.search_payments(
+            _who(call), PaymentQuery(group_ids=group_ids, order=(("id", False),))
+        )
+    except NotSupported:
+        return {}
+    totals: dict[int, tuple[Decimal, int]] = {}
+    for row in rows:
+        if row.group_id is not None and row.amount is not None:
+            total, count = totals.get(row.group_id, (Decimal(0), 0))
+            totals[row.group_id] = (total + row.amount, count + 1)
+    return {group: GroupFacts(total, count) for group, (total, count) in totals.items()}
 
 
 def _facts(call: Call, invoices: Mapping[int, InvoiceFacts]) -> Facts:
@@ -446,7 +472,7 @@ def _facts(call: Call, invoices: Mapping[int, InvoiceFacts]) -> Facts:
         return NO_FACTS
     tenant = call.gateway.config.tenants[_who(call).tenant]
     names = {account.code: account.name for account in tenant.accounts if account.name}
-    return Facts(invoices, names)
+    return Facts(invoices, names, call.groups)
 
 
 def _who(call: Call) -> Principal:

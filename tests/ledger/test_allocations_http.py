@@ -1,8 +1,8 @@
 """A payment split across invoices as the admin API and a one-invoice dialect see it, over
 HTTP on each store: the admin API shows its group, version, customer and allocations with
 an ETag and honours If-Match; Harvest lists and deletes the part on its invoice, which
-shrinks the payment and moves its version on. (The split is made through the ledger: no
-dialect of this package writes one.)"""
+shrinks the payment and moves its version on; Xero shows it as a batch payment. (The
+split is made through the ledger itself, so these tests need no splitting dialect.)"""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dialects.model import Allocation, Payment
 from gateway.ledger.contract import Principal
 from gateway.serving.state import GATEWAY
 
-from ..clients import CLIENTS
+from ..clients import CLIENTS, Reply
 from ..conftest import Client
 from ..support import ADMIN, new_invoice
 
@@ -119,3 +119,35 @@ async def test_events_carry_the_group_version_and_customer(client: Client) -> No
         (first, first, 0, "C9", False),
         (second, first, 0, "C9", False),
     ]
+
+
+async def test_xero_shows_a_split_payment_as_a_batch_payment(client: Client) -> None:
+    """Xero reads each allocation of a split payment as a payment of a batch payment
+    (its id the whole payment's, its total the allocations' sum); a payment on one
+    invoice belongs to no batch."""
+    one, two = [await new_invoice(client, total="100.00") for _ in range(2)]
+    first, second = await _split(client, {one["id"]: "30.00", two["id"]: "45.00"}, None)
+    xero = CLIENTS["xero"](client)
+    batch = xero.support.wire_id(first)
+
+    async def shown(payment: int, media: str = "application/json") -> Reply:
+        path = f"/api.xro/2.0/Payments/{xero.support.wire_id(payment)}"
+        reply = await xero.call("GET", path, headers={"Accept": media})
+        assert reply.status == 200, reply.body
+        return reply
+
+    for part in (first, second):
+        [payment] = (await shown(part)).json()["Payments"]
+        assert (payment["BatchPaymentID"], payment["BatchPayment"]) == (
+            batch, {"BatchPaymentID": batch, "Type": "RECBATCH", "TotalAmount": 75.0},
+        )  # fmt: skip
+    xml = (await shown(second, "application/xml")).xml()
+    assert xml.findtext(".//Payment/BatchPayment/TotalAmount") == "75.00"
+
+    _, alone = await xero.create(one["id"], "5.00")
+    assert alone is not None
+    assert "BatchPaymentID" not in (await shown(alone)).json()["Payments"][0]
+
+    # One allocation left: no longer a batch of several.
+    assert (await CLIENTS["harvest"](client).delete(one["id"], first)).status < 300
+    assert "BatchPaymentID" not in (await shown(second)).json()["Payments"][0]
