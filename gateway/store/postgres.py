@@ -194,8 +194,12 @@ class PostgresStore(SingleStep):
         for task in (self._listening, self._announcing):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception as exc:  # closing: what the task met ends with it
+                    log.debug("a notice task ended with %s", _reason(exc))
         self._listening = self._announcing = None
         if self._pool is not None:
             await self._pool.close()
@@ -262,7 +266,10 @@ class PostgresStore(SingleStep):
                 continue
             try:
                 await self._listen(conn)
-            except (*_UNREACHABLE, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (
+                *_UNREACHABLE, asyncpg.PostgresError, asyncpg.InterfaceError,
+                asyncpg.InternalClientError,  # the connection's protocol left mid-operation
+            ) as exc:  # fmt: skip
                 log.debug("listening for other gateways' events: %s", _reason(exc))
             finally:
                 conn.terminate()

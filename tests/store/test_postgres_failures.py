@@ -147,3 +147,19 @@ async def test_an_older_database_gets_its_invoice_totals_on_upgrade(database: st
     finally:
         await conn.close()
     await totals_kept_after_upgrade(database)
+
+
+async def test_closing_outlives_a_listener_that_ended_mid_operation(store: Store) -> None:
+    """asyncpg may leave a LISTEN connection's protocol mid-operation when the database
+    goes away as the store closes (`InternalClientError`, no connection error): closing
+    still ends cleanly, and the listener's error ends with it."""
+
+    async def ended() -> None:
+        raise asyncpg.InternalClientError("cannot switch to state 11")
+
+    listening = store._listening  # type: ignore[attr-defined]
+    assert listening is not None  # the store opened its LISTEN connection's task
+    listening.cancel()
+    store._listening = asyncio.create_task(ended())  # type: ignore[attr-defined]
+    await asyncio.sleep(0)
+    await store.close()
