@@ -97,6 +97,14 @@ def check_customer(invoice: Invoice, payment: Payment) -> None:
         )
 
 
+def check_payment(invoice: Invoice, payment: Payment, *, replacing: Payment | None = None) -> None:
+    """What every payment written to `invoice` must satisfy: its amounts, what it
+    settles (in place of `replacing`), and its customer."""
+    check_amounts(invoice, payment)
+    check_settles(invoice, payment, replacing=replacing)
+    check_customer(invoice, payment)
+
+
 def check_version(current: Payment, version: int | None) -> None:
     """Refuse a change that expects another version than the payment (its group) has."""
     if version is not None and version != current.version:
@@ -141,9 +149,7 @@ def record(invoice: Invoice, request: Decoded, who: Principal, clock: Clock = ut
     if fields.get("amount") is None:
         fields["amount"] = whole_due(invoice, fields)
     payment = Payment(**fields)
-    check_amounts(invoice, payment)
-    check_settles(invoice, payment)
-    check_customer(invoice, payment)
+    check_payment(invoice, payment)
     marked = invoice.marked_paid or bool(request.options.get("mark_invoice_paid"))
     return Change(marked_paid=marked, upsert=payment)
 
@@ -163,9 +169,7 @@ def revise(
     if replace and fields.get("amount") is None:
         fields["amount"] = whole_due(invoice, fields, replacing=current)
     payment = current.model_copy(update=fields)
-    check_amounts(invoice, payment)
-    check_settles(invoice, payment, replacing=current)
-    check_customer(invoice, payment)
+    check_payment(invoice, payment, replacing=current)
     return Change(marked_paid=invoice.marked_paid, upsert=payment, expect=version)
 
 
@@ -392,12 +396,12 @@ class Ledger:
         assert current.invoice_id is not None
         check_version(current, version)
         plan = Plan("remove", current, version=current.updated_at)
-
-        def rule(invoice: Invoice, payment: Payment | None) -> Change:
-            return remove(invoice, _target(payment), version=version)
-
         await self.store.apply(
-            who.tenant, current.invoice_id, Planned(rule, plan), payment_id=payment_id, seal=seal
+            who.tenant,
+            current.invoice_id,
+            Planned(_removing(version), plan),
+            payment_id=payment_id,
+            seal=seal,
         )
 
     # --- whole payments, split across invoices ------------------------------------------
@@ -592,9 +596,7 @@ def _amending(changes: dict[str, Any], version: int | None, currencies: list[str
         current = _target(payment)
         _same_currency(invoice, currencies)
         revised = current.model_copy(update=changes)
-        check_amounts(invoice, revised)
-        check_settles(invoice, revised, replacing=current)
-        check_customer(invoice, revised)
+        check_payment(invoice, revised, replacing=current)
         return Change(marked_paid=invoice.marked_paid, upsert=revised, expect=version)
 
     return rule
@@ -606,9 +608,7 @@ def _joining(new: Payment, version: int | None, currencies: list[str], clock: Cl
     def rule(invoice: Invoice, _: Payment | None) -> Change:
         check_payable(invoice, today_midnight(clock).date())
         _same_currency(invoice, currencies)
-        check_amounts(invoice, new)
-        check_settles(invoice, new)
-        check_customer(invoice, new)
+        check_payment(invoice, new)
         return Change(marked_paid=invoice.marked_paid, upsert=new, expect=version)
 
     return rule

@@ -448,7 +448,7 @@ async def _invoices(call: Call, payments: Iterable[Payment | None]) -> Mapping[i
 async def _groups(call: Call, payments: Sequence[Payment]) -> dict[int, GroupFacts]:
     """The whole payments that `payments` are allocations of, by group id: their live
     allocations' sum and count (none where the service keeps no groups: a proxy)."""
-    group_ids = tuple({p.group_id: None for p in payments if p.group_id is not None})
+    group_ids = tuple(_groups_of(payments))
     if not group_ids:
         return {}
     try:
