@@ -427,7 +427,7 @@ class Ledger:
         currencies: list[str] = []
         steps = []
         for index, (invoice_id, amount) in enumerate(lines.items()):
-            part = _part(request, amount)
+            part = part_of(request, amount)
             steps.append(
                 Step(
                     _stored(invoice_id, "Invoice"),
@@ -562,10 +562,13 @@ def _one_invoice_fields(request: Decoded) -> None:
             raise ValidationFailed(fields={name: "is taken on a payment of one invoice only"})
 
 
-def _part(request: Decoded, amount: Decimal) -> Decoded:
-    """The request for one allocation: the shared fields, with its own amount."""
+def part_of(request: Decoded, amount: Decimal) -> Decoded:
+    """The request for one allocation: the shared fields, with its own amount (and no
+    allocations of its own)."""
     payment = request.payment.model_copy(update={"amount": amount})
-    return dataclasses.replace(request, payment=payment, provided=request.provided | {"amount"})
+    return dataclasses.replace(
+        request, payment=payment, provided=request.provided | {"amount"}, allocations=()
+    )
 
 
 def _same_currency(invoice: Invoice, currencies: list[str]) -> None:

@@ -8,7 +8,6 @@ carry them, and ids minted once and kept in the store where it cannot.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from dialects.media import CONTENT_TYPES, media_format
 from dialects.model import InvoiceFacts, Page, Payment, PaymentQuery, stored_payment
 from dialects.unit import DialectUnit, Op, Route
 from gateway.ledger.contract import Outcome, Principal
-from gateway.ledger.rules import check_total
+from gateway.ledger.rules import check_total, part_of
 from gateway.ledger.search import select
 from gateway.observability.logs import event
 from gateway.observability.metrics import BREAKER, BREAKER_STATES
@@ -612,8 +611,4 @@ def _one_allocation(request: Decoded) -> tuple[int, Decoded]:
         )
     (line,) = request.allocations
     check_total(request, line.amount)
-    payment = request.payment.model_copy(update={"amount": line.amount})
-    part = dataclasses.replace(
-        request, payment=payment, provided=request.provided | {"amount"}, allocations=()
-    )
-    return line.invoice_id, part
+    return line.invoice_id, part_of(request, line.amount)
